@@ -1,0 +1,8 @@
+"""TabularARGN for synth-assets: an autoregressive network over the encoded columns of a flat table.
+
+Importing this package is cheap; torch is imported only when a model is trained or sampled.
+"""
+
+from synth_tabular_argn.backend import TabularARGNBackend
+
+__all__ = ["TabularARGNBackend"]

@@ -1,0 +1,101 @@
+"""The network: each column's distribution given the columns before it.
+
+Every column has an embedding. To predict column i, the embeddings of the columns that come before i
+in the order are concatenated (the others are zeroed by a mask) and fed to column i's own small MLP,
+whose softmax is that column's conditional distribution. The order is a permutation held by the
+model, so training with other orders (and conditioning on any subset of columns) needs no new layers.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+SIZES = {  # model_size -> (hidden layers per column head, embedding width multiplier)
+    "small": ((64,), 0.75),
+    "medium": ((128, 128), 1.0),
+    "large": ((256, 256), 1.5),
+}
+
+
+def embedding_width(cardinality: int, scale: float) -> int:
+    return int(max(2, min(64, round(scale * 1.6 * cardinality**0.56))))
+
+
+class TabularARGN(nn.Module):
+    def __init__(self, cardinalities: list[int], model_size: str = "medium"):
+        super().__init__()
+        hidden, scale = SIZES[model_size]
+        self.cardinalities = list(cardinalities)
+        widths = [embedding_width(k, scale) for k in cardinalities]
+        self.embeddings = nn.ModuleList(nn.Embedding(k, w) for k, w in zip(cardinalities, widths))
+        total = sum(widths)
+        self.heads = nn.ModuleList(_mlp(total, hidden, k) for k in cardinalities)
+        # column of each embedding dimension, to expand a column mask to dimensions
+        owner = torch.repeat_interleave(torch.arange(len(widths)), torch.tensor(widths))
+        self.register_buffer("owner", owner, persistent=False)
+        self.register_buffer("slices", torch.tensor([0, *torch.tensor(widths).cumsum(0).tolist()]), persistent=False)
+
+    @property
+    def n_columns(self) -> int:
+        return len(self.cardinalities)
+
+    def embed(self, tokens: torch.Tensor) -> torch.Tensor:
+        return torch.cat([emb(tokens[:, j]) for j, emb in enumerate(self.embeddings)], dim=1)
+
+    def forward(self, tokens: torch.Tensor, order: torch.Tensor) -> list[torch.Tensor]:
+        """Logits of every column given the columns before it in `order` (a permutation of columns)."""
+        z = self.embed(tokens)
+        position = torch.empty_like(order)
+        position[order] = torch.arange(len(order), device=order.device)
+        dim_position = position[self.owner]
+        return [head(z * (dim_position < position[i]).to(z.dtype)) for i, head in enumerate(self.heads)]
+
+    def loss(self, tokens: torch.Tensor, order: torch.Tensor) -> torch.Tensor:
+        """Negative log-likelihood per row, in nats, summed over columns."""
+        logits = self.forward(tokens, order)
+        return sum(nn.functional.cross_entropy(l, tokens[:, i].long()) for i, l in enumerate(logits))
+
+    @torch.no_grad()
+    def sample(
+        self, n: int, order: torch.Tensor, *, temperature: float = 1.0, generator: torch.Generator | None = None,
+        fixed: dict[int, torch.Tensor] | None = None,
+    ) -> torch.Tensor:
+        """Draw `n` rows column by column; columns in `fixed` keep the given tokens."""
+        device = self.owner.device
+        tokens = torch.zeros(n, self.n_columns, dtype=torch.long, device=device)
+        z = torch.zeros(n, int(self.slices[-1]), device=device)
+        for i in order.tolist():
+            if fixed and i in fixed:
+                chosen = fixed[i].to(device)
+            else:
+                logits = self.heads[i](z) / temperature
+                chosen = torch.multinomial(torch.softmax(logits, dim=1), 1, generator=generator).squeeze(1)
+            tokens[:, i] = chosen
+            z[:, int(self.slices[i]) : int(self.slices[i + 1])] = self.embeddings[i](chosen)
+        return tokens
+
+
+def _mlp(inputs: int, hidden: tuple[int, ...], outputs: int) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    width = inputs
+    for h in hidden:
+        layers += [nn.Linear(width, h), nn.GELU()]
+        width = h
+    layers.append(nn.Linear(width, outputs))
+    return nn.Sequential(*layers)
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("device 'cuda' was requested but torch sees no GPU; use device 'auto' or 'cpu'")
+    return torch.device(device)
+
+
+def default_batch_size(rows: int) -> int:
+    """About 80-160 steps an epoch, within [32, 2048], a power of two."""
+    return int(min(2048, max(32, 2 ** round(math.log2(max(rows, 1) / 100)))))

@@ -1,0 +1,10 @@
+"""Registers the TabularARGN backend through the same hook a third-party plugin uses."""
+
+from synth_assets.hookspecs import hookimpl
+
+
+@hookimpl
+def synth_register_backends():
+    from synth_tabular_argn.backend import TabularARGNBackend
+
+    return [TabularARGNBackend]

@@ -1,0 +1,74 @@
+"""`python -m synth_assets`: list plugins, check the project file, or run a dataset without Dagster."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from synth_assets.errors import SynthError
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m synth_assets", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("plugins", help="list the registered model backends")
+    sub.add_parser("check", help="validate the project file (synth.yaml or $SYNTH_CONFIG)")
+    run = sub.add_parser("run", help="run every stage of one dataset, without Dagster")
+    run.add_argument("dataset")
+    run.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    args = parser.parse_args(argv)
+    try:
+        return {"plugins": _plugins, "check": _check, "run": _run}[args.command](args)
+    except SynthError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _plugins(args) -> int:
+    from synth_assets.plugins import registered_backends
+
+    rows = registered_backends()
+    if not rows:
+        print("no backends registered: install a plugin (pip install -e plugins/tabular_argn)")
+        return 1
+    for name, (backend, plugin) in sorted(rows.items()):
+        supports = ", ".join(sorted(backend.supports))
+        print(f"{name:<16} plugin={plugin:<16} supports: {supports}\n{'':<16} {backend.description}")
+    return 0
+
+
+def _check(args) -> int:
+    from synth_assets.config import load_project
+    from synth_assets.plugins import get_backend
+
+    project = load_project()
+    for name, spec in project.datasets.items():
+        get_backend(spec.backend, dataset=name)
+        for table in spec.tables:
+            path = project.source_path(name, table)
+            if not path.is_file():
+                raise SynthError(f"source file {path} not found", dataset=name, table=table)
+    print(f"{project.config_path}: {len(project.datasets)} dataset(s) ok: {', '.join(project.datasets)}")
+    return 0
+
+
+def _run(args) -> int:
+    from synth_assets.config import load_project
+    from synth_assets.pipeline import DatasetPipeline
+
+    pipeline = DatasetPipeline(load_project(), args.dataset)
+
+    def show(record: dict) -> None:
+        print(f"epoch {record['epoch']:>3}  train {record['train_loss']:.4f}  "
+              f"validation {record['validation_loss']:.4f}  {record['seconds']:.0f}s", flush=True)
+
+    results = pipeline.run_all(device=args.device, progress=show)
+    for q in results.values():
+        print(f"{q.table}: accuracy {q.accuracy:.3f} (holdout {q.holdout_accuracy:.3f}), DCR share {q.dcr_share:.3f}")
+    print(f"synthetic tables: {pipeline.paths.synthetic}\nreport: {pipeline.report_path()}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

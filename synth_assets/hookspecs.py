@@ -1,0 +1,25 @@
+"""Every hook a synth-assets plugin can implement. Built-in backends use these same hooks.
+
+A plugin is a module with functions marked `@hookimpl`, announced through the `synth_assets`
+entry-point group of its package:
+
+    [project.entry-points.synth_assets]
+    my_backend = "my_package.plugin"
+"""
+
+from __future__ import annotations
+
+import pluggy
+
+PROJECT = "synth_assets"
+hookspec = pluggy.HookspecMarker(PROJECT)
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+
+@hookspec
+def synth_register_backends():
+    """Return a list of model backends this plugin provides.
+
+    Each item is a subclass of `synth_assets.backend.Backend` (or an instance of one) with a unique
+    `name`; datasets choose it with `backend: <name>` in synth.yaml.
+    """

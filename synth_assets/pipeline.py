@@ -1,0 +1,143 @@
+"""One dataset's stages, run in order, each reading its inputs from and writing its output to
+`$SYNTH_HOME/<dataset>/`. The Dagster assets and the command line both call these; nothing here
+imports Dagster."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from synth_assets import storage
+from synth_assets.backend import Backend, GenerateRequest, ProgressCallback, TrainOptions, TrainResult
+from synth_assets.config import DatasetSpec, GenerateSpec, Project, TrainSpec
+from synth_assets.errors import SynthError
+from synth_assets.plugins import get_backend
+from synth_assets.stages.quality import TableQuality, evaluate_table
+from synth_assets.stages.report import render_report
+from synth_assets.stages.schema import restore_schema
+from synth_assets.stages.split import PARTITIONS, Split, split_tables
+from synth_assets.stages.stats import DatasetStats, compute_stats
+from synth_assets.tables import read_sources
+
+
+@dataclass
+class Generated:
+    tables: dict[str, pd.DataFrame]
+    seconds: float
+
+
+class DatasetPipeline:
+    def __init__(self, project: Project, dataset: str):
+        self.project = project
+        self.name = dataset
+        self.spec: DatasetSpec = project.dataset(dataset)
+        self.paths = storage.DatasetPaths(project.dataset_home(dataset))
+
+    @property
+    def backend(self) -> Backend:
+        return get_backend(self.spec.backend, dataset=self.name)
+
+    def _need(self, path: Path, stage: str) -> Path:
+        if not path.exists():
+            raise SynthError(
+                f"the '{stage}' output is missing ({path})", dataset=self.name,
+                hint=f"materialize {self.name}/{stage} first",
+            )
+        return path
+
+    # split ---------------------------------------------------------------------------------------
+    def split(self) -> Split:
+        sources = {t: self.project.source_path(self.name, t) for t in self.spec.tables}
+        split = split_tables(self.spec, read_sources(self.spec, sources, dataset=self.name))
+        with storage.atomic_dir(self.paths.split) as tmp:
+            for partition in PARTITIONS:
+                for table, df in split.partition(partition).items():
+                    storage.write_parquet(df, tmp / partition / f"{table}.parquet")
+        return split
+
+    def load_split(self) -> Split:
+        self._need(self.paths.split, "split")
+        frames = {
+            partition: {t: storage.read_parquet(self.paths.split_table(partition, t)) for t in self.spec.tables}
+            for partition in PARTITIONS
+        }
+        return Split(**frames)
+
+    # stats ---------------------------------------------------------------------------------------
+    def stats(self) -> DatasetStats:
+        stats = compute_stats(self.spec, self.load_split().train, dataset=self.name)
+        self.backend.check_dataset(stats)
+        storage.write_json(stats.model_dump(mode="json"), self.paths.stats)
+        return stats
+
+    def load_stats(self) -> DatasetStats:
+        return DatasetStats.model_validate(storage.read_json(self._need(self.paths.stats, "stats")))
+
+    # encoded -------------------------------------------------------------------------------------
+    def encode(self) -> dict:
+        split, stats = self.load_split(), self.load_stats()
+        with storage.atomic_dir(self.paths.encoded) as tmp:
+            info = self.backend.encode(split, stats, tmp)
+        return info
+
+    # model ---------------------------------------------------------------------------------------
+    def train(
+        self, train: TrainSpec | None = None, device: str = "auto", progress: ProgressCallback | None = None
+    ) -> TrainResult:
+        train = train or self.spec.train
+        options = TrainOptions(**train.model_dump(), device=device, backend_options=dict(self.spec.backend_options))
+        stats = self.load_stats()
+        encoded = self._need(self.paths.encoded, "encoded")
+        with storage.atomic_dir(self.paths.model) as tmp:
+            result = self.backend.train(encoded, stats, options, tmp, progress)
+        return result
+
+    # synthetic -----------------------------------------------------------------------------------
+    def generate(self, generate: GenerateSpec | None = None, device: str = "auto") -> Generated:
+        generate = generate or self.spec.generate
+        stats = self.load_stats()
+        model = self._need(self.paths.model, "model")
+        request = GenerateRequest(**generate.model_dump(), device=device)
+        started = time.perf_counter()
+        raw = self.backend.generate(model, stats, request)
+        seconds = time.perf_counter() - started
+        tables = {name: restore_schema(raw[name], stats.tables[name]) for name in stats.tables}
+        with storage.atomic_dir(self.paths.synthetic) as tmp:
+            for name, df in tables.items():
+                storage.write_parquet(df, tmp / f"{name}.parquet")
+        return Generated(tables=tables, seconds=seconds)
+
+    def load_synthetic(self) -> dict[str, pd.DataFrame]:
+        self._need(self.paths.synthetic, "synthetic")
+        return {t: storage.read_parquet(self.paths.synthetic_table(t)) for t in self.spec.tables}
+
+    # quality -------------------------------------------------------------------------------------
+    def quality(self) -> tuple[dict[str, TableQuality], str]:
+        split, stats, synthetic = self.load_split(), self.load_stats(), self.load_synthetic()
+        results = {
+            name: evaluate_table(
+                stats.tables[name], split.train[name], split.validation[name], synthetic[name],
+                max_rows=self.spec.quality.max_rows,
+            )
+            for name in stats.tables
+        }
+        report = render_report(self.name, self.spec.backend, results, self.spec.quality.max_dcr_share)
+        with storage.atomic_dir(self.paths.quality) as tmp:
+            storage.write_text(report, tmp / "report.md")
+            storage.write_json({n: q.model_dump(mode="json") for n, q in results.items()}, tmp / "scores.json")
+        return results, report
+
+    def report_path(self) -> Path:
+        return self.paths.quality / "report.md"
+
+    def run_all(self, device: str = "auto", progress: ProgressCallback | None = None) -> dict[str, TableQuality]:
+        """Every stage in order: what `python -m synth_assets run <dataset>` does outside Dagster."""
+        self.split()
+        self.stats()
+        self.encode()
+        self.train(device=device, progress=progress)
+        self.generate(device=device)
+        return self.quality()[0]

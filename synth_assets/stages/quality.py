@@ -1,0 +1,162 @@
+"""Quality and privacy of a synthetic table, measured against its training and validation partitions.
+
+- accuracy: 1 − total variation distance between binned distributions (each column alone, and every
+  pair of columns), synthetic vs training; the same for the validation holdout gives the ceiling a
+  perfect generator would reach with that many rows.
+- DCR share: the share of synthetic rows closer to a training row than to a validation row. A generator
+  that does not copy its training data lands near 0.5; copies push it towards 1.
+"""
+
+from __future__ import annotations
+
+from itertools import combinations
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel
+
+from synth_assets.stages.stats import ColumnStats, TableStats
+
+N_BINS = 10
+NULL_BIN = "(null)"
+OTHER_BIN = "(other)"
+
+
+class TableQuality(BaseModel):
+    table: str
+    rows_compared: int
+    accuracy: float
+    univariate: float
+    bivariate: float
+    holdout_accuracy: float
+    holdout_univariate: float
+    holdout_bivariate: float
+    dcr_share: float
+    dcr_synthetic_median: float
+    dcr_holdout_median: float
+    columns: dict[str, float]
+    holdout_columns: dict[str, float]
+    worst_pairs: list[tuple[str, str, float]]
+
+
+def evaluate_table(
+    stats: TableStats,
+    train: pd.DataFrame,
+    validation: pd.DataFrame,
+    synthetic: pd.DataFrame,
+    *,
+    max_rows: int = 10_000,
+    seed: int = 0,
+) -> TableQuality:
+    columns = list(stats.columns.values())
+    rng = np.random.default_rng(seed)
+    n = min(max_rows, len(validation), len(synthetic), len(train))
+    if n == 0:
+        raise ValueError(f"table '{stats.name}': nothing to compare (validation or synthetic is empty)")
+    tr, va, sy = (_sample(df, n, rng) for df in (train, validation, synthetic))
+
+    binned = {name: _bin_frame(df, columns, tr) for name, df in (("train", tr), ("validation", va), ("synthetic", sy))}
+    uni_syn = {c.name: _similarity(binned["train"][[c.name]], binned["synthetic"][[c.name]]) for c in columns}
+    uni_val = {c.name: _similarity(binned["train"][[c.name]], binned["validation"][[c.name]]) for c in columns}
+    pairs = list(combinations([c.name for c in columns], 2))
+    bi_syn = {p: _similarity(binned["train"][list(p)], binned["synthetic"][list(p)]) for p in pairs}
+    bi_val = {p: _similarity(binned["train"][list(p)], binned["validation"][list(p)]) for p in pairs}
+
+    uni, bi = _mean(uni_syn.values()), _mean(bi_syn.values())
+    h_uni, h_bi = _mean(uni_val.values()), _mean(bi_val.values())
+    dcr_share, d_syn, d_hold = dcr(columns, tr, va, sy)
+    worst = sorted(((a, b, s) for (a, b), s in bi_syn.items()), key=lambda t: t[2])[:5]
+    return TableQuality(
+        table=stats.name, rows_compared=n,
+        accuracy=_mean([uni, bi] if pairs else [uni]), univariate=uni, bivariate=bi,
+        holdout_accuracy=_mean([h_uni, h_bi] if pairs else [h_uni]), holdout_univariate=h_uni, holdout_bivariate=h_bi,
+        dcr_share=dcr_share, dcr_synthetic_median=d_syn, dcr_holdout_median=d_hold,
+        columns=uni_syn, holdout_columns=uni_val, worst_pairs=worst,
+    )
+
+
+def _sample(df: pd.DataFrame, n: int, rng: np.random.Generator) -> pd.DataFrame:
+    if len(df) <= n:
+        return df.reset_index(drop=True)
+    return df.iloc[rng.choice(len(df), size=n, replace=False)].reset_index(drop=True)
+
+
+def _mean(values) -> float:
+    values = list(values)
+    return float(np.mean(values)) if values else float("nan")
+
+
+def _bin_frame(df: pd.DataFrame, columns: list[ColumnStats], reference: pd.DataFrame) -> pd.DataFrame:
+    """Bin each column into at most N_BINS labels, with edges and categories taken from `reference`."""
+    return pd.DataFrame({c.name: _bin_column(df[c.name], c, reference[c.name]) for c in columns})
+
+
+def _bin_column(values: pd.Series, column: ColumnStats, reference: pd.Series) -> pd.Series:
+    if column.encoding in ("numeric_binned", "datetime"):
+        ref = _as_number(reference, column).dropna()
+        edges = np.unique(np.quantile(ref, np.linspace(0, 1, N_BINS + 1))) if len(ref) else np.array([0.0])
+        numbers = _as_number(values, column)
+        labels = np.searchsorted(edges[1:-1], numbers.to_numpy(dtype=float), side="right").astype(object)
+        labels = pd.Series(labels, index=values.index).astype(str)
+        return labels.where(numbers.notna(), NULL_BIN)
+    top = reference.dropna().astype(str).value_counts().index[:N_BINS]
+    text = values.astype(str)
+    return text.where(text.isin(top), OTHER_BIN).where(values.notna(), NULL_BIN)
+
+
+def _as_number(values: pd.Series, column: ColumnStats) -> pd.Series:
+    if column.kind == "datetime":
+        stamps = pd.to_datetime(values, errors="coerce", format="ISO8601" if column.datetime_format else None)
+        return pd.Series(stamps.astype("int64").astype(float), index=values.index).where(stamps.notna())
+    return pd.to_numeric(values, errors="coerce").astype(float)
+
+
+def _similarity(a: pd.DataFrame, b: pd.DataFrame) -> float:
+    """1 − total variation distance between the joint label distributions of two frames."""
+    pa = a.value_counts(normalize=True)
+    pb = b.value_counts(normalize=True)
+    joined = pd.concat([pa, pb], axis=1).fillna(0.0)
+    return float(1.0 - 0.5 * np.abs(joined.iloc[:, 0] - joined.iloc[:, 1]).sum())
+
+
+def _features(df: pd.DataFrame, columns: list[ColumnStats], reference: pd.DataFrame) -> np.ndarray:
+    """Rows as points: numbers by their position among the reference's quantiles, categories one-hot."""
+    parts = []
+    for c in columns:
+        if c.encoding in ("numeric_binned", "datetime"):
+            ref = _as_number(reference[c.name], c).dropna().to_numpy()
+            grid = np.quantile(ref, np.linspace(0, 1, 101)) if len(ref) else np.zeros(101)
+            numbers = _as_number(df[c.name], c).to_numpy(dtype=float)
+            position = np.interp(numbers, grid, np.linspace(0, 1, 101))
+            parts.append(np.nan_to_num(position, nan=0.0)[:, None])
+            parts.append(np.isnan(numbers).astype(float)[:, None])
+        else:
+            top = reference[c.name].dropna().astype(str).value_counts().index[:50]
+            text = df[c.name].astype(str).where(df[c.name].notna(), NULL_BIN)
+            onehot = (text.to_numpy()[:, None] == np.asarray(list(top) + [NULL_BIN], dtype=object)[None, :])
+            # one-hot vectors are sqrt(2) apart; scale so a category change weighs like a full numeric range
+            parts.append(onehot.astype(float) / np.sqrt(2))
+    return np.hstack(parts) if parts else np.zeros((len(df), 0))
+
+
+def _nearest(points: np.ndarray, pool: np.ndarray, chunk: int = 1024) -> np.ndarray:
+    pool_sq = (pool**2).sum(axis=1)
+    out = np.empty(len(points))
+    for start in range(0, len(points), chunk):
+        block = points[start : start + chunk]
+        d2 = (block**2).sum(axis=1)[:, None] - 2 * block @ pool.T + pool_sq[None, :]
+        out[start : start + chunk] = np.sqrt(np.maximum(d2.min(axis=1), 0.0))
+    return out
+
+
+def dcr(columns: list[ColumnStats], train: pd.DataFrame, validation: pd.DataFrame, synthetic: pd.DataFrame):
+    """DCR share with equally many training and validation rows, ties split evenly.
+
+    Returns (share, median distance synthetic→training, median distance validation→training)."""
+    n = min(len(train), len(validation))
+    tr, va = train.iloc[:n], validation.iloc[:n]
+    f_tr, f_va, f_sy = (_features(df, columns, train) for df in (tr, va, synthetic))
+    to_train, to_val = _nearest(f_sy, f_tr), _nearest(f_sy, f_va)
+    closer = (to_train < to_val - 1e-12).mean() + 0.5 * (np.abs(to_train - to_val) <= 1e-12).mean()
+    holdout_to_train = _nearest(f_va, f_tr)
+    return float(closer), float(np.median(to_train)), float(np.median(holdout_to_train))
