@@ -74,6 +74,7 @@ class Backend(ABC):
     name: ClassVar[str]
     description: ClassVar[str] = ""
     supports: ClassVar[frozenset[str]] = frozenset({FLAT})
+    kinds: ClassVar[frozenset[str]] = frozenset()  # shown as badges on the model asset in the UI
 
     def check_dataset(self, stats: DatasetStats) -> None:
         """Raise a SynthError if this backend cannot model the dataset as declared."""

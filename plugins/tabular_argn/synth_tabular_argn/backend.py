@@ -23,6 +23,7 @@ class TabularARGNBackend(Backend):
     name = "tabular_argn"
     description = "Autoregressive network over encoded columns of one flat table (PyTorch; CPU or CUDA)."
     supports = frozenset({FLAT})
+    kinds = frozenset({"pytorch"})
 
     # encode --------------------------------------------------------------------------------------
     def encode(self, split: Split, stats: DatasetStats, out_dir: Path) -> dict[str, Any]:

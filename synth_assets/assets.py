@@ -1,0 +1,158 @@
+"""The asset factory: every dataset of the project file becomes one asset group,
+
+    <dataset>/split → stats → encoded → model → synthetic → quality
+
+Each asset calls one stage of `DatasetPipeline`, which reads its inputs from and writes its output to
+`$SYNTH_HOME/<dataset>/` as Parquet or JSON (no pickling IO manager), and reports what a user wants
+to see in the UI as metadata.
+"""
+
+import contextlib
+import copy
+
+import dagster as dg
+import pydantic
+
+from synth_assets.config import DatasetSpec, GenerateSpec, TrainSpec
+from synth_assets.errors import SynthError
+from synth_assets.metadata import preview_markdown, progress_markdown, stats_markdown, table_metadata
+from synth_assets.plugins import get_backend
+from synth_assets.resources import ComputeDevice, SynthProject
+
+STAGES = ("split", "stats", "encoded", "model", "synthetic", "quality")
+
+
+@contextlib.contextmanager
+def user_errors():
+    """Show a user's mistake as a clear failure in the UI, not as a traceback into our code."""
+    try:
+        yield
+    except SynthError as exc:
+        raise dg.Failure(description=str(exc), allow_retries=False) from None
+    except pydantic.ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise dg.Failure(description=f"invalid run config: {problems}", allow_retries=False) from None
+
+
+def run_config_class(name: str, spec: pydantic.BaseModel) -> type[dg.Config]:
+    """A launchpad config with every field of `spec`, its defaults taken from synth.yaml."""
+    fields = {}
+    for field_name, info in type(spec).model_fields.items():
+        field = copy.copy(info)
+        field.default = getattr(spec, field_name)
+        field.default_factory = None
+        fields[field_name] = (info.annotation, field)
+    return pydantic.create_model(name, __base__=dg.Config, **fields)
+
+
+def stage_key(dataset: str, stage: str) -> dg.AssetKey:
+    return dg.AssetKey([dataset, stage])
+
+
+def build_dataset_assets(name: str, spec: DatasetSpec) -> list[dg.AssetsDefinition]:
+    backend = get_backend(spec.backend, dataset=name)
+    key = lambda stage: stage_key(name, stage)  # noqa: E731
+    TrainConfig = run_config_class(f"{name}_train_config", spec.train)
+    GenerateConfig = run_config_class(f"{name}_generate_config", spec.generate)
+    tables = ", ".join(spec.tables)
+
+    @dg.asset(key=key("split"), group_name=name, kinds={"pandas", "parquet"},
+              description=f"Source tables ({tables}) split into training and validation partitions "
+                          f"({1 - spec.split.validation_share:.0%}/{spec.split.validation_share:.0%}, by primary key).")
+    def split(context: dg.AssetExecutionContext, project: SynthProject) -> dg.MaterializeResult:
+        pipeline = project.pipeline(name)
+        with user_errors():
+            result = pipeline.split()
+        metadata = {}
+        for table, df in result.train.items():
+            if len(spec.tables) == 1:
+                metadata.update(table_metadata(df, pipeline.paths.split))
+            metadata[f"{table}/train_rows"] = len(df)
+            metadata[f"{table}/validation_rows"] = len(result.validation[table])
+        return dg.MaterializeResult(metadata=metadata)
+
+    @dg.asset(key=key("stats"), deps=[key("split")], group_name=name, kinds={"json"},
+              description="Per column: inferred type and encoding, kept categories (rare ones protected), "
+                          "quantiles, clipped min/max and null share, from the training partition.")
+    def stats(context: dg.AssetExecutionContext, project: SynthProject) -> dg.MaterializeResult:
+        pipeline = project.pipeline(name)
+        with user_errors():
+            result = pipeline.stats()
+        metadata = {"path": dg.MetadataValue.path(str(pipeline.paths.stats))}
+        for table, table_stats in result.tables.items():
+            metadata[f"{table}/columns"] = dg.MetadataValue.md(stats_markdown(table_stats))
+            metadata[f"{table}/training_rows"] = table_stats.rows
+        return dg.MaterializeResult(metadata=metadata)
+
+    @dg.asset(key=key("encoded"), deps=[key("stats")], group_name=name, kinds={"parquet", backend.name},
+              description=f"Both partitions in the '{backend.name}' backend's own encoding.")
+    def encoded(context: dg.AssetExecutionContext, project: SynthProject) -> dg.MaterializeResult:
+        pipeline = project.pipeline(name)
+        with user_errors():
+            info = pipeline.encode()
+        return dg.MaterializeResult(metadata={"path": dg.MetadataValue.path(str(pipeline.paths.encoded)),
+                                              "encoding": dg.MetadataValue.json(info)})
+
+    @dg.asset(key=key("model"), deps=[key("encoded")], group_name=name, pool="gpu",
+              kinds={"model", *backend.kinds},
+              description=f"A '{backend.name}' checkpoint (safetensors weights, config, training progress), "
+                          "trained with early stopping on validation loss within a time budget.")
+    def model(context: dg.AssetExecutionContext, config: TrainConfig, project: SynthProject,  # type: ignore[valid-type]
+              compute: ComputeDevice) -> dg.MaterializeResult:
+        pipeline = project.pipeline(name)
+
+        def log(record: dict) -> None:
+            context.log.info(
+                f"epoch {record['epoch']}: train loss {record['train_loss']:.4f}, "
+                f"validation loss {record['validation_loss']:.4f}, {record['seconds']:.0f}s")
+
+        with user_errors():
+            result = pipeline.train(TrainSpec(**config.model_dump()), device=compute.device, progress=log)
+        return dg.MaterializeResult(metadata={
+            "path": dg.MetadataValue.path(str(pipeline.paths.model)),
+            "epochs": result.epochs, "best_epoch": result.best_epoch,
+            "best_validation_loss": dg.MetadataValue.float(result.best_validation_loss),
+            "training_seconds": dg.MetadataValue.float(round(result.seconds, 2)),
+            "stopped_because": result.stopped_because, "device": result.device, "parameters": result.parameters,
+            "loss_curve": dg.MetadataValue.md(progress_markdown(result.progress)),
+        })
+
+    @dg.asset(key=key("synthetic"), deps=[key("model")], group_name=name, kinds={"pandas", "parquet"},
+              description="Synthetic tables, one Parquet file each, with the source's columns, order and dtypes.")
+    def synthetic(context: dg.AssetExecutionContext, config: GenerateConfig, project: SynthProject,  # type: ignore[valid-type]
+                  compute: ComputeDevice) -> dg.MaterializeResult:
+        pipeline = project.pipeline(name)
+        with user_errors():
+            result = pipeline.generate(GenerateSpec(**config.model_dump()), device=compute.device)
+        rows = sum(len(df) for df in result.tables.values())
+        metadata = {"generation_seconds": dg.MetadataValue.float(round(result.seconds, 3)),
+                    "rows_per_second": dg.MetadataValue.int(int(rows / max(result.seconds, 1e-9)))}
+        for table, df in result.tables.items():
+            path = pipeline.paths.synthetic_table(table)
+            if len(result.tables) == 1:
+                metadata.update(table_metadata(df, path))
+            metadata[f"{table}/rows"] = len(df)
+            metadata[f"{table}/preview"] = dg.MetadataValue.md(preview_markdown(df))
+        return dg.MaterializeResult(metadata=metadata)
+
+    @dg.asset(key=key("quality"), deps=[key("synthetic")], group_name=name, kinds={"markdown"},
+              description="Accuracy (synthetic vs training, with the holdout as ceiling) and DCR share, "
+                          "as a Markdown report.")
+    def quality(context: dg.AssetExecutionContext, project: SynthProject) -> dg.MaterializeResult:
+        pipeline = project.pipeline(name)
+        with user_errors():
+            results, report = pipeline.quality()
+        metadata = {"report": dg.MetadataValue.md(report),
+                    "report_path": dg.MetadataValue.path(str(pipeline.report_path()))}
+        for table, q in results.items():
+            prefix = "" if len(results) == 1 else f"{table}/"
+            metadata.update({
+                f"{prefix}accuracy": dg.MetadataValue.float(round(q.accuracy, 4)),
+                f"{prefix}holdout_accuracy": dg.MetadataValue.float(round(q.holdout_accuracy, 4)),
+                f"{prefix}univariate_accuracy": dg.MetadataValue.float(round(q.univariate, 4)),
+                f"{prefix}bivariate_accuracy": dg.MetadataValue.float(round(q.bivariate, 4)),
+                f"{prefix}dcr_share": dg.MetadataValue.float(round(q.dcr_share, 4)),
+            })
+        return dg.MaterializeResult(metadata=metadata)
+
+    return [split, stats, encoded, model, synthetic, quality]

@@ -1,0 +1,29 @@
+"""Build the Dagster definitions for a project file."""
+
+from pathlib import Path
+
+import dagster as dg
+
+from synth_assets.assets import build_dataset_assets
+from synth_assets.checks import build_dataset_checks
+from synth_assets.config import load_project
+from synth_assets.resources import ComputeDevice, SynthProject
+from synth_assets.schedules import dataset_job, dataset_schedule
+
+
+def build_definitions(root: Path | str | None = None) -> dg.Definitions:
+    root = Path(root or Path.cwd()).resolve()
+    project = load_project(root)
+    assets, checks, jobs, schedules = [], [], [], []
+    for name, spec in project.datasets.items():
+        assets += build_dataset_assets(name, spec)
+        checks += build_dataset_checks(name, spec)
+        job = dataset_job(name)
+        jobs.append(job)
+        schedule = dataset_schedule(name, spec, job)
+        if schedule is not None:
+            schedules.append(schedule)
+    return dg.Definitions(
+        assets=assets, asset_checks=checks, jobs=jobs, schedules=schedules,
+        resources={"project": SynthProject(root=str(root)), "compute": ComputeDevice()},
+    )

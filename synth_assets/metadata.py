@@ -1,0 +1,67 @@
+"""What each asset shows in the Dagster UI: row counts, column schemas, per-column stats, the loss curve."""
+
+import dagster as dg
+import pandas as pd
+
+from synth_assets.stages.stats import TableStats
+
+
+def column_schema(df: pd.DataFrame) -> dg.TableSchema:
+    return dg.TableSchema(columns=[dg.TableColumn(name=str(c), type=str(t)) for c, t in df.dtypes.items()])
+
+
+def table_metadata(df: pd.DataFrame, path) -> dict:
+    return {
+        "dagster/row_count": dg.MetadataValue.int(len(df)),
+        "dagster/column_schema": column_schema(df),
+        "path": dg.MetadataValue.path(str(path)),
+    }
+
+
+def markdown_table(headers: list[str], rows: list[list]) -> str:
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(_cell(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _cell(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value).replace("|", "\\|")
+
+
+def stats_markdown(table: TableStats) -> str:
+    rows = []
+    for c in table.columns.values():
+        if c.categories is not None and c.kind == "categorical":
+            shown = ", ".join(map(str, c.categories[:6])) + (" …" if len(c.categories) > 6 else "")
+            summary = f"{len(c.categories)} kept ({shown}); rare share {c.rare_share:.3f}"
+        else:
+            q = c.quantiles or []
+            median = f"; median {q[len(q) // 2]:.4g}" if q and c.kind == "numeric" else ""
+            summary = f"[{c.min:.6g}, {c.max:.6g}]{median}" if c.min is not None else ""
+        rows.append([c.name, c.dtype, c.kind, c.encoding, c.null_share, c.n_unique, summary])
+    return markdown_table(["column", "dtype", "type", "encoding", "null share", "distinct", "values"], rows)
+
+
+def sparkline(values: list[float]) -> str:
+    marks = "▁▂▃▄▅▆▇█"
+    if not values:
+        return ""
+    low, high = min(values), max(values)
+    span = (high - low) or 1.0
+    return "".join(marks[int((v - low) / span * (len(marks) - 1))] for v in values)
+
+
+def progress_markdown(progress: list[dict]) -> str:
+    curve = (f"validation loss by epoch: `{sparkline([p['validation_loss'] for p in progress])}`  \n"
+             f"train loss by epoch: `{sparkline([p['train_loss'] for p in progress])}`\n\n")
+    rows = [[p["epoch"], p["train_loss"], p["validation_loss"], p["seconds"]] for p in progress]
+    return curve + markdown_table(["epoch", "train loss", "validation loss", "seconds"], rows)
+
+
+def preview_markdown(df: pd.DataFrame, rows: int = 10) -> str:
+    head = df.head(rows)
+    return markdown_table([str(c) for c in head.columns], head.values.tolist())
