@@ -17,9 +17,11 @@ def main(argv: list[str] | None = None) -> int:
     run = sub.add_parser("run", help="run every stage of one dataset, without Dagster")
     run.add_argument("dataset")
     run.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    show = sub.add_parser("show", help="where a dataset's synthetic tables and report are, and its scores")
+    show.add_argument("dataset")
     args = parser.parse_args(argv)
     try:
-        return {"plugins": _plugins, "check": _check, "run": _run}[args.command](args)
+        return {"plugins": _plugins, "check": _check, "run": _run, "show": _show}[args.command](args)
     except SynthError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -63,10 +65,26 @@ def _run(args) -> int:
         print(f"epoch {record['epoch']:>3}  train {record['train_loss']:.4f}  "
               f"validation {record['validation_loss']:.4f}  {record['seconds']:.0f}s", flush=True)
 
-    results = pipeline.run_all(device=args.device, progress=show)
-    for q in results.values():
-        print(f"{q.table}: accuracy {q.accuracy:.3f} (holdout {q.holdout_accuracy:.3f}), DCR share {q.dcr_share:.3f}")
-    print(f"synthetic tables: {pipeline.paths.synthetic}\nreport: {pipeline.report_path()}")
+    pipeline.run_all(device=args.device, progress=show)
+    return _show(args)
+
+
+def _show(args) -> int:
+    from synth_assets import storage
+    from synth_assets.config import load_project
+    from synth_assets.pipeline import DatasetPipeline
+
+    pipeline = DatasetPipeline(load_project(), args.dataset)
+    for table in pipeline.spec.tables:
+        print(f"synthetic table '{table}': {pipeline.paths.synthetic_table(table)}")
+    scores_path = pipeline.paths.quality / "scores.json"
+    if not scores_path.is_file():
+        print(f"no quality report yet: materialize {args.dataset}/quality")
+        return 1
+    for table, q in storage.read_json(scores_path).items():
+        print(f"quality '{table}': accuracy {q['accuracy']:.3f} (holdout ceiling {q['holdout_accuracy']:.3f}), "
+              f"univariate {q['univariate']:.3f}, bivariate {q['bivariate']:.3f}, DCR share {q['dcr_share']:.3f}")
+    print(f"report: {pipeline.report_path()}")
     return 0
 
 

@@ -64,7 +64,7 @@ def evaluate_table(
 
     uni, bi = _mean(uni_syn.values()), _mean(bi_syn.values())
     h_uni, h_bi = _mean(uni_val.values()), _mean(bi_val.values())
-    dcr_share, d_syn, d_hold = dcr(columns, tr, va, sy)
+    dcr_share, d_syn, d_hold = dcr(columns, train, validation, sy, max_rows=max_rows, rng=rng)
     worst = sorted(((a, b, s) for (a, b), s in bi_syn.items()), key=lambda t: t[2])[:5]
     return TableQuality(
         table=stats.name, rows_compared=n,
@@ -149,12 +149,14 @@ def _nearest(points: np.ndarray, pool: np.ndarray, chunk: int = 1024) -> np.ndar
     return out
 
 
-def dcr(columns: list[ColumnStats], train: pd.DataFrame, validation: pd.DataFrame, synthetic: pd.DataFrame):
+def dcr(columns: list[ColumnStats], train: pd.DataFrame, validation: pd.DataFrame, synthetic: pd.DataFrame,
+        *, max_rows: int = 10_000, rng: np.random.Generator | None = None):
     """DCR share with equally many training and validation rows, ties split evenly.
 
     Returns (share, median distance synthetic→training, median distance validation→training)."""
-    n = min(len(train), len(validation))
-    tr, va = train.iloc[:n], validation.iloc[:n]
+    rng = rng or np.random.default_rng(0)
+    n = min(len(train), len(validation), max_rows)
+    tr, va = _sample(train, n, rng), _sample(validation, n, rng)
     f_tr, f_va, f_sy = (_features(df, columns, train) for df in (tr, va, synthetic))
     to_train, to_val = _nearest(f_sy, f_tr), _nearest(f_sy, f_va)
     closer = (to_train < to_val - 1e-12).mean() + 0.5 * (np.abs(to_train - to_val) <= 1e-12).mean()

@@ -1,0 +1,39 @@
+# synth-assets: `make demo` sets everything up and synthesizes the demo; `make test` runs the tests;
+# `make dev` opens the Dagster UI with the same run history.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# The CPU build of torch; a GPU user passes e.g. TORCH="torch==2.13.0 --index-url https://download.pytorch.org/whl/cu128"
+TORCH ?= torch==2.13.0
+export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
+
+.PHONY: install demo test dev check clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml plugins/tabular_argn/pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q $(TORCH)
+	$(BIN)/pip install -q -e ".[test]" -e plugins/tabular_argn
+	touch $@
+
+$(DAGSTER_HOME)/dagster.yaml:
+	mkdir -p $(DAGSTER_HOME)
+	printf 'telemetry:\n  enabled: false\n' > $@
+
+demo: install $(DAGSTER_HOME)/dagster.yaml
+	$(BIN)/dg launch --job synthesize_diamonds
+	$(BIN)/python -m synth_assets show diamonds
+
+test: install
+	$(BIN)/python -m pytest
+
+check: install
+	$(BIN)/dg check defs
+
+dev: install $(DAGSTER_HOME)/dagster.yaml
+	$(BIN)/dg dev
+
+clean:
+	rm -rf .synth $(DAGSTER_HOME)

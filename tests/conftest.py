@@ -1,0 +1,61 @@
+import textwrap
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+DEMO = REPO / "data" / "demo" / "diamonds.csv.gz"
+
+
+@pytest.fixture(scope="session")
+def diamonds() -> pd.DataFrame:
+    return pd.read_csv(DEMO)
+
+
+@pytest.fixture(scope="session")
+def diamonds_small(diamonds) -> pd.DataFrame:
+    return diamonds.sample(3000, random_state=0).reset_index(drop=True)
+
+
+def write_project(folder: Path, body: str) -> Path:
+    """A project folder with synth.yaml holding `body`; returns the folder."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "synth.yaml").write_text(textwrap.dedent(body))
+    return folder
+
+
+@pytest.fixture
+def small_project(tmp_path, diamonds_small, monkeypatch):
+    """A project with one small flat dataset and a training budget of seconds."""
+    diamonds_small.to_csv(tmp_path / "gems.csv", index=False)
+    monkeypatch.delenv("SYNTH_CONFIG", raising=False)
+    monkeypatch.delenv("SYNTH_HOME", raising=False)
+    return write_project(tmp_path, """
+        datasets:
+          gems:
+            backend: tabular_argn
+            tables:
+              gems: {source: gems.csv}
+            train: {max_training_time: 0.15, max_epochs: 8}
+            generate: {sample_size: 1000, seed: 7}
+        """)
+
+
+@pytest.fixture
+def toy_plugin(tmp_path, monkeypatch):
+    """Install tests/toy_plugin as a package announcing itself through the entry-point group, the way
+    `pip install` would, without touching the environment."""
+    from synth_assets.plugins import reload_plugins
+
+    site = tmp_path / "site"
+    info = site / "synth_toy-0.1.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: synth-toy\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text("[synth_assets]\nmarginals = synth_toy.plugin\n")
+    monkeypatch.syspath_prepend(str(Path(__file__).parent / "toy_plugin"))
+    monkeypatch.syspath_prepend(str(site))
+    reload_plugins()
+    yield
+    monkeypatch.undo()
+    reload_plugins()

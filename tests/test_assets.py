@@ -1,0 +1,125 @@
+"""The asset graph end to end, in process, as the UI would run it."""
+
+import shutil
+
+import dagster as dg
+import pandas as pd
+import pytest
+
+from synth_assets.definitions import build_definitions
+
+from conftest import write_project
+
+STAGES = ["split", "stats", "encoded", "model", "synthetic", "quality"]
+
+
+def run_job(defs, name, **kwargs):
+    return defs.resolve_job_def(f"synthesize_{name}").execute_in_process(
+        instance=dg.DagsterInstance.ephemeral(), raise_on_error=False, **kwargs)
+
+
+def test_every_stage_is_an_asset_with_lineage(small_project):
+    defs = build_definitions(small_project)
+    graph = defs.resolve_asset_graph()
+    keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
+    assert keys == {f"gems/{s}" for s in STAGES}
+    for upstream, downstream in zip(STAGES, STAGES[1:]):
+        parents = graph.get(dg.AssetKey(["gems", downstream])).parent_keys
+        assert parents == {dg.AssetKey(["gems", upstream])}
+    model = defs.resolve_assets_def(dg.AssetKey(["gems", "model"]))
+    assert model.group_names_by_key[dg.AssetKey(["gems", "model"])] == "gems"
+    assert "pytorch" in model.specs_by_key[dg.AssetKey(["gems", "model"])].kinds
+    assert model.node_def.pool == "gpu"  # training waits for the gpu pool
+
+
+def test_materializing_the_group_writes_tables_report_and_metadata(small_project, diamonds_small):
+    defs = build_definitions(small_project)
+    result = run_job(defs, "gems")
+    assert result.success, result.all_events
+    home = small_project / ".synth" / "gems"
+    synthetic = pd.read_parquet(home / "synthetic" / "gems.parquet")
+    assert len(synthetic) == 1000  # sample_size from synth.yaml
+    assert list(synthetic.columns) == list(diamonds_small.columns)
+    assert synthetic.dtypes.astype(str).tolist() == diamonds_small.dtypes.astype(str).tolist()
+    assert (home / "quality" / "report.md").read_text().startswith("# Quality report: gems")
+    assert (home / "model" / "weights.safetensors").is_file()
+
+    materializations = [e.event_specific_data.materialization for e in result.get_asset_materialization_events()]
+    meta = {m.asset_key.to_user_string(): m.metadata for m in materializations}
+    assert meta["gems/split"]["dagster/row_count"].value == 2400
+    assert meta["gems/synthetic"]["dagster/row_count"].value == 1000
+    schema = meta["gems/synthetic"]["dagster/column_schema"].schema
+    assert [c.name for c in schema.columns] == list(diamonds_small.columns)
+    assert "| carat |" in meta["gems/stats"]["gems/columns"].value
+    assert "validation loss" in meta["gems/model"]["loss_curve"].value
+    assert 0.5 < meta["gems/quality"]["accuracy"].value <= 1.0
+    assert 0.0 <= meta["gems/quality"]["dcr_share"].value <= 1.0
+    checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
+    assert checks == {"schema_matches_source": True, "dcr_share_below_threshold": True}
+
+
+def test_launchpad_config_overrides_generation(small_project):
+    defs = build_definitions(small_project)
+    assert run_job(defs, "gems").success
+    config = {"ops": {"gems__synthetic": {"config": {"sample_size": 123, "seed": 3, "sampling_temperature": 0.8}}}}
+    job = dg.define_asset_job("regen", selection="gems/synthetic")
+    defs = dg.Definitions.merge(defs, dg.Definitions(jobs=[job]))
+    result = defs.resolve_job_def("regen").execute_in_process(instance=dg.DagsterInstance.ephemeral(), run_config=config)
+    assert result.success
+    assert len(pd.read_parquet(small_project / ".synth" / "gems" / "synthetic" / "gems.parquet")) == 123
+
+
+def test_blocking_dcr_check_fails_the_run(small_project):
+    yaml = (small_project / "synth.yaml").read_text() + "    quality: {max_dcr_share: 0.01}\n"
+    (small_project / "synth.yaml").write_text(yaml)
+    result = run_job(build_definitions(small_project), "gems")
+    assert not result.success
+    checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
+    assert checks["dcr_share_below_threshold"] is False
+
+
+def test_bad_input_fails_with_a_clear_message_and_keeps_earlier_outputs(small_project, diamonds_small):
+    defs = build_definitions(small_project)
+    assert run_job(defs, "gems").success
+    synthetic = small_project / ".synth" / "gems" / "synthetic" / "gems.parquet"
+    before = synthetic.read_bytes()
+    # the source changes: the declared primary key now has duplicates
+    bad = diamonds_small.assign(gem_id=[1, 1] + list(range(2, len(diamonds_small))))
+    bad.to_csv(small_project / "gems.csv", index=False)
+    text = (small_project / "synth.yaml").read_text().replace("{source: gems.csv}", "{source: gems.csv, primary_key: gem_id}")
+    (small_project / "synth.yaml").write_text(text)
+    result = run_job(build_definitions(small_project), "gems")
+    assert not result.success
+    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+    message = failure.event_specific_data.error.message
+    assert "table 'gems'" in message and "column 'gem_id'" in message and "not unique" in message
+    assert synthetic.read_bytes() == before  # nothing already written is lost
+    assert not [p for p in (small_project / ".synth" / "gems").iterdir() if p.name.endswith(".tmp")]
+
+
+def test_a_second_dataset_via_synth_config_is_its_own_group(small_project, tmp_path, monkeypatch, diamonds_small):
+    other = tmp_path / "other"
+    other.mkdir()
+    shutil.copy(small_project / "gems.csv", other / "gems.csv")
+    text = (small_project / "synth.yaml").read_text() + """
+  gems_copy:
+    backend: tabular_argn
+    tables:
+      stones: {source: gems.csv}
+    train: {max_training_time: 0.05, max_epochs: 2, model_size: small}
+    generate: {sample_size: 200}
+"""
+    (other / "synth.yaml").write_text(text)
+    monkeypatch.setenv("SYNTH_CONFIG", str(other / "synth.yaml"))
+    defs = build_definitions(small_project)
+    groups = {defs.resolve_assets_def(k).group_names_by_key[k] for k in defs.resolve_asset_graph().get_all_asset_keys()}
+    assert groups == {"gems", "gems_copy"}
+    assert run_job(defs, "gems_copy").success
+    assert len(pd.read_parquet(small_project / ".synth" / "gems_copy" / "synthetic" / "stones.parquet")) == 200
+
+
+def test_schedule_is_declared_from_the_project_file(small_project):
+    text = (small_project / "synth.yaml").read_text() + '    schedule: "0 3 * * *"\n'
+    (small_project / "synth.yaml").write_text(text)
+    schedule = build_definitions(small_project).resolve_schedule_def("regenerate_gems")
+    assert schedule.cron_schedule == "0 3 * * *" and schedule.job_name == "synthesize_gems"

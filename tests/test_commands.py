@@ -1,0 +1,53 @@
+"""The commands a user types: plugin listing, `dg check defs`, `dg launch` on a second dataset."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from conftest import REPO
+
+BIN = Path(sys.executable).parent
+
+
+def run(args, env=None, cwd=REPO, timeout=600):
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run(args, cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout)
+
+
+def test_plugins_command_lists_the_builtin_backend():
+    out = run([sys.executable, "-m", "synth_assets", "plugins"])
+    assert out.returncode == 0, out.stderr
+    assert "tabular_argn" in out.stdout and "flat" in out.stdout
+
+
+def test_bad_project_file_is_one_clear_line(tmp_path):
+    (tmp_path / "synth.yaml").write_text("datasets:\n  d:\n    tables: {t: {source: t.csv}}\n    trian: {}\n")
+    out = run([sys.executable, "-m", "synth_assets", "check"], env={"SYNTH_CONFIG": str(tmp_path / "synth.yaml")})
+    assert out.returncode == 2
+    assert "datasets.d.trian: unknown key" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_dg_check_defs_passes():
+    out = run([str(BIN / "dg"), "check", "defs"], env={"DAGSTER_HOME": ""})
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "All definitions loaded successfully" in out.stdout + out.stderr
+
+
+def test_dg_launch_materializes_a_dataset_added_through_synth_config(tmp_path, diamonds_small):
+    diamonds_small.head(1500).to_csv(tmp_path / "stones.csv", index=False)
+    (tmp_path / "synth.yaml").write_text(
+        "datasets:\n  stones:\n    tables:\n      stones: {source: stones.csv}\n"
+        "    train: {max_training_time: 0.05, max_epochs: 3, model_size: small}\n"
+        "    generate: {sample_size: 300}\n")
+    (tmp_path / "home").mkdir()
+    (tmp_path / "home" / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    env = {"SYNTH_CONFIG": str(tmp_path / "synth.yaml"), "SYNTH_HOME": str(tmp_path / "store"),
+           "DAGSTER_HOME": str(tmp_path / "home")}
+    out = run([str(BIN / "dg"), "launch", "--job", "synthesize_stones"], env=env)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    synthetic = pd.read_parquet(tmp_path / "store" / "stones" / "synthetic" / "stones.parquet")
+    assert len(synthetic) == 300
+    assert (tmp_path / "store" / "stones" / "quality" / "report.md").is_file()

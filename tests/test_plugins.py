@@ -1,0 +1,59 @@
+import dagster as dg
+import pandas as pd
+import pytest
+
+from synth_assets.definitions import build_definitions
+from synth_assets.errors import ConfigError, SynthError
+from synth_assets.plugins import get_backend, registered_backends
+
+from conftest import write_project
+
+
+def test_builtin_backend_is_registered_through_its_entry_point():
+    backend, plugin = registered_backends()["tabular_argn"]
+    assert plugin == "tabular_argn"  # the entry-point name, as for any third-party plugin
+    assert "flat" in backend.supports
+
+
+def test_unknown_backend_lists_the_registered_ones():
+    with pytest.raises(ConfigError, match="unknown backend 'nope'.*tabular_argn"):
+        get_backend("nope", dataset="d")
+
+
+def test_third_party_backend_materializes_a_dataset(tmp_path, toy_plugin, diamonds_small):
+    assert "marginals" in registered_backends()
+    diamonds_small.to_csv(tmp_path / "gems.csv", index=False)
+    root = write_project(tmp_path, """
+        datasets:
+          toy:
+            backend: marginals
+            tables:
+              gems: {source: gems.csv}
+            generate: {sample_size: 500, seed: 1}
+        """)
+    defs = build_definitions(root)
+    result = defs.resolve_job_def("synthesize_toy").execute_in_process(instance=dg.DagsterInstance.ephemeral())
+    assert result.success
+    synthetic = pd.read_parquet(tmp_path / ".synth" / "toy" / "synthetic" / "gems.parquet")
+    assert len(synthetic) == 500 and list(synthetic.columns) == list(diamonds_small.columns)
+    assert all(e.passed for e in result.get_asset_check_evaluations())
+
+
+def test_a_backend_refuses_data_it_cannot_model(tmp_path):
+    (tmp_path / "p.csv").write_text("pid,age\n" + "".join(f"{i},{i % 50}\n" for i in range(50)))
+    (tmp_path / "v.csv").write_text("pid,cost\n" + "".join(f"{i % 50},{i}\n" for i in range(200)))
+    root = write_project(tmp_path, """
+        datasets:
+          linked:
+            backend: tabular_argn
+            tables:
+              people: {source: p.csv, primary_key: pid}
+              visits: {source: v.csv, foreign_keys: [{column: pid, references: people}]}
+        """)
+    from synth_assets.config import load_project
+    from synth_assets.pipeline import DatasetPipeline
+
+    pipeline = DatasetPipeline(load_project(root), "linked")
+    pipeline.split()
+    with pytest.raises(SynthError, match="backend 'tabular_argn' models flat data, but this dataset is sequential"):
+        pipeline.stats()

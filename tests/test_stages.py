@@ -1,0 +1,96 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from synth_assets.config import parse_project
+from synth_assets.errors import SynthError
+from synth_assets.stages.quality import evaluate_table
+from synth_assets.stages.schema import restore_schema
+from synth_assets.stages.split import split_tables
+from synth_assets.stages.stats import RARE_THRESHOLD, compute_stats
+from synth_assets.tables import check_keys
+
+
+def dataset(tables: dict) -> object:
+    return parse_project({"datasets": {"d": {"tables": tables}}}).datasets["d"]
+
+
+def test_split_is_80_20_by_primary_key_and_children_follow_parents():
+    people = pd.DataFrame({"pid": range(1000), "age": np.arange(1000) % 90})
+    visits = pd.DataFrame({"vid": range(3000), "pid": np.arange(3000) % 1000, "cost": np.arange(3000) * 1.5})
+    spec = dataset({
+        "people": {"source": "p.csv", "primary_key": "pid"},
+        "visits": {"source": "v.csv", "primary_key": "vid", "foreign_keys": [{"column": "pid", "references": "people"}]},
+    })
+    split = split_tables(spec, {"people": people, "visits": visits})
+    assert len(split.train["people"]) == 800 and len(split.validation["people"]) == 200
+    assert set(split.train["visits"].pid) <= set(split.train["people"].pid)
+    assert set(split.validation["visits"].pid) <= set(split.validation["people"].pid)
+    assert len(split.train["visits"]) + len(split.validation["visits"]) == 3000
+    again = split_tables(spec, {"people": people, "visits": visits})
+    assert again.train["people"].pid.tolist() == split.train["people"].pid.tolist()  # seeded
+
+
+def test_rare_categories_are_never_listed_and_extremes_are_clipped():
+    values = ["common"] * 50 + ["also"] * RARE_THRESHOLD + ["secret"] * (RARE_THRESHOLD - 1)
+    amounts = list(range(len(values) - 1)) + [10_000_000]  # one extreme value
+    df = pd.DataFrame({"kind": values, "amount": amounts, "note": [None] * 10 + ["x"] * (len(values) - 10)})
+    stats = compute_stats(dataset({"t": {"source": "t.csv"}}), {"t": df}, dataset="d").tables["t"]
+    kind = stats.columns["kind"]
+    assert kind.categories == ["common", "also"] and "secret" not in kind.categories
+    assert kind.rare_share == pytest.approx((RARE_THRESHOLD - 1) / len(values))
+    amount = stats.columns["amount"]
+    assert amount.max < 10_000_000 and amount.min > 0
+    assert max(amount.quantiles) <= amount.max
+    assert stats.columns["note"].null_share == pytest.approx(10 / len(values))
+
+
+def test_rarity_counts_distinct_keys_not_rows():
+    # one person with many rows does not make their value common
+    df = pd.DataFrame({"pid": range(60), "city": ["Oslo"] * 50 + ["Bergen"] * 10})
+    child = pd.DataFrame({"pid": [0] * 40 + list(range(1, 21)), "city": ["Tromsø"] * 40 + ["Oslo"] * 20})
+    spec = dataset({"p": {"source": "p.csv", "primary_key": "pid"},
+                    "c": {"source": "c.csv", "foreign_keys": [{"column": "pid", "references": "p"}]}})
+    stats = compute_stats(spec, {"p": df, "c": child}, dataset="d")
+    assert "pid" not in stats.tables["c"].columns  # keys are not modelled
+    assert stats.tables["p"].columns["city"].categories == ["Oslo", "Bergen"]
+
+
+def test_dates_written_as_text_are_datetimes_that_stay_text():
+    df = pd.DataFrame({"day": pd.date_range("2020-01-01", periods=100).strftime("%Y-%m-%d")})
+    column = compute_stats(dataset({"t": {"source": "t.csv"}}), {"t": df}, dataset="d").tables["t"].columns["day"]
+    assert column.kind == "datetime" and column.datetime_format == "%Y-%m-%d" and column.dtype == "object"
+
+
+def test_key_problems_name_table_and_column():
+    spec = dataset({"t": {"source": "t.csv", "primary_key": "id"}})
+    with pytest.raises(SynthError) as err:
+        check_keys(spec, {"t": pd.DataFrame({"id": [1, 1, 2]})}, dataset="d")
+    assert "table 't'" in str(err.value) and "column 'id'" in str(err.value) and "not unique" in str(err.value)
+    with pytest.raises(SynthError, match="column 'id'.*not in the source"):
+        check_keys(spec, {"t": pd.DataFrame({"other": [1]})}, dataset="d")
+
+
+def test_restore_schema_gives_back_order_dtypes_and_fresh_keys():
+    df = pd.DataFrame({"id": [10, 20, 30], "a": [1, 2, 3], "b": ["x", "y", "z"]})
+    stats = compute_stats(dataset({"t": {"source": "t.csv", "primary_key": "id"}}), {"t": df}, dataset="d").tables["t"]
+    generated = pd.DataFrame({"b": ["x", "x"], "a": [1.0, 3.0]})
+    out = restore_schema(generated, stats)
+    assert list(out.columns) == ["id", "a", "b"]
+    assert out.dtypes.astype(str).tolist() == ["int64", "int64", "object"]
+    assert out.id.tolist() == [1, 2]
+
+
+def test_quality_scores_separate_good_copies_and_broken_samples(diamonds):
+    spec = parse_project({"datasets": {"d": {"tables": {"t": {"source": "t.csv"}}, "split": {"validation_share": 0.5}}}}).datasets["d"]
+    split = split_tables(spec, {"t": diamonds.sample(6000, random_state=1).reset_index(drop=True)})
+    train, valid = split.train["t"], split.validation["t"]
+    stats = compute_stats(spec, split.train, dataset="d").tables["t"]
+    fresh = diamonds.drop(train.index.intersection(diamonds.index)).sample(2000, random_state=2)
+    independent = pd.DataFrame({c: train[c].sample(frac=1, random_state=i).to_numpy() for i, c in enumerate(train)})
+    copies = evaluate_table(stats, train, valid, train.sample(2000, random_state=3), max_rows=3000)
+    shuffled = evaluate_table(stats, train, valid, independent, max_rows=2000)
+    assert copies.dcr_share > 0.9  # copies of training rows are caught
+    assert copies.accuracy > 0.9
+    assert shuffled.univariate > 0.9 and shuffled.bivariate < copies.bivariate - 0.1  # broken correlations show
+    assert 0.35 < evaluate_table(stats, train, valid, fresh, max_rows=2000).dcr_share < 0.65
