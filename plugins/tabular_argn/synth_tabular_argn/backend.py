@@ -14,7 +14,7 @@ from synth_assets import storage
 from synth_assets.backend import FLAT, Backend, GenerateRequest, ProgressCallback, TrainOptions, TrainResult
 from synth_assets.stages.split import Split
 from synth_assets.stages.stats import DatasetStats, TableStats
-from synth_tabular_argn.encoding import ColumnCode, build_codes, decode_table, encode_table
+from synth_tabular_argn.encoding import ColumnCode, build_codes, cardinalities, decode_table, encode_table
 
 GENERATION_CHUNK = 65_536
 
@@ -36,7 +36,7 @@ class TabularARGNBackend(Backend):
         return {
             "table": table.name,
             "rows": {p: len(split.partition(p)[table.name]) for p in ("train", "validation")},
-            "sub_columns": {c.column: c.cardinality for c in codes},
+            "sub_columns": {name: k for c in codes for name, k in c.sub_columns},
         }
 
     # train ---------------------------------------------------------------------------------------
@@ -56,8 +56,8 @@ class TabularARGNBackend(Backend):
         train = torch.as_tensor(storage.read_parquet(encoded_dir / "train.parquet").to_numpy(np.int64), device=device)
         valid = torch.as_tensor(
             storage.read_parquet(encoded_dir / "validation.parquet").to_numpy(np.int64), device=device)
-        model = TabularARGN([c.cardinality for c in codes], options.model_size).to(device)
-        order = torch.arange(len(codes), device=device)
+        model = TabularARGN(cardinalities(codes), options.model_size).to(device)
+        order = torch.arange(model.n_columns, device=device)
         batch = options.batch_size or default_batch_size(len(train))
         optimizer = torch.optim.AdamW(model.parameters(), lr=options.learning_rate or 2e-3, weight_decay=1e-4)
         plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.5, patience=1)

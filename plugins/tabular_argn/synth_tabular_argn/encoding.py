@@ -37,6 +37,13 @@ class ColumnCode(BaseModel):
         body = len(self.values) if self.values is not None else len(self.edges) - 1
         return self.offset + body
 
+    @property
+    def sub_columns(self) -> list[tuple[str, int]]:
+        """(name, cardinality) of each token this column becomes, in the order they are modelled.
+
+        Multi-token encodings carry the null/rare tokens in their first sub-column."""
+        return [(self.column, self.cardinality)]
+
 
 def build_codes(table: TableStats) -> list[ColumnCode]:
     return [build_code(table.columns[c]) for c in table.column_order if c in table.columns]
@@ -133,15 +140,35 @@ def decode_column(tokens: np.ndarray, code: ColumnCode, stats: ColumnStats, rng:
     return out
 
 
+def sub_column_groups(codes: list[ColumnCode]) -> list[list[int]]:
+    """For each column, the indices of its sub-columns in the flat token matrix."""
+    groups, start = [], 0
+    for code in codes:
+        width = len(code.sub_columns)
+        groups.append(list(range(start, start + width)))
+        start += width
+    return groups
+
+
+def cardinalities(codes: list[ColumnCode]) -> list[int]:
+    return [k for code in codes for _, k in code.sub_columns]
+
+
 def encode_table(df: pd.DataFrame, codes: list[ColumnCode], table: TableStats) -> pd.DataFrame:
+    """One narrow integer column per sub-column, named `<column>` or `<column>__<part>`."""
     narrow = {}
     for code in codes:
-        dtype = np.uint8 if code.cardinality <= 255 else np.uint16 if code.cardinality <= 65535 else np.int32
-        narrow[code.column] = encode_column(df[code.column], code, table.columns[code.column]).astype(dtype)
+        tokens = encode_column(df[code.column], code, table.columns[code.column])
+        tokens = tokens.reshape(len(df), -1)
+        for j, (name, k) in enumerate(code.sub_columns):
+            dtype = np.uint8 if k <= 255 else np.uint16 if k <= 65535 else np.int32
+            narrow[name] = tokens[:, j].astype(dtype)
     return pd.DataFrame(narrow)
 
 
 def decode_table(tokens: np.ndarray, codes: list[ColumnCode], table: TableStats, rng: np.random.Generator) -> pd.DataFrame:
-    return pd.DataFrame({
-        code.column: decode_column(tokens[:, i], code, table.columns[code.column], rng) for i, code in enumerate(codes)
-    })
+    out = {}
+    for code, group in zip(codes, sub_column_groups(codes)):
+        part = tokens[:, group]
+        out[code.column] = decode_column(part[:, 0] if len(group) == 1 else part, code, table.columns[code.column], rng)
+    return pd.DataFrame(out)
