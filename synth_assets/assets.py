@@ -9,6 +9,7 @@ to see in the UI as metadata.
 
 import contextlib
 import copy
+import typing
 
 import dagster as dg
 import pydantic
@@ -34,15 +35,33 @@ def user_errors():
         raise dg.Failure(description=f"invalid run config: {problems}", allow_retries=False) from None
 
 
-def run_config_class(name: str, spec: pydantic.BaseModel) -> type[dg.Config]:
-    """A launchpad config with every field of `spec`, its defaults taken from synth.yaml."""
+def run_config_class(name: str, model: type[pydantic.BaseModel], values: pydantic.BaseModel | None) -> type[dg.Config]:
+    """A launchpad config with every field of `model`, its defaults taken from synth.yaml (`values`).
+
+    Nested option groups (rebalancing, fairness, ...) become nested configs, optional where the
+    project file leaves them out."""
     fields = {}
-    for field_name, info in type(spec).model_fields.items():
+    for field_name, info in model.model_fields.items():
         field = copy.copy(info)
-        field.default = getattr(spec, field_name)
+        field.default = getattr(values, field_name) if values is not None else info.get_default()
         field.default_factory = None
-        fields[field_name] = (info.annotation, field)
+        annotation = info.annotation
+        nested = _nested_model(annotation)
+        if nested is not None:
+            current = field.default
+            sub = run_config_class(f"{name}_{field_name}", nested, current)
+            annotation = sub | None
+            field.default = sub(**current.model_dump()) if current is not None else None
+        fields[field_name] = (annotation, field)
     return pydantic.create_model(name, __base__=dg.Config, **fields)
+
+
+def _nested_model(annotation) -> type[pydantic.BaseModel] | None:
+    """The pydantic model inside `X` or `X | None`, if any."""
+    for candidate in (annotation, *typing.get_args(annotation)):
+        if isinstance(candidate, type) and issubclass(candidate, pydantic.BaseModel):
+            return candidate
+    return None
 
 
 def stage_key(dataset: str, stage: str) -> dg.AssetKey:
@@ -52,8 +71,8 @@ def stage_key(dataset: str, stage: str) -> dg.AssetKey:
 def build_dataset_assets(name: str, spec: DatasetSpec) -> list[dg.AssetsDefinition]:
     backend = get_backend(spec.backend, dataset=name)
     key = lambda stage: stage_key(name, stage)  # noqa: E731
-    TrainConfig = run_config_class(f"{name}_train_config", spec.train)
-    GenerateConfig = run_config_class(f"{name}_generate_config", spec.generate)
+    TrainConfig = run_config_class(f"{name}_train_config", TrainSpec, spec.train)
+    GenerateConfig = run_config_class(f"{name}_generate_config", GenerateSpec, spec.generate)
     tables = ", ".join(spec.tables)
 
     @dg.asset(key=key("split"), group_name=name, kinds={"pandas", "parquet"},

@@ -9,6 +9,7 @@ from typing import Any, Callable, ClassVar
 
 import pandas as pd
 
+from synth_assets.config import Fairness, Imputation, Rebalancing
 from synth_assets.errors import SynthError
 from synth_assets.stages.split import Split
 from synth_assets.stages.stats import DatasetStats
@@ -38,8 +39,12 @@ class TrainOptions:
     learning_rate: float | None = None
     early_stopping_patience: int = 4
     seed: int | None = 0
+    flexible_generation: bool = True
+    model_state: str = "reset"  # reset | reuse | resume
     device: str = "auto"  # auto | cpu | cuda
     backend_options: dict[str, Any] = field(default_factory=dict)
+    previous_model: Path | None = None  # the last finished checkpoint, for reuse and resume
+    resume_dir: Path | None = None  # where an unfinished training keeps its state between epochs
 
 
 @dataclass
@@ -56,9 +61,17 @@ class TrainResult:
 
 @dataclass(frozen=True)
 class GenerateRequest:
+    """What to generate. Field meanings are those of `synth_assets.config.GenerateSpec`."""
+
     sample_size: int | None = None  # rows of the subject table; None = as many as in training
     seed: int | None = None
     sampling_temperature: float = 1.0
+    sampling_top_p: float = 1.0
+    rare_category_replacement: str = "constant"  # constant | sample
+    seed_data: pd.DataFrame | None = None  # one row per generated row; its values are kept
+    rebalancing: Rebalancing | None = None
+    imputation: Imputation | None = None
+    fairness: Fairness | None = None
     device: str = "auto"
 
 

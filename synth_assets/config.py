@@ -34,7 +34,9 @@ class ForeignKey(StrictModel):
 class ColumnSpec(StrictModel):
     """Per-column overrides; anything not given is inferred from the data."""
 
-    encoding: Literal["auto", "categorical", "numeric", "datetime"] = "auto"
+    encoding: Literal["auto", "categorical", "numeric", "numeric_discrete", "numeric_binned", "numeric_digit",
+                      "datetime", "character", "lat_long"] = Field(
+        "auto", description="auto, or force one; 'numeric' lets the stats stage pick among the numeric ones.")
 
 
 class TableSpec(StrictModel):
@@ -63,13 +65,62 @@ class TrainSpec(StrictModel):
     batch_size: int | None = Field(None, ge=1, description="Rows per batch; chosen from the data size if unset.")
     learning_rate: float | None = Field(None, gt=0)
     early_stopping_patience: int = Field(4, ge=1, description="Epochs without validation improvement.")
-    seed: int | None = 0
+    seed: int | None = Field(0, description="Same seed and data: same model.")
+    flexible_generation: bool = Field(
+        True, description="Train on a random column order per batch, so any columns can condition the rest.")
+    model_state: Literal["reset", "reuse", "resume"] = Field(
+        "reset", description="reset: train anew; reuse: fine-tune the last model; resume: continue an interrupted training.")
+
+
+class Rebalancing(StrictModel):
+    """Target shares for the categories of one categorical column; the rest keep their relative shares."""
+
+    column: str
+    probabilities: dict[str, float] = Field(description="category -> share of generated rows (sum at most 1)")
+
+    @field_validator("probabilities")
+    @classmethod
+    def _shares(cls, value: dict[str, float]) -> dict[str, float]:
+        if not value:
+            raise ValueError("name at least one category")
+        if any(not 0 <= share <= 1 for share in value.values()) or sum(value.values()) > 1 + 1e-9:
+            raise ValueError("shares must lie in [0, 1] and sum to at most 1")
+        return value
+
+
+class Imputation(StrictModel):
+    """Columns that get no nulls: nulls in the seed data are filled, generated rows have none."""
+
+    columns: list[str] = Field(min_length=1)
+
+
+class Fairness(StrictModel):
+    """Statistical parity: the target's distribution is the same for every value of the sensitive columns."""
+
+    target_column: str
+    sensitive_columns: list[str] = Field(min_length=1)
 
 
 class GenerateSpec(StrictModel):
     sample_size: int | None = Field(None, ge=1, description="Rows of the subject table; default: training rows.")
-    seed: int | None = None
-    sampling_temperature: float = Field(1.0, gt=0)
+    seed: int | None = Field(None, description="Same seed, same model: same rows.")
+    sampling_temperature: float = Field(1.0, gt=0, description="Below 1: more typical rows; above 1: more diverse.")
+    sampling_top_p: float = Field(1.0, gt=0, le=1, description="Sample only from the most likely values holding this share.")
+    rare_category_replacement: Literal["constant", "sample"] = Field(
+        "constant", description="Protected rare categories: the constant _RARE_, or a sample of common categories.")
+    seed_data: str | None = Field(
+        None, description="A .csv/.parquet of column values to condition on: one generated row per seed row, "
+                          "seed values kept. Relative to the project file.")
+    rebalancing: Rebalancing | None = None
+    imputation: Imputation | None = None
+    fairness: Fairness | None = None
+
+    @field_validator("seed_data")
+    @classmethod
+    def _seed_suffix(cls, value: str | None) -> str | None:
+        if value is not None and not value.lower().endswith(SOURCE_SUFFIXES):
+            raise ValueError(f"'{value}' must end with one of {', '.join(SOURCE_SUFFIXES)}")
+        return value
 
 
 class QualitySpec(StrictModel):

@@ -20,7 +20,7 @@ from synth_assets.stages.report import render_report
 from synth_assets.stages.schema import restore_schema
 from synth_assets.stages.split import PARTITIONS, Split, split_tables
 from synth_assets.stages.stats import DatasetStats, compute_stats
-from synth_assets.tables import read_sources
+from synth_assets.tables import read_source, read_sources
 
 
 @dataclass
@@ -88,7 +88,11 @@ class DatasetPipeline:
         self, train: TrainSpec | None = None, device: str = "auto", progress: ProgressCallback | None = None
     ) -> TrainResult:
         train = train or self.spec.train
-        options = TrainOptions(**train.model_dump(), device=device, backend_options=dict(self.spec.backend_options))
+        options = TrainOptions(
+            **train.model_dump(), device=device, backend_options=dict(self.spec.backend_options),
+            previous_model=self.paths.model if self.paths.model.exists() else None,
+            resume_dir=self.paths.root / "model.partial",
+        )
         stats = self.load_stats()
         encoded = self._need(self.paths.encoded, "encoded")
         with storage.atomic_dir(self.paths.model) as tmp:
@@ -100,7 +104,13 @@ class DatasetPipeline:
         generate = generate or self.spec.generate
         stats = self.load_stats()
         model = self._need(self.paths.model, "model")
-        request = GenerateRequest(**generate.model_dump(), device=device)
+        seed_data = None
+        if generate.seed_data:
+            seed_path = Path(generate.seed_data).expanduser()
+            seed_path = seed_path if seed_path.is_absolute() else self.project.config_path.parent / seed_path
+            seed_data = read_source(seed_path, dataset=self.name, table=f"seed data of {self.name}")
+        fields = {k: getattr(generate, k) for k in type(generate).model_fields if k != "seed_data"}
+        request = GenerateRequest(**fields, seed_data=seed_data, device=device)
         started = time.perf_counter()
         raw = self.backend.generate(model, stats, request)
         seconds = time.perf_counter() - started

@@ -37,7 +37,7 @@ def small_project(tmp_path, diamonds_small, monkeypatch):
             backend: tabular_argn
             tables:
               gems: {source: gems.csv}
-            train: {max_training_time: 0.15, max_epochs: 8}
+            train: {max_training_time: 5, max_epochs: 8}
             generate: {sample_size: 1000, seed: 7}
         """)
 

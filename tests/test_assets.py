@@ -123,3 +123,42 @@ def test_schedule_is_declared_from_the_project_file(small_project):
     (small_project / "synth.yaml").write_text(text)
     schedule = build_definitions(small_project).resolve_schedule_def("regenerate_gems")
     assert schedule.cron_schedule == "0 3 * * *" and schedule.job_name == "synthesize_gems"
+
+
+def test_generation_options_from_synth_yaml(small_project, diamonds_small):
+    seed = pd.DataFrame({"cut": ["Fair"] * 40 + ["Ideal"] * 40, "depth": [None] * 10 + [61.0] * 70})
+    seed.to_csv(small_project / "seed.csv", index=False)
+    text = (small_project / "synth.yaml").read_text().replace(
+        "generate: {sample_size: 1000, seed: 7}",
+        "generate: {seed: 7, seed_data: seed.csv, imputation: {columns: [depth]}, sampling_temperature: 0.9}")
+    (small_project / "synth.yaml").write_text(text)
+    assert run_job(build_definitions(small_project), "gems").success
+    out = pd.read_parquet(small_project / ".synth" / "gems" / "synthetic" / "gems.parquet")
+    assert len(out) == 80 and out.cut.tolist() == seed.cut.tolist()
+    assert out.depth.notna().all() and (out.depth[10:] == 61.0).all()
+
+
+def test_launchpad_rebalancing(small_project):
+    defs = build_definitions(small_project)
+    assert run_job(defs, "gems").success
+    config = {"ops": {"gems__synthetic": {"config": {
+        "sample_size": 3000, "rebalancing": {"column": "cut", "probabilities": {"Good": 0.5}}}}}}
+    job = dg.define_asset_job("regen", selection="gems/synthetic")
+    defs = dg.Definitions.merge(defs, dg.Definitions(jobs=[job]))
+    result = defs.resolve_job_def("regen").execute_in_process(instance=dg.DagsterInstance.ephemeral(), run_config=config)
+    assert result.success
+    out = pd.read_parquet(small_project / ".synth" / "gems" / "synthetic" / "gems.parquet")
+    assert (out.cut == "Good").mean() == pytest.approx(0.5, abs=0.03)
+
+
+def test_bad_generation_option_is_a_clear_failure(small_project):
+    defs = build_definitions(small_project)
+    assert run_job(defs, "gems").success
+    config = {"ops": {"gems__synthetic": {"config": {"fairness": {"target_column": "nope", "sensitive_columns": ["cut"]}}}}}
+    job = dg.define_asset_job("regen", selection="gems/synthetic")
+    defs = dg.Definitions.merge(defs, dg.Definitions(jobs=[job]))
+    result = defs.resolve_job_def("regen").execute_in_process(
+        instance=dg.DagsterInstance.ephemeral(), run_config=config, raise_on_error=False)
+    assert not result.success
+    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+    assert "column 'nope'" in failure.event_specific_data.error.message

@@ -3,6 +3,7 @@
 Importing this package is cheap; torch is imported only when a model is trained or sampled.
 """
 
+from synth_tabular_argn.api import TabularARGN
 from synth_tabular_argn.backend import TabularARGNBackend
 
-__all__ = ["TabularARGNBackend"]
+__all__ = ["TabularARGN", "TabularARGNBackend"]

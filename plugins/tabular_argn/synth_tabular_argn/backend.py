@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 from typing import Any
 
@@ -14,9 +13,15 @@ from synth_assets import storage
 from synth_assets.backend import FLAT, Backend, GenerateRequest, ProgressCallback, TrainOptions, TrainResult
 from synth_assets.stages.split import Split
 from synth_assets.stages.stats import DatasetStats, TableStats
-from synth_tabular_argn.encoding import ColumnCode, build_codes, cardinalities, decode_table, encode_table
-
-GENERATION_CHUNK = 65_536
+from synth_tabular_argn.encoding import (
+    ColumnCode,
+    build_codes,
+    cardinalities,
+    decode_table,
+    encode_table,
+    sub_column_groups,
+)
+from synth_tabular_argn.generation import Planner, draw, token_labels
 
 
 class TabularARGNBackend(Backend):
@@ -42,119 +47,123 @@ class TabularARGNBackend(Backend):
     # train ---------------------------------------------------------------------------------------
     def train(self, encoded_dir: Path, stats: DatasetStats, options: TrainOptions, out_dir: Path,
               progress: ProgressCallback | None = None) -> TrainResult:
+        from synth_tabular_argn.model import ARGNNetwork, resolve_device
+        from synth_tabular_argn.training import fit
+
         import torch
-        from safetensors.torch import save_file
 
-        from synth_tabular_argn.model import TabularARGN, default_batch_size, resolve_device
-
-        started = time.perf_counter()
-        budget = options.max_training_time * 60.0
         device = resolve_device(options.device)
         if options.seed is not None:
-            torch.manual_seed(options.seed)
+            torch.manual_seed(options.seed)  # before the network exists: its initial weights count too
         codes = _load_codes(encoded_dir)
-        train = torch.as_tensor(storage.read_parquet(encoded_dir / "train.parquet").to_numpy(np.int64), device=device)
-        valid = torch.as_tensor(
-            storage.read_parquet(encoded_dir / "validation.parquet").to_numpy(np.int64), device=device)
-        model = TabularARGN(cardinalities(codes), options.model_size).to(device)
-        order = torch.arange(model.n_columns, device=device)
-        batch = options.batch_size or default_batch_size(len(train))
-        optimizer = torch.optim.AdamW(model.parameters(), lr=options.learning_rate or 2e-3, weight_decay=1e-4)
-        plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.5, patience=1)
-        shuffler = torch.Generator(device="cpu").manual_seed(options.seed or 0)
-
-        best_loss, best_epoch, best_state, history = float("inf"), 0, None, []
-        stopped, epoch = "max epochs", 0
-        for epoch in range(1, options.max_epochs + 1):
-            model.train()
-            permutation = torch.randperm(len(train), generator=shuffler).to(device)
-            total, seen, out_of_time = 0.0, 0, False
-            for start in range(0, len(train), batch):
-                rows = train[permutation[start : start + batch]]
-                loss = model.loss(rows, order)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                total += float(loss.detach()) * len(rows)
-                seen += len(rows)
-                if time.perf_counter() - started > budget:
-                    out_of_time = True
-                    break
-            val_loss = _evaluate(model, valid, order, batch * 4) if len(valid) else total / max(seen, 1)
-            plateau.step(val_loss)
-            record = {"epoch": epoch, "train_loss": total / max(seen, 1), "validation_loss": val_loss,
-                      "seconds": round(time.perf_counter() - started, 2), "learning_rate": optimizer.param_groups[0]["lr"]}
-            history.append(record)
-            if progress:
-                progress(record)
-            if val_loss < best_loss - 1e-4:
-                best_loss, best_epoch = val_loss, epoch
-                best_state = {k: v.detach().to("cpu").clone() for k, v in model.state_dict().items()}
-            if out_of_time:
-                stopped = "time budget"
-                break
-            if epoch - best_epoch >= options.early_stopping_patience:
-                stopped = "converged"
-                break
-
-        save_file(best_state, str(out_dir / "weights.safetensors"))
-        config = {"backend": self.name, "table": _only_table(stats).name, "cardinalities": model.cardinalities,
-                  "model_size": options.model_size, "order": order.tolist()}
+        train = storage.read_parquet(encoded_dir / "train.parquet").to_numpy()
+        valid = storage.read_parquet(encoded_dir / "validation.parquet").to_numpy()
+        model = ARGNNetwork(cardinalities(codes), options.model_size).to(device)
+        state, stopped, seconds = fit(model, train, valid, sub_column_groups(codes), options, out_dir, progress)
+        config = {**model.config(), "backend": self.name, "table": _only_table(stats).name,
+                  "order": list(range(model.n_columns)), "flexible_generation": options.flexible_generation}
         storage.write_json(config, out_dir / "config.json")
         storage.write_json([c.model_dump() for c in codes], out_dir / "codes.json")
-        storage.write_json(history, out_dir / "progress.json")
+        storage.write_json(state.history, out_dir / "progress.json")
         return TrainResult(
-            epochs=epoch, best_epoch=best_epoch, best_validation_loss=best_loss,
-            seconds=time.perf_counter() - started, stopped_because=stopped, device=str(device),
-            parameters=sum(p.numel() for p in model.parameters()), progress=history,
+            epochs=state.epoch, best_epoch=state.best_epoch, best_validation_loss=state.best_loss, seconds=seconds,
+            stopped_because=stopped, device=str(device), parameters=sum(p.numel() for p in model.parameters()),
+            progress=state.history,
         )
 
     # generate ------------------------------------------------------------------------------------
     def generate(self, model_dir: Path, stats: DatasetStats, request: GenerateRequest) -> dict[str, pd.DataFrame]:
+        table = _only_table(stats)
+        trained = TrainedModel.load(model_dir, table, request.device)
+        return {table.name: trained.generate(request)}
+
+
+class TrainedModel:
+    """A loaded checkpoint with its encoding: what generation, prediction and scoring work on."""
+
+    def __init__(self, model, codes: list[ColumnCode], table: TableStats, config: dict):
+        self.model = model
+        self.codes = codes
+        self.table = table
+        self.planner = Planner(codes, table, config["order"], config.get("flexible_generation", False))
+
+    @classmethod
+    def load(cls, model_dir: Path, table: TableStats, device: str = "auto") -> "TrainedModel":
+        from safetensors.torch import load_file
+
+        from synth_tabular_argn.model import ARGNNetwork, resolve_device
+
+        config = json.loads((Path(model_dir) / "config.json").read_text())
+        model = ARGNNetwork(config["cardinalities"], config["model_size"])
+        model.load_state_dict(load_file(str(Path(model_dir) / "weights.safetensors")))
+        model.to(resolve_device(device)).eval()
+        return cls(model, _load_codes(model_dir), table, config)
+
+    def tokens(self, request: GenerateRequest, stop_after_columns: list[str] | None = None):
+        """Draw tokens under the request's options; returns (plan, tokens, numpy rng for decoding)."""
         import torch
 
-        model, order, codes = load_model(model_dir, request.device)
-        table = _only_table(stats)
-        n = request.sample_size or table.rows
+        plan = self.planner.plan(request, stop_after_columns=stop_after_columns)
         seed = request.seed if request.seed is not None else int(np.random.SeedSequence().entropy % 2**31)
-        generator = torch.Generator(device=model.owner.device).manual_seed(seed)
-        rng = np.random.default_rng(seed)
-        chunks = []
-        for start in range(0, n, GENERATION_CHUNK):
-            tokens = model.sample(min(GENERATION_CHUNK, n - start), order,
-                                  temperature=request.sampling_temperature, generator=generator)
-            chunks.append(decode_table(tokens.cpu().numpy(), codes, table, rng))
-        return {table.name: pd.concat(chunks, ignore_index=True)}
+        generator = torch.Generator(device=self.model.owner.device).manual_seed(seed)
+        tokens = draw(self.model, plan, temperature=request.sampling_temperature, top_p=request.sampling_top_p,
+                      generator=generator)
+        return plan, tokens, np.random.default_rng(seed)
 
+    def conditional_probabilities(self, features: pd.DataFrame, targets: list[str], chunk: int = 16_384):
+        """P(targets | features) for each row: shape (n, k1) or (n, k1, k2), and each target's token labels."""
+        import torch
 
-def load_model(model_dir: Path, device: str = "auto"):
-    import torch
-    from safetensors.torch import load_file
+        codes = [self.planner._single_token(t, "predict_proba") for t in targets]
+        plan = self.planner.plan(GenerateRequest(seed_data=features))
+        heads = [self.planner.groups[t][0] for t in targets]
+        model = self.model
+        device = model.owner.device
+        out = []
+        with torch.no_grad():
+            for start in range(0, len(features), chunk):
+                rows = slice(start, min(len(features), start + chunk))
+                z = model.empty_context(rows.stop - rows.start)
+                for i, rule in plan.rules.items():
+                    if rule.fixed is not None:
+                        model.write(z, i, torch.as_tensor(rule.fixed[rows], device=device))
+                first = torch.softmax(model.conditional_logits(z, heads[0]), dim=1)
+                if len(heads) == 1:
+                    out.append(first.cpu().numpy())
+                    continue
+                joint = []
+                for token in range(first.shape[1]):
+                    z_given = z.clone()
+                    model.write(z_given, heads[0], torch.full((len(z),), token, device=device))
+                    second = torch.softmax(model.conditional_logits(z_given, heads[1]), dim=1)
+                    joint.append(first[:, token : token + 1] * second)
+                out.append(torch.stack(joint, dim=1).cpu().numpy())
+        return np.concatenate(out), [token_labels(code) for code in codes]
 
-    from synth_tabular_argn.model import TabularARGN, resolve_device
+    def log_prob(self, tokens: np.ndarray, chunk: int = 65_536) -> np.ndarray:
+        """Log-probability of each encoded row, in the order the model generates unconditionally."""
+        import torch
 
-    config = json.loads((Path(model_dir) / "config.json").read_text())
-    target = resolve_device(device)
-    model = TabularARGN(config["cardinalities"], config["model_size"])
-    model.load_state_dict(load_file(str(Path(model_dir) / "weights.safetensors")))
-    model.to(target).eval()
-    return model, torch.tensor(config["order"], device=target), _load_codes(model_dir)
+        device = self.model.owner.device
+        order = torch.tensor(self.planner.default_order, device=device)
+        parts = [self.model.log_prob(torch.as_tensor(tokens[s : s + chunk].astype(np.int64), device=device), order)
+                 for s in range(0, len(tokens), chunk)]
+        return torch.cat(parts).cpu().numpy()
+
+    def generate(self, request: GenerateRequest) -> pd.DataFrame:
+        plan, tokens, rng = self.tokens(request)
+        out = decode_table(tokens, self.codes, self.table, rng)
+        if plan.keep is not None:
+            # seed values are kept as given; only their nulls in imputed columns take generated values
+            imputed = set(request.imputation.columns) if request.imputation else set()
+            for column in plan.keep.columns:
+                given = plan.keep[column]
+                out[column] = given.where(given.notna(), out[column]) if column in imputed else given
+        return out
 
 
 def _load_codes(folder: Path) -> list[ColumnCode]:
     return [ColumnCode.model_validate(c) for c in json.loads((Path(folder) / "codes.json").read_text())]
-
-
-def _evaluate(model, rows, order, batch: int) -> float:
-    import torch
-
-    model.eval()
-    total = 0.0
-    with torch.no_grad():
-        for start in range(0, len(rows), batch):
-            part = rows[start : start + batch]
-            total += float(model.loss(part, order)) * len(part)
-    return total / len(rows)
 
 
 def _only_table(stats: DatasetStats) -> TableStats:

@@ -24,10 +24,11 @@ def embedding_width(cardinality: int, scale: float) -> int:
     return int(max(2, min(64, round(scale * 1.6 * cardinality**0.56))))
 
 
-class TabularARGN(nn.Module):
+class ARGNNetwork(nn.Module):
     def __init__(self, cardinalities: list[int], model_size: str = "medium"):
         super().__init__()
         hidden, scale = SIZES[model_size]
+        self.model_size = model_size
         self.cardinalities = list(cardinalities)
         widths = [embedding_width(k, scale) for k in cardinalities]
         self.embeddings = nn.ModuleList(nn.Embedding(k, w) for k, w in zip(cardinalities, widths))
@@ -37,6 +38,10 @@ class TabularARGN(nn.Module):
         owner = torch.repeat_interleave(torch.arange(len(widths)), torch.tensor(widths))
         self.register_buffer("owner", owner, persistent=False)
         self.register_buffer("slices", torch.tensor([0, *torch.tensor(widths).cumsum(0).tolist()]), persistent=False)
+
+    def config(self) -> dict:
+        """What it takes to build the same network again (saved beside the weights)."""
+        return {"cardinalities": self.cardinalities, "model_size": self.model_size}
 
     @property
     def n_columns(self) -> int:
@@ -58,24 +63,23 @@ class TabularARGN(nn.Module):
         logits = self.forward(tokens, order)
         return sum(nn.functional.cross_entropy(l, tokens[:, i].long()) for i, l in enumerate(logits))
 
+    def conditional_logits(self, z: torch.Tensor, i: int) -> torch.Tensor:
+        """Logits of column i given the embeddings already written into `z` (zeros elsewhere)."""
+        return self.heads[i](z)
+
+    def write(self, z: torch.Tensor, i: int, tokens: torch.Tensor) -> None:
+        """Put column i's embedding of `tokens` into `z`, so later columns condition on it."""
+        z[:, int(self.slices[i]) : int(self.slices[i + 1])] = self.embeddings[i](tokens)
+
+    def empty_context(self, n: int) -> torch.Tensor:
+        return torch.zeros(n, int(self.slices[-1]), device=self.owner.device)
+
     @torch.no_grad()
-    def sample(
-        self, n: int, order: torch.Tensor, *, temperature: float = 1.0, generator: torch.Generator | None = None,
-        fixed: dict[int, torch.Tensor] | None = None,
-    ) -> torch.Tensor:
-        """Draw `n` rows column by column; columns in `fixed` keep the given tokens."""
-        device = self.owner.device
-        tokens = torch.zeros(n, self.n_columns, dtype=torch.long, device=device)
-        z = torch.zeros(n, int(self.slices[-1]), device=device)
-        for i in order.tolist():
-            if fixed and i in fixed:
-                chosen = fixed[i].to(device)
-            else:
-                logits = self.heads[i](z) / temperature
-                chosen = torch.multinomial(torch.softmax(logits, dim=1), 1, generator=generator).squeeze(1)
-            tokens[:, i] = chosen
-            z[:, int(self.slices[i]) : int(self.slices[i + 1])] = self.embeddings[i](chosen)
-        return tokens
+    def log_prob(self, tokens: torch.Tensor, order: torch.Tensor) -> torch.Tensor:
+        """log p(row) under `order`: the sum over columns of log p(token | tokens before it)."""
+        logits = self.forward(tokens, order)
+        return sum(torch.log_softmax(l, dim=1).gather(1, tokens[:, i : i + 1].long()).squeeze(1)
+                   for i, l in enumerate(logits))
 
 
 def _mlp(inputs: int, hidden: tuple[int, ...], outputs: int) -> nn.Sequential:

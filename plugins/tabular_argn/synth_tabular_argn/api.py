@@ -1,0 +1,195 @@
+"""TabularARGN as a Python object, for use outside Dagster, in the style of scikit-learn:
+
+    model = TabularARGN(max_training_time=1).fit(df)
+    synthetic = model.sample(n_samples=1000)
+    model.predict(X, target="cut"); model.predict_proba(X, target="cut"); model.log_prob(df); model.impute(df)
+
+It runs the same stage code as the asset graph: the core's split and stats (so the same privacy rules
+apply), then this backend's encode, train and generate.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+
+from synth_assets import storage
+from synth_assets.backend import GenerateRequest, TrainOptions
+from synth_assets.config import ColumnSpec, DatasetSpec, Fairness, Imputation, Rebalancing, SplitSpec, TableSpec
+from synth_assets.errors import SynthError
+from synth_assets.stages.schema import restore_schema
+from synth_assets.stages.split import split_tables
+from synth_assets.stages.stats import DatasetStats, compute_stats
+from synth_tabular_argn.backend import TabularARGNBackend, TrainedModel
+from synth_tabular_argn.encoding import decode_column, encode_table
+
+TABLE = "data"
+
+
+class TabularARGN:
+    """An autoregressive generative model of one flat table.
+
+    Training options are those of synth.yaml's `train` section (`max_training_time` in minutes).
+    `columns` overrides encodings, e.g. {"zip": "character"}. The fitted model lives in `workspace`
+    (a temporary folder unless given); `TabularARGN.load(workspace)` opens it again.
+    """
+
+    def __init__(
+        self,
+        *,
+        max_training_time: float = 10.0,
+        max_epochs: int = 100,
+        model_size: Literal["small", "medium", "large"] = "medium",
+        batch_size: int | None = None,
+        learning_rate: float | None = None,
+        early_stopping_patience: int = 4,
+        flexible_generation: bool = True,
+        model_state: Literal["reset", "reuse", "resume"] = "reset",
+        validation_share: float = 0.2,
+        columns: dict[str, str] | None = None,
+        primary_key: str | None = None,
+        seed: int | None = 0,
+        device: str = "auto",
+        workspace: str | Path | None = None,
+    ):
+        self.train_options = dict(
+            max_training_time=max_training_time, max_epochs=max_epochs, model_size=model_size,
+            batch_size=batch_size, learning_rate=learning_rate, early_stopping_patience=early_stopping_patience,
+            flexible_generation=flexible_generation, model_state=model_state, seed=seed,
+        )
+        self.validation_share = validation_share
+        self.columns = dict(columns or {})
+        self.primary_key = primary_key
+        self.device = device
+        self.workspace = Path(workspace) if workspace else Path(tempfile.mkdtemp(prefix="tabular-argn-"))
+        self.backend = TabularARGNBackend()
+        self.stats: DatasetStats | None = None
+        self.training = None
+        self._trained: TrainedModel | None = None
+
+    # fitting --------------------------------------------------------------------------------------
+    def fit(self, X: pd.DataFrame, progress=None) -> "TabularARGN":
+        if not isinstance(X, pd.DataFrame) or X.empty:
+            raise SynthError("fit needs a non-empty pandas DataFrame", table=TABLE)
+        spec = DatasetSpec(
+            backend=self.backend.name,
+            tables={TABLE: TableSpec(source=f"{TABLE}.parquet", primary_key=self.primary_key,
+                                     columns={c: ColumnSpec(encoding=e) for c, e in self.columns.items()})},
+            split=SplitSpec(validation_share=self.validation_share, seed=self.train_options["seed"] or 0),
+        )
+        split = split_tables(spec, {TABLE: X.reset_index(drop=True)})
+        self.stats = compute_stats(spec, split.train, dataset="python")
+        self.backend.check_dataset(self.stats)
+        storage.write_json(self.stats.model_dump(mode="json"), self.workspace / "stats.json")
+        with storage.atomic_dir(self.workspace / "encoded") as tmp:
+            self.backend.encode(split, self.stats, tmp)
+        model_dir = self.workspace / "model"
+        options = TrainOptions(
+            **self.train_options, device=self.device,
+            previous_model=model_dir if model_dir.exists() else None, resume_dir=self.workspace / "model.partial",
+        )
+        with storage.atomic_dir(model_dir) as tmp:
+            self.training = self.backend.train(self.workspace / "encoded", self.stats, options, tmp, progress)
+        self._trained = None
+        return self
+
+    @classmethod
+    def load(cls, workspace: str | Path, device: str = "auto") -> "TabularARGN":
+        """Open a model fitted earlier in `workspace`."""
+        model = cls(workspace=workspace, device=device)
+        model.stats = DatasetStats.model_validate(storage.read_json(Path(workspace) / "stats.json"))
+        return model
+
+    @property
+    def trained(self) -> TrainedModel:
+        if self.stats is None:
+            raise SynthError("the model is not fitted yet", hint="call fit(df) first")
+        if self._trained is None:
+            self._trained = TrainedModel.load(self.workspace / "model", self.table, self.device)
+        return self._trained
+
+    @property
+    def table(self):
+        return self.stats.tables[TABLE]
+
+    # generation -----------------------------------------------------------------------------------
+    def sample(
+        self,
+        n_samples: int | None = None,
+        *,
+        seed_data: pd.DataFrame | None = None,
+        sampling_temperature: float = 1.0,
+        sampling_top_p: float = 1.0,
+        rare_category_replacement: Literal["constant", "sample"] = "constant",
+        rebalancing: dict | None = None,
+        imputation: dict | None = None,
+        fairness: dict | None = None,
+        seed: int | None = None,
+    ) -> pd.DataFrame:
+        """Synthetic rows: `n_samples` of them, or one per row of `seed_data`, whose values are kept.
+
+        rebalancing={"column": c, "probabilities": {category: share}}; imputation={"columns": [...]};
+        fairness={"target_column": t, "sensitive_columns": [...]}."""
+        request = GenerateRequest(
+            sample_size=n_samples, seed=seed, sampling_temperature=sampling_temperature,
+            sampling_top_p=sampling_top_p, rare_category_replacement=rare_category_replacement,
+            seed_data=seed_data,
+            rebalancing=Rebalancing(**rebalancing) if rebalancing else None,
+            imputation=Imputation(**imputation) if imputation else None,
+            fairness=Fairness(**fairness) if fairness else None,
+            device=self.device,
+        )
+        return restore_schema(self.trained.generate(request), self.table)
+
+    def impute(self, X: pd.DataFrame, columns: list[str] | None = None, seed: int | None = None) -> pd.DataFrame:
+        """`X` with the nulls of `columns` (default: every modelled column that has nulls) filled in."""
+        columns = columns or [c for c in X.columns if c in self.table.columns and X[c].isna().any()]
+        if not columns:
+            return X.copy()
+        out = self.sample(seed_data=X, imputation={"columns": columns}, seed=seed)
+        out.index = X.index
+        return out[list(X.columns)]
+
+    # prediction -----------------------------------------------------------------------------------
+    def predict(self, X: pd.DataFrame, target: str, n_draws: int = 10,
+                agg_fn: Literal["mode", "mean"] = "mode", seed: int | None = None) -> pd.Series:
+        """Predict `target` for each row of `X` from `n_draws` conditional draws: their mode or mean."""
+        features = X.drop(columns=[target], errors="ignore").reset_index(drop=True)
+        repeated = features.loc[features.index.repeat(n_draws)].reset_index(drop=True)
+        request = GenerateRequest(seed_data=repeated, seed=seed, device=self.device)
+        plan, tokens, rng = self.trained.tokens(request, stop_after_columns=[target])
+        code = self.trained.planner.by_name[target]
+        group = self.trained.planner.groups[target]
+        part = tokens[:, group]
+        draws = decode_column(part[:, 0] if len(group) == 1 else part, code, self.table.columns[target], rng)
+        draws = pd.Series(draws.to_numpy(), index=np.repeat(X.index.to_numpy(), n_draws))
+        if agg_fn == "mean":
+            result = pd.to_numeric(draws).groupby(level=0, sort=False).mean()
+        elif agg_fn == "mode":
+            result = draws.groupby(level=0, sort=False).agg(lambda v: v.value_counts(dropna=False).index[0])
+        else:
+            raise SynthError(f"agg_fn must be 'mode' or 'mean', not {agg_fn!r}", column=target)
+        return result.reindex(X.index).rename(target)
+
+    def predict_proba(self, X: pd.DataFrame, target: str | list[str]) -> pd.DataFrame:
+        """P(target | the columns of X) per row: one column per category (per pair of categories for two
+        targets, as a column MultiIndex). Targets must be single-token columns (categorical, discrete or binned)."""
+        targets = [target] if isinstance(target, str) else list(target)
+        if not 1 <= len(targets) <= 2:
+            raise SynthError("predict_proba takes one or two target columns")
+        features = X.drop(columns=targets, errors="ignore").reset_index(drop=True)
+        probs, labels = self.trained.conditional_probabilities(features, targets)
+        columns = labels[0] if len(targets) == 1 else pd.MultiIndex.from_product(labels, names=targets)
+        return pd.DataFrame(probs.reshape(len(X), -1), index=X.index, columns=columns)
+
+    def log_prob(self, X: pd.DataFrame) -> np.ndarray:
+        """Log-probability of each row under the model (nats; numbers count by their bin or digits)."""
+        missing = [c for c in self.table.columns if c not in X.columns]
+        if missing:
+            raise SynthError("log_prob needs every modelled column", table=TABLE, column=missing[0])
+        tokens = encode_table(X.reset_index(drop=True), self.trained.codes, self.table).to_numpy()
+        return self.trained.log_prob(tokens)

@@ -1,0 +1,240 @@
+"""Generation: which columns are fixed, in which order columns are drawn, and how each draw is shaped.
+
+A `Plan` turns the user's options (seed data, imputation, rebalancing, fairness, rare-category
+replacement) into per-sub-column rules; `draw` runs the model column by column under those rules.
+Columns that condition others are drawn first; a model trained with a random column order per batch
+(flexible generation) gives a proper conditional distribution for any such order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from synth_assets.backend import GenerateRequest
+from synth_assets.errors import SynthError
+from synth_assets.stages.stats import RARE_TOKEN, TableStats
+from synth_tabular_argn.encoding import ColumnCode, encode_column, sub_column_groups
+
+
+@dataclass
+class Rule:
+    """How one sub-column is drawn. Arrays are numpy; `draw` moves them to the model's device."""
+
+    fixed: np.ndarray | None = None  # tokens to keep, one per row
+    fixed_mask: np.ndarray | None = None  # rows where `fixed` applies; None = all rows
+    banned: list[int] = field(default_factory=list)  # tokens never drawn (null, rare)
+    probs: np.ndarray | None = None  # replaces the model's distribution (rebalancing, fairness)
+
+
+@dataclass
+class Plan:
+    n: int
+    order: list[int]  # sub-column indices, in drawing order
+    rules: dict[int, Rule]
+    stop_after: set[int] | None = None  # sub-columns after which drawing may stop (prediction)
+    keep: pd.DataFrame | None = None  # seed values that go into the output as they are
+
+
+class Planner:
+    """Builds plans for one trained model: its column codes, stats and training order."""
+
+    def __init__(self, codes: list[ColumnCode], table: TableStats, default_order: list[int], flexible: bool):
+        self.codes = codes
+        self.table = table
+        self.groups = dict(zip((c.column for c in codes), sub_column_groups(codes)))
+        self.by_name = {c.column: c for c in codes}
+        self.default_order = default_order
+        self.flexible = flexible
+
+    # checks ---------------------------------------------------------------------------------------
+    def _column(self, name: str, role: str) -> ColumnCode:
+        if name in self.table.columns and name in self.by_name:
+            return self.by_name[name]
+        keys = {self.table.primary_key, *(fk.column for fk in self.table.foreign_keys)} - {None}
+        hint = "keys are generated, not modelled" if name in keys else \
+            f"modelled columns: {', '.join(self.by_name)}"
+        raise SynthError(f"{role} names a column the model does not have", table=self.table.name, column=name,
+                         hint=hint)
+
+    def _single_token(self, name: str, role: str) -> ColumnCode:
+        code = self._column(name, role)
+        if len(code.sub_columns) != 1 or code.values is None:
+            raise SynthError(f"{role} needs a categorical column (this one is encoded as {code.encoding})",
+                             table=self.table.name, column=name,
+                             hint="choose a categorical column, or override its encoding to categorical")
+        return code
+
+    # plans ----------------------------------------------------------------------------------------
+    def plan(self, request: GenerateRequest, *, stop_after_columns: list[str] | None = None) -> Plan:
+        seed = request.seed_data
+        n = len(seed) if seed is not None else (request.sample_size or self.table.rows)
+        rules: dict[int, Rule] = {}
+        first: list[str] = []  # columns drawn before the rest, in this order
+        keep = None
+
+        imputed = set(request.imputation.columns) if request.imputation else set()
+        for name in imputed:
+            self._column(name, "imputation")
+        if seed is not None:
+            seed = seed.reset_index(drop=True)
+            keep = seed
+            given = [c for c in seed.columns if c in self.by_name]
+            unknown = [c for c in seed.columns if c not in self.table.column_order]
+            if unknown:
+                raise SynthError("seed data has a column the table does not have", table=self.table.name,
+                                 column=unknown[0], hint=f"table columns: {', '.join(self.table.column_order)}")
+            # fully given columns first, then the ones with nulls to impute
+            given.sort(key=lambda c: c in imputed)
+            for name in given:
+                code = self.by_name[name]
+                tokens = encode_column(seed[name], code, self.table.columns[name]).reshape(len(seed), -1)
+                mask = seed[name].notna().to_numpy() if name in imputed else None
+                for j, sub in enumerate(self.groups[name]):
+                    rules[sub] = Rule(fixed=tokens[:, j], fixed_mask=mask)
+                first.append(name)
+
+        for name in imputed:
+            code = self.by_name[name]
+            if code.has_null:
+                rules.setdefault(self.groups[name][0], Rule()).banned.append(0)
+
+        if request.rare_category_replacement == "sample":
+            for code in self.codes:
+                if code.has_rare:
+                    rules.setdefault(self.groups[code.column][0], Rule()).banned.append(int(code.has_null))
+
+        if request.rebalancing:
+            name = request.rebalancing.column
+            code = self._single_token(name, "rebalancing")
+            rules.setdefault(self.groups[name][0], Rule()).probs = self._rebalanced(code, request.rebalancing.probabilities)
+            first.append(name)
+
+        if request.fairness:
+            target = request.fairness.target_column
+            code = self._single_token(target, "fairness")
+            for name in request.fairness.sensitive_columns:
+                self._column(name, "fairness (sensitive column)")
+                first.append(name)
+            # drawn from its overall distribution, whatever the sensitive columns hold: statistical parity
+            rules.setdefault(self.groups[target][0], Rule()).probs = self.marginal(code)
+            first.append(target)
+
+        order = self._order(first)
+        stop_after = None
+        if stop_after_columns:
+            stop_after = {sub for name in stop_after_columns for sub in self.groups[name]}
+        return Plan(n=n, order=order, rules=rules, stop_after=stop_after, keep=keep)
+
+    def _order(self, first: list[str]) -> list[int]:
+        head: list[int] = []
+        for name in dict.fromkeys(first):  # de-duplicated, first mention wins
+            head += self.groups[name]
+        order = head + [i for i in self.default_order if i not in set(head)]
+        if not self.flexible and order != self.default_order:
+            raise SynthError(
+                "this model was trained with flexible_generation: false, so it can only draw columns in its "
+                "training order; conditioning on other columns needs a model trained with it on",
+                table=self.table.name, hint="set train.flexible_generation: true and retrain")
+        return order
+
+    def marginal(self, code: ColumnCode) -> np.ndarray:
+        """A single-token column's share of each token in the training data (null, rare, categories)."""
+        stats = self.table.columns[code.column]
+        present = 1.0 - stats.null_share
+        shares = [stats.null_share] if code.has_null else []
+        if code.has_rare:
+            shares.append(present * stats.rare_share)
+        shares += [present * s for s in (stats.category_shares or [])]
+        probs = np.asarray(shares, dtype=float)
+        return probs / probs.sum()
+
+    def _rebalanced(self, code: ColumnCode, targets: dict[str, float]) -> np.ndarray:
+        labels = [str(v) for v in code.values]
+        offset = code.offset
+        probs = self.marginal(code)
+        fixed = np.zeros(len(probs), dtype=bool)
+        wanted = np.zeros(len(probs))
+        for category, share in targets.items():
+            if category not in labels:
+                raise SynthError(f"rebalancing names category {category!r}, which the model does not know",
+                                 table=self.table.name, column=code.column,
+                                 hint=f"known categories: {', '.join(labels[:20])}")
+            token = offset + labels.index(category)
+            fixed[token], wanted[token] = True, share
+        rest = probs * ~fixed
+        remaining = max(0.0, 1.0 - wanted.sum())
+        if rest.sum() > 0:
+            wanted += rest / rest.sum() * remaining
+        return wanted / wanted.sum()
+
+
+def draw(model, plan: Plan, *, temperature: float, top_p: float, generator, chunk: int = 65_536) -> np.ndarray:
+    """Draw `plan.n` rows of tokens, in chunks, under the plan's rules."""
+    import torch
+
+    out = np.zeros((plan.n, model.n_columns), dtype=np.int64)
+    device = model.owner.device
+    for start in range(0, plan.n, chunk):
+        rows = slice(start, min(plan.n, start + chunk))
+        size = rows.stop - rows.start
+        z = model.empty_context(size)
+        tokens = torch.zeros(size, model.n_columns, dtype=torch.long, device=device)
+        with torch.no_grad():
+            for i in plan.order:
+                rule = plan.rules.get(i)
+                fully_fixed = rule is not None and rule.fixed is not None and rule.fixed_mask is None
+                if fully_fixed:
+                    chosen = torch.as_tensor(rule.fixed[rows], device=device)
+                else:
+                    chosen = _draw_one(model, z, i, rule, temperature, top_p, generator, size, device)
+                    if rule is not None and rule.fixed is not None:
+                        keep = torch.as_tensor(rule.fixed_mask[rows], device=device)
+                        chosen = torch.where(keep, torch.as_tensor(rule.fixed[rows], device=device), chosen)
+                tokens[:, i] = chosen
+                model.write(z, i, chosen)
+                if plan.stop_after is not None and plan.stop_after <= set(plan.order[: plan.order.index(i) + 1]):
+                    break
+        out[rows] = tokens.cpu().numpy()
+    return out
+
+
+def _draw_one(model, z, i, rule, temperature, top_p, generator, size, device):
+    import torch
+
+    if rule is not None and rule.probs is not None:
+        probs = torch.as_tensor(rule.probs, dtype=torch.float32, device=device).expand(size, -1)
+    else:
+        logits = model.conditional_logits(z, i) / temperature
+        if rule is not None and rule.banned:
+            logits[:, rule.banned] = float("-inf")
+        probs = torch.softmax(logits, dim=1)
+        if top_p < 1.0:
+            probs = nucleus(probs, top_p)
+    return torch.multinomial(probs, 1, generator=generator).squeeze(1)
+
+
+def nucleus(probs, top_p: float):
+    """Keep the most likely tokens that together hold `top_p` of the mass (at least one), renormalized."""
+    import torch
+
+    sorted_probs, index = torch.sort(probs, dim=1, descending=True)
+    before = torch.cumsum(sorted_probs, dim=1) - sorted_probs
+    sorted_probs = torch.where(before < top_p, sorted_probs, torch.zeros_like(sorted_probs))
+    kept = torch.zeros_like(probs).scatter(1, index, sorted_probs)
+    return kept / kept.sum(dim=1, keepdim=True)
+
+
+def token_labels(code: ColumnCode) -> list:
+    """A readable label per token of a single-token column: None for null, _RARE_, the category, or the bin."""
+    labels: list = [None] if code.has_null else []
+    if code.has_rare:
+        labels.append(RARE_TOKEN)
+    if code.values is not None:
+        labels += list(code.values)
+    else:
+        edges = code.edges
+        labels += [f"[{edges[i]:.6g}, {edges[i + 1]:.6g})" for i in range(len(edges) - 1)]
+    return labels

@@ -1,0 +1,178 @@
+"""Training: AdamW with a plateau schedule, early stopping on validation loss keeping the best
+weights, a time budget, and three checkpoint strategies.
+
+- reset: start from fresh weights;
+- reuse: start from the last finished model's weights (fine-tuning), with a fresh optimizer;
+- resume: continue an interrupted training where it stopped: weights, optimizer, schedule, epoch and
+  early-stopping counters. Every epoch writes that state to `resume_dir`, so a killed run loses at
+  most one epoch; a finished run leaves it in the model folder, so training can also be extended.
+
+Weights are written with safetensors; optimizer state with torch.save and read back with
+`weights_only=True`, so no checkpoint can run code when loaded.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from synth_assets import storage
+from synth_assets.backend import ProgressCallback, TrainOptions
+from synth_assets.errors import SynthError
+
+# With flexible generation, this share of batches sees a random column order (so any columns can
+# condition the rest); the others see the data order, which unconditional generation uses. Pure random
+# order reached a clearly worse data-order validation loss on diamonds for the same epochs (21.4 vs 20.0
+# after 12 epochs; half and half: 20.4).
+RANDOM_ORDER_SHARE = 0.5
+STATE_FILE = "training_state.pt"
+LAST_WEIGHTS = "last.safetensors"
+BEST_WEIGHTS = "weights.safetensors"
+
+
+@dataclass
+class Progress:
+    epoch: int = 0
+    best_epoch: int = 0
+    best_loss: float = float("inf")
+    history: list[dict] = field(default_factory=list)
+
+
+def fit(model, train_tokens: np.ndarray, valid_tokens: np.ndarray, groups: list[list[int]], options: TrainOptions,
+        out_dir: Path, progress: ProgressCallback | None = None) -> tuple[Progress, str, float]:
+    """Train `model` in place and write its checkpoint to `out_dir`. Returns (progress, why it stopped, seconds).
+
+    The caller seeds torch before building `model`, so that its initial weights are reproducible too."""
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    from synth_tabular_argn.model import default_batch_size
+
+    started = time.perf_counter()
+    budget = options.max_training_time * 60.0
+    device = model.owner.device
+    # narrow integer tensors; a batch is widened to int64 only when it is used
+    train = torch.as_tensor(train_tokens, device=device)
+    valid = torch.as_tensor(valid_tokens, device=device)
+    batch = options.batch_size or default_batch_size(len(train))
+    optimizer = torch.optim.AdamW(model.parameters(), lr=options.learning_rate or 2e-3, weight_decay=1e-4)
+    plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.5, patience=1)
+    shuffler = torch.Generator(device="cpu").manual_seed(options.seed or 0)
+    state = Progress()
+    best_weights = None
+
+    source = _checkpoint_source(options, model)
+    if options.model_state == "reuse" and source is not None:
+        model.load_state_dict(load_file(str(source / BEST_WEIGHTS)))
+    elif options.model_state == "resume" and source is not None:
+        model.load_state_dict(load_file(str(source / LAST_WEIGHTS)))
+        best_weights = load_file(str(source / BEST_WEIGHTS))
+        saved = torch.load(source / STATE_FILE, weights_only=True)
+        optimizer.load_state_dict(saved["optimizer"])
+        plateau.load_state_dict(saved["plateau"])
+        shuffler.set_state(saved["shuffler"])
+        state = Progress(**json.loads((source / "progress_state.json").read_text()))
+
+    data_order = torch.arange(model.n_columns, device=device)
+    group_tensors = [torch.tensor(g, device=device) for g in groups]
+    stopped = "max epochs"
+    for epoch in range(state.epoch + 1, options.max_epochs + 1):
+        model.train()
+        permutation = torch.randperm(len(train), generator=shuffler).to(device)
+        total, seen, out_of_time = 0.0, 0, False
+        for start in range(0, len(train), batch):
+            rows = train[permutation[start : start + batch]].long()
+            flexible = options.flexible_generation and torch.rand(1, generator=shuffler).item() < RANDOM_ORDER_SHARE
+            order = _random_order(group_tensors, shuffler) if flexible else data_order
+            loss = model.loss(rows, order)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            total += float(loss.detach()) * len(rows)
+            seen += len(rows)
+            if time.perf_counter() - started > budget:
+                out_of_time = True
+                break
+        # validated in the data order: the order unconditional generation draws in
+        val_loss = evaluate(model, valid, data_order, batch * 8) if len(valid) else total / max(seen, 1)
+        plateau.step(val_loss)
+        record = {"epoch": epoch, "train_loss": total / max(seen, 1), "validation_loss": val_loss,
+                  "seconds": round(time.perf_counter() - started, 2), "learning_rate": optimizer.param_groups[0]["lr"]}
+        state.history.append(record)
+        state.epoch = epoch
+        if val_loss < state.best_loss - 1e-4:
+            state.best_loss, state.best_epoch = val_loss, epoch
+            best_weights = {k: v.detach().to("cpu").clone() for k, v in model.state_dict().items()}
+        if progress:
+            progress(record)
+        if out_of_time:
+            stopped = "time budget"
+            break
+        if epoch - state.best_epoch >= options.early_stopping_patience:
+            stopped = "converged"
+            break
+        if options.resume_dir is not None:
+            with storage.atomic_dir(options.resume_dir) as tmp:
+                _save_state(tmp, model, best_weights, optimizer, plateau, shuffler, state)
+
+    if best_weights is None:
+        raise SynthError("training ended before one epoch finished",
+                         hint="raise train.max_training_time or train.max_epochs")
+    _save_state(out_dir, model, best_weights, optimizer, plateau, shuffler, state)
+    if options.resume_dir is not None:
+        shutil.rmtree(options.resume_dir, ignore_errors=True)  # finished: nothing left to resume
+    return state, stopped, time.perf_counter() - started
+
+
+def _random_order(groups, generator):
+    """A random order of columns, each column's sub-columns kept together and in their own order."""
+    import torch
+
+    return torch.cat([groups[i] for i in torch.randperm(len(groups), generator=generator).tolist()])
+
+
+def evaluate(model, rows, order, batch: int) -> float:
+    import torch
+
+    model.eval()
+    total = 0.0
+    with torch.no_grad():
+        for start in range(0, len(rows), batch):
+            part = rows[start : start + batch].long()
+            total += float(model.loss(part, order)) * len(part)
+    return total / len(rows)
+
+
+def _checkpoint_source(options: TrainOptions, model) -> Path | None:
+    """The folder to reuse or resume from, checked against the model's shape; None when starting anew."""
+    if options.model_state == "reset":
+        return None
+    candidates = [options.resume_dir] if options.model_state == "resume" else []
+    candidates.append(options.previous_model)
+    needed = STATE_FILE if options.model_state == "resume" else BEST_WEIGHTS
+    for folder in candidates:
+        if folder is not None and (Path(folder) / needed).is_file():
+            config = json.loads((Path(folder) / "config.json").read_text())
+            if config["cardinalities"] != model.cardinalities or config["model_size"] != model.model_size:
+                raise SynthError(
+                    f"cannot {options.model_state} the last model: the data's encoding or the model size changed",
+                    hint="set train.model_state: reset to train a new model")
+            return Path(folder)
+    return None  # nothing to reuse or resume yet: a fresh start
+
+
+def _save_state(folder: Path, model, best_weights, optimizer, plateau, shuffler, state: Progress) -> None:
+    import torch
+    from safetensors.torch import save_file
+
+    save_file(best_weights, str(folder / BEST_WEIGHTS))
+    save_file({k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}, str(folder / LAST_WEIGHTS))
+    torch.save({"optimizer": optimizer.state_dict(), "plateau": plateau.state_dict(),
+                "shuffler": shuffler.get_state()}, folder / STATE_FILE)
+    (folder / "progress_state.json").write_text(json.dumps(state.__dict__))
+    (folder / "config.json").write_text(json.dumps(model.config()))
