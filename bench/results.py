@@ -1,0 +1,86 @@
+"""The comparison table (printed, and kept in bench/RESULTS.md) and the machine it ran on."""
+
+from __future__ import annotations
+
+import os
+import platform
+from pathlib import Path
+
+COLUMNS = ["engine", "training s", "generation rows/s", "accuracy", "univariate", "bivariate", "trivariate",
+           "DCR share", "peak MB"]
+ACCURACY_KEYS = ["overall", "univariate", "bivariate", "trivariate"]
+
+
+def _row(name: str, run: dict) -> list:
+    acc = run.get("qa", {}).get("accuracy", {})
+    return [name, run.get("training_seconds"), run.get("rows_per_second"),
+            *[acc.get(k) for k in ACCURACY_KEYS], run.get("qa", {}).get("dcr_share"), run.get("peak_mb")]
+
+
+def _fmt(value, column: str) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, str):
+        return value
+    if column in ("training s",):
+        return f"{value:,.1f}"
+    if column in ("generation rows/s", "peak MB"):
+        return f"{value:,.0f}"
+    return f"{value:.3f}"
+
+
+def comparison_table(runs: dict[str, dict]) -> str:
+    """Markdown table: one row per engine, the holdout ceiling, and ours/reference when both ran."""
+    rows = [_row(name, run) for name, run in runs.items()]
+    any_qa = next((r["qa"] for r in runs.values() if r.get("qa")), None)
+    if any_qa:
+        acc = any_qa["accuracy"]
+        rows.append(["holdout (ceiling)", None, None, *[acc.get(f"{k}_max") for k in ACCURACY_KEYS], None, None])
+    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "|".join("---" for _ in COLUMNS) + "|"]
+    lines += ["| " + " | ".join(_fmt(v, c) for v, c in zip(row, COLUMNS)) + " |" for row in rows]
+    if "ours" in runs and "reference" in runs:
+        ours, ref = _row("", runs["ours"]), _row("", runs["reference"])
+        ratios = ["ours / reference"] + [
+            f"{a / b:.2f}" if isinstance(a, (int, float)) and isinstance(b, (int, float)) and b else "–"
+            for a, b in zip(ours[1:], ref[1:])
+        ]
+        lines.append("| " + " | ".join(ratios) + " |")
+    return "\n".join(lines)
+
+
+def machine() -> str:
+    cpu = platform.processor() or "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+        mem_kb = next(int(l.split()[1]) for l in Path("/proc/meminfo").read_text().splitlines()
+                      if l.startswith("MemTotal"))
+        mem = f", {mem_kb / 1024**2:.0f} GiB RAM"
+    except (OSError, StopIteration):
+        mem = ""
+    return f"nproc {len(os.sched_getaffinity(0))}, {cpu}{mem}, {platform.system()} {platform.machine()}"
+
+
+HEADER = """# Benchmark results
+
+Written by `bench/run_bench.py` (see README.md, "Benchmark"). One section per table and settings; a rerun
+with the same settings replaces its section. Accuracy and DCR share are mostlyai-qa's (`qa_eval.py`):
+accuracy against the train split, "holdout (ceiling)" is what the unseen 20% holdout itself scores; DCR share
+about 0.5 is private. Training s = split + stats/analyze + encode + train; generation rows/s excludes model loading.
+"""
+
+
+def update_results_file(path: Path, heading: str, body: str) -> None:
+    """Replace the section under `heading` (up to the next '## '), or append it."""
+    text = path.read_text() if path.exists() else HEADER
+    lines = text.rstrip("\n").split("\n")
+    section = [heading, "", *body.rstrip("\n").split("\n")]
+    if heading in lines:
+        start = lines.index(heading)
+        end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
+        lines[start:end] = section + [""]
+    else:
+        lines += ["", *section]
+    path.write_text("\n".join(lines).rstrip("\n") + "\n")
