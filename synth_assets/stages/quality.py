@@ -91,8 +91,13 @@ def _bin_frame(df: pd.DataFrame, columns: list[ColumnStats], reference: pd.DataF
     return pd.DataFrame({c.name: _bin_column(df[c.name], c, reference[c.name]) for c in columns})
 
 
+def _is_continuous(column: ColumnStats) -> bool:
+    """Dates, and numbers with too many values to compare one by one (whatever their encoding)."""
+    return column.kind == "datetime" or (column.kind == "numeric" and column.encoding != "numeric_discrete")
+
+
 def _bin_column(values: pd.Series, column: ColumnStats, reference: pd.Series) -> pd.Series:
-    if column.encoding in ("numeric_binned", "datetime"):
+    if _is_continuous(column):
         ref = _as_number(reference, column).dropna()
         edges = np.unique(np.quantile(ref, np.linspace(0, 1, N_BINS + 1))) if len(ref) else np.array([0.0])
         numbers = _as_number(values, column)
@@ -123,7 +128,7 @@ def _features(df: pd.DataFrame, columns: list[ColumnStats], reference: pd.DataFr
     """Rows as points: numbers by their position among the reference's quantiles, categories one-hot."""
     parts = []
     for c in columns:
-        if c.encoding in ("numeric_binned", "datetime"):
+        if _is_continuous(c):
             ref = _as_number(reference[c.name], c).dropna().to_numpy()
             grid = np.quantile(ref, np.linspace(0, 1, 101)) if len(ref) else np.zeros(101)
             numbers = _as_number(df[c.name], c).to_numpy(dtype=float)

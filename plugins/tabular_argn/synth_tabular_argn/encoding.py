@@ -1,23 +1,49 @@
 """Each column becomes integer tokens, and tokens become values again.
 
-Token layout of a column: [null?] [rare?] then one token per kept category or per quantile bin.
+A column becomes one or more sub-columns (its tokens), modelled one after the other. The first
+sub-column starts with [null?] [rare?]; then come the encoding's own tokens:
 - categorical / numeric_discrete: one token per category kept by the stats stage. Rare text values
   share one `_RARE_` token; a rare number or a rare non-text value takes its nearest kept value.
-- numeric_binned / datetime: one token per quantile bin; decoding draws uniformly inside the bin,
-  then rounds to the source's precision and clips to the protected min/max.
+- numeric_binned: one token per quantile bin; decoding draws uniformly inside the bin, then rounds to
+  the source's precision and clips to the protected min/max.
+- numeric_digit: the value on the grid of its precision, less a round base, digit by digit; the first
+  sub-column holds the leading digits (up to 200 tokens). Exact; decoding clips to the protected min/max.
+- datetime: year, month, day [, hour, minute, second]; decoding clamps the day to the month's length
+  and clips to the protected min/max.
+- character: one sub-column per position: [end] + the characters kept at that position; a rare
+  character becomes the most common one there.
+- lat_long: the kept 1° cell, then one token per decimal digit of latitude and longitude together.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 from pydantic import BaseModel
 
-from synth_assets.stages.stats import RARE_TOKEN, ColumnStats, TableStats
+from synth_assets.stages.stats import (
+    DATETIME_PARTS,
+    RARE_TOKEN,
+    ColumnStats,
+    TableStats,
+    character_matrix,
+    lat_long_cell,
+    lat_long_grid,
+    lat_long_parts,
+)
 
 NULL = "<null>"
 RARE = "<rare>"
 TEXT_DTYPES = ("object", "string", "str", "category")
+SINGLE_TOKEN = ("categorical", "numeric_discrete", "numeric_binned")
+# the leading digit sub-column takes as many digits as fit in this many tokens: a coarse position that
+# still tells the deciles of skewed columns apart (diamond prices: hundreds, not thousands), then digits
+DIGIT_LEADING_MAX_TOKENS = 200
+DATETIME_SIZES = {"year": None, "month": 12, "day": 31, "hour": 24, "minute": 60, "second": 60}
+DATETIME_UNITS = {"day": "D", "hour": "h", "minute": "m", "second": "s"}
+NEAREST_CHUNK = 4_000_000  # distances computed at once when moving points to their nearest kept cell
 
 
 class ColumnCode(BaseModel):
@@ -26,23 +52,49 @@ class ColumnCode(BaseModel):
     has_null: bool
     has_rare: bool
     values: list | None = None  # categories, for categorical and numeric_discrete
-    edges: list[float] | None = None  # bin edges, for numeric_binned and datetime
+    edges: list[float] | None = None  # bin edges, for numeric_binned
+    decimals: int | None = None  # numeric_digit and lat_long: digits after the point
+    digit_base: int | None = None  # numeric_digit: value * 10**decimals - base is written in digits
+    digit_top: int | None = None  # numeric_digit: power of ten of the leading sub-column
+    digit_top_size: int | None = None  # numeric_digit: tokens of the leading sub-column
+    datetime_parts: list[str] | None = None
+    first_year: int | None = None
+    last_year: int | None = None
+    characters: list[str] | None = None  # character: per position, the characters kept
+    cells: list[int] | None = None  # lat_long: the 1° cells kept
 
     @property
     def offset(self) -> int:
         return int(self.has_null) + int(self.has_rare)
 
     @property
-    def cardinality(self) -> int:
-        body = len(self.values) if self.values is not None else len(self.edges) - 1
-        return self.offset + body
+    def parts(self) -> list[tuple[str, int]]:
+        """(part name, tokens of the encoding's own) for each sub-column, before null/rare tokens."""
+        if self.encoding in ("categorical", "numeric_discrete"):
+            return [("", len(self.values))]
+        if self.encoding == "numeric_binned":
+            return [("", len(self.edges) - 1)]
+        if self.encoding == "numeric_digit":
+            lower = [(f"1e{p - self.decimals}", 10) for p in range(self.digit_top - 1, -1, -1)]
+            return [(f"1e{self.digit_top - self.decimals}", self.digit_top_size)] + lower
+        if self.encoding == "datetime":
+            sizes = dict(DATETIME_SIZES, year=self.last_year - self.first_year + 1)
+            return [(part, sizes[part]) for part in self.datetime_parts]
+        if self.encoding == "character":
+            return [(f"c{j}", 1 + len(kept)) for j, kept in enumerate(self.characters)]
+        if self.encoding == "lat_long":
+            return [("cell", len(self.cells))] + [(f"d{k}", 100) for k in range(1, self.decimals + 1)]
+        raise ValueError(f"column '{self.column}': unknown encoding {self.encoding!r}")
 
     @property
     def sub_columns(self) -> list[tuple[str, int]]:
         """(name, cardinality) of each token this column becomes, in the order they are modelled.
 
         Multi-token encodings carry the null/rare tokens in their first sub-column."""
-        return [(self.column, self.cardinality)]
+        named = [(self.column if self.encoding in SINGLE_TOKEN else f"{self.column}__{part}", size)
+                 for part, size in self.parts]
+        (first, size), rest = named[0], named[1:]
+        return [(first, self.offset + size)] + rest
 
 
 def build_codes(table: TableStats) -> list[ColumnCode]:
@@ -50,38 +102,70 @@ def build_codes(table: TableStats) -> list[ColumnCode]:
 
 
 def build_code(stats: ColumnStats) -> ColumnCode:
-    has_null = stats.null_share > 0
+    common = dict(column=stats.name, encoding=stats.encoding, has_null=stats.null_share > 0, has_rare=False)
     if stats.encoding in ("categorical", "numeric_discrete"):
         is_text = stats.dtype.split("[")[0] in TEXT_DTYPES
         values = list(stats.categories or [])
         has_rare = is_text and (stats.rare_share > 0 or not values)
-        return ColumnCode(column=stats.name, encoding=stats.encoding, has_null=has_null, has_rare=has_rare,
-                          values=values)
-    edges = np.unique(np.asarray(stats.quantiles, dtype=float))
-    if len(edges) < 2:
-        edges = np.array([edges[0], edges[0]])
-    return ColumnCode(column=stats.name, encoding=stats.encoding, has_null=has_null, has_rare=False,
-                      edges=[float(e) for e in edges])
+        return ColumnCode(**dict(common, has_rare=has_rare), values=values)
+    if stats.encoding == "numeric_binned":
+        edges = np.unique(np.asarray(stats.quantiles, dtype=float))
+        if len(edges) < 2:
+            edges = np.array([edges[0], edges[0]])
+        return ColumnCode(**common, edges=[float(e) for e in edges])
+    if stats.encoding == "numeric_digit":
+        return ColumnCode(**common, **_digit_layout(stats))
+    if stats.encoding == "datetime":
+        low, high = _protected_stamps(stats)
+        return ColumnCode(**common, datetime_parts=stats.datetime_parts or list(DATETIME_PARTS[:3]),
+                          first_year=_year(low), last_year=_year(high))
+    if stats.encoding == "character":
+        return ColumnCode(**common, characters=list(stats.characters or []) or [""])
+    if stats.encoding == "lat_long":
+        return ColumnCode(**common, cells=list(stats.lat_long_cells), decimals=stats.decimals)
+    raise ValueError(f"column '{stats.name}': unknown encoding {stats.encoding!r}")
 
+
+# columns -------------------------------------------------------------------------------------------
 
 def encode_column(series: pd.Series, code: ColumnCode, stats: ColumnStats) -> np.ndarray:
+    """Tokens of one column: shape (n,) for one sub-column, (n, k) for k sub-columns."""
     is_null = series.isna().to_numpy()
-    tokens = np.zeros(len(series), dtype=np.int64)
     present = ~is_null
-    if code.values is not None:
-        body = _category_tokens(series[present], code, stats)
-    else:
-        numbers = _to_numbers(series[present], stats)
-        inner = np.asarray(code.edges[1:-1])
-        body = np.searchsorted(inner, np.clip(numbers, code.edges[0], code.edges[-1]), side="right")
-    tokens[present] = body + code.offset
+    tokens = np.zeros((len(series), len(code.parts)), dtype=np.int64)
+    body = ENCODERS[code.encoding](series[present], code, stats)
+    tokens[present] = body.reshape(-1, tokens.shape[1])
+    tokens[present, 0] += code.offset
     if is_null.any():
-        # a null where training saw none (validation data) takes the most frequent token
-        tokens[is_null] = 0 if code.has_null else code.offset
-    return tokens
+        # a null where training saw none (validation data) takes the first value token
+        tokens[is_null, 0] = 0 if code.has_null else code.offset
+    return tokens[:, 0] if tokens.shape[1] == 1 else tokens
 
 
-def _category_tokens(values: pd.Series, code: ColumnCode, stats: ColumnStats) -> np.ndarray:
+def decode_column(tokens: np.ndarray, code: ColumnCode, stats: ColumnStats, rng: np.random.Generator) -> pd.Series:
+    """Values of one column from its tokens, shape (n,) or (n, k)."""
+    tokens = np.asarray(tokens, dtype=np.int64).reshape(len(tokens), -1)
+    first = tokens[:, 0]
+    is_null = code.has_null & (first == 0)
+    is_rare = code.has_rare & (first == int(code.has_null))
+    body = tokens.copy()
+    body[:, 0] = np.clip(first - code.offset, 0, None)
+    sizes = np.asarray([size for _, size in code.parts])
+    body = np.clip(body, 0, np.maximum(sizes - 1, 0))  # a token no value has (e.g. null where none) stays in range
+    out = DECODERS[code.encoding](body, code, stats, rng)
+    if is_rare.any():
+        out[is_rare] = RARE_TOKEN
+    if is_null.any():
+        out = out.astype(object) if out.dtype.kind in "iub" else out
+        out[is_null] = None
+    return out
+
+
+# categorical and numeric_discrete --------------------------------------------------------------------
+
+def _encode_categories(values: pd.Series, code: ColumnCode, stats: ColumnStats) -> np.ndarray:
+    if not code.values:
+        return np.full(len(values), -1 if code.has_rare else 0, dtype=np.int64)
     if stats.encoding == "numeric_discrete":
         kept = np.asarray(code.values, dtype=float)
         order = np.argsort(kept)
@@ -97,48 +181,258 @@ def _category_tokens(values: pd.Series, code: ColumnCode, stats: ColumnStats) ->
     return keys.map(lookup).fillna(fallback).to_numpy(dtype=np.int64)
 
 
-def _to_numbers(values: pd.Series, stats: ColumnStats) -> np.ndarray:
-    if stats.kind == "datetime":
-        stamps = pd.to_datetime(values, format="ISO8601" if stats.datetime_format else None)
-        return stamps.astype("int64").to_numpy(dtype=float)
-    return values.to_numpy(dtype=float)
+def _decode_categories(body: np.ndarray, code: ColumnCode, stats: ColumnStats, rng) -> pd.Series:
+    if not code.values:
+        return pd.Series([RARE_TOKEN] * len(body), dtype=object)
+    out = pd.Series(np.asarray(code.values, dtype=object)[body[:, 0]], dtype=object)
+    return pd.to_numeric(out) if stats.encoding == "numeric_discrete" else out
 
 
-def decode_column(tokens: np.ndarray, code: ColumnCode, stats: ColumnStats, rng: np.random.Generator) -> pd.Series:
-    tokens = np.asarray(tokens, dtype=np.int64)
-    is_null = code.has_null & (tokens == 0)
-    is_rare = code.has_rare & (tokens == int(code.has_null))
-    body = np.clip(tokens - code.offset, 0, None)
-    if code.values is not None:
-        if not code.values:
-            out = pd.Series([RARE_TOKEN] * len(tokens), dtype=object)
-        else:
-            out = pd.Series(np.asarray(code.values, dtype=object)[np.clip(body, 0, len(code.values) - 1)], dtype=object)
-            out[is_rare] = RARE_TOKEN
-        if stats.encoding == "numeric_discrete":
-            out = pd.to_numeric(out)
-    else:
-        edges = np.asarray(code.edges)
-        low, high = edges[body], edges[np.minimum(body + 1, len(edges) - 1)]
-        numbers = low + (high - low) * rng.random(len(tokens))
-        numbers = np.clip(numbers, stats.min, stats.max)
-        if stats.kind == "datetime":
-            stamps = pd.to_datetime(np.round(numbers).astype("int64"))
-            if stats.datetime_format:
-                out = pd.Series(stamps.strftime(stats.datetime_format), dtype=object)
-            else:
-                out = pd.Series(stamps)
-        else:
-            if stats.is_integer:
-                numbers = np.round(numbers)
-            elif stats.decimals is not None:
-                numbers = np.round(numbers, stats.decimals)
-            out = pd.Series(numbers)
-    if is_null.any():
-        out = out.astype(object) if out.dtype.kind in "iub" else out
-        out[is_null] = None
-    return out
+# numeric_binned ------------------------------------------------------------------------------------
 
+def _encode_binned(values: pd.Series, code: ColumnCode, stats: ColumnStats) -> np.ndarray:
+    numbers = values.to_numpy(dtype=float)
+    inner = np.asarray(code.edges[1:-1])
+    return np.searchsorted(inner, np.clip(numbers, code.edges[0], code.edges[-1]), side="right")
+
+
+def _decode_binned(body: np.ndarray, code: ColumnCode, stats: ColumnStats, rng) -> pd.Series:
+    edges = np.asarray(code.edges)
+    bins = body[:, 0]
+    low, high = edges[bins], edges[np.minimum(bins + 1, len(edges) - 1)]
+    numbers = np.clip(low + (high - low) * rng.random(len(bins)), stats.min, stats.max)
+    return pd.Series(_to_precision(numbers, stats))
+
+
+def _to_precision(numbers: np.ndarray, stats: ColumnStats) -> np.ndarray:
+    if stats.is_integer:
+        return np.round(numbers)
+    return np.round(numbers, stats.decimals) if stats.decimals is not None else numbers
+
+
+# numeric_digit -------------------------------------------------------------------------------------
+
+def _digit_layout(stats: ColumnStats) -> dict:
+    """Values become n = round(value * 10**decimals) - base, written digit by digit. The base is the
+    protected min rounded down to a multiple of the leading position, so no sign is needed and every
+    lower digit is the value's own (round numbers stay round)."""
+    decimals = stats.decimals or 0
+    low, high = round(stats.min * 10**decimals), round(stats.max * 10**decimals)
+    top = 0
+    while _leading_tokens(low, high, top) > DIGIT_LEADING_MAX_TOKENS:
+        top += 1
+    base = low // 10**top * 10**top
+    return dict(decimals=decimals, digit_base=base, digit_top=top, digit_top_size=_leading_tokens(low, high, top))
+
+
+def _leading_tokens(low: int, high: int, top: int) -> int:
+    """Tokens of the leading sub-column when it holds the digits from 10**top up."""
+    return high // 10**top - low // 10**top + 1
+
+
+def _encode_digits(values: pd.Series, code: ColumnCode, stats: ColumnStats) -> np.ndarray:
+    numbers = np.clip(values.to_numpy(dtype=float), stats.min, stats.max)
+    n = np.rint(numbers * 10.0**code.decimals).astype(np.int64) - code.digit_base
+    n = np.clip(n, 0, code.digit_top_size * 10**code.digit_top - 1)
+    powers = 10 ** np.arange(code.digit_top, -1, -1, dtype=np.int64)
+    digits = n[:, None] // powers[None, :]
+    digits[:, 1:] %= 10
+    return digits
+
+
+def _decode_digits(body: np.ndarray, code: ColumnCode, stats: ColumnStats, rng) -> pd.Series:
+    powers = 10 ** np.arange(code.digit_top, -1, -1, dtype=np.int64)
+    n = body @ powers + code.digit_base
+    numbers = np.clip(n / 10.0**code.decimals, stats.min, stats.max)
+    return pd.Series(_to_precision(numbers, stats))
+
+
+# datetime ------------------------------------------------------------------------------------------
+
+def _protected_stamps(stats: ColumnStats) -> tuple[np.datetime64, np.datetime64]:
+    """The protected min and max, rounded to the finest part kept (stats hold them as float nanoseconds)."""
+    unit = DATETIME_UNITS[(stats.datetime_parts or ["day"])[-1]]
+    half = np.timedelta64(1, unit).astype("timedelta64[ns]") // 2
+    low, high = (np.datetime64(int(round(v)), "ns") + half for v in (stats.min, stats.max))
+    return low.astype(f"datetime64[{unit}]"), high.astype(f"datetime64[{unit}]")
+
+
+def _year(stamp: np.datetime64) -> int:
+    return int(stamp.astype("datetime64[Y]").astype(np.int64)) + 1970
+
+
+def _as_stamps(values: pd.Series, stats: ColumnStats, fallback: np.datetime64) -> np.ndarray:
+    stamps = pd.to_datetime(values, errors="coerce", format="ISO8601" if stats.datetime_format else None)
+    if getattr(stamps.dt, "tz", None) is not None:
+        stamps = stamps.dt.tz_localize(None)
+    return stamps.fillna(fallback).to_numpy(dtype="datetime64[ns]")  # text that is no date (not in training)
+
+
+def split_datetime(stamps: np.ndarray) -> np.ndarray:
+    """Columns year, month, day, hour, minute, second of datetime64 values."""
+    years, months, days = (stamps.astype(f"datetime64[{u}]") for u in "YMD")
+    seconds = (stamps - days).astype("timedelta64[s]").astype(np.int64)
+    return np.column_stack([
+        years.astype(np.int64) + 1970,
+        (months - years.astype("datetime64[M]")).astype(np.int64) + 1,
+        (days - months.astype("datetime64[D]")).astype(np.int64) + 1,
+        seconds // 3600, seconds // 60 % 60, seconds % 60,
+    ])
+
+
+def _encode_datetime(values: pd.Series, code: ColumnCode, stats: ColumnStats) -> np.ndarray:
+    low, high = _protected_stamps(stats)
+    low, high = low.astype("datetime64[ns]"), high.astype("datetime64[ns]")
+    stamps = np.clip(_as_stamps(values, stats, low), low, high)
+    parts = split_datetime(stamps)[:, : len(code.datetime_parts)]
+    parts[:, 0] -= code.first_year
+    parts[:, 1:3] -= 1  # months and days count from 1
+    return parts
+
+
+def _decode_datetime(body: np.ndarray, code: ColumnCode, stats: ColumnStats, rng) -> pd.Series:
+    months = ((body[:, 0] + code.first_year - 1970) * 12 + body[:, 1]).astype("datetime64[M]")
+    first_day = months.astype("datetime64[D]")
+    month_length = ((months + 1).astype("datetime64[D]") - first_day).astype(np.int64)
+    days = np.minimum(body[:, 2], month_length - 1)  # 31 February becomes 28 or 29 February
+    seconds = np.zeros(len(body), dtype=np.int64)
+    for j, size in zip(range(3, body.shape[1]), (3600, 60, 1)):
+        seconds += body[:, j] * size
+    stamps = first_day.astype("datetime64[ns]") + days.astype("timedelta64[D]") + seconds.astype("timedelta64[s]")
+    low, high = _protected_stamps(stats)
+    stamps = np.clip(stamps, low.astype("datetime64[ns]"), high.astype("datetime64[ns]"))
+    if stats.datetime_format:
+        return pd.Series(_format_stamps(stamps, stats.datetime_format), dtype=object)
+    return pd.Series(stamps)
+
+
+def _format_stamps(stamps: np.ndarray, fmt: str) -> np.ndarray:
+    if fmt == "%Y-%m-%d":  # numpy writes ISO dates in C, much faster than strftime
+        return np.datetime_as_string(stamps, unit="D").astype(object)
+    if fmt == "%Y-%m-%d %H:%M:%S":
+        return pd.Series(np.datetime_as_string(stamps, unit="s")).str.replace("T", " ", regex=False).to_numpy()
+    return pd.DatetimeIndex(stamps).strftime(fmt).to_numpy(dtype=object)
+
+
+# character -----------------------------------------------------------------------------------------
+
+def _encode_characters(values: pd.Series, code: ColumnCode, stats: ColumnStats) -> np.ndarray:
+    points = character_matrix(values, len(code.characters))
+    tokens = np.zeros(points.shape, dtype=np.int64)
+    for j, kept in enumerate(code.characters):
+        tokens[:, j] = _character_tokens(points[:, j], kept)
+    return tokens
+
+
+def _character_tokens(points: np.ndarray, kept: str) -> np.ndarray:
+    """0 past the end; 1 + index of a kept character; a rare character becomes the most common (1),
+    or is dropped (0) where no character is common at this position."""
+    if not kept:
+        return np.zeros(len(points), dtype=np.int64)
+    vocabulary = np.array([ord(c) for c in kept], dtype=np.uint32)
+    order = np.argsort(vocabulary)
+    pos = np.clip(np.searchsorted(vocabulary[order], points), 0, len(kept) - 1)
+    found = vocabulary[order][pos] == points
+    return np.where(found, order[pos] + 1, np.where(points == 0, 0, 1))
+
+
+def _decode_characters(body: np.ndarray, code: ColumnCode, stats: ColumnStats, rng) -> pd.Series:
+    length = len(code.characters)
+    points = np.zeros((len(body), length), dtype=np.uint32)
+    for j, kept in enumerate(code.characters):
+        table = np.array([0] + [ord(c) for c in kept], dtype=np.uint32)
+        points[:, j] = table[body[:, j]]
+    # an ended position followed by characters is a dropped character: close the gap
+    order = np.argsort(points == 0, axis=1, kind="stable")
+    points = np.ascontiguousarray(np.take_along_axis(points, order, axis=1))
+    text = points.view(f"<U{length}").ravel()  # numpy strips the trailing zeros
+    return pd.Series(text.astype(object), dtype=object)
+
+
+# lat_long ------------------------------------------------------------------------------------------
+# Coarse + fine grid rather than two digit-encoded numbers: the first token is the 1° cell, so where a
+# point lies (latitude and longitude together) is one decision, clusters such as cities are learned as
+# such, and cells held by too few rows are protected like rare categories. Each further token is one
+# decimal digit of both coordinates (10 x 10 sub-cells), refining the point down to the source's precision.
+
+def _encode_lat_long(values: pd.Series, code: ColumnCode, stats: ColumnStats) -> np.ndarray:
+    parts = lat_long_parts(values)
+    cells = np.asarray(code.cells, dtype=np.int64)
+    fallback = cells[0] // 360 - 90, cells[0] % 360 - 180  # unparsable text (not in training) -> a kept cell
+    lat = parts.lat.fillna(fallback[0]).to_numpy(dtype=float)
+    long = parts.long.fillna(fallback[1]).to_numpy(dtype=float)
+    lat_n, long_n = lat_long_grid(lat, long, code.decimals)
+    tokens = np.zeros((len(values), 1 + code.decimals), dtype=np.int64)
+    tokens[:, 0] = _nearest_kept_cell(lat_long_cell(lat_n, long_n, code.decimals), cells)
+    for k in range(1, code.decimals + 1):
+        power = 10 ** (code.decimals - k)
+        tokens[:, k] = (lat_n // power % 10) * 10 + long_n // power % 10
+    return tokens
+
+
+def _nearest_kept_cell(cell: np.ndarray, kept: np.ndarray) -> np.ndarray:
+    """Index of each cell among the kept ones; a rare cell takes the nearest kept cell."""
+    order = np.argsort(kept)
+    pos = np.clip(np.searchsorted(kept[order], cell), 0, len(kept) - 1)
+    index = order[pos]
+    rare = np.flatnonzero(kept[index] != cell)
+    chunk = max(1, NEAREST_CHUNK // len(kept))
+    for start in range(0, len(rare), chunk):
+        rows = rare[start : start + chunk]
+        d_lat = cell[rows, None] // 360 - kept[None, :] // 360
+        d_long = cell[rows, None] % 360 - kept[None, :] % 360
+        index[rows] = np.argmin(d_lat**2 + d_long**2, axis=1)
+    return index
+
+
+def _decode_lat_long(body: np.ndarray, code: ColumnCode, stats: ColumnStats, rng) -> pd.Series:
+    scale = 10**code.decimals
+    cell = np.asarray(code.cells, dtype=np.int64)[body[:, 0]]
+    lat_n, long_n = cell // 360 * scale, cell % 360 * scale
+    for k in range(1, code.decimals + 1):
+        power = 10 ** (code.decimals - k)
+        lat_n += body[:, k] // 10 * power
+        long_n += body[:, k] % 10 * power
+    lat = np.clip(lat_n - 90 * scale, -90 * scale, 90 * scale)
+    long = np.clip(long_n - 180 * scale, -180 * scale, 180 * scale)
+    separator = stats.lat_long_separator or ", "
+    text = pc.binary_join_element_wise(_fixed_point(lat, code.decimals), _fixed_point(long, code.decimals), separator)
+    return pd.Series(text.to_numpy(zero_copy_only=False), dtype=object)
+
+
+def _fixed_point(scaled: np.ndarray, decimals: int) -> pa.Array:
+    """Integers holding value * 10**decimals, as text with exactly `decimals` digits after the point
+    (built with Arrow's string kernels: a million values in a fraction of a second)."""
+    whole, fraction = np.divmod(np.abs(scaled), 10**decimals)
+    sign = pa.array(np.where(scaled < 0, "-", ""))
+    text = pc.binary_join_element_wise(sign, pc.cast(pa.array(whole), pa.string()), "")
+    if decimals:
+        digits = pc.utf8_lpad(pc.cast(pa.array(fraction), pa.string()), width=decimals, padding="0")
+        text = pc.binary_join_element_wise(text, digits, ".")
+    return text
+
+
+ENCODERS = {
+    "categorical": _encode_categories,
+    "numeric_discrete": _encode_categories,
+    "numeric_binned": _encode_binned,
+    "numeric_digit": _encode_digits,
+    "datetime": _encode_datetime,
+    "character": _encode_characters,
+    "lat_long": _encode_lat_long,
+}
+DECODERS = {
+    "categorical": _decode_categories,
+    "numeric_discrete": _decode_categories,
+    "numeric_binned": _decode_binned,
+    "numeric_digit": _decode_digits,
+    "datetime": _decode_datetime,
+    "character": _decode_characters,
+    "lat_long": _decode_lat_long,
+}
+
+
+# tables --------------------------------------------------------------------------------------------
 
 def sub_column_groups(codes: list[ColumnCode]) -> list[list[int]]:
     """For each column, the indices of its sub-columns in the flat token matrix."""
