@@ -51,7 +51,7 @@ def run_config_class(name: str, model: type[pydantic.BaseModel], values: pydanti
             current = field.default
             sub = run_config_class(f"{name}_{field_name}", nested, current)
             annotation = sub | None
-            field.default = sub(**current.model_dump()) if current is not None else None
+            field.default = current.model_dump() if current is not None else None  # dagster takes plain dicts
         fields[field_name] = (annotation, field)
     return pydantic.create_model(name, __base__=dg.Config, **fields)
 
