@@ -52,6 +52,7 @@ def run_config_class(name: str, model: type[pydantic.BaseModel], values: pydanti
             sub = run_config_class(f"{name}_{field_name}", nested, current)
             annotation = sub | None
             field.default = current.model_dump() if current is not None else None  # dagster takes plain dicts
+            field.validate_default = True  # ...which pydantic then turns into the nested config
         fields[field_name] = (annotation, field)
     return pydantic.create_model(name, __base__=dg.Config, **fields)
 
