@@ -20,7 +20,6 @@ from synth_assets.metadata import preview_markdown, progress_markdown, stats_mar
 from synth_assets.plugins import get_backend
 from synth_assets.resources import ComputeDevice, SynthProject
 
-STAGES = ("split", "stats", "encoded", "model", "synthetic", "quality")
 
 
 @contextlib.contextmanager

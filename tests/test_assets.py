@@ -8,7 +8,6 @@ import pytest
 
 from synth_assets.definitions import build_definitions
 
-from conftest import write_project
 
 STAGES = ["split", "stats", "encoded", "model", "synthetic", "quality"]
 

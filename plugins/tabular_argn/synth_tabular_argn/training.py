@@ -49,7 +49,7 @@ def fit(model, train_tokens: np.ndarray, valid_tokens: np.ndarray, groups: list[
 
     The caller seeds torch before building `model`, so that its initial weights are reproducible too."""
     import torch
-    from safetensors.torch import load_file, save_file
+    from safetensors.torch import load_file
 
     from synth_tabular_argn.model import default_batch_size
 
