@@ -21,7 +21,6 @@ from synth_assets.plugins import get_backend
 from synth_assets.resources import ComputeDevice, SynthProject
 
 
-
 @contextlib.contextmanager
 def user_errors():
     """Show a user's mistake as a clear failure in the UI, not as a traceback into our code."""
