@@ -96,8 +96,11 @@ class ARGNNetwork(nn.Module):
 def _mlp(inputs: int, hidden: tuple[int, ...], outputs: int) -> nn.Sequential:
     layers: list[nn.Module] = []
     width = inputs
+    # a head with few tokens (a digit, a flag) needs fewer units than the preset's widest
+    scale = min(1.0, max(0.25, 32 * math.log(outputs + 1) / max(hidden)))
     for h in hidden:
-        layers += [nn.Linear(width, h), nn.GELU()]
+        h = max(16, int(h * scale))
+        layers += [nn.Linear(width, h), nn.ReLU()]
         width = h
     layers.append(nn.Linear(width, outputs))
     return nn.Sequential(*layers)
