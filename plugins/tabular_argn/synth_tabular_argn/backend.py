@@ -114,7 +114,7 @@ class TrainedModel:
         """P(targets | features) for each row: shape (n, k1) or (n, k1, k2), and each target's token labels."""
         import torch
 
-        codes = [self.planner._single_token(t, "predict_proba") for t in targets]
+        codes = [self.planner.single_token_column(t, "predict_proba") for t in targets]
         plan = self.planner.plan(GenerateRequest(seed_data=features))
         heads = [self.planner.groups[t][0] for t in targets]
         model = self.model

@@ -59,7 +59,7 @@ class Planner:
         raise SynthError(f"{role} names a column the model does not have", table=self.table.name, column=name,
                          hint=hint)
 
-    def _single_token(self, name: str, role: str) -> ColumnCode:
+    def single_token_column(self, name: str, role: str) -> ColumnCode:
         code = self._column(name, role)
         if len(code.sub_columns) != 1 or code.values is None:
             raise SynthError(f"{role} needs a categorical column (this one is encoded as {code.encoding})",
@@ -108,13 +108,13 @@ class Planner:
 
         if request.rebalancing:
             name = request.rebalancing.column
-            code = self._single_token(name, "rebalancing")
+            code = self.single_token_column(name, "rebalancing")
             rules.setdefault(self.groups[name][0], Rule()).probs = self._rebalanced(code, request.rebalancing.probabilities)
             first.append(name)
 
         if request.fairness:
             target = request.fairness.target_column
-            code = self._single_token(target, "fairness")
+            code = self.single_token_column(target, "fairness")
             for name in request.fairness.sensitive_columns:
                 self._column(name, "fairness (sensitive column)")
                 first.append(name)
@@ -177,14 +177,17 @@ def draw(model, plan: Plan, *, temperature: float, top_p: float, generator, chun
 
     out = np.zeros((plan.n, model.n_columns), dtype=np.int64)
     device = model.owner.device
+    # the step after which every sub-column a prediction needs has been drawn
+    last_step = max(plan.order.index(s) for s in plan.stop_after) if plan.stop_after else len(plan.order) - 1
     for start in range(0, plan.n, chunk):
         rows = slice(start, min(plan.n, start + chunk))
         size = rows.stop - rows.start
         z = model.empty_context(size)
         tokens = torch.zeros(size, model.n_columns, dtype=torch.long, device=device)
         with torch.no_grad():
-            for step, i in enumerate(plan.order):
-                in_data_order = plan.order[: step + 1] == list(range(step + 1))
+            in_data_order = True
+            for step, i in enumerate(plan.order[: last_step + 1]):
+                in_data_order = in_data_order and i == step  # columns 0..i-1 drawn, nothing else
                 rule = plan.rules.get(i)
                 fully_fixed = rule is not None and rule.fixed is not None and rule.fixed_mask is None
                 if fully_fixed:
@@ -196,8 +199,6 @@ def draw(model, plan: Plan, *, temperature: float, top_p: float, generator, chun
                         chosen = torch.where(keep, torch.as_tensor(rule.fixed[rows], device=device), chosen)
                 tokens[:, i] = chosen
                 model.write(z, i, chosen)
-                if plan.stop_after is not None and plan.stop_after <= set(plan.order[: plan.order.index(i) + 1]):
-                    break
         out[rows] = tokens.cpu().numpy()
     return out
 
