@@ -105,8 +105,8 @@ def test_a_second_dataset_via_synth_config_is_its_own_group(small_project, tmp_p
     backend: tabular_argn
     tables:
       stones: {source: gems.csv}
-    train: {max_training_time: 0.05, max_epochs: 2, model_size: small}
-    generate: {sample_size: 200}
+    train: {max_training_time: 5, max_epochs: 2, model_size: small}
+    generate: {sample_size: 200, seed: 1}
 """
     (other / "synth.yaml").write_text(text)
     monkeypatch.setenv("SYNTH_CONFIG", str(other / "synth.yaml"))

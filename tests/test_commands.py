@@ -40,8 +40,8 @@ def test_dg_launch_materializes_a_dataset_added_through_synth_config(tmp_path, d
     diamonds_small.head(1500).to_csv(tmp_path / "stones.csv", index=False)
     (tmp_path / "synth.yaml").write_text(
         "datasets:\n  stones:\n    tables:\n      stones: {source: stones.csv}\n"
-        "    train: {max_training_time: 0.05, max_epochs: 3, model_size: small}\n"
-        "    generate: {sample_size: 300}\n")
+        "    train: {max_training_time: 5, max_epochs: 3, model_size: small}\n"
+        "    generate: {sample_size: 300, seed: 1}\n")
     (tmp_path / "home").mkdir()
     (tmp_path / "home" / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
     env = {"SYNTH_CONFIG": str(tmp_path / "synth.yaml"), "SYNTH_HOME": str(tmp_path / "store"),

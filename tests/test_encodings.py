@@ -290,7 +290,7 @@ def test_a_short_training_generates_every_encoding(tmp_path, rng, monkeypatch):
     df.to_parquet(tmp_path / "t.parquet")
     (tmp_path / "synth.yaml").write_text(
         "datasets:\n  mixed:\n    tables:\n      t: {source: t.parquet}\n"
-        "    train: {max_training_time: 0.1, max_epochs: 3}\n    generate: {sample_size: 600, seed: 1}\n")
+        "    train: {max_training_time: 5, max_epochs: 3}\n    generate: {sample_size: 600, seed: 1}\n")
     pipeline = DatasetPipeline(load_project(tmp_path), "mixed")
     pipeline.run_all()
     stats = pipeline.load_stats().tables["t"]
