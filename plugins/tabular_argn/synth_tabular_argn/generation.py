@@ -171,12 +171,15 @@ class Planner:
         return wanted / wanted.sum()
 
 
-def draw(model, plan: Plan, *, temperature: float, top_p: float, generator, chunk: int = 65_536) -> np.ndarray:
+def draw(model, plan: Plan, *, temperature: float, top_p: float, generator, chunk: int | None = None) -> np.ndarray:
     """Draw `plan.n` rows of tokens, in chunks, under the plan's rules."""
     import torch
 
     out = np.zeros((plan.n, model.n_columns), dtype=np.int64)
     device = model.owner.device
+    # on the CPU a few thousand rows keep each head's activations in cache: 8,192 rows drew a quarter
+    # faster than 65,536 on diamonds; a GPU wants large batches
+    chunk = chunk or (65_536 if device.type == "cuda" else 8192)
     # the step after which every sub-column a prediction needs has been drawn
     last_step = max(plan.order.index(s) for s in plan.stop_after) if plan.stop_after else len(plan.order) - 1
     for start in range(0, plan.n, chunk):
