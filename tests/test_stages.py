@@ -94,3 +94,33 @@ def test_quality_scores_separate_good_copies_and_broken_samples(diamonds):
     assert copies.accuracy > 0.9
     assert shuffled.univariate > 0.9 and shuffled.bivariate < copies.bivariate - 0.1  # broken correlations show
     assert 0.35 < evaluate_table(stats, train, valid, fresh, max_rows=2000).dcr_share < 0.65
+
+
+def test_quality_compares_code_formats_and_locations_and_catches_copied_codes():
+    rng = np.random.default_rng(0)
+
+    def table(n, seed, code_format="{}{}-{:04d}"):
+        r = np.random.default_rng(seed)
+        letters = r.choice(list("ABCDEFGH"), size=(n, 2))
+        code = [code_format.format(a, b, k) for (a, b), k in zip(letters, r.integers(0, 10_000, n))]
+        north = r.random(n) < 0.5  # two clusters of places
+        lat = np.where(north, 59.9, 48.1) + r.normal(0, 0.3, n)
+        long = np.where(north, 10.7, 11.6) + r.normal(0, 0.3, n)
+        return pd.DataFrame({"code": code, "place": [f"{a:.4f}, {b:.4f}" for a, b in zip(lat, long)]})
+
+    spec = dataset({"t": {"source": "t.csv"}})
+    train, valid = table(3000, 1), table(3000, 2)
+    stats = compute_stats(spec, {"t": train}, dataset="d").tables["t"]
+    assert [c.encoding for c in stats.columns.values()] == ["character", "lat_long"]
+
+    fresh = evaluate_table(stats, train, valid, table(3000, 3))
+    wrong_format = table(3000, 3, code_format="{}{}{:06d}")
+    wrong_format["place"] = wrong_format["place"].sample(frac=1, random_state=0).to_numpy()
+    wrong_format.loc[: 1500, "place"] = "0.0000, 0.0000"  # half the places in the sea
+    wrong = evaluate_table(stats, train, valid, wrong_format)
+    assert fresh.columns["code"] > 0.95 and wrong.columns["code"] < 0.1  # every code is unique, formats compare
+    assert fresh.columns["place"] > 0.9 and wrong.columns["place"] < 0.6
+    assert 0.35 < fresh.dcr_share < 0.65
+    # copied codes with fresh places: the codes alone give the copies away
+    copies = table(3000, 3).assign(code=train["code"].sample(3000, random_state=1).to_numpy())
+    assert evaluate_table(stats, train, valid, copies).dcr_share > 0.7  # codes compared as whole values: 0.5

@@ -2,9 +2,12 @@
 
 - accuracy: 1 − total variation distance between binned distributions (each column alone, and every
   pair of columns), synthetic vs training; the same for the validation holdout gives the ceiling a
-  perfect generator would reach with that many rows.
+  perfect generator would reach with that many rows. Numbers and dates fall into quantile bins, categories
+  into their 10 most frequent values, character-encoded codes into their shape ("AB-123" -> "AA-999"), and
+  lat/long pairs into a grid of quantile bins.
 - DCR share: the share of synthetic rows closer to a training row than to a validation row. A generator
-  that does not copy its training data lands near 0.5; copies push it towards 1.
+  that does not copy its training data lands near 0.5; copies push it towards 1. Codes count character by
+  character, so a copied ID is a copy even when every ID is unique.
 """
 
 from __future__ import annotations
@@ -15,9 +18,10 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel
 
-from synth_assets.stages.stats import ColumnStats, TableStats
+from synth_assets.stages.stats import ColumnStats, TableStats, character_matrix, lat_long_parts
 
 N_BINS = 10
+LAT_LONG_BINS = 4  # per axis: a 4 x 4 grid
 NULL_BIN = "(null)"
 OTHER_BIN = "(other)"
 
@@ -98,15 +102,33 @@ def _is_continuous(column: ColumnStats) -> bool:
 
 def _bin_column(values: pd.Series, column: ColumnStats, reference: pd.Series) -> pd.Series:
     if _is_continuous(column):
-        ref = _as_number(reference, column).dropna()
-        edges = np.unique(np.quantile(ref, np.linspace(0, 1, N_BINS + 1))) if len(ref) else np.array([0.0])
-        numbers = _as_number(values, column)
-        labels = np.searchsorted(edges[1:-1], numbers.to_numpy(dtype=float), side="right").astype(object)
-        labels = pd.Series(labels, index=values.index).astype(str)
-        return labels.where(numbers.notna(), NULL_BIN)
+        return _quantile_bins(_as_number(values, column), _as_number(reference, column), N_BINS)
+    if column.encoding == "lat_long":
+        points, ref = lat_long_parts(values.astype("string")), lat_long_parts(reference.dropna().astype("string"))
+        cells = (_quantile_bins(points.lat, ref.lat, LAT_LONG_BINS) + "/"
+                 + _quantile_bins(points.long, ref.long, LAT_LONG_BINS))
+        return cells.where(points.lat.notna(), NULL_BIN)
+    if column.encoding == "character":
+        # unique codes share no values with the training data, but should share its formats
+        values, reference = _shape(values), _shape(reference)
     top = reference.dropna().astype(str).value_counts().index[:N_BINS]
     text = values.astype(str)
     return text.where(text.isin(top), OTHER_BIN).where(values.notna(), NULL_BIN)
+
+
+def _quantile_bins(numbers: pd.Series, reference: pd.Series, bins: int) -> pd.Series:
+    """Labels of the reference's quantile bins; NULL_BIN where there is no number."""
+    ref = reference.dropna().to_numpy(dtype=float)
+    edges = np.unique(np.quantile(ref, np.linspace(0, 1, bins + 1))) if len(ref) else np.array([0.0])
+    labels = np.searchsorted(edges[1:-1], numbers.to_numpy(dtype=float), side="right").astype(str)
+    return pd.Series(labels, index=numbers.index, dtype=object).where(numbers.notna(), NULL_BIN)
+
+
+def _shape(values: pd.Series) -> pd.Series:
+    """Letters become A or a, digits 9; the rest stays: the format of a code without its content."""
+    text = values.astype("string")
+    shaped = text.str.replace(r"[A-Z]", "A", regex=True).str.replace(r"[a-z]", "a", regex=True)
+    return shaped.str.replace(r"[0-9]", "9", regex=True).astype(object).where(values.notna())
 
 
 def _as_number(values: pd.Series, column: ColumnStats) -> pd.Series:
@@ -135,6 +157,15 @@ def _features(df: pd.DataFrame, columns: list[ColumnStats], reference: pd.DataFr
             position = np.interp(numbers, grid, np.linspace(0, 1, 101))
             parts.append(np.nan_to_num(position, nan=0.0)[:, None])
             parts.append(np.isnan(numbers).astype(float)[:, None])
+        elif c.encoding == "lat_long":
+            points, ref = lat_long_parts(df[c.name].astype("string")), lat_long_parts(reference[c.name].astype("string"))
+            for axis in ("lat", "long"):
+                grid = np.quantile(ref[axis].dropna(), np.linspace(0, 1, 101)) if ref[axis].notna().any() \
+                    else np.zeros(101)
+                parts.append(np.nan_to_num(np.interp(points[axis], grid, np.linspace(0, 1, 101)), nan=0.0)[:, None])
+            parts.append(points.lat.isna().to_numpy(dtype=float)[:, None])
+        elif c.encoding == "character" and c.characters:
+            parts.append(_character_onehot(df[c.name], c.characters))
         else:
             top = reference[c.name].dropna().astype(str).value_counts().index[:50]
             text = df[c.name].astype(str).where(df[c.name].notna(), NULL_BIN)
@@ -142,6 +173,18 @@ def _features(df: pd.DataFrame, columns: list[ColumnStats], reference: pd.DataFr
             # one-hot vectors are sqrt(2) apart; scale so a category change weighs like a full numeric range
             parts.append(onehot.astype(float) / np.sqrt(2))
     return np.hstack(parts) if parts else np.zeros((len(df), 0))
+
+
+def _character_onehot(values: pd.Series, characters: list[str]) -> np.ndarray:
+    """Per position, one-hot over the characters the stats kept (others and the end count as one more);
+    scaled so two codes differing everywhere are about as far apart as two categories."""
+    points = character_matrix(values.fillna("").astype(str), len(characters))
+    blocks = []
+    for j, kept in enumerate(characters):
+        codes = np.asarray([ord(ch) for ch in kept] + [0])  # 0: past the end
+        blocks.append(points[:, j : j + 1] == codes[None, :])
+    onehot = np.hstack(blocks).astype(float)
+    return onehot / np.sqrt(2 * len(characters))
 
 
 def _nearest(points: np.ndarray, pool: np.ndarray, chunk: int = 1024) -> np.ndarray:
