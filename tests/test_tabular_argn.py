@@ -95,3 +95,21 @@ def test_nulls_and_dates_round_trip(tmp_path, monkeypatch):
     assert 0.15 < out.score.isna().mean() < 0.45 and 0.08 < out.tier.isna().mean() < 0.35
     assert out.joined.min() >= df.joined.min() and out.joined.max() <= df.joined.max()
     assert pd.to_datetime(out.day, format="%Y-%m-%d").notna().all()
+
+
+def test_a_checkpoint_from_an_older_network_asks_for_retraining(trained, tmp_path):
+    import json
+    import shutil
+
+    from synth_assets.errors import SynthError
+    from synth_tabular_argn.backend import TrainedModel
+
+    pipeline, _, _ = trained
+    old = tmp_path / "model"
+    shutil.copytree(pipeline.paths.model, old)
+    config = json.loads((old / "config.json").read_text())
+    assert config["hidden"] and config["order"]  # one config beside the weights: network and backend settings
+    del config["hidden"]  # as written before layer sizes were saved
+    (old / "config.json").write_text(json.dumps(config))
+    with pytest.raises(SynthError, match="train it again"):
+        TrainedModel.load(old, pipeline.load_stats().tables["gems"], "cpu")

@@ -59,10 +59,9 @@ class TabularARGNBackend(Backend):
         train = storage.read_parquet(encoded_dir / "train.parquet").to_numpy()
         valid = storage.read_parquet(encoded_dir / "validation.parquet").to_numpy()
         model = ARGNNetwork(cardinalities(codes), options.model_size).to(device)
-        state, stopped, seconds = fit(model, train, valid, sub_column_groups(codes), options, out_dir, progress)
         config = {**model.config(), "backend": self.name, "table": _only_table(stats).name,
                   "order": list(range(model.n_columns)), "flexible_generation": options.flexible_generation}
-        storage.write_json(config, out_dir / "config.json")
+        state, stopped, seconds = fit(model, train, valid, sub_column_groups(codes), options, out_dir, config, progress)
         storage.write_json([c.model_dump() for c in codes], out_dir / "codes.json")
         storage.write_json(state.history, out_dir / "progress.json")
         return TrainResult(
@@ -94,7 +93,7 @@ class TrainedModel:
         from synth_tabular_argn.model import ARGNNetwork, resolve_device
 
         config = json.loads((Path(model_dir) / "config.json").read_text())
-        model = ARGNNetwork(config["cardinalities"], config["model_size"])
+        model = ARGNNetwork.from_config(config)
         model.load_state_dict(load_file(str(Path(model_dir) / "weights.safetensors")))
         model.to(resolve_device(device)).eval()
         return cls(model, _load_codes(model_dir), table, config)

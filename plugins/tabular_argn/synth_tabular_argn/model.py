@@ -13,9 +13,14 @@ import math
 import torch
 from torch import nn
 
+from synth_assets.errors import SynthError
+
 SIZES = {  # model_size -> (hidden layers per column head, embedding width multiplier)
     "small": ((64,), 0.75),
-    "medium": ((128, 128), 1.0),
+    # a narrow second layer: on diamonds as accurate as (128, 128) (qa 0.965 vs 0.958) and draws 25% faster;
+    # a single layer was as fast and as accurate on the full table, but lost the carat-price rank correlation
+    # on 6,000 rows (0.79 vs 0.89)
+    "medium": ((128, 32), 1.0),
     "large": ((256, 256), 1.5),
 }
 
@@ -25,10 +30,14 @@ def embedding_width(cardinality: int, scale: float) -> int:
 
 
 class ARGNNetwork(nn.Module):
-    def __init__(self, cardinalities: list[int], model_size: str = "medium"):
+    def __init__(self, cardinalities: list[int], model_size: str = "medium", hidden: list[int] | None = None,
+                 embedding_scale: float | None = None):
         super().__init__()
-        hidden, scale = SIZES[model_size]
-        self.model_size = model_size
+        preset_hidden, preset_scale = SIZES[model_size]
+        # a checkpoint keeps its own layer sizes, so it loads after a preset changes
+        hidden = tuple(hidden or preset_hidden)
+        scale = embedding_scale or preset_scale
+        self.model_size, self.hidden, self.embedding_scale = model_size, hidden, scale
         self.cardinalities = list(cardinalities)
         widths = [embedding_width(k, scale) for k in cardinalities]
         self.embeddings = nn.ModuleList(nn.Embedding(k, w) for k, w in zip(cardinalities, widths))
@@ -41,7 +50,20 @@ class ARGNNetwork(nn.Module):
 
     def config(self) -> dict:
         """What it takes to build the same network again (saved beside the weights)."""
-        return {"cardinalities": self.cardinalities, "model_size": self.model_size}
+        return {"cardinalities": self.cardinalities, "model_size": self.model_size, "hidden": list(self.hidden),
+                "embedding_scale": self.embedding_scale}
+
+    @classmethod
+    def from_config(cls, config: dict) -> "ARGNNetwork":
+        if "hidden" not in config:
+            raise SynthError("this model was saved by an earlier version whose network this one cannot rebuild",
+                             hint="train it again (train.model_state: reset)")
+        return cls(config["cardinalities"], config["model_size"], config["hidden"], config["embedding_scale"])
+
+    def same_shape(self, config: dict) -> bool:
+        """Whether a saved network's weights fit this one."""
+        mine = self.config()
+        return all(config.get(key) == mine[key] for key in ("cardinalities", "hidden", "embedding_scale"))
 
     @property
     def n_columns(self) -> int:

@@ -44,8 +44,11 @@ class Progress:
 
 
 def fit(model, train_tokens: np.ndarray, valid_tokens: np.ndarray, groups: list[list[int]], options: TrainOptions,
-        out_dir: Path, progress: ProgressCallback | None = None) -> tuple[Progress, str, float]:
+        out_dir: Path, config: dict, progress: ProgressCallback | None = None) -> tuple[Progress, str, float]:
     """Train `model` in place and write its checkpoint to `out_dir`. Returns (progress, why it stopped, seconds).
+
+    `config` (the network's and the backend's settings) is written beside every checkpoint, the resumable
+    ones included.
 
     The caller seeds torch before building `model`, so that its initial weights are reproducible too."""
     import torch
@@ -118,12 +121,12 @@ def fit(model, train_tokens: np.ndarray, valid_tokens: np.ndarray, groups: list[
             break
         if options.resume_dir is not None:
             with storage.atomic_dir(options.resume_dir) as tmp:
-                _save_state(tmp, model, best_weights, optimizer, plateau, shuffler, state)
+                _save_state(tmp, config, model, best_weights, optimizer, plateau, shuffler, state)
 
     if best_weights is None:
         raise SynthError("training ended before one epoch finished",
                          hint="raise train.max_training_time or train.max_epochs")
-    _save_state(out_dir, model, best_weights, optimizer, plateau, shuffler, state)
+    _save_state(out_dir, config, model, best_weights, optimizer, plateau, shuffler, state)
     if options.resume_dir is not None:
         shutil.rmtree(options.resume_dir, ignore_errors=True)  # finished: nothing left to resume
     return state, stopped, time.perf_counter() - started
@@ -158,7 +161,7 @@ def _checkpoint_source(options: TrainOptions, model) -> Path | None:
     for folder in candidates:
         if folder is not None and (Path(folder) / needed).is_file():
             config = json.loads((Path(folder) / "config.json").read_text())
-            if config["cardinalities"] != model.cardinalities or config["model_size"] != model.model_size:
+            if not model.same_shape(config):
                 raise SynthError(
                     f"cannot {options.model_state} the last model: the data's encoding or the model size changed",
                     hint="set train.model_state: reset to train a new model")
@@ -166,7 +169,7 @@ def _checkpoint_source(options: TrainOptions, model) -> Path | None:
     return None  # nothing to reuse or resume yet: a fresh start
 
 
-def _save_state(folder: Path, model, best_weights, optimizer, plateau, shuffler, state: Progress) -> None:
+def _save_state(folder: Path, config: dict, model, best_weights, optimizer, plateau, shuffler, state: Progress) -> None:
     import torch
     from safetensors.torch import save_file
 
@@ -175,4 +178,4 @@ def _save_state(folder: Path, model, best_weights, optimizer, plateau, shuffler,
     torch.save({"optimizer": optimizer.state_dict(), "plateau": plateau.state_dict(),
                 "shuffler": shuffler.get_state()}, folder / STATE_FILE)
     (folder / "progress_state.json").write_text(json.dumps(state.__dict__))
-    (folder / "config.json").write_text(json.dumps(model.config()))
+    (folder / "config.json").write_text(json.dumps(config))
