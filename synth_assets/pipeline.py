@@ -88,16 +88,10 @@ class DatasetPipeline:
         self, train: TrainSpec | None = None, device: str = "auto", progress: ProgressCallback | None = None
     ) -> TrainResult:
         train = train or self.spec.train
-        options = TrainOptions(
-            **train.model_dump(), device=device, backend_options=dict(self.spec.backend_options),
-            previous_model=self.paths.model if self.paths.model.exists() else None,
-            resume_dir=self.paths.root / "model.partial",
-        )
         stats = self.load_stats()
         encoded = self._need(self.paths.encoded, "encoded")
-        with storage.atomic_dir(self.paths.model) as tmp:
-            result = self.backend.train(encoded, stats, options, tmp, progress)
-        return result
+        return train_model(self.backend, encoded, stats, self.paths.model, train.model_dump(), device=device,
+                           backend_options=self.spec.backend_options, progress=progress)
 
     # synthetic -----------------------------------------------------------------------------------
     def generate(self, generate: GenerateSpec | None = None, device: str = "auto") -> Generated:
@@ -151,3 +145,20 @@ class DatasetPipeline:
         self.train(device=device, progress=progress)
         self.generate(device=device)
         return self.quality()[0]
+
+
+def train_model(
+    backend: Backend, encoded: Path, stats: DatasetStats, model_dir: Path, train: dict, *, device: str,
+    backend_options: dict | None = None, progress: ProgressCallback | None = None,
+) -> TrainResult:
+    """Train into `model_dir` atomically: the last model stays until the new one is complete.
+
+    The last model is what `model_state: reuse` starts from; an interrupted training's state waits in
+    `<model_dir>.partial` for `model_state: resume`."""
+    options = TrainOptions(
+        **train, device=device, backend_options=dict(backend_options or {}),
+        previous_model=model_dir if model_dir.exists() else None,
+        resume_dir=model_dir.with_name(f"{model_dir.name}.partial"),
+    )
+    with storage.atomic_dir(model_dir) as tmp:
+        return backend.train(encoded, stats, options, tmp, progress)

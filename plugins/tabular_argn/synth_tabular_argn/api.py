@@ -18,9 +18,10 @@ import numpy as np
 import pandas as pd
 
 from synth_assets import storage
-from synth_assets.backend import GenerateRequest, TrainOptions
+from synth_assets.backend import GenerateRequest
 from synth_assets.config import ColumnSpec, DatasetSpec, Fairness, Imputation, Rebalancing, SplitSpec, TableSpec
 from synth_assets.errors import SynthError
+from synth_assets.pipeline import train_model
 from synth_assets.stages.schema import restore_schema
 from synth_assets.stages.split import split_tables
 from synth_assets.stages.stats import DatasetStats, compute_stats
@@ -87,13 +88,8 @@ class TabularARGN:
         storage.write_json(self.stats.model_dump(mode="json"), self.workspace / "stats.json")
         with storage.atomic_dir(self.workspace / "encoded") as tmp:
             self.backend.encode(split, self.stats, tmp)
-        model_dir = self.workspace / "model"
-        options = TrainOptions(
-            **self.train_options, device=self.device,
-            previous_model=model_dir if model_dir.exists() else None, resume_dir=self.workspace / "model.partial",
-        )
-        with storage.atomic_dir(model_dir) as tmp:
-            self.training = self.backend.train(self.workspace / "encoded", self.stats, options, tmp, progress)
+        self.training = train_model(self.backend, self.workspace / "encoded", self.stats, self.workspace / "model",
+                                    self.train_options, device=self.device, progress=progress)
         self._trained = None
         return self
 
