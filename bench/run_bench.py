@@ -1,7 +1,8 @@
 """Side-by-side benchmark: our TabularARGN backend vs the reference engine (mostlyai-engine), same data.
 
     .venv/bin/python bench/run_bench.py [--data PATH ...] [--budget MINUTES] [--gen-rows N] [--seed S]
-                                        [--sample-rows N] [--ours-only | --reference-only] [--reuse]
+                                        [--sample-rows N] [--drop COLUMN ...]
+                                        [--ours-only | --reference-only] [--reuse]
 
 Per table: split once 80/20 (train/holdout), run OURS and the REFERENCE one after the other (never both
 at once: on 2 cores each slows the other several times), each in its own subprocess, then score both
@@ -48,6 +49,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--gen-rows", type=int, default=None, help="rows to generate; default: as many as train rows")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--sample-rows", type=int, default=None, help="subsample the input to N rows first")
+    ap.add_argument("--drop", nargs="+", default=[], metavar="COLUMN",
+                    help="columns to leave out first (an id that is a key, not data); absent ones are ignored")
     ap.add_argument("--work", type=Path, default=None, help="work folder; default /tmp/synth-bench/<table>")
     only = ap.add_mutually_exclusive_group()
     only.add_argument("--ours-only", action="store_true")
@@ -130,7 +133,7 @@ def bench_table(args, source: Path) -> None:
     load = os.getloadavg()[0]
     if load > 0.5:  # the engines time themselves; anything else running on 2 cores slows them a lot
         say(f"warning: load average {load:.1f} before starting; other processes skew the timings")
-    split = split_once(source, work, args.seed, args.sample_rows)
+    split = split_once(source, work, args.seed, args.sample_rows, args.drop)
     gen_rows = args.gen_rows or split.train_rows
     say(f"{split.table}: {split.train_rows:,} train / {split.holdout_rows:,} holdout rows in {work}")
 
@@ -175,6 +178,7 @@ def record(args, split: BenchSplit, budget: float | None, gen_rows: int, runs: d
            load: float) -> None:
     budget_text = f"{args.budget:g} min" if args.budget is not None else "reference default"
     sample = f" · sample {args.sample_rows:,}" if args.sample_rows else ""
+    sample += f" · without {', '.join(args.drop)}" if args.drop else ""
     heading = f"## {split.table} · budget {budget_text} · {gen_rows:,} rows generated{sample} · seed {args.seed}"
     interpreter = os.path.relpath(sys.executable, REPO) if sys.executable.startswith(str(REPO)) else sys.executable
     command = shlex.join([interpreter, "bench/run_bench.py", *sys.argv[1:]])

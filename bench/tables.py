@@ -47,8 +47,9 @@ def fingerprint(df: pd.DataFrame) -> str:
     return hashlib.sha256(pd.util.hash_pandas_object(df, index=False).values.tobytes()).hexdigest()[:16]
 
 
-def split_once(source: Path, work: Path, seed: int, sample_rows: int | None = None) -> BenchSplit:
-    df = read_table(source)
+def split_once(source: Path, work: Path, seed: int, sample_rows: int | None = None,
+               drop: list[str] = ()) -> BenchSplit:
+    df = read_table(source).drop(columns=list(drop), errors="ignore")
     if sample_rows and sample_rows < len(df):
         df = df.sample(n=sample_rows, random_state=seed)
     shuffled = df.sample(frac=1.0, random_state=seed).reset_index(drop=True)
