@@ -37,6 +37,7 @@ class TrainOptions:
     model_size: str = "medium"
     batch_size: int | None = None
     learning_rate: float | None = None
+    dropout: float | None = None  # None: the backend chooses from the data size
     early_stopping_patience: int = 4
     seed: int | None = 0
     flexible_generation: bool = True

@@ -64,6 +64,8 @@ class TrainSpec(StrictModel):
     model_size: Literal["small", "medium", "large"] = "medium"
     batch_size: int | None = Field(None, ge=1, description="Rows per batch; chosen from the data size if unset.")
     learning_rate: float | None = Field(None, gt=0)
+    dropout: float | None = Field(
+        None, ge=0, lt=1, description="Share of hidden units dropped while training; chosen from the data size if unset.")
     early_stopping_patience: int = Field(4, ge=1, description="Epochs without validation improvement.")
     seed: int | None = Field(0, description="Same seed and data: same model.")
     flexible_generation: bool = Field(

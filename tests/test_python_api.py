@@ -33,6 +33,21 @@ def test_same_seed_same_model_same_rows(gems, tmp_path):
     pd.testing.assert_frame_equal(first.sample(300, seed=5), second.sample(300, seed=5))
 
 
+def test_dropout_regularizes_training_and_shrinks_with_the_data(gems, tmp_path):
+    from synth_tabular_argn.model import default_dropout
+
+    def fitted(dropout, folder):
+        model = TabularARGN(max_training_time=5, max_epochs=3, seed=9, dropout=dropout, workspace=tmp_path / folder)
+        return model.fit(gems.iloc[:2000]).training.progress[-1]
+
+    plain, dropped = fitted(0.0, "plain"), fitted(0.5, "dropped")
+    # half the hidden units dropped: a noisier fit of the training rows, a smaller gap to validation
+    assert dropped["train_loss"] > plain["train_loss"] + 0.5
+    assert dropped["train_loss"] - dropped["validation_loss"] > plain["train_loss"] - plain["validation_loss"]
+    rates = [default_dropout(rows) for rows in (500, 5_000, 50_000, 1_000_000)]
+    assert rates == sorted(rates, reverse=True) and rates[0] > 0.15 and rates[-1] == 0.0
+
+
 def test_seed_rows_are_kept_and_condition_the_rest(model):
     seed = pd.DataFrame({"cut": ["Fair"] * 200 + ["Ideal"] * 200, "carat": [2.0] * 200 + [0.3] * 200})
     out = model.sample(seed_data=seed, seed=2)

@@ -47,6 +47,7 @@ class TabularARGN:
         model_size: Literal["small", "medium", "large"] = "medium",
         batch_size: int | None = None,
         learning_rate: float | None = None,
+        dropout: float | None = None,
         early_stopping_patience: int = 4,
         flexible_generation: bool = True,
         model_state: Literal["reset", "reuse", "resume"] = "reset",
@@ -59,7 +60,8 @@ class TabularARGN:
     ):
         self.train_options = dict(
             max_training_time=max_training_time, max_epochs=max_epochs, model_size=model_size,
-            batch_size=batch_size, learning_rate=learning_rate, early_stopping_patience=early_stopping_patience,
+            batch_size=batch_size, learning_rate=learning_rate, dropout=dropout,
+            early_stopping_patience=early_stopping_patience,
             flexible_generation=flexible_generation, model_state=model_state, seed=seed,
         )
         self.validation_share = validation_share
