@@ -16,7 +16,7 @@ import pydantic
 
 from synth_assets.config import DatasetSpec, GenerateSpec, TrainSpec
 from synth_assets.errors import SynthError
-from synth_assets.metadata import preview_markdown, progress_markdown, stats_markdown, table_metadata
+from synth_assets.metadata import preview_markdown, progress_markdown, stats_markdown, tables_metadata
 from synth_assets.plugins import get_backend
 from synth_assets.resources import ComputeDevice, SynthProject
 
@@ -81,12 +81,8 @@ def build_dataset_assets(name: str, spec: DatasetSpec) -> list[dg.AssetsDefiniti
         pipeline = project.pipeline(name)
         with user_errors():
             result = pipeline.split()
-        metadata = {}
-        for table, df in result.train.items():
-            if len(spec.tables) == 1:
-                metadata.update(table_metadata(df, pipeline.paths.split))
-            metadata[f"{table}/train_rows"] = len(df)
-            metadata[f"{table}/validation_rows"] = len(result.validation[table])
+        metadata = tables_metadata(result.train, lambda table: pipeline.paths.split, rows_label="train_rows")
+        metadata.update({f"{table}/validation_rows": len(df) for table, df in result.validation.items()})
         return dg.MaterializeResult(metadata=metadata)
 
     @dg.asset(key=key("stats"), deps=[key("split")], group_name=name, kinds={"json"},
@@ -145,12 +141,9 @@ def build_dataset_assets(name: str, spec: DatasetSpec) -> list[dg.AssetsDefiniti
         rows = sum(len(df) for df in result.tables.values())
         metadata = {"generation_seconds": dg.MetadataValue.float(round(result.seconds, 3)),
                     "rows_per_second": dg.MetadataValue.int(int(rows / max(result.seconds, 1e-9)))}
-        for table, df in result.tables.items():
-            path = pipeline.paths.synthetic_table(table)
-            if len(result.tables) == 1:
-                metadata.update(table_metadata(df, path))
-            metadata[f"{table}/rows"] = len(df)
-            metadata[f"{table}/preview"] = dg.MetadataValue.md(preview_markdown(df))
+        metadata.update(tables_metadata(result.tables, pipeline.paths.synthetic_table))
+        metadata.update({f"{table}/preview": dg.MetadataValue.md(preview_markdown(df))
+                         for table, df in result.tables.items()})
         return dg.MaterializeResult(metadata=metadata)
 
     @dg.asset(key=key("quality"), deps=[key("synthetic")], group_name=name, kinds={"markdown"},

@@ -18,6 +18,17 @@ def table_metadata(df: pd.DataFrame, path) -> dict:
     }
 
 
+def tables_metadata(frames: dict[str, pd.DataFrame], path_of, rows_label: str = "rows") -> dict:
+    """Rows per table; a single table's row count and schema also as the asset's own, which the UI shows
+    in its overview (several tables have no one schema)."""
+    metadata = {}
+    for table, df in frames.items():
+        if len(frames) == 1:
+            metadata.update(table_metadata(df, path_of(table)))
+        metadata[f"{table}/{rows_label}"] = len(df)
+    return metadata
+
+
 def markdown_table(headers: list[str], rows: list[list]) -> str:
     lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     lines += ["| " + " | ".join(_cell(v) for v in row) + " |" for row in rows]
