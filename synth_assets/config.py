@@ -63,7 +63,7 @@ class TrainSpec(StrictModel):
     max_epochs: int = Field(100, ge=1)
     model_size: Literal["small", "medium", "large"] = "medium"
     batch_size: int | None = Field(None, ge=1, description="Rows per batch; chosen from the data size if unset.")
-    learning_rate: float | None = Field(None, gt=0)
+    learning_rate: float | None = Field(None, gt=0, description="AdamW's; chosen from the batch size if unset.")
     dropout: float | None = Field(
         None, ge=0, lt=1, description="Share of hidden units dropped while training; chosen from the data size if unset.")
     early_stopping_patience: int = Field(4, ge=1, description="Epochs without validation improvement.")

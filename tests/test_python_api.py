@@ -48,6 +48,15 @@ def test_dropout_regularizes_training_and_shrinks_with_the_data(gems, tmp_path):
     assert rates == sorted(rates, reverse=True) and rates[0] > 0.15 and rates[-1] == 0.0
 
 
+def test_learning_rate_given_or_scaled_with_the_batch(gems, tmp_path):
+    from synth_tabular_argn.model import default_learning_rate
+
+    given = TabularARGN(max_training_time=5, max_epochs=1, learning_rate=5e-4, workspace=tmp_path).fit(gems.iloc[:1000])
+    assert given.training.progress[0]["learning_rate"] == 5e-4
+    rates = [default_learning_rate(batch) for batch in (32, 512, 1024, 2048)]
+    assert rates[0] == rates[1] < rates[2] < rates[3] <= 4e-3 + 1e-12
+
+
 def test_seed_rows_are_kept_and_condition_the_rest(model):
     seed = pd.DataFrame({"cut": ["Fair"] * 200 + ["Ideal"] * 200, "carat": [2.0] * 200 + [0.3] * 200})
     out = model.sample(seed_data=seed, seed=2)

@@ -54,7 +54,7 @@ def fit(model, train_tokens: np.ndarray, valid_tokens: np.ndarray, groups: list[
     import torch
     from safetensors.torch import load_file
 
-    from synth_tabular_argn.model import default_batch_size, default_dropout, set_dropout
+    from synth_tabular_argn.model import default_batch_size, default_dropout, default_learning_rate, set_dropout
 
     started = time.perf_counter()
     budget = options.max_training_time * 60.0
@@ -64,7 +64,8 @@ def fit(model, train_tokens: np.ndarray, valid_tokens: np.ndarray, groups: list[
     valid = torch.as_tensor(valid_tokens, device=device)
     batch = options.batch_size or default_batch_size(len(train))
     set_dropout(model, options.dropout if options.dropout is not None else default_dropout(len(train)))
-    optimizer = torch.optim.AdamW(model.parameters(), lr=options.learning_rate or 2e-3, weight_decay=1e-4)
+    learning_rate = options.learning_rate or default_learning_rate(batch)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate, weight_decay=1e-4)
     plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.5, patience=1)
     shuffler = torch.Generator(device="cpu").manual_seed(options.seed or 0)
     state = Progress()
