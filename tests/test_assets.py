@@ -68,6 +68,19 @@ def test_launchpad_config_overrides_generation(small_project):
     assert len(pd.read_parquet(small_project / ".synth" / "gems" / "synthetic" / "gems.parquet")) == 123
 
 
+def test_launchpad_config_overrides_training(small_project):
+    import json
+
+    defs = build_definitions(small_project)
+    config = {"ops": {"gems__model": {"config": {"max_epochs": 2, "model_size": "small", "dropout": 0.3}}}}
+    result = run_job(defs, "gems", run_config=config)
+    assert result.success
+    epochs = result.asset_materializations_for_node("gems__model")[0].metadata["epochs"].value
+    assert epochs == 2  # synth.yaml says 8
+    saved = json.loads((small_project / ".synth" / "gems" / "model" / "config.json").read_text())
+    assert saved["model_size"] == "small"
+
+
 def test_blocking_dcr_check_fails_the_run(small_project):
     yaml = (small_project / "synth.yaml").read_text() + "    quality: {max_dcr_share: 0.01}\n"
     (small_project / "synth.yaml").write_text(yaml)
