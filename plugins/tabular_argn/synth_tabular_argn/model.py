@@ -16,7 +16,9 @@ from torch import nn
 from synth_assets.errors import SynthError
 
 SIZES = {  # model_size -> (hidden layers per column head, embedding width multiplier)
-    "small": ((64,), 0.75),
+    # a second layer of 16 units draws as fast as (64,) alone, and on 6,000 diamonds (3 seeds) kept the
+    # carat-price rank correlation at 0.91 instead of 0.83
+    "small": ((64, 16), 0.75),
     # a narrow second layer: on diamonds as accurate as (128, 128) (qa 0.965 vs 0.958) and draws 25% faster;
     # a single layer was as fast and as accurate on the full table, but lost the carat-price rank correlation
     # on 6,000 rows (0.79 vs 0.89)
