@@ -43,6 +43,28 @@ def small_project(tmp_path, diamonds_small, monkeypatch):
 
 
 @pytest.fixture
+def run_one_table(tmp_path, monkeypatch):
+    """Put `df` in a one-table project ('mixed', table 't') and run every stage; returns the pipeline."""
+    from synth_assets.config import load_project
+    from synth_assets.pipeline import DatasetPipeline
+
+    monkeypatch.delenv("SYNTH_CONFIG", raising=False)
+    monkeypatch.delenv("SYNTH_HOME", raising=False)
+
+    def run(df: pd.DataFrame, *, max_epochs: int, sample_size: int):
+        df.to_parquet(tmp_path / "t.parquet")
+        (tmp_path / "synth.yaml").write_text(
+            "datasets:\n  mixed:\n    tables:\n      t: {source: t.parquet}\n"
+            f"    train: {{max_training_time: 5, max_epochs: {max_epochs}}}\n"
+            f"    generate: {{sample_size: {sample_size}, seed: 1}}\n")
+        pipeline = DatasetPipeline(load_project(tmp_path), "mixed")
+        pipeline.run_all()
+        return pipeline
+
+    return run
+
+
+@pytest.fixture
 def toy_plugin(tmp_path, monkeypatch):
     """Install tests/toy_plugin as a package announcing itself through the entry-point group, the way
     `pip install` would, without touching the environment."""

@@ -271,12 +271,9 @@ def test_schema_check_takes_new_character_values_and_still_checks_ranges(rng):
 
 # end to end ---------------------------------------------------------------------------------------
 
-def test_a_short_training_generates_every_encoding(tmp_path, rng, monkeypatch):
+def test_a_short_training_generates_every_encoding(run_one_table, rng):
     from synth_assets.checks import schema_problems
-    from synth_assets.pipeline import DatasetPipeline
 
-    monkeypatch.delenv("SYNTH_CONFIG", raising=False)
-    monkeypatch.delenv("SYNTH_HOME", raising=False)
     n = 1500
     codes = list(postcodes(rng, n))
     codes[0] = "QQ9 9QQ"
@@ -287,12 +284,7 @@ def test_a_short_training_generates_every_encoding(tmp_path, rng, monkeypatch):
         "day": (pd.Timestamp("2022-01-01") + pd.to_timedelta(rng.integers(0, 700, n), unit="D")).strftime("%Y-%m-%d"),
         "seen": pd.Timestamp("2022-01-01") + pd.to_timedelta(rng.integers(0, 10**7, n), unit="s"),
     })
-    df.to_parquet(tmp_path / "t.parquet")
-    (tmp_path / "synth.yaml").write_text(
-        "datasets:\n  mixed:\n    tables:\n      t: {source: t.parquet}\n"
-        "    train: {max_training_time: 5, max_epochs: 3}\n    generate: {sample_size: 600, seed: 1}\n")
-    pipeline = DatasetPipeline(load_project(tmp_path), "mixed")
-    pipeline.run_all()
+    pipeline = run_one_table(df, max_epochs=3, sample_size=600)
     stats = pipeline.load_stats().tables["t"]
     assert [c.encoding for c in stats.columns.values()] == ["character", "lat_long", "numeric_digit", "datetime",
                                                            "datetime"]

@@ -72,9 +72,7 @@ def test_training_stops_on_its_budget_and_keeps_the_best_checkpoint(trained):
     assert np.isfinite(best)
 
 
-def test_nulls_and_dates_round_trip(tmp_path, monkeypatch):
-    monkeypatch.delenv("SYNTH_CONFIG", raising=False)
-    monkeypatch.delenv("SYNTH_HOME", raising=False)
+def test_nulls_and_dates_round_trip(run_one_table):
     rng = np.random.default_rng(0)
     n = 1500
     df = pd.DataFrame({
@@ -84,12 +82,7 @@ def test_nulls_and_dates_round_trip(tmp_path, monkeypatch):
         "flag": rng.random(n) < 0.5,
         "tier": np.where(rng.random(n) < 0.2, None, rng.choice(["a", "b", "c"], n)),
     })
-    df.to_parquet(tmp_path / "t.parquet")
-    (tmp_path / "synth.yaml").write_text(
-        "datasets:\n  mixed:\n    tables:\n      t: {source: t.parquet}\n"
-        "    train: {max_training_time: 5, max_epochs: 10}\n    generate: {sample_size: 800, seed: 1}\n")
-    pipeline = DatasetPipeline(load_project(tmp_path), "mixed")
-    pipeline.run_all()
+    pipeline = run_one_table(df, max_epochs=10, sample_size=800)
     out = pipeline.load_synthetic()["t"]
     assert out.dtypes.astype(str).tolist() == df.dtypes.astype(str).tolist()
     assert 0.15 < out.score.isna().mean() < 0.45 and 0.08 < out.tier.isna().mean() < 0.35
