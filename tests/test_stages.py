@@ -97,8 +97,6 @@ def test_quality_scores_separate_good_copies_and_broken_samples(diamonds):
 
 
 def test_quality_compares_code_formats_and_locations_and_catches_copied_codes():
-    rng = np.random.default_rng(0)
-
     def table(n, seed, code_format="{}{}-{:04d}"):
         r = np.random.default_rng(seed)
         letters = r.choice(list("ABCDEFGH"), size=(n, 2))
