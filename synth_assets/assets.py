@@ -128,6 +128,7 @@ def build_dataset_assets(name: str, spec: DatasetSpec) -> list[dg.AssetsDefiniti
             "best_validation_loss": dg.MetadataValue.float(result.best_validation_loss),
             "training_seconds": dg.MetadataValue.float(round(result.seconds, 2)),
             "stopped_because": result.stopped_because, "device": result.device, "parameters": result.parameters,
+            "settings": dg.MetadataValue.json(result.settings),
             "loss_curve": dg.MetadataValue.md(progress_markdown(result.progress)),
         })
 

@@ -58,6 +58,7 @@ class TrainResult:
     device: str
     parameters: int
     progress: list[dict] = field(default_factory=list)
+    settings: dict[str, Any] = field(default_factory=dict)  # what the backend chose: batch size, learning rate, ...
 
 
 @dataclass(frozen=True)

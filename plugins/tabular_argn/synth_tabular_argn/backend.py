@@ -67,7 +67,8 @@ class TabularARGNBackend(Backend):
         return TrainResult(
             epochs=state.epoch, best_epoch=state.best_epoch, best_validation_loss=state.best_loss, seconds=seconds,
             stopped_because=stopped, device=str(device), parameters=sum(p.numel() for p in model.parameters()),
-            progress=state.history,
+            progress=state.history, settings={"model_size": options.model_size, "hidden": list(model.hidden),
+                                              **state.settings},
         )
 
     # generate ------------------------------------------------------------------------------------

@@ -41,6 +41,7 @@ class Progress:
     best_epoch: int = 0
     best_loss: float = float("inf")
     history: list[dict] = field(default_factory=list)
+    settings: dict = field(default_factory=dict)  # batch size, learning rate and dropout, given or chosen
 
 
 def fit(model, train_tokens: np.ndarray, valid_tokens: np.ndarray, groups: list[list[int]], options: TrainOptions,
@@ -63,7 +64,8 @@ def fit(model, train_tokens: np.ndarray, valid_tokens: np.ndarray, groups: list[
     train = torch.as_tensor(train_tokens, device=device)
     valid = torch.as_tensor(valid_tokens, device=device)
     batch = options.batch_size or default_batch_size(len(train))
-    set_dropout(model, options.dropout if options.dropout is not None else default_dropout(len(train)))
+    dropout = options.dropout if options.dropout is not None else default_dropout(len(train))
+    set_dropout(model, dropout)
     learning_rate = options.learning_rate or default_learning_rate(batch)
     optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate, weight_decay=1e-4)
     plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.5, patience=1)
@@ -82,6 +84,7 @@ def fit(model, train_tokens: np.ndarray, valid_tokens: np.ndarray, groups: list[
         plateau.load_state_dict(saved["plateau"])
         shuffler.set_state(saved["shuffler"])
         state = Progress(**json.loads((source / "progress_state.json").read_text()))
+    state.settings = {"batch_size": batch, "learning_rate": learning_rate, "dropout": dropout}
 
     data_order = torch.arange(model.n_columns, device=device)
     group_tensors = [torch.tensor(g, device=device) for g in groups]
