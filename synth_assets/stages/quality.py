@@ -151,18 +151,12 @@ def _features(df: pd.DataFrame, columns: list[ColumnStats], reference: pd.DataFr
     parts = []
     for c in columns:
         if _is_continuous(c):
-            ref = _as_number(reference[c.name], c).dropna().to_numpy()
-            grid = np.quantile(ref, np.linspace(0, 1, 101)) if len(ref) else np.zeros(101)
-            numbers = _as_number(df[c.name], c).to_numpy(dtype=float)
-            position = np.interp(numbers, grid, np.linspace(0, 1, 101))
-            parts.append(np.nan_to_num(position, nan=0.0)[:, None])
-            parts.append(np.isnan(numbers).astype(float)[:, None])
+            numbers = _as_number(df[c.name], c)
+            parts.append(_quantile_position(numbers, _as_number(reference[c.name], c)))
+            parts.append(numbers.isna().to_numpy(dtype=float)[:, None])
         elif c.encoding == "lat_long":
             points, ref = lat_long_parts(df[c.name].astype("string")), lat_long_parts(reference[c.name].astype("string"))
-            for axis in ("lat", "long"):
-                grid = np.quantile(ref[axis].dropna(), np.linspace(0, 1, 101)) if ref[axis].notna().any() \
-                    else np.zeros(101)
-                parts.append(np.nan_to_num(np.interp(points[axis], grid, np.linspace(0, 1, 101)), nan=0.0)[:, None])
+            parts += [_quantile_position(points[axis], ref[axis]) for axis in ("lat", "long")]
             parts.append(points.lat.isna().to_numpy(dtype=float)[:, None])
         elif c.encoding == "character" and c.characters:
             parts.append(_character_onehot(df[c.name], c.characters))
@@ -173,6 +167,14 @@ def _features(df: pd.DataFrame, columns: list[ColumnStats], reference: pd.DataFr
             # one-hot vectors are sqrt(2) apart; scale so a category change weighs like a full numeric range
             parts.append(onehot.astype(float) / np.sqrt(2))
     return np.hstack(parts) if parts else np.zeros((len(df), 0))
+
+
+def _quantile_position(numbers: pd.Series, reference: pd.Series) -> np.ndarray:
+    """Each number's position in [0, 1] among the reference's percentiles, as a column; 0 where missing."""
+    ref = reference.dropna().to_numpy(dtype=float)
+    grid = np.quantile(ref, np.linspace(0, 1, 101)) if len(ref) else np.zeros(101)
+    position = np.interp(numbers.to_numpy(dtype=float), grid, np.linspace(0, 1, 101))
+    return np.nan_to_num(position, nan=0.0)[:, None]
 
 
 def _character_onehot(values: pd.Series, characters: list[str]) -> np.ndarray:
