@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import os
 import platform
+import shlex
+import sys
 from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
 
 COLUMNS = ["engine", "training s", "generation rows/s", "accuracy", "univariate", "bivariate", "trivariate",
            "DCR share", "peak MB"]
@@ -61,6 +65,12 @@ def machine() -> str:
     except (OSError, StopIteration):
         mem = ""
     return f"nproc {len(os.sched_getaffinity(0))}, {cpu}{mem}, {platform.system()} {platform.machine()}"
+
+
+def command_line(script: str) -> str:
+    """How this run was started, as one would type it in the repository (for the results file)."""
+    interpreter = os.path.relpath(sys.executable, REPO) if sys.executable.startswith(str(REPO)) else sys.executable
+    return shlex.join([interpreter, script, *sys.argv[1:]])
 
 
 HEADER = """# Benchmark results

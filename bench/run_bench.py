@@ -28,7 +28,7 @@ sys.path.insert(0, str(REPO))  # run as a script: make `bench` importable as a p
 
 from bench.judge import judge  # noqa: E402
 from bench.procs import run_measured  # noqa: E402
-from bench.results import comparison_table, machine, update_results_file  # noqa: E402
+from bench.results import command_line, comparison_table, machine, update_results_file  # noqa: E402
 from bench.tables import BenchSplit, split_once, table_name  # noqa: E402
 
 DEFAULT_DATA = REPO / "data" / "demo" / "diamonds.csv.gz"  # the full 53,940 rows, same file as shared/data
@@ -180,8 +180,7 @@ def record(args, split: BenchSplit, budget: float | None, gen_rows: int, runs: d
     sample = f" · sample {args.sample_rows:,}" if args.sample_rows else ""
     sample += f" · without {', '.join(args.drop)}" if args.drop else ""
     heading = f"## {split.table} · budget {budget_text} · {gen_rows:,} rows generated{sample} · seed {args.seed}"
-    interpreter = os.path.relpath(sys.executable, REPO) if sys.executable.startswith(str(REPO)) else sys.executable
-    command = shlex.join([interpreter, "bench/run_bench.py", *sys.argv[1:]])
+    command = command_line("bench/run_bench.py")
     notes = []
     for name, run in runs.items():
         epochs = run.get("epochs")

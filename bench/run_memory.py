@@ -12,9 +12,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
-import os
-import shlex
 import sys
 from pathlib import Path
 
@@ -24,9 +21,8 @@ import pandas as pd
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))  # run as a script: make `bench` importable as a package
 
-from bench.procs import run_measured  # noqa: E402
-from bench.results import machine, update_results_file  # noqa: E402
-from bench.run_bench import PEER_PYTHON  # noqa: E402
+from bench.results import command_line, machine, update_results_file  # noqa: E402
+from bench.run_bench import PEER_PYTHON, run_engine  # noqa: E402
 
 TARGET_MB = 8 * 1024
 
@@ -65,17 +61,6 @@ def parse_args() -> argparse.Namespace:
     return ap.parse_args()
 
 
-def run(name: str, cmd: list[str], out: Path) -> dict:
-    print(f"==> {name}: {shlex.join(cmd)}", flush=True)
-    proc = run_measured(cmd, env=dict(os.environ), cwd=str(REPO))
-    if proc.returncode != 0:
-        raise SystemExit(f"{name} failed (exit {proc.returncode}); see its output above")
-    result = json.loads((out / "result.json").read_text())
-    result.update(peak_mb=proc.peak_mb, process_seconds=proc.seconds)
-    print(f"==> {name}: peak {proc.peak_mb:,.0f} MB in {proc.seconds:.0f}s", flush=True)
-    return result
-
-
 def main() -> None:
     args = parse_args()
     work = args.work.resolve()
@@ -86,10 +71,10 @@ def main() -> None:
         wide_table(args.rows, args.seed).to_parquet(train, index=False)
     common = ["--train", str(train), "--gen-rows", str(args.gen_rows), "--seed", str(args.seed),
               "--budget", f"{args.budget:g}"]
-    runs = {"ours": run("ours", [sys.executable, str(REPO / "bench" / "run_ours.py"), *common,
+    runs = {"ours": run_engine("ours", [sys.executable, str(REPO / "bench" / "run_ours.py"), *common,
                                  "--out", str(work / "ours"), "--table", "wide"], work / "ours")}
     if args.reference:
-        runs["reference"] = run("reference", [args.peer_python, str(REPO / "bench" / "run_reference.py"), *common,
+        runs["reference"] = run_engine("reference", [args.peer_python, str(REPO / "bench" / "run_reference.py"), *common,
                                               "--out", str(work / "reference")], work / "reference")
 
     lines = ["| engine | peak MB | under 8 GB | training s | epochs | generation rows/s |", "|---|---|---|---|---|---|"]
@@ -99,8 +84,7 @@ def main() -> None:
                      f"{r['training_seconds']:.1f} | {r.get('epochs', '–')} | {f'{rate:,.0f}' if rate else '–'} |")
     table = "\n".join(lines)
     print("\n" + table + "\n")
-    command = shlex.join([os.path.relpath(sys.executable, REPO) if sys.executable.startswith(str(REPO))
-                          else sys.executable, "bench/run_memory.py", *sys.argv[1:]])
+    command = command_line("bench/run_memory.py")
     body = "\n".join([
         f"- date: {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC",
         f"- machine: {machine()}",
