@@ -4,13 +4,14 @@ synthetic rows must not sit closer to the training data than the configured DCR 
 import warnings
 
 import dagster as dg
+import numpy as np
 import pandas as pd
 from dagster_pandas import PandasColumn
 from dagster_pandas.constraints import (
-    CategoricalColumnConstraint,
+    ColumnConstraint,
+    ColumnConstraintViolationException,
     ColumnDTypeInSetConstraint,
     ConstraintViolationException,
-    InRangeColumnConstraint,
     NonNullableColumnConstraint,
     StrictColumnsConstraint,
 )
@@ -20,12 +21,36 @@ from synth_assets import storage
 from synth_assets.assets import stage_key
 from synth_assets.config import DatasetSpec
 from synth_assets.resources import SynthProject
-from synth_assets.stages.stats import RARE_TOKEN, TableStats
+from synth_assets.stages.stats import RARE_TOKEN, ColumnStats, TableStats
+
+# the finest datetime part a column keeps, as a pandas frequency
+RESOLUTION = {"day": "D", "hour": "h", "minute": "min", "second": "s"}
+
+
+class ValuesConstraint(ColumnConstraint):
+    """A column's non-null values must pass `valid` (a function of the column returning a boolean mask).
+
+    dagster-pandas' own value constraints take only text categories and plain numbers; ours also hold
+    booleans, numbers kept as categories, and infinities."""
+
+    def __init__(self, description: str, valid):
+        self.valid = valid
+        super().__init__(error_description=description, markdown_description=description)
+
+    def validate(self, dataframe, column_name):
+        values = dataframe[column_name]
+        present = values.notna()
+        bad = present & ~pd.Series(np.asarray(self.valid(values), dtype=bool), index=values.index)
+        if bad.any():
+            raise ColumnConstraintViolationException(
+                constraint_name=self.name, constraint_description=self.error_description, column_name=column_name,
+                offending_rows=dataframe.loc[bad, [column_name]].head(5))
 
 
 def expected_columns(table: TableStats) -> list[PandasColumn]:
     """The source's schema as dagster-pandas columns: dtype, null-free where the source was, and values
-    within the kept categories or the protected numeric range."""
+    a user would find in the source: kept categories, the protected range, the source's grain (whole
+    numbers, decimals, the values of few-valued numbers, the datetime resolution)."""
     columns = []
     for name in table.column_order:
         constraints = [ColumnDTypeInSetConstraint({table.dtypes[name]})]
@@ -33,12 +58,54 @@ def expected_columns(table: TableStats) -> list[PandasColumn]:
         if stats is not None:
             if stats.null_share == 0:
                 constraints.append(NonNullableColumnConstraint())
-            if stats.encoding == "categorical" and stats.kind == "categorical":
-                constraints.append(CategoricalColumnConstraint({*stats.categories, RARE_TOKEN}, ignore_missing_vals=True))
-            elif stats.kind == "numeric":
-                constraints.append(InRangeColumnConstraint(stats.min, stats.max, ignore_missing_vals=True))
+            constraints += value_constraints(stats)
         columns.append(PandasColumn(name, constraints=constraints))
     return columns
+
+
+def value_constraints(stats: ColumnStats) -> list[ValuesConstraint]:
+    if stats.kind == "categorical" and stats.encoding == "categorical":
+        allowed = [*stats.categories, RARE_TOKEN]
+        return [ValuesConstraint(f"values among the {len(stats.categories)} kept categories",
+                                 lambda v: v.isin(allowed))]
+    if stats.kind == "numeric":
+        infinities = [float(k) for k in stats.infinite_shares or {}]
+
+        def finite(v):
+            return pd.to_numeric(v).astype(float).to_numpy()
+
+        rules = [ValuesConstraint(f"values within the protected range [{stats.min:.6g}, {stats.max:.6g}]",
+                                  lambda v: ((finite(v) >= stats.min) & (finite(v) <= stats.max))
+                                  | np.isin(finite(v), infinities))]
+        if stats.encoding == "numeric_discrete":
+            kept = np.asarray(stats.categories, dtype=float)
+            rules.append(ValuesConstraint(f"values among the {len(kept)} kept values",
+                                          lambda v: np.isin(finite(v), kept) | np.isin(finite(v), infinities)))
+        elif stats.decimals is not None:
+            scale = 10.0 ** (0 if stats.is_integer else stats.decimals)
+            rules.append(ValuesConstraint(
+                "whole numbers" if stats.is_integer else f"at most {stats.decimals} decimals",
+                lambda v: on_grid(finite(v), scale) | np.isin(finite(v), infinities)))
+        return rules
+    if stats.kind == "datetime" and stats.min is not None:
+        low, high = (pd.Timestamp(int(round(x))) for x in (stats.min, stats.max))
+        unit = RESOLUTION[(stats.datetime_parts or ["day"])[-1]]
+
+        def stamps(v):
+            parsed = pd.to_datetime(v, format="ISO8601") if stats.datetime_format else v
+            return parsed.dt.tz_convert("UTC").dt.tz_localize(None) if parsed.dt.tz is not None else parsed
+
+        return [ValuesConstraint(f"dates within the protected range [{low}, {high}]",
+                                 lambda v: stamps(v).between(low.floor(unit), high.ceil(unit))),
+                ValuesConstraint(f"no finer than the source's resolution ({unit})",
+                                 lambda v: stamps(v) == stamps(v).dt.floor(unit))]
+    return []
+
+
+def on_grid(numbers: np.ndarray, scale: float) -> np.ndarray:
+    """Numbers that are whole multiples of 1/scale (up to float rounding)."""
+    scaled = numbers * scale
+    return np.abs(scaled - np.round(scaled)) <= 1e-9 * np.maximum(1.0, np.abs(scaled))
 
 
 def schema_problems(df: pd.DataFrame, table: TableStats) -> list[str]:
