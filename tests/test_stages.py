@@ -72,7 +72,7 @@ def test_key_problems_name_table_and_column():
 
 
 def test_restore_schema_gives_back_order_dtypes_and_fresh_keys():
-    df = pd.DataFrame({"id": [10, 20, 30], "a": [1, 2, 3], "b": ["x", "y", "z"]})
+    df = pd.DataFrame({"id": range(10, 130, 10), "a": [1, 2, 3] * 4, "b": ["x", "y", "z"] * 4})
     stats = compute_stats(dataset({"t": {"source": "t.csv", "primary_key": "id"}}), {"t": df}, dataset="d").tables["t"]
     generated = pd.DataFrame({"b": ["x", "x"], "a": [1.0, 3.0]})
     out = restore_schema(generated, stats)

@@ -12,6 +12,8 @@ def restore_schema(df: pd.DataFrame, stats: TableStats) -> pd.DataFrame:
     df = df.copy()
     if stats.primary_key and stats.primary_key not in df.columns:
         df[stats.primary_key] = synthetic_keys(len(df), stats.dtypes[stats.primary_key])
+    for column in stats.empty_columns:
+        df[column] = None
     missing = [c for c in stats.column_order if c not in df.columns]
     if missing:
         raise ValueError(f"table '{stats.name}': the backend generated no column {missing}")
@@ -34,7 +36,11 @@ def cast_to(values: pd.Series, dtype: str) -> pd.Series:
     if values.dtype.name == dtype:
         return values
     if dtype.startswith("datetime64"):
-        return pd.to_datetime(values).astype(dtype)
+        stamps = pd.to_datetime(values)
+        zone = getattr(pd.api.types.pandas_dtype(dtype), "tz", None)
+        if zone is not None and stamps.dt.tz is None:  # modelled in UTC
+            stamps = stamps.dt.tz_localize("UTC").dt.tz_convert(zone)
+        return stamps.astype(dtype)
     if dtype in ("int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64") and values.isna().any():
         return values.astype(dtype.capitalize().replace("Uint", "UInt"))  # keep nulls with pandas' nullable ints
     if dtype == "bool" and values.isna().any():

@@ -32,8 +32,18 @@ from synth_assets.errors import SynthError
 
 RARE_THRESHOLD = 5
 RARE_TOKEN = "_RARE_"
-DISCRETE_MAX_VALUES = 30  # numeric columns with at most this many values are modelled as categories
+# numeric columns with few distinct values are modelled as categories, so that only values seen in training
+# come out: up to DISCRETE_MAX_VALUES always (rare ones move to their nearest kept value), and below
+# DISCRETE_AUTO_MAX_VALUES when the kept values hold nearly every row, as the reference engine decides
+DISCRETE_MAX_VALUES = 30
+DISCRETE_AUTO_MAX_VALUES = 100
+DISCRETE_AUTO_MIN_KEPT_SHARE = 0.999
+# fewer training rows than this cannot be synthesized: rare-value protection would hide nearly everything
+MIN_TRAINING_ROWS = 2 * 5
 N_QUANTILES = 101
+# binned numbers keep values held by at least this share of rows (and by enough rows) exact; at most this many
+BINNED_EXACT_MIN_SHARE = 0.001
+BINNED_EXACT_MAX_VALUES = 250
 # numbers needing at most this many digits over their protected range, at their own precision, are
 # encoded digit by digit: exact values, and heaping on round values (table 55.0, carat 1.00) kept, where
 # uniform-in-bin smears it. On diamonds this lifts accuracy and fine-grained fidelity (price, 5 digits,
@@ -77,6 +87,8 @@ class ColumnStats(BaseModel):
     lat_long_cells: list[int] | None = Field(
         None, description="1° cells kept, as floor(lat + 90) * 360 + floor(long + 180)")
     lat_long_separator: str | None = None
+    infinite_shares: dict[str, float] | None = Field(
+        None, description="share of rows holding 'inf' or '-inf', for those held by enough rows")
 
 
 class TableStats(BaseModel):
@@ -87,6 +99,8 @@ class TableStats(BaseModel):
     column_order: list[str]
     dtypes: dict[str, str] = Field(description="pandas dtype of every source column, keys included")
     columns: dict[str, ColumnStats] = Field(description="modelled columns (keys excluded)")
+    empty_columns: list[str] = Field(default_factory=list, description="columns without a value in training: "
+                                                                      "synthesized as all null")
 
 
 class DatasetStats(BaseModel):
@@ -98,11 +112,18 @@ def compute_stats(spec: DatasetSpec, train: dict[str, pd.DataFrame], *, dataset:
     tables = {}
     for name, table_spec in spec.tables.items():
         df = train[name]
+        if len(df) < MIN_TRAINING_ROWS:
+            raise SynthError(f"has {len(df)} training rows; at least {MIN_TRAINING_ROWS} are needed, since values held "
+                             f"by fewer than {RARE_THRESHOLD} rows are never shown", dataset=dataset, table=name,
+                             hint="synthesize a larger table")
         keys = {table_spec.primary_key, *(fk.column for fk in table_spec.foreign_keys)} - {None}
         unit = df[table_spec.primary_key] if table_spec.primary_key else None
-        columns = {}
+        columns, empty = {}, []
         for column in df.columns:
             if column in keys:
+                continue
+            if df[column].isna().all():  # nothing to learn: the synthetic column is all null too
+                empty.append(str(column))
                 continue
             override = table_spec.columns.get(column)
             forced = override.encoding if override and override.encoding != "auto" else None
@@ -110,7 +131,7 @@ def compute_stats(spec: DatasetSpec, train: dict[str, pd.DataFrame], *, dataset:
         tables[name] = TableStats(
             name=name, rows=len(df), primary_key=table_spec.primary_key, foreign_keys=table_spec.foreign_keys,
             column_order=[str(c) for c in df.columns], dtypes={str(c): str(t) for c, t in df.dtypes.items()},
-            columns=columns,
+            columns=columns, empty_columns=empty,
         )
     return DatasetStats(dataset=dataset, tables=tables)
 
@@ -123,9 +144,6 @@ def column_stats(series: pd.Series, unit: pd.Series | None, *, forced: str | Non
         name=str(column), dtype=str(series.dtype), kind=kind, null_share=float(series.isna().mean()),
         n_unique=int(non_null.nunique()), datetime_format=datetime_format,
     )
-    if non_null.empty:
-        raise SynthError("has no values in the training data", dataset=dataset, table=table, column=column,
-                         hint="drop the column from the source or fill it")
     if kind == "categorical":
         return ColumnStats(**base, **_text_stats(values, unit, forced, where))
     if kind == "numeric":
@@ -143,7 +161,8 @@ def _infer_kind(series: pd.Series, forced: str | None, where: tuple) -> tuple[st
         if forced not in (None, "datetime"):
             raise SynthError(f"dates cannot be encoded as {forced}", dataset=dataset, table=table, column=column,
                              hint="use datetime or categorical, or remove the override")
-        return "datetime", series.dt.tz_localize(None) if series.dt.tz is not None else series, None
+        # time zones are modelled in UTC and given back by the schema stage
+        return "datetime", series.dt.tz_convert("UTC").dt.tz_localize(None) if series.dt.tz is not None else series, None
     if pd.api.types.is_numeric_dtype(series):
         if forced == "datetime":
             raise SynthError("numbers cannot be encoded as datetime", dataset=dataset, table=table, column=column,
@@ -331,12 +350,21 @@ def _why_not_lat_long(values: pd.Series) -> str:
 # numbers -------------------------------------------------------------------------------------------
 
 def _numeric_stats(values: pd.Series, unit: pd.Series | None, forced: str | None, where: tuple) -> dict:
-    numbers = values.dropna().astype(float)
-    out = dict(_numeric_range(numbers), is_integer=_is_integer(numbers), decimals=_decimals(numbers))
+    values = values.astype(float)
+    infinite = np.isinf(values)
+    finite = values.where(~infinite)  # infinities are modelled apart, as values of their own
+    numbers = finite.dropna()
+    if numbers.empty:
+        raise SynthError("holds only infinite values", dataset=where[0], table=where[1], column=where[2],
+                         hint="store them as text, or drop the column")
+    out = dict(_numeric_range(numbers), is_integer=_is_integer(numbers), decimals=_decimals(numbers),
+               infinite_shares=_infinite_shares(values, unit))
     encoding = forced if forced in ("numeric_discrete", "numeric_binned", "numeric_digit") else None
-    if encoding in (None, "numeric_discrete") and (encoding or numbers.nunique() <= DISCRETE_MAX_VALUES):
-        categories, shares, rare_share = _protected_categories(values, unit)
-        if categories:  # else every value is rare: nothing to show as a category
+    distinct = numbers.nunique()
+    if encoding in (None, "numeric_discrete") and (encoding or distinct < DISCRETE_AUTO_MAX_VALUES):
+        categories, shares, rare_share = _protected_categories(finite, unit)
+        few = distinct <= DISCRETE_MAX_VALUES or rare_share <= 1 - DISCRETE_AUTO_MIN_KEPT_SHARE
+        if categories and (encoding or few):  # with no kept value there is nothing to show as a category
             return dict(out, encoding="numeric_discrete", categories=categories, category_shares=shares,
                         rare_share=rare_share)
         if encoding:
@@ -349,7 +377,33 @@ def _numeric_stats(values: pd.Series, unit: pd.Series | None, forced: str | None
         raise SynthError(f"values need {digits} digits at {out['decimals']} decimals; the digit encoding holds at "
                          f"most {DIGIT_MAX_DIGITS}", dataset=where[0], table=where[1], column=where[2],
                          hint="use numeric_binned, or remove the override")
+    if encoding == "numeric_binned":
+        return dict(out, encoding=encoding, **_heaped_values(finite, unit, out))
     return dict(out, encoding=encoding)
+
+
+def _heaped_values(values: pd.Series, unit: pd.Series | None, numeric: dict) -> dict:
+    """Values that many rows hold exactly (incomes of 3.0 and 3.5 among 3.1234; prices of 9.99), kept as
+    categories so that they come out exact instead of smeared across a bin, where a reader (or a
+    classifier) would tell the synthetic rows apart by them. The quantiles are then those of the rest."""
+    categories, shares, _ = _protected_categories(values, unit)
+    kept = [(c, s) for c, s in zip(categories, shares) if s >= BINNED_EXACT_MIN_SHARE][:BINNED_EXACT_MAX_VALUES]
+    if not kept:
+        return {}
+    rest = values.dropna()
+    rest = rest[~rest.isin([c for c, _ in kept])]
+    quantiles = _numeric_range(rest)["quantiles"] if len(rest) else numeric["quantiles"]
+    clipped = np.clip(quantiles, numeric["min"], numeric["max"])
+    return dict(categories=[c for c, _ in kept], category_shares=[s for _, s in kept],
+                rare_share=1.0 - sum(s for _, s in kept), quantiles=[float(q) for q in clipped])
+
+
+def _infinite_shares(values: pd.Series, unit: pd.Series | None) -> dict[str, float] | None:
+    """Share of rows holding 'inf' and '-inf', for those held by enough rows (or keys); rarer ones are
+    clipped to the protected range like any extreme value."""
+    infinities = values[np.isinf(values)]
+    categories, shares, _ = _protected_categories(np.sign(infinities).map({1.0: "inf", -1.0: "-inf"}), unit)
+    return {c: share * len(infinities) / len(values) for c, share in zip(categories, shares)} or None
 
 
 def digit_count(low: float, high: float, decimals: int) -> int:

@@ -1,11 +1,13 @@
 """Each column becomes integer tokens, and tokens become values again.
 
 A column becomes one or more sub-columns (its tokens), modelled one after the other. The first
-sub-column starts with [null?] [rare?]; then come the encoding's own tokens:
+sub-column starts with [null?] [inf?] [-inf?] [rare?]; then come the encoding's own tokens (infinities
+only where the stats kept them: held by enough rows; rarer ones are clipped like any extreme value):
 - categorical / numeric_discrete: one token per category kept by the stats stage. Rare text values
   share one `_RARE_` token; a rare number or a rare non-text value takes its nearest kept value.
-- numeric_binned: one token per quantile bin; decoding draws uniformly inside the bin, then rounds to
-  the source's precision and clips to the protected min/max.
+- numeric_binned: one token per value many rows hold exactly (kept by the stats stage), then one per
+  quantile bin of the other values; decoding gives the exact value, or draws uniformly inside the bin,
+  rounds to the source's precision and clips to the protected min/max.
 - numeric_digit: the value on the grid of its precision, less a round base, digit by digit; the first
   sub-column holds the leading digits (up to 200 tokens). Exact; decoding clips to the protected min/max.
 - datetime: year, month, day [, hour, minute, second]; decoding clamps the day to the month's length
@@ -51,8 +53,10 @@ class ColumnCode(BaseModel):
     encoding: str
     has_null: bool
     has_rare: bool
+    infinities: list[str] = []  # 'inf', '-inf': numbers with a token of their own
     values: list | None = None  # categories, for categorical and numeric_discrete
     edges: list[float] | None = None  # bin edges, for numeric_binned
+    exact: list[float] | None = None  # numeric_binned: values with a token of their own, before the bins
     decimals: int | None = None  # numeric_digit and lat_long: digits after the point
     digit_base: int | None = None  # numeric_digit: value * 10**decimals - base is written in digits
     digit_top: int | None = None  # numeric_digit: power of ten of the leading sub-column
@@ -65,7 +69,11 @@ class ColumnCode(BaseModel):
 
     @property
     def offset(self) -> int:
-        return int(self.has_null) + int(self.has_rare)
+        return int(self.has_null) + len(self.infinities) + int(self.has_rare)
+
+    @property
+    def rare_token(self) -> int | None:
+        return self.offset - 1 if self.has_rare else None
 
     @property
     def parts(self) -> list[tuple[str, int]]:
@@ -73,7 +81,7 @@ class ColumnCode(BaseModel):
         if self.encoding in ("categorical", "numeric_discrete"):
             return [("", len(self.values))]
         if self.encoding == "numeric_binned":
-            return [("", len(self.edges) - 1)]
+            return [("", len(self.exact or []) + len(self.edges) - 1)]
         if self.encoding == "numeric_digit":
             lower = [(f"1e{p - self.decimals}", 10) for p in range(self.digit_top - 1, -1, -1)]
             return [(f"1e{self.digit_top - self.decimals}", self.digit_top_size)] + lower
@@ -102,7 +110,8 @@ def build_codes(table: TableStats) -> list[ColumnCode]:
 
 
 def build_code(stats: ColumnStats) -> ColumnCode:
-    common = dict(column=stats.name, encoding=stats.encoding, has_null=stats.null_share > 0, has_rare=False)
+    common = dict(column=stats.name, encoding=stats.encoding, has_null=stats.null_share > 0, has_rare=False,
+                  infinities=list(stats.infinite_shares or {}))
     if stats.encoding in ("categorical", "numeric_discrete"):
         is_text = stats.dtype.split("[")[0] in TEXT_DTYPES
         values = list(stats.categories or [])
@@ -112,7 +121,7 @@ def build_code(stats: ColumnStats) -> ColumnCode:
         edges = np.unique(np.asarray(stats.quantiles, dtype=float))
         if len(edges) < 2:
             edges = np.array([edges[0], edges[0]])
-        return ColumnCode(**common, edges=[float(e) for e in edges])
+        return ColumnCode(**common, edges=[float(e) for e in edges], exact=[float(v) for v in stats.categories or []])
     if stats.encoding == "numeric_digit":
         return ColumnCode(**common, **_digit_layout(stats))
     if stats.encoding == "datetime":
@@ -131,11 +140,17 @@ def build_code(stats: ColumnStats) -> ColumnCode:
 def encode_column(series: pd.Series, code: ColumnCode, stats: ColumnStats) -> np.ndarray:
     """Tokens of one column: shape (n,) for one sub-column, (n, k) for k sub-columns."""
     is_null = series.isna().to_numpy()
-    present = ~is_null
+    infinity = np.full(len(series), -1)  # which kept infinity a value is, if any
+    if code.infinities:
+        numbers = pd.to_numeric(series, errors="coerce").to_numpy(dtype=float)
+        for k, name in enumerate(code.infinities):
+            infinity[numbers == float(name)] = k
+    present = ~is_null & (infinity < 0)
     tokens = np.zeros((len(series), len(code.parts)), dtype=np.int64)
     body = ENCODERS[code.encoding](series[present], code, stats)
     tokens[present] = body.reshape(-1, tokens.shape[1])
     tokens[present, 0] += code.offset
+    tokens[infinity >= 0, 0] = int(code.has_null) + infinity[infinity >= 0]
     if is_null.any():
         # a null where training saw none (validation data) takes the first value token
         tokens[is_null, 0] = 0 if code.has_null else code.offset
@@ -147,7 +162,9 @@ def decode_column(tokens: np.ndarray, code: ColumnCode, stats: ColumnStats, rng:
     tokens = np.asarray(tokens, dtype=np.int64).reshape(len(tokens), -1)
     first = tokens[:, 0]
     is_null = code.has_null & (first == 0)
-    is_rare = code.has_rare & (first == int(code.has_null))
+    is_rare = code.has_rare & (first == code.rare_token)
+    infinity = first - int(code.has_null)
+    is_infinite = (infinity >= 0) & (infinity < len(code.infinities))
     body = tokens.copy()
     body[:, 0] = np.clip(first - code.offset, 0, None)
     sizes = np.asarray([size for _, size in code.parts])
@@ -155,6 +172,9 @@ def decode_column(tokens: np.ndarray, code: ColumnCode, stats: ColumnStats, rng:
     out = DECODERS[code.encoding](body, code, stats, rng)
     if is_rare.any():
         out[is_rare] = RARE_TOKEN
+    if is_infinite.any():
+        out = out.astype(float)
+        out[is_infinite] = np.asarray(code.infinities, dtype=float)[infinity[is_infinite]]
     if is_null.any():
         out = out.astype(object) if out.dtype.kind in "iub" else out
         out[is_null] = None
@@ -193,15 +213,26 @@ def _decode_categories(body: np.ndarray, code: ColumnCode, stats: ColumnStats, r
 def _encode_binned(values: pd.Series, code: ColumnCode, stats: ColumnStats) -> np.ndarray:
     numbers = values.to_numpy(dtype=float)
     inner = np.asarray(code.edges[1:-1])
-    return np.searchsorted(inner, np.clip(numbers, code.edges[0], code.edges[-1]), side="right")
+    exact = np.asarray(code.exact or [], dtype=float)
+    tokens = len(exact) + np.searchsorted(inner, np.clip(numbers, code.edges[0], code.edges[-1]), side="right")
+    if len(exact):
+        order = np.argsort(exact)
+        pos = np.clip(np.searchsorted(exact[order], numbers), 0, len(exact) - 1)
+        hit = exact[order][pos] == numbers
+        tokens[hit] = order[pos[hit]]
+    return tokens
 
 
 def _decode_binned(body: np.ndarray, code: ColumnCode, stats: ColumnStats, rng) -> pd.Series:
     edges = np.asarray(code.edges)
-    bins = body[:, 0]
+    n_exact = len(code.exact or [])
+    bins = np.maximum(body[:, 0] - n_exact, 0)
     low, high = edges[bins], edges[np.minimum(bins + 1, len(edges) - 1)]
-    numbers = np.clip(low + (high - low) * rng.random(len(bins)), stats.min, stats.max)
-    return pd.Series(_to_precision(numbers, stats))
+    numbers = _to_precision(np.clip(low + (high - low) * rng.random(len(bins)), stats.min, stats.max), stats)
+    if n_exact:
+        is_exact = body[:, 0] < n_exact
+        numbers[is_exact] = np.asarray(code.exact, dtype=float)[body[is_exact, 0]]
+    return pd.Series(numbers)
 
 
 def _to_precision(numbers: np.ndarray, stats: ColumnStats) -> np.ndarray:

@@ -104,7 +104,7 @@ class Planner:
         if request.rare_category_replacement == "sample":
             for code in self.codes:
                 if code.has_rare:
-                    rules.setdefault(self.groups[code.column][0], Rule()).banned.append(int(code.has_null))
+                    rules.setdefault(self.groups[code.column][0], Rule()).banned.append(code.rare_token)
 
         if request.rebalancing:
             name = request.rebalancing.column
@@ -141,10 +141,11 @@ class Planner:
         return order
 
     def marginal(self, code: ColumnCode) -> np.ndarray:
-        """A single-token column's share of each token in the training data (null, rare, categories)."""
+        """A single-token column's share of each token in the training data (null, infinities, rare, categories)."""
         stats = self.table.columns[code.column]
-        present = 1.0 - stats.null_share
-        shares = [stats.null_share] if code.has_null else []
+        infinite = [(stats.infinite_shares or {})[name] for name in code.infinities]
+        present = 1.0 - stats.null_share - sum(infinite)
+        shares = ([stats.null_share] if code.has_null else []) + infinite
         if code.has_rare:
             shares.append(present * stats.rare_share)
         shares += [present * s for s in (stats.category_shares or [])]
@@ -244,13 +245,13 @@ def nucleus(probs, top_p: float):
 
 
 def token_labels(code: ColumnCode) -> list:
-    """A readable label per token of a single-token column: None for null, _RARE_, the category, or the bin."""
-    labels: list = [None] if code.has_null else []
+    """A readable label per token of a single-token column: None for null, ±inf, _RARE_, the category, or the bin."""
+    labels: list = ([None] if code.has_null else []) + [float(name) for name in code.infinities]
     if code.has_rare:
         labels.append(RARE_TOKEN)
     if code.values is not None:
         labels += list(code.values)
     else:
         edges = code.edges
-        labels += [f"[{edges[i]:.6g}, {edges[i + 1]:.6g})" for i in range(len(edges) - 1)]
+        labels += list(code.exact or []) + [f"[{edges[i]:.6g}, {edges[i + 1]:.6g})" for i in range(len(edges) - 1)]
     return labels
