@@ -35,12 +35,14 @@ def markdown_table(headers: list[str], rows: list[list]) -> str:
     return "\n".join(lines)
 
 
-def _cell(value) -> str:
-    if value is None:
+def _cell(value, width: int = 80) -> str:
+    if value is None or value is pd.NA:
         return ""
     if isinstance(value, float):
         return f"{value:.4g}"
-    return str(value).replace("|", "\\|")
+    text = " ".join(str(value).split())  # a newline would end the Markdown row
+    text = text if len(text) <= width else text[: width - 1] + "…"
+    return text.replace("|", "\\|")
 
 
 def stats_markdown(table: TableStats) -> str:

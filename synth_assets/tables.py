@@ -17,13 +17,16 @@ def read_source(path: Path, *, dataset: str, table: str) -> pd.DataFrame:
         raise SynthError(
             f"source file {path} not found", dataset=dataset, table=table, hint="fix 'source' in synth.yaml"
         )
+    kind = "Parquet" if path.name.lower().endswith(".parquet") else "CSV"
     try:
-        if path.name.lower().endswith(".parquet"):
+        if kind == "Parquet":
             df = pq.read_table(path).to_pandas()
         else:
             df = pd.read_csv(path, low_memory=False)
     except Exception as exc:  # parser errors carry the line; keep them, drop the traceback
-        raise SynthError(f"cannot read {path}: {exc}", dataset=dataset, table=table) from None
+        raise SynthError(f"cannot read {path} as {kind}{' (gzip)' if path.name.lower().endswith('.gz') else ''}: "
+                         f"{exc}", dataset=dataset, table=table,
+                         hint="check that the file holds what its suffix says, and is complete") from None
     if df.empty:
         raise SynthError(f"{path} has no rows", dataset=dataset, table=table, hint="point 'source' at a non-empty table")
     unnamed = [c for c in df.columns if not isinstance(c, str) or not c.strip()]
@@ -58,6 +61,7 @@ def check_keys(spec: DatasetSpec, tables: dict[str, pd.DataFrame], *, dataset: s
                                  hint="every row needs a key")
             if df[pk].duplicated().any():
                 dup = df.loc[df[pk].duplicated(), pk].iloc[0]
+                dup = dup.item() if hasattr(dup, "item") else dup  # 2, not np.int64(2)
                 raise SynthError(f"primary key is not unique (e.g. {dup!r} repeats)", dataset=dataset, table=name,
                                  column=pk, hint="use a unique column as primary_key, or set it to null")
         for fk in table_spec.foreign_keys:
