@@ -1,12 +1,28 @@
 """Files under `$SYNTH_HOME/<dataset>/`, always written to a temporary path and then renamed into place,
-so a failed or interrupted stage never leaves a half-written output behind."""
+so a failed or interrupted stage never leaves a half-written output behind.
+
+A process killed outright (SIGKILL, out of memory, power) runs no cleanup, so what it leaves is put right by
+the next process instead:
+
+- temporaries are named `.<target>.<pid>-<host>.<random>.tmp`; every atomic write first removes those
+  in its folder whose writer, on this machine, is no longer alive (never those of a live process: two
+  runs may write at once, and never those of another machine sharing the folder);
+- `atomic_dir` replaces a folder in two renames (target -> `.<target>.old`, temporary -> target); a
+  writer killed between them leaves no target, only `.<target>.old`. `recover_dir` puts that back: the
+  next writer calls it, and so does every folder of `DatasetPaths`, so readers find the previous version.
+  The swap, and the recovery, hold a lock on the parent folder, so neither ever sees another's half-done
+  swap as a crash.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
+import re
 import shutil
+import socket
 import tempfile
 from pathlib import Path
 from typing import Any, Iterator
@@ -15,13 +31,101 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+try:
+    import fcntl
+except ImportError:  # Windows: no lock, and no sweeping (there, os.kill(pid, 0) would end the process)
+    fcntl = None
+
+# which machine wrote a temporary: a pid means something only on the machine that gave it out
+HOST_TAG = hashlib.sha1(socket.gethostname().encode()).hexdigest()[:8]
+_TEMPORARY = re.compile(r"^\..+\.(?P<pid>\d+)-(?P<host>[0-9a-f]{8})\.[A-Za-z0-9_]+\.tmp$")
+
+
+def _prefix(target: Path) -> str:
+    return f".{target.name}.{os.getpid()}-{HOST_TAG}."
+
+
+def _old(target: Path) -> Path:
+    return target.with_name(f".{target.name}.old")
+
+
+def _alive(pid: int) -> bool:
+    """Whether `pid` is a running process on this machine; when in doubt, True."""
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (OSError, OverflowError):  # PermissionError: someone else's live process; or not a pid at all
+        return True
+    try:  # a zombie (killed, not yet reaped by its parent) never writes again
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            return stat.read().rsplit(b")", 1)[1].split()[0] != b"Z"
+    except (OSError, IndexError):
+        return True
+
+
+def sweep_temporaries(folder: Path) -> list[Path]:
+    """Remove the temporaries in `folder` left by writers on this machine that are no longer alive."""
+    removed = []
+    if fcntl is None:
+        return removed
+    try:
+        entries = list(os.scandir(folder))
+    except FileNotFoundError:
+        return removed
+    for entry in entries:
+        match = _TEMPORARY.match(entry.name)
+        if match is None or match["host"] != HOST_TAG or _alive(int(match["pid"])):
+            continue
+        path = Path(entry.path)
+        if entry.is_dir(follow_symlinks=False):
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+        removed.append(path)
+    return removed
+
+
+@contextlib.contextmanager
+def _swap_lock(folder: Path) -> Iterator[None]:
+    """An exclusive lock on `folder`, released when this process ends, however it ends."""
+    fd = None
+    if fcntl is not None:
+        try:
+            fd = os.open(folder, os.O_RDONLY)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except OSError:  # a file system without flock: go on unlocked, as before
+            pass
+    try:
+        yield
+    finally:
+        if fd is not None:
+            os.close(fd)
+
+
+def recover_dir(target: Path) -> Path:
+    """If a writer of `target` was killed between its two renames, put the previous version back.
+
+    Costs one `stat` when `target` is there. Returns `target`."""
+    target = Path(target)
+    old = _old(target)
+    if target.exists() or not old.exists():
+        return target
+    with _swap_lock(target.parent):
+        if not target.exists() and old.is_dir():  # checked again: a live writer may just have finished
+            os.replace(old, target)
+    return target
+
 
 @contextlib.contextmanager
 def atomic_path(target: Path) -> Iterator[Path]:
     """Yield a temporary file path beside `target`; on success it replaces `target` in one rename."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    sweep_temporaries(target.parent)
+    fd, tmp = tempfile.mkstemp(prefix=_prefix(target), suffix=".tmp", dir=target.parent)
     os.close(fd)
     tmp_path = Path(tmp)
     try:
@@ -36,19 +140,32 @@ def atomic_dir(target: Path) -> Iterator[Path]:
     """Yield an empty temporary folder beside `target`; on success it takes `target`'s place."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    sweep_temporaries(target.parent)
+    recover_dir(target)
+    tmp = Path(tempfile.mkdtemp(prefix=_prefix(target), suffix=".tmp", dir=target.parent))
+    trash: list[Path] = []
     try:
         yield tmp
-        old = None
-        if target.exists():
-            old = target.with_name(f".{target.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(target, old)
-        os.replace(tmp, target)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
+        old = _old(target)
+        with _swap_lock(target.parent):
+            if target.exists():
+                if old.exists():  # left by a writer killed after its two renames: stale
+                    trash.append(_discard(old, target))
+                os.replace(target, old)
+            # without a target, an `.old` is the last version: it stays until the new one is in place
+            os.replace(tmp, target)
+            if old.exists():
+                trash.append(_discard(old, target))
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        for folder in [tmp, *trash]:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _discard(folder: Path, target: Path) -> Path:
+    """Rename `folder` to a temporary of this process, to be deleted (or swept, if we are killed first)."""
+    trash = Path(tempfile.mkdtemp(prefix=_prefix(target), suffix=".tmp", dir=target.parent))
+    os.replace(folder, trash)
+    return trash
 
 
 def write_parquet(df: pd.DataFrame, target: Path) -> None:
@@ -84,14 +201,15 @@ def _json_default(value: Any) -> Any:
 
 
 class DatasetPaths:
-    """Where each stage of one dataset keeps its output."""
+    """Where each stage of one dataset keeps its output. Each folder is first recovered (`recover_dir`), so a
+    reader finds the previous version even where a writer was killed in the middle of replacing it."""
 
     def __init__(self, root: Path):
         self.root = Path(root)
 
     @property
     def split(self) -> Path:
-        return self.root / "split"
+        return recover_dir(self.root / "split")
 
     def split_table(self, partition: str, table: str) -> Path:
         return self.split / partition / f"{table}.parquet"
@@ -102,19 +220,19 @@ class DatasetPaths:
 
     @property
     def encoded(self) -> Path:
-        return self.root / "encoded"
+        return recover_dir(self.root / "encoded")
 
     @property
     def model(self) -> Path:
-        return self.root / "model"
+        return recover_dir(self.root / "model")
 
     @property
     def synthetic(self) -> Path:
-        return self.root / "synthetic"
+        return recover_dir(self.root / "synthetic")
 
     def synthetic_table(self, table: str) -> Path:
         return self.synthetic / f"{table}.parquet"
 
     @property
     def quality(self) -> Path:
-        return self.root / "quality"
+        return recover_dir(self.root / "quality")
