@@ -160,6 +160,9 @@ def _checkpoint_source(options: TrainOptions, model) -> Path | None:
     """The folder to reuse or resume from, checked against the model's shape; None when starting anew."""
     if options.model_state == "reset":
         return None
+    if options.model_state == "resume" and options.resume_dir is not None:
+        # a run killed while replacing its state has left it aside as `.<resume_dir>.old`: put it back
+        storage.recover_dir(options.resume_dir)
     candidates = [options.resume_dir] if options.model_state == "resume" else []
     candidates.append(options.previous_model)
     needed = STATE_FILE if options.model_state == "resume" else BEST_WEIGHTS
