@@ -35,7 +35,8 @@ class ValuesConstraint(ColumnConstraint):
 
     def __init__(self, description: str, valid):
         self.valid = valid
-        super().__init__(error_description=description, markdown_description=description)
+        # dagster-pandas appends the offending rows right after the description
+        super().__init__(error_description=f"{description}. ", markdown_description=description)
 
     def validate(self, dataframe, column_name):
         values = dataframe[column_name]

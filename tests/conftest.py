@@ -81,3 +81,22 @@ def toy_plugin(tmp_path, monkeypatch):
     yield
     monkeypatch.undo()
     reload_plugins()
+
+
+def survey_table(n: int = 1500, seed: int = 0) -> pd.DataFrame:
+    """A table as production holds it: booleans (one nullable), Int64 with nulls, a category, unsigned
+    integers, integers stored as floats, rounded amounts, and a few-valued float."""
+    import numpy as np
+
+    r = np.random.default_rng(seed)
+    educ = r.choice([9.0, 10.5, 12.0, 13.0, 15.0, 18.0], n)
+    return pd.DataFrame({
+        "female": r.random(n) < 0.5,
+        "married": pd.array(np.where(r.random(n) < 0.1, None, r.random(n) < 0.6), dtype="boolean"),
+        "kids": pd.array(np.where(r.random(n) < 0.05, None, r.poisson(1.2, n)), dtype="Int64"),
+        "region": pd.Categorical(r.choice(["north", "south", "east", "west"], n)),
+        "age": r.integers(18, 80, n).astype("uint8"),
+        "educ": educ,
+        "visits": r.poisson(educ / 3).astype(float),
+        "income": np.round(r.gamma(2.0, 1500.0, n) + educ * 100, 2),
+    })

@@ -6,6 +6,7 @@ import dagster as dg
 import pandas as pd
 import pytest
 
+from conftest import survey_table, write_project
 from synth_assets.definitions import build_definitions
 
 
@@ -178,3 +179,44 @@ def test_bad_generation_option_is_a_clear_failure(small_project):
     assert not result.success
     failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
     assert "column 'nope'" in failure.event_specific_data.error.message
+
+
+def test_a_table_with_booleans_and_odd_dtypes_passes_the_blocking_checks(tmp_path, monkeypatch):
+    monkeypatch.delenv("SYNTH_CONFIG", raising=False)
+    monkeypatch.delenv("SYNTH_HOME", raising=False)
+    source = survey_table()
+    source.to_parquet(tmp_path / "survey.parquet")
+    write_project(tmp_path, """
+        datasets:
+          survey:
+            tables:
+              people: {source: survey.parquet}
+            train: {max_training_time: 1, max_epochs: 4, model_size: small}
+            generate: {sample_size: 800, seed: 2}
+        """)
+    result = run_job(build_definitions(tmp_path), "survey")
+    assert result.success
+    checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
+    assert checks == {"schema_matches_source": True, "dcr_share_below_threshold": True}
+    out = pd.read_parquet(tmp_path / ".synth" / "survey" / "synthetic" / "people.parquet")
+    assert out.dtypes.astype(str).tolist() == source.dtypes.astype(str).tolist()
+    assert set(out.educ) <= set(source.educ)  # few-valued floats take only values of the source
+    assert (out.visits == out.visits.round()).all() and (out.income == out.income.round(2)).all()
+    assert out.married.isna().any() and out.kids.isna().any()
+    quality = result.asset_materializations_for_node("survey__quality")[0].metadata
+    assert 0.5 < quality["accuracy"].value <= 1
+
+
+def test_schema_check_fails_on_values_a_user_would_spot(small_project):
+    from synth_assets.checks import schema_problems
+    from synth_assets.config import load_project
+    from synth_assets.pipeline import DatasetPipeline
+
+    assert run_job(build_definitions(small_project), "gems").success
+    pipeline = DatasetPipeline(load_project(small_project), "gems")
+    stats, synthetic = pipeline.load_stats().tables["gems"], pipeline.load_synthetic()["gems"]
+    assert schema_problems(synthetic, stats) == []
+    smeared = synthetic.assign(carat=synthetic.carat.clip(upper=2) + 0.004)  # carats have two decimals in the source
+    assert any("carat" in p and "at most 2 decimals" in p for p in schema_problems(smeared, stats))
+    unknown = synthetic.assign(cut=["Perfect"] + synthetic.cut.tolist()[1:])
+    assert any("cut" in p and "kept categories" in p for p in schema_problems(unknown, stats))
