@@ -23,7 +23,7 @@ from synth_assets.stages.stats import ColumnStats, TableStats, character_matrix,
 N_BINS = 10
 LAT_LONG_BINS = 4  # per axis: a 4 x 4 grid
 NULL_BIN = "(null)"
-OTHER_BIN = "(other)"
+PAIR_BLOCK_CELLS = 4_000_000  # joint-histogram indices built at once (int64: 32 MB)
 
 
 class TableQuality(BaseModel):
@@ -59,12 +59,13 @@ def evaluate_table(
         raise ValueError(f"table '{stats.name}': nothing to compare (validation or synthetic is empty)")
     tr, va, sy = (_sample(df, n, rng) for df in (train, validation, synthetic))
 
-    binned = {name: _bin_frame(df, columns, tr) for name, df in (("train", tr), ("validation", va), ("synthetic", sy))}
-    uni_syn = {c.name: _similarity(binned["train"][[c.name]], binned["synthetic"][[c.name]]) for c in columns}
-    uni_val = {c.name: _similarity(binned["train"][[c.name]], binned["validation"][[c.name]]) for c in columns}
-    pairs = list(combinations([c.name for c in columns], 2))
-    bi_syn = {p: _similarity(binned["train"][list(p)], binned["synthetic"][list(p)]) for p in pairs}
-    bi_val = {p: _similarity(binned["train"][list(p)], binned["validation"][list(p)]) for p in pairs}
+    codes, n_codes = _bin_codes([tr, va, sy], columns, tr)
+    names = [c.name for c in columns]
+    uni_syn = dict(zip(names, _univariate(codes[0], codes[2], n_codes)))
+    uni_val = dict(zip(names, _univariate(codes[0], codes[1], n_codes)))
+    pairs = list(combinations(names, 2))
+    syn_scores, val_scores = _bivariate(codes[0], [codes[2], codes[1]], n_codes)
+    bi_syn, bi_val = dict(zip(pairs, syn_scores)), dict(zip(pairs, val_scores))
 
     uni, bi = _mean(uni_syn.values()), _mean(bi_syn.values())
     h_uni, h_bi = _mean(uni_val.values()), _mean(bi_val.values())
@@ -90,38 +91,67 @@ def _mean(values) -> float:
     return float(np.mean(values)) if values else float("nan")
 
 
-def _bin_frame(df: pd.DataFrame, columns: list[ColumnStats], reference: pd.DataFrame) -> pd.DataFrame:
-    """Bin each column into at most N_BINS labels, with edges and categories taken from `reference`."""
-    return pd.DataFrame({c.name: _bin_column(df[c.name], c, reference[c.name]) for c in columns})
-
-
 def _is_continuous(column: ColumnStats) -> bool:
     """Dates, and numbers with too many values to compare one by one (whatever their encoding)."""
     return column.kind == "datetime" or (column.kind == "numeric" and column.encoding != "numeric_discrete")
 
 
-def _bin_column(values: pd.Series, column: ColumnStats, reference: pd.Series) -> pd.Series:
+def _bin_codes(frames: list[pd.DataFrame], columns: list[ColumnStats], reference: pd.DataFrame
+               ) -> tuple[list[np.ndarray], np.ndarray]:
+    """Every column binned, with edges and categories taken from `reference`: per frame a (columns, rows) matrix
+    of small integer codes, the same code for the same bin in every frame, and per column how many codes."""
+    codes = [np.empty((len(columns), len(df)), dtype=np.int64) for df in frames]
+    n_codes = np.ones(len(columns), dtype=np.int64)
+    for j, c in enumerate(columns):
+        binned = _bin_column([df[c.name] for df in frames], c, reference[c.name])
+        # number the bins that occur 0, 1, ...: a pair's joint histogram then needs few cells
+        seen, joined = np.unique(np.concatenate(binned), return_inverse=True)
+        n_codes[j] = max(len(seen), 1)
+        start = 0
+        for k, part in enumerate(binned):
+            codes[k][j] = joined[start : start + len(part)]
+            start += len(part)
+    return codes, n_codes
+
+
+def _bin_column(values: list[pd.Series], column: ColumnStats, reference: pd.Series) -> list[np.ndarray]:
+    """Bin codes of each series: numbers and dates by the reference's quantiles (N_BINS), lat/long pairs on a
+    grid of them, codes by their shape, categories by the reference's N_BINS most frequent values; then one
+    code for the other values and one for nulls."""
     if _is_continuous(column):
-        return _quantile_bins(_as_number(values, column), _as_number(reference, column), N_BINS)
+        return _quantile_codes([_as_number(v, column) for v in values], _as_number(reference, column), N_BINS)
     if column.encoding == "lat_long":
-        points, ref = lat_long_parts(values.astype("string")), lat_long_parts(reference.dropna().astype("string"))
-        cells = (_quantile_bins(points.lat, ref.lat, LAT_LONG_BINS) + "/"
-                 + _quantile_bins(points.long, ref.long, LAT_LONG_BINS))
-        return cells.where(points.lat.notna(), NULL_BIN)
+        points, ref = [lat_long_parts(v.astype("string")) for v in values], lat_long_parts(reference.dropna().astype("string"))
+        lat = _quantile_codes([p.lat for p in points], ref.lat, LAT_LONG_BINS)
+        long = _quantile_codes([p.long for p in points], ref.long, LAT_LONG_BINS)
+        width = LAT_LONG_BINS + 3  # each axis: at most LAT_LONG_BINS bins, then null, -inf and +inf
+        null = width * width
+        return [np.where(p.lat.notna().to_numpy(), a * width + b, null) for p, a, b in zip(points, lat, long)]
     if column.encoding == "character":
         # unique codes share no values with the training data, but should share its formats
-        values, reference = _shape(values), _shape(reference)
-    top = reference.dropna().astype(str).value_counts().index[:N_BINS]
-    text = values.astype(str)
-    return text.where(text.isin(top), OTHER_BIN).where(values.notna(), NULL_BIN)
+        values, reference = [_shape(v) for v in values], _shape(reference)
+    top = pd.Index(reference.dropna().astype(str).value_counts().index[:N_BINS])
+    other, null = len(top), len(top) + 1
+    out = []
+    for v in values:
+        code = top.get_indexer(v.astype(str))
+        out.append(np.where(v.notna().to_numpy(), np.where(code < 0, other, code), null))
+    return out
 
 
-def _quantile_bins(numbers: pd.Series, reference: pd.Series, bins: int) -> pd.Series:
-    """Labels of the reference's quantile bins; NULL_BIN where there is no number."""
-    ref = reference.dropna().to_numpy(dtype=float)
+def _quantile_codes(numbers: list[pd.Series], reference: pd.Series, bins: int) -> list[np.ndarray]:
+    """The bin of each number among the reference's quantiles (0 .. bins - 1; edges from its finite values);
+    `bins` where there is no number, bins + 1 for -inf and bins + 2 for +inf."""
+    ref = reference.to_numpy(dtype=float, na_value=np.nan)
+    ref = ref[np.isfinite(ref)]
     edges = np.unique(np.quantile(ref, np.linspace(0, 1, bins + 1))) if len(ref) else np.array([0.0])
-    labels = np.searchsorted(edges[1:-1], numbers.to_numpy(dtype=float), side="right").astype(str)
-    return pd.Series(labels, index=numbers.index, dtype=object).where(numbers.notna(), NULL_BIN)
+    out = []
+    for x in numbers:
+        values = x.to_numpy(dtype=float, na_value=np.nan)
+        code = np.searchsorted(edges[1:-1], values, side="right")
+        code = np.where(np.isinf(values), np.where(values > 0, bins + 2, bins + 1), code)
+        out.append(np.where(np.isnan(values), bins, code))
+    return out
 
 
 def _shape(values: pd.Series) -> pd.Series:
@@ -132,18 +162,66 @@ def _shape(values: pd.Series) -> pd.Series:
 
 
 def _as_number(values: pd.Series, column: ColumnStats) -> pd.Series:
+    """Numbers as floats; dates as nanoseconds since 1970 (UTC for zoned dates), whatever their unit; NaN where
+    there is none."""
     if column.kind == "datetime":
-        stamps = pd.to_datetime(values, errors="coerce", format="ISO8601" if column.datetime_format else None)
-        return pd.Series(stamps.astype("int64").astype(float), index=values.index).where(stamps.notna())
+        counts, missing, unit_ns = _date_counts(values, column)
+        return pd.Series(counts.astype(float) * unit_ns, index=values.index).where(~missing)
     return pd.to_numeric(values, errors="coerce").astype(float)
 
 
-def _similarity(a: pd.DataFrame, b: pd.DataFrame) -> float:
-    """1 − total variation distance between the joint label distributions of two frames."""
-    pa = a.value_counts(normalize=True)
-    pb = b.value_counts(normalize=True)
-    joined = pd.concat([pa, pb], axis=1).fillna(0.0)
-    return float(1.0 - 0.5 * np.abs(joined.iloc[:, 0] - joined.iloc[:, 1]).sum())
+def _date_counts(values: pd.Series, column: ColumnStats) -> tuple[np.ndarray, np.ndarray, int]:
+    """Dates as int64 counts of their own unit since 1970 (UTC for zoned dates), where they are missing, and the
+    nanoseconds in that unit."""
+    parse = dict(errors="coerce", format="ISO8601" if column.datetime_format else None)
+    stamps = pd.Series(pd.to_datetime(values, **parse), index=values.index)
+    if not pd.api.types.is_datetime64_any_dtype(stamps):  # text with mixed zones
+        stamps = pd.Series(pd.to_datetime(values, utc=True, **parse), index=values.index)
+    if stamps.dt.tz is not None:
+        stamps = stamps.dt.tz_convert(None)
+    unit = np.datetime_data(stamps.dtype)[0]
+    counts = stamps.to_numpy().view(np.int64)
+    return counts, stamps.isna().to_numpy(), {"s": 10**9, "ms": 10**6, "us": 10**3, "ns": 1}[unit]
+
+
+def _similarity_of_counts(counts_a: np.ndarray, counts_b: np.ndarray) -> np.ndarray:
+    """1 − total variation distance between histograms (along the last axis), each normalised by its total."""
+    pa = counts_a / np.maximum(counts_a.sum(axis=-1, keepdims=True), 1)
+    pb = counts_b / np.maximum(counts_b.sum(axis=-1, keepdims=True), 1)
+    return np.clip(1.0 - 0.5 * np.abs(pa - pb).sum(axis=-1), 0.0, 1.0)  # no -2e-16 for disjoint histograms
+
+
+def _univariate(reference: np.ndarray, other: np.ndarray, n_codes: np.ndarray) -> list[float]:
+    return [float(_similarity_of_counts(np.bincount(reference[j], minlength=k), np.bincount(other[j], minlength=k)))
+            for j, k in enumerate(n_codes)]
+
+
+def _pair_counts(codes: np.ndarray, j: int, start: int, stop: int, width: int) -> np.ndarray:
+    """Joint histograms of column j with each of columns start .. stop-1: (stop - start, width**2) counts."""
+    cells = width * width
+    index = codes[start:stop] + (np.arange(stop - start, dtype=np.int64) * cells)[:, None]
+    index += codes[j][None, :] * width
+    return np.bincount(index.ravel(), minlength=(stop - start) * cells).reshape(stop - start, cells)
+
+
+def _bivariate(reference: np.ndarray, others: list[np.ndarray], n_codes: np.ndarray) -> list[list[float]]:
+    """1 − TVD of every pair's joint histogram, reference vs each of `others`, pairs in combinations() order.
+
+    A pair's histogram is the bincount of code_a * width + code_b (width: the most codes any column has),
+    done at once for the pairs sharing their first column: the numbers value_counts gives per pair, without
+    a pandas call per pair (300 columns are 44,850 pairs)."""
+    m = len(n_codes)
+    width = int(n_codes.max(initial=1))
+    scores: list[list[float]] = [[] for _ in others]
+    rows = max(reference.shape[1], *(o.shape[1] for o in others), 1)
+    step = max(1, PAIR_BLOCK_CELLS // rows)  # columns paired in one bincount, so its index stays small
+    for j in range(m - 1):
+        for start in range(j + 1, m, step):
+            stop = min(start + step, m)
+            ref = _pair_counts(reference, j, start, stop, width)
+            for k, other in enumerate(others):
+                scores[k].extend(_similarity_of_counts(ref, _pair_counts(other, j, start, stop, width)).tolist())
+    return scores
 
 
 def _features(df: pd.DataFrame, columns: list[ColumnStats], reference: pd.DataFrame) -> np.ndarray:
@@ -171,7 +249,8 @@ def _features(df: pd.DataFrame, columns: list[ColumnStats], reference: pd.DataFr
 
 def _quantile_position(numbers: pd.Series, reference: pd.Series) -> np.ndarray:
     """Each number's position in [0, 1] among the reference's percentiles, as a column; 0 where missing."""
-    ref = reference.dropna().to_numpy(dtype=float)
+    ref = reference.to_numpy(dtype=float, na_value=np.nan)
+    ref = ref[np.isfinite(ref)]  # -inf and +inf land at 0 and 1
     grid = np.quantile(ref, np.linspace(0, 1, 101)) if len(ref) else np.zeros(101)
     position = np.interp(numbers.to_numpy(dtype=float), grid, np.linspace(0, 1, 101))
     return np.nan_to_num(position, nan=0.0)[:, None]
@@ -212,3 +291,4 @@ def dcr(columns: list[ColumnStats], train: pd.DataFrame, validation: pd.DataFram
     closer = (to_train < to_val - 1e-12).mean() + 0.5 * (np.abs(to_train - to_val) <= 1e-12).mean()
     holdout_to_train = _nearest(f_va, f_tr)
     return float(closer), float(np.median(to_train)), float(np.median(holdout_to_train))
+
