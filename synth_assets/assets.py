@@ -148,8 +148,8 @@ def build_dataset_assets(name: str, spec: DatasetSpec) -> list[dg.AssetsDefiniti
         return dg.MaterializeResult(metadata=metadata)
 
     @dg.asset(key=key("quality"), deps=[key("synthetic")], group_name=name, kinds={"markdown"},
-              description="Accuracy (synthetic vs training, with the holdout as ceiling) and DCR share, "
-                          "as a Markdown report.")
+              description="Accuracy (synthetic vs training, with the holdout as ceiling), DCR share and "
+                          "discriminator AUC (can synthetic rows be told from real ones), as a Markdown report.")
     def quality(context: dg.AssetExecutionContext, project: SynthProject) -> dg.MaterializeResult:
         pipeline = project.pipeline(name)
         with user_errors():
@@ -164,6 +164,7 @@ def build_dataset_assets(name: str, spec: DatasetSpec) -> list[dg.AssetsDefiniti
                 f"{prefix}univariate_accuracy": dg.MetadataValue.float(round(q.univariate, 4)),
                 f"{prefix}bivariate_accuracy": dg.MetadataValue.float(round(q.bivariate, 4)),
                 f"{prefix}dcr_share": dg.MetadataValue.float(round(q.dcr_share, 4)),
+                f"{prefix}discriminator_auc": dg.MetadataValue.float(round(q.discriminator_auc, 4)),
             })
         return dg.MaterializeResult(metadata=metadata)
 

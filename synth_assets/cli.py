@@ -81,8 +81,10 @@ def _show(args) -> int:
         print(f"no quality report yet: materialize {args.dataset}/quality")
         return 1
     for table, q in storage.read_json(scores_path).items():
+        auc = q.get("discriminator_auc")  # absent from reports written before it existed
         print(f"quality '{table}': accuracy {q['accuracy']:.3f} (holdout ceiling {q['holdout_accuracy']:.3f}), "
-              f"univariate {q['univariate']:.3f}, bivariate {q['bivariate']:.3f}, DCR share {q['dcr_share']:.3f}")
+              f"univariate {q['univariate']:.3f}, bivariate {q['bivariate']:.3f}, DCR share {q['dcr_share']:.3f}, "
+              f"discriminator AUC {'–' if auc is None else f'{auc:.3f}'}")
     print(f"report: {pipeline.report_path()}")
     return 0
 

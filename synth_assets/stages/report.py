@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from synth_assets.stages.quality import TableQuality
 
 
@@ -11,16 +13,28 @@ def verdict(share: float, threshold: float) -> str:
     return "private (close to 0.5 means no row is nearer to training than to unseen data)"
 
 
+def discriminator_verdict(auc: float) -> str:
+    if math.isnan(auc):  # too few rows
+        return "too few rows to tell"
+    if auc < 0.45:  # a held-out copy has its twin, labelled real, among the rows the classifier learned from
+        return "below 0.5: rows copied from the training data look like this, see the DCR share"
+    if auc < 0.6:
+        return "hard to tell apart"
+    if auc < 0.8:
+        return "partly told apart"
+    return "**easily told apart**"
+
+
 def render_report(dataset: str, backend: str, results: dict[str, TableQuality], max_dcr_share: float) -> str:
     lines = [f"# Quality report: {dataset}", "", f"Backend: `{backend}`", ""]
     lines += [
-        "| table | rows compared | accuracy | holdout ceiling | univariate | bivariate | DCR share |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "| table | rows compared | accuracy | holdout ceiling | univariate | bivariate | DCR share | discriminator AUC |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for q in results.values():
         lines.append(
             f"| {q.table} | {q.rows_compared:,} | {q.accuracy:.3f} | {q.holdout_accuracy:.3f} | {q.univariate:.3f}"
-            f" | {q.bivariate:.3f} | {q.dcr_share:.3f} |"
+            f" | {q.bivariate:.3f} | {q.dcr_share:.3f} | {q.discriminator_auc:.3f} |"
         )
     lines += [
         "",
@@ -28,9 +42,16 @@ def render_report(dataset: str, backend: str, results: dict[str, TableQuality], 
         "training rows (each column, and every pair of columns). The holdout ceiling is the same score for",
         "real rows the model never saw. DCR share is the share of synthetic rows closer to a training row",
         "than to a holdout row.",
+        "",
+        "Discriminator AUC: can the synthetic rows be told apart from real ones? A gradient-boosted classifier",
+        "is trained to tell as many training rows from synthetic rows, seeing their values as a user does",
+        "(numbers with their decimals, dates with their precision, categories), and scored on rows it did",
+        "not see: 0.5 means it cannot tell them apart, 1.0 that it always can (well below 0.5: copies).",
     ]
     for q in results.values():
         lines += ["", f"## {q.table}", "", f"Privacy: DCR share {q.dcr_share:.3f}: {verdict(q.dcr_share, max_dcr_share)}."]
+        lines.append(f"Told apart from real rows: discriminator AUC {q.discriminator_auc:.3f}"
+                     f" ({discriminator_verdict(q.discriminator_auc)}).")
         lines += [
             f"Median distance to the closest training row: synthetic {q.dcr_synthetic_median:.4f},"
             f" holdout {q.dcr_holdout_median:.4f}.",
