@@ -11,14 +11,15 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 
 COLUMNS = ["engine", "training s", "generation rows/s", "accuracy", "univariate", "bivariate", "trivariate",
-           "DCR share", "peak MB"]
+           "DCR share", "discriminator AUC", "peak MB"]
 ACCURACY_KEYS = ["overall", "univariate", "bivariate", "trivariate"]
 
 
 def _row(name: str, run: dict) -> list:
-    acc = run.get("qa", {}).get("accuracy", {})
-    return [name, run.get("training_seconds"), run.get("rows_per_second"),
-            *[acc.get(k) for k in ACCURACY_KEYS], run.get("qa", {}).get("dcr_share"), run.get("peak_mb")]
+    qa = run.get("qa", {})
+    acc = qa.get("accuracy", {})
+    return [name, run.get("training_seconds"), run.get("rows_per_second"), *[acc.get(k) for k in ACCURACY_KEYS],
+            qa.get("dcr_share"), qa.get("discriminator_auc"), run.get("peak_mb")]
 
 
 def _fmt(value, column: str) -> str:
@@ -39,7 +40,7 @@ def comparison_table(runs: dict[str, dict]) -> str:
     any_qa = next((r["qa"] for r in runs.values() if r.get("qa")), None)
     if any_qa:
         acc = any_qa["accuracy"]
-        rows.append(["holdout (ceiling)", None, None, *[acc.get(f"{k}_max") for k in ACCURACY_KEYS], None, None])
+        rows.append(["holdout (ceiling)", None, None, *[acc.get(f"{k}_max") for k in ACCURACY_KEYS], None, None, None])
     lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "|".join("---" for _ in COLUMNS) + "|"]
     lines += ["| " + " | ".join(_fmt(v, c) for v, c in zip(row, COLUMNS)) + " |" for row in rows]
     if "ours" in runs and "reference" in runs:
@@ -76,9 +77,10 @@ def command_line(script: str) -> str:
 HEADER = """# Benchmark results
 
 Written by `bench/run_bench.py` (see README.md, "Benchmark"). One section per table and settings; a rerun
-with the same settings replaces its section. Accuracy and DCR share are mostlyai-qa's (`qa_eval.py`):
-accuracy against the train split, "holdout (ceiling)" is what the unseen 20% holdout itself scores; DCR share
-about 0.5 is private. Training s = split + stats/analyze + encode + train; generation rows/s excludes model loading.
+with the same settings replaces its section. Accuracy, DCR share and discriminator AUC are mostlyai-qa's
+(`qa_eval.py`): accuracy against the train split, "holdout (ceiling)" is what the unseen 20% holdout itself scores;
+DCR share about 0.5 is private; discriminator AUC (training vs synthetic rows) about 0.5 means they cannot be
+told apart. Training s = split + stats/analyze + encode + train; generation rows/s excludes model loading.
 """
 
 
