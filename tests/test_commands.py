@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from conftest import REPO
+from conftest import REPO, survey_table
 
 BIN = Path(sys.executable).parent
 
@@ -36,10 +36,13 @@ def test_dg_check_defs_passes():
     assert "All definitions loaded successfully" in out.stdout + out.stderr
 
 
-def test_dg_launch_materializes_a_dataset_added_through_synth_config(tmp_path, diamonds_small):
-    diamonds_small.head(1500).to_csv(tmp_path / "stones.csv", index=False)
+def test_dg_launch_materializes_a_dataset_added_through_synth_config(tmp_path):
+    # booleans, nullable booleans and integers, a category, unsigned and rounded numbers: the blocking
+    # schema check used to crash on the booleans, failing the run
+    source = survey_table(1500)
+    source.to_parquet(tmp_path / "stones.parquet")
     (tmp_path / "synth.yaml").write_text(
-        "datasets:\n  stones:\n    tables:\n      stones: {source: stones.csv}\n"
+        "datasets:\n  stones:\n    tables:\n      stones: {source: stones.parquet}\n"
         "    train: {max_training_time: 5, max_epochs: 3, model_size: small}\n"
         "    generate: {sample_size: 300, seed: 1}\n")
     (tmp_path / "home").mkdir()
@@ -50,4 +53,6 @@ def test_dg_launch_materializes_a_dataset_added_through_synth_config(tmp_path, d
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     synthetic = pd.read_parquet(tmp_path / "store" / "stones" / "synthetic" / "stones.parquet")
     assert len(synthetic) == 300
+    assert synthetic.dtypes.astype(str).tolist() == source.dtypes.astype(str).tolist()
+    assert "asset check 'schema_matches_source' on 'stones/synthetic' passed" in (out.stdout + out.stderr).lower()
     assert (tmp_path / "store" / "stones" / "quality" / "report.md").is_file()
