@@ -35,8 +35,8 @@ class MarginalsBackend(Backend):
                 out[c.name] = pd.Series(np.asarray(c.categories, dtype=object)[rng.choice(len(p), n, p=p)])
             else:
                 out[c.name] = pd.Series(np.interp(rng.random(n), np.linspace(0, 1, len(c.quantiles)), c.quantiles))
-                if c.is_integer:
-                    out[c.name] = out[c.name].round()
+                if c.decimals is not None:  # the source's grain, which the blocking schema check holds it to
+                    out[c.name] = out[c.name].round(0 if c.is_integer else c.decimals)
         return {table.name: pd.DataFrame(out)}
 
 
