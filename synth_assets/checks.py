@@ -106,7 +106,8 @@ def value_constraints(stats: ColumnStats) -> list[ValuesConstraint]:
 def on_grid(numbers: np.ndarray, scale: float) -> np.ndarray:
     """Numbers that are whole multiples of 1/scale (up to float rounding)."""
     scaled = numbers * scale
-    return np.abs(scaled - np.round(scaled)) <= 1e-9 * np.maximum(1.0, np.abs(scaled))
+    with np.errstate(invalid="ignore"):  # infinities are judged by their own rule
+        return np.abs(scaled - np.round(scaled)) <= 1e-9 * np.maximum(1.0, np.abs(scaled))
 
 
 def schema_problems(df: pd.DataFrame, table: TableStats) -> list[str]:
