@@ -71,7 +71,9 @@ def machine() -> str:
 def command_line(script: str) -> str:
     """How this run was started, as one would type it in the repository (for the results file)."""
     interpreter = os.path.relpath(sys.executable, REPO) if sys.executable.startswith(str(REPO)) else sys.executable
-    return shlex.join([interpreter, script, *sys.argv[1:]])
+    # thread limits change the timings a lot on a shared machine, so they belong to the command
+    threads = [f"{k}={os.environ[k]}" for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS") if k in os.environ]
+    return " ".join([*threads, shlex.join([interpreter, script, *sys.argv[1:]])])
 
 
 HEADER = """# Benchmark results
