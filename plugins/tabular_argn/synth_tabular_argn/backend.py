@@ -58,7 +58,8 @@ class TabularARGNBackend(Backend):
         codes = _load_codes(encoded_dir)
         train = storage.read_parquet(encoded_dir / "train.parquet").to_numpy()
         valid = storage.read_parquet(encoded_dir / "validation.parquet").to_numpy()
-        model = ARGNNetwork(cardinalities(codes), options.model_size).to(device)
+        # the per-column-head network, or for wide tables the one with a shared first layer
+        model = ARGNNetwork.build(cardinalities(codes), options.model_size).to(device)
         config = {**model.config(), "backend": self.name, "table": _only_table(stats).name,
                   "order": list(range(model.n_columns)), "flexible_generation": options.flexible_generation}
         state, stopped, seconds = fit(model, train, valid, sub_column_groups(codes), options, out_dir, config, progress)
@@ -67,7 +68,8 @@ class TabularARGNBackend(Backend):
         return TrainResult(
             epochs=state.epoch, best_epoch=state.best_epoch, best_validation_loss=state.best_loss, seconds=seconds,
             stopped_because=stopped, device=str(device), parameters=sum(p.numel() for p in model.parameters()),
-            progress=state.history, settings={"model_size": options.model_size, "hidden": list(model.hidden),
+            progress=state.history, settings={"model_size": options.model_size, "network": model.variant,
+                                              "hidden": list(model.hidden),
                                               **state.settings},
         )
 
