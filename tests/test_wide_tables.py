@@ -154,6 +154,22 @@ def test_the_cumulative_sum_is_the_masked_computation(order_kind):
     torch.testing.assert_close(drawn, expected, rtol=0, atol=1e-10)
 
 
+def test_likelihoods_without_gradients_go_in_parts(monkeypatch):
+    import synth_tabular_argn.model as model_module
+
+    torch.manual_seed(2)
+    cards = [3, 10, 2, 7, 40]
+    model = WideARGNNetwork(cards, "small").double().eval()
+    tokens = torch.stack([torch.randint(0, k, (50,)) for k in cards], dim=1)
+    order = torch.randperm(len(cards))
+    # parts of 8 rows
+    monkeypatch.setitem(model_module.WIDE_EVAL_ELEMENTS, "cpu", 8 * len(cards) * model.hidden[0])
+    expected = brute_force_log_prob(model, tokens, order).detach()
+    torch.testing.assert_close(model.log_prob(tokens, order), expected, rtol=0, atol=1e-10)
+    with torch.no_grad():
+        torch.testing.assert_close(model.loss(tokens, order), -expected.mean(), rtol=0, atol=1e-10)
+
+
 def test_dropout_acts_in_training_only():
     torch.manual_seed(1)
     cards = [4, 20, 7, 60]
