@@ -54,7 +54,8 @@ def test_materializing_the_group_writes_tables_report_and_metadata(small_project
     assert "validation loss" in meta["gems/model"]["loss_curve"].value
     # what the heuristics chose for 2,400 training rows, shown so a user can see and override it
     settings = meta["gems/model"]["settings"].value
-    assert settings == {"model_size": "medium", "hidden": [128, 32], "batch_size": 32, "learning_rate": 2e-3,
+    assert settings == {"model_size": "medium", "network": "per_head", "hidden": [128, 32], "batch_size": 32,
+                        "learning_rate": 2e-3,
                         "dropout": 0.162}
     assert 0.5 < meta["gems/quality"]["accuracy"].value <= 1.0
     assert 0.0 <= meta["gems/quality"]["dcr_share"].value <= 1.0
