@@ -1,7 +1,15 @@
 """Split a dataset into training and validation partitions.
 
-Tables without foreign keys are split by primary key (or by row when they have none); a table with a
-foreign key follows its parent, so a parent and its children always land in the same partition.
+The tables of a dataset form a tree (or several), linked by foreign keys:
+- a table's FIRST foreign key (self-references aside) links it to its parent in the tree, its "context":
+  persons -> yearly records -> events. Its other foreign keys are plain references, which play no part
+  in the tree;
+- a root is a table without foreign keys (or with self-references only).
+
+Whole trees are kept together: a root is split by its primary key (or by row when it has none), and every
+descendant, at any depth, lands in the partition of its root row, following the first foreign key up the
+chain. A row whose context key is null (or matches no parent row) is a unit of its own: such rows are split
+at random, by row, with the same validation share and seed, and their own descendants follow them.
 """
 
 from __future__ import annotations
@@ -11,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from synth_assets.config import DatasetSpec
+from synth_assets.config import DatasetSpec, ForeignKey, TableSpec
 
 PARTITIONS = ("train", "validation")
 
@@ -26,7 +34,7 @@ class Split:
 
 
 def table_order(spec: DatasetSpec) -> list[str]:
-    """Tables ordered so that every parent comes before its children."""
+    """Tables ordered so that every parent comes before its children (roots first)."""
     ordered: list[str] = []
     pending = dict(spec.tables)
     while pending:
@@ -42,20 +50,31 @@ def table_order(spec: DatasetSpec) -> list[str]:
     return ordered
 
 
+def context_key(name: str, table: TableSpec) -> ForeignKey | None:
+    """The foreign key linking a table to its parent in the tree (its first one that refers to another
+    table), or None for a root."""
+    return next((fk for fk in table.foreign_keys if fk.references != name), None)
+
+
 def split_tables(spec: DatasetSpec, tables: dict[str, pd.DataFrame]) -> Split:
     rng = np.random.default_rng(spec.split.seed)
+    share = spec.split.validation_share
     train: dict[str, pd.DataFrame] = {}
     validation: dict[str, pd.DataFrame] = {}
+    # roots come first in table_order, so they draw from rng exactly as before rows without a context did
     for name in table_order(spec):
         table_spec = spec.tables[name]
         df = tables[name]
-        parents = [fk for fk in table_spec.foreign_keys if fk.references != name]
-        if parents:
-            fk = parents[0]
-            parent_pk = spec.tables[fk.references].primary_key
-            in_train = df[fk.column].isin(train[fk.references][parent_pk])
+        fk = context_key(name, table_spec)
+        if fk is None:
+            in_train = _random_mask(df, table_spec.primary_key, share, rng)
         else:
-            in_train = _random_mask(df, table_spec.primary_key, spec.split.validation_share, rng)
+            parent_pk = spec.tables[fk.references].primary_key
+            context = df[fk.column]
+            in_train = context.isin(train[fk.references][parent_pk]).to_numpy()
+            own_unit = ~in_train & ~context.isin(validation[fk.references][parent_pk]).to_numpy()  # null, no parent
+            if own_unit.any():
+                in_train[own_unit] = _random_mask(df[own_unit], None, share, rng).to_numpy()
         train[name] = df[in_train].reset_index(drop=True)
         validation[name] = df[~in_train].reset_index(drop=True)
     return Split(train=train, validation=validation)
