@@ -1,12 +1,16 @@
 """Per-column statistics of the training partition: type, encoding, protected categories, clipped ranges.
 
-Privacy rules live here, so that every backend inherits them:
-- a category held by fewer than `RARE_THRESHOLD` distinct rows (or keys) is not listed, and so never
-  appears in the output; backends emit `RARE_TOKEN` in its place;
-- min and max are the `RARE_THRESHOLD`-th smallest and largest values, so extreme single values are
-  never revealed, and quantiles are taken after clipping to them;
-- character-encoded text keeps, per position, only characters held by enough rows, and no longer than
-  enough rows reach; lat/long pairs keep only the 1° cells held by enough rows.
+Privacy rules live here, so that every backend inherits them. They count units: distinct rows, or for
+child tables distinct root keys (the subject a row belongs to, reached through the first foreign keys up
+the tree, see split.py), so that one subject with many records cannot make its values look common:
+- a category held by fewer than `RARE_THRESHOLD` distinct units is not listed, and so never appears in the
+  output; backends emit `RARE_TOKEN` in its place;
+- min and max are the `RARE_THRESHOLD`-th smallest of the units' minima and the `RARE_THRESHOLD`-th largest
+  of their maxima (for rows: the `RARE_THRESHOLD`-th smallest and largest values), so no single unit's
+  extreme values are revealed; quantiles are taken after clipping to them;
+- infinities are kept only when held by enough units;
+- character-encoded text keeps, per position, only characters held by enough units, and no longer than
+  enough units reach; lat/long pairs keep only the 1° cells held by enough units.
 
 Each column gets one encoding, chosen here (or forced in synth.yaml):
 - categorical: a token per kept category;
@@ -29,6 +33,7 @@ from pydantic import BaseModel, Field
 
 from synth_assets.config import DatasetSpec, ForeignKey
 from synth_assets.errors import SynthError
+from synth_assets.stages.split import context_key, table_order
 
 RARE_THRESHOLD = 5
 RARE_TOKEN = "_RARE_"
@@ -116,8 +121,11 @@ def compute_stats(spec: DatasetSpec, train: dict[str, pd.DataFrame], *, dataset:
             raise SynthError(f"has {len(df)} training rows; at least {MIN_TRAINING_ROWS} are needed, since values held "
                              f"by fewer than {RARE_THRESHOLD} rows are never shown", dataset=dataset, table=name,
                              hint="synthesize a larger table")
+    units = table_units(spec, train)
+    for name, table_spec in spec.tables.items():
+        df = train[name]
         keys = {table_spec.primary_key, *(fk.column for fk in table_spec.foreign_keys)} - {None}
-        unit = df[table_spec.primary_key] if table_spec.primary_key else None
+        unit = units[name]
         columns, empty = {}, []
         for column in df.columns:
             if column in keys:
@@ -136,6 +144,29 @@ def compute_stats(spec: DatasetSpec, train: dict[str, pd.DataFrame], *, dataset:
     return DatasetStats(dataset=dataset, tables=tables)
 
 
+def table_units(spec: DatasetSpec, tables: dict[str, pd.DataFrame]) -> dict[str, pd.Series | None]:
+    """Per table, the unit each row belongs to, for counting how many hold a value: a root's primary key, or
+    None (each row its own unit) when it has none; for a child, its root row, reached by following the
+    first foreign key up the tree. In a child, units are integer codes of the root rows; a row whose context
+    key is null, or matches no parent row, is a unit of its own."""
+    units: dict[str, pd.Series | None] = {}
+    for name in table_order(spec):
+        df = tables[name]
+        fk = context_key(name, spec.tables[name])
+        if fk is None:
+            pk = spec.tables[name].primary_key
+            units[name] = df[pk] if pk else None
+            continue
+        parent = tables[fk.references]
+        parent_units = pd.Series(pd.factorize(units[fk.references])[0])  # the parent has a key, so a unit
+        positions = pd.Index(parent[spec.tables[fk.references].primary_key]).get_indexer(df[fk.column])
+        codes = np.where(positions >= 0, parent_units.to_numpy()[np.maximum(positions, 0)], -1)
+        alone = codes < 0
+        codes[alone] = len(parent_units) + np.arange(int(alone.sum()))  # beyond every parent's code
+        units[name] = pd.Series(codes, index=df.index, name=f"{name} root")
+    return units
+
+
 def column_stats(series: pd.Series, unit: pd.Series | None, *, forced: str | None, where: tuple) -> ColumnStats:
     dataset, table, column = where
     kind, values, datetime_format = _infer_kind(series, forced, where)
@@ -148,7 +179,7 @@ def column_stats(series: pd.Series, unit: pd.Series | None, *, forced: str | Non
         return ColumnStats(**base, **_text_stats(values, unit, forced, where))
     if kind == "numeric":
         return ColumnStats(**base, **_numeric_stats(values, unit, forced, where))
-    return ColumnStats(**base, **_datetime_stats(non_null))
+    return ColumnStats(**base, **_datetime_stats(non_null, unit))
 
 
 # kinds ---------------------------------------------------------------------------------------------
@@ -357,7 +388,7 @@ def _numeric_stats(values: pd.Series, unit: pd.Series | None, forced: str | None
     if numbers.empty:
         raise SynthError("holds only infinite values", dataset=where[0], table=where[1], column=where[2],
                          hint="store them as text, or drop the column")
-    out = dict(_numeric_range(numbers), is_integer=_is_integer(numbers), decimals=_decimals(numbers),
+    out = dict(_numeric_range(numbers, unit), is_integer=_is_integer(numbers), decimals=_decimals(numbers),
                infinite_shares=_infinite_shares(values, unit))
     encoding = forced if forced in ("numeric_discrete", "numeric_binned", "numeric_digit") else None
     distinct = numbers.nunique()
@@ -392,7 +423,7 @@ def _heaped_values(values: pd.Series, unit: pd.Series | None, numeric: dict) -> 
         return {}
     rest = values.dropna()
     rest = rest[~rest.isin([c for c, _ in kept])]
-    quantiles = _numeric_range(rest)["quantiles"] if len(rest) else numeric["quantiles"]
+    quantiles = _numeric_range(rest, unit)["quantiles"] if len(rest) else numeric["quantiles"]
     clipped = np.clip(quantiles, numeric["min"], numeric["max"])
     return dict(categories=[c for c, _ in kept], category_shares=[s for _, s in kept],
                 rare_share=1.0 - sum(s for _, s in kept), quantiles=[float(q) for q in clipped])
@@ -411,10 +442,18 @@ def digit_count(low: float, high: float, decimals: int) -> int:
     return len(str(max(round((high - low) * 10**decimals), 0)))
 
 
-def _numeric_range(numbers: pd.Series) -> dict:
+def _numeric_range(numbers: pd.Series, unit: pd.Series | None = None) -> dict:
+    """min: the RARE_THRESHOLD-th smallest of the units' minima; max: the RARE_THRESHOLD-th largest of their
+    maxima (at most the median's rank, so that min <= max); each row is its own unit without `unit`."""
     ordered = np.sort(numbers.to_numpy(dtype=float))
-    k = min(RARE_THRESHOLD - 1, (len(ordered) - 1) // 2)
-    low, high = float(ordered[k]), float(ordered[len(ordered) - 1 - k])
+    lows = highs = ordered
+    if unit is not None:
+        holders = unit[numbers.index]
+        if not holders.is_unique:
+            by_unit = numbers.astype(float).groupby(holders.to_numpy())
+            lows, highs = np.sort(by_unit.min().to_numpy()), np.sort(by_unit.max().to_numpy())
+    k = min(RARE_THRESHOLD - 1, (len(lows) - 1) // 2)
+    low, high = float(lows[k]), float(highs[len(highs) - 1 - k])
     clipped = np.clip(ordered, low, high)
     quantiles = np.quantile(clipped, np.linspace(0, 1, N_QUANTILES))
     return dict(min=low, max=high, quantiles=[float(q) for q in quantiles])
@@ -435,9 +474,9 @@ def _decimals(numbers: pd.Series, most: int = 8) -> int:
 
 # dates ---------------------------------------------------------------------------------------------
 
-def _datetime_stats(stamps: pd.Series) -> dict:
+def _datetime_stats(stamps: pd.Series, unit: pd.Series | None) -> dict:
     stamps = stamps.astype("datetime64[ns]")
-    return dict(_numeric_range(stamps.astype("int64").astype(float)), encoding="datetime",
+    return dict(_numeric_range(stamps.astype("int64").astype(float), unit), encoding="datetime",
                 datetime_parts=_datetime_parts(stamps))
 
 
