@@ -1,15 +1,83 @@
-"""Give generated tables the source's schema back: column order, dtypes, and fresh primary keys."""
+"""Give generated tables the source's schema back: column order, dtypes, and fresh keys.
+
+Key contract for backends: a backend returns every table of the dataset. A table that another table
+refers to carries its primary key column, filled with keys of the backend's own choosing (any unique values,
+e.g. 0..n-1), and its children carry their foreign key columns holding those keys (or null). A table that
+nothing refers to may leave its primary key out. `restore_tables` then writes fresh keys: every primary key
+becomes 1..n (or "s001", ... for text keys), and every foreign key is mapped to the fresh key of the row it
+referred to, in the dtype of the source column. No key of the source, nor of the backend, comes out.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 
-from synth_assets.stages.stats import TableStats
+from synth_assets.errors import SynthError
+from synth_assets.stages.stats import DatasetStats, TableStats
+
+def _backend_bug(rule: str) -> str:
+    """The hint of an error that only a faulty backend causes."""
+    return f"{rule}; this is a bug in the backend: report it to its authors"
+
+
+def restore_tables(raw: dict[str, pd.DataFrame], stats: DatasetStats, *, dataset: str) -> dict[str, pd.DataFrame]:
+    """Every generated table with fresh primary keys, foreign keys that follow them, and the source's schema."""
+    referenced = {fk.references for table in stats.tables.values() for fk in table.foreign_keys}
+    tables: dict[str, pd.DataFrame] = {}
+    backend_keys: dict[str, pd.Index] = {}  # referenced table -> the backend's keys, in row order
+    for name, table in stats.tables.items():
+        if name not in raw:
+            raise SynthError("the backend generated no such table", dataset=dataset, table=name,
+                             hint=_backend_bug("a backend returns every table"))
+        df = raw[name].reset_index(drop=True)
+        pk = table.primary_key
+        if pk is None:
+            tables[name] = df
+            continue
+        if name in referenced:
+            if pk not in df.columns:
+                raise SynthError("the backend generated no primary key column, yet other tables refer to this one",
+                                 dataset=dataset, table=name, column=pk,
+                                 hint=_backend_bug("a referenced table must carry its keys (any unique values)"))
+            keys = df[pk]
+            if keys.isna().any() or keys.duplicated().any():
+                problem = (f"{int(keys.isna().sum())} empty" if keys.isna().any()
+                           else f"not unique ({int(keys.duplicated().sum())} repeat an earlier row's)")
+                raise SynthError(f"the backend generated primary keys: {problem}", dataset=dataset,
+                                 table=name, column=pk, hint=_backend_bug("each row needs a key of its own"))
+            backend_keys[name] = pd.Index(keys)
+        df = df.copy()
+        df[pk] = synthetic_keys(len(df), table.dtypes[pk]).to_numpy()
+        tables[name] = df
+    for name, table in stats.tables.items():
+        for fk in table.foreign_keys:
+            df = tables[name]
+            if fk.column not in df.columns:
+                raise SynthError("the backend generated no foreign key column", dataset=dataset, table=name,
+                                 column=fk.column, hint=_backend_bug("children carry their parents' keys"))
+            parent = tables[fk.references]
+            old = df[fk.column]
+            positions = backend_keys[fk.references].get_indexer(old)
+            found = positions >= 0
+            lost = ~found & old.notna().to_numpy()
+            if lost.any():
+                raise SynthError(f"{int(lost.sum())} of {len(df)} rows hold foreign keys that match no generated row "
+                                 f"of table '{fk.references}'", dataset=dataset, table=name, column=fk.column,
+                                 hint=_backend_bug("children refer to keys of generated parent rows"))
+            fresh = parent[stats.tables[fk.references].primary_key].to_numpy()[np.maximum(positions, 0)]
+            mapped = pd.Series(fresh, index=df.index)
+            if not found.all():  # nulls stay null
+                mapped = mapped.where(found)
+            df = df.copy()
+            df[fk.column] = cast_to(mapped, table.dtypes[fk.column])
+            tables[name] = df
+    return {name: restore_schema(tables[name], table) for name, table in stats.tables.items()}
 
 
 def restore_schema(df: pd.DataFrame, stats: TableStats) -> pd.DataFrame:
-    df = df.copy()
+    """One table in the source's schema; a missing primary key gets fresh keys, a present one is kept."""
+    df = df.reset_index(drop=True)  # new columns line up by position
     if stats.primary_key and stats.primary_key not in df.columns:
         df[stats.primary_key] = synthetic_keys(len(df), stats.dtypes[stats.primary_key])
     for column in stats.empty_columns:
