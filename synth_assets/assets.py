@@ -14,9 +14,11 @@ import typing
 import dagster as dg
 import pydantic
 
-from synth_assets.config import DatasetSpec, GenerateSpec, TrainSpec
+from synth_assets.backend import ProgressRecord
+from synth_assets.config import DatasetSpec
 from synth_assets.errors import SynthError
 from synth_assets.metadata import preview_markdown, progress_markdown, stats_markdown, tables_metadata
+from synth_assets.options import CONDITIONING
 from synth_assets.plugins import get_backend
 from synth_assets.resources import ComputeDevice, SynthProject
 
@@ -33,13 +35,17 @@ def user_errors():
         raise dg.Failure(description=f"invalid run config: {problems}", allow_retries=False) from None
 
 
-def run_config_class(name: str, model: type[pydantic.BaseModel], values: pydantic.BaseModel | None) -> type[dg.Config]:
-    """A launchpad config with every field of `model`, its defaults taken from synth.yaml (`values`).
+def run_config_class(name: str, model: type[pydantic.BaseModel], values: pydantic.BaseModel | None,
+                     leave_out: typing.Iterable[str] = ()) -> type[dg.Config]:
+    """A launchpad config with every field of `model` (but `leave_out`), its defaults taken from synth.yaml
+    (`values`).
 
     Nested option groups (rebalancing, fairness, ...) become nested configs, optional where the
     project file leaves them out."""
     fields = {}
     for field_name, info in model.model_fields.items():
+        if field_name in leave_out:
+            continue
         field = copy.copy(info)
         field.default = getattr(values, field_name) if values is not None else info.get_default()
         field.default_factory = None
@@ -70,9 +76,13 @@ def stage_key(dataset: str, stage: str) -> dg.AssetKey:
 def build_dataset_assets(name: str, spec: DatasetSpec) -> list[dg.AssetsDefinition]:
     backend = get_backend(spec.backend, dataset=name)
     key = lambda stage: stage_key(name, stage)  # noqa: E731
-    TrainConfig = run_config_class(f"{name}_train_config", TrainSpec, spec.train)
-    GenerateConfig = run_config_class(f"{name}_generate_config", GenerateSpec, spec.generate)
+    # the launchpad shows the backend's own options, and no conditioning it cannot honour
+    TrainConfig = run_config_class(f"{name}_train_config", backend.TrainOptions, spec.train)
+    unsupported = [o for o in CONDITIONING if not getattr(backend.capabilities, o)]
+    GenerateConfig = run_config_class(f"{name}_generate_config", backend.GenerateOptions, spec.generate, unsupported)
     tables = ", ".join(spec.tables)
+    # training and generation queue for the GPU when the backend runs on one
+    gpu_pool = "gpu" if "cuda" in backend.capabilities.devices else None
 
     @dg.asset(key=key("split"), group_name=name, kinds={"pandas", "parquet"},
               description=f"Source tables ({tables}) split into training and validation partitions "
@@ -107,7 +117,7 @@ def build_dataset_assets(name: str, spec: DatasetSpec) -> list[dg.AssetsDefiniti
         return dg.MaterializeResult(metadata={"path": dg.MetadataValue.path(str(pipeline.paths.encoded)),
                                               "encoding": dg.MetadataValue.json(info)})
 
-    @dg.asset(key=key("model"), deps=[key("encoded")], group_name=name, pool="gpu",
+    @dg.asset(key=key("model"), deps=[key("encoded")], group_name=name, pool=gpu_pool,
               kinds={"model", *backend.kinds},
               description=f"A '{backend.name}' checkpoint (safetensors weights, config, training progress), "
                           "trained with early stopping on validation loss within a time budget.")
@@ -115,13 +125,13 @@ def build_dataset_assets(name: str, spec: DatasetSpec) -> list[dg.AssetsDefiniti
               compute: ComputeDevice) -> dg.MaterializeResult:
         pipeline = project.pipeline(name)
 
-        def log(record: dict) -> None:
-            context.log.info(
-                f"epoch {record['epoch']}: train loss {record['train_loss']:.4f}, "
-                f"validation loss {record['validation_loss']:.4f}, {record['seconds']:.0f}s")
+        def log(record: ProgressRecord) -> None:
+            context.log.info(f"epoch {record.epoch}: train loss {record.train_loss:.4f}, "
+                             f"validation loss {record.validation_loss:.4f}, {record.seconds:.0f}s")
 
         with user_errors():
-            result = pipeline.train(TrainSpec(**config.model_dump()), device=compute.device, progress=log)
+            options = backend.TrainOptions(**config.model_dump())
+            result = pipeline.train(options, device=compute.device, progress=log)
         return dg.MaterializeResult(metadata={
             "path": dg.MetadataValue.path(str(pipeline.paths.model)),
             "epochs": result.epochs, "best_epoch": result.best_epoch,
@@ -129,16 +139,18 @@ def build_dataset_assets(name: str, spec: DatasetSpec) -> list[dg.AssetsDefiniti
             "training_seconds": dg.MetadataValue.float(round(result.seconds, 2)),
             "stopped_because": result.stopped_because, "device": result.device, "parameters": result.parameters,
             "settings": dg.MetadataValue.json(result.settings),
-            "loss_curve": dg.MetadataValue.md(progress_markdown(result.progress)),
+            "loss_curve": dg.MetadataValue.md(progress_markdown([p.model_dump() for p in result.progress])),
         })
 
     @dg.asset(key=key("synthetic"), deps=[key("model")], group_name=name, kinds={"pandas", "parquet"},
+              pool=gpu_pool,
               description="Synthetic tables, one Parquet file each, with the source's columns, order and dtypes.")
     def synthetic(context: dg.AssetExecutionContext, config: GenerateConfig, project: SynthProject,  # type: ignore[valid-type]
                   compute: ComputeDevice) -> dg.MaterializeResult:
         pipeline = project.pipeline(name)
         with user_errors():
-            result = pipeline.generate(GenerateSpec(**config.model_dump()), device=compute.device)
+            options = backend.GenerateOptions(**config.model_dump())
+            result = pipeline.generate(options, device=compute.device)
         rows = sum(len(df) for df in result.tables.values())
         metadata = {"generation_seconds": dg.MetadataValue.float(round(result.seconds, 3)),
                     "rows_per_second": dg.MetadataValue.int(int(rows / max(result.seconds, 1e-9)))}

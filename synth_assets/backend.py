@@ -1,16 +1,22 @@
-"""The interface every model backend implements. Backends know neither Dagster nor the YAML file."""
+"""The interface every model backend implements. Backends know neither Dagster nor the YAML file.
+
+A backend is a class with a `name`, its `capabilities`, its option models (`TrainOptions`,
+`GenerateOptions`: subclasses of the bases in `synth_assets.options`) and three stages: `encode`,
+`train`, `generate`. Plugins import what they need from `synth_assets.plugin_api`.
+"""
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, ClassVar
+from typing import Any, Callable, ClassVar, Iterable
 
 import pandas as pd
+from pydantic import BaseModel
 
-from synth_assets.config import Fairness, Imputation, Rebalancing
 from synth_assets.errors import SynthError
+from synth_assets.options import CONDITIONING, GenerateOptions, TrainOptions
 from synth_assets.stages.split import Split
 from synth_assets.stages.stats import DatasetStats
 
@@ -18,34 +24,60 @@ from synth_assets.stages.stats import DatasetStats
 FLAT = "flat"  # one table, no foreign keys
 SEQUENTIAL = "sequential"  # a context table and one child table of ordered records
 RELATIONAL = "relational"  # a tree of tables linked by foreign keys
+DEVICES = ("cpu", "cuda")
 
 
-def dataset_shape(stats: DatasetStats) -> str:
-    tables = list(stats.tables.values())
-    if len(tables) == 1 and not tables[0].foreign_keys:
+def dataset_shape(foreign_keys: dict[str, Iterable]) -> str:
+    """The shape of a dataset, from each table's foreign keys."""
+    keys = {table: list(fks) for table, fks in foreign_keys.items()}
+    if len(keys) == 1 and not next(iter(keys.values())):
         return FLAT
-    children = [t for t in tables if t.foreign_keys]
-    if len(tables) == 2 and len(children) == 1 and len(children[0].foreign_keys) == 1:
+    children = [fks for fks in keys.values() if fks]
+    if len(keys) == 2 and len(children) == 1 and len(children[0]) == 1:
         return SEQUENTIAL
     return RELATIONAL
 
 
 @dataclass(frozen=True)
-class TrainOptions:
-    max_training_time: float  # minutes
-    max_epochs: int
-    model_size: str = "medium"
-    batch_size: int | None = None
+class Capabilities:
+    """What a backend can do. The core checks requests against it before any work starts."""
+
+    shapes: frozenset[str] = frozenset({FLAT})
+    seed_data: bool = False  # condition on given column values, one generated row per seed row
+    rebalancing: bool = False
+    imputation: bool = False
+    fairness: bool = False
+    predict: bool = False  # predict / predict_proba in its Python API
+    devices: frozenset[str] = frozenset({"cpu"})  # where it trains and generates
+
+    def listed(self) -> list[str]:
+        """Everything supported, as words (for `python -m synth_assets plugins`)."""
+        flags = [name for name in (*CONDITIONING, "predict") if getattr(self, name)]
+        return [*sorted(self.shapes), *flags, *sorted(self.devices)]
+
+
+class ProgressRecord(BaseModel):
+    """One epoch of training, as reported to the progress callback and kept in `progress.json`."""
+
+    epoch: int
+    train_loss: float
+    validation_loss: float
+    seconds: float  # since training started
     learning_rate: float | None = None
-    dropout: float | None = None  # None: the backend chooses from the data size
-    early_stopping_patience: int = 4
-    seed: int | None = 0
-    flexible_generation: bool = True
-    model_state: str = "reset"  # reset | reuse | resume
+
+
+ProgressCallback = Callable[[ProgressRecord], None]
+
+
+@dataclass(frozen=True)
+class TrainRequest:
+    """One training run: the user's options and what the core decided for it."""
+
+    options: TrainOptions  # an instance of the backend's own TrainOptions
     device: str = "auto"  # auto | cpu | cuda
-    backend_options: dict[str, Any] = field(default_factory=dict)
     previous_model: Path | None = None  # the last finished checkpoint, for reuse and resume
     resume_dir: Path | None = None  # where an unfinished training keeps its state between epochs
+    progress: ProgressCallback | None = None
 
 
 @dataclass
@@ -57,27 +89,17 @@ class TrainResult:
     stopped_because: str  # "converged", "time budget", "max epochs"
     device: str
     parameters: int
-    progress: list[dict] = field(default_factory=list)
+    progress: list[ProgressRecord] = field(default_factory=list)
     settings: dict[str, Any] = field(default_factory=dict)  # what the backend chose: batch size, learning rate, ...
 
 
 @dataclass(frozen=True)
 class GenerateRequest:
-    """What to generate. Field meanings are those of `synth_assets.config.GenerateSpec`."""
+    """One generation run: the user's options, the seed rows (read by the core), and the device."""
 
-    sample_size: int | None = None  # rows of the subject table; None = as many as in training
-    seed: int | None = None
-    sampling_temperature: float = 1.0
-    sampling_top_p: float = 1.0
-    rare_category_replacement: str = "constant"  # constant | sample
+    options: GenerateOptions  # an instance of the backend's own GenerateOptions
     seed_data: pd.DataFrame | None = None  # one row per generated row; its values are kept
-    rebalancing: Rebalancing | None = None
-    imputation: Imputation | None = None
-    fairness: Fairness | None = None
     device: str = "auto"
-
-
-ProgressCallback = Callable[[dict], None]
 
 
 class Backend(ABC):
@@ -88,30 +110,56 @@ class Backend(ABC):
 
     name: ClassVar[str]
     description: ClassVar[str] = ""
-    supports: ClassVar[frozenset[str]] = frozenset({FLAT})
+    capabilities: ClassVar[Capabilities] = Capabilities()
+    TrainOptions: ClassVar[type[TrainOptions]] = TrainOptions
+    GenerateOptions: ClassVar[type[GenerateOptions]] = GenerateOptions
     kinds: ClassVar[frozenset[str]] = frozenset()  # shown as badges on the model asset in the UI
 
-    def check_dataset(self, stats: DatasetStats) -> None:
-        """Raise a SynthError if this backend cannot model the dataset as declared."""
-        shape = dataset_shape(stats)
-        if shape not in self.supports:
-            raise SynthError(
-                f"backend '{self.name}' models {', '.join(sorted(self.supports))} data, but this dataset is {shape}",
-                dataset=stats.dataset,
-                hint="choose another backend in synth.yaml or change the tables' keys",
-            )
+    # checks the core runs before any work ----------------------------------------------------------
+    def unsupported_shape(self, foreign_keys: dict[str, Iterable]) -> str | None:
+        """Why this backend cannot model tables with these foreign keys, or None."""
+        shape = dataset_shape(foreign_keys)
+        if shape in self.capabilities.shapes:
+            return None
+        return f"backend '{self.name}' models {', '.join(sorted(self.capabilities.shapes))} data, but this dataset is {shape}"
 
+    def unsupported_options(self, options: GenerateOptions, seed_data_given: bool = False) -> dict[str, str]:
+        """Generate option name -> why this backend cannot honour it, for each one asked for."""
+        asked = {name for name in CONDITIONING if getattr(options, name, None) is not None}
+        if seed_data_given:
+            asked.add("seed_data")
+        return {
+            name: f"backend '{self.name}' does not support {name.replace('_', ' ')}"
+            for name in CONDITIONING if name in asked and not getattr(self.capabilities, name)
+        }
+
+    def check_device(self, device: str) -> None:
+        if device != "auto" and device not in self.capabilities.devices:
+            raise SynthError(f"backend '{self.name}' runs on {', '.join(sorted(self.capabilities.devices))}, not {device}",
+                             hint="set the compute device (SYNTH_DEVICE or the launchpad's compute resource) to auto")
+
+    def check_request(self, options: GenerateOptions, *, seed_data_given: bool = False,
+                      dataset: str | None = None) -> None:
+        problems = self.unsupported_options(options, seed_data_given)
+        if problems:
+            name, why = next(iter(problems.items()))
+            raise SynthError(f"generate.{name}: {why}", dataset=dataset,
+                             hint=f"remove generate.{name}, or choose a backend that supports it")
+
+    # the stages ------------------------------------------------------------------------------------
     @abstractmethod
     def encode(self, split: Split, stats: DatasetStats, out_dir: Path) -> dict[str, Any]:
         """Write the backend's encoding of both partitions under `out_dir`; return metadata to show."""
 
     @abstractmethod
-    def train(
-        self, encoded_dir: Path, stats: DatasetStats, options: TrainOptions, out_dir: Path,
-        progress: ProgressCallback | None = None,
-    ) -> TrainResult:
+    def train(self, encoded_dir: Path, stats: DatasetStats, request: TrainRequest, out_dir: Path) -> TrainResult:
         """Train on the encoded data and write a checkpoint folder to `out_dir` (no pickles)."""
 
     @abstractmethod
     def generate(self, model_dir: Path, stats: DatasetStats, request: GenerateRequest) -> dict[str, pd.DataFrame]:
-        """Generate one frame per table from a checkpoint. Key columns may be left out: the core adds them."""
+        """Generate one frame per table from a checkpoint.
+
+        Key contract: a table that another table refers to carries its primary key column, filled with keys of
+        the backend's own choosing (any unique values); children carry their foreign key columns holding those
+        keys. The core then writes fresh keys everywhere and checks that every foreign key resolves. A table
+        nobody refers to may leave its primary key out."""

@@ -34,7 +34,7 @@ def _plugins(args) -> int:
         print("no backends registered: install a plugin (pip install -e plugins/tabular_argn)")
         return 1
     for name, (backend, plugin) in sorted(rows.items()):
-        supports = ", ".join(sorted(backend.supports))
+        supports = ", ".join(backend.capabilities.listed())
         print(f"{name:<16} plugin={plugin:<16} supports: {supports}\n{'':<16} {backend.description}")
     return 0
 
@@ -60,9 +60,9 @@ def _run(args) -> int:
 
     pipeline = DatasetPipeline(load_project(), args.dataset)
 
-    def show(record: dict) -> None:
-        print(f"epoch {record['epoch']:>3}  train {record['train_loss']:.4f}  "
-              f"validation {record['validation_loss']:.4f}  {record['seconds']:.0f}s", flush=True)
+    def show(record) -> None:
+        print(f"epoch {record.epoch:>3}  train {record.train_loss:.4f}  "
+              f"validation {record.validation_loss:.4f}  {record.seconds:.0f}s", flush=True)
 
     pipeline.run_all(device=args.device, progress=show)
     return _show(args)

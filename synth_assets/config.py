@@ -12,12 +12,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, ValidationError, field_validator, model_validator
 
 from synth_assets.errors import ConfigError
+from synth_assets.options import SOURCE_SUFFIXES, GenerateOptions, TrainOptions, describe_error
 
 NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-SOURCE_SUFFIXES = (".csv", ".csv.gz", ".parquet")
 
 
 class StrictModel(BaseModel):
@@ -58,73 +58,6 @@ class SplitSpec(StrictModel):
     seed: int = 0
 
 
-class TrainSpec(StrictModel):
-    max_training_time: float = Field(10.0, gt=0, description="Minutes.")
-    max_epochs: int = Field(100, ge=1)
-    model_size: Literal["small", "medium", "large"] = "medium"
-    batch_size: int | None = Field(None, ge=1, description="Rows per batch; chosen from the data size if unset.")
-    learning_rate: float | None = Field(None, gt=0, description="AdamW's; chosen from the batch size if unset.")
-    dropout: float | None = Field(
-        None, ge=0, lt=1, description="Share of hidden units dropped while training; chosen from the data size if unset.")
-    early_stopping_patience: int = Field(4, ge=1, description="Epochs without validation improvement.")
-    seed: int | None = Field(0, description="Same seed and data: same model.")
-    flexible_generation: bool = Field(
-        True, description="Train on a random column order per batch, so any columns can condition the rest.")
-    model_state: Literal["reset", "reuse", "resume"] = Field(
-        "reset", description="reset: train anew; reuse: fine-tune the last model; resume: continue an interrupted training.")
-
-
-class Rebalancing(StrictModel):
-    """Target shares for the categories of one categorical column; the rest keep their relative shares."""
-
-    column: str
-    probabilities: dict[str, float] = Field(description="category -> share of generated rows (sum at most 1)")
-
-    @field_validator("probabilities")
-    @classmethod
-    def _shares(cls, value: dict[str, float]) -> dict[str, float]:
-        if not value:
-            raise ValueError("name at least one category")
-        if any(not 0 <= share <= 1 for share in value.values()) or sum(value.values()) > 1 + 1e-9:
-            raise ValueError("shares must lie in [0, 1] and sum to at most 1")
-        return value
-
-
-class Imputation(StrictModel):
-    """Columns that get no nulls: nulls in the seed data are filled, generated rows have none."""
-
-    columns: list[str] = Field(min_length=1)
-
-
-class Fairness(StrictModel):
-    """Statistical parity: the target's distribution is the same for every value of the sensitive columns."""
-
-    target_column: str
-    sensitive_columns: list[str] = Field(min_length=1)
-
-
-class GenerateSpec(StrictModel):
-    sample_size: int | None = Field(None, ge=1, description="Rows of the subject table; default: training rows.")
-    seed: int | None = Field(None, description="Same seed, same model: same rows.")
-    sampling_temperature: float = Field(1.0, gt=0, description="Below 1: more typical rows; above 1: more diverse.")
-    sampling_top_p: float = Field(1.0, gt=0, le=1, description="Sample only from the most likely values holding this share.")
-    rare_category_replacement: Literal["constant", "sample"] = Field(
-        "constant", description="Protected rare categories: the constant _RARE_, or a sample of common categories.")
-    seed_data: str | None = Field(
-        None, description="A .csv/.parquet of column values to condition on: one generated row per seed row, "
-                          "seed values kept. Relative to the project file.")
-    rebalancing: Rebalancing | None = None
-    imputation: Imputation | None = None
-    fairness: Fairness | None = None
-
-    @field_validator("seed_data")
-    @classmethod
-    def _seed_suffix(cls, value: str | None) -> str | None:
-        if value is not None and not value.lower().endswith(SOURCE_SUFFIXES):
-            raise ValueError(f"'{value}' must end with one of {', '.join(SOURCE_SUFFIXES)}")
-        return value
-
-
 class QualitySpec(StrictModel):
     max_dcr_share: float = Field(
         0.6, gt=0, le=1, description="Blocking check: above this share of rows closer to training than holdout."
@@ -136,11 +69,47 @@ class DatasetSpec(StrictModel):
     backend: str = "tabular_argn"
     tables: dict[str, TableSpec] = Field(min_length=1)
     split: SplitSpec = Field(default_factory=SplitSpec)
-    train: TrainSpec = Field(default_factory=TrainSpec)
-    generate: GenerateSpec = Field(default_factory=GenerateSpec)
+    # the backend's own option models (its TrainOptions and GenerateOptions), validated against them
+    train: SerializeAsAny[TrainOptions] = Field(default_factory=TrainOptions)
+    generate: SerializeAsAny[GenerateOptions] = Field(default_factory=GenerateOptions)
     quality: QualitySpec = Field(default_factory=QualitySpec)
     schedule: str | None = Field(None, description="Cron string for a regeneration schedule.")
-    backend_options: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _backend_options(cls, data: Any) -> Any:
+        """Validate `train` and `generate` against the chosen backend's option models, and its capabilities."""
+        if not isinstance(data, dict):
+            return data
+        if "backend_options" in data:
+            raise OptionErrors(["backend_options: no longer exists: backends declare their options; "
+                                "put them under train: or generate:"])
+        from synth_assets.plugins import get_backend  # plugins import the backend interface, which imports us
+
+        try:
+            backend = get_backend(data.get("backend", "tabular_argn"))
+        except ConfigError as exc:
+            raise OptionErrors([f"backend: {exc.message} ({exc.hint})"]) from None
+        data = dict(data)
+        problems = []
+        for section, model in (("train", backend.TrainOptions), ("generate", backend.GenerateOptions)):
+            value = data.get(section)
+            if isinstance(value, model):
+                continue
+            if value is None:  # left out: the backend's defaults
+                value = {}
+            if isinstance(value, BaseModel):
+                value = value.model_dump(exclude_unset=True)
+            try:
+                data[section] = model.model_validate(value)
+            except ValidationError as exc:
+                problems += [describe_error(e, prefix=(section,)) for e in exc.errors()]
+        generate = data.get("generate")
+        if isinstance(generate, GenerateOptions):
+            problems += [f"generate.{name}: {why}" for name, why in backend.unsupported_options(generate).items()]
+        if problems:
+            raise OptionErrors(problems)
+        return data
 
     @field_validator("tables")
     @classmethod
@@ -171,6 +140,14 @@ class DatasetSpec(StrictModel):
                         " which has no primary_key"
                     )
         return self
+
+    def unsupported_shape(self) -> str | None:
+        """Why the chosen backend cannot model these tables, or None. Checked on loading a project file and
+        before a pipeline runs (not on parsing alone, so that the core's stages can be used on any tree)."""
+        from synth_assets.plugins import get_backend
+
+        why = get_backend(self.backend).unsupported_shape({n: t.foreign_keys for n, t in self.tables.items()})
+        return f"{why}; choose another backend, or change the tables' keys" if why else None
 
 
 class ProjectSpec(StrictModel):
@@ -213,13 +190,20 @@ class Project:
         return self.home / dataset
 
 
-def _describe(error: dict) -> str:
-    path = ".".join(str(part) for part in error["loc"])
-    if error["type"] == "extra_forbidden":
-        return f"{path}: unknown key"
-    if error["type"] == "missing":
-        return f"{path}: required key is missing"
-    return f"{path}: {error['msg']}" if path else error["msg"]
+class OptionErrors(ValueError):
+    """Problems with a dataset's backend and options, each as 'key.path: what is wrong'."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        super().__init__("; ".join(problems))
+
+
+def _describe(error: dict) -> list[str]:
+    found = (error.get("ctx") or {}).get("error")
+    if isinstance(found, OptionErrors):  # a dataset's options: name each key under the dataset's path
+        where = ".".join(str(part) for part in error["loc"])
+        return [f"{where}.{problem}" for problem in found.problems]
+    return [describe_error(error)]
 
 
 def parse_project(raw: Any, origin: str = "synth.yaml") -> ProjectSpec:
@@ -230,7 +214,7 @@ def parse_project(raw: Any, origin: str = "synth.yaml") -> ProjectSpec:
     try:
         return ProjectSpec.model_validate(raw)
     except ValidationError as exc:
-        problems = "; ".join(_describe(error) for error in exc.errors())
+        problems = "; ".join(line for error in exc.errors() for line in _describe(error))
         raise ConfigError(f"{origin}: {problems}", hint="see README.md for the keys synth.yaml accepts") from None
 
 
@@ -247,4 +231,9 @@ def load_project(root: Path | None = None) -> Project:
         raw = yaml.safe_load(config_path.read_text())
     except yaml.YAMLError as exc:
         raise ConfigError(f"{config_path}: not valid YAML ({exc})") from None
-    return Project(parse_project(raw, origin=str(config_path)), config_path, home)
+    spec = parse_project(raw, origin=str(config_path))
+    for name, dataset in spec.datasets.items():
+        why = dataset.unsupported_shape()
+        if why:
+            raise ConfigError(f"{config_path}: datasets.{name}.backend: {why}")
+    return Project(spec, config_path, home)

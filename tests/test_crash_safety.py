@@ -57,7 +57,7 @@ RUNNER = textwrap.dedent("""
     for stage in sys.argv[2:]:
         print("stage", stage, flush=True)
         if stage == "train":
-            pipeline.train(device="cpu", progress=lambda record: print("epoch", record["epoch"], flush=True))
+            pipeline.train(device="cpu", progress=lambda record: print("epoch", record.epoch, flush=True))
         elif stage == "generate":
             pipeline.generate(device="cpu")
         else:

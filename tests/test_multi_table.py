@@ -53,9 +53,8 @@ def panel_spec(levels: int = 3, split: SplitSpec | None = None) -> DatasetSpec:
         "prescriptions": TableSpec(source="prescriptions.csv", primary_key="rx_id",
                                    foreign_keys=[ForeignKey(column="visit_id", references="visits")]),
     }
-    # the stages need no backend: model_construct skips the check that the default backend, which models flat
-    # data only, can model these tables
-    return DatasetSpec.model_construct(tables=dict(list(tables.items())[:levels]), split=split or SplitSpec())
+    # the stages need no backend that models these tables: that is checked on loading a project file
+    return DatasetSpec(tables=dict(list(tables.items())[:levels]), split=split or SplitSpec())
 
 
 def flat_spec(primary_key: str | None = None) -> DatasetSpec:

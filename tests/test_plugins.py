@@ -12,7 +12,7 @@ from conftest import write_project
 def test_builtin_backend_is_registered_through_its_entry_point():
     backend, plugin = registered_backends()["tabular_argn"]
     assert plugin == "tabular_argn"  # the entry-point name, as for any third-party plugin
-    assert "flat" in backend.supports
+    assert "flat" in backend.capabilities.shapes
 
 
 def test_unknown_backend_lists_the_registered_ones():
@@ -39,7 +39,7 @@ def test_third_party_backend_materializes_a_dataset(tmp_path, toy_plugin, diamon
     assert all(e.passed for e in result.get_asset_check_evaluations())
 
 
-def test_a_backend_refuses_data_it_cannot_model(tmp_path):
+def test_a_backend_refuses_data_it_cannot_model_before_any_work(tmp_path):
     (tmp_path / "p.csv").write_text("pid,age\n" + "".join(f"{i},{i % 50}\n" for i in range(50)))
     (tmp_path / "v.csv").write_text("pid,cost\n" + "".join(f"{i % 50},{i}\n" for i in range(200)))
     root = write_project(tmp_path, """
@@ -51,9 +51,8 @@ def test_a_backend_refuses_data_it_cannot_model(tmp_path):
               visits: {source: v.csv, foreign_keys: [{column: pid, references: people}]}
         """)
     from synth_assets.config import load_project
-    from synth_assets.pipeline import DatasetPipeline
 
-    pipeline = DatasetPipeline(load_project(root), "linked")
-    pipeline.split()
-    with pytest.raises(SynthError, match="backend 'tabular_argn' models flat data, but this dataset is sequential"):
-        pipeline.stats()
+    with pytest.raises(ConfigError, match="datasets.linked.backend: backend 'tabular_argn' models flat data, "
+                                          "but this dataset is sequential"):
+        load_project(root)
+    assert not (tmp_path / ".synth").exists()

@@ -42,8 +42,8 @@ def test_dropout_regularizes_training_and_shrinks_with_the_data(gems, tmp_path):
 
     plain, dropped = fitted(0.0, "plain"), fitted(0.5, "dropped")
     # half the hidden units dropped: a noisier fit of the training rows, a smaller gap to validation
-    assert dropped["train_loss"] > plain["train_loss"] + 0.5
-    assert dropped["train_loss"] - dropped["validation_loss"] > plain["train_loss"] - plain["validation_loss"]
+    assert dropped.train_loss > plain.train_loss + 0.5
+    assert dropped.train_loss - dropped.validation_loss > plain.train_loss - plain.validation_loss
     rates = [default_dropout(rows) for rows in (500, 5_000, 50_000, 1_000_000)]
     assert rates == sorted(rates, reverse=True) and rates[0] > 0.15 and rates[-1] == 0.0
 
@@ -52,7 +52,7 @@ def test_learning_rate_given_or_scaled_with_the_batch(gems, tmp_path):
     from synth_tabular_argn.model import default_learning_rate
 
     given = TabularARGN(max_training_time=5, max_epochs=1, learning_rate=5e-4, workspace=tmp_path).fit(gems.iloc[:1000])
-    assert given.training.progress[0]["learning_rate"] == 5e-4
+    assert given.training.progress[0].learning_rate == 5e-4
     rates = [default_learning_rate(batch) for batch in (32, 512, 1024, 2048)]
     assert rates[0] == rates[1] < rates[2] < rates[3] <= 4e-3 + 1e-12
 
@@ -169,15 +169,15 @@ def test_rare_categories_constant_or_sampled(tmp_path):
 def test_checkpoint_strategies(gems, tmp_path):
     data = gems.iloc[:3000]
     first = TabularARGN(max_training_time=5, max_epochs=3, early_stopping_patience=10, workspace=tmp_path).fit(data)
-    assert [p["epoch"] for p in first.training.progress] == [1, 2, 3]
+    assert [p.epoch for p in first.training.progress] == [1, 2, 3]
     # resume continues the epoch count where the last training stopped
     resumed = TabularARGN(max_training_time=5, max_epochs=5, early_stopping_patience=10, model_state="resume",
                           workspace=tmp_path).fit(data)
-    assert [p["epoch"] for p in resumed.training.progress] == [1, 2, 3, 4, 5]
+    assert [p.epoch for p in resumed.training.progress] == [1, 2, 3, 4, 5]
     # reuse fine-tunes from the last weights: its first epoch starts below a fresh model's
     reused = TabularARGN(max_training_time=5, max_epochs=1, model_state="reuse", workspace=tmp_path).fit(data)
     fresh = TabularARGN(max_training_time=5, max_epochs=1, workspace=tmp_path / "fresh").fit(data)
-    assert reused.training.progress[0]["validation_loss"] < fresh.training.progress[0]["validation_loss"] - 0.5
+    assert reused.training.progress[0].validation_loss < fresh.training.progress[0].validation_loss - 0.5
 
 
 def test_time_budget_stops_training(gems, tmp_path):

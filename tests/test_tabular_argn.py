@@ -52,12 +52,12 @@ def test_rare_values_never_appear_and_ranges_are_protected(trained):
 
 
 def test_same_seed_same_sample(trained):
-    from synth_assets.config import GenerateSpec
+    from synth_tabular_argn.options import ARGNGenerateOptions
 
     pipeline, _, _ = trained
-    first = pipeline.generate(GenerateSpec(sample_size=500, seed=42)).tables["gems"]
-    second = pipeline.generate(GenerateSpec(sample_size=500, seed=42)).tables["gems"]
-    other = pipeline.generate(GenerateSpec(sample_size=500, seed=43)).tables["gems"]
+    first = pipeline.generate(ARGNGenerateOptions(sample_size=500, seed=42)).tables["gems"]
+    second = pipeline.generate(ARGNGenerateOptions(sample_size=500, seed=42)).tables["gems"]
+    other = pipeline.generate(ARGNGenerateOptions(sample_size=500, seed=43)).tables["gems"]
     pd.testing.assert_frame_equal(first, second)
     assert not first.equals(other)
 

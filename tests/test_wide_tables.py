@@ -198,8 +198,9 @@ def test_a_wide_table_goes_through_every_stage_and_learns(wide):
 
 
 def test_a_wide_checkpoint_loads_back_and_conditions(wide):
-    from synth_assets.backend import GenerateRequest
+    from synth_assets.plugin_api import GenerateRequest
     from synth_tabular_argn.backend import TrainedModel
+    from synth_tabular_argn.options import ARGNGenerateOptions
 
     pipeline, real, _, _, _ = wide
     table = pipeline.load_stats().tables["t"]
@@ -216,12 +217,12 @@ def test_a_wide_checkpoint_loads_back_and_conditions(wide):
     assert np.isfinite(loaded.log_prob(tokens)).all()
 
     # seed data: given values are kept, the rest drawn given them
-    out = loaded.generate(GenerateRequest(seed_data=pd.DataFrame({"c000": [3] * 200}), seed=2))
+    out = loaded.generate(GenerateRequest(ARGNGenerateOptions(seed=2), seed_data=pd.DataFrame({"c000": [3] * 200})))
     assert len(out) == 200 and (out["c000"] == 3).all()
     assert (out["c001"] // 10 == 3).mean() > 0.4  # 0.2 if drawn regardless of c000
     # a column from the middle goes first: the flexible order
     seed = pd.DataFrame({"c150": real["c150"][:200]})
-    out = loaded.generate(GenerateRequest(seed_data=seed, seed=2))
+    out = loaded.generate(GenerateRequest(ARGNGenerateOptions(seed=2), seed_data=seed))
     assert out["c150"].tolist() == seed["c150"].tolist() and out.notna().all().all()
 
     # conditional probabilities of a single-token column, given all the others
@@ -236,13 +237,13 @@ def test_a_wide_checkpoint_loads_back_and_conditions(wide):
 
 
 def test_a_wide_model_is_reused_and_keeps_to_its_budget(wide):
-    from synth_assets.config import TrainSpec
+    from synth_tabular_argn.options import ARGNTrainOptions
 
     pipeline, _, first, _, _ = wide
     budget = 2.0  # seconds: a part of an epoch
-    result = pipeline.train(TrainSpec(max_training_time=budget / 60, model_state="reuse", seed=0))
+    result = pipeline.train(ARGNTrainOptions(max_training_time=budget / 60, model_state="reuse", seed=0))
     assert result.settings["network"] == "wide"
     assert result.stopped_because == "time budget" and result.epochs == 1
     assert result.seconds < budget + 5, result.seconds  # the validation after it is cut short too
     # it went on from the trained weights, not from scratch
-    assert result.progress[0]["train_loss"] < first.progress[0]["train_loss"]
+    assert result.progress[0].train_loss < first.progress[0].train_loss

@@ -16,98 +16,99 @@ from typing import Literal
 
 import numpy as np
 import pandas as pd
+from pydantic import ValidationError
 
-from synth_assets import storage
-from synth_assets.backend import GenerateRequest
-from synth_assets.config import ColumnSpec, DatasetSpec, Fairness, Imputation, Rebalancing, SplitSpec, TableSpec
-from synth_assets.errors import SynthError
-from synth_assets.pipeline import train_model
-from synth_assets.stages.schema import restore_schema
-from synth_assets.stages.split import split_tables
-from synth_assets.stages.stats import DatasetStats, compute_stats
+from synth_assets.plugin_api import (
+    ColumnSpec,
+    DatasetPipeline,
+    DatasetSpec,
+    DatasetStats,
+    GenerateRequest,
+    SplitSpec,
+    SynthError,
+    TableSpec,
+    open_workspace,
+    run_on_frames,
+)
 from synth_tabular_argn.backend import TabularARGNBackend, TrainedModel
 from synth_tabular_argn.encoding import decode_column, encode_table
+from synth_tabular_argn.options import ARGNGenerateOptions, ARGNTrainOptions
 
 TABLE = "data"
+
+
+def _options(model, values: dict, what: str):
+    """`values` as the backend's option model, or an error naming each bad key."""
+    try:
+        return model(**values)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise SynthError(f"{what}: {problems}", hint=f"see the fields of {model.__name__}") from None
 
 
 class TabularARGN:
     """An autoregressive generative model of one flat table.
 
-    Training options are those of synth.yaml's `train` section (`max_training_time` in minutes).
-    `columns` overrides encodings, e.g. {"zip": "character"}. The fitted model lives in `workspace`
-    (a temporary folder unless given); `TabularARGN.load(workspace)` opens it again.
+    Training options are those of synth.yaml's `train` section (the fields of `ARGNTrainOptions`:
+    `max_training_time` in minutes, `max_epochs`, `model_size`, `seed`, ...). `columns` overrides
+    encodings, e.g. {"zip": "character"}. The fitted model lives in `workspace` (a temporary folder unless
+    given); `TabularARGN.load(workspace)` opens it again.
     """
 
     def __init__(
         self,
         *,
-        max_training_time: float = 10.0,
-        max_epochs: int = 100,
-        model_size: Literal["small", "medium", "large"] = "medium",
-        batch_size: int | None = None,
-        learning_rate: float | None = None,
-        dropout: float | None = None,
-        early_stopping_patience: int = 4,
-        flexible_generation: bool = True,
-        model_state: Literal["reset", "reuse", "resume"] = "reset",
         validation_share: float = 0.2,
         columns: dict[str, str] | None = None,
         primary_key: str | None = None,
-        seed: int | None = 0,
         device: str = "auto",
         workspace: str | Path | None = None,
+        **train_options,
     ):
-        self.train_options = dict(
-            max_training_time=max_training_time, max_epochs=max_epochs, model_size=model_size,
-            batch_size=batch_size, learning_rate=learning_rate, dropout=dropout,
-            early_stopping_patience=early_stopping_patience,
-            flexible_generation=flexible_generation, model_state=model_state, seed=seed,
-        )
+        self.train_options = _options(ARGNTrainOptions, train_options, "TabularARGN options")
         self.validation_share = validation_share
         self.columns = dict(columns or {})
         self.primary_key = primary_key
         self.device = device
         self.workspace = Path(workspace) if workspace else Path(tempfile.mkdtemp(prefix="tabular-argn-"))
         self.backend = TabularARGNBackend()
+        self.pipeline: DatasetPipeline | None = None
         self.stats: DatasetStats | None = None
         self.training = None
         self._trained: TrainedModel | None = None
 
     # fitting --------------------------------------------------------------------------------------
     def fit(self, X: pd.DataFrame, progress=None) -> "TabularARGN":
+        """Train on `X` with the core's stages (split, stats with its privacy rules, encode, train)."""
         if not isinstance(X, pd.DataFrame) or X.empty:
             raise SynthError("fit needs a non-empty pandas DataFrame", table=TABLE)
         spec = DatasetSpec(
             backend=self.backend.name,
             tables={TABLE: TableSpec(source=f"{TABLE}.parquet", primary_key=self.primary_key,
                                      columns={c: ColumnSpec(encoding=e) for c, e in self.columns.items()})},
-            split=SplitSpec(validation_share=self.validation_share, seed=self.train_options["seed"] or 0),
+            split=SplitSpec(validation_share=self.validation_share, seed=self.train_options.seed or 0),
+            train=self.train_options,
         )
-        split = split_tables(spec, {TABLE: X.reset_index(drop=True)})
-        self.stats = compute_stats(spec, split.train, dataset="python")
-        self.backend.check_dataset(self.stats)
-        storage.write_json(self.stats.model_dump(mode="json"), self.workspace / "stats.json")
-        with storage.atomic_dir(self.workspace / "encoded") as tmp:
-            self.backend.encode(split, self.stats, tmp)
-        self.training = train_model(self.backend, self.workspace / "encoded", self.stats, self.workspace / "model",
-                                    self.train_options, device=self.device, progress=progress)
+        self.pipeline, self.training = run_on_frames({TABLE: X.reset_index(drop=True)}, spec, self.workspace,
+                                                     device=self.device, progress=progress)
+        self.stats = self.pipeline.load_stats()
         self._trained = None
         return self
 
     @classmethod
     def load(cls, workspace: str | Path, device: str = "auto") -> "TabularARGN":
         """Open a model fitted earlier in `workspace`."""
-        model = cls(workspace=workspace, device=device)
-        model.stats = DatasetStats.model_validate(storage.read_json(Path(workspace) / "stats.json"))
+        pipeline = open_workspace(Path(workspace))
+        model = cls(workspace=workspace, device=device, **pipeline.spec.train.model_dump())
+        model.pipeline, model.stats = pipeline, pipeline.load_stats()
         return model
 
     @property
     def trained(self) -> TrainedModel:
-        if self.stats is None:
+        if self.pipeline is None:
             raise SynthError("the model is not fitted yet", hint="call fit(df) first")
         if self._trained is None:
-            self._trained = TrainedModel.load(self.workspace / "model", self.table, self.device)
+            self._trained = TrainedModel.load(self.pipeline.paths.model, self.table, self.device)
         return self._trained
 
     @property
@@ -115,33 +116,18 @@ class TabularARGN:
         return self.stats.tables[TABLE]
 
     # generation -----------------------------------------------------------------------------------
-    def sample(
-        self,
-        n_samples: int | None = None,
-        *,
-        seed_data: pd.DataFrame | None = None,
-        sampling_temperature: float = 1.0,
-        sampling_top_p: float = 1.0,
-        rare_category_replacement: Literal["constant", "sample"] = "constant",
-        rebalancing: dict | None = None,
-        imputation: dict | None = None,
-        fairness: dict | None = None,
-        seed: int | None = None,
-    ) -> pd.DataFrame:
+    def sample(self, n_samples: int | None = None, *, seed_data: pd.DataFrame | None = None,
+               **generate_options) -> pd.DataFrame:
         """Synthetic rows: `n_samples` of them, or one per row of `seed_data`, whose values are kept.
 
-        rebalancing={"column": c, "probabilities": {category: share}}; imputation={"columns": [...]};
+        Other options are those of synth.yaml's `generate` section (the fields of `ARGNGenerateOptions`):
+        seed, sampling_temperature, sampling_top_p, rare_category_replacement,
+        rebalancing={"column": c, "probabilities": {category: share}}, imputation={"columns": [...]},
         fairness={"target_column": t, "sensitive_columns": [...]}."""
-        request = GenerateRequest(
-            sample_size=n_samples, seed=seed, sampling_temperature=sampling_temperature,
-            sampling_top_p=sampling_top_p, rare_category_replacement=rare_category_replacement,
-            seed_data=seed_data,
-            rebalancing=Rebalancing(**rebalancing) if rebalancing else None,
-            imputation=Imputation(**imputation) if imputation else None,
-            fairness=Fairness(**fairness) if fairness else None,
-            device=self.device,
-        )
-        return restore_schema(self.trained.generate(request), self.table)
+        options = _options(ARGNGenerateOptions, {"sample_size": n_samples, **generate_options}, "sample options")
+        if self.pipeline is None:
+            raise SynthError("the model is not fitted yet", hint="call fit(df) first")
+        return self.pipeline.generate_frames(options, device=self.device, seed_data=seed_data)[TABLE]
 
     def impute(self, X: pd.DataFrame, columns: list[str] | None = None, seed: int | None = None) -> pd.DataFrame:
         """`X` with the nulls of `columns` (default: every modelled column that has nulls) filled in."""
@@ -158,7 +144,7 @@ class TabularARGN:
         """Predict `target` for each row of `X` from `n_draws` conditional draws: their mode or mean."""
         features = X.drop(columns=[target], errors="ignore").reset_index(drop=True)
         repeated = features.loc[features.index.repeat(n_draws)].reset_index(drop=True)
-        request = GenerateRequest(seed_data=repeated, seed=seed, device=self.device)
+        request = GenerateRequest(options=ARGNGenerateOptions(seed=seed), seed_data=repeated, device=self.device)
         plan, tokens, rng = self.trained.tokens(request, stop_after_columns=[target])
         code = self.trained.planner.by_name[target]
         group = self.trained.planner.groups[target]

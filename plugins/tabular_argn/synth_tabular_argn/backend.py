@@ -9,10 +9,21 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from synth_assets import storage
-from synth_assets.backend import FLAT, Backend, GenerateRequest, ProgressCallback, TrainOptions, TrainResult
-from synth_assets.stages.split import Split
-from synth_assets.stages.stats import DatasetStats, TableStats
+from synth_assets.plugin_api import (
+    FLAT,
+    Backend,
+    Capabilities,
+    DatasetStats,
+    GenerateRequest,
+    ProgressRecord,
+    Split,
+    TableStats,
+    TrainRequest,
+    TrainResult,
+    read_parquet,
+    write_json,
+    write_parquet,
+)
 from synth_tabular_argn.encoding import (
     ColumnCode,
     build_codes,
@@ -22,12 +33,16 @@ from synth_tabular_argn.encoding import (
     sub_column_groups,
 )
 from synth_tabular_argn.generation import Planner, draw, token_labels
+from synth_tabular_argn.options import ARGNGenerateOptions, ARGNTrainOptions
 
 
 class TabularARGNBackend(Backend):
     name = "tabular_argn"
     description = "Autoregressive network over encoded columns of one flat table (PyTorch; CPU or CUDA)."
-    supports = frozenset({FLAT})
+    capabilities = Capabilities(shapes=frozenset({FLAT}), seed_data=True, rebalancing=True, imputation=True,
+                                fairness=True, predict=True, devices=frozenset({"cpu", "cuda"}))
+    TrainOptions = ARGNTrainOptions
+    GenerateOptions = ARGNGenerateOptions
     kinds = frozenset({"pytorch"})
 
     # encode --------------------------------------------------------------------------------------
@@ -35,9 +50,9 @@ class TabularARGNBackend(Backend):
         table = _only_table(stats)
         codes = build_codes(table)
         for partition in ("train", "validation"):
-            storage.write_parquet(encode_table(split.partition(partition)[table.name], codes, table),
+            write_parquet(encode_table(split.partition(partition)[table.name], codes, table),
                                   out_dir / f"{partition}.parquet")
-        storage.write_json([c.model_dump() for c in codes], out_dir / "codes.json")
+        write_json([c.model_dump() for c in codes], out_dir / "codes.json")
         return {
             "table": table.name,
             "rows": {p: len(split.partition(p)[table.name]) for p in ("train", "validation")},
@@ -45,30 +60,30 @@ class TabularARGNBackend(Backend):
         }
 
     # train ---------------------------------------------------------------------------------------
-    def train(self, encoded_dir: Path, stats: DatasetStats, options: TrainOptions, out_dir: Path,
-              progress: ProgressCallback | None = None) -> TrainResult:
+    def train(self, encoded_dir: Path, stats: DatasetStats, request: TrainRequest, out_dir: Path) -> TrainResult:
         from synth_tabular_argn.model import ARGNNetwork, resolve_device
         from synth_tabular_argn.training import fit
 
         import torch
 
-        device = resolve_device(options.device)
+        options: ARGNTrainOptions = request.options
+        device = resolve_device(request.device)
         if options.seed is not None:
             torch.manual_seed(options.seed)  # before the network exists: its initial weights count too
         codes = _load_codes(encoded_dir)
-        train = storage.read_parquet(encoded_dir / "train.parquet").to_numpy()
-        valid = storage.read_parquet(encoded_dir / "validation.parquet").to_numpy()
+        train = read_parquet(encoded_dir / "train.parquet").to_numpy()
+        valid = read_parquet(encoded_dir / "validation.parquet").to_numpy()
         # the per-column-head network, or for wide tables the one with a shared first layer
         model = ARGNNetwork.build(cardinalities(codes), options.model_size).to(device)
         config = {**model.config(), "backend": self.name, "table": _only_table(stats).name,
                   "order": list(range(model.n_columns)), "flexible_generation": options.flexible_generation}
-        state, stopped, seconds = fit(model, train, valid, sub_column_groups(codes), options, out_dir, config, progress)
-        storage.write_json([c.model_dump() for c in codes], out_dir / "codes.json")
-        storage.write_json(state.history, out_dir / "progress.json")
+        state, stopped, seconds = fit(model, train, valid, sub_column_groups(codes), request, out_dir, config)
+        write_json([c.model_dump() for c in codes], out_dir / "codes.json")
+        write_json(state.history, out_dir / "progress.json")
         return TrainResult(
             epochs=state.epoch, best_epoch=state.best_epoch, best_validation_loss=state.best_loss, seconds=seconds,
             stopped_because=stopped, device=str(device), parameters=sum(p.numel() for p in model.parameters()),
-            progress=state.history, settings={"model_size": options.model_size, "network": model.variant,
+            progress=[ProgressRecord(**record) for record in state.history], settings={"model_size": options.model_size, "network": model.variant,
                                               "hidden": list(model.hidden),
                                               **state.settings},
         )
@@ -106,9 +121,10 @@ class TrainedModel:
         import torch
 
         plan = self.planner.plan(request, stop_after_columns=stop_after_columns)
-        seed = request.seed if request.seed is not None else int(np.random.SeedSequence().entropy % 2**31)
+        options = request.options
+        seed = options.seed if options.seed is not None else int(np.random.SeedSequence().entropy % 2**31)
         generator = torch.Generator(device=self.model.owner.device).manual_seed(seed)
-        tokens = draw(self.model, plan, temperature=request.sampling_temperature, top_p=request.sampling_top_p,
+        tokens = draw(self.model, plan, temperature=options.sampling_temperature, top_p=options.sampling_top_p,
                       generator=generator)
         return plan, tokens, np.random.default_rng(seed)
 
@@ -117,7 +133,7 @@ class TrainedModel:
         import torch
 
         codes = [self.planner.single_token_column(t, "predict_proba") for t in targets]
-        plan = self.planner.plan(GenerateRequest(seed_data=features))
+        plan = self.planner.plan(GenerateRequest(options=ARGNGenerateOptions(), seed_data=features))
         heads = [self.planner.groups[t][0] for t in targets]
         model = self.model
         device = model.owner.device
@@ -157,7 +173,8 @@ class TrainedModel:
         out = decode_table(tokens, self.codes, self.table, rng)
         if plan.keep is not None:
             # seed values are kept as given; only their nulls in imputed columns take generated values
-            imputed = set(request.imputation.columns) if request.imputation else set()
+            imputation = request.options.imputation
+            imputed = set(imputation.columns) if imputation else set()
             for column in plan.keep.columns:
                 given = plan.keep[column]
                 out[column] = given.where(given.notna(), out[column]) if column in imputed else given

@@ -25,7 +25,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import BaseModel
 
-from synth_assets.stages.stats import (
+from synth_assets.plugin_api import (
     DATETIME_PARTS,
     RARE_TOKEN,
     ColumnStats,

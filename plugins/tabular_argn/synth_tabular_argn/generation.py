@@ -13,9 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from synth_assets.backend import GenerateRequest
-from synth_assets.errors import SynthError
-from synth_assets.stages.stats import RARE_TOKEN, TableStats
+from synth_assets.plugin_api import RARE_TOKEN, GenerateRequest, SynthError, TableStats
 from synth_tabular_argn.encoding import ColumnCode, encode_column, sub_column_groups
 
 
@@ -69,13 +67,13 @@ class Planner:
 
     # plans ----------------------------------------------------------------------------------------
     def plan(self, request: GenerateRequest, *, stop_after_columns: list[str] | None = None) -> Plan:
-        seed = request.seed_data
-        n = len(seed) if seed is not None else (request.sample_size or self.table.rows)
+        seed, options = request.seed_data, request.options
+        n = len(seed) if seed is not None else (options.sample_size or self.table.rows)
         rules: dict[int, Rule] = {}
         first: list[str] = []  # columns drawn before the rest, in this order
         keep = None
 
-        imputed = set(request.imputation.columns) if request.imputation else set()
+        imputed = set(options.imputation.columns) if options.imputation else set()
         for name in imputed:
             self._column(name, "imputation")
         if seed is not None:
@@ -101,21 +99,21 @@ class Planner:
             if code.has_null:
                 rules.setdefault(self.groups[name][0], Rule()).banned.append(0)
 
-        if request.rare_category_replacement == "sample":
+        if options.rare_category_replacement == "sample":
             for code in self.codes:
                 if code.has_rare:
                     rules.setdefault(self.groups[code.column][0], Rule()).banned.append(code.rare_token)
 
-        if request.rebalancing:
-            name = request.rebalancing.column
+        if options.rebalancing:
+            name = options.rebalancing.column
             code = self.single_token_column(name, "rebalancing")
-            rules.setdefault(self.groups[name][0], Rule()).probs = self._rebalanced(code, request.rebalancing.probabilities)
+            rules.setdefault(self.groups[name][0], Rule()).probs = self._rebalanced(code, options.rebalancing.probabilities)
             first.append(name)
 
-        if request.fairness:
-            target = request.fairness.target_column
+        if options.fairness:
+            target = options.fairness.target_column
             code = self.single_token_column(target, "fairness")
-            for name in request.fairness.sensitive_columns:
+            for name in options.fairness.sensitive_columns:
                 self._column(name, "fairness (sensitive column)")
                 first.append(name)
             # drawn from its overall distribution, whatever the sensitive columns hold: statistical parity

@@ -19,7 +19,7 @@ from collections import defaultdict
 import torch
 from torch import nn
 
-from synth_assets.errors import SynthError
+from synth_assets.plugin_api import SynthError
 
 SIZES = {  # model_size -> (hidden layers per column head, embedding width multiplier)
     # a second layer of 16 units draws as fast as (64,) alone, and on 6,000 diamonds (3 seeds) kept the

@@ -1,6 +1,6 @@
 """Registers the TabularARGN backend through the same hook a third-party plugin uses."""
 
-from synth_assets.hookspecs import hookimpl
+from synth_assets.plugin_api import hookimpl
 
 
 @hookimpl

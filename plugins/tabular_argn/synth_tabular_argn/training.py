@@ -21,9 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from synth_assets import storage
-from synth_assets.backend import ProgressCallback, TrainOptions
-from synth_assets.errors import SynthError
+from synth_assets.plugin_api import ProgressRecord, SynthError, TrainRequest, atomic_dir, recover_dir
 
 # With flexible generation, this share of batches sees a random column order (so any columns can
 # condition the rest); the others see the data order, which unconditional generation uses. Pure random
@@ -44,8 +42,8 @@ class Progress:
     settings: dict = field(default_factory=dict)  # batch size, learning rate and dropout, given or chosen
 
 
-def fit(model, train_tokens: np.ndarray, valid_tokens: np.ndarray, groups: list[list[int]], options: TrainOptions,
-        out_dir: Path, config: dict, progress: ProgressCallback | None = None) -> tuple[Progress, str, float]:
+def fit(model, train_tokens: np.ndarray, valid_tokens: np.ndarray, groups: list[list[int]], request: TrainRequest,
+        out_dir: Path, config: dict) -> tuple[Progress, str, float]:
     """Train `model` in place and write its checkpoint to `out_dir`. Returns (progress, why it stopped, seconds).
 
     `config` (the network's and the backend's settings) is written beside every checkpoint, the resumable
@@ -57,6 +55,7 @@ def fit(model, train_tokens: np.ndarray, valid_tokens: np.ndarray, groups: list[
 
     from synth_tabular_argn.model import default_batch_size, default_dropout, default_learning_rate, set_dropout
 
+    options = request.options
     started = time.perf_counter()
     budget = options.max_training_time * 60.0
     device = model.owner.device
@@ -73,7 +72,7 @@ def fit(model, train_tokens: np.ndarray, valid_tokens: np.ndarray, groups: list[
     state = Progress()
     best_weights = None
 
-    source = _checkpoint_source(options, model)
+    source = _checkpoint_source(request, model)
     if options.model_state == "reuse" and source is not None:
         model.load_state_dict(load_file(str(source / BEST_WEIGHTS)))
     elif options.model_state == "resume" and source is not None:
@@ -124,24 +123,24 @@ def fit(model, train_tokens: np.ndarray, valid_tokens: np.ndarray, groups: list[
         if val_loss < state.best_loss - 1e-4:
             state.best_loss, state.best_epoch = val_loss, epoch
             best_weights = {k: v.detach().to("cpu").clone() for k, v in model.state_dict().items()}
-        if progress:
-            progress(record)
+        if request.progress:
+            request.progress(ProgressRecord(**record))
         if out_of_time:
             stopped = "time budget"
             break
         if epoch - state.best_epoch >= options.early_stopping_patience:
             stopped = "converged"
             break
-        if options.resume_dir is not None:
-            with storage.atomic_dir(options.resume_dir) as tmp:
+        if request.resume_dir is not None:
+            with atomic_dir(request.resume_dir) as tmp:
                 _save_state(tmp, config, model, best_weights, optimizer, plateau, shuffler, state)
 
     if best_weights is None:
         raise SynthError("training ended before one epoch finished",
                          hint="raise train.max_training_time or train.max_epochs")
     _save_state(out_dir, config, model, best_weights, optimizer, plateau, shuffler, state)
-    if options.resume_dir is not None:
-        shutil.rmtree(options.resume_dir, ignore_errors=True)  # finished: nothing left to resume
+    if request.resume_dir is not None:
+        shutil.rmtree(request.resume_dir, ignore_errors=True)  # finished: nothing left to resume
     return state, stopped, time.perf_counter() - started
 
 
@@ -164,15 +163,16 @@ def evaluate(model, rows, order, batch: int) -> float:
     return total / len(rows)
 
 
-def _checkpoint_source(options: TrainOptions, model) -> Path | None:
+def _checkpoint_source(request: TrainRequest, model) -> Path | None:
     """The folder to reuse or resume from, checked against the model's shape; None when starting anew."""
+    options = request.options
     if options.model_state == "reset":
         return None
-    if options.model_state == "resume" and options.resume_dir is not None:
+    if options.model_state == "resume" and request.resume_dir is not None:
         # a run killed while replacing its state has left it aside as `.<resume_dir>.old`: put it back
-        storage.recover_dir(options.resume_dir)
-    candidates = [options.resume_dir] if options.model_state == "resume" else []
-    candidates.append(options.previous_model)
+        recover_dir(request.resume_dir)
+    candidates = [request.resume_dir] if options.model_state == "resume" else []
+    candidates.append(request.previous_model)
     needed = STATE_FILE if options.model_state == "resume" else BEST_WEIGHTS
     for folder in candidates:
         if folder is not None and (Path(folder) / needed).is_file():

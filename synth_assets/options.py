@@ -1,0 +1,97 @@
+"""Train and generate options: the bases every backend extends with its own.
+
+A backend declares `TrainOptions` and `GenerateOptions` classes (subclasses of these) as class
+attributes. That one declaration is all an option needs: synth.yaml's `train:` and `generate:` are
+validated against it (errors name the key), the launchpad's run config is generated from it, and a
+backend's Python API takes the same fields.
+
+The conditioning options of generation (seed data, rebalancing, imputation, fairness) live in the base
+too, so that their meaning is the same for every backend; a backend that cannot honour one says so in
+its `capabilities`, and asking for it then fails before any work.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+SOURCE_SUFFIXES = (".csv", ".csv.gz", ".parquet")
+
+
+class Options(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TrainOptions(Options):
+    """Options every backend's training takes."""
+
+    max_training_time: float = Field(10.0, gt=0, description="Minutes.")
+    max_epochs: int = Field(100, ge=1, description="Passes over the training data, at most.")
+    seed: int | None = Field(0, description="Same seed and data: same model.")
+    model_state: Literal["reset", "reuse", "resume"] = Field(
+        "reset", description="reset: train anew; reuse: fine-tune the last model; resume: continue an interrupted training.")
+
+
+class Rebalancing(Options):
+    """Target shares for the categories of one categorical column; the rest keep their relative shares."""
+
+    column: str
+    probabilities: dict[str, float] = Field(description="category -> share of generated rows (sum at most 1)")
+
+    @field_validator("probabilities")
+    @classmethod
+    def _shares(cls, value: dict[str, float]) -> dict[str, float]:
+        if not value:
+            raise ValueError("name at least one category")
+        if any(not 0 <= share <= 1 for share in value.values()) or sum(value.values()) > 1 + 1e-9:
+            raise ValueError("shares must lie in [0, 1] and sum to at most 1")
+        return value
+
+
+class Imputation(Options):
+    """Columns that get no nulls: nulls in the seed data are filled, generated rows have none."""
+
+    columns: list[str] = Field(min_length=1)
+
+
+class Fairness(Options):
+    """Statistical parity: the target's distribution is the same for every value of the sensitive columns."""
+
+    target_column: str
+    sensitive_columns: list[str] = Field(min_length=1)
+
+
+class GenerateOptions(Options):
+    """Options every backend's generation takes (the conditioning ones only where its capabilities say so)."""
+
+    sample_size: int | None = Field(None, ge=1, description="Rows of the subject table; default: training rows.")
+    seed: int | None = Field(None, description="Same seed, same model: same rows.")
+    seed_data: str | None = Field(
+        None, description="A .csv/.parquet of column values to condition on: one generated row per seed row, "
+                          "seed values kept. Relative to the project file.")
+    rebalancing: Rebalancing | None = None
+    imputation: Imputation | None = None
+    fairness: Fairness | None = None
+
+    @field_validator("seed_data")
+    @classmethod
+    def _seed_suffix(cls, value: str | None) -> str | None:
+        if value is not None and not value.lower().endswith(SOURCE_SUFFIXES):
+            raise ValueError(f"'{value}' must end with one of {', '.join(SOURCE_SUFFIXES)}")
+        return value
+
+
+# generate options that need a capability of the same name
+CONDITIONING = ("seed_data", "rebalancing", "imputation", "fairness")
+
+
+def describe_error(error: dict, prefix: tuple = ()) -> str:
+    """One pydantic error as `key.path: what is wrong`."""
+    path = ".".join(str(part) for part in (*prefix, *error["loc"]))
+    if error["type"] == "extra_forbidden":
+        return f"{path}: unknown key"
+    if error["type"] == "missing":
+        return f"{path}: required key is missing"
+    message = error["msg"].removeprefix("Value error, ")
+    return f"{path}: {message}" if path else message

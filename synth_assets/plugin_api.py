@@ -1,0 +1,100 @@
+"""Everything a backend plugin may import from synth-assets, in one place.
+
+A backend built on these names keeps working while the core changes underneath; anything else in
+`synth_assets` is internal. The parts:
+
+- registering: `hookimpl` (mark `synth_register_backends` with it);
+- the interface: `Backend`, `Capabilities`, the dataset shapes (`FLAT`, `SEQUENTIAL`, `RELATIONAL`), and what
+  each stage receives and returns (`TrainRequest`, `TrainResult`, `ProgressRecord`, `GenerateRequest`);
+- options: `TrainOptions` and `GenerateOptions`, the bases of a backend's own option models, and the
+  conditioning groups (`Rebalancing`, `Imputation`, `Fairness`);
+- the data a backend receives: `Split` (train and validation frames per table) and the stats
+  (`DatasetStats`, `TableStats`, `ColumnStats`), whose categories and ranges already obey the privacy rules
+  (`RARE_THRESHOLD`, `RARE_TOKEN`), and the value helpers the stats use for text codes, coordinates and dates;
+- files: `write_parquet`, `read_parquet`, `write_json`, `read_json`, `atomic_dir` (write, then rename), and
+  `recover_dir` (a folder a killed writer left aside, put back);
+- errors: `SynthError` (a problem the user can fix: name the table and column, say what to do);
+- for a backend's own Python API (fit / sample on DataFrames): `run_on_frames` runs the core's stages on
+  in-memory tables in a workspace folder, and `open_workspace` opens one again.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from synth_assets.backend import (
+    FLAT,
+    RELATIONAL,
+    SEQUENTIAL,
+    Backend,
+    Capabilities,
+    GenerateRequest,
+    ProgressCallback,
+    ProgressRecord,
+    TrainRequest,
+    TrainResult,
+    dataset_shape,
+)
+from synth_assets.config import ColumnSpec, DatasetSpec, Project, ProjectSpec, SplitSpec, TableSpec
+from synth_assets.errors import SynthError
+from synth_assets.hookspecs import hookimpl
+from synth_assets.options import Fairness, GenerateOptions, Imputation, Rebalancing, TrainOptions
+from synth_assets.pipeline import DatasetPipeline
+from synth_assets.stages.schema import restore_schema
+from synth_assets.stages.split import Split
+from synth_assets.stages.stats import (
+    DATETIME_PARTS,
+    RARE_THRESHOLD,
+    RARE_TOKEN,
+    ColumnStats,
+    DatasetStats,
+    TableStats,
+    character_matrix,
+    lat_long_cell,
+    lat_long_grid,
+    lat_long_parts,
+)
+from synth_assets.storage import atomic_dir, read_json, read_parquet, recover_dir, write_json, write_parquet
+
+WORKSPACE_DATASET = "frames"  # the dataset name of a Python API's workspace
+
+
+def workspace_pipeline(workspace: Path, spec: DatasetSpec) -> DatasetPipeline:
+    """The stages of one dataset whose outputs live in `workspace/frames/`, with no project file."""
+    project = Project(ProjectSpec(datasets={WORKSPACE_DATASET: spec}), Path(workspace) / "synth.yaml", Path(workspace))
+    return DatasetPipeline(project, WORKSPACE_DATASET)
+
+
+def run_on_frames(frames: dict[str, pd.DataFrame], spec: DatasetSpec, workspace: Path, *, device: str = "auto",
+                  progress: ProgressCallback | None = None) -> tuple[DatasetPipeline, TrainResult]:
+    """Split, stats, encode and train on in-memory tables: the same stages, and so the same privacy rules,
+    as a dataset of synth.yaml. The spec names the backend and its options; its tables' sources are unused."""
+    pipeline = workspace_pipeline(workspace, spec)
+    write_json(spec.model_dump(mode="json"), pipeline.paths.root / "spec.json")
+    pipeline.split(frames)
+    pipeline.stats()
+    pipeline.encode()
+    return pipeline, pipeline.train(device=device, progress=progress)
+
+
+def open_workspace(workspace: Path) -> DatasetPipeline:
+    """The pipeline of a workspace that `run_on_frames` trained."""
+    path = Path(workspace) / WORKSPACE_DATASET / "spec.json"
+    if not path.is_file():
+        raise SynthError(f"{workspace} holds no fitted model", hint="fit one first, or give the workspace it used")
+    return workspace_pipeline(workspace, DatasetSpec.model_validate(read_json(path)))
+
+
+__all__ = [
+    "FLAT", "SEQUENTIAL", "RELATIONAL", "Backend", "Capabilities", "GenerateRequest", "ProgressCallback",
+    "ProgressRecord", "TrainRequest", "TrainResult", "dataset_shape",
+    "TrainOptions", "GenerateOptions", "Rebalancing", "Imputation", "Fairness",
+    "Split", "DatasetStats", "TableStats", "ColumnStats", "RARE_THRESHOLD", "RARE_TOKEN", "DATETIME_PARTS",
+    "character_matrix", "lat_long_cell", "lat_long_grid", "lat_long_parts",
+    "write_parquet", "read_parquet", "write_json", "read_json", "atomic_dir", "recover_dir",
+    "SynthError", "hookimpl",
+    "ColumnSpec", "DatasetSpec", "SplitSpec", "TableSpec", "DatasetPipeline", "restore_schema",
+    "run_on_frames", "open_workspace", "workspace_pipeline",
+]
