@@ -11,16 +11,17 @@ from pathlib import Path
 import pandas as pd
 
 from synth_assets import storage
-from synth_assets.backend import Backend, GenerateRequest, ProgressCallback, TrainOptions, TrainResult
-from synth_assets.config import DatasetSpec, GenerateSpec, Project, TrainSpec
+from synth_assets.backend import Backend, GenerateRequest, ProgressCallback, TrainRequest, TrainResult
+from synth_assets.config import DatasetSpec, Project
 from synth_assets.errors import SynthError
 from synth_assets.plugins import get_backend
 from synth_assets.stages.quality import TableQuality, evaluate_table
 from synth_assets.stages.report import render_report
-from synth_assets.stages.schema import restore_schema
+from synth_assets.stages.schema import restore_tables
 from synth_assets.stages.split import PARTITIONS, Split, split_tables
 from synth_assets.stages.stats import DatasetStats, compute_stats
-from synth_assets.tables import read_source, read_sources
+from synth_assets.options import GenerateOptions, TrainOptions
+from synth_assets.tables import check_keys, read_source, read_sources
 
 
 @dataclass
@@ -35,6 +36,9 @@ class DatasetPipeline:
         self.name = dataset
         self.spec: DatasetSpec = project.dataset(dataset)
         self.paths = storage.DatasetPaths(project.dataset_home(dataset))
+        why = self.spec.unsupported_shape()
+        if why:
+            raise SynthError(why, dataset=dataset)
 
     @property
     def backend(self) -> Backend:
@@ -49,9 +53,14 @@ class DatasetPipeline:
         return path
 
     # split ---------------------------------------------------------------------------------------
-    def split(self) -> Split:
-        sources = {t: self.project.source_path(self.name, t) for t in self.spec.tables}
-        split = split_tables(self.spec, read_sources(self.spec, sources, dataset=self.name))
+    def split(self, frames: dict[str, pd.DataFrame] | None = None) -> Split:
+        """Split the source tables, or `frames` (table -> DataFrame) when given (the Python API's data)."""
+        if frames is None:
+            sources = {t: self.project.source_path(self.name, t) for t in self.spec.tables}
+            frames = read_sources(self.spec, sources, dataset=self.name)
+        else:
+            check_keys(self.spec, frames, dataset=self.name)
+        split = split_tables(self.spec, frames)
         with storage.atomic_dir(self.paths.split) as tmp:
             for partition in PARTITIONS:
                 for table, df in split.partition(partition).items():
@@ -69,7 +78,6 @@ class DatasetPipeline:
     # stats ---------------------------------------------------------------------------------------
     def stats(self) -> DatasetStats:
         stats = compute_stats(self.spec, self.load_split().train, dataset=self.name)
-        self.backend.check_dataset(stats)
         storage.write_json(stats.model_dump(mode="json"), self.paths.stats)
         return stats
 
@@ -85,34 +93,42 @@ class DatasetPipeline:
 
     # model ---------------------------------------------------------------------------------------
     def train(
-        self, train: TrainSpec | None = None, device: str = "auto", progress: ProgressCallback | None = None
+        self, options: TrainOptions | None = None, device: str = "auto", progress: ProgressCallback | None = None
     ) -> TrainResult:
-        train = train or self.spec.train
+        """Train with `options` (the backend's TrainOptions; default: synth.yaml's `train`)."""
+        options = options or self.spec.train
+        self.backend.check_device(device)
         stats = self.load_stats()
         encoded = self._need(self.paths.encoded, "encoded")
-        return train_model(self.backend, encoded, stats, self.paths.model, train.model_dump(), device=device,
-                           backend_options=self.spec.backend_options, progress=progress)
+        return train_model(self.backend, encoded, stats, self.paths.model, options, device=device, progress=progress)
 
     # synthetic -----------------------------------------------------------------------------------
-    def generate(self, generate: GenerateSpec | None = None, device: str = "auto") -> Generated:
-        generate = generate or self.spec.generate
-        stats = self.load_stats()
-        model = self._need(self.paths.model, "model")
-        seed_data = None
-        if generate.seed_data:
-            seed_path = Path(generate.seed_data).expanduser()
-            seed_path = seed_path if seed_path.is_absolute() else self.project.config_path.parent / seed_path
-            seed_data = read_source(seed_path, dataset=self.name, table=f"seed data of {self.name}")
-        fields = {k: getattr(generate, k) for k in type(generate).model_fields if k != "seed_data"}
-        request = GenerateRequest(**fields, seed_data=seed_data, device=device)
+    def generate(self, options: GenerateOptions | None = None, device: str = "auto",
+                 seed_data: pd.DataFrame | None = None) -> Generated:
+        """Generate with `options` (the backend's GenerateOptions; default: synth.yaml's `generate`) and write
+        the synthetic tables. `seed_data` (a frame) takes the place of the file named by `options.seed_data`."""
         started = time.perf_counter()
-        raw = self.backend.generate(model, stats, request)
+        tables = self.generate_frames(options, device=device, seed_data=seed_data)
         seconds = time.perf_counter() - started
-        tables = {name: restore_schema(raw[name], stats.tables[name]) for name in stats.tables}
         with storage.atomic_dir(self.paths.synthetic) as tmp:
             for name, df in tables.items():
                 storage.write_parquet(df, tmp / f"{name}.parquet")
         return Generated(tables=tables, seconds=seconds)
+
+    def generate_frames(self, options: GenerateOptions | None = None, device: str = "auto",
+                        seed_data: pd.DataFrame | None = None) -> dict[str, pd.DataFrame]:
+        """The synthetic tables, in the source's schema with fresh keys, without writing them."""
+        options = options or self.spec.generate
+        self.backend.check_request(options, seed_data_given=seed_data is not None, dataset=self.name)
+        self.backend.check_device(device)
+        stats = self.load_stats()
+        model = self._need(self.paths.model, "model")
+        if seed_data is None and options.seed_data:
+            seed_path = Path(options.seed_data).expanduser()
+            seed_path = seed_path if seed_path.is_absolute() else self.project.config_path.parent / seed_path
+            seed_data = read_source(seed_path, dataset=self.name, table=f"seed data of {self.name}")
+        raw = self.backend.generate(model, stats, GenerateRequest(options=options, seed_data=seed_data, device=device))
+        return restore_tables(raw, stats, dataset=self.name)
 
     def load_synthetic(self) -> dict[str, pd.DataFrame]:
         self._need(self.paths.synthetic, "synthetic")
@@ -148,17 +164,17 @@ class DatasetPipeline:
 
 
 def train_model(
-    backend: Backend, encoded: Path, stats: DatasetStats, model_dir: Path, train: dict, *, device: str,
-    backend_options: dict | None = None, progress: ProgressCallback | None = None,
+    backend: Backend, encoded: Path, stats: DatasetStats, model_dir: Path, options: TrainOptions, *, device: str,
+    progress: ProgressCallback | None = None,
 ) -> TrainResult:
     """Train into `model_dir` atomically: the last model stays until the new one is complete.
 
     The last model is what `model_state: reuse` starts from; an interrupted training's state waits in
     `<model_dir>.partial` for `model_state: resume`."""
-    options = TrainOptions(
-        **train, device=device, backend_options=dict(backend_options or {}),
+    request = TrainRequest(
+        options=options, device=device, progress=progress,
         previous_model=model_dir if model_dir.exists() else None,
         resume_dir=model_dir.with_name(f"{model_dir.name}.partial"),
     )
     with storage.atomic_dir(model_dir) as tmp:
-        return backend.train(encoded, stats, options, tmp, progress)
+        return backend.train(encoded, stats, request, tmp)
