@@ -21,7 +21,7 @@ from synth_assets import storage
 from synth_assets.assets import stage_key
 from synth_assets.config import DatasetSpec
 from synth_assets.resources import SynthProject
-from synth_assets.stages.stats import RARE_TOKEN, ColumnStats, TableStats
+from synth_assets.stages.stats import RARE_TOKEN, ColumnStats, DatasetStats, TableStats
 
 # the finest datetime part a column keeps, as a pandas frequency
 RESOLUTION = {"day": "D", "hour": "h", "minute": "min", "second": "s"}
@@ -131,14 +131,30 @@ def _schema_problems(df: pd.DataFrame, table: TableStats) -> list[str]:
     return problems
 
 
+def key_problems(tables: dict[str, pd.DataFrame], stats: DatasetStats) -> dict[str, list[str]]:
+    """Primary keys unique and present; every foreign key value a key of the table it refers to."""
+    problems: dict[str, list[str]] = {name: [] for name in stats.tables}
+    for name, table in stats.tables.items():
+        df = tables[name]
+        if table.primary_key and (df[table.primary_key].isna().any() or df[table.primary_key].duplicated().any()):
+            problems[name].append(f"{table.primary_key}: primary key values are empty or repeat")
+        for fk in table.foreign_keys:
+            parent = tables[fk.references][stats.tables[fk.references].primary_key]
+            dangling = int((df[fk.column].notna() & ~df[fk.column].isin(parent)).sum())
+            if dangling:
+                problems[name].append(f"{fk.column}: {dangling} rows refer to no row of '{fk.references}'")
+    return problems
+
+
 def build_dataset_checks(name: str, spec: DatasetSpec) -> list[dg.AssetChecksDefinition]:
     @dg.asset_check(asset=stage_key(name, "synthetic"), name="schema_matches_source", blocking=True,
                     description="Columns, order, dtypes, null-free columns, categories and value ranges "
-                                "match the source's stats.")
+                                "match the source's stats; keys are unique and every foreign key resolves.")
     def schema_matches_source(project: SynthProject) -> dg.AssetCheckResult:
         pipeline = project.pipeline(name)
         stats, synthetic = pipeline.load_stats(), pipeline.load_synthetic()
-        problems = {t: schema_problems(synthetic[t], stats.tables[t]) for t in stats.tables}
+        keys = key_problems(synthetic, stats)
+        problems = {t: schema_problems(synthetic[t], stats.tables[t]) + keys[t] for t in stats.tables}
         failed = {t: p for t, p in problems.items() if p}
         return dg.AssetCheckResult(
             passed=not failed,
