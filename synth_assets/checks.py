@@ -48,15 +48,16 @@ class ValuesConstraint(ColumnConstraint):
                 offending_rows=dataframe.loc[bad, [column_name]].head(5))
 
 
-def expected_columns(table: TableStats) -> list[PandasColumn]:
+def expected_columns(table: TableStats, given: frozenset[str] = frozenset()) -> list[PandasColumn]:
     """The source's schema as dagster-pandas columns: dtype, null-free where the source was, and values
     a user would find in the source: kept categories, the protected range, the source's grain (whole
-    numbers, decimals, the values of few-valued numbers, the datetime resolution)."""
+    numbers, decimals, the values of few-valued numbers, the datetime resolution). Columns whose values
+    the user gave as seed data are held to their dtype only: they hold the user's values, as given."""
     columns = []
     for name in table.column_order:
         constraints = [ColumnDTypeInSetConstraint({table.dtypes[name]})]
         stats = table.columns.get(name)
-        if stats is not None:
+        if stats is not None and name not in given:
             if stats.null_share == 0:
                 constraints.append(NonNullableColumnConstraint())
             constraints += value_constraints(stats)
@@ -110,20 +111,20 @@ def on_grid(numbers: np.ndarray, scale: float) -> np.ndarray:
         return np.abs(scaled - np.round(scaled)) <= 1e-9 * np.maximum(1.0, np.abs(scaled))
 
 
-def schema_problems(df: pd.DataFrame, table: TableStats) -> list[str]:
+def schema_problems(df: pd.DataFrame, table: TableStats, given: frozenset[str] = frozenset()) -> list[str]:
     with warnings.catch_warnings():  # dagster-pandas marks these classes beta; the check is ours to keep working
         warnings.simplefilter("ignore", dg.BetaWarning)
-        return _schema_problems(df, table)
+        return _schema_problems(df, table, frozenset(given))
 
 
-def _schema_problems(df: pd.DataFrame, table: TableStats) -> list[str]:
+def _schema_problems(df: pd.DataFrame, table: TableStats, given: frozenset[str]) -> list[str]:
     problems = []
     try:
         validate_constraints(df, dataframe_constraints=[StrictColumnsConstraint(table.column_order, enforce_ordering=True)])
     except ConstraintViolationException as exc:
         problems.append(str(exc))
         return problems
-    for column in expected_columns(table):
+    for column in expected_columns(table, given):
         try:
             validate_constraints(df, pandas_columns=[column])
         except ConstraintViolationException as exc:
@@ -153,8 +154,9 @@ def build_dataset_checks(name: str, spec: DatasetSpec) -> list[dg.AssetChecksDef
     def schema_matches_source(project: SynthProject) -> dg.AssetCheckResult:
         pipeline = project.pipeline(name)
         stats, synthetic = pipeline.load_stats(), pipeline.load_synthetic()
-        keys = key_problems(synthetic, stats)
-        problems = {t: schema_problems(synthetic[t], stats.tables[t]) + keys[t] for t in stats.tables}
+        keys, given = key_problems(synthetic, stats), pipeline.seeded_columns()
+        problems = {t: schema_problems(synthetic[t], stats.tables[t], given.get(t, frozenset())) + keys[t]
+                    for t in stats.tables}
         failed = {t: p for t, p in problems.items() if p}
         return dg.AssetCheckResult(
             passed=not failed,

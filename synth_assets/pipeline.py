@@ -24,6 +24,9 @@ from synth_assets.options import GenerateOptions, TrainOptions
 from synth_assets.tables import check_keys, read_source, read_sources
 
 
+SEEDED_FILE = "generation.json"  # beside the synthetic tables: which columns came from seed data
+
+
 @dataclass
 class Generated:
     tables: dict[str, pd.DataFrame]
@@ -107,13 +110,31 @@ class DatasetPipeline:
                  seed_data: pd.DataFrame | None = None) -> Generated:
         """Generate with `options` (the backend's GenerateOptions; default: synth.yaml's `generate`) and write
         the synthetic tables. `seed_data` (a frame) takes the place of the file named by `options.seed_data`."""
+        options = options or self.spec.generate
+        seed_data = seed_data if seed_data is not None else self._read_seed_data(options)
         started = time.perf_counter()
         tables = self.generate_frames(options, device=device, seed_data=seed_data)
         seconds = time.perf_counter() - started
+        subject = next(iter(self.spec.tables))  # seed rows condition the first (root) table
+        seeded = {subject: [str(c) for c in seed_data.columns]} if seed_data is not None else {}
         with storage.atomic_dir(self.paths.synthetic) as tmp:
             for name, df in tables.items():
                 storage.write_parquet(df, tmp / f"{name}.parquet")
+            storage.write_json({"seeded_columns": seeded}, tmp / SEEDED_FILE)
         return Generated(tables=tables, seconds=seconds)
+
+    def seeded_columns(self) -> dict[str, frozenset[str]]:
+        """Per table, the columns the last generation took from seed data (the user's values, as given)."""
+        path = self.paths.synthetic / SEEDED_FILE
+        seeded = storage.read_json(path)["seeded_columns"] if path.is_file() else {}
+        return {table: frozenset(columns) for table, columns in seeded.items()}
+
+    def _read_seed_data(self, options: GenerateOptions) -> pd.DataFrame | None:
+        if not options.seed_data:
+            return None
+        seed_path = Path(options.seed_data).expanduser()
+        seed_path = seed_path if seed_path.is_absolute() else self.project.config_path.parent / seed_path
+        return read_source(seed_path, dataset=self.name, table=f"seed data of {self.name}")
 
     def generate_frames(self, options: GenerateOptions | None = None, device: str = "auto",
                         seed_data: pd.DataFrame | None = None) -> dict[str, pd.DataFrame]:
@@ -123,10 +144,8 @@ class DatasetPipeline:
         self.backend.check_device(device)
         stats = self.load_stats()
         model = self._need(self.paths.model, "model")
-        if seed_data is None and options.seed_data:
-            seed_path = Path(options.seed_data).expanduser()
-            seed_path = seed_path if seed_path.is_absolute() else self.project.config_path.parent / seed_path
-            seed_data = read_source(seed_path, dataset=self.name, table=f"seed data of {self.name}")
+        if seed_data is None:
+            seed_data = self._read_seed_data(options)
         raw = self.backend.generate(model, stats, GenerateRequest(options=options, seed_data=seed_data, device=device))
         return restore_tables(raw, stats, dataset=self.name)
 

@@ -6,7 +6,7 @@ import dagster as dg
 import pandas as pd
 import pytest
 
-from conftest import survey_table, write_project
+from synth_assets.testing import survey_table, write_project
 from synth_assets.definitions import build_definitions
 
 
@@ -52,11 +52,8 @@ def test_materializing_the_group_writes_tables_report_and_metadata(small_project
     assert [c.name for c in schema.columns] == list(diamonds_small.columns)
     assert "| carat |" in meta["gems/stats"]["gems/columns"].value
     assert "validation loss" in meta["gems/model"]["loss_curve"].value
-    # what the heuristics chose for 2,400 training rows, shown so a user can see and override it
-    settings = meta["gems/model"]["settings"].value
-    assert settings == {"model_size": "medium", "network": "per_head", "hidden": [128, 32], "batch_size": 32,
-                        "learning_rate": 2e-3,
-                        "dropout": 0.162}
+    # what the backend chose (TabularARGN's choices are tested under its plugin), shown so a user can override it
+    assert meta["gems/model"]["settings"].value["batch_size"] >= 1
     assert 0.5 < meta["gems/quality"]["accuracy"].value <= 1.0
     assert 0.0 <= meta["gems/quality"]["dcr_share"].value <= 1.0
     checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}

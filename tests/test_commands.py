@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from conftest import REPO, survey_table
+from synth_assets.testing import survey_table
+
+REPO = Path(__file__).resolve().parents[1]
 
 BIN = Path(sys.executable).parent
 

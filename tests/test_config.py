@@ -3,7 +3,7 @@ import pytest
 from synth_assets.config import load_project, parse_project
 from synth_assets.errors import ConfigError
 
-from conftest import write_project
+from synth_assets.testing import write_project
 
 
 def test_example_shape_from_the_docs_parses():

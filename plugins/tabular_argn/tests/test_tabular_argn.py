@@ -35,6 +35,19 @@ def test_tables_are_believable(trained):
     assert 0.4 < quality.dcr_share < 0.6
 
 
+def test_the_heuristics_choose_the_network_and_settings_from_the_data(trained):
+    import json
+
+    from synth_tabular_argn.model import default_batch_size, default_dropout, default_learning_rate
+
+    pipeline, _, _ = trained
+    assert len(pipeline.load_split().train["gems"]) == 4800
+    config = json.loads((pipeline.paths.model / "config.json").read_text())
+    assert config["variant"] == "per_head" and config["hidden"] == [128, 32]  # medium, an ordinary table
+    # 4,800 training rows: batches of 64 (about 75 steps an epoch), the base rate, moderate dropout
+    assert (default_batch_size(4800), default_learning_rate(64), default_dropout(4800)) == (64, 2e-3, 0.132)
+
+
 def test_correlations_are_learned_not_just_marginals(trained):
     pipeline, quality, source = trained
     synthetic = pipeline.load_synthetic()["gems"]

@@ -1,10 +1,13 @@
-import textwrap
+"""Fixtures shared by the core's tests (tests/) and the plugins' (plugins/*/tests/)."""
+
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+from synth_assets.testing import write_project
+
+REPO = Path(__file__).resolve().parent
 DEMO = REPO / "data" / "demo" / "diamonds.csv.gz"
 
 
@@ -16,13 +19,6 @@ def diamonds() -> pd.DataFrame:
 @pytest.fixture(scope="session")
 def diamonds_small(diamonds) -> pd.DataFrame:
     return diamonds.sample(3000, random_state=0).reset_index(drop=True)
-
-
-def write_project(folder: Path, body: str) -> Path:
-    """A project folder with synth.yaml holding `body`; returns the folder."""
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "synth.yaml").write_text(textwrap.dedent(body))
-    return folder
 
 
 @pytest.fixture
@@ -75,28 +71,9 @@ def toy_plugin(tmp_path, monkeypatch):
     info.mkdir(parents=True)
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: synth-toy\nVersion: 0.1\n")
     (info / "entry_points.txt").write_text("[synth_assets]\nmarginals = synth_toy.plugin\n")
-    monkeypatch.syspath_prepend(str(Path(__file__).parent / "toy_plugin"))
+    monkeypatch.syspath_prepend(str(REPO / "tests" / "toy_plugin"))
     monkeypatch.syspath_prepend(str(site))
     reload_plugins()
     yield
     monkeypatch.undo()
     reload_plugins()
-
-
-def survey_table(n: int = 1500, seed: int = 0) -> pd.DataFrame:
-    """A table as production holds it: booleans (one nullable), Int64 with nulls, a category, unsigned
-    integers, integers stored as floats, rounded amounts, and a few-valued float."""
-    import numpy as np
-
-    r = np.random.default_rng(seed)
-    educ = r.choice([9.0, 10.5, 12.0, 13.0, 15.0, 18.0], n)
-    return pd.DataFrame({
-        "female": r.random(n) < 0.5,
-        "married": pd.array(np.where(r.random(n) < 0.1, None, r.random(n) < 0.6), dtype="boolean"),
-        "kids": pd.array(np.where(r.random(n) < 0.05, None, r.poisson(1.2, n)), dtype="Int64"),
-        "region": pd.Categorical(r.choice(["north", "south", "east", "west"], n)),
-        "age": r.integers(18, 80, n).astype("uint8"),
-        "educ": educ,
-        "visits": r.poisson(educ / 3).astype(float),
-        "income": np.round(r.gamma(2.0, 1500.0, n) + educ * 100, 2),
-    })
