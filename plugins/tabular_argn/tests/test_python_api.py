@@ -184,3 +184,12 @@ def test_time_budget_stops_training(gems, tmp_path):
     fitted = TabularARGN(max_training_time=0.02, max_epochs=10_000, workspace=tmp_path).fit(gems)
     assert fitted.training.stopped_because == "time budget"
     assert fitted.training.seconds < 30
+
+
+def test_tabular_argn_python_api_takes_the_same_fields_as_synth_yaml():
+    from synth_tabular_argn.options import ARGNTrainOptions
+
+    every = {name: field.get_default() for name, field in ARGNTrainOptions.model_fields.items()}
+    assert TabularARGN(**every).train_options == ARGNTrainOptions()
+    with pytest.raises(SynthError, match="no_such_option"):
+        TabularARGN(no_such_option=1)
