@@ -63,6 +63,7 @@ class DatasetPipeline:
             frames = read_sources(self.spec, sources, dataset=self.name)
         else:
             check_keys(self.spec, frames, dataset=self.name)
+            frames = {name: _mixed_objects_as_text(df) for name, df in frames.items()}
         split = split_tables(self.spec, frames)
         with storage.atomic_dir(self.paths.split) as tmp:
             for partition in PARTITIONS:
@@ -180,6 +181,16 @@ class DatasetPipeline:
         self.train(device=device, progress=progress)
         self.generate(device=device)
         return self.quality()[0]
+
+
+def _mixed_objects_as_text(df: pd.DataFrame) -> pd.DataFrame:
+    """Object columns holding values of several types (True beside "x", 3 beside "a": only in-memory frames
+    have them) as text, which Parquet can store and the stats treat them as anyway; nulls stay null."""
+    mixed = [c for c in df.columns if df[c].dtype == object
+             and pd.api.types.infer_dtype(df[c], skipna=True) in ("mixed", "mixed-integer")]
+    if not mixed:
+        return df
+    return df.assign(**{str(c): df[c].map(lambda v: v if v is None or v != v else str(v)) for c in mixed})
 
 
 def train_model(

@@ -95,13 +95,14 @@ def project(tmp_path, monkeypatch):
     monkeypatch.delenv("SYNTH_HOME", raising=False)
 
     def make(df: pd.DataFrame | None, *, source: str = "t.parquet", table_yaml: str = "{source: t.parquet}",
-             extra_tables: str = "") -> DatasetPipeline:
+             extra_tables: str = "", backend: str = "tabular_argn") -> DatasetPipeline:
         if df is not None:
             df.to_parquet(tmp_path / source)
+        train = "{max_training_time: 1, max_epochs: 3, model_size: small}" if backend == "tabular_argn" else "{}"
         (tmp_path / "synth.yaml").write_text(
-            "datasets:\n  odd:\n    tables:\n"
+            f"datasets:\n  odd:\n    backend: {backend}\n    tables:\n"
             f"      t: {table_yaml}\n{extra_tables}"
-            "    train: {max_training_time: 1, max_epochs: 3, model_size: small}\n"
+            f"    train: {train}\n"
             "    generate: {sample_size: 600, seed: 1}\n")
         return DatasetPipeline(load_project(tmp_path), "odd")
 
@@ -220,9 +221,11 @@ def test_duplicate_primary_keys_and_orphans_fail_at_the_split(project, tmp_path)
     with pytest.raises(SynthError, match=r"table 't', column 'id': primary key is not unique \(e.g. 2 repeats\)"):
         pipeline.split()
 
+
+def test_children_without_a_parent_fail_at_the_split(toy_plugin, project, tmp_path):
     base().assign(id=range(N)).to_parquet(tmp_path / "t.parquet")
     pd.DataFrame({"pid": [1, 2, N + 5, N + 6], "x": [1, 2, 3, 4]}).to_parquet(tmp_path / "c.parquet")
-    pipeline = project(None, table_yaml="{source: t.parquet, primary_key: id}", extra_tables=(
+    pipeline = project(None, table_yaml="{source: t.parquet, primary_key: id}", backend="marginals", extra_tables=(
         "      c: {source: c.parquet, foreign_keys: [{column: pid, references: t}]}\n"))
     with pytest.raises(SynthError, match="table 'c', column 'pid': 2 rows refer to keys missing from table 't'"):
         pipeline.split()

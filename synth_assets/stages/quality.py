@@ -31,7 +31,7 @@ NULL_BIN = "(null)"
 PAIR_BLOCK_CELLS = 4_000_000  # joint-histogram indices built at once (int64: 32 MB)
 
 # the discriminator: HistGradientBoostingClassifier, 3-fold, early stopping. 63 bins and 15 leaves score as
-# 255 and 31 do (300 columns x 3,000 rows: AUC 0.791 vs 0.789) in 40% of the time (5.6 s vs 13.9 s on one core).
+# 255 and 31 do, in 40% of the time (bench/RESULTS.md, "Design measurements").
 # A categorical feature takes fewer categories than bins: each side's DISCRIMINATOR_TOP most frequent values
 # keep their own code, the rest share one, nulls are missing values.
 DISCRIMINATOR_FOLDS = 3

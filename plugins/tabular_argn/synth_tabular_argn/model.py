@@ -21,16 +21,12 @@ from torch import nn
 
 from synth_assets.plugin_api import SynthError
 
-SIZES = {  # model_size -> (hidden layers per column head, embedding width multiplier)
-    # a second layer of 16 units draws as fast as (64,) alone, and on 6,000 diamonds (3 seeds) kept the
-    # carat-price rank correlation at 0.91 instead of 0.83
+# model_size -> (hidden layers per column head, embedding width multiplier). A narrow second layer draws
+# about as fast as one layer and keeps pairwise relations a single layer loses on small tables
+# (bench/RESULTS.md, "Design measurements: network sizes").
+SIZES = {
     "small": ((64, 16), 0.75),
-    # a narrow second layer: on diamonds as accurate as (128, 128) (qa 0.965 vs 0.958) and draws 25% faster;
-    # a single layer was as fast and as accurate on the full table, but lost the carat-price rank correlation
-    # on 6,000 rows (0.79 vs 0.89)
     "medium": ((128, 32), 1.0),
-    # the same narrow second layer: on diamonds (2.4 min) qa 0.966 and 116k rows/s, against (256, 256)'s
-    # 0.962 and 75k rows/s
     "large": ((256, 64), 1.5),
 }
 
@@ -54,14 +50,10 @@ def per_head_first_layer_weights(cardinalities: list[int], model_size: str = "me
 def choose_variant(cardinalities: list[int], model_size: str = "medium") -> str:
     """'per_head' (the tuned network) for ordinary tables, 'wide' where its first layers grow too big.
 
-    One training step (32 rows, medium size, one torch thread on 2 busy cores) on tables of n numeric
-    columns, per-head against wide: 10 columns (15 sub-columns, 0.27 M first-layer weights) 28 vs 15 ms;
-    30 (50, 2.7 M) 68 vs 14 ms; 45 (76, 6.0 M) 123 vs 21 ms; 60 (102, 10.7 M) 182 vs 21 ms; 120 (205,
-    43 M) 515 vs 33 ms; 300 (514, 270 M) 4.0-4.5 s vs 66 ms. Per epoch the per-head network learns a
-    given dependency faster (50 columns, 3,000 rows: a 5-valued column's copy 25 columns on, 1.29 against
-    1.99 nats after 2 epochs) though it overfits sooner (best validation loss 242.6 against 241.1), so
-    it stays wherever it is affordable: diamonds has 0.3 M first-layer weights, 50 such numeric columns
-    7.3 M, 55 columns 8.9 M."""
+    A per-head training step grows with the square of the columns, a wide one linearly; per epoch the
+    per-head network learns a given dependency faster, so it stays wherever it is affordable: diamonds
+    has 0.3 M first-layer weights, 55 numeric columns 8.9 M (step times and losses: bench/RESULTS.md,
+    "Design measurements: wide network")."""
     return "wide" if per_head_first_layer_weights(cardinalities, model_size) > WIDE_THRESHOLD else "per_head"
 
 
@@ -184,10 +176,8 @@ class WideARGNNetwork(_Network):
     context at once. In generation the context `z` is that running sum itself (H wide) and the count of
     columns in it: `write` adds a column's contribution.
 
-    Dividing by sqrt(c_i) keeps the first layer's scale the same for the first columns and the last: on
-    300 numeric columns (3,000 rows) the plain sum learned a column's dependence on the one before it
-    far slower (2.14 nats after 70 batches against 1.24; 0.69 is the best possible) and, initialized as
-    a Linear(all inputs -> H), reached a worse validation loss in 4 epochs (1492.2 against 1485.5).
+    Dividing by sqrt(c_i) keeps the first layer's scale the same for the first columns and the last (the
+    plain sum learned far slower on 300 columns: bench/RESULTS.md, "Design measurements: wide network").
 
     Parameters are stacked, so a few batched matrix products do the work of hundreds of small layers:
     embeddings (with their block of W) by embedding width and cardinality class, heads by cardinality
@@ -218,9 +208,7 @@ class WideARGNNetwork(_Network):
             rows = max(cards[j] for j in columns)
             self.embeddings.append(nn.Parameter(torch.randn(len(columns), rows, w)))  # as nn.Embedding
             # each column adds the same variance at first, whatever its embedding's width, and the first
-            # columns' sums are not tiny: with the usual 1/sqrt(all inputs) bound, on 300 columns, the
-            # second column's dependence on the first was learned slower (1.91 against 1.24 nats after 70
-            # batches); on 100 columns the validation loss after 4 epochs was about the same (486.7, 487.2)
+            # columns' sums are not tiny (the usual 1/sqrt(all inputs) bound learned slower on 300 columns)
             column_bound = 1 / math.sqrt(w)
             self.shared.append(nn.Parameter(torch.empty(len(columns), w, width).uniform_(-column_bound, column_bound)))
             for slot, j in enumerate(columns):
@@ -378,8 +366,7 @@ class _PrefixSums(torch.autograd.Function):
     `steps` lists the columns in the order as (group, slot, out row): the column's contribution is
     `parts[group][slot]` (rows x H), and out[out row] becomes the sum of the contributions of the columns
     before it. A loop of row additions: it also does the permutations into and out of the order for free,
-    and on the CPU torch.cumsum along a leading dimension was 5-10 times slower (514 x 32 x 256: 70 ms
-    against 8 ms)."""
+    and on the CPU torch.cumsum along a leading dimension was 5-10 times slower."""
 
     @staticmethod
     def forward(ctx, steps, *parts):
@@ -413,10 +400,7 @@ WIDE_EVAL_ELEMENTS = {"cpu": 2**23, "cuda": 2**27}
 
 def wide_hidden(preset: tuple[int, ...]) -> tuple[int, int]:
     """The wide network's (shared layer, head layer) widths: the preset's widest and narrowest. Twice the
-    shared units took 1.8 times as long per epoch on 300 numeric columns for the same validation loss
-    (1485.7 against 1485.5 at best); on 50 they learned a 5-valued column's copy 25 columns on faster per
-    epoch (1.25 against 1.42 nats after 4 epochs; 2.30 knowing nothing) but not per second (1.45 vs 1.42
-    after 6 seconds)."""
+    shared units cost almost twice the time for no better loss per second."""
     return (preset[0], preset[-1])
 
 
@@ -458,15 +442,13 @@ def set_dropout(model: nn.Module, rate: float) -> None:
 
 def default_dropout(rows: int) -> float:
     """Small tables overfit within a few epochs, so they get more dropout: 0.2 at 1,000 training rows, 0.09
-    at 12,500, 0.05 at 30,000, none from 100,000. On rwm5yr (12,500 rows) 0.1 raised accuracy from 0.977 to
-    0.984 (three seeds); on diamonds (34,500) it only slowed convergence."""
+    at 12,500, 0.05 at 30,000, none from 100,000 (measured: bench/RESULTS.md, "Design measurements")."""
     return round(float(min(0.25, max(0.0, 0.5 - 0.1 * math.log10(max(rows, 1))))), 3)
 
 
 def default_learning_rate(batch_size: int) -> float:
-    """2e-3, growing with the square root of batches above 512 rows (4e-3 at 2,048). On 200,000 rows
-    (batch 2,048) 4e-3 reached a lower validation loss in the first epoch and at the best (89.32 vs 89.34);
-    on 12,500 rows (batch 128) a lower rate only trained longer for the same accuracy."""
+    """2e-3, growing with the square root of batches above 512 rows (4e-3 at 2,048): large batches take
+    fewer steps an epoch (measured: bench/RESULTS.md, "Design measurements")."""
     return 2e-3 * max(1.0, math.sqrt(batch_size / 512))
 
 

@@ -24,9 +24,8 @@ import numpy as np
 from synth_assets.plugin_api import ProgressRecord, SynthError, TrainRequest, atomic_dir, recover_dir
 
 # With flexible generation, this share of batches sees a random column order (so any columns can
-# condition the rest); the others see the data order, which unconditional generation uses. Pure random
-# order reached a clearly worse data-order validation loss on diamonds for the same epochs (21.4 vs 20.0
-# after 12 epochs; half and half: 20.4).
+# condition the rest); the others see the data order, which unconditional generation uses (pure random
+# order learned the data order clearly worse: bench/RESULTS.md, "Design measurements").
 RANDOM_ORDER_SHARE = 0.5
 STATE_FILE = "training_state.pt"
 LAST_WEIGHTS = "last.safetensors"
