@@ -18,7 +18,7 @@ from pydantic import BaseModel
 from synth_assets.errors import SynthError
 from synth_assets.options import CONDITIONING, GenerateOptions, TrainOptions
 from synth_assets.stages.split import Split
-from synth_assets.stages.stats import DatasetStats
+from synth_assets.stages.stats import HINTS, DatasetStats
 
 # What a dataset may look like; a backend lists the shapes it can model.
 FLAT = "flat"  # one table, no foreign keys
@@ -114,6 +114,9 @@ class Backend(ABC):
     TrainOptions: ClassVar[type[TrainOptions]] = TrainOptions
     GenerateOptions: ClassVar[type[GenerateOptions]] = GenerateOptions
     kinds: ClassVar[frozenset[str]] = frozenset()  # shown as badges on the model asset in the UI
+    # the per-column `encoding:` words synth.yaml may use with this backend, each with what it asks the stats
+    # stage to treat the column as (one of stats.HINTS); the word itself reaches `encode` in the stats
+    column_encodings: ClassVar[dict[str, str]] = {hint: hint for hint in HINTS}
 
     # checks the core runs before any work ----------------------------------------------------------
     def unsupported_shape(self, foreign_keys: dict[str, Iterable]) -> str | None:

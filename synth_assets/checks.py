@@ -66,7 +66,7 @@ def expected_columns(table: TableStats, given: frozenset[str] = frozenset()) -> 
 
 
 def value_constraints(stats: ColumnStats) -> list[ValuesConstraint]:
-    if stats.kind == "categorical" and stats.encoding == "categorical":
+    if stats.kind == "categorical" and stats.text_form == "category":
         allowed = [*stats.categories, RARE_TOKEN]
         return [ValuesConstraint(f"values among the {len(stats.categories)} kept categories",
                                  lambda v: v.isin(allowed))]
@@ -79,7 +79,7 @@ def value_constraints(stats: ColumnStats) -> list[ValuesConstraint]:
         rules = [ValuesConstraint(f"values within the protected range [{stats.min:.6g}, {stats.max:.6g}]",
                                   lambda v: ((finite(v) >= stats.min) & (finite(v) <= stats.max))
                                   | np.isin(finite(v), infinities))]
-        if stats.encoding == "numeric_discrete":
+        if stats.discrete:
             kept = np.asarray(stats.categories, dtype=float)
             rules.append(ValuesConstraint(f"values among the {len(kept)} kept values",
                                           lambda v: np.isin(finite(v), kept) | np.isin(finite(v), infinities)))

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, ValidationError, field_validator, model_validator
@@ -34,9 +34,8 @@ class ForeignKey(StrictModel):
 class ColumnSpec(StrictModel):
     """Per-column overrides; anything not given is inferred from the data."""
 
-    encoding: Literal["auto", "categorical", "numeric", "numeric_discrete", "numeric_binned", "numeric_digit",
-                      "datetime", "character", "lat_long"] = Field(
-        "auto", description="auto, or force one; 'numeric' lets the stats stage pick among the numeric ones.")
+    encoding: str = Field("auto", description="auto, or one of the backend's `column_encodings` "
+                                              "(TabularARGN: categorical, numeric, numeric_discrete, ...).")
 
 
 class TableSpec(StrictModel):
@@ -104,6 +103,7 @@ class DatasetSpec(StrictModel):
                 data[section] = model.model_validate(value)
             except ValidationError as exc:
                 problems += [describe_error(e, prefix=(section,)) for e in exc.errors()]
+        problems += _unknown_encodings(data.get("tables"), backend)
         generate = data.get("generate")
         if isinstance(generate, GenerateOptions):
             problems += [f"generate.{name}: {why}" for name, why in backend.unsupported_options(generate).items()]
@@ -188,6 +188,20 @@ class Project:
 
     def dataset_home(self, dataset: str) -> Path:
         return self.home / dataset
+
+
+def _unknown_encodings(tables: Any, backend) -> list[str]:
+    """Per-column `encoding:` words the backend does not know."""
+    problems = []
+    known = ["auto", *backend.column_encodings]
+    for table, spec in (tables or {}).items() if isinstance(tables, dict) else ():
+        columns = spec.get("columns") if isinstance(spec, dict) else getattr(spec, "columns", None)
+        for column, override in (columns or {}).items() if isinstance(columns, dict) else ():
+            word = override.get("encoding", "auto") if isinstance(override, dict) else getattr(override, "encoding", "auto")
+            if word not in known:
+                problems.append(f"tables.{table}.columns.{column}.encoding: backend '{backend.name}' takes "
+                                f"{', '.join(known)}; not {word!r}")
+    return problems
 
 
 class OptionErrors(ValueError):

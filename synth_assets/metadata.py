@@ -55,8 +55,8 @@ def stats_markdown(table: TableStats) -> str:
             q = c.quantiles or []
             median = f"; median {q[len(q) // 2]:.4g}" if q and c.kind == "numeric" else ""
             summary = f"[{c.min:.6g}, {c.max:.6g}]{median}" if c.min is not None else ""
-        rows.append([c.name, c.dtype, c.kind, c.encoding, c.null_share, c.n_unique, summary])
-    return markdown_table(["column", "dtype", "type", "encoding", "null share", "distinct", "values"], rows)
+        rows.append([c.name, c.dtype, c.kind, _form(c), c.null_share, c.n_unique, summary])
+    return markdown_table(["column", "dtype", "type", "form", "null share", "distinct", "values"], rows)
 
 
 def sparkline(values: list[float]) -> str:
@@ -78,3 +78,12 @@ def progress_markdown(progress: list[dict]) -> str:
 def preview_markdown(df: pd.DataFrame, rows: int = 10) -> str:
     head = df.head(rows)
     return markdown_table([str(c) for c in head.columns], head.values.tolist())
+
+
+def _form(column) -> str:
+    """What the stats found a column to be, beyond its kind: a text form, or a discrete number."""
+    if column.kind == "categorical":
+        return column.text_form or "category"
+    if column.kind == "numeric":
+        return "discrete" if column.discrete else "continuous"
+    return ", ".join(column.datetime_parts or [])

@@ -8,9 +8,11 @@ A backend built on these names keeps working while the core changes underneath; 
   each stage receives and returns (`TrainRequest`, `TrainResult`, `ProgressRecord`, `GenerateRequest`);
 - options: `TrainOptions` and `GenerateOptions`, the bases of a backend's own option models, and the
   conditioning groups (`Rebalancing`, `Imputation`, `Fairness`);
-- the data a backend receives: `Split` (train and validation frames per table) and the stats
+- the data a backend receives: `Split` (train and validation frames per table) and the backend-neutral stats
   (`DatasetStats`, `TableStats`, `ColumnStats`), whose categories and ranges already obey the privacy rules
   (`RARE_THRESHOLD`, `RARE_TOKEN`), and the value helpers the stats use for text codes, coordinates and dates;
+  a backend chooses its own encodings from them, and maps the per-column `encoding:` words it takes to `HINTS`
+  (`Backend.column_encodings`);
 - files: `write_parquet`, `read_parquet`, `write_json`, `read_json`, `atomic_dir` (write, then rename), and
   `recover_dir` (a folder a killed writer left aside, put back);
 - errors: `SynthError` (a problem the user can fix: name the table and column, say what to do);
@@ -46,6 +48,7 @@ from synth_assets.stages.schema import restore_schema
 from synth_assets.stages.split import Split
 from synth_assets.stages.stats import (
     DATETIME_PARTS,
+    HINTS,
     RARE_THRESHOLD,
     RARE_TOKEN,
     ColumnStats,
@@ -91,7 +94,7 @@ __all__ = [
     "FLAT", "SEQUENTIAL", "RELATIONAL", "Backend", "Capabilities", "GenerateRequest", "ProgressCallback",
     "ProgressRecord", "TrainRequest", "TrainResult", "dataset_shape",
     "TrainOptions", "GenerateOptions", "Rebalancing", "Imputation", "Fairness",
-    "Split", "DatasetStats", "TableStats", "ColumnStats", "RARE_THRESHOLD", "RARE_TOKEN", "DATETIME_PARTS",
+    "Split", "DatasetStats", "TableStats", "ColumnStats", "RARE_THRESHOLD", "RARE_TOKEN", "DATETIME_PARTS", "HINTS",
     "character_matrix", "lat_long_cell", "lat_long_grid", "lat_long_parts",
     "write_parquet", "read_parquet", "write_json", "read_json", "atomic_dir", "recover_dir",
     "SynthError", "hookimpl",

@@ -93,3 +93,14 @@ def test_the_launchpad_leaves_out_conditioning_the_backend_cannot_do(toy_plugin,
     fields = synthetic.op.config_schema.config_type.fields
     assert {"sample_size", "seed"} <= set(fields) and not {"rebalancing", "fairness", "seed_data"} & set(fields)
     assert synthetic.op.pool is None  # the toy runs on the CPU only
+
+
+def test_per_column_encodings_are_the_backends_words(toy_plugin):
+    body = {"datasets": {"d": {"backend": "marginals", "tables": {"t": {"source": "t.csv", "columns": {
+        "price": {"encoding": "numeric_digit"}}}}}}}
+    with pytest.raises(ConfigError, match="datasets.d.tables.t.columns.price.encoding: backend 'marginals' takes "
+                                          "auto, categorical, code, .*not 'numeric_digit'"):
+        parse_project(body)  # TabularARGN's word, not the toy's
+    body["datasets"]["d"]["tables"]["t"]["columns"]["price"]["encoding"] = "discrete"
+    assert parse_project(body).datasets["d"].tables["t"].columns["price"].encoding == "discrete"
+

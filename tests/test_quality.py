@@ -40,11 +40,11 @@ def _old_quantile_bins(numbers, reference, bins):
 def _old_bin_column(values, column, reference):
     if quality._is_continuous(column):
         return _old_quantile_bins(_old_as_number(values, column), _old_as_number(reference, column), 10)
-    if column.encoding == "lat_long":
+    if column.text_form == "lat_long":
         points, ref = lat_long_parts(values.astype("string")), lat_long_parts(reference.dropna().astype("string"))
         cells = _old_quantile_bins(points.lat, ref.lat, 4) + "/" + _old_quantile_bins(points.long, ref.long, 4)
         return cells.where(points.lat.notna(), "(null)")
-    if column.encoding == "character":
+    if column.text_form == "code":
         values, reference = quality._shape(values), quality._shape(reference)
     top = reference.dropna().astype(str).value_counts().index[:10]
     text = values.astype(str)
@@ -88,8 +88,9 @@ def mixed_table(n: int, seed: int, shift: float = 0.0) -> pd.DataFrame:
 def test_pair_scores_are_the_per_pair_value_counts_scores(monkeypatch):
     train, valid, synthetic = mixed_table(800, 1), mixed_table(800, 2), mixed_table(800, 3, shift=0.2)
     stats = table_stats(train)
-    assert {c.encoding for c in stats.columns.values()} >= {"numeric_discrete", "categorical", "datetime",
-                                                            "character", "lat_long"}
+    forms = {(c.kind, c.text_form, c.discrete) for c in stats.columns.values()}
+    assert forms >= {("numeric", None, True), ("categorical", "category", False), ("datetime", None, False),
+                     ("categorical", "code", False), ("categorical", "lat_long", False)}
     uni_syn, bi_syn = old_scores(stats, train, synthetic)
     uni_val, bi_val = old_scores(stats, train, valid)
     q = evaluate_table(stats, train, valid, synthetic)  # 800 rows each: no sampling, the same rows

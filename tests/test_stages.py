@@ -109,7 +109,7 @@ def test_quality_compares_code_formats_and_locations_and_catches_copied_codes():
     spec = dataset({"t": {"source": "t.csv"}})
     train, valid = table(3000, 1), table(3000, 2)
     stats = compute_stats(spec, {"t": train}, dataset="d").tables["t"]
-    assert [c.encoding for c in stats.columns.values()] == ["character", "lat_long"]
+    assert [c.text_form for c in stats.columns.values()] == ["code", "lat_long"]
 
     fresh = evaluate_table(stats, train, valid, table(3000, 3))
     wrong_format = table(3000, 3, code_format="{}{}{:06d}")
@@ -122,3 +122,19 @@ def test_quality_compares_code_formats_and_locations_and_catches_copied_codes():
     # copied codes with fresh places: the codes alone give the copies away
     copies = table(3000, 3).assign(code=train["code"].sample(3000, random_state=1).to_numpy())
     assert evaluate_table(stats, train, valid, copies).dcr_share > 0.7  # codes compared as whole values: 0.5
+
+
+def test_stats_are_facts_any_backend_can_use_without_encodings():
+    r = np.random.default_rng(3)
+    income = np.where(r.random(3000) < 0.6, r.choice([3.0, 3.5, 4.0], 3000), np.round(r.gamma(3.0, 1.2, 3000), 4))
+    df = pd.DataFrame({"income": income, "rooms": r.integers(1, 6, 3000), "city": r.choice(["Oslo", "Bergen"], 3000)})
+    spec = dataset({"t": {"source": "t.csv", "columns": {"rooms": {"encoding": "numeric_binned"}}}})
+    stats = compute_stats(spec, {"t": df}, dataset="d", hints={"numeric_binned": "continuous"}).tables["t"]
+    income, rooms, city = stats.columns["income"], stats.columns["rooms"], stats.columns["city"]
+    assert not hasattr(income, "encoding")  # how to encode is each backend's choice
+    # a continuous number with heaped values: those values, and the quantiles of the rest beside all of them
+    assert not income.discrete and set(income.categories[:3]) == {3.0, 3.5, 4.0}
+    assert income.rest_quantiles != income.quantiles and 0.55 < sum(income.category_shares) < 0.65
+    # the override's word reaches the backend; its hint made a five-valued number continuous
+    assert rooms.requested_encoding == "numeric_binned" and not rooms.discrete
+    assert city.kind == "categorical" and city.text_form == "category" and city.categories

@@ -112,7 +112,7 @@ def _mean(values) -> float:
 
 def _is_continuous(column: ColumnStats) -> bool:
     """Dates, and numbers with too many values to compare one by one (whatever their encoding)."""
-    return column.kind == "datetime" or (column.kind == "numeric" and column.encoding != "numeric_discrete")
+    return column.kind == "datetime" or (column.kind == "numeric" and not column.discrete)
 
 
 def _bin_codes(frames: list[pd.DataFrame], columns: list[ColumnStats], reference: pd.DataFrame
@@ -139,14 +139,14 @@ def _bin_column(values: list[pd.Series], column: ColumnStats, reference: pd.Seri
     code for the other values and one for nulls."""
     if _is_continuous(column):
         return _quantile_codes([_as_number(v, column) for v in values], _as_number(reference, column), N_BINS)
-    if column.encoding == "lat_long":
+    if column.text_form == "lat_long":
         points, ref = [lat_long_parts(v.astype("string")) for v in values], lat_long_parts(reference.dropna().astype("string"))
         lat = _quantile_codes([p.lat for p in points], ref.lat, LAT_LONG_BINS)
         long = _quantile_codes([p.long for p in points], ref.long, LAT_LONG_BINS)
         width = LAT_LONG_BINS + 3  # each axis: at most LAT_LONG_BINS bins, then null, -inf and +inf
         null = width * width
         return [np.where(p.lat.notna().to_numpy(), a * width + b, null) for p, a, b in zip(points, lat, long)]
-    if column.encoding == "character":
+    if column.text_form == "code":
         # unique codes share no values with the training data, but should share its formats
         values, reference = [_shape(v) for v in values], _shape(reference)
     top = pd.Index(reference.dropna().astype(str).value_counts().index[:N_BINS])
@@ -251,11 +251,11 @@ def _features(df: pd.DataFrame, columns: list[ColumnStats], reference: pd.DataFr
             numbers = _as_number(df[c.name], c)
             parts.append(_quantile_position(numbers, _as_number(reference[c.name], c)))
             parts.append(numbers.isna().to_numpy(dtype=float)[:, None])
-        elif c.encoding == "lat_long":
+        elif c.text_form == "lat_long":
             points, ref = lat_long_parts(df[c.name].astype("string")), lat_long_parts(reference[c.name].astype("string"))
             parts += [_quantile_position(points[axis], ref[axis]) for axis in ("lat", "long")]
             parts.append(points.lat.isna().to_numpy(dtype=float)[:, None])
-        elif c.encoding == "character" and c.characters:
+        elif c.text_form == "code" and c.characters:
             parts.append(_character_onehot(df[c.name], c.characters))
         else:
             top = reference[c.name].dropna().astype(str).value_counts().index[:50]
@@ -366,7 +366,7 @@ def discriminator_features(columns: list[ColumnStats], real: pd.DataFrame, synth
                 blocks.append((np.r_[_date_precision(a, c), _date_precision(b, c)], False))
             else:
                 blocks.append((np.r_[_decimals(na), _decimals(nb)], False))
-        elif c.encoding == "lat_long":
+        elif c.text_form == "lat_long":
             pa, pb = lat_long_parts(a.astype("string")), lat_long_parts(b.astype("string"))
             for axis in ("lat", "long"):
                 blocks += _number_features(pa[axis], pb[axis])
@@ -374,7 +374,7 @@ def discriminator_features(columns: list[ColumnStats], real: pd.DataFrame, synth
             blocks.append((np.r_[digits[0].to_numpy(), digits[1].to_numpy()], False))
         else:
             blocks.append((_category_codes(a, b), True))
-            if c.encoding == "character":
+            if c.text_form == "code":
                 blocks.append((_category_codes(_shape(a), _shape(b)), True))
                 blocks.append((np.r_[_length(a), _length(b)], False))
     kept = [(f, cat) for f, cat in blocks if not _constant(f)]

@@ -1,4 +1,4 @@
-"""Per-column statistics of the training partition: type, encoding, protected categories, clipped ranges.
+"""Per-column statistics of the training partition: the facts every backend needs, protected.
 
 Privacy rules live here, so that every backend inherits them. They count units: distinct rows, or for
 child tables distinct root keys (the subject a row belongs to, reached through the first foreign keys up
@@ -12,13 +12,18 @@ the tree, see split.py), so that one subject with many records cannot make its v
 - character-encoded text keeps, per position, only characters held by enough units, and no longer than
   enough units reach; lat/long pairs keep only the 1° cells held by enough units.
 
-Each column gets one encoding, chosen here (or forced in synth.yaml):
-- categorical: a token per kept category;
-- numeric_discrete (few distinct numbers), numeric_digit (few digits at the column's precision: exact),
-  numeric_binned (anything else: quantile bins);
-- datetime: year, month, day [, hour, minute, second];
-- character: short text codes with mostly rare values (postcodes, plates, product codes);
-- lat_long: text holding "lat, long" pairs.
+The facts are backend-neutral; how to encode a column is each backend's choice (its encode stage):
+- kind: categorical, numeric or datetime;
+- text comes in a form: categories, codes (short text with mostly rare values: postcodes, plates, product
+  codes; kept characters per position) or lat_long ("lat, long" pairs; kept 1° cells);
+- a number is discrete when it has few distinct values: only values training holds may come out (a
+  product promise the blocking schema check enforces); otherwise it is continuous, with the values many
+  rows hold exactly (heaping: incomes of 3.0 among 3.0471) listed, and quantiles with and without them;
+- dates have their parts (year, month, day [, hour, minute, second]) and, when stored as text, a format.
+
+A per-column `encoding:` in synth.yaml is the backend's word; the backend maps it to one of the `HINTS`
+here (`Backend.column_encodings`), which fixes the kind, form or discreteness, and the stats carry the
+word on (`requested_encoding`) for the backend's own choice.
 """
 
 from __future__ import annotations
@@ -46,27 +51,23 @@ DISCRETE_AUTO_MIN_KEPT_SHARE = 0.999
 # fewer training rows than this cannot be synthesized: rare-value protection would hide nearly everything
 MIN_TRAINING_ROWS = 2 * 5
 N_QUANTILES = 101
-# binned numbers keep values held by at least this share of rows (and by enough rows) exact; at most this many
-BINNED_EXACT_MIN_SHARE = 0.001
-BINNED_EXACT_MAX_VALUES = 250
-# numbers needing at most this many digits over their protected range, at their own precision, are
-# encoded digit by digit: exact values, and heaping on round values (table 55.0, carat 1.00) kept, where
-# uniform-in-bin smears it. On diamonds this lifts accuracy and fine-grained fidelity (price, 5 digits,
-# included); wider ranges (incomes to the cent) get quantile bins.
-DIGIT_AUTO_MAX_DIGITS = 5
-DIGIT_MAX_DIGITS = 15  # float64 holds 15 significant digits exactly
-# text is encoded character by character when the categorical encoding would lose most rows as rare
-CHARACTER_AUTO_MIN_RARE_SHARE = 0.5
-CHARACTER_AUTO_MAX_LENGTH = 20
-CHARACTER_MAX_LENGTH = 50
+# continuous numbers list the values held by at least this share of rows (and by enough units); at most this many
+HEAPED_MIN_SHARE = 0.001
+HEAPED_MAX_VALUES = 250
+# text is a code (drawn character by character, not as categories) when categories would lose most rows as
+# rare, and the values are short
+CODE_AUTO_MIN_RARE_SHARE = 0.5
+CODE_AUTO_MAX_LENGTH = 20
+CODE_MAX_LENGTH = 50  # characters are kept per position up to this length
 LAT_LONG_MAX_DECIMALS = 6  # 0.000001° is about 10 cm
 DATETIME_PARTS = ("year", "month", "day", "hour", "minute", "second")
 
 Kind = Literal["categorical", "numeric", "datetime"]
-Encoding = Literal["categorical", "numeric_discrete", "numeric_binned", "numeric_digit", "datetime", "character",
-                   "lat_long"]
-NUMERIC_ENCODINGS = ("numeric", "numeric_discrete", "numeric_binned", "numeric_digit")
-TEXT_ENCODINGS = ("character", "lat_long")
+TextForm = Literal["category", "code", "lat_long"]
+# what a per-column override can ask the stats to treat a column as; backends map their encodings to these
+HINTS = ("categorical", "code", "lat_long", "numeric", "discrete", "continuous", "datetime")
+NUMERIC_HINTS = ("numeric", "discrete", "continuous")
+TEXT_HINTS = ("code", "lat_long")
 
 LAT_LONG_PATTERN = r"^\s*(?P<lat>[-+]?\d{1,3}(?:\.\d+)?)(?P<separator>\s*[,;]\s*)(?P<long>[-+]?\d{1,3}(?:\.\d+)?)\s*$"
 
@@ -75,15 +76,21 @@ class ColumnStats(BaseModel):
     name: str
     dtype: str = Field(description="pandas dtype of the source column; the synthetic column gets it back")
     kind: Kind
-    encoding: Encoding
+    text_form: TextForm | None = Field(None, description="for text: categories, codes or lat/long pairs")
+    discrete: bool = Field(False, description="a number with few values: only the kept `categories` may come out")
+    requested_encoding: str | None = Field(None, description="the encoding synth.yaml asks the backend for")
     null_share: float
     n_unique: int
-    categories: list | None = Field(None, description="values kept (held by enough rows), most frequent first")
+    categories: list | None = Field(
+        None, description="values kept (held by enough units), most frequent first; for a continuous number, "
+                          "the values many rows hold exactly")
     category_shares: list[float] | None = None
     rare_share: float = 0.0
     min: float | None = None
     max: float | None = None
     quantiles: list[float] | None = None
+    rest_quantiles: list[float] | None = Field(
+        None, description="a continuous number's quantiles without its exactly held values (`categories`)")
     is_integer: bool = False
     decimals: int | None = Field(None, description="digits after the point seen in the source")
     datetime_format: str | None = Field(None, description="strftime format when the source holds dates as text")
@@ -113,7 +120,14 @@ class DatasetStats(BaseModel):
     tables: dict[str, TableStats]
 
 
-def compute_stats(spec: DatasetSpec, train: dict[str, pd.DataFrame], *, dataset: str) -> DatasetStats:
+def compute_stats(spec: DatasetSpec, train: dict[str, pd.DataFrame], *, dataset: str,
+                  hints: dict[str, str] | None = None) -> DatasetStats:
+    """`hints` maps the per-column `encoding:` words of synth.yaml to `HINTS` (default: the backend's
+    `column_encodings`)."""
+    if hints is None:
+        from synth_assets.plugins import get_backend  # plugins import the backend interface, which imports us
+
+        hints = get_backend(spec.backend).column_encodings
     tables = {}
     for name, table_spec in spec.tables.items():
         df = train[name]
@@ -134,8 +148,10 @@ def compute_stats(spec: DatasetSpec, train: dict[str, pd.DataFrame], *, dataset:
                 empty.append(str(column))
                 continue
             override = table_spec.columns.get(column)
-            forced = override.encoding if override and override.encoding != "auto" else None
-            columns[column] = column_stats(df[column], unit, forced=forced, where=(dataset, name, column))
+            requested = override.encoding if override and override.encoding != "auto" else None
+            columns[column] = column_stats(df[column], unit, requested=requested,
+                                           hint=hints.get(requested) if requested else None,
+                                           where=(dataset, name, column))
         tables[name] = TableStats(
             name=name, rows=len(df), primary_key=table_spec.primary_key, foreign_keys=table_spec.foreign_keys,
             column_order=[str(c) for c in df.columns], dtypes={str(c): str(t) for c, t in df.dtypes.items()},
@@ -167,30 +183,35 @@ def table_units(spec: DatasetSpec, tables: dict[str, pd.DataFrame]) -> dict[str,
     return units
 
 
-def column_stats(series: pd.Series, unit: pd.Series | None, *, forced: str | None, where: tuple) -> ColumnStats:
+def column_stats(series: pd.Series, unit: pd.Series | None, *, requested: str | None = None,
+                 hint: str | None = None, where: tuple) -> ColumnStats:
+    """`requested`: the override's word in synth.yaml (for messages, and carried on for the backend);
+    `hint`: what it means here (one of `HINTS`)."""
     dataset, table, column = where
-    kind, values, datetime_format = _infer_kind(series, forced, where)
+    asked = (hint, requested or hint)
+    kind, values, datetime_format = _infer_kind(series, asked, where)
     non_null = values.dropna()
     base = dict(
         name=str(column), dtype=str(series.dtype), kind=kind, null_share=float(series.isna().mean()),
-        n_unique=int(non_null.nunique()), datetime_format=datetime_format,
+        n_unique=int(non_null.nunique()), datetime_format=datetime_format, requested_encoding=requested,
     )
     if kind == "categorical":
-        return ColumnStats(**base, **_text_stats(values, unit, forced, where))
+        return ColumnStats(**base, **_text_stats(values, unit, hint, where))
     if kind == "numeric":
-        return ColumnStats(**base, **_numeric_stats(values, unit, forced, where))
+        return ColumnStats(**base, **_numeric_stats(values, unit, hint, where))
     return ColumnStats(**base, **_datetime_stats(non_null, unit))
 
 
 # kinds ---------------------------------------------------------------------------------------------
 
-def _infer_kind(series: pd.Series, forced: str | None, where: tuple) -> tuple[str, pd.Series, str | None]:
+def _infer_kind(series: pd.Series, asked: tuple, where: tuple) -> tuple[str, pd.Series, str | None]:
     dataset, table, column = where
+    forced, word = asked  # the hint, and the user's word for it
     if forced == "categorical" or pd.api.types.is_bool_dtype(series):
         return "categorical", series.astype(object).where(series.notna(), None), None
     if pd.api.types.is_datetime64_any_dtype(series):
         if forced not in (None, "datetime"):
-            raise SynthError(f"dates cannot be encoded as {forced}", dataset=dataset, table=table, column=column,
+            raise SynthError(f"dates cannot be encoded as {word}", dataset=dataset, table=table, column=column,
                              hint="use datetime or categorical, or remove the override")
         # time zones are modelled in UTC and given back by the schema stage
         return "datetime", series.dt.tz_convert("UTC").dt.tz_localize(None) if series.dt.tz is not None else series, None
@@ -198,12 +219,12 @@ def _infer_kind(series: pd.Series, forced: str | None, where: tuple) -> tuple[st
         if forced == "datetime":
             raise SynthError("numbers cannot be encoded as datetime", dataset=dataset, table=table, column=column,
                              hint="store the column as dates, or remove the override")
-        if forced in TEXT_ENCODINGS:
-            raise SynthError(f"numbers cannot be encoded as {forced}", dataset=dataset, table=table, column=column,
-                             hint="store the column as text, or use numeric_digit for exact digits")
+        if forced in TEXT_HINTS:
+            raise SynthError(f"numbers cannot be encoded as {word}", dataset=dataset, table=table, column=column,
+                             hint="store the column as text, or remove the override")
         return "numeric", series, None
     text = series.astype(object).where(series.notna(), None).map(lambda v: v if v is None else str(v))
-    if forced in TEXT_ENCODINGS:
+    if forced in TEXT_HINTS:
         return "categorical", text, None
     # text: dates written as text stay text in the output, in the same format
     parsed, fmt = _parse_dates(series)
@@ -212,12 +233,12 @@ def _infer_kind(series: pd.Series, forced: str | None, where: tuple) -> tuple[st
     if forced == "datetime":
         raise SynthError("values are not dates", dataset=dataset, table=table, column=column,
                          hint="use ISO dates (2024-01-31) or remove the override")
-    if forced in NUMERIC_ENCODINGS:
+    if forced in NUMERIC_HINTS:
         numbers = pd.to_numeric(series, errors="coerce")
         bad = series.notna() & numbers.isna()
         if bad.any():
             raise SynthError(f"value {series[bad].iloc[0]!r} is not a number", dataset=dataset, table=table,
-                             column=column, hint=f"clean the column or remove the '{forced}' override")
+                             column=column, hint=f"clean the column or remove the '{word}' override")
         return "numeric", numbers, None
     return "categorical", text, None
 
@@ -241,31 +262,31 @@ def _parse_dates(series: pd.Series) -> tuple[pd.Series | None, str | None]:
 def _text_stats(values: pd.Series, unit: pd.Series | None, forced: str | None, where: tuple) -> dict:
     categories, shares, rare_share = _protected_categories(values, unit)
     out = dict(categories=categories, category_shares=shares, rare_share=rare_share)
-    encoding = forced if forced in ("categorical", *TEXT_ENCODINGS) else None
-    is_text = encoding in TEXT_ENCODINGS or _all_text(values.dropna())
+    form = {"categorical": "category", "code": "code", "lat_long": "lat_long"}.get(forced)
+    is_text = form in TEXT_HINTS or _all_text(values.dropna())
     if not is_text:
         if not categories:  # only text has a _RARE_ token to show instead
             raise SynthError(f"every value is held by fewer than {RARE_THRESHOLD} rows", dataset=where[0],
                              table=where[1], column=where[2], hint="drop the column, or encode it as numbers")
-        return dict(out, encoding="categorical")
-    if encoding in (None, "lat_long"):
+        return dict(out, text_form="category")
+    if form in (None, "lat_long"):
         pairs = _lat_long_stats(values, unit)
         if pairs is not None:
-            return dict(out, encoding="lat_long", **pairs)
-        if encoding == "lat_long":
+            return dict(out, text_form="lat_long", **pairs)
+        if form == "lat_long":
             raise SynthError(_why_not_lat_long(values), dataset=where[0], table=where[1], column=where[2],
                              hint="use categorical or character, or remove the override")
     length = _protected_length(values.dropna().str.len(), unit)
-    if encoding is None:
-        wanted = rare_share >= CHARACTER_AUTO_MIN_RARE_SHARE and 0 < length <= CHARACTER_AUTO_MAX_LENGTH
-        encoding = "character" if wanted else "categorical"
-    if encoding == "character":
-        if length > CHARACTER_MAX_LENGTH:
-            raise SynthError(f"values are up to {length} characters long; the character encoding takes at most "
-                             f"{CHARACTER_MAX_LENGTH}", dataset=where[0], table=where[1], column=where[2],
+    if form is None:
+        wanted = rare_share >= CODE_AUTO_MIN_RARE_SHARE and 0 < length <= CODE_AUTO_MAX_LENGTH
+        form = "code" if wanted else "category"
+    if form == "code":
+        if length > CODE_MAX_LENGTH:
+            raise SynthError(f"values are up to {length} characters long; text codes are at most "
+                             f"{CODE_MAX_LENGTH}", dataset=where[0], table=where[1], column=where[2],
                              hint="use categorical, or remove the override")
         out["characters"] = _kept_characters(values, unit, length)
-    return dict(out, encoding=encoding)
+    return dict(out, text_form=form)
 
 
 def _all_text(non_null: pd.Series) -> bool:
@@ -390,35 +411,25 @@ def _numeric_stats(values: pd.Series, unit: pd.Series | None, forced: str | None
                          hint="store them as text, or drop the column")
     out = dict(_numeric_range(numbers, unit), is_integer=_is_integer(numbers), decimals=_decimals(numbers),
                infinite_shares=_infinite_shares(values, unit))
-    encoding = forced if forced in ("numeric_discrete", "numeric_binned", "numeric_digit") else None
     distinct = numbers.nunique()
-    if encoding in (None, "numeric_discrete") and (encoding or distinct < DISCRETE_AUTO_MAX_VALUES):
+    if forced == "discrete" or (forced != "continuous" and distinct < DISCRETE_AUTO_MAX_VALUES):
         categories, shares, rare_share = _protected_categories(finite, unit)
         few = distinct <= DISCRETE_MAX_VALUES or rare_share <= 1 - DISCRETE_AUTO_MIN_KEPT_SHARE
-        if categories and (encoding or few):  # with no kept value there is nothing to show as a category
-            return dict(out, encoding="numeric_discrete", categories=categories, category_shares=shares,
-                        rare_share=rare_share)
-        if encoding:
-            raise SynthError(f"every value is held by fewer than {RARE_THRESHOLD} rows", dataset=where[0],
-                             table=where[1], column=where[2], hint="use numeric_digit or numeric_binned")
-    digits = digit_count(out["min"], out["max"], out["decimals"])
-    if encoding is None:
-        encoding = "numeric_digit" if digits <= DIGIT_AUTO_MAX_DIGITS else "numeric_binned"
-    if encoding == "numeric_digit" and digits > DIGIT_MAX_DIGITS:
-        raise SynthError(f"values need {digits} digits at {out['decimals']} decimals; the digit encoding holds at "
-                         f"most {DIGIT_MAX_DIGITS}", dataset=where[0], table=where[1], column=where[2],
-                         hint="use numeric_binned, or remove the override")
-    if encoding == "numeric_binned":
-        return dict(out, encoding=encoding, **_heaped_values(finite, unit, out))
-    return dict(out, encoding=encoding)
+        if categories and (forced == "discrete" or few):  # with no kept value there is nothing to show
+            return dict(out, discrete=True, categories=categories, category_shares=shares, rare_share=rare_share)
+        if forced == "discrete":
+            raise SynthError(f"every value is held by fewer than {RARE_THRESHOLD} rows, so none could be shown "
+                             "as a value of its own", dataset=where[0], table=where[1], column=where[2],
+                             hint="remove the override")
+    return dict(out, **_heaped_values(finite, unit, out))
 
 
 def _heaped_values(values: pd.Series, unit: pd.Series | None, numeric: dict) -> dict:
-    """Values that many rows hold exactly (incomes of 3.0 and 3.5 among 3.1234; prices of 9.99), kept as
-    categories so that they come out exact instead of smeared across a bin, where a reader (or a
-    classifier) would tell the synthetic rows apart by them. The quantiles are then those of the rest."""
+    """Values that many rows hold exactly (incomes of 3.0 and 3.5 among 3.1234; prices of 9.99): a backend
+    that smears values across bins should keep these exact, or a reader (or a classifier) tells the
+    synthetic rows apart by them. Also the quantiles of the rest."""
     categories, shares, _ = _protected_categories(values, unit)
-    kept = [(c, s) for c, s in zip(categories, shares) if s >= BINNED_EXACT_MIN_SHARE][:BINNED_EXACT_MAX_VALUES]
+    kept = [(c, s) for c, s in zip(categories, shares) if s >= HEAPED_MIN_SHARE][:HEAPED_MAX_VALUES]
     if not kept:
         return {}
     rest = values.dropna()
@@ -426,7 +437,7 @@ def _heaped_values(values: pd.Series, unit: pd.Series | None, numeric: dict) -> 
     quantiles = _numeric_range(rest, unit)["quantiles"] if len(rest) else numeric["quantiles"]
     clipped = np.clip(quantiles, numeric["min"], numeric["max"])
     return dict(categories=[c for c, _ in kept], category_shares=[s for _, s in kept],
-                rare_share=1.0 - sum(s for _, s in kept), quantiles=[float(q) for q in clipped])
+                rare_share=1.0 - sum(s for _, s in kept), rest_quantiles=[float(q) for q in clipped])
 
 
 def _infinite_shares(values: pd.Series, unit: pd.Series | None) -> dict[str, float] | None:
@@ -435,11 +446,6 @@ def _infinite_shares(values: pd.Series, unit: pd.Series | None) -> dict[str, flo
     infinities = values[np.isinf(values)]
     categories, shares, _ = _protected_categories(np.sign(infinities).map({1.0: "inf", -1.0: "-inf"}), unit)
     return {c: share * len(infinities) / len(values) for c, share in zip(categories, shares)} or None
-
-
-def digit_count(low: float, high: float, decimals: int) -> int:
-    """Digits needed to write the width of [low, high] on the grid of the column's precision."""
-    return len(str(max(round((high - low) * 10**decimals), 0)))
 
 
 def _numeric_range(numbers: pd.Series, unit: pd.Series | None = None) -> dict:
@@ -476,7 +482,7 @@ def _decimals(numbers: pd.Series, most: int = 8) -> int:
 
 def _datetime_stats(stamps: pd.Series, unit: pd.Series | None) -> dict:
     stamps = stamps.astype("datetime64[ns]")
-    return dict(_numeric_range(stamps.astype("int64").astype(float), unit), encoding="datetime",
+    return dict(_numeric_range(stamps.astype("int64").astype(float), unit),
                 datetime_parts=_datetime_parts(stamps))
 
 

@@ -25,6 +25,7 @@ from synth_assets.plugin_api import (
     write_parquet,
 )
 from synth_tabular_argn.encoding import (
+    COLUMN_ENCODINGS,
     ColumnCode,
     build_codes,
     cardinalities,
@@ -43,12 +44,13 @@ class TabularARGNBackend(Backend):
                                 fairness=True, predict=True, devices=frozenset({"cpu", "cuda"}))
     TrainOptions = ARGNTrainOptions
     GenerateOptions = ARGNGenerateOptions
+    column_encodings = COLUMN_ENCODINGS
     kinds = frozenset({"pytorch"})
 
     # encode --------------------------------------------------------------------------------------
     def encode(self, split: Split, stats: DatasetStats, out_dir: Path) -> dict[str, Any]:
         table = _only_table(stats)
-        codes = build_codes(table)
+        codes = build_codes(table, stats.dataset)  # the encoding of each column is chosen here
         for partition in ("train", "validation"):
             write_parquet(encode_table(split.partition(partition)[table.name], codes, table),
                                   out_dir / f"{partition}.parquet")

@@ -1,5 +1,8 @@
 """Each column becomes integer tokens, and tokens become values again.
 
+The encoding of each column is chosen here (`choose_encoding`), from the core's backend-neutral stats and
+the column's `encoding:` in synth.yaml, if any (`COLUMN_ENCODINGS` says what each word means to the core).
+
 A column becomes one or more sub-columns (its tokens), modelled one after the other. The first
 sub-column starts with [null?] [inf?] [-inf?] [rare?]; then come the encoding's own tokens (infinities
 only where the stats kept them: held by enough rows; rarer ones are clipped like any extreme value):
@@ -29,6 +32,7 @@ from synth_assets.plugin_api import (
     DATETIME_PARTS,
     RARE_TOKEN,
     ColumnStats,
+    SynthError,
     TableStats,
     character_matrix,
     lat_long_cell,
@@ -36,6 +40,18 @@ from synth_assets.plugin_api import (
     lat_long_parts,
 )
 
+# the per-column `encoding:` words synth.yaml takes, and what each asks the core's stats to treat the column as
+COLUMN_ENCODINGS = {
+    "categorical": "categorical", "numeric": "numeric", "numeric_discrete": "discrete",
+    "numeric_binned": "continuous", "numeric_digit": "continuous", "datetime": "datetime",
+    "character": "code", "lat_long": "lat_long",
+}
+# numbers needing at most this many digits over their protected range, at their own precision, are
+# encoded digit by digit: exact values, and heaping on round values (table 55.0, carat 1.00) kept, where
+# uniform-in-bin smears it; wider ranges (incomes to the cent) get quantile bins, with the values many rows
+# hold exactly as tokens of their own
+DIGIT_AUTO_MAX_DIGITS = 5
+DIGIT_MAX_DIGITS = 15  # float64 holds 15 significant digits exactly
 NULL = "<null>"
 RARE = "<rare>"
 TEXT_DTYPES = ("object", "string", "str", "category")
@@ -105,34 +121,56 @@ class ColumnCode(BaseModel):
         return [(first, self.offset + size)] + rest
 
 
-def build_codes(table: TableStats) -> list[ColumnCode]:
-    return [build_code(table.columns[c]) for c in table.column_order if c in table.columns]
+def choose_encoding(stats: ColumnStats, where: tuple = (None, None)) -> str:
+    """The encoding of one column, from its stats (and the word synth.yaml asked for, which the stats carry)."""
+    if stats.kind == "datetime":
+        return "datetime"
+    if stats.kind == "categorical":
+        return {"code": "character", "lat_long": "lat_long"}.get(stats.text_form, "categorical")
+    if stats.discrete:
+        return "numeric_discrete"
+    digits = digit_count(stats.min, stats.max, stats.decimals)
+    encoding = stats.requested_encoding if stats.requested_encoding in ("numeric_binned", "numeric_digit") else (
+        "numeric_digit" if digits <= DIGIT_AUTO_MAX_DIGITS else "numeric_binned")
+    if encoding == "numeric_digit" and digits > DIGIT_MAX_DIGITS:
+        raise SynthError(f"values need {digits} digits at {stats.decimals} decimals; the digit encoding holds at "
+                         f"most {DIGIT_MAX_DIGITS}", dataset=where[0], table=where[1], column=stats.name,
+                         hint="use numeric_binned, or remove the override")
+    return encoding
 
 
-def build_code(stats: ColumnStats) -> ColumnCode:
-    common = dict(column=stats.name, encoding=stats.encoding, has_null=stats.null_share > 0, has_rare=False,
+def digit_count(low: float, high: float, decimals: int) -> int:
+    """Digits needed to write the width of [low, high] on the grid of the column's precision."""
+    return len(str(max(round((high - low) * 10**decimals), 0)))
+
+
+def build_codes(table: TableStats, dataset: str | None = None) -> list[ColumnCode]:
+    return [build_code(table.columns[c], (dataset, table.name)) for c in table.column_order if c in table.columns]
+
+
+def build_code(stats: ColumnStats, where: tuple = (None, None)) -> ColumnCode:
+    encoding = choose_encoding(stats, where)
+    common = dict(column=stats.name, encoding=encoding, has_null=stats.null_share > 0, has_rare=False,
                   infinities=list(stats.infinite_shares or {}))
-    if stats.encoding in ("categorical", "numeric_discrete"):
+    if encoding in ("categorical", "numeric_discrete"):
         is_text = stats.dtype.split("[")[0] in TEXT_DTYPES
         values = list(stats.categories or [])
         has_rare = is_text and (stats.rare_share > 0 or not values)
         return ColumnCode(**dict(common, has_rare=has_rare), values=values)
-    if stats.encoding == "numeric_binned":
-        edges = np.unique(np.asarray(stats.quantiles, dtype=float))
+    if encoding == "numeric_binned":
+        edges = np.unique(np.asarray(stats.rest_quantiles or stats.quantiles, dtype=float))
         if len(edges) < 2:
             edges = np.array([edges[0], edges[0]])
         return ColumnCode(**common, edges=[float(e) for e in edges], exact=[float(v) for v in stats.categories or []])
-    if stats.encoding == "numeric_digit":
+    if encoding == "numeric_digit":
         return ColumnCode(**common, **_digit_layout(stats))
-    if stats.encoding == "datetime":
+    if encoding == "datetime":
         low, high = _protected_stamps(stats)
         return ColumnCode(**common, datetime_parts=stats.datetime_parts or list(DATETIME_PARTS[:3]),
                           first_year=_year(low), last_year=_year(high))
-    if stats.encoding == "character":
+    if encoding == "character":
         return ColumnCode(**common, characters=list(stats.characters or []) or [""])
-    if stats.encoding == "lat_long":
-        return ColumnCode(**common, cells=list(stats.lat_long_cells), decimals=stats.decimals)
-    raise ValueError(f"column '{stats.name}': unknown encoding {stats.encoding!r}")
+    return ColumnCode(**common, cells=list(stats.lat_long_cells), decimals=stats.decimals)  # lat_long
 
 
 # columns -------------------------------------------------------------------------------------------
@@ -186,7 +224,7 @@ def decode_column(tokens: np.ndarray, code: ColumnCode, stats: ColumnStats, rng:
 def _encode_categories(values: pd.Series, code: ColumnCode, stats: ColumnStats) -> np.ndarray:
     if not code.values:
         return np.full(len(values), -1 if code.has_rare else 0, dtype=np.int64)
-    if stats.encoding == "numeric_discrete":
+    if code.encoding == "numeric_discrete":
         kept = np.asarray(code.values, dtype=float)
         order = np.argsort(kept)
         numbers = values.to_numpy(dtype=float)
@@ -205,7 +243,7 @@ def _decode_categories(body: np.ndarray, code: ColumnCode, stats: ColumnStats, r
     if not code.values:
         return pd.Series([RARE_TOKEN] * len(body), dtype=object)
     out = pd.Series(np.asarray(code.values, dtype=object)[body[:, 0]], dtype=object)
-    return pd.to_numeric(out) if stats.encoding == "numeric_discrete" else out
+    return pd.to_numeric(out) if code.encoding == "numeric_discrete" else out
 
 
 # numeric_binned ------------------------------------------------------------------------------------

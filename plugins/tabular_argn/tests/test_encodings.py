@@ -7,14 +7,17 @@ import pytest
 from synth_assets.config import load_project, parse_project
 from synth_assets.errors import SynthError
 from synth_assets.stages.stats import RARE_TOKEN, column_stats, compute_stats
-from synth_tabular_argn.encoding import build_code, decode_column, encode_column
+from synth_tabular_argn.encoding import build_code, build_codes, choose_encoding, decode_column, encode_column
 
 N = 2000
 
 
 def table_stats(df: pd.DataFrame, columns: dict | None = None):
+    """The core's stats of `df`, after the backend has chosen every column's encoding (its errors included)."""
     spec = parse_project({"datasets": {"d": {"tables": {"t": {"source": "t.csv", "columns": columns or {}}}}}})
-    return compute_stats(spec.datasets["d"], {"t": df}, dataset="d").tables["t"]
+    table = compute_stats(spec.datasets["d"], {"t": df}, dataset="d").tables["t"]
+    build_codes(table, "d")
+    return table
 
 
 def round_trip(series: pd.Series, stats) -> tuple[np.ndarray, pd.Series]:
@@ -59,7 +62,7 @@ def test_automatic_choice_on_typical_columns(rng):
         "seen": pd.Timestamp("2021-01-01") + pd.to_timedelta(rng.integers(0, 10**7, N), unit="s"),
     })
     stats = table_stats(df)
-    chosen = {name: c.encoding for name, c in stats.columns.items()}
+    chosen = {name: choose_encoding(c) for name, c in stats.columns.items()}
     assert chosen == {
         "rooms": "numeric_discrete", "price": "numeric_digit", "weight": "numeric_digit", "income": "numeric_binned",
         "city": "categorical", "postcode": "character", "comment": "categorical", "where": "lat_long",
@@ -79,8 +82,8 @@ def test_overrides_in_synth_yaml(tmp_path, rng, monkeypatch):
         "          code: {encoding: character}\n          amount: {encoding: numeric}\n")
     spec = load_project(tmp_path).dataset("d")
     stats = compute_stats(spec, {"t": df}, dataset="d").tables["t"]
-    assert [c.encoding for c in stats.columns.values()] == ["numeric_binned", "numeric_discrete", "character",
-                                                           "numeric_discrete"]
+    assert [choose_encoding(c) for c in stats.columns.values()] == ["numeric_binned", "numeric_discrete",
+                                                                   "character", "numeric_discrete"]
 
 
 @pytest.mark.parametrize("values, encoding, message", [
@@ -150,7 +153,7 @@ def test_datetime_parts_are_exact_and_stay_in_the_protected_range(rng):
     series[::9] = pd.NaT
     series[1] = pd.Timestamp("1900-01-01")  # a single extreme
     stats = table_stats(pd.DataFrame({"when": series})).columns["when"]
-    assert stats.encoding == "datetime" and len(build_code(stats).sub_columns) == 6
+    assert choose_encoding(stats) == "datetime" and len(build_code(stats).sub_columns) == 6
     _, out = round_trip(series, stats)
     low, high = (pd.Timestamp(int(round(v))).round("s") for v in (stats.min, stats.max))
     expected = series.clip(low, high)
@@ -195,7 +198,7 @@ def test_characters_round_trip_and_rare_characters_never_appear(rng):
     codes[3] = "AB1 2CD-EXTRA-LONG-TAIL"  # one value longer than all others
     series = with_nulls(codes)
     stats = table_stats(pd.DataFrame({"pc": series})).columns["pc"]
-    assert stats.encoding == "character" and len(stats.characters) == 7
+    assert choose_encoding(stats) == "character" and len(stats.characters) == 7
     assert not any("Q" in kept or "Z" in kept for kept in stats.characters)
     tokens, out = round_trip(series, stats)
     assert out.isna().equals(series.isna())
@@ -213,8 +216,8 @@ def test_characters_count_keys_not_rows():
     # one person holding many rows does not make their characters common
     codes = [f"A{i % 10}" for i in range(199)] + ["X9"] * 21
     rows = pd.DataFrame({"pid": list(range(200)) + [199] * 20, "code": codes})
-    by_row = column_stats(rows["code"], None, forced="character", where=("d", "t", "code"))
-    by_person = column_stats(rows["code"], rows["pid"], forced="character", where=("d", "t", "code"))
+    by_row = column_stats(rows["code"], None, requested="character", hint="code", where=("d", "t", "code"))
+    by_person = column_stats(rows["code"], rows["pid"], requested="character", hint="code", where=("d", "t", "code"))
     assert "X" in by_row.characters[0]  # 21 rows
     assert "X" not in by_person.characters[0]  # but one person
 
@@ -225,7 +228,7 @@ def test_lat_long_round_trips_at_its_precision(rng):
     pairs[1] = "-33.8688,151.2093"  # one point far away: its 1° cell is held by one row
     series = with_nulls(pairs)
     stats = table_stats(pd.DataFrame({"at": series})).columns["at"]
-    assert stats.encoding == "lat_long" and stats.decimals == 4 and stats.lat_long_separator == ","
+    assert choose_encoding(stats) == "lat_long" and stats.decimals == 4 and stats.lat_long_separator == ","
     tokens, out = round_trip(series, stats)
     assert tokens.shape[1] == 5  # cell, then four decimal digits
     assert out.isna().equals(series.isna())
@@ -249,7 +252,7 @@ def test_nulls_are_a_token_of_the_first_sub_column(rng, column, forced):
     })
     df.loc[::5, column] = None
     stats = table_stats(df, {column: {"encoding": forced}}).columns[column]
-    assert stats.encoding == forced
+    assert choose_encoding(stats) == forced
     tokens, out = round_trip(df[column], stats)
     first = tokens if tokens.ndim == 1 else tokens[:, 0]
     is_null = df[column].isna().to_numpy()
@@ -286,8 +289,8 @@ def test_a_short_training_generates_every_encoding(run_one_table, rng):
     })
     pipeline = run_one_table(df, max_epochs=3, sample_size=600)
     stats = pipeline.load_stats().tables["t"]
-    assert [c.encoding for c in stats.columns.values()] == ["character", "lat_long", "numeric_digit", "datetime",
-                                                           "datetime"]
+    assert [choose_encoding(c) for c in stats.columns.values()] == ["character", "lat_long", "numeric_digit",
+                                                                   "datetime", "datetime"]
     out = pipeline.load_synthetic()["t"]
     assert out.dtypes.astype(str).tolist() == df.dtypes.astype(str).tolist()
     assert schema_problems(out, stats) == []

@@ -80,7 +80,7 @@ class MarginalsBackend(Backend):
 def _columns(table, n, rng) -> pd.DataFrame:
     out = {}
     for c in table.columns.values():
-        if c.categories is not None:
+        if c.kind == "categorical" or c.discrete:
             p = np.asarray(c.category_shares) / sum(c.category_shares)
             out[c.name] = pd.Series(np.asarray(c.categories, dtype=object)[rng.choice(len(p), n, p=p)])
         else:
