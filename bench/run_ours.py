@@ -89,9 +89,9 @@ def main() -> None:
     pipeline = DatasetPipeline(load_project(), args.table)
     seconds: dict[str, float] = {}
 
-    def show(record: dict) -> None:
-        print(f"[ours] epoch {record.get('epoch', '?'):>3}  train {record.get('train_loss', float('nan')):.4f}  "
-              f"val {record.get('validation_loss', float('nan')):.4f}  {record.get('seconds', 0):.0f}s", flush=True)
+    def show(record) -> None:  # a ProgressRecord
+        print(f"[ours] epoch {record.epoch:>3}  train {record.train_loss:.4f}  val {record.validation_loss:.4f}  "
+              f"{record.seconds:.0f}s", flush=True)
 
     started = time.perf_counter()
     for stage in ("split", "stats", "encode"):
