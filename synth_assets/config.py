@@ -42,7 +42,14 @@ class TableSpec(StrictModel):
     source: str = Field(description="Path to a .csv, .csv.gz or .parquet file, relative to the project file.")
     primary_key: str | None = None
     foreign_keys: list[ForeignKey] = Field(default_factory=list)
+    order_by: list[str] = Field(default_factory=list, description="Columns that order a child table's records "
+                                                                  "under their parent (e.g. year).")
     columns: dict[str, ColumnSpec] = Field(default_factory=dict)
+
+    @field_validator("order_by", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
 
     @field_validator("source")
     @classmethod
@@ -129,6 +136,9 @@ class DatasetSpec(StrictModel):
     @model_validator(mode="after")
     def _keys_refer_to_tables(self) -> "DatasetSpec":
         for name, table in self.tables.items():
+            if table.order_by and not table.foreign_keys:
+                raise ValueError(f"table '{name}': order_by orders records under a parent, but the table has no "
+                                 "foreign_keys")
             for fk in table.foreign_keys:
                 if fk.references not in self.tables:
                     raise ValueError(

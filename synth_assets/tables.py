@@ -60,17 +60,25 @@ def check_keys(spec: DatasetSpec, tables: dict[str, pd.DataFrame], *, dataset: s
                 raise SynthError("primary key has empty values", dataset=dataset, table=name, column=pk,
                                  hint="every row needs a key")
             if df[pk].duplicated().any():
-                dup = df.loc[df[pk].duplicated(), pk].iloc[0]
-                dup = dup.item() if hasattr(dup, "item") else dup  # 2, not np.int64(2)
+                dup = _plain(df.loc[df[pk].duplicated(), pk].iloc[0])
                 raise SynthError(f"primary key is not unique (e.g. {dup!r} repeats)", dataset=dataset, table=name,
                                  column=pk, hint="use a unique column as primary_key, or set it to null")
+        for column in table_spec.order_by:
+            if column not in df.columns:
+                raise SynthError("order_by column not in the source", dataset=dataset, table=name, column=column,
+                                 hint=f"columns are: {', '.join(map(str, df.columns))}")
         for fk in table_spec.foreign_keys:
             if fk.column not in df.columns:
                 raise SynthError("foreign key column not in the source", dataset=dataset, table=name, column=fk.column)
             parent = tables[fk.references][spec.tables[fk.references].primary_key]
             orphans = ~df[fk.column].isna() & ~df[fk.column].isin(parent)
             if orphans.any():
+                examples = ", ".join(repr(_plain(v)) for v in df.loc[orphans, fk.column].drop_duplicates().head(3))
                 raise SynthError(
-                    f"{int(orphans.sum())} rows refer to keys missing from table '{fk.references}'",
+                    f"{int(orphans.sum())} rows refer to keys missing from table '{fk.references}' (e.g. {examples})",
                     dataset=dataset, table=name, column=fk.column, hint="remove those rows or add their parents",
                 )
+
+
+def _plain(value):
+    return value.item() if hasattr(value, "item") else value  # 17, not np.int64(17)

@@ -216,15 +216,38 @@ def test_restore_tables_writes_fresh_keys_that_keep_the_links(small_panel, small
         assert out[name][pk].tolist() == list(range(1, len(raw[name]) + 1))
         assert {c: str(t) for c, t in out[name].dtypes.items()} == small_stats.tables[name].dtypes
         assert list(out[name].columns) == small_stats.tables[name].column_order
-    # every child row still belongs to the parent row the backend gave it
+    # every child row still belongs to the parent row the backend gave it (rows come out in record order)
     joined = out["visits"].merge(out["persons"], on="id", how="left", validate="many_to_one")
     raw_joined = raw["visits"].merge(raw["persons"], on="id", how="left")
-    assert joined["female"].notna().all() and joined["female"].equals(raw_joined["female"])
+    assert joined["female"].notna().all()
+    assert same_rows(joined[["year", "docvis", "hhninc", "female"]], raw_joined[["year", "docvis", "hhninc", "female"]])
     rx = out["prescriptions"].merge(out["visits"], on="visit_id", how="left")
     raw_rx = raw["prescriptions"].merge(raw["visits"], on="visit_id", how="left")
-    assert rx["hhninc"].equals(raw_rx["hhninc"]) and rx["year"].equals(raw_rx["year"])
-    assert out["prescriptions"]["visit_id"].isna().equals(raw["prescriptions"]["visit_id"].isna())  # nulls stay
-    assert out["prescriptions"]["visit_id"].isna().sum() == 300
+    assert same_rows(rx[["drug", "doses", "hhninc", "year"]], raw_rx[["drug", "doses", "hhninc", "year"]])
+    assert out["prescriptions"]["visit_id"].isna().sum() == 300  # nulls stay null
+    # records are grouped under their parents, in the parents' order
+    assert out["visits"]["id"].is_monotonic_increasing
+    assert out["prescriptions"]["visit_id"].dropna().is_monotonic_increasing
+
+
+def same_rows(a: pd.DataFrame, b: pd.DataFrame) -> bool:
+    """The same rows, in any order."""
+    key = list(a.columns)
+    return a.sort_values(key).reset_index(drop=True).equals(b.sort_values(key).reset_index(drop=True))
+
+
+def test_records_come_out_ordered_by_order_by_under_each_parent(small_panel):
+    spec = panel_spec(levels=2)
+    spec = spec.model_copy(update={"tables": {**spec.tables, "visits": spec.tables["visits"].model_copy(
+        update={"order_by": ["year"]})}})
+    stats = compute_stats(spec, small_panel, dataset="panel")
+    assert stats.tables["visits"].order_by == ["year"]
+    raw = backend_output(small_panel)  # shuffled: years in no order
+    out = restore_tables({"persons": raw["persons"], "visits": raw["visits"]}, stats, dataset="panel")
+    visits = out["visits"]
+    assert visits["id"].is_monotonic_increasing
+    assert visits.groupby("id")["year"].apply(lambda y: y.is_monotonic_increasing).all()
+    assert visits["visit_id"].tolist() == list(range(1, len(visits) + 1))  # fresh keys in record order
 
 
 def test_restore_tables_keeps_null_foreign_keys_in_nullable_ints(small_panel, small_stats):
@@ -234,7 +257,8 @@ def test_restore_tables_keeps_null_foreign_keys_in_nullable_ints(small_panel, sm
     out = restore_tables(raw, small_stats, dataset="panel")
     assert small_stats.tables["visits"].dtypes["id"] == "int64"
     assert str(out["visits"]["id"].dtype) == "Int64"
-    assert out["visits"]["id"].isna().sum() == 2 and out["visits"]["id"][[0, 5]].isna().all()
+    # records without a parent come last, after every parent's records
+    assert out["visits"]["id"].isna().sum() == 2 and out["visits"]["id"].iloc[-2:].isna().all()
     assert out["visits"]["id"].dropna().isin(out["persons"]["id"]).all()
 
 
@@ -308,3 +332,41 @@ def test_a_two_table_panel_materializes_through_dagster_with_fresh_keys(toy_plug
     assert visits.id.isin(persons.id).all() and visits.visit_id.tolist() == list(range(1, len(visits) + 1))
     per_person = visits.groupby("id").size()
     assert per_person.max() <= 5 and 2.5 < len(visits) / 800 < 3.9  # 1 to 5 records, 3.2 on average in the source
+
+
+def test_sequence_lengths_count_parents_and_hide_the_longest_histories(panel):
+    stats = compute_stats(panel_spec(levels=2), panel, dataset="panel").tables
+    lengths = stats["visits"].sequence_lengths
+    per_person = panel["visits"]["id"].value_counts()
+    assert set(lengths) == {1, 2, 3, 4, 5} and abs(sum(lengths.values()) - 1) < 1e-9
+    assert lengths[5] == pytest.approx((per_person == 5).mean())  # each of 6,127 persons counts once
+    assert stats["persons"].sequence_lengths is None  # a root has no parent
+    # one person with a history far longer than anyone's: it counts as the longest that 5 persons reach
+    persons = pd.DataFrame({"id": range(100)})
+    visits = pd.DataFrame({"id": [0] * 40 + [p for p in range(1, 100) for _ in range(1 + p % 3)]})
+    from synth_assets.stages.stats import sequence_lengths
+
+    assert max(sequence_lengths(visits["id"], persons["id"])) == 3
+
+
+def test_bad_links_fail_before_training_naming_table_and_column(tmp_path):
+    from synth_assets.config import parse_project
+    from synth_assets.errors import ConfigError
+    from synth_assets.tables import check_keys
+
+    body = {"datasets": {"d": {"tables": {
+        "persons": {"source": "p.csv", "primary_key": "id", "order_by": "year"},
+        "visits": {"source": "v.csv", "foreign_keys": [{"column": "id", "references": "persons"}]}}}}}
+    with pytest.raises(ConfigError, match="table 'persons': order_by orders records under a parent"):
+        parse_project(body)
+    del body["datasets"]["d"]["tables"]["persons"]["order_by"]
+    body["datasets"]["d"]["tables"]["visits"]["order_by"] = "year"  # one column, or a list of them
+    spec = parse_project(body).datasets["d"]
+    assert spec.tables["visits"].order_by == ["year"]
+    persons = pd.DataFrame({"id": [1, 2, 3]})
+    with pytest.raises(SynthError, match="table 'visits', column 'year': order_by column not in the source"):
+        check_keys(spec, {"persons": persons, "visits": pd.DataFrame({"id": [1, 2]})}, dataset="d")
+    orphans = pd.DataFrame({"id": [1, 7, 7, 9, 11, 12], "year": 2000})
+    with pytest.raises(SynthError, match=r"column 'id': 5 rows refer to keys missing from table 'persons' "
+                                         r"\(e.g. 7, 9, 11\)"):
+        check_keys(spec, {"persons": persons, "visits": orphans}, dataset="d")

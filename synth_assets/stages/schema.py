@@ -6,6 +6,8 @@ e.g. 0..n-1), and its children carry their foreign key columns holding those key
 nothing refers to may leave its primary key out. `restore_tables` then writes fresh keys: every primary key
 becomes 1..n (or "s001", ... for text keys), and every foreign key is mapped to the fresh key of the row it
 referred to, in the dtype of the source column. No key of the source, nor of the backend, comes out.
+Child records come out grouped under their parents, in their parents' order, and ordered by the table's
+`order_by` columns within each parent.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import pandas as pd
 from synth_assets.errors import SynthError
 from synth_assets.stages.stats import DatasetStats, TableStats
 
+
 def _backend_bug(rule: str) -> str:
     """The hint of an error that only a faulty backend causes."""
     return f"{rule}; this is a bug in the backend: report it to its authors"
@@ -24,6 +27,7 @@ def _backend_bug(rule: str) -> str:
 def restore_tables(raw: dict[str, pd.DataFrame], stats: DatasetStats, *, dataset: str) -> dict[str, pd.DataFrame]:
     """Every generated table with fresh primary keys, foreign keys that follow them, and the source's schema."""
     referenced = {fk.references for table in stats.tables.values() for fk in table.foreign_keys}
+    raw = _in_record_order(raw, stats)
     tables: dict[str, pd.DataFrame] = {}
     backend_keys: dict[str, pd.Index] = {}  # referenced table -> the backend's keys, in row order
     for name, table in stats.tables.items():
@@ -73,6 +77,34 @@ def restore_tables(raw: dict[str, pd.DataFrame], stats: DatasetStats, *, dataset
             df[fk.column] = cast_to(mapped, table.dtypes[fk.column])
             tables[name] = df
     return {name: restore_schema(tables[name], table) for name, table in stats.tables.items()}
+
+
+def _in_record_order(raw: dict[str, pd.DataFrame], stats: DatasetStats) -> dict[str, pd.DataFrame]:
+    """Each child table's rows grouped under their parent rows, in the parents' order, then by `order_by`
+    (stable: records a backend drew in order keep it). Parents are ordered before their children."""
+    ordered = dict(raw)
+    pending = [name for name in stats.tables if name in raw]
+    while pending:
+        for name in list(pending):
+            table = stats.tables[name]
+            context = next((fk for fk in table.foreign_keys if fk.references != name), None)
+            if context is not None and context.references in pending:
+                continue  # its parent first
+            pending.remove(name)
+            df = ordered[name]
+            parent_pk = stats.tables[context.references].primary_key if context else None
+            parent = ordered.get(context.references) if context else None
+            if (parent is None or context.column not in df.columns or parent_pk not in parent.columns
+                    or not parent[parent_pk].is_unique):
+                continue  # nothing to order by: restore_tables names what is wrong
+            position = pd.Index(parent[parent_pk]).get_indexer(df[context.column])
+            keys = pd.DataFrame({"__parent": np.where(position < 0, len(parent), position)}, index=df.index)
+            for column in table.order_by:
+                if column in df.columns:
+                    keys[column] = df[column]
+            order = keys.sort_values(list(keys.columns), kind="stable", na_position="last").index
+            ordered[name] = df.loc[order].reset_index(drop=True)
+    return ordered
 
 
 def restore_schema(df: pd.DataFrame, stats: TableStats) -> pd.DataFrame:

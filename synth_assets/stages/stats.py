@@ -113,6 +113,10 @@ class TableStats(BaseModel):
     columns: dict[str, ColumnStats] = Field(description="modelled columns (keys excluded)")
     empty_columns: list[str] = Field(default_factory=list, description="columns without a value in training: "
                                                                       "synthesized as all null")
+    order_by: list[str] = Field(default_factory=list, description="columns ordering records under their parent")
+    sequence_lengths: dict[int, float] | None = Field(
+        None, description="a child table's records per parent row -> share of parent rows; lengths beyond the "
+                          "one enough parents reach count as that one")
 
 
 class DatasetStats(BaseModel):
@@ -152,12 +156,26 @@ def compute_stats(spec: DatasetSpec, train: dict[str, pd.DataFrame], *, dataset:
             columns[column] = column_stats(df[column], unit, requested=requested,
                                            hint=hints.get(requested) if requested else None,
                                            where=(dataset, name, column))
+        fk = context_key(name, table_spec)
+        lengths = None if fk is None else sequence_lengths(
+            df[fk.column], train[fk.references][spec.tables[fk.references].primary_key])
         tables[name] = TableStats(
             name=name, rows=len(df), primary_key=table_spec.primary_key, foreign_keys=table_spec.foreign_keys,
             column_order=[str(c) for c in df.columns], dtypes={str(c): str(t) for c, t in df.dtypes.items()},
-            columns=columns, empty_columns=empty,
+            columns=columns, empty_columns=empty, order_by=table_spec.order_by, sequence_lengths=lengths,
         )
     return DatasetStats(dataset=dataset, tables=tables)
+
+
+def sequence_lengths(child_keys: pd.Series, parent_keys: pd.Series) -> dict[int, float]:
+    """Share of parent rows with each number of child records (0 included). Lengths longer than the one
+    `RARE_THRESHOLD` parents reach count as that one, so no single subject's long history shows."""
+    per_parent = child_keys.value_counts().reindex(parent_keys, fill_value=0).to_numpy()
+    if len(per_parent) == 0:
+        return {}
+    cap = np.sort(per_parent)[::-1][min(RARE_THRESHOLD, len(per_parent)) - 1]
+    shares = pd.Series(np.minimum(per_parent, cap)).value_counts(normalize=True).sort_index()
+    return {int(length): float(share) for length, share in shares.items()}
 
 
 def table_units(spec: DatasetSpec, tables: dict[str, pd.DataFrame]) -> dict[str, pd.Series | None]:

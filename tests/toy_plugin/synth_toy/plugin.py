@@ -1,6 +1,6 @@
 """A third-party backend as small as one can be: each column drawn on its own from its training
 distribution (the stats' kept categories or quantiles), and in a tree of tables, each parent's number
-of children drawn from the training counts. It imports only `synth_assets.plugin_api`."""
+of children drawn from the stats' sequence lengths. It imports only `synth_assets.plugin_api`."""
 
 import json
 
@@ -39,33 +39,25 @@ class MarginalsBackend(Backend):
     GenerateOptions = MarginalsGenerateOptions
 
     def encode(self, split, stats, out_dir):
-        # children per parent row, as seen in training: what generation draws family sizes from
-        counts = {}
-        for name, table in stats.tables.items():
-            if table.foreign_keys:
-                fk = table.foreign_keys[0]
-                parent = stats.tables[fk.references]
-                per_parent = split.train[name][fk.column].value_counts()
-                parents = split.train[fk.references][parent.primary_key]
-                counts[name] = per_parent.reindex(parents, fill_value=0).astype(int).tolist()
-        write_json({"children_per_parent": counts}, out_dir / "counts.json")
+        write_json({"tables": list(stats.tables)}, out_dir / "tables.json")  # nothing to encode: stats suffice
         return {"tables": len(stats.tables)}
 
     def train(self, encoded_dir, stats, request, out_dir):
-        write_json(read_json(encoded_dir / "counts.json"), out_dir / "model.json")
+        write_json({"trained": read_json(encoded_dir / "tables.json")}, out_dir / "model.json")
         if request.progress:
             request.progress(ProgressRecord(epoch=1, train_loss=0.0, validation_loss=0.0, seconds=0.0))
         return TrainResult(epochs=1, best_epoch=1, best_validation_loss=0.0, seconds=0.0,
                            stopped_because="max epochs", device="cpu", parameters=0)
 
     def generate(self, model_dir, stats, request):
-        counts = json.loads((model_dir / "model.json").read_text())["children_per_parent"]
+        assert json.loads((model_dir / "model.json").read_text())["trained"]
         rng = np.random.default_rng(request.options.seed)
         out, keys = {}, {}
         for name, table in stats.tables.items():  # parents come before their children
             if table.foreign_keys:
                 fk = table.foreign_keys[0]
-                family = rng.choice(counts[name], size=len(keys[fk.references]))
+                lengths, shares = zip(*table.sequence_lengths.items())
+                family = rng.choice(lengths, size=len(keys[fk.references]), p=np.asarray(shares) / sum(shares))
                 df = _columns(table, int(family.sum()), rng)
                 df[fk.column] = np.repeat(keys[fk.references], family)
             else:
