@@ -178,6 +178,10 @@ def build_dataset_assets(name: str, spec: DatasetSpec) -> list[dg.AssetsDefiniti
                 f"{prefix}dcr_share": dg.MetadataValue.float(round(q.dcr_share, 4)),
                 f"{prefix}discriminator_auc": dg.MetadataValue.float(round(q.discriminator_auc, 4)),
             })
+            if q.sequence is not None:  # a child table: its records as sequences under their parents
+                metadata.update({f"{prefix}{key}": dg.MetadataValue.float(round(getattr(q.sequence, key), 4))
+                                 for key in ("length_accuracy", "coherence", "parent_child_accuracy",
+                                             "holdout_coherence")})
         return dg.MaterializeResult(metadata=metadata)
 
     return [split, stats, encoded, model, synthetic, quality]

@@ -18,7 +18,8 @@ from synth_assets.plugins import get_backend
 from synth_assets.stages.quality import TableQuality, evaluate_table
 from synth_assets.stages.report import render_report
 from synth_assets.stages.schema import restore_tables
-from synth_assets.stages.split import PARTITIONS, Split, split_tables
+from synth_assets.stages.sequence_quality import evaluate_sequences
+from synth_assets.stages.split import PARTITIONS, Split, context_key, split_tables
 from synth_assets.stages.stats import DatasetStats, compute_stats
 from synth_assets.options import GenerateOptions, TrainOptions
 from synth_assets.tables import check_keys, read_source, read_sources
@@ -164,6 +165,12 @@ class DatasetPipeline:
             )
             for name in stats.tables
         }
+        for name, table in stats.tables.items():
+            context = context_key(name, self.spec.tables[name])
+            if context is not None:
+                results[name].sequence = evaluate_sequences(
+                    table, stats.tables[context.references], split.train, split.validation, synthetic,
+                    max_parents=self.spec.quality.max_rows)
         report = render_report(self.name, self.spec.backend, results, self.spec.quality.max_dcr_share)
         with storage.atomic_dir(self.paths.quality) as tmp:
             storage.write_text(report, tmp / "report.md")

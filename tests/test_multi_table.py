@@ -370,3 +370,35 @@ def test_bad_links_fail_before_training_naming_table_and_column(tmp_path):
     with pytest.raises(SynthError, match=r"column 'id': 5 rows refer to keys missing from table 'persons' "
                                          r"\(e.g. 7, 9, 11\)"):
         check_keys(spec, {"persons": persons, "visits": orphans}, dataset="d")
+
+
+def test_sequence_quality_sees_what_per_table_scores_cannot(toy_plugin, panel, tmp_path, monkeypatch):
+    """The toy backend draws family sizes from the stats but every record on its own: lengths match, while
+    coherence (a person's record against their next one) falls well below the holdout's."""
+    from synth_assets.config import load_project
+    from synth_assets.pipeline import DatasetPipeline
+    from synth_assets.testing import write_project
+
+    monkeypatch.delenv("SYNTH_CONFIG", raising=False)
+    monkeypatch.delenv("SYNTH_HOME", raising=False)
+    panel["persons"].to_parquet(tmp_path / "persons.parquet")
+    panel["visits"].drop(columns="visit_id").to_parquet(tmp_path / "visits.parquet")
+    root = write_project(tmp_path, """
+        datasets:
+          panel:
+            backend: marginals
+            tables:
+              persons: {source: persons.parquet, primary_key: id}
+              visits: {source: visits.parquet, foreign_keys: [{column: id, references: persons}], order_by: year}
+            generate: {seed: 3}
+        """)
+    pipeline = DatasetPipeline(load_project(root), "panel")
+    results = pipeline.run_all()
+    assert results["persons"].sequence is None
+    seq = results["visits"].sequence
+    assert seq.parent == "persons" and seq.parents_compared > 1000
+    assert seq.length_accuracy > 0.95 and abs(seq.mean_length - seq.training_mean_length) < 0.2
+    assert seq.holdout_coherence > 0.95 and seq.coherence < seq.holdout_coherence - 0.1
+    assert 0.5 < seq.parent_child_accuracy <= seq.holdout_parent_child_accuracy + 0.02
+    report = pipeline.report_path().read_text()
+    assert "| visits | persons |" in report

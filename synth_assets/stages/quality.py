@@ -42,6 +42,21 @@ DISCRIMINATOR_TOP = (DISCRIMINATOR_MAX_BINS - 2) // 2
 MAX_DECIMALS = 6  # decimals counted up to this; more count as MAX_DECIMALS + 1
 
 
+class SequenceQuality(BaseModel):
+    """A child table as sequences under its parent rows (computed in sequence_quality.py)."""
+
+    parent: str
+    parents_compared: int
+    length_accuracy: float
+    holdout_length_accuracy: float
+    mean_length: float  # of the synthetic table
+    training_mean_length: float
+    coherence: float
+    holdout_coherence: float
+    parent_child_accuracy: float
+    holdout_parent_child_accuracy: float
+
+
 class TableQuality(BaseModel):
     table: str
     rows_compared: int
@@ -59,6 +74,7 @@ class TableQuality(BaseModel):
     columns: dict[str, float]
     holdout_columns: dict[str, float]
     worst_pairs: list[tuple[str, str, float]]
+    sequence: SequenceQuality | None = None  # child tables: lengths, coherence, parent-child accuracy
 
 
 def evaluate_table(

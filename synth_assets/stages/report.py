@@ -48,6 +48,21 @@ def render_report(dataset: str, backend: str, results: dict[str, TableQuality], 
         "(numbers with their decimals, dates with their precision, categories), and scored on rows it did",
         "not see: 0.5 means it cannot tell them apart, 1.0 that it always can (well below 0.5: copies).",
     ]
+    sequences = {q.table: q.sequence for q in results.values() if q.sequence is not None}
+    if sequences:
+        lines += [
+            "",
+            "Child tables as sequences under their parents (synthetic / holdout ceiling): records per parent",
+            "(length), how each record relates to the next one of the same subject (coherence), and parent",
+            "columns against child columns.",
+            "",
+            "| table | parent | mean records (training) | length | coherence | parent–child |",
+            "|---|---|---:|---:|---:|---:|",
+        ]
+        lines += [f"| {t} | {s.parent} | {s.mean_length:.2f} ({s.training_mean_length:.2f}) | "
+                  f"{s.length_accuracy:.3f} / {s.holdout_length_accuracy:.3f} | {s.coherence:.3f} / "
+                  f"{s.holdout_coherence:.3f} | {s.parent_child_accuracy:.3f} / {s.holdout_parent_child_accuracy:.3f} |"
+                  for t, s in sequences.items()]
     for q in results.values():
         lines += ["", f"## {q.table}", "", f"Privacy: DCR share {q.dcr_share:.3f}: {verdict(q.dcr_share, max_dcr_share)}."]
         lines.append(f"Told apart from real rows: discriminator AUC {q.discriminator_auc:.3f}"
