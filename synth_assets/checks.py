@@ -21,7 +21,7 @@ from synth_assets import storage
 from synth_assets.assets import stage_key
 from synth_assets.config import DatasetSpec
 from synth_assets.resources import SynthProject
-from synth_assets.stages.stats import RARE_TOKEN, ColumnStats, DatasetStats, TableStats
+from synth_assets.stages.stats import MAX_DECIMALS, RARE_TOKEN, ColumnStats, DatasetStats, TableStats
 
 # the finest datetime part a column keeps, as a pandas frequency
 RESOLUTION = {"day": "D", "hour": "h", "minute": "min", "second": "s"}
@@ -83,7 +83,7 @@ def value_constraints(stats: ColumnStats) -> list[ValuesConstraint]:
             kept = np.asarray(stats.categories, dtype=float)
             rules.append(ValuesConstraint(f"values among the {len(kept)} kept values",
                                           lambda v: np.isin(finite(v), kept) | np.isin(finite(v), infinities)))
-        elif stats.decimals is not None:
+        elif stats.decimals is not None and (stats.is_integer or stats.decimals < MAX_DECIMALS):
             scale = 10.0 ** (0 if stats.is_integer else stats.decimals)
             rules.append(ValuesConstraint(
                 "whole numbers" if stats.is_integer else f"at most {stats.decimals} decimals",
@@ -105,10 +105,11 @@ def value_constraints(stats: ColumnStats) -> list[ValuesConstraint]:
 
 
 def on_grid(numbers: np.ndarray, scale: float) -> np.ndarray:
-    """Numbers that are whole multiples of 1/scale (up to float rounding)."""
+    """Numbers that are whole multiples of 1/scale, within a thousandth of a step: the tolerance with which the
+    stats count decimals, so float32 artefacts (3.9600000381 for 3.96) sit on the grid they were read from."""
     scaled = numbers * scale
     with np.errstate(invalid="ignore"):  # infinities are judged by their own rule
-        return np.abs(scaled - np.round(scaled)) <= 1e-9 * np.maximum(1.0, np.abs(scaled))
+        return np.abs(scaled - np.round(scaled)) <= np.maximum(1e-3, 1e-9 * np.abs(scaled))
 
 
 def schema_problems(df: pd.DataFrame, table: TableStats, given: frozenset[str] = frozenset()) -> list[str]:

@@ -138,3 +138,19 @@ def test_stats_are_facts_any_backend_can_use_without_encodings():
     # the override's word reaches the backend; its hint made a five-valued number continuous
     assert rooms.requested_encoding == "numeric_binned" and not rooms.discrete
     assert city.kind == "categorical" and city.text_form == "category" and city.categories
+
+
+def test_the_schema_check_passes_the_source_itself_when_numbers_carry_float32_artefacts():
+    from synth_assets.checks import schema_problems
+
+    r = np.random.default_rng(0)
+    # incomes stored as float32 once: 3.96 reads back as 3.9600000381, on the grid of cents all the same
+    income = np.round(r.gamma(2.0, 1.5, 500), 2).astype(np.float32).astype(float)
+    df = pd.DataFrame({"income": income, "cents": np.round(r.random(500) * 100, 2)})
+    stats = compute_stats(dataset({"t": {"source": "t.csv"}}), {"t": df}, dataset="d").tables["t"]
+    inside = np.ones(len(df), dtype=bool)  # the source's rows, but its extremes (outside the protected range)
+    for name, column in stats.columns.items():
+        inside &= df[name].between(column.min, column.max).to_numpy()
+    assert schema_problems(df[inside], stats) == []
+    middle = df[inside & (df.cents < stats.columns["cents"].max).to_numpy()]
+    assert any("at most 2 decimals" in p for p in schema_problems(middle.assign(cents=middle.cents + 0.001), stats))

@@ -51,6 +51,9 @@ DISCRETE_AUTO_MIN_KEPT_SHARE = 0.999
 # fewer training rows than this cannot be synthesized: rare-value protection would hide nearly everything
 MIN_TRAINING_ROWS = 2 * 5
 N_QUANTILES = 101
+# digits after the point counted up to this many; a column needing more (float32 artefacts like 3.04999995231628)
+# has no grain to keep
+MAX_DECIMALS = 8
 # continuous numbers list the values held by at least this share of rows (and by enough units); at most this many
 HEAPED_MIN_SHARE = 0.001
 HEAPED_MAX_VALUES = 250
@@ -488,7 +491,7 @@ def _is_integer(numbers: pd.Series) -> bool:
     return bool(np.all(np.isfinite(values)) and np.all(values == np.round(values)))
 
 
-def _decimals(numbers: pd.Series, most: int = 8) -> int:
+def _decimals(numbers: pd.Series, most: int = MAX_DECIMALS) -> int:
     values = numbers.to_numpy(dtype=float)[:10_000]
     for digits in range(most + 1):
         if np.allclose(values, np.round(values, digits), rtol=0, atol=10.0 ** -(digits + 3)):
