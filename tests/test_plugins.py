@@ -41,18 +41,20 @@ def test_third_party_backend_materializes_a_dataset(tmp_path, toy_plugin, diamon
 
 def test_a_backend_refuses_data_it_cannot_model_before_any_work(tmp_path):
     (tmp_path / "p.csv").write_text("pid,age\n" + "".join(f"{i},{i % 50}\n" for i in range(50)))
-    (tmp_path / "v.csv").write_text("pid,cost\n" + "".join(f"{i % 50},{i}\n" for i in range(200)))
+    (tmp_path / "d.csv").write_text("did,years\n" + "".join(f"{i},{i % 30}\n" for i in range(20)))
+    (tmp_path / "v.csv").write_text("pid,did,cost\n" + "".join(f"{i % 50},{i % 20},{i}\n" for i in range(200)))
     root = write_project(tmp_path, """
         datasets:
           linked:
             backend: tabular_argn
             tables:
               people: {source: p.csv, primary_key: pid}
-              visits: {source: v.csv, foreign_keys: [{column: pid, references: people}]}
+              doctors: {source: d.csv, primary_key: did}
+              visits: {source: v.csv, foreign_keys: [{column: pid, references: people}, {column: did, references: doctors}]}
         """)
     from synth_assets.config import load_project
 
-    with pytest.raises(ConfigError, match="datasets.linked.backend: backend 'tabular_argn' models flat data, "
-                                          "but this dataset is sequential"):
+    with pytest.raises(ConfigError, match="datasets.linked.backend: backend 'tabular_argn' models trees of tables "
+                                          "\\(one foreign key per table\\), but table 'visits' has 2"):
         load_project(root)
     assert not (tmp_path / ".synth").exists()

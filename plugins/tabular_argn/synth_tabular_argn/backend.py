@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,8 @@ import pandas as pd
 
 from synth_assets.plugin_api import (
     FLAT,
+    RELATIONAL,
+    SEQUENTIAL,
     Backend,
     Capabilities,
     DatasetStats,
@@ -20,6 +23,7 @@ from synth_assets.plugin_api import (
     TableStats,
     TrainRequest,
     TrainResult,
+    read_json,
     read_parquet,
     write_json,
     write_parquet,
@@ -35,34 +39,78 @@ from synth_tabular_argn.encoding import (
 )
 from synth_tabular_argn.generation import Planner, draw, token_labels
 from synth_tabular_argn.options import ARGNGenerateOptions, ARGNTrainOptions
+from synth_tabular_argn.sequences import generate_tree, model_frames, model_tables, tree_order
+
+PARTITIONS = ("train", "validation")
+SEQUENCE_WINDOW = 1  # previous records a child's model sees besides its parent row
 
 
 class TabularARGNBackend(Backend):
     name = "tabular_argn"
-    description = "Autoregressive network over encoded columns of one flat table (PyTorch; CPU or CUDA)."
-    capabilities = Capabilities(shapes=frozenset({FLAT}), seed_data=True, rebalancing=True, imputation=True,
-                                fairness=True, predict=True, devices=frozenset({"cpu", "cuda"}))
+    description = ("Autoregressive network over encoded columns (PyTorch; CPU or CUDA): flat tables, and trees of "
+                   "tables as sequences of records under their parents.")
+    capabilities = Capabilities(shapes=frozenset({FLAT, SEQUENTIAL, RELATIONAL}), seed_data=True, rebalancing=True,
+                                imputation=True, fairness=True, predict=True, devices=frozenset({"cpu", "cuda"}))
     TrainOptions = ARGNTrainOptions
     GenerateOptions = ARGNGenerateOptions
     column_encodings = COLUMN_ENCODINGS
     kinds = frozenset({"pytorch"})
 
+    def unsupported_shape(self, foreign_keys) -> str | None:
+        why = super().unsupported_shape(foreign_keys)
+        if why:
+            return why
+        keys = {table: list(fks) for table, fks in foreign_keys.items()}
+        several = [table for table, fks in keys.items() if len(fks) > 1]
+        if several:
+            return (f"backend '{self.name}' models trees of tables (one foreign key per table), but table "
+                    f"'{several[0]}' has {len(keys[several[0]])}")
+        if sum(1 for fks in keys.values() if not fks) > 1:
+            return f"backend '{self.name}' models one tree of tables: one table without foreign keys, the others linked to it"
+        return None
+
     # encode --------------------------------------------------------------------------------------
     def encode(self, split: Split, stats: DatasetStats, out_dir: Path) -> dict[str, Any]:
-        table = _only_table(stats)
-        codes = build_codes(table, stats.dataset)  # the encoding of each column is chosen here
-        for partition in ("train", "validation"):
-            write_parquet(encode_table(split.partition(partition)[table.name], codes, table),
-                                  out_dir / f"{partition}.parquet")
-        write_json([c.model_dump() for c in codes], out_dir / "codes.json")
-        return {
-            "table": table.name,
-            "rows": {p: len(split.partition(p)[table.name]) for p in ("train", "validation")},
-            "sub_columns": {name: k for c in codes for name, k in c.sub_columns},
-        }
+        if len(stats.tables) == 1:
+            table = _only_table(stats)
+            return _encode_model(table, {p: split.partition(p)[table.name] for p in PARTITIONS}, out_dir,
+                                 stats.dataset)
+        tables = model_tables(stats, SEQUENCE_WINDOW)
+        frames = {p: model_frames(split.partition(p), stats, SEQUENCE_WINDOW) for p in PARTITIONS}
+        return {name: _encode_model(table, {p: frames[p][name] for p in PARTITIONS}, out_dir / name, stats.dataset)
+                for name, table in tables.items()}
 
     # train ---------------------------------------------------------------------------------------
     def train(self, encoded_dir: Path, stats: DatasetStats, request: TrainRequest, out_dir: Path) -> TrainResult:
+        if len(stats.tables) == 1:
+            return self._train_model(encoded_dir, _only_table(stats).name, request, out_dir, flexible=None)
+        names = tree_order(stats)
+        # the time budget shared by the models in proportion to their tokens (rows x sub-columns)
+        sizes = {name: _tokens(encoded_dir / name) for name in names}
+        total = sum(sizes.values()) or 1
+        results = {}
+        for name in names:
+            share = request.options.max_training_time * sizes[name] / total
+            sub = replace(request, options=request.options.model_copy(update={"max_training_time": share}),
+                          previous_model=request.previous_model / name if request.previous_model else None,
+                          resume_dir=request.resume_dir / name if request.resume_dir else None)
+            (out_dir / name).mkdir(parents=True, exist_ok=True)
+            # a child's model draws its record after its context, given in full: always in the data order
+            results[name] = self._train_model(encoded_dir / name, name, sub, out_dir / name,
+                                              flexible=None if name == names[0] else False)
+        write_json({"tables": names, "window": SEQUENCE_WINDOW}, out_dir / "tree.json")
+        parts = list(results.values())
+        return TrainResult(
+            epochs=sum(r.epochs for r in parts), best_epoch=parts[-1].best_epoch,
+            best_validation_loss=sum(r.best_validation_loss for r in parts), seconds=sum(r.seconds for r in parts),
+            stopped_because=", ".join(f"{n}: {r.stopped_because}" for n, r in results.items()),
+            device=parts[0].device, parameters=sum(r.parameters for r in parts),
+            progress=[p for r in parts for p in r.progress],
+            settings={name: r.settings for name, r in results.items()},
+        )
+
+    def _train_model(self, encoded_dir: Path, table: str, request: TrainRequest, out_dir: Path,
+                     flexible: bool | None) -> TrainResult:
         from synth_tabular_argn.model import ARGNNetwork, resolve_device
         from synth_tabular_argn.training import fit
 
@@ -75,26 +123,58 @@ class TabularARGNBackend(Backend):
         codes = _load_codes(encoded_dir)
         train = read_parquet(encoded_dir / "train.parquet").to_numpy()
         valid = read_parquet(encoded_dir / "validation.parquet").to_numpy()
+        flexible = options.flexible_generation if flexible is None else flexible
         # the per-column-head network, or for wide tables the one with a shared first layer
         model = ARGNNetwork.build(cardinalities(codes), options.model_size).to(device)
-        config = {**model.config(), "backend": self.name, "table": _only_table(stats).name,
-                  "order": list(range(model.n_columns)), "flexible_generation": options.flexible_generation}
+        config = {**model.config(), "backend": self.name, "table": table,
+                  "order": list(range(model.n_columns)), "flexible_generation": flexible}
+        request = replace(request, options=options.model_copy(update={"flexible_generation": flexible}))
         state, stopped, seconds = fit(model, train, valid, sub_column_groups(codes), request, out_dir, config)
         write_json([c.model_dump() for c in codes], out_dir / "codes.json")
+        if (encoded_dir / "table.json").is_file():
+            write_json(read_json(encoded_dir / "table.json"), out_dir / "table.json")
         write_json(state.history, out_dir / "progress.json")
         return TrainResult(
             epochs=state.epoch, best_epoch=state.best_epoch, best_validation_loss=state.best_loss, seconds=seconds,
             stopped_because=stopped, device=str(device), parameters=sum(p.numel() for p in model.parameters()),
-            progress=[ProgressRecord(**record) for record in state.history], settings={"model_size": options.model_size, "network": model.variant,
-                                              "hidden": list(model.hidden),
-                                              **state.settings},
+            progress=[ProgressRecord(**record) for record in state.history],
+            settings={"model_size": options.model_size, "network": model.variant, "hidden": list(model.hidden),
+                      **state.settings},
         )
 
     # generate ------------------------------------------------------------------------------------
     def generate(self, model_dir: Path, stats: DatasetStats, request: GenerateRequest) -> dict[str, pd.DataFrame]:
-        table = _only_table(stats)
-        trained = TrainedModel.load(model_dir, table, request.device)
-        return {table.name: trained.generate(request)}
+        if len(stats.tables) == 1:
+            table = _only_table(stats)
+            trained = TrainedModel.load(model_dir, table, request.device)
+            return {table.name: trained.generate(request)}
+        window = read_json(model_dir / "tree.json")["window"]
+        tables = model_tables(stats, window)
+        models = {name: TrainedModel.load(model_dir / name, tables[name], request.device) for name in tables}
+        return generate_tree(models, stats, request.options, request.seed_data, request.device, window,
+                             lambda options, seed: GenerateRequest(options=options, seed_data=seed,
+                                                                   device=request.device))
+
+
+def _encode_model(table: TableStats, frames: dict[str, pd.DataFrame], out_dir: Path, dataset: str) -> dict[str, Any]:
+    """One model's encoding: its codes, both partitions as tokens, and the stats of the columns it draws."""
+    codes = build_codes(table, dataset)  # the encoding of each column is chosen here
+    for partition, df in frames.items():
+        write_parquet(encode_table(df, codes, table), out_dir / f"{partition}.parquet")
+    write_json([c.model_dump() for c in codes], out_dir / "codes.json")
+    write_json(table.model_dump(mode="json"), out_dir / "table.json")
+    return {
+        "table": table.name,
+        "rows": {p: len(df) for p, df in frames.items()},
+        "sub_columns": {name: k for c in codes for name, k in c.sub_columns},
+    }
+
+
+def _tokens(encoded_dir: Path) -> int:
+    import pyarrow.parquet as pq
+
+    meta = pq.read_metadata(encoded_dir / "train.parquet")
+    return meta.num_rows * meta.num_columns
 
 
 class TrainedModel:

@@ -1,0 +1,201 @@
+"""Trees of tables as flat models: a root model, and for every child table a model of its next record.
+
+Each table of the tree gets one flat TabularARGN (the same network, encoding and training as a flat table):
+- the root's model draws its rows, with one more column per child table: how many records of it the row
+  has (`records:<child>`, at most the stats' protected longest);
+- a child's model draws one record given its context, which comes first in its column order: the parent
+  row's columns (`parent.<column>`), the parent's number of records of this table, the record's position,
+  and the previous `window` records of the same parent (`previous1.<column>`, ...; empty before the first).
+  A bounded window keeps long sequences as cheap per record as short ones. Its own children's counts are
+  columns of it too, so trees of any depth work the same way.
+
+Generation draws the root rows (or takes the user's seed rows and draws only their counts), then each child
+table step by step: at step t every parent with more than t records gets its record t at once, as a batch.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from synth_assets.plugin_api import ColumnStats, DatasetStats, SynthError, TableStats
+
+PARENT = "parent."
+POSITION = "position"
+RECORDS = "records:"  # + child table: how many records of that table a row has
+
+
+def previous(k: int) -> str:
+    return f"previous{k}."
+
+
+def parent_of(table: TableStats, stats: DatasetStats):
+    """The table's context foreign key (its first, to another table), or None for a root."""
+    return next((fk for fk in table.foreign_keys if fk.references != table.name and fk.references in stats.tables),
+                None)
+
+
+def tree_order(stats: DatasetStats) -> list[str]:
+    """Tables with every parent before its children."""
+    ordered: list[str] = []
+    pending = list(stats.tables)
+    while pending:
+        for name in list(pending):
+            fk = parent_of(stats.tables[name], stats)
+            if fk is None or fk.references in ordered:
+                ordered.append(name)
+                pending.remove(name)
+    return ordered
+
+
+def children(stats: DatasetStats) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {name: [] for name in stats.tables}
+    for name in tree_order(stats):
+        fk = parent_of(stats.tables[name], stats)
+        if fk is not None:
+            out[fk.references].append(name)
+    return out
+
+
+def longest(table: TableStats) -> int:
+    """The protected longest sequence of a child table (at least 1)."""
+    return max(max(table.sequence_lengths or {1: 1.0}), 1)
+
+
+def _count_stats(name: str, shares: dict[int, float], low: int = 0) -> ColumnStats:
+    values = sorted(k for k in shares if k >= low) or [low]
+    total = sum(shares.get(k, 0.0) for k in values) or 1.0
+    return ColumnStats(
+        name=name, dtype="int64", kind="numeric", discrete=True, null_share=0.0, n_unique=len(values),
+        categories=values, category_shares=[shares.get(k, 0.0) / total for k in values], rare_share=0.0,
+        min=float(values[0]), max=float(values[-1]), quantiles=[float(values[0]), float(values[-1])],
+        is_integer=True, decimals=0,
+    )
+
+
+def model_tables(stats: DatasetStats, window: int) -> dict[str, TableStats]:
+    """The columns each table's model draws (see the module's docstring), as stats the encoding reads."""
+    kids = children(stats)
+    out: dict[str, TableStats] = {}
+    for name in tree_order(stats):
+        table = stats.tables[name]
+        columns: dict[str, ColumnStats] = {}
+        fk = parent_of(table, stats)
+        if fk is not None:
+            parent = stats.tables[fk.references]
+            for c in parent.columns.values():
+                columns[PARENT + c.name] = c.model_copy(update={"name": PARENT + c.name})
+            columns[PARENT + RECORDS + name] = _count_stats(PARENT + RECORDS + name, table.sequence_lengths or {1: 1.0}, 1)
+            cap = longest(table)
+            columns[POSITION] = _count_stats(POSITION, {k: 1.0 for k in range(cap)})
+            for k in range(1, window + 1):
+                for c in table.columns.values():  # empty before the k-th record: nulls always occur
+                    columns[previous(k) + c.name] = c.model_copy(
+                        update={"name": previous(k) + c.name, "null_share": max(c.null_share, 0.01)})
+        columns.update(table.columns)
+        for child in kids[name]:
+            columns[RECORDS + child] = _count_stats(RECORDS + child, stats.tables[child].sequence_lengths or {0: 1.0})
+        out[name] = TableStats(
+            name=name, rows=table.rows, primary_key=None, foreign_keys=[], column_order=list(columns),
+            dtypes={c: (table.dtypes.get(c) or columns[c].dtype) for c in columns}, columns=columns,
+        )
+    return out
+
+
+def model_frames(frames: dict[str, pd.DataFrame], stats: DatasetStats, window: int) -> dict[str, pd.DataFrame]:
+    """The rows each table's model trains on: per table the columns of `model_tables`, from real tables."""
+    kids = children(stats)
+    out = {}
+    for name in tree_order(stats):
+        table = stats.tables[name]
+        df = frames[name]
+        fk = parent_of(table, stats)
+        if fk is not None:
+            parent = stats.tables[fk.references]
+            df = df.sort_values([fk.column, *table.order_by], kind="stable").reset_index(drop=True)
+            position = df.groupby(fk.column, sort=False).cumcount()
+            df = df[(position < longest(table)).to_numpy() & df[fk.column].notna().to_numpy()].reset_index(drop=True)
+            position = df.groupby(fk.column, sort=False).cumcount()
+            parents = frames[fk.references].set_index(parent.primary_key)
+            context = parents.loc[df[fk.column], list(parent.columns)].reset_index(drop=True)
+            context.columns = [PARENT + c for c in context.columns]
+            counts = df[fk.column].map(df[fk.column].value_counts())
+            parts = [context, pd.DataFrame({PARENT + RECORDS + name: counts.to_numpy(), POSITION: position.to_numpy()})]
+            own = df[list(table.columns)]
+            for k in range(1, window + 1):
+                lagged = own.groupby(df[fk.column].to_numpy(), sort=False).shift(k)
+                lagged.columns = [previous(k) + c for c in own.columns]
+                parts.append(lagged.reset_index(drop=True))
+            parts.append(own.reset_index(drop=True))
+            rows = pd.concat(parts, axis=1)
+        else:
+            rows = df[list(table.columns)].reset_index(drop=True)
+        for child in kids[name]:
+            child_fk = parent_of(stats.tables[child], stats)
+            cap = max(stats.tables[child].sequence_lengths or {0: 1.0})
+            per_row = frames[child][child_fk.column].value_counts()
+            rows[RECORDS + child] = df[table.primary_key].map(per_row).fillna(0).clip(upper=cap).astype("int64").to_numpy()
+        out[name] = rows
+    return out
+
+
+def generate_tree(models: dict, stats: DatasetStats, options, seed_data: pd.DataFrame | None, device: str,
+                  window: int, make_request) -> dict[str, pd.DataFrame]:
+    """Every table: the root's rows (or the seed rows, with their counts drawn), then each child table record
+    by record. `models` holds a loaded model per table; `make_request(options, seed_data)` builds a request.
+    Key columns hold our own keys: row numbers, children pointing at their parent's."""
+    kids = children(stats)
+    order = tree_order(stats)
+    root = order[0]
+    if len([n for n in order if parent_of(stats.tables[n], stats) is None]) != 1:
+        raise SynthError("a tree of tables has exactly one root table", dataset=stats.dataset,
+                         hint="link every other table to it through foreign keys")
+    base_seed = options.seed if options.seed is not None else int(np.random.SeedSequence().entropy % 2**31)
+    out: dict[str, pd.DataFrame] = {}
+    out[root] = models[root].generate(make_request(options.model_copy(update={"seed": base_seed}), seed_data))
+    # children follow their parents only: the root's conditioning options do not name their columns
+    child_options = options.model_copy(update={"seed_data": None, "rebalancing": None, "imputation": None,
+                                               "fairness": None, "sample_size": None})
+    for depth, name in enumerate(order[1:], start=1):
+        table = stats.tables[name]
+        fk = parent_of(table, stats)
+        parent = stats.tables[fk.references]
+        parent_rows = out[fk.references]
+        lengths = pd.to_numeric(parent_rows[RECORDS + name]).fillna(0).astype(int).to_numpy()
+        context = parent_rows[list(parent.columns)].copy()
+        context.columns = [PARENT + c for c in context.columns]
+        context[PARENT + RECORDS + name] = lengths
+        own = list(table.columns)
+        history: list[pd.DataFrame] = []  # the records drawn at each step, one row per parent (empty if none)
+        drawn = []
+        for t in range(int(lengths.max(initial=0))):
+            active = np.flatnonzero(lengths > t)
+            given = context.iloc[active].reset_index(drop=True)
+            given[POSITION] = t
+            for k in range(1, window + 1):
+                before = history[t - k].iloc[active] if t - k >= 0 else pd.DataFrame(index=range(len(active)), columns=own)
+                for c in own:
+                    given[previous(k) + c] = before[c].to_numpy() if t - k >= 0 else None
+            step_options = child_options.model_copy(update={"seed": base_seed + 7919 * depth + t + 1})
+            step = models[name].generate(make_request(step_options, given))
+            step_rows = step[[*own, *(RECORDS + c for c in kids[name])]].copy()
+            step_rows["__parent"], step_rows["__position"] = active, t
+            drawn.append(step_rows)
+            full = pd.DataFrame(index=range(len(parent_rows)), columns=own)
+            full.iloc[active] = step_rows[own].to_numpy()
+            history.append(full)
+        records = pd.concat(drawn, ignore_index=True) if drawn else pd.DataFrame(
+            columns=[*own, *(RECORDS + c for c in kids[name]), "__parent", "__position"])
+        records = records.sort_values(["__parent", "__position"], kind="stable").reset_index(drop=True)
+        records[fk.column] = records["__parent"].to_numpy()  # our keys: the parent's row number
+        out[name] = records.drop(columns=["__parent", "__position"])
+    result = {}
+    for name in order:
+        df = out[name]
+        table = stats.tables[name]
+        keep = [c for c in df.columns if not c.startswith(RECORDS)]
+        df = df[keep].reset_index(drop=True)
+        if table.primary_key:
+            df[table.primary_key] = np.arange(len(df))
+        result[name] = df
+    return result

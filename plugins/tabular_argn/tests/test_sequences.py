@@ -1,0 +1,133 @@
+"""TabularARGN on trees of tables: persons with yearly records (the real rwm5yr panel), and a third level."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from synth_assets.checks import key_problems, schema_problems
+from synth_assets.config import load_project
+from synth_assets.pipeline import DatasetPipeline
+
+REPO = Path(__file__).resolve().parents[3]
+BIN = Path(sys.executable).parent
+PERSONS = 1500  # of 6,127: seconds of training
+
+
+@pytest.fixture(scope="module")
+def panel() -> dict[str, pd.DataFrame]:
+    df = pd.read_csv(REPO / "data" / "demo" / "rwm5yr.csv.gz")
+    keep = np.random.default_rng(0).choice(df["id"].unique(), PERSONS, replace=False)
+    df = df[df["id"].isin(keep)]
+    persons = df.groupby("id", sort=True)[["female"]].first().reset_index()  # constant within every person
+    visits = df.drop(columns=["female"]).sample(frac=1, random_state=0)  # stored in no particular order
+    return {"persons": persons, "visits": visits}
+
+
+def write_panel(folder: Path, panel, extra: str = "", third_level: bool = False) -> Path:
+    panel["persons"].to_parquet(folder / "persons.parquet")
+    visits = panel["visits"].reset_index(drop=True)
+    if third_level:
+        # a made-up third level: prescriptions per visit, more for visits with more doctor visits
+        rng = np.random.default_rng(1)
+        visits.insert(0, "visit_id", np.arange(len(visits)) + 100)
+        per_visit = rng.poisson(0.2 + visits["docvis"].to_numpy() / 4)
+        pd.DataFrame({
+            "visit_id": np.repeat(visits["visit_id"].to_numpy(), per_visit),
+            "drug": rng.choice(["ibuprofen", "insulin", "statin"], int(per_visit.sum())),
+            "doses": rng.integers(1, 30, int(per_visit.sum())),
+        }).to_parquet(folder / "prescriptions.parquet")
+    visits.to_parquet(folder / "visits.parquet")
+    tables = ("      persons: {source: persons.parquet, primary_key: id}\n"
+              "      visits: {source: visits.parquet, foreign_keys: [{column: id, references: persons}], "
+              f"order_by: year{', primary_key: visit_id' if third_level else ''}}}\n")
+    if third_level:
+        tables += ("      prescriptions: {source: prescriptions.parquet, "
+                   "foreign_keys: [{column: visit_id, references: visits}]}\n")
+    (folder / "synth.yaml").write_text(
+        "datasets:\n  panel:\n    tables:\n" + tables +
+        "    train: {max_training_time: 0.3, max_epochs: 12, model_size: small}\n"
+        f"    generate: {{seed: 3{extra}}}\n")
+    return folder
+
+
+def consecutive(visits: pd.DataFrame, column: str) -> pd.Series:
+    """Differences between consecutive records of the same person."""
+    same = visits["id"].to_numpy()[1:] == visits["id"].to_numpy()[:-1]
+    return pd.Series(np.diff(visits[column].to_numpy())[same])
+
+
+def test_persons_and_their_years_materialize_through_dg_launch(panel, tmp_path):
+    write_panel(tmp_path, panel)
+    (tmp_path / "home").mkdir()
+    (tmp_path / "home" / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    env = {**os.environ, "SYNTH_CONFIG": str(tmp_path / "synth.yaml"), "SYNTH_HOME": str(tmp_path / "store"),
+           "DAGSTER_HOME": str(tmp_path / "home")}
+    out = subprocess.run([str(BIN / "dg"), "launch", "--job", "synthesize_panel"], cwd=REPO, env=env,
+                         capture_output=True, text=True, timeout=600)
+    log = (out.stdout + out.stderr).lower()
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    assert "asset check 'schema_matches_source' on 'panel/synthetic' passed" in log
+    assert "asset check 'dcr_share_below_threshold' on 'panel/quality' passed" in log
+    store = tmp_path / "store" / "panel"
+    persons = pd.read_parquet(store / "synthetic" / "persons.parquet")
+    visits = pd.read_parquet(store / "synthetic" / "visits.parquet")
+    # as many persons as training holds, fresh keys, every record one of theirs, records in order
+    assert persons["id"].tolist() == list(range(1, len(persons) + 1)) and len(persons) == 1200
+    assert visits["id"].isin(persons["id"]).all() and visits["id"].is_monotonic_increasing
+    # ordered by year, and few repeated years (drawn independently, about a third of pairs would repeat one)
+    assert (consecutive(visits, "year") > 0).mean() > 0.9
+    # what the model learned from one record to the next: a year later, a year older
+    assert (consecutive(visits, "year") == 1).mean() > 0.6 and (consecutive(visits, "age") == 1).mean() > 0.5
+    assert 1 <= visits.groupby("id").size().max() <= 5
+    scores = json.loads((store / "quality" / "scores.json").read_text())
+    sequence = scores["visits"]["sequence"]
+    assert sequence["length_accuracy"] > 0.8 and sequence["coherence"] > 0.9
+    assert scores["visits"]["dcr_share"] < 0.6
+
+
+def test_given_persons_get_records_of_their_own(panel, tmp_path, monkeypatch):
+    monkeypatch.delenv("SYNTH_CONFIG", raising=False)
+    monkeypatch.delenv("SYNTH_HOME", raising=False)
+    pipeline = DatasetPipeline(load_project(write_panel(tmp_path, panel)), "panel")
+    pipeline.split(), pipeline.stats(), pipeline.encode(), pipeline.train(device="cpu")
+    given = pd.DataFrame({"female": [1] * 150 + [0] * 50})
+    out = pipeline.generate(device="cpu", seed_data=given).tables
+    persons, visits = out["persons"], out["visits"]
+    assert persons["female"].tolist() == given["female"].tolist()  # the given parents, as given
+    assert visits["id"].isin(persons["id"]).all() and visits["id"].nunique() == 200  # each has records
+    stats = pipeline.load_stats()
+    assert key_problems(out, stats) == {"persons": [], "visits": []}
+    assert schema_problems(visits, stats.tables["visits"]) == []
+    # fully synthetic: another draw with the same seed is the same
+    again = pipeline.generate_frames(device="cpu")
+    pd.testing.assert_frame_equal(again["visits"], pipeline.generate_frames(device="cpu")["visits"])
+
+
+def test_a_three_level_tree_materializes_with_keys_that_resolve(panel, tmp_path, monkeypatch):
+    import dagster as dg
+
+    from synth_assets.definitions import build_definitions
+
+    monkeypatch.delenv("SYNTH_CONFIG", raising=False)
+    monkeypatch.delenv("SYNTH_HOME", raising=False)
+    root = write_panel(tmp_path, panel, third_level=True)
+    result = build_definitions(root).resolve_job_def("synthesize_panel").execute_in_process(
+        instance=dg.DagsterInstance.ephemeral())
+    assert result.success
+    assert {e.check_name: e.passed for e in result.get_asset_check_evaluations()} == {
+        "schema_matches_source": True, "dcr_share_below_threshold": True}
+    synthetic = tmp_path / ".synth" / "panel" / "synthetic"
+    visits = pd.read_parquet(synthetic / "visits.parquet")
+    prescriptions = pd.read_parquet(synthetic / "prescriptions.parquet")
+    assert visits["visit_id"].tolist() == list(range(1, len(visits) + 1))
+    assert prescriptions["visit_id"].isin(visits["visit_id"]).all() and prescriptions["visit_id"].is_monotonic_increasing
+    # more doctor visits, more prescriptions: learned through the visit row each prescription hangs under
+    per_visit = prescriptions.groupby("visit_id").size().reindex(visits["visit_id"], fill_value=0)
+    busy = visits["docvis"].to_numpy() >= 8
+    assert per_visit[busy].mean() > per_visit[~busy].mean() + 0.5
