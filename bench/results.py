@@ -15,11 +15,12 @@ COLUMNS = ["engine", "training s", "generation rows/s", "accuracy", "univariate"
 ACCURACY_KEYS = ["overall", "univariate", "bivariate", "trivariate"]
 
 
-def _row(name: str, run: dict) -> list:
+def _row(name: str, run: dict, extra: dict[str, str]) -> list:
     qa = run.get("qa", {})
     acc = qa.get("accuracy", {})
     return [name, run.get("training_seconds"), run.get("rows_per_second"), *[acc.get(k) for k in ACCURACY_KEYS],
-            qa.get("dcr_share"), qa.get("discriminator_auc"), run.get("peak_mb")]
+            *[run.get(key) for key in extra.values()], qa.get("dcr_share"), qa.get("discriminator_auc"),
+            run.get("peak_mb")]
 
 
 def _fmt(value, column: str) -> str:
@@ -34,17 +35,24 @@ def _fmt(value, column: str) -> str:
     return f"{value:.3f}"
 
 
-def comparison_table(runs: dict[str, dict]) -> str:
-    """Markdown table: one row per engine, the holdout ceiling, and ours/reference when both ran."""
-    rows = [_row(name, run) for name, run in runs.items()]
+def comparison_table(runs: dict[str, dict], extra: dict[str, str] | None = None,
+                     ceilings: dict[str, float] | None = None) -> str:
+    """Markdown table: one row per engine, the holdout ceiling, and ours/reference when both ran.
+
+    `extra`: more score columns after the accuracies, column title -> key of a run's result; `ceilings`: their
+    holdout values, by the same keys."""
+    extra = extra or {}
+    columns = COLUMNS[:7] + list(extra) + COLUMNS[7:]
+    rows = [_row(name, run, extra) for name, run in runs.items()]
     any_qa = next((r["qa"] for r in runs.values() if r.get("qa")), None)
     if any_qa:
         acc = any_qa["accuracy"]
-        rows.append(["holdout (ceiling)", None, None, *[acc.get(f"{k}_max") for k in ACCURACY_KEYS], None, None, None])
-    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "|".join("---" for _ in COLUMNS) + "|"]
-    lines += ["| " + " | ".join(_fmt(v, c) for v, c in zip(row, COLUMNS)) + " |" for row in rows]
+        rows.append(["holdout (ceiling)", None, None, *[acc.get(f"{k}_max") for k in ACCURACY_KEYS],
+                     *[(ceilings or {}).get(key) for key in extra.values()], None, None, None])
+    lines = ["| " + " | ".join(columns) + " |", "|" + "|".join("---" for _ in columns) + "|"]
+    lines += ["| " + " | ".join(_fmt(v, c) for v, c in zip(row, columns)) + " |" for row in rows]
     if "ours" in runs and "reference" in runs:
-        ours, ref = _row("", runs["ours"]), _row("", runs["reference"])
+        ours, ref = _row("", runs["ours"], extra), _row("", runs["reference"], extra)
         ratios = ["ours / reference"] + [
             f"{a / b:.2f}" if isinstance(a, (int, float)) and isinstance(b, (int, float)) and b else "–"
             for a, b in zip(ours[1:], ref[1:])

@@ -1,7 +1,8 @@
 """OURS: train and generate with synth_assets' own pipeline (project venv). Called by run_bench.py.
 
-Writes <out>/synth.yaml (one dataset, one flat table), runs split, stats, encode, train and generate
-through DatasetPipeline with SYNTH_HOME=<out>/home, and writes <out>/synthetic.parquet and
+Writes <out>/synth.yaml (one dataset: one flat table, or with --ctx a context table and the table's
+records under it), runs split, stats, encode, train and generate through DatasetPipeline with
+SYNTH_HOME=<out>/home, and writes <out>/synthetic.parquet (and <out>/synthetic-ctx.parquet) and
 <out>/result.json with the timings.
 """
 
@@ -18,10 +19,19 @@ from pathlib import Path
 import yaml
 
 
-def write_project(out: Path, table: str, train_path: Path, budget: float, gen_rows: int, seed: int) -> Path:
+CONTEXT = "context"
+
+
+def write_project(out: Path, table: str, train_path: Path, budget: float, gen_rows: int, seed: int,
+                  ctx: Path | None = None, ctx_key: str | None = None, order_by: list[str] = ()) -> Path:
+    tables = {table: {"source": str(train_path.resolve()), "primary_key": None}}
+    if ctx is not None:  # the table's records under the context table's rows; gen_rows counts context rows
+        tables = {CONTEXT: {"source": str(ctx.resolve()), "primary_key": ctx_key},
+                  table: {"source": str(train_path.resolve()), "order_by": list(order_by),
+                          "foreign_keys": [{"column": ctx_key, "references": CONTEXT}]}}
     dataset = {
         "backend": "tabular_argn",
-        "tables": {table: {"source": str(train_path.resolve()), "primary_key": None}},
+        "tables": tables,
         "split": {"validation_share": 0.2, "seed": seed},
         # max_epochs is high on purpose: the time budget and early stopping decide, as for the reference
         "train": {"max_training_time": budget, "max_epochs": 1000, "seed": seed},
@@ -72,12 +82,16 @@ def main() -> None:
     ap.add_argument("--budget", type=float, required=True, help="minutes")
     ap.add_argument("--gen-rows", type=int, required=True)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--ctx", type=Path, default=None, help="a context table: --train holds its rows' records")
+    ap.add_argument("--ctx-key", default=None, help="the context's primary key, and the records' foreign key")
+    ap.add_argument("--order-by", nargs="*", default=[], help="columns ordering the records")
     args = ap.parse_args()
 
     out = args.out.resolve()
     shutil.rmtree(out / "home", ignore_errors=True)  # a stale model must never be picked up
     out.mkdir(parents=True, exist_ok=True)
-    os.environ["SYNTH_CONFIG"] = str(write_project(out, args.table, args.train, args.budget, args.gen_rows, args.seed))
+    os.environ["SYNTH_CONFIG"] = str(write_project(out, args.table, args.train, args.budget, args.gen_rows, args.seed,
+                                                   args.ctx, args.ctx_key, args.order_by))
     os.environ["SYNTH_HOME"] = str(out / "home")
 
     # imported after the environment is set, and before the clock starts: the backend imports torch lazily,
@@ -113,6 +127,8 @@ def main() -> None:
     generation_seconds = time.perf_counter() - t
     synthetic = generated.tables[args.table]
     synthetic.to_parquet(out / "synthetic.parquet", index=False)
+    if args.ctx is not None:
+        generated.tables[CONTEXT].to_parquet(out / "synthetic-ctx.parquet", index=False)
     sampling_seconds = generation_seconds - seconds.get("model_load", 0.0)
     load = f"model load {seconds['model_load']:.2f}s" if model_load_timed else "model load not timed apart"
     print(f"[ours] generated {len(synthetic):,} rows in {generation_seconds:.2f}s ({load})", flush=True)

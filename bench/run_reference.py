@@ -3,6 +3,10 @@
 Standalone on purpose: the peer venv has mostlyai-engine but not this project. Runs split, analyze,
 encode, train and generate in a fresh workspace <out>/workspace, with the engine's default settings
 except the time budget when one is given, and writes <out>/synthetic.parquet and <out>/result.json.
+With --ctx (a context table whose rows own the records of --train), it does what the engine's users do for a
+fully synthetic two-table copy: a flat model of the context, then the sequential model of the records with
+that context, generating the records of the synthetic context rows (<out>/synthetic-ctx.parquet). The budget
+is shared in proportion to the tables' cells.
 The engine's own log goes to <out>/engine.log; only one line per epoch is printed.
 """
 
@@ -63,6 +67,8 @@ def main() -> None:
     ap.add_argument("--gen-rows", type=int, required=True)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--fingerprint", default=None, help="of the train rows; stored so a later --reuse can check it")
+    ap.add_argument("--ctx", type=Path, default=None, help="a context table: --train holds its rows' records")
+    ap.add_argument("--ctx-key", default=None, help="the context's primary key, and the records' foreign key")
     args = ap.parse_args()
 
     out = args.out.resolve()
@@ -80,8 +86,21 @@ def main() -> None:
     seconds: dict[str, float] = {}
 
     started = time.perf_counter()
+    budget_minutes = args.budget
+    synthetic_ctx = None
+    if args.ctx is not None:
+        ctx = pd.read_parquet(args.ctx)
+        share = ctx.size / (ctx.size + tgt.size)
+        ctx_budget = None if args.budget is None else args.budget * share
+        budget_minutes = None if args.budget is None else args.budget - ctx_budget
+        synthetic_ctx = context_model(engine, ctx, args.ctx_key, out / "workspace-ctx", ctx_budget, seconds)
+        synthetic_ctx.to_parquet(out / "synthetic-ctx.parquet", index=False)
     t = time.perf_counter()
-    engine.split(tgt_data=tgt, model_type="TABULAR", workspace_dir=ws)  # its own 80/20 train/validation split
+    if args.ctx is not None:
+        engine.split(tgt_data=tgt, ctx_data=ctx, tgt_context_key=args.ctx_key, ctx_primary_key=args.ctx_key,
+                     model_type="TABULAR", workspace_dir=ws)
+    else:
+        engine.split(tgt_data=tgt, model_type="TABULAR", workspace_dir=ws)  # its own 80/20 train/validation split
     seconds["split"] = time.perf_counter() - t
     t = time.perf_counter()
     engine.analyze(workspace_dir=ws)
@@ -93,7 +112,7 @@ def main() -> None:
     print(f"[reference] split+analyze+encode {time.perf_counter() - started:.1f}s; training, budget {budget}",
           flush=True)
     # max_training_time is in minutes (the engine multiplies it by 60); left out, the engine's default applies
-    train_kwargs = {} if args.budget is None else {"max_training_time": args.budget}
+    train_kwargs = {} if budget_minutes is None else {"max_training_time": budget_minutes}
     t = time.perf_counter()
     engine.train(workspace_dir=ws, update_progress=show_epochs, **train_kwargs)
     seconds["train"] = time.perf_counter() - t
@@ -105,7 +124,10 @@ def main() -> None:
 
     timed_model_load(seconds)
     t = time.perf_counter()
-    engine.generate(workspace_dir=ws, sample_size=args.gen_rows)
+    if synthetic_ctx is not None:  # the records of the synthetic context rows
+        engine.generate(workspace_dir=ws, ctx_data=synthetic_ctx)
+    else:
+        engine.generate(workspace_dir=ws, sample_size=args.gen_rows)
     generation_seconds = time.perf_counter() - t
     synthetic = pd.read_parquet(ws / "SyntheticData").reset_index(drop=True)  # parts are written with an index
     synthetic.to_parquet(out / "synthetic.parquet", index=False)
@@ -119,7 +141,7 @@ def main() -> None:
         "budget_minutes": args.budget,
         "fingerprint": args.fingerprint,
         "seed": args.seed,
-        "training_seconds": training_seconds,  # split + analyze + encode + train
+        "training_seconds": training_seconds,  # split + analyze + encode + train (both models with --ctx)
         "train_stage_seconds": seconds["train"],
         "stage_seconds": seconds,
         "generation_seconds": generation_seconds,  # incl. model load, decoding, parquet write
@@ -130,6 +152,21 @@ def main() -> None:
         **epochs,
     }
     (out / "result.json").write_text(json.dumps(result, indent=2))
+
+
+def context_model(engine, ctx, key: str, ws: Path, budget: float | None, seconds: dict):
+    """A flat model of the context table, and as many synthetic context rows as it has."""
+    import pandas as pd
+
+    shutil.rmtree(ws, ignore_errors=True)
+    t = time.perf_counter()
+    engine.split(tgt_data=ctx, tgt_primary_key=key, model_type="TABULAR", workspace_dir=ws)
+    engine.analyze(workspace_dir=ws)
+    engine.encode(workspace_dir=ws)
+    engine.train(workspace_dir=ws, **({} if budget is None else {"max_training_time": budget}))
+    seconds["context_train"] = time.perf_counter() - t
+    engine.generate(workspace_dir=ws, sample_size=len(ctx))
+    return pd.read_parquet(ws / "SyntheticData").reset_index(drop=True)
 
 
 def progress_summary(path: Path) -> dict:

@@ -43,6 +43,7 @@ from synth_tabular_argn.sequences import generate_tree, model_frames, model_tabl
 
 PARTITIONS = ("train", "validation")
 SEQUENCE_WINDOW = 1  # previous records a child's model sees besides its parent row
+MIN_BUDGET_SHARE = 0.05  # of the training time, for each model of a tree
 
 
 class TabularARGNBackend(Backend):
@@ -85,12 +86,13 @@ class TabularARGNBackend(Backend):
         if len(stats.tables) == 1:
             return self._train_model(encoded_dir, _only_table(stats).name, request, out_dir, flexible=None)
         names = tree_order(stats)
-        # the time budget shared by the models in proportion to their tokens (rows x sub-columns)
+        # the time budget shared by the models in proportion to their tokens (rows x sub-columns), at least a
+        # twentieth each: a small root table (persons and their number of records) still has to converge
         sizes = {name: _tokens(encoded_dir / name) for name in names}
-        total = sum(sizes.values()) or 1
+        shares = {name: max(size / (sum(sizes.values()) or 1), MIN_BUDGET_SHARE) for name, size in sizes.items()}
         results = {}
         for name in names:
-            share = request.options.max_training_time * sizes[name] / total
+            share = request.options.max_training_time * shares[name] / sum(shares.values())
             sub = replace(request, options=request.options.model_copy(update={"max_training_time": share}),
                           previous_model=request.previous_model / name if request.previous_model else None,
                           resume_dir=request.resume_dir / name if request.resume_dir else None)
