@@ -23,7 +23,8 @@ CONTEXT = "context"
 
 
 def write_project(out: Path, table: str, train_path: Path, budget: float, gen_rows: int, seed: int,
-                  ctx: Path | None = None, ctx_key: str | None = None, order_by: list[str] = ()) -> Path:
+                  ctx: Path | None = None, ctx_key: str | None = None, order_by: list[str] = (),
+                  train_options: dict | None = None) -> Path:
     tables = {table: {"source": str(train_path.resolve()), "primary_key": None}}
     if ctx is not None:  # the table's records under the context table's rows; gen_rows counts context rows
         tables = {CONTEXT: {"source": str(ctx.resolve()), "primary_key": ctx_key},
@@ -34,7 +35,7 @@ def write_project(out: Path, table: str, train_path: Path, budget: float, gen_ro
         "tables": tables,
         "split": {"validation_share": 0.2, "seed": seed},
         # max_epochs is high on purpose: the time budget and early stopping decide, as for the reference
-        "train": {"max_training_time": budget, "max_epochs": 1000, "seed": seed},
+        "train": {"max_training_time": budget, "max_epochs": 1000, "seed": seed, **(train_options or {})},
         "generate": {"sample_size": gen_rows, "seed": seed},
     }
     path = out / "synth.yaml"
@@ -85,13 +86,17 @@ def main() -> None:
     ap.add_argument("--ctx", type=Path, default=None, help="a context table: --train holds its rows' records")
     ap.add_argument("--ctx-key", default=None, help="the context's primary key, and the records' foreign key")
     ap.add_argument("--order-by", nargs="*", default=[], help="columns ordering the records")
+    ap.add_argument("--train-option", nargs="*", default=[], metavar="KEY=VALUE",
+                    help="more train options for synth.yaml (values read as YAML), e.g. dropout=0.2")
     args = ap.parse_args()
 
     out = args.out.resolve()
     shutil.rmtree(out / "home", ignore_errors=True)  # a stale model must never be picked up
     out.mkdir(parents=True, exist_ok=True)
     os.environ["SYNTH_CONFIG"] = str(write_project(out, args.table, args.train, args.budget, args.gen_rows, args.seed,
-                                                   args.ctx, args.ctx_key, args.order_by))
+                                                   args.ctx, args.ctx_key, args.order_by,
+                                                   {k: yaml.safe_load(v) for k, v in
+                                                    (o.split("=", 1) for o in args.train_option)}))
     os.environ["SYNTH_HOME"] = str(out / "home")
 
     # imported after the environment is set, and before the clock starts: the backend imports torch lazily,

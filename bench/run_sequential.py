@@ -86,6 +86,8 @@ def main(argv: list[str] | None = None) -> None:
     only.add_argument("--ours-only", action="store_true")
     only.add_argument("--reference-only", action="store_true")
     ap.add_argument("--reuse", action="store_true", help="reuse the reference's earlier result (same split, budget)")
+    ap.add_argument("--ours-train", nargs="*", default=[], metavar="KEY=VALUE",
+                    help="train options for ours beyond the budget, e.g. dropout=0.2")
     ap.add_argument("--peer-python", default=PEER_PYTHON)
     ap.add_argument("--qa-script", type=Path, default=QA_SCRIPT)
     ap.add_argument("--results", type=Path, default=REPO / "bench" / "RESULTS.md")
@@ -102,7 +104,8 @@ def main(argv: list[str] | None = None) -> None:
     if not args.reference_only:
         out = work / "ours"
         runs["ours"] = run_engine("ours", [sys.executable, str(REPO / "bench" / "run_ours.py"), *common,
-                                           "--out", str(out), "--table", RECORDS, "--order-by", *args.order_by], out)
+                                           "--out", str(out), "--table", RECORDS, "--order-by", *args.order_by,
+                                           "--train-option", *args.ours_train], out)
     reference_result = work / "reference" / "result.json"
     if not args.ours_only:
         reused = None

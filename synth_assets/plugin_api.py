@@ -39,7 +39,7 @@ from synth_assets.backend import (
     TrainResult,
     dataset_shape,
 )
-from synth_assets.config import ColumnSpec, DatasetSpec, Project, ProjectSpec, SplitSpec, TableSpec
+from synth_assets.config import ColumnSpec, DatasetSpec, ForeignKey, Project, ProjectSpec, SplitSpec, TableSpec
 from synth_assets.errors import SynthError
 from synth_assets.hookspecs import hookimpl
 from synth_assets.options import Fairness, GenerateOptions, Imputation, Rebalancing, TrainOptions
@@ -98,6 +98,6 @@ __all__ = [
     "character_matrix", "lat_long_cell", "lat_long_grid", "lat_long_parts",
     "write_parquet", "read_parquet", "write_json", "read_json", "atomic_dir", "recover_dir",
     "SynthError", "hookimpl",
-    "ColumnSpec", "DatasetSpec", "SplitSpec", "TableSpec", "DatasetPipeline", "restore_schema",
+    "ColumnSpec", "DatasetSpec", "ForeignKey", "SplitSpec", "TableSpec", "DatasetPipeline", "restore_schema",
     "run_on_frames", "open_workspace", "workspace_pipeline",
 ]

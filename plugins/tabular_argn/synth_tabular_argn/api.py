@@ -21,6 +21,7 @@ from pydantic import ValidationError
 from synth_assets.plugin_api import (
     ColumnSpec,
     DatasetPipeline,
+    ForeignKey,
     DatasetSpec,
     DatasetStats,
     GenerateRequest,
@@ -35,6 +36,7 @@ from synth_tabular_argn.encoding import decode_column, encode_table
 from synth_tabular_argn.options import ARGNGenerateOptions, ARGNTrainOptions
 
 TABLE = "data"
+CONTEXT = "context"
 
 
 def _options(model, values: dict, what: str):
@@ -61,6 +63,10 @@ class TabularARGN:
         validation_share: float = 0.2,
         columns: dict[str, str] | None = None,
         primary_key: str | None = None,
+        tgt_context_key: str | None = None,
+        ctx_primary_key: str | None = None,
+        ctx_data: pd.DataFrame | None = None,
+        order_by: str | list[str] | None = None,
         device: str = "auto",
         workspace: str | Path | None = None,
         **train_options,
@@ -69,6 +75,15 @@ class TabularARGN:
         self.validation_share = validation_share
         self.columns = dict(columns or {})
         self.primary_key = primary_key
+        # two tables: `ctx_data` (one row per subject, keyed by `ctx_primary_key`) and the records fit() gets,
+        # which name their subject in `tgt_context_key` and are ordered by `order_by`
+        if (ctx_data is None) != (tgt_context_key is None):
+            raise SynthError("give both ctx_data and tgt_context_key, or neither",
+                             hint="ctx_data holds one row per subject; tgt_context_key names it in the records")
+        self.tgt_context_key = tgt_context_key
+        self.ctx_primary_key = ctx_primary_key or tgt_context_key
+        self.ctx_data = ctx_data
+        self.order_by = [order_by] if isinstance(order_by, str) else list(order_by or [])
         self.device = device
         self.workspace = Path(workspace) if workspace else Path(tempfile.mkdtemp(prefix="tabular-argn-"))
         self.backend = TabularARGNBackend()
@@ -82,15 +97,21 @@ class TabularARGN:
         """Train on `X` with the core's stages (split, stats with its privacy rules, encode, train)."""
         if not isinstance(X, pd.DataFrame) or X.empty:
             raise SynthError("fit needs a non-empty pandas DataFrame", table=TABLE)
+        tables = {TABLE: TableSpec(source=f"{TABLE}.parquet", primary_key=self.primary_key,
+                                   columns={c: ColumnSpec(encoding=e) for c, e in self.columns.items()})}
+        frames = {TABLE: X.reset_index(drop=True)}
+        if self.ctx_data is not None:  # the records under their subjects
+            tables = {CONTEXT: TableSpec(source=f"{CONTEXT}.parquet", primary_key=self.ctx_primary_key),
+                      TABLE: tables[TABLE].model_copy(update={"order_by": self.order_by, "foreign_keys": [
+                          ForeignKey(column=self.tgt_context_key, references=CONTEXT)]})}
+            frames[CONTEXT] = self.ctx_data.reset_index(drop=True)
         spec = DatasetSpec(
-            backend=self.backend.name,
-            tables={TABLE: TableSpec(source=f"{TABLE}.parquet", primary_key=self.primary_key,
-                                     columns={c: ColumnSpec(encoding=e) for c, e in self.columns.items()})},
+            backend=self.backend.name, tables=tables,
             split=SplitSpec(validation_share=self.validation_share, seed=self.train_options.seed or 0),
             train=self.train_options,
         )
-        self.pipeline, self.training = run_on_frames({TABLE: X.reset_index(drop=True)}, spec, self.workspace,
-                                                     device=self.device, progress=progress)
+        self.pipeline, self.training = run_on_frames(frames, spec, self.workspace, device=self.device,
+                                                     progress=progress)
         self.stats = self.pipeline.load_stats()
         self._trained = None
         return self
@@ -117,17 +138,40 @@ class TabularARGN:
 
     # generation -----------------------------------------------------------------------------------
     def sample(self, n_samples: int | None = None, *, seed_data: pd.DataFrame | None = None,
-               **generate_options) -> pd.DataFrame:
-        """Synthetic rows: `n_samples` of them, or one per row of `seed_data`, whose values are kept.
+               ctx_data: pd.DataFrame | None = None, **generate_options) -> pd.DataFrame:
+        """Synthetic rows: `n_samples` of them, or one per row of `seed_data`, whose values are kept. A two-table
+        model gives records: those of `n_samples` new subjects, or of the subjects in `ctx_data`
+        (`sample_records` gives the subjects too).
 
         Other options are those of synth.yaml's `generate` section (the fields of `ARGNGenerateOptions`):
         seed, sampling_temperature, sampling_top_p, rare_category_replacement,
         rebalancing={"column": c, "probabilities": {category: share}}, imputation={"columns": [...]},
         fairness={"target_column": t, "sensitive_columns": [...]}."""
+        if self.pipeline is not None and CONTEXT in self.pipeline.spec.tables:
+            return self.sample_records(n_samples, ctx_data=ctx_data, **generate_options)[1]
         options = _options(ARGNGenerateOptions, {"sample_size": n_samples, **generate_options}, "sample options")
         if self.pipeline is None:
             raise SynthError("the model is not fitted yet", hint="call fit(df) first")
         return self.pipeline.generate_frames(options, device=self.device, seed_data=seed_data)[TABLE]
+
+    def sample_records(self, n_samples: int | None = None, *, ctx_data: pd.DataFrame | None = None,
+                       **generate_options) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """Two-table models: (subjects, their records). `n_samples` new subjects, or the subjects of `ctx_data`
+        (kept as given, keys included), each with records drawn for it."""
+        if self.pipeline is None or CONTEXT not in self.pipeline.spec.tables:
+            raise SynthError("sample_records needs a model fitted with ctx_data and tgt_context_key",
+                             hint="use sample() for one table")
+        key = self.pipeline.spec.tables[CONTEXT].primary_key
+        given = None if ctx_data is None else ctx_data.drop(columns=[key], errors="ignore").reset_index(drop=True)
+        options = _options(ARGNGenerateOptions, {"sample_size": n_samples, **generate_options}, "sample options")
+        out = self.pipeline.generate_frames(options, device=self.device, seed_data=given)
+        subjects, records = out[CONTEXT], out[TABLE]
+        if ctx_data is not None:  # the given subjects keep their keys; their records point at them
+            fresh_to_given = dict(zip(subjects[key], ctx_data[key]))
+            fk = self.pipeline.spec.tables[TABLE].foreign_keys[0].column
+            records[fk] = records[fk].map(fresh_to_given).astype(ctx_data[key].dtype)
+            subjects = ctx_data.reset_index(drop=True).copy()
+        return subjects, records
 
     def impute(self, X: pd.DataFrame, columns: list[str] | None = None, seed: int | None = None) -> pd.DataFrame:
         """`X` with the nulls of `columns` (default: every modelled column that has nulls) filled in."""

@@ -39,11 +39,14 @@ from synth_tabular_argn.encoding import (
 )
 from synth_tabular_argn.generation import Planner, draw, token_labels
 from synth_tabular_argn.options import ARGNGenerateOptions, ARGNTrainOptions
-from synth_tabular_argn.sequences import generate_tree, model_frames, model_tables, tree_order
+from synth_tabular_argn.sequences import generate_tree, given_sub_columns, model_frames, model_tables, tree_order
 
 PARTITIONS = ("train", "validation")
 SEQUENCE_WINDOW = 1  # previous records a child's model sees besides its parent row
 MIN_BUDGET_SHARE = 0.05  # of the training time, for each model of a tree
+# a child table's model overfits its subjects' histories within a few epochs: it gets this much dropout
+# unless train.dropout says otherwise (bench/RESULTS.md, "Design measurements: sequences")
+SEQUENCE_DROPOUT = 0.5
 
 
 class TabularARGNBackend(Backend):
@@ -98,8 +101,11 @@ class TabularARGNBackend(Backend):
                           resume_dir=request.resume_dir / name if request.resume_dir else None)
             (out_dir / name).mkdir(parents=True, exist_ok=True)
             # a child's model draws its record after its context, given in full: always in the data order
+            child = name != names[0]
+            if child and request.options.dropout is None:
+                sub = replace(sub, options=sub.options.model_copy(update={"dropout": SEQUENCE_DROPOUT}))
             results[name] = self._train_model(encoded_dir / name, name, sub, out_dir / name,
-                                              flexible=None if name == names[0] else False)
+                                              flexible=False if child else None, context=child)
         write_json({"tables": names, "window": SEQUENCE_WINDOW}, out_dir / "tree.json")
         parts = list(results.values())
         return TrainResult(
@@ -112,7 +118,9 @@ class TabularARGNBackend(Backend):
         )
 
     def _train_model(self, encoded_dir: Path, table: str, request: TrainRequest, out_dir: Path,
-                     flexible: bool | None) -> TrainResult:
+                     flexible: bool | None, context: bool = False) -> TrainResult:
+        """Train one model. `flexible`: None takes the option; `context`: its leading columns are given (a child
+        table's model), and do not count in its loss."""
         from synth_tabular_argn.model import ARGNNetwork, resolve_device
         from synth_tabular_argn.training import fit
 
@@ -129,7 +137,8 @@ class TabularARGNBackend(Backend):
         # the per-column-head network, or for wide tables the one with a shared first layer
         model = ARGNNetwork.build(cardinalities(codes), options.model_size).to(device)
         config = {**model.config(), "backend": self.name, "table": table,
-                  "order": list(range(model.n_columns)), "flexible_generation": flexible}
+                  "order": list(range(model.n_columns)), "flexible_generation": flexible,
+                  "given": given_sub_columns(codes) if context else 0}
         request = replace(request, options=options.model_copy(update={"flexible_generation": flexible}))
         state, stopped, seconds = fit(model, train, valid, sub_column_groups(codes), request, out_dir, config)
         write_json([c.model_dump() for c in codes], out_dir / "codes.json")

@@ -122,18 +122,20 @@ class ARGNNetwork(_Network):
     def embed(self, tokens: torch.Tensor) -> torch.Tensor:
         return torch.cat([emb(tokens[:, j]) for j, emb in enumerate(self.embeddings)], dim=1)
 
-    def forward(self, tokens: torch.Tensor, order: torch.Tensor) -> list[torch.Tensor]:
-        """Logits of every column given the columns before it in `order` (a permutation of columns)."""
+    def forward(self, tokens: torch.Tensor, order: torch.Tensor, skip: int = 0) -> list[torch.Tensor | None]:
+        """Logits of every column given the columns before it in `order` (a permutation of columns); None for
+        the first `skip` columns (given, never drawn: the context of a sequence model)."""
         z = self.embed(tokens)
         position = torch.empty_like(order)
         position[order] = torch.arange(len(order), device=order.device)
         dim_position = position[self.owner]
-        return [head(z * (dim_position < position[i]).to(z.dtype)) for i, head in enumerate(self.heads)]
+        return [head(z * (dim_position < position[i]).to(z.dtype)) if i >= skip else None
+                for i, head in enumerate(self.heads)]
 
-    def loss(self, tokens: torch.Tensor, order: torch.Tensor) -> torch.Tensor:
-        """Negative log-likelihood per row, in nats, summed over columns."""
-        logits = self.forward(tokens, order)
-        return sum(nn.functional.cross_entropy(l, tokens[:, i].long()) for i, l in enumerate(logits))
+    def loss(self, tokens: torch.Tensor, order: torch.Tensor, skip: int = 0) -> torch.Tensor:
+        """Negative log-likelihood per row, in nats, summed over columns (but the first `skip`)."""
+        logits = self.forward(tokens, order, skip)
+        return sum(nn.functional.cross_entropy(l, tokens[:, i].long()) for i, l in enumerate(logits) if l is not None)
 
     @torch.no_grad()
     def log_prob(self, tokens: torch.Tensor, order: torch.Tensor) -> torch.Tensor:
@@ -293,29 +295,32 @@ class WideARGNNetwork(_Network):
         logits = self._class_logits(tokens, order)
         return [logits[q][slot, :, : self.cardinalities[i]] for i, (q, slot) in enumerate(self._head_slot)]
 
-    def _nll(self, tokens: torch.Tensor, order: torch.Tensor) -> torch.Tensor:
+    def _nll(self, tokens: torch.Tensor, order: torch.Tensor, skip: int = 0) -> torch.Tensor:
         """Negative log-likelihood of each row, summed over columns: (rows,).
 
         Every column's hidden layer is held at once (columns x rows x H), so without gradients (validation,
         log_prob) rows go through in parts of at most WIDE_EVAL_ELEMENTS such values."""
         if torch.is_grad_enabled():
-            return self._nll_part(tokens, order)
+            return self._nll_part(tokens, order, skip)
         limit = WIDE_EVAL_ELEMENTS["cuda" if tokens.is_cuda else "cpu"]
         rows = max(1, limit // (self.n_columns * self.hidden[0]))
-        return torch.cat([self._nll_part(tokens[s : s + rows], order) for s in range(0, len(tokens), rows)])
+        return torch.cat([self._nll_part(tokens[s : s + rows], order, skip) for s in range(0, len(tokens), rows)])
 
-    def _nll_part(self, tokens: torch.Tensor, order: torch.Tensor) -> torch.Tensor:
+    def _nll_part(self, tokens: torch.Tensor, order: torch.Tensor, skip: int = 0) -> torch.Tensor:
         total = 0
         for q, logits in enumerate(self._class_logits(tokens, order)):
-            target = tokens.index_select(1, getattr(self, f"_head_columns{q}")).T.long()  # (n_q, rows)
+            columns = getattr(self, f"_head_columns{q}")
+            target = tokens.index_select(1, columns).T.long()  # (n_q, rows)
             nll = nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), target.reshape(-1),
-                                              reduction="none")
-            total = total + nll.reshape(target.shape).sum(0)
+                                              reduction="none").reshape(target.shape)
+            if skip:  # given columns are not drawn: they do not count
+                nll = nll * (columns >= skip).to(nll.dtype)[:, None]
+            total = total + nll.sum(0)
         return total
 
-    def loss(self, tokens: torch.Tensor, order: torch.Tensor) -> torch.Tensor:
-        """Negative log-likelihood per row, in nats, summed over columns."""
-        return self._nll(tokens, order).mean()
+    def loss(self, tokens: torch.Tensor, order: torch.Tensor, skip: int = 0) -> torch.Tensor:
+        """Negative log-likelihood per row, in nats, summed over columns (but the first `skip`)."""
+        return self._nll(tokens, order, skip).mean()
 
     @torch.no_grad()
     def log_prob(self, tokens: torch.Tensor, order: torch.Tensor) -> torch.Tensor:

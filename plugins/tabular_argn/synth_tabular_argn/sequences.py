@@ -2,10 +2,11 @@
 
 Each table of the tree gets one flat TabularARGN (the same network, encoding and training as a flat table):
 - the root's model draws its rows, with one more column per child table: how many records of it the row
-  has (`records:<child>`, at most the stats' protected longest);
+  has (`@records:<child>`, at most the stats' protected longest);
 - a child's model draws one record given its context, which comes first in its column order: the parent
-  row's columns (`parent.<column>`), the parent's number of records of this table, the record's position,
-  and the previous `window` records of the same parent (`previous1.<column>`, ...; empty before the first).
+  row's columns (`@parent.<column>`), the parent's number of records of this table, the record's position,
+  and the previous `window` records of the same parent (`@previous1.<column>`, ...; empty before the first).
+  The context is given, never drawn, so it does not count in the model's loss.
   A bounded window keeps long sequences as cheap per record as short ones. Its own children's counts are
   columns of it too, so trees of any depth work the same way.
 
@@ -20,13 +21,29 @@ import pandas as pd
 
 from synth_assets.plugin_api import ColumnStats, DatasetStats, SynthError, TableStats
 
-PARENT = "parent."
-POSITION = "position"
-RECORDS = "records:"  # + child table: how many records of that table a row has
+# names of the columns a model draws besides the table's own (no source column starts with "@")
+PARENT = "@parent."
+POSITION = "@position"
+RECORDS = "@records:"  # + child table: how many records of that table a row has
 
 
 def previous(k: int) -> str:
-    return f"previous{k}."
+    return f"@previous{k}."
+
+
+def is_context(column: str) -> bool:
+    """A column a child's model is given (its parent row, the position, earlier records), never draws."""
+    return column.startswith((PARENT, "@previous")) or column == POSITION
+
+
+def given_sub_columns(codes) -> int:
+    """How many leading sub-columns of a model are its context: they do not count in its loss."""
+    count = 0
+    for code in codes:
+        if not is_context(code.column):
+            break
+        count += len(code.sub_columns)
+    return count
 
 
 def parent_of(table: TableStats, stats: DatasetStats):

@@ -55,6 +55,7 @@ def fit(model, train_tokens: np.ndarray, valid_tokens: np.ndarray, groups: list[
     from synth_tabular_argn.model import default_batch_size, default_dropout, default_learning_rate, set_dropout
 
     options = request.options
+    given = int(config.get("given", 0))  # leading sub-columns that are always given (a sequence's context)
     started = time.perf_counter()
     budget = options.max_training_time * 60.0
     device = model.owner.device
@@ -96,7 +97,7 @@ def fit(model, train_tokens: np.ndarray, valid_tokens: np.ndarray, groups: list[
             rows = train[permutation[start : start + batch]].long()
             flexible = options.flexible_generation and torch.rand(1, generator=shuffler).item() < RANDOM_ORDER_SHARE
             order = _random_order(group_tensors, shuffler) if flexible else data_order
-            loss = model.loss(rows, order)
+            loss = model.loss(rows, order, skip=given)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -113,7 +114,7 @@ def fit(model, train_tokens: np.ndarray, valid_tokens: np.ndarray, groups: list[
             # a network whose full validation fits in that time is validated as always
             per_row = (time.perf_counter() - epoch_started) / max(seen, 1) / 3
             checked = valid[: max(batch * 8, int(0.1 * budget / max(per_row, 1e-9)))]
-        val_loss = evaluate(model, checked, data_order, batch * 8) if len(checked) else total / max(seen, 1)
+        val_loss = evaluate(model, checked, data_order, batch * 8, given) if len(checked) else total / max(seen, 1)
         plateau.step(val_loss)
         record = {"epoch": epoch, "train_loss": total / max(seen, 1), "validation_loss": val_loss,
                   "seconds": round(time.perf_counter() - started, 2), "learning_rate": optimizer.param_groups[0]["lr"]}
@@ -150,7 +151,7 @@ def _random_order(groups, generator):
     return torch.cat([groups[i] for i in torch.randperm(len(groups), generator=generator).tolist()])
 
 
-def evaluate(model, rows, order, batch: int) -> float:
+def evaluate(model, rows, order, batch: int, skip: int = 0) -> float:
     import torch
 
     model.eval()
@@ -158,7 +159,7 @@ def evaluate(model, rows, order, batch: int) -> float:
     with torch.no_grad():
         for start in range(0, len(rows), batch):
             part = rows[start : start + batch].long()
-            total += float(model.loss(part, order)) * len(part)
+            total += float(model.loss(part, order, skip=skip)) * len(part)
     return total / len(rows)
 
 

@@ -62,19 +62,24 @@ def consecutive(visits: pd.DataFrame, column: str) -> pd.Series:
     return pd.Series(np.diff(visits[column].to_numpy())[same])
 
 
-def test_persons_and_their_years_materialize_through_dg_launch(panel, tmp_path):
-    write_panel(tmp_path, panel)
-    (tmp_path / "home").mkdir()
-    (tmp_path / "home" / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
-    env = {**os.environ, "SYNTH_CONFIG": str(tmp_path / "synth.yaml"), "SYNTH_HOME": str(tmp_path / "store"),
-           "DAGSTER_HOME": str(tmp_path / "home")}
+def dg_launch(folder: Path) -> Path:
+    """`dg launch` the panel job of the project in `folder`, asserting that it and its blocking checks passed;
+    returns where the dataset's outputs are."""
+    (folder / "home").mkdir()
+    (folder / "home" / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    env = {**os.environ, "SYNTH_CONFIG": str(folder / "synth.yaml"), "SYNTH_HOME": str(folder / "store"),
+           "DAGSTER_HOME": str(folder / "home")}
     out = subprocess.run([str(BIN / "dg"), "launch", "--job", "synthesize_panel"], cwd=REPO, env=env,
                          capture_output=True, text=True, timeout=600)
     log = (out.stdout + out.stderr).lower()
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     assert "asset check 'schema_matches_source' on 'panel/synthetic' passed" in log
     assert "asset check 'dcr_share_below_threshold' on 'panel/quality' passed" in log
-    store = tmp_path / "store" / "panel"
+    return folder / "store" / "panel"
+
+
+def test_persons_and_their_years_materialize_through_dg_launch(panel, tmp_path):
+    store = dg_launch(write_panel(tmp_path, panel))
     persons = pd.read_parquet(store / "synthetic" / "persons.parquet")
     visits = pd.read_parquet(store / "synthetic" / "visits.parquet")
     # as many persons as training holds, fresh keys, every record one of theirs, records in order
@@ -109,20 +114,8 @@ def test_given_persons_get_records_of_their_own(panel, tmp_path, monkeypatch):
     pd.testing.assert_frame_equal(again["visits"], pipeline.generate_frames(device="cpu")["visits"])
 
 
-def test_a_three_level_tree_materializes_with_keys_that_resolve(panel, tmp_path, monkeypatch):
-    import dagster as dg
-
-    from synth_assets.definitions import build_definitions
-
-    monkeypatch.delenv("SYNTH_CONFIG", raising=False)
-    monkeypatch.delenv("SYNTH_HOME", raising=False)
-    root = write_panel(tmp_path, panel, third_level=True)
-    result = build_definitions(root).resolve_job_def("synthesize_panel").execute_in_process(
-        instance=dg.DagsterInstance.ephemeral())
-    assert result.success
-    assert {e.check_name: e.passed for e in result.get_asset_check_evaluations()} == {
-        "schema_matches_source": True, "dcr_share_below_threshold": True}
-    synthetic = tmp_path / ".synth" / "panel" / "synthetic"
+def test_a_three_level_tree_materializes_through_dg_launch_with_keys_that_resolve(panel, tmp_path):
+    synthetic = dg_launch(write_panel(tmp_path, panel, third_level=True)) / "synthetic"
     visits = pd.read_parquet(synthetic / "visits.parquet")
     prescriptions = pd.read_parquet(synthetic / "prescriptions.parquet")
     assert visits["visit_id"].tolist() == list(range(1, len(visits) + 1))
@@ -131,3 +124,20 @@ def test_a_three_level_tree_materializes_with_keys_that_resolve(panel, tmp_path,
     per_visit = prescriptions.groupby("visit_id").size().reindex(visits["visit_id"], fill_value=0)
     busy = visits["docvis"].to_numpy() >= 8
     assert per_visit[busy].mean() > per_visit[~busy].mean() + 0.5
+
+
+def test_the_python_api_takes_subjects_and_their_records(panel, tmp_path):
+    from synth_tabular_argn import TabularARGN
+
+    persons, visits = panel["persons"], panel["visits"]
+    model = TabularARGN(tgt_context_key="id", ctx_primary_key="id", ctx_data=persons, order_by="year",
+                        max_training_time=0.2, max_epochs=8, model_size="small", workspace=tmp_path).fit(visits)
+    records = model.sample(300, seed=1)  # 300 new persons' records
+    assert records["id"].nunique() <= 300 and list(records.columns) == list(visits.columns)
+    # records for given persons, who keep their keys
+    given = pd.DataFrame({"id": [9001, 9002, 9003], "female": [1, 0, 1]})
+    subjects, records = model.sample_records(ctx_data=given, seed=2)
+    assert subjects.equals(given) and set(records["id"]) <= {9001, 9002, 9003} and len(records) >= 3
+    assert records.groupby("id")["year"].apply(lambda y: y.is_monotonic_increasing).all()
+    # reopened from its workspace, the same model: the same records for the same seed
+    pd.testing.assert_frame_equal(TabularARGN.load(tmp_path).sample(300, seed=1), model.sample(300, seed=1))
