@@ -201,7 +201,7 @@ def test_killed_training_keeps_the_last_model_and_resume_continues(trained, tmp_
     assert {name: (model / name).read_bytes() for name in finished} == finished
     assert sorted(p.name for p in model.iterdir()) == sorted(
         ["weights.safetensors", "last.safetensors", "training_state.pt", "progress_state.json", "config.json",
-         "codes.json", "progress.json"])
+         "codes.json", "progress.json", "table.json"])
     # (read as resume reads it: a kill between the two renames of a save leaves the state as .model.partial.old)
     state = json.loads((storage.recover_dir(partial) / "progress_state.json").read_text())
     done = state["epoch"]
