@@ -8,7 +8,8 @@ A backend built on these names keeps working while the core changes underneath; 
   each stage receives and returns (`TrainRequest`, `TrainResult`, `ProgressRecord`, `GenerateRequest`);
 - options: `TrainOptions` and `GenerateOptions`, the bases of a backend's own option models, and the
   conditioning groups (`Rebalancing`, `Imputation`, `Fairness`);
-- the data a backend receives: `Split` (train and validation frames per table) and the backend-neutral stats
+- the data a backend receives: `Split` (train and validation frames per table; `context_key` gives a table's
+  link to its parent in the tree, `parent_first` orders tables parents first) and the backend-neutral stats
   (`DatasetStats`, `TableStats`, `ColumnStats`), whose categories and ranges already obey the privacy rules
   (`RARE_THRESHOLD`, `RARE_TOKEN`), and the value helpers the stats use for text codes, coordinates and dates;
   a backend chooses its own encodings from them, and maps the per-column `encoding:` words it takes to `HINTS`
@@ -45,7 +46,7 @@ from synth_assets.hookspecs import hookimpl
 from synth_assets.options import Fairness, GenerateOptions, Imputation, Rebalancing, TrainOptions
 from synth_assets.pipeline import DatasetPipeline
 from synth_assets.stages.schema import restore_schema
-from synth_assets.stages.split import Split
+from synth_assets.stages.split import Split, context_key, parent_first
 from synth_assets.stages.stats import (
     DATETIME_PARTS,
     HINTS,
@@ -94,7 +95,7 @@ __all__ = [
     "FLAT", "SEQUENTIAL", "RELATIONAL", "Backend", "Capabilities", "GenerateRequest", "ProgressCallback",
     "ProgressRecord", "TrainRequest", "TrainResult", "dataset_shape",
     "TrainOptions", "GenerateOptions", "Rebalancing", "Imputation", "Fairness",
-    "Split", "DatasetStats", "TableStats", "ColumnStats", "RARE_THRESHOLD", "RARE_TOKEN", "DATETIME_PARTS", "HINTS",
+    "Split", "context_key", "parent_first", "DatasetStats", "TableStats", "ColumnStats", "RARE_THRESHOLD", "RARE_TOKEN", "DATETIME_PARTS", "HINTS",
     "character_matrix", "lat_long_cell", "lat_long_grid", "lat_long_parts",
     "write_parquet", "read_parquet", "write_json", "read_json", "atomic_dir", "recover_dir",
     "SynthError", "hookimpl",

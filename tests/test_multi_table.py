@@ -300,27 +300,35 @@ def test_restore_tables_refuses_foreign_keys_without_a_parent(small_panel, small
         restore_tables(raw, small_stats, dataset="panel")
 
 
+def toy_panel_project(folder, monkeypatch, persons: pd.DataFrame, visits: pd.DataFrame, visits_yaml: str,
+                      generate_yaml: str):
+    """A project of persons and their visits for the toy backend; `visits_yaml` adds to the visits' declaration."""
+    from synth_assets.testing import write_project
+
+    monkeypatch.delenv("SYNTH_CONFIG", raising=False)
+    monkeypatch.delenv("SYNTH_HOME", raising=False)
+    persons.to_parquet(folder / "persons.parquet")
+    visits.to_parquet(folder / "visits.parquet")
+    return write_project(folder, f"""
+        datasets:
+          panel:
+            backend: marginals
+            tables:
+              persons: {{source: persons.parquet, primary_key: id}}
+              visits: {{source: visits.parquet, foreign_keys: [{{column: id, references: persons}}], {visits_yaml}}}
+            generate: {generate_yaml}
+        """)
+
+
 def test_a_two_table_panel_materializes_through_dagster_with_fresh_keys(toy_plugin, panel, tmp_path, monkeypatch):
     """The real panel, persons -> yearly records, through the asset graph: a backend's own keys become fresh
     ones, every record belongs to a generated person, and the blocking checks pass."""
     import dagster as dg
 
     from synth_assets.definitions import build_definitions
-    from synth_assets.testing import write_project
 
-    monkeypatch.delenv("SYNTH_CONFIG", raising=False)
-    monkeypatch.delenv("SYNTH_HOME", raising=False)
-    panel["persons"].to_parquet(tmp_path / "persons.parquet")
-    panel["visits"].to_parquet(tmp_path / "visits.parquet")
-    root = write_project(tmp_path, """
-        datasets:
-          panel:
-            backend: marginals
-            tables:
-              persons: {source: persons.parquet, primary_key: id}
-              visits: {source: visits.parquet, primary_key: visit_id, foreign_keys: [{column: id, references: persons}]}
-            generate: {sample_size: 800, seed: 3}
-        """)
+    root = toy_panel_project(tmp_path, monkeypatch, panel["persons"], panel["visits"], "primary_key: visit_id",
+                             "{sample_size: 800, seed: 3}")
     result = build_definitions(root).resolve_job_def("synthesize_panel").execute_in_process(
         instance=dg.DagsterInstance.ephemeral())
     assert result.success
@@ -377,21 +385,9 @@ def test_sequence_quality_sees_what_per_table_scores_cannot(toy_plugin, panel, t
     coherence (a person's record against their next one) falls well below the holdout's."""
     from synth_assets.config import load_project
     from synth_assets.pipeline import DatasetPipeline
-    from synth_assets.testing import write_project
 
-    monkeypatch.delenv("SYNTH_CONFIG", raising=False)
-    monkeypatch.delenv("SYNTH_HOME", raising=False)
-    panel["persons"].to_parquet(tmp_path / "persons.parquet")
-    panel["visits"].drop(columns="visit_id").to_parquet(tmp_path / "visits.parquet")
-    root = write_project(tmp_path, """
-        datasets:
-          panel:
-            backend: marginals
-            tables:
-              persons: {source: persons.parquet, primary_key: id}
-              visits: {source: visits.parquet, foreign_keys: [{column: id, references: persons}], order_by: year}
-            generate: {seed: 3}
-        """)
+    root = toy_panel_project(tmp_path, monkeypatch, panel["persons"], panel["visits"].drop(columns="visit_id"), "order_by: year",
+                             "{seed: 3}")
     pipeline = DatasetPipeline(load_project(root), "panel")
     results = pipeline.run_all()
     assert results["persons"].sequence is None

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from synth_assets.errors import SynthError
+from synth_assets.stages.split import context_key, parent_first
 from synth_assets.stages.stats import DatasetStats, TableStats
 
 
@@ -83,27 +84,21 @@ def _in_record_order(raw: dict[str, pd.DataFrame], stats: DatasetStats) -> dict[
     """Each child table's rows grouped under their parent rows, in the parents' order, then by `order_by`
     (stable: records a backend drew in order keep it). Parents are ordered before their children."""
     ordered = dict(raw)
-    pending = [name for name in stats.tables if name in raw]
-    while pending:
-        for name in list(pending):
-            table = stats.tables[name]
-            context = next((fk for fk in table.foreign_keys if fk.references != name), None)
-            if context is not None and context.references in pending:
-                continue  # its parent first
-            pending.remove(name)
-            df = ordered[name]
-            parent_pk = stats.tables[context.references].primary_key if context else None
-            parent = ordered.get(context.references) if context else None
-            if (parent is None or context.column not in df.columns or parent_pk not in parent.columns
-                    or not parent[parent_pk].is_unique):
-                continue  # nothing to order by: restore_tables names what is wrong
-            position = pd.Index(parent[parent_pk]).get_indexer(df[context.column])
-            keys = pd.DataFrame({"__parent": np.where(position < 0, len(parent), position)}, index=df.index)
-            for column in table.order_by:
-                if column in df.columns:
-                    keys[column] = df[column]
-            order = keys.sort_values(list(keys.columns), kind="stable", na_position="last").index
-            ordered[name] = df.loc[order].reset_index(drop=True)
+    for name in parent_first(stats.tables):
+        table, context = stats.tables[name], context_key(name, stats.tables[name])
+        parent = ordered.get(context.references) if context else None
+        if parent is None or name not in raw:
+            continue
+        df, parent_pk = ordered[name], stats.tables[context.references].primary_key
+        if context.column not in df.columns or parent_pk not in parent.columns or not parent[parent_pk].is_unique:
+            continue  # nothing to order by: restore_tables names what is wrong
+        position = pd.Index(parent[parent_pk]).get_indexer(df[context.column])
+        keys = pd.DataFrame({"__parent": np.where(position < 0, len(parent), position)}, index=df.index)
+        for column in table.order_by:
+            if column in df.columns:
+                keys[column] = df[column]
+        order = keys.sort_values(list(keys.columns), kind="stable", na_position="last").index
+        ordered[name] = df.loc[order].reset_index(drop=True)
     return ordered
 
 

@@ -15,11 +15,15 @@ at random, by row, with the same validation share and seed, and their own descen
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from synth_assets.config import DatasetSpec, ForeignKey, TableSpec
+
+if TYPE_CHECKING:
+    from synth_assets.stages.stats import TableStats
 
 PARTITIONS = ("train", "validation")
 
@@ -35,8 +39,13 @@ class Split:
 
 def table_order(spec: DatasetSpec) -> list[str]:
     """Tables ordered so that every parent comes before its children (roots first)."""
+    return parent_first(spec.tables)
+
+
+def parent_first(tables: dict) -> list[str]:
+    """Names of `tables` (anything with `foreign_keys`: table specs or stats), every parent before its children."""
     ordered: list[str] = []
-    pending = dict(spec.tables)
+    pending = dict(tables)
     while pending:
         ready = [
             name for name, table in pending.items()
@@ -50,7 +59,7 @@ def table_order(spec: DatasetSpec) -> list[str]:
     return ordered
 
 
-def context_key(name: str, table: TableSpec) -> ForeignKey | None:
+def context_key(name: str, table: TableSpec | TableStats) -> ForeignKey | None:
     """The foreign key linking a table to its parent in the tree (its first one that refers to another
     table), or None for a root."""
     return next((fk for fk in table.foreign_keys if fk.references != name), None)

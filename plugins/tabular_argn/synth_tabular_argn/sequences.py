@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from synth_assets.plugin_api import ColumnStats, DatasetStats, SynthError, TableStats
+from synth_assets.plugin_api import ColumnStats, DatasetStats, SynthError, TableStats, context_key, parent_first
 
 # names of the columns a model draws besides the table's own (no source column starts with "@")
 PARENT = "@parent."
@@ -47,22 +47,13 @@ def given_sub_columns(codes) -> int:
 
 
 def parent_of(table: TableStats, stats: DatasetStats):
-    """The table's context foreign key (its first, to another table), or None for a root."""
-    return next((fk for fk in table.foreign_keys if fk.references != table.name and fk.references in stats.tables),
-                None)
+    """The table's context foreign key (its link to its parent in the tree), or None for a root."""
+    return context_key(table.name, table)
 
 
 def tree_order(stats: DatasetStats) -> list[str]:
     """Tables with every parent before its children."""
-    ordered: list[str] = []
-    pending = list(stats.tables)
-    while pending:
-        for name in list(pending):
-            fk = parent_of(stats.tables[name], stats)
-            if fk is None or fk.references in ordered:
-                ordered.append(name)
-                pending.remove(name)
-    return ordered
+    return parent_first(stats.tables)
 
 
 def children(stats: DatasetStats) -> dict[str, list[str]]:
