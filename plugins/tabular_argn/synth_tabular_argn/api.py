@@ -49,7 +49,7 @@ def _options(model, values: dict, what: str):
 
 
 class TabularARGN:
-    """An autoregressive generative model of one flat table.
+    """An autoregressive generative model of one flat table, or of subjects (`ctx_data`) and their records.
 
     Training options are those of synth.yaml's `train` section (the fields of `ARGNTrainOptions`:
     `max_training_time` in minutes, `max_epochs`, `model_size`, `seed`, ...). `columns` overrides

@@ -1,4 +1,5 @@
-"""The TabularARGN backend: encode → train → generate for one flat table."""
+"""The TabularARGN backend: encode → train → generate for one flat table, or a tree of tables (one model per
+table, see sequences.py)."""
 
 from __future__ import annotations
 
