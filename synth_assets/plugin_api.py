@@ -59,6 +59,7 @@ from synth_assets.stages.stats import (
     lat_long_cell,
     lat_long_grid,
     lat_long_parts,
+    records_per_parent,
 )
 from synth_assets.storage import atomic_dir, read_json, read_parquet, recover_dir, write_json, write_parquet
 
@@ -96,7 +97,7 @@ __all__ = [
     "ProgressRecord", "TrainRequest", "TrainResult", "dataset_shape",
     "TrainOptions", "GenerateOptions", "Rebalancing", "Imputation", "Fairness",
     "Split", "context_key", "parent_first", "DatasetStats", "TableStats", "ColumnStats", "RARE_THRESHOLD", "RARE_TOKEN", "DATETIME_PARTS", "HINTS",
-    "character_matrix", "lat_long_cell", "lat_long_grid", "lat_long_parts",
+    "character_matrix", "lat_long_cell", "lat_long_grid", "lat_long_parts", "records_per_parent",
     "write_parquet", "read_parquet", "write_json", "read_json", "atomic_dir", "recover_dir",
     "SynthError", "hookimpl",
     "ColumnSpec", "DatasetSpec", "ForeignKey", "SplitSpec", "TableSpec", "DatasetPipeline", "restore_schema",

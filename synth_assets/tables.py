@@ -9,6 +9,7 @@ import pyarrow.parquet as pq
 
 from synth_assets.config import DatasetSpec
 from synth_assets.errors import SynthError
+from synth_assets.stages.stats import plain_value
 
 
 def read_source(path: Path, *, dataset: str, table: str) -> pd.DataFrame:
@@ -60,7 +61,7 @@ def check_keys(spec: DatasetSpec, tables: dict[str, pd.DataFrame], *, dataset: s
                 raise SynthError("primary key has empty values", dataset=dataset, table=name, column=pk,
                                  hint="every row needs a key")
             if df[pk].duplicated().any():
-                dup = _plain(df.loc[df[pk].duplicated(), pk].iloc[0])
+                dup = plain_value(df.loc[df[pk].duplicated(), pk].iloc[0])
                 raise SynthError(f"primary key is not unique (e.g. {dup!r} repeats)", dataset=dataset, table=name,
                                  column=pk, hint="use a unique column as primary_key, or set it to null")
         for column in table_spec.order_by:
@@ -73,12 +74,8 @@ def check_keys(spec: DatasetSpec, tables: dict[str, pd.DataFrame], *, dataset: s
             parent = tables[fk.references][spec.tables[fk.references].primary_key]
             orphans = ~df[fk.column].isna() & ~df[fk.column].isin(parent)
             if orphans.any():
-                examples = ", ".join(repr(_plain(v)) for v in df.loc[orphans, fk.column].drop_duplicates().head(3))
+                examples = ", ".join(repr(plain_value(v)) for v in df.loc[orphans, fk.column].drop_duplicates().head(3))
                 raise SynthError(
                     f"{int(orphans.sum())} rows refer to keys missing from table '{fk.references}' (e.g. {examples})",
                     dataset=dataset, table=name, column=fk.column, hint="remove those rows or add their parents",
                 )
-
-
-def _plain(value):
-    return value.item() if hasattr(value, "item") else value  # 17, not np.int64(17)

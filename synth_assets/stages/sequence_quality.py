@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 from synth_assets.stages.quality import SequenceQuality, _bin_codes, _mean, _similarity_of_counts
-from synth_assets.stages.stats import TableStats
+from synth_assets.stages.stats import TableStats, records_per_parent
 
 
 def evaluate_sequences(
@@ -45,7 +45,7 @@ def evaluate_sequences(
         sides.append((parents.reset_index(drop=True), _in_order(records, fk.column, child.order_by)))
 
     cap = max(child.sequence_lengths or {0: 1.0})
-    lengths = [np.bincount(np.minimum(_lengths(records[fk.column], parents[parent.primary_key]), cap),
+    lengths = [np.bincount(np.minimum(records_per_parent(records[fk.column], parents[parent.primary_key]), cap),
                            minlength=cap + 1) for parents, records in sides]
     columns = [child.columns[c] for c in child.column_order if c in child.columns]
     coherence = _coherence([records for _, records in sides], fk.column, columns)
@@ -63,10 +63,6 @@ def evaluate_sequences(
 
 def _in_order(records: pd.DataFrame, key: str, order_by: list[str]) -> pd.DataFrame:
     return records.sort_values([key, *order_by], kind="stable").reset_index(drop=True)
-
-
-def _lengths(keys: pd.Series, parents: pd.Series) -> np.ndarray:
-    return keys.value_counts().reindex(parents, fill_value=0).to_numpy(dtype=np.int64)
 
 
 def _coherence(frames: list[pd.DataFrame], key: str, columns: list) -> tuple[float, float]:

@@ -170,10 +170,15 @@ def compute_stats(spec: DatasetSpec, train: dict[str, pd.DataFrame], *, dataset:
     return DatasetStats(dataset=dataset, tables=tables)
 
 
+def records_per_parent(child_keys: pd.Series, parent_keys: pd.Series) -> np.ndarray:
+    """How many child records each parent row has (0 included), in the parents' order."""
+    return child_keys.value_counts().reindex(parent_keys, fill_value=0).to_numpy(dtype=np.int64)
+
+
 def sequence_lengths(child_keys: pd.Series, parent_keys: pd.Series) -> dict[int, float]:
     """Share of parent rows with each number of child records (0 included). Lengths longer than the one
     `RARE_THRESHOLD` parents reach count as that one, so no single subject's long history shows."""
-    per_parent = child_keys.value_counts().reindex(parent_keys, fill_value=0).to_numpy()
+    per_parent = records_per_parent(child_keys, parent_keys)
     if len(per_parent) == 0:
         return {}
     cap = np.sort(per_parent)[::-1][min(RARE_THRESHOLD, len(per_parent)) - 1]
@@ -533,10 +538,11 @@ def _protected_categories(values: pd.Series, unit: pd.Series | None) -> tuple[li
     kept = holders[holders >= RARE_THRESHOLD].index
     counts = counts[counts.index.isin(kept)]
     total = max(len(non_null), 1)
-    categories = [_plain(v) for v in counts.index]
+    categories = [plain_value(v) for v in counts.index]
     shares = [float(c) / total for c in counts.to_numpy()]
     return categories, shares, float(1.0 - counts.sum() / total)
 
 
-def _plain(value):
+def plain_value(value):
+    """A numpy scalar as the Python value it holds (17, not np.int64(17)); anything else as it is."""
     return value.item() if hasattr(value, "item") else value

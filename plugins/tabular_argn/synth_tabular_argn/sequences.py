@@ -19,7 +19,15 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from synth_assets.plugin_api import ColumnStats, DatasetStats, SynthError, TableStats, context_key, parent_first
+from synth_assets.plugin_api import (
+    ColumnStats,
+    DatasetStats,
+    SynthError,
+    TableStats,
+    context_key,
+    parent_first,
+    records_per_parent,
+)
 
 # names of the columns a model draws besides the table's own (no source column starts with "@")
 PARENT = "@parent."
@@ -141,8 +149,8 @@ def model_frames(frames: dict[str, pd.DataFrame], stats: DatasetStats, window: i
         for child in kids[name]:
             child_fk = parent_of(stats.tables[child], stats)
             cap = max(stats.tables[child].sequence_lengths or {0: 1.0})
-            per_row = frames[child][child_fk.column].value_counts()
-            rows[RECORDS + child] = df[table.primary_key].map(per_row).fillna(0).clip(upper=cap).astype("int64").to_numpy()
+            per_row = records_per_parent(frames[child][child_fk.column], df[table.primary_key])
+            rows[RECORDS + child] = np.minimum(per_row, cap)
         out[name] = rows
     return out
 
