@@ -100,6 +100,20 @@ class GenerateRequest:
     options: GenerateOptions  # an instance of the backend's own GenerateOptions
     seed_data: pd.DataFrame | None = None  # one row per generated row; its values are kept
     device: str = "auto"
+    # figures the backend wants shown on the synthetic asset (decode rate, retries, ...): it fills this in
+    report: dict[str, Any] = field(default_factory=dict, compare=False)
+
+
+def tree_problem(backend: str, foreign_keys: dict[str, Iterable]) -> str | None:
+    """Why tables with these foreign keys are not one tree (one root, one foreign key per other table), or None."""
+    keys = {table: list(fks) for table, fks in foreign_keys.items()}
+    several = [table for table, fks in keys.items() if len(fks) > 1]
+    if several:
+        return (f"backend '{backend}' models trees of tables (one foreign key per table), but table "
+                f"'{several[0]}' has {len(keys[several[0]])}")
+    if sum(1 for fks in keys.values() if not fks) > 1:
+        return f"backend '{backend}' models one tree of tables: one table without foreign keys, the others linked to it"
+    return None
 
 
 class Backend(ABC):

@@ -6,7 +6,7 @@ A backend built on these names keeps working while the core changes underneath; 
 - registering: `hookimpl` (mark `synth_register_backends` with it);
 - the interface: `Backend`, `Capabilities`, the dataset shapes (`FLAT`, `SEQUENTIAL`, `RELATIONAL`), and what
   each stage receives and returns (`TrainRequest`, `TrainResult`, `ProgressRecord`, `GenerateRequest`);
-- options: `TrainOptions` and `GenerateOptions`, the bases of a backend's own option models, and the
+- options: `Options` (a strict pydantic model), `TrainOptions` and `GenerateOptions`, the bases of a backend's own option models, and the
   conditioning groups (`Rebalancing`, `Imputation`, `Fairness`);
 - the data a backend receives: `Split` (train and validation frames per table; `context_key` gives a table's
   link to its parent in the tree, `parent_first` orders tables parents first) and the backend-neutral stats
@@ -39,11 +39,12 @@ from synth_assets.backend import (
     TrainRequest,
     TrainResult,
     dataset_shape,
+    tree_problem,
 )
 from synth_assets.config import ColumnSpec, DatasetSpec, ForeignKey, Project, ProjectSpec, SplitSpec, TableSpec
 from synth_assets.errors import SynthError
 from synth_assets.hookspecs import hookimpl
-from synth_assets.options import Fairness, GenerateOptions, Imputation, Rebalancing, TrainOptions
+from synth_assets.options import Fairness, GenerateOptions, Imputation, Options, Rebalancing, TrainOptions
 from synth_assets.pipeline import DatasetPipeline
 from synth_assets.stages.schema import restore_schema
 from synth_assets.stages.split import Split, context_key, parent_first
@@ -95,7 +96,7 @@ def open_workspace(workspace: Path) -> DatasetPipeline:
 __all__ = [
     "FLAT", "SEQUENTIAL", "RELATIONAL", "Backend", "Capabilities", "GenerateRequest", "ProgressCallback",
     "ProgressRecord", "TrainRequest", "TrainResult", "dataset_shape",
-    "TrainOptions", "GenerateOptions", "Rebalancing", "Imputation", "Fairness",
+    "Options", "TrainOptions", "GenerateOptions", "Rebalancing", "Imputation", "Fairness",
     "Split", "context_key", "parent_first", "DatasetStats", "TableStats", "ColumnStats", "RARE_THRESHOLD", "RARE_TOKEN", "DATETIME_PARTS", "HINTS",
     "character_matrix", "lat_long_cell", "lat_long_grid", "lat_long_parts", "records_per_parent",
     "write_parquet", "read_parquet", "write_json", "read_json", "atomic_dir", "recover_dir",

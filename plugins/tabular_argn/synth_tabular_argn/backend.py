@@ -26,6 +26,7 @@ from synth_assets.plugin_api import (
     TrainResult,
     read_json,
     read_parquet,
+    tree_problem,
     write_json,
     write_parquet,
 )
@@ -62,17 +63,7 @@ class TabularARGNBackend(Backend):
     kinds = frozenset({"pytorch"})
 
     def unsupported_shape(self, foreign_keys) -> str | None:
-        why = super().unsupported_shape(foreign_keys)
-        if why:
-            return why
-        keys = {table: list(fks) for table, fks in foreign_keys.items()}
-        several = [table for table, fks in keys.items() if len(fks) > 1]
-        if several:
-            return (f"backend '{self.name}' models trees of tables (one foreign key per table), but table "
-                    f"'{several[0]}' has {len(keys[several[0]])}")
-        if sum(1 for fks in keys.values() if not fks) > 1:
-            return f"backend '{self.name}' models one tree of tables: one table without foreign keys, the others linked to it"
-        return None
+        return super().unsupported_shape(foreign_keys) or tree_problem(self.name, foreign_keys)
 
     # encode --------------------------------------------------------------------------------------
     def encode(self, split: Split, stats: DatasetStats, out_dir: Path) -> dict[str, Any]:

@@ -1,0 +1,1 @@
+"""synth-assets' LLM backend: tables as JSON samples, a causal language model, schema-constrained decoding."""

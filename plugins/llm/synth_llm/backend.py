@@ -1,0 +1,288 @@
+"""The LLM backend: a tree of tables as JSON samples (encode), a causal LM trained or fine-tuned on them (train),
+and samples decoded under their JSON schema, validated and turned back into tables (generate)."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from synth_assets.plugin_api import (
+    FLAT,
+    RELATIONAL,
+    SEQUENTIAL,
+    Backend,
+    Capabilities,
+    DatasetStats,
+    GenerateRequest,
+    ProgressRecord,
+    Split,
+    SynthError,
+    TrainRequest,
+    TrainResult,
+    read_json,
+    tree_problem,
+    write_json,
+)
+from synth_llm.columns import json_values
+from synth_llm.options import LLMGenerateOptions, LLMTrainOptions
+from synth_llm.samples import Tree, from_samples, to_samples
+from synth_llm.schema import full_shape, output_model
+from synth_llm.tasks import Task, dumps
+
+PARTITIONS = ("train", "validation")
+TASK_FILE = "task.json"  # the train options the model was trained with, and its context window
+REAL_SAMPLES = "samples.jsonl"  # real samples a task generates from: semi-synthetic (train), predict (holdout)
+
+
+class LLMBackend(Backend):
+    name = "llm"
+    description = ("A causal language model over tables as JSON (transformers; CPU or CUDA): a small GPT-2 trained "
+                   "from scratch, or a local model fine-tuned (LoRA); decoding under the JSON schema with "
+                   "transformers or vLLM. Tasks: rel_synth, rel_semi_synth, rel_predict.")
+    capabilities = Capabilities(shapes=frozenset({FLAT, SEQUENTIAL, RELATIONAL}), seed_data=True,
+                                devices=frozenset({"cpu", "cuda"}))
+    TrainOptions = LLMTrainOptions
+    GenerateOptions = LLMGenerateOptions
+    kinds = frozenset({"pytorch", "transformers"})
+    column_encodings = {"categorical": "categorical", "code": "code", "numeric": "numeric", "discrete": "discrete",
+                        "continuous": "continuous", "datetime": "datetime"}
+
+    def unsupported_shape(self, foreign_keys) -> str | None:
+        return super().unsupported_shape(foreign_keys) or tree_problem(self.name, foreign_keys)
+
+    # encode: the samples ---------------------------------------------------------------------------
+    def encode(self, split: Split, stats: DatasetStats, out_dir: Path) -> dict[str, Any]:
+        tree = Tree.of(stats)
+        sizes = {}
+        for partition in PARTITIONS:
+            samples, keys = to_samples(split.partition(partition), tree)
+            lines = [dumps({"key": _plain(k), "sample": s}) for k, s in zip(keys, samples)]
+            (out_dir / f"{partition}.jsonl").write_text("\n".join(lines) + "\n" if lines else "", encoding="utf-8")
+            sizes[partition] = [len(line) for line in lines]
+        _, schema = output_model(tree, full_shape(tree))
+        write_json(schema, out_dir / "schema.json")
+        train_sizes = sizes["train"] or [0]
+        return {"samples": {p: len(s) for p, s in sizes.items()}, "characters_per_sample_mean": int(np.mean(train_sizes)),
+                "characters_per_sample_max": int(max(train_sizes)), "tables": list(tree.children)}
+
+    # train -----------------------------------------------------------------------------------------
+    def train(self, encoded_dir: Path, stats: DatasetStats, request: TrainRequest, out_dir: Path) -> TrainResult:
+        import torch
+
+        from synth_llm import model as lm
+        from synth_llm.assemblers import Segment, assemble
+        from synth_llm.training import fit, resolve_device
+
+        lm.quiet()
+        options: LLMTrainOptions = request.options
+        tree = Tree.of(stats)
+        task = Task(options, tree, stats.dataset)
+        rng = np.random.default_rng(options.seed)
+        full_schema = output_model(tree, full_shape(tree))[1]
+        out_schema = output_model(tree, task.output_shape)[1]
+        texts = {}
+        for partition in PARTITIONS:
+            keys, samples = _read_samples(encoded_dir / f"{partition}.jsonl")
+            prompts, outputs = [], []
+            for sample in samples:
+                prompts.append(task.prompt(task.context(sample, rng), full_schema, out_schema))
+                outputs.append(dumps(task.output(sample)))
+            texts[partition] = (keys, prompts, outputs)
+        if not texts["train"][0]:
+            raise SynthError("no training samples", dataset=stats.dataset, hint="give the dataset more rows")
+
+        if options.seed is not None:
+            torch.manual_seed(options.seed)
+        source = _checkpoint_source(request)
+        history: list[dict] = []
+        if source is not None:
+            model, tokenizer = lm.load_model(source, dataset=stats.dataset)
+            if (source / "progress.json").is_file() and options.model_state == "resume":
+                history = read_json(source / "progress.json")
+        elif options.base_model:
+            model, tokenizer = lm.load_model(Path(options.base_model), dataset=stats.dataset)
+        else:
+            _, prompts, outputs = texts["train"]
+            tokenizer = lm.train_tokenizer([p + o for p, o in zip(prompts, outputs)])
+            model = lm.new_model(tokenizer, options.model_size, options.context_window)
+        if options.lora_rank and source is None:
+            model = lm.with_lora(model, options.lora_rank)
+        window = min(options.context_window, lm.context_window(model))
+
+        examples = {}
+        for partition, (keys, prompts, outputs) in texts.items():
+            prompt_ids = tokenizer(prompts, add_special_tokens=False)["input_ids"] if prompts else []
+            output_ids = tokenizer(outputs, add_special_tokens=False)["input_ids"] if outputs else []
+            segments = [Segment(p, o, k) for p, o, k in zip(prompt_ids, output_ids, keys)]
+            examples[partition] = assemble(segments, options.assembler, window, bos=tokenizer.bos_token_id,
+                                           eos=tokenizer.eos_token_id, pad=tokenizer.pad_token_id, rng=rng,
+                                           table=tree.root)
+        if len(examples["validation"]) == 0:
+            examples["validation"] = examples["train"]  # tiny data: early stopping watches the training loss
+
+        device = resolve_device(request.device)
+        outcome = fit(model, examples["train"], examples["validation"], request,
+                      lambda m, folder: lm.save(_merged_copy(m), tokenizer, folder), device, history)
+        lm.save(model, tokenizer, out_dir)
+        write_json({"options": options.model_dump(mode="json"), "window": window}, out_dir / TASK_FILE)
+        write_json(outcome.history, out_dir / "progress.json")
+        real = {"rel_semi_synth": "train", "rel_predict": "validation"}.get(task.name)
+        if real:
+            (out_dir / REAL_SAMPLES).write_text((encoded_dir / f"{real}.jsonl").read_text(encoding="utf-8"),
+                                                encoding="utf-8")
+        parameters = sum(p.numel() for p in model.parameters())
+        return TrainResult(
+            epochs=outcome.epochs, best_epoch=outcome.best_epoch, best_validation_loss=outcome.best_loss,
+            seconds=outcome.seconds, stopped_because=outcome.stopped_because, device=device, parameters=parameters,
+            progress=[ProgressRecord(**r) for r in outcome.history],
+            settings={"task": task.name, "model": options.base_model or f"gpt2 {options.model_size} (from scratch)",
+                      "lora_rank": options.lora_rank, "vocabulary": len(tokenizer), "context_window": window,
+                      "assembler": options.assembler, **outcome.settings},
+        )
+
+    # generate ------------------------------------------------------------------------------------
+    def generate(self, model_dir: Path, stats: DatasetStats, request: GenerateRequest) -> dict[str, pd.DataFrame]:
+        from transformers import AutoTokenizer
+
+        from synth_llm.engines import make_engine
+        from synth_llm.generation import generate_outputs
+
+        options: LLMGenerateOptions = request.options
+        saved = read_json(model_dir / TASK_FILE)
+        train_options = LLMTrainOptions.model_validate(saved["options"])
+        tree = Tree.of(stats)
+        task = Task(train_options, tree, stats.dataset)
+        output, out_schema = output_model(tree, task.output_shape, options.directives)
+        full_schema = output_model(tree, full_shape(tree))[1]
+        seed = options.seed if options.seed is not None else int(np.random.SeedSequence().entropy % 2**31)
+        rng = np.random.default_rng(seed)
+        contexts = self._contexts(task, tree, stats, options, request.seed_data, model_dir, rng)
+        draws = options.n_pred if task.name == "rel_predict" else 1
+        contexts = [c for c in contexts for _ in range(draws)]
+
+        tokenizer = AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
+        texts = [task.prompt(c, full_schema, out_schema) for c in contexts]
+        ids = tokenizer(texts, add_special_tokens=False)["input_ids"] if texts else []
+        prompts = [[tokenizer.bos_token_id, *p] for p in ids]
+        longest = max((len(p) for p in prompts), default=0)
+        if longest >= saved["window"]:
+            raise SynthError(f"a prompt takes {longest} tokens, the model's whole context window of {saved['window']}",
+                             dataset=stats.dataset, hint="train with a larger train.context_window")
+        with make_engine(options.engine, model_dir, request.device) as engine:
+            outputs, report = generate_outputs(
+                engine, prompts, contexts, task=task, model=output, schema=out_schema,
+                temperature=options.sampling_temperature, top_p=options.sampling_top_p,
+                max_new_tokens=saved["window"] - min((len(p) for p in prompts), default=0), seed=seed,
+                batch_size=options.batch_size, max_retries=options.max_retries,
+                max_invalid_share=options.max_invalid_share, dataset=stats.dataset)
+        samples = [task.combine(c, o) for c, o in zip(contexts, outputs)]
+        if draws > 1:
+            samples = [_aggregate(samples[i : i + draws], tree.root, tree) for i in range(0, len(samples), draws)]
+        frames = from_samples(samples, tree)
+        if request.seed_data is not None:  # seed values come out as given, rare ones included
+            root = frames[tree.root]
+            for column in request.seed_data.columns:
+                if column in root.columns:
+                    root[column] = request.seed_data[column].to_numpy()
+        request.report.update(report.as_metadata(rows=sum(len(df) for df in frames.values())))
+        request.report["engine"] = options.engine
+        if report.problems:
+            request.report["invalid_outputs_by_reason"] = dict(Counter(report.problems).most_common(5))
+        return frames
+
+    def _contexts(self, task: Task, tree: Tree, stats: DatasetStats, options: LLMGenerateOptions,
+                  seed_data: pd.DataFrame | None, model_dir: Path, rng: np.random.Generator) -> list:
+        root = tree.table(tree.root)
+        if task.name == "rel_synth" and not task.options.cols_ctx:
+            if seed_data is not None:
+                raise SynthError("generate.seed_data needs a model trained with train.cols_ctx (the seed columns)",
+                                 dataset=stats.dataset, table=tree.root,
+                                 hint="set train.cols_ctx to the seed data's columns and train again")
+            return [None] * (options.sample_size or root.rows)
+        if task.name == "rel_synth":
+            if seed_data is None:
+                raise SynthError(f"the model was trained to complete given columns {task.options.cols_ctx}",
+                                 dataset=stats.dataset, table=tree.root,
+                                 hint="give them in generate.seed_data, or train without train.cols_ctx")
+            missing = [c for c in task.options.cols_ctx if c not in seed_data.columns]
+            if missing:
+                raise SynthError("the seed data lacks a column the model was trained to be given", dataset=stats.dataset,
+                                 table=tree.root, column=missing[0], hint="add it to generate.seed_data")
+            values = {c: json_values(seed_data[c].reset_index(drop=True), root.columns[c]) for c in task.options.cols_ctx}
+            return [{c: values[c][i] for c in task.options.cols_ctx} for i in range(len(seed_data))]
+        if seed_data is not None:
+            if task.name != "rel_predict" or len(tree.children) > 1:
+                raise SynthError(f"generate.seed_data gives root rows only; task {task.name} on this dataset needs "
+                                 "whole samples", dataset=stats.dataset, table=tree.root,
+                                 hint="leave generate.seed_data out: the task draws from the data it was trained on")
+            frames = {tree.root: seed_data.reset_index(drop=True)}
+            missing = [c for c in tree.columns(tree.root) if c not in seed_data.columns]
+            for column in missing:
+                frames[tree.root][column] = None
+            real = to_samples(frames, tree)[0]
+        else:
+            real = _read_samples(model_dir / REAL_SAMPLES)[1]
+        if not real:
+            raise SynthError(f"task {task.name} has no samples to start from", dataset=stats.dataset,
+                             hint="give the dataset more rows")
+        if task.name == "rel_semi_synth":
+            n = options.sample_size or len(real)
+            real = [real[i] for i in rng.choice(len(real), n, replace=n > len(real))]
+        elif options.sample_size:
+            real = real[: options.sample_size]
+        return [task.context(sample, rng) for sample in real]
+
+
+def _checkpoint_source(request: TrainRequest) -> Path | None:
+    options = request.options
+    if options.model_state == "reset":
+        return None
+    for folder in ([request.resume_dir] if options.model_state == "resume" else []) + [request.previous_model]:
+        if folder is not None and (Path(folder) / "config.json").is_file():
+            return Path(folder)
+    return None
+
+
+def _merged_copy(model):
+    """A LoRA model's adapters merged into a copy, leaving the training model as it is."""
+    if not hasattr(model, "merge_and_unload"):
+        return model
+    import copy
+
+    return copy.deepcopy(model).merge_and_unload()
+
+
+def _read_samples(path: Path) -> tuple[list, list[dict]]:
+    if not path.is_file():
+        return [], []
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
+    return [r["key"] for r in rows], [r["sample"] for r in rows]
+
+
+def _plain(value):
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _aggregate(draws: list[dict], name: str, tree: Tree) -> dict:
+    """One prediction from several draws of the same sample: the mean of numbers, the most frequent otherwise."""
+    out = dict(draws[0])
+    table = tree.table(name)
+    for key in draws[0]:
+        if key in tree.children[name]:
+            out[key] = [_aggregate(list(items), key, tree) for items in zip(*(d[key] for d in draws))]
+            continue
+        values = [d[key] for d in draws]
+        column = table.columns[key]
+        present = [v for v in values if v is not None]
+        if column.kind == "numeric" and not column.discrete and present:
+            mean = float(np.mean(present))
+            out[key] = int(round(mean)) if column.is_integer else mean
+        else:
+            out[key] = Counter(map(dumps, values)).most_common(1)[0][0]
+            out[key] = json.loads(out[key])
+    return out

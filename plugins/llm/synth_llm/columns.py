@@ -1,0 +1,232 @@
+"""One column's values as JSON, and the rule an output value must obey, both from the stats alone.
+
+The stats already obey the privacy rules: a category not listed becomes `RARE_TOKEN`, numbers are clipped to
+the protected range, dates too, and code text keeps per position only the characters enough units hold. So the
+values a sample holds, and the values a schema admits, never reveal what rare-value protection hides.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+import pandas as pd
+
+from synth_assets.plugin_api import RARE_TOKEN, ColumnStats, SynthError
+
+DATE_FORMAT = "%Y-%m-%d"
+DATETIME_FORMAT = "%Y-%m-%d %H:%M:%S"
+MONTH_DAY = r"-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12]\d|3[01])"
+TIME = r" (?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d"
+MAX_FLOAT_DECIMALS = 6  # a continuous number with no grain in its source is written with this many
+
+
+@dataclass(frozen=True)
+class ColumnRule:
+    """The JSON Schema of a column's output values and the check that enforces it (schema and check agree)."""
+
+    schema: dict
+    check: Callable[[Any], Any]  # returns the value, or raises ValueError saying why it is not allowed
+
+
+def _python(value):
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _key(value):
+    """Equality as JSON sees it: True is not 1."""
+    return (type(value) is bool, value)
+
+
+def _has_time(col: ColumnStats) -> bool:
+    return any(part in (col.datetime_parts or []) for part in ("hour", "minute", "second"))
+
+
+def _is_categorical_number(col: ColumnStats) -> bool:
+    return col.kind == "numeric" and col.discrete and bool(col.categories)
+
+
+def check_supported(col: ColumnStats, table: str) -> None:
+    if col.text_form == "lat_long":
+        raise SynthError("backend 'llm' does not model lat/long text", table=table, column=col.name,
+                         hint="set `encoding: categorical` on this column, or use backend tabular_argn")
+
+
+# values as JSON ----------------------------------------------------------------------------------------
+
+def json_values(series: pd.Series, col: ColumnStats) -> list:
+    """The column's values as JSON-ready Python values, protected as the stats say; None for nulls."""
+    present = series.notna()
+    if col.kind == "categorical" and col.text_form == "code":
+        out = [_code_value(str(v), col.characters or []) for v in series.astype(object)]
+    elif col.kind == "categorical":
+        kept = {_key(c): c for c in col.categories or []}
+        out = [kept.get(_key(_python(v)), RARE_TOKEN) for v in series.astype(object)]
+    elif _is_categorical_number(col):
+        kept = np.asarray(col.categories, dtype=float)
+        numbers = pd.to_numeric(series, errors="coerce").to_numpy(dtype=float)
+        nearest = np.abs(numbers[:, None] - kept[None, :]).argmin(axis=1) if len(numbers) else np.array([], int)
+        out = [_python(col.categories[i]) for i in nearest]
+    elif col.kind == "numeric":
+        numbers = pd.to_numeric(series, errors="coerce").to_numpy(dtype=float)
+        numbers = np.clip(numbers, col.min, col.max)
+        if col.is_integer:
+            out = [int(v) if np.isfinite(v) else None for v in np.round(numbers)]
+        else:
+            digits = min(col.decimals if col.decimals is not None else MAX_FLOAT_DECIMALS, MAX_FLOAT_DECIMALS)
+            out = [float(round(v, digits)) if np.isfinite(v) else None for v in numbers]
+    else:
+        stamps = pd.to_datetime(series, errors="coerce", format="ISO8601" if col.datetime_format else None)
+        if getattr(stamps.dt, "tz", None) is not None:
+            stamps = stamps.dt.tz_convert("UTC").dt.tz_localize(None)
+        low, high = date_bounds(col)
+        stamps = stamps.clip(low, high)
+        text = stamps.dt.strftime(DATETIME_FORMAT if _has_time(col) else DATE_FORMAT)
+        out = list(text.astype(object))
+    return [v if ok and v is not None and v == v else None for v, ok in zip(out, present)]
+
+
+def _code_value(text: str, characters: list[str]) -> str:
+    """A rare character becomes its position's most common one; text stops where no character is kept."""
+    out = []
+    for i, ch in enumerate(text[: len(characters)]):
+        if ch in characters[i]:
+            out.append(ch)
+        elif characters[i]:
+            out.append(characters[i][0])
+        else:
+            break
+    return "".join(out)
+
+
+def date_bounds(col: ColumnStats) -> tuple[pd.Timestamp, pd.Timestamp]:
+    return pd.Timestamp(int(round(col.min)), unit="ns"), pd.Timestamp(int(round(col.max)), unit="ns")
+
+
+def from_json(values: list, col: ColumnStats) -> pd.Series:
+    """Output values back as a column; the core casts it to the source dtype."""
+    if col.kind == "datetime":
+        stamps = pd.to_datetime(pd.Series(values, dtype=object), errors="coerce").clip(*date_bounds(col))
+        if col.datetime_format:
+            return stamps.dt.strftime(col.datetime_format).astype(object).where(stamps.notna(), None)
+        return stamps
+    if col.kind == "numeric":
+        numbers = pd.to_numeric(pd.Series(values, dtype=object), errors="coerce")
+        if col.is_integer:
+            return numbers.round()
+        # the source's grain: a model may write more digits than it learned
+        digits = col.decimals if col.decimals is not None else MAX_FLOAT_DECIMALS
+        return numbers.round(min(digits, MAX_FLOAT_DECIMALS))
+    return pd.Series(values, dtype=object)
+
+
+# what an output value may be -------------------------------------------------------------------------
+
+def column_rule(col: ColumnStats, *, impute_na: bool = False, impute_protected: bool = False,
+                mask: list | tuple = ()) -> ColumnRule:
+    masked = {_key(_python(v)) for v in mask}
+    nullable = col.null_share > 0 and not impute_na
+    if col.kind == "categorical" and col.text_form == "code":
+        pattern = _code_pattern(col.characters or [])
+        base = {"type": "string", "pattern": pattern}
+        compiled = re.compile(pattern)
+
+        def check_value(v):
+            if not isinstance(v, str) or not compiled.fullmatch(v):
+                raise ValueError(f"{v!r} is not a kept code")
+            return v
+    elif col.kind == "categorical" or _is_categorical_number(col):
+        allowed = [c for c in col.categories or [] if _key(c) not in masked]
+        if col.kind == "categorical" and col.rare_share > 0 and not impute_protected and _key(RARE_TOKEN) not in masked:
+            allowed.append(RARE_TOKEN)
+        if not allowed and not nullable:
+            raise SynthError("the directives leave no value to generate", table=None, column=col.name,
+                             hint="mask fewer values, or allow nulls")
+        base = {"enum": allowed}
+        keys = {_key(c) for c in allowed}
+
+        def check_value(v):
+            if _key(v) not in keys:
+                raise ValueError(f"{v!r} is not one of the allowed values")
+            return v
+    elif col.kind == "numeric":
+        base = {"type": "integer" if col.is_integer else "number", "minimum": _python(col.min),
+                "maximum": _python(col.max)}
+        if col.is_integer:
+            base = {**base, "minimum": int(np.ceil(col.min)), "maximum": int(np.floor(col.max))}
+
+        def check_value(v):
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or (col.is_integer and not isinstance(v, int)):
+                raise ValueError(f"{v!r} is not {'an integer' if col.is_integer else 'a number'}")
+            if not base["minimum"] <= v <= base["maximum"] or _key(v) in masked:
+                raise ValueError(f"{v!r} lies outside {base['minimum']}..{base['maximum']}" if _key(v) not in masked
+                                 else f"{v!r} is masked")
+            return v
+    else:
+        low, high = date_bounds(col)
+        with_time = _has_time(col)
+        # a grammar cannot compare dates, but a pattern can spell out the days of the protected range
+        base = {"type": "string", "pattern": f"^{date_pattern(low, high)}{TIME if with_time else ''}$"}
+        low, high = low.floor("D"), high.floor("D")  # checked by day; times past the last one are clipped
+
+        def check_value(v):
+            if not isinstance(v, str) or not re.fullmatch(base["pattern"], v):
+                raise ValueError(f"{v!r} is not a date as {'YYYY-MM-DD hh:mm:ss' if with_time else 'YYYY-MM-DD'}")
+            try:
+                stamp = pd.Timestamp(v)
+            except ValueError as exc:
+                raise ValueError(f"{v!r} is no date") from exc
+            if not low <= stamp.floor("D") <= high or _key(v) in masked:
+                raise ValueError(f"{v!r} lies outside {low.date()}..{high.date()}" if _key(v) not in masked
+                                 else f"{v!r} is masked")
+            return v
+
+    if not nullable:
+        return ColumnRule(base, check_value)
+    schema = {"enum": [*base["enum"], None]} if "enum" in base else {"anyOf": [base, {"type": "null"}]}
+    return ColumnRule(schema, lambda v: None if v is None else check_value(v))
+
+
+def _code_pattern(characters: list[str]) -> str:
+    """Text whose i-th character is one kept at position i, of any length up to the kept positions."""
+    pattern = ""
+    for kept in reversed([k for k in characters]):
+        if not kept:
+            pattern = ""
+            continue
+        pattern = f"(?:[{''.join(_class_char(c) for c in kept)}]{pattern})?"
+    return f"^{pattern}$"
+
+
+def _class_char(ch: str) -> str:
+    return "\\" + ch if ch in "\\]^-[" else ch
+
+
+def date_pattern(low: pd.Timestamp, high: pd.Timestamp) -> str:
+    """A regular expression for the days from `low` to `high` as YYYY-MM-DD (days 29-31 of short months
+    included: the pydantic check refuses them)."""
+    def choice(values) -> str:
+        return "(?:" + "|".join(values) + ")"
+
+    def days(first: int, last: int) -> str:
+        return choice(f"{d:02d}" for d in range(first, last + 1))
+
+    def months(year: int) -> str:
+        first_month = low.month if year == low.year else 1
+        last_month = high.month if year == high.year else 12
+        options = []
+        for month in range(first_month, last_month + 1):
+            first = low.day if (year, month) == (low.year, low.month) else 1
+            last = high.day if (year, month) == (high.year, high.month) else 31
+            options.append(f"{month:02d}-{days(first, last)}")
+        return choice(options)
+
+    if high.year - low.year > 300:
+        return r"\d{4}" + MONTH_DAY
+    edges = [f"{year}-{months(year)}" for year in sorted({low.year, high.year})]
+    middle = [str(year) for year in range(low.year + 1, high.year)]
+    if middle:
+        edges.append(f"{choice(middle)}{MONTH_DAY}")
+    return choice(edges)

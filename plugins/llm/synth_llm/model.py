@@ -1,0 +1,90 @@
+"""The language model: a small GPT-2 with a tokenizer of the data, trained from scratch, or a local Hugging Face
+model fine-tuned (fully, or with LoRA adapters through peft). Either way the checkpoint is a Hugging Face folder
+(config, safetensors weights, tokenizer) that both engines load as it is.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from synth_assets.plugin_api import SynthError
+
+BOS, EOS, PAD = "<|bos|>", "<|eos|>", "<|pad|>"
+# layers, width, heads; `small` won on diamonds and rwm5yr at a 10-minute CPU budget (bench/RESULTS.md)
+SIZES = {"tiny": (2, 64, 2), "small": (4, 128, 4), "medium": (6, 256, 8)}
+VOCAB_SIZE = 2000  # byte-level BPE merges learned on the samples; JSON keys and common values become one token
+
+
+def quiet() -> None:
+    """No progress bars or advice from transformers in the run logs."""
+    from transformers.utils import logging
+
+    logging.set_verbosity_error()
+    logging.disable_progress_bar()
+
+
+def train_tokenizer(texts: list[str], vocab_size: int = VOCAB_SIZE):
+    """A byte-level BPE tokenizer of the training texts. Merges may cross punctuation, so `"cut":"Ideal"` can be
+    one token: fewer tokens per sample is faster training and generation."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tokenizer = Tokenizer(models.BPE())
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=[BOS, EOS, PAD], show_progress=False,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    tokenizer.train_from_iterator(texts, trainer)
+    return PreTrainedTokenizerFast(tokenizer_object=tokenizer, bos_token=BOS, eos_token=EOS, pad_token=PAD)
+
+
+def new_model(tokenizer, size: str, window: int):
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    layers, width, heads = SIZES[size]
+    config = GPT2Config(vocab_size=len(tokenizer), n_positions=window, n_embd=width, n_layer=layers, n_head=heads,
+                        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+                        pad_token_id=tokenizer.pad_token_id, resid_pdrop=0.1, embd_pdrop=0.1, attn_pdrop=0.1)
+    return GPT2LMHeadModel(config)
+
+
+def load_model(folder: Path, *, dataset: str | None = None):
+    """(model, tokenizer) from a local Hugging Face folder; the tokenizer gets BOS/EOS/PAD if it lacks them."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    folder = Path(folder).expanduser()
+    if not (folder / "config.json").is_file():
+        raise SynthError(f"{folder} is no Hugging Face model folder (no config.json)", dataset=dataset,
+                         hint="name a local folder written by save_pretrained; nothing is downloaded")
+    tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
+    model = AutoModelForCausalLM.from_pretrained(folder, local_files_only=True)
+    added = {name: token for name, token in (("bos_token", BOS), ("eos_token", EOS), ("pad_token", PAD))
+             if getattr(tokenizer, name) is None}
+    if added:
+        tokenizer.add_special_tokens(added)
+        model.resize_token_embeddings(len(tokenizer))
+    for name in ("bos_token_id", "eos_token_id", "pad_token_id"):
+        setattr(model.config, name, getattr(tokenizer, name))
+    return model, tokenizer
+
+
+def with_lora(model, rank: int):
+    """The model with LoRA adapters on its attention and MLP projections; only they train."""
+    from peft import LoraConfig, get_peft_model
+
+    config = LoraConfig(r=rank, lora_alpha=2 * rank, lora_dropout=0.05, target_modules="all-linear",
+                        task_type="CAUSAL_LM")
+    return get_peft_model(model, config)
+
+
+def context_window(model) -> int:
+    config = model.config
+    return int(getattr(config, "n_positions", None) or getattr(config, "max_position_embeddings", 0) or 2048)
+
+
+def save(model, tokenizer, folder: Path) -> None:
+    """A plain Hugging Face folder: LoRA adapters merged into the weights, so any engine loads it."""
+    if hasattr(model, "merge_and_unload"):
+        model = model.merge_and_unload()
+    model.save_pretrained(folder, safe_serialization=True)
+    tokenizer.save_pretrained(folder)

@@ -1,0 +1,85 @@
+"""The LLM backend's train and generate options, on top of the ones every backend takes.
+
+The task is chosen at training, since each task trains its own prompts and outputs; generation options say how
+to decode and which values never to emit (the per-column directives).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from synth_assets.plugin_api import GenerateOptions, Options, TrainOptions
+
+TASKS = ("rel_synth", "rel_semi_synth", "rel_predict")
+PLACEHOLDERS = ("schema", "ctx", "out_schema")
+DEFAULT_PROMPT = "{ctx}=>"
+
+
+class LLMTrainOptions(TrainOptions):
+    task: Literal["rel_synth", "rel_semi_synth", "rel_predict"] = Field(
+        "rel_synth", description="rel_synth: whole samples; rel_semi_synth: complete samples from a kept part of "
+                                 "real ones; rel_predict: the target columns from the rest.")
+    cols_ctx: list[str] = Field(default_factory=list, description="rel_synth: root-table columns given at "
+                                                                   "generation (generate.seed_data) instead of generated.")
+    cols_tgt: dict[str, list[str]] = Field(default_factory=dict, description="rel_predict: table -> columns to predict.")
+    p_field: float = Field(0.5, ge=0, le=1, description="rel_semi_synth: chance that a root field is kept as context.")
+    p_child: float = Field(0.5, ge=0, le=1, description="rel_semi_synth: chance that a child record is kept as context.")
+    ctx_as_const: bool = Field(True, description="rel_semi_synth: kept values come out unchanged.")
+    prompt_template: str = Field(
+        DEFAULT_PROMPT, description="Text before each output; {ctx}: the given part of a sample as JSON, {schema}: the "
+                                    "sample's JSON Schema, {out_schema}: the output's.")
+    assembler: Literal["tabular", "grouped", "sequential"] = Field(
+        "tabular", description="tabular: shuffle samples and pack them into the context window; grouped: one sample "
+                               "per example; sequential: samples in data order, a long one continues in the next example.")
+    base_model: str | None = Field(None, description="A local Hugging Face model folder to fine-tune; default: a "
+                                                     "small GPT-2 trained from scratch with a tokenizer of the data.")
+    lora_rank: int | None = Field(None, ge=1, description="Fine-tune base_model with LoRA adapters of this rank (peft).")
+    model_size: Literal["tiny", "small", "medium"] = Field(
+        "small", description="From scratch: tiny (2 layers x 64), small (4 x 128), medium (6 x 256).")
+    context_window: int = Field(512, ge=32, description="Tokens per training example.")
+    batch_size: int = Field(16, ge=1, description="Examples per step.")
+    learning_rate: float = Field(2e-3, gt=0, description="AdamW's; fine-tuning a base model wants ~1e-4.")
+    early_stopping_patience: int = Field(3, ge=1, description="Validations without improvement.")
+
+    @model_validator(mode="after")
+    def _task_options(self):
+        if self.cols_tgt and self.task != "rel_predict":
+            raise ValueError("cols_tgt is for task rel_predict")
+        if self.task == "rel_predict" and not any(self.cols_tgt.values()):
+            raise ValueError("task rel_predict needs cols_tgt: table -> columns to predict")
+        if self.cols_ctx and self.task != "rel_synth":
+            raise ValueError("cols_ctx is for task rel_synth")
+        if self.lora_rank and not self.base_model:
+            raise ValueError("lora_rank fine-tunes a base_model: name a local model folder")
+        import string
+
+        unknown = [name for _, name, _, _ in string.Formatter().parse(self.prompt_template)
+                   if name is not None and name not in PLACEHOLDERS]
+        if unknown:
+            raise ValueError(f"prompt_template: unknown placeholder {{{unknown[0]}}}; use {{ctx}}, {{schema}} or {{out_schema}}")
+        return self
+
+
+class ColumnDirective(Options):
+    """What generation must never emit in one column."""
+
+    impute_na: bool = Field(False, description="Never generate a null.")
+    impute_protected: bool = Field(False, description="Never generate the rare-value token.")
+    mask: list = Field(default_factory=list, description="Values never to generate.")
+
+
+class LLMGenerateOptions(GenerateOptions):
+    engine: Literal["transformers", "vllm"] = Field("transformers", description="Decoding engine; both follow the "
+                                                                                "JSON schema of the output.")
+    sampling_temperature: float = Field(1.0, gt=0, description="Below 1: more typical rows; above 1: more diverse.")
+    sampling_top_p: float = Field(1.0, gt=0, le=1, description="Sample only from the most likely tokens holding this share.")
+    directives: dict[str, dict[str, ColumnDirective]] = Field(
+        default_factory=dict, description="table -> column -> {impute_na, impute_protected, mask}.")
+    n_pred: int = Field(1, ge=1, description="rel_predict: draws per row; the synthetic table holds their most "
+                                             "frequent value (categories, dates) or mean (numbers).")
+    batch_size: int = Field(64, ge=1, description="Prompts decoded together.")
+    max_retries: int = Field(3, ge=0, description="Rounds that regenerate invalid outputs.")
+    max_invalid_share: float = Field(0.5, gt=0, le=1, description="Stop with an error when a round's invalid share "
+                                                                  "is above this.")

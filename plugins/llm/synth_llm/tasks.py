@@ -1,0 +1,146 @@
+"""The tasks: what part of a sample is given (the context) and what the model writes (the output).
+
+- rel_synth: the whole sample; with `cols_ctx`, those root columns are given (from seed data) and the rest written.
+- rel_semi_synth: a random part of a real sample is given (each root field with chance `p_field`, each child
+  record with `p_child`) and the whole sample written; with `ctx_as_const` the given part comes out unchanged.
+- rel_predict: everything but the target columns (`cols_tgt`) is given; the targets are written.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from synth_assets.plugin_api import SynthError
+from synth_llm.options import LLMTrainOptions
+from synth_llm.samples import Tree
+from synth_llm.schema import Shape, full_shape
+
+
+def dumps(value) -> str:
+    """Compact JSON, as the model reads and writes it (no free whitespace)."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+class Task:
+    def __init__(self, options: LLMTrainOptions, tree: Tree, dataset: str = ""):
+        self.name = options.task
+        self.options = options
+        self.tree = tree
+        root_columns = tree.columns(tree.root)
+        unknown = [c for c in options.cols_ctx if c not in root_columns]
+        if unknown:
+            raise SynthError("train.cols_ctx names no modelled column of the root table", dataset=dataset,
+                             table=tree.root, column=unknown[0], hint=f"use some of {root_columns}")
+        for table, columns in options.cols_tgt.items():
+            if table not in tree.children:
+                raise SynthError("train.cols_tgt names no table of this dataset", dataset=dataset, table=table,
+                                 hint=f"use one of {sorted(tree.children)}")
+            missing = [c for c in columns if c not in tree.table(table).columns]
+            if missing:
+                raise SynthError("train.cols_tgt names no modelled column", dataset=dataset, table=table,
+                                 column=missing[0], hint=f"use some of {tree.columns(table)}")
+        shape = full_shape(tree)
+        if self.name == "rel_predict":
+            self.output_shape: Shape = {t: list(c) for t, c in options.cols_tgt.items() if c}
+        elif options.cols_ctx:
+            self.output_shape = {**shape, tree.root: [c for c in shape[tree.root] if c not in options.cols_ctx]}
+        else:
+            self.output_shape = shape
+
+    @property
+    def needs_context(self) -> bool:
+        """Whether generation starts from given data rather than from nothing."""
+        return self.name != "rel_synth" or bool(self.options.cols_ctx)
+
+    # what is given ---------------------------------------------------------------------------------
+    def context(self, sample: dict, rng: np.random.Generator) -> dict | None:
+        if self.name == "rel_synth":
+            return {c: sample[c] for c in self.options.cols_ctx} if self.options.cols_ctx else None
+        if self.name == "rel_predict":
+            return self._without_targets(sample, self.tree.root)
+        return self._kept_part(sample, self.tree.root, rng)
+
+    def _without_targets(self, record: dict, name: str) -> dict:
+        targets = set(self.options.cols_tgt.get(name, []))
+        out = {c: record[c] for c in self.tree.columns(name) if c not in targets}
+        for child in self.tree.children[name]:
+            out[child] = [self._without_targets(r, child) for r in record.get(child, [])]
+        return out
+
+    def _kept_part(self, sample: dict, name: str, rng: np.random.Generator) -> dict:
+        kept = {c: sample[c] for c in self.tree.columns(name) if rng.random() < self.options.p_field}
+        for child in self.tree.children[name]:
+            kept[child] = [r for r in sample.get(child, []) if rng.random() < self.options.p_child]
+        return kept
+
+    def output(self, sample: dict) -> dict:
+        """The part of a real sample the model learns to write."""
+        return _restrict(sample, self.tree.root, self.tree, self.output_shape)
+
+    # turning an output into a sample -----------------------------------------------------------------
+    def problem(self, context: dict | None, output: dict) -> str | None:
+        """Why an output that matches the schema still does not fit its context, or None."""
+        if self.name != "rel_predict":
+            return None
+        return _count_mismatch(context, output, self.tree.root, self.tree)
+
+    def combine(self, context: dict | None, output: dict) -> dict:
+        if context is None:
+            return output
+        if self.name == "rel_synth":
+            return {**context, **output}
+        if self.name == "rel_predict":
+            return _merge(context, output, self.tree.root, self.tree)
+        if not self.options.ctx_as_const:
+            return output
+        return _overlay(output, context, self.tree.root, self.tree)
+
+    def prompt(self, context: dict | None, schema: dict, out_schema: dict) -> str:
+        return self.options.prompt_template.format(
+            ctx=dumps(context) if context is not None else "", schema=dumps(schema), out_schema=dumps(out_schema))
+
+
+def _restrict(record: dict, name: str, tree: Tree, shape: Shape) -> dict:
+    out = {c: record[c] for c in shape.get(name, [])}
+    for child in tree.children[name]:
+        if child in shape or _descendant_in(child, tree, shape):
+            out[child] = [_restrict(r, child, tree, shape) for r in record.get(child, [])]
+    return out
+
+
+def _descendant_in(name: str, tree: Tree, shape: Shape) -> bool:
+    return any(child in shape or _descendant_in(child, tree, shape) for child in tree.children[name])
+
+
+def _count_mismatch(context: dict, output: dict, name: str, tree: Tree) -> str | None:
+    for child in tree.children[name]:
+        if child not in output:
+            continue
+        given, written = context.get(child, []), output[child]
+        if len(given) != len(written):
+            return f"{child}: {len(written)} predicted records for {len(given)} given"
+        for g, w in zip(given, written):
+            problem = _count_mismatch(g, w, child, tree)
+            if problem:
+                return problem
+    return None
+
+
+def _merge(context: dict, output: dict, name: str, tree: Tree) -> dict:
+    merged = {**context, **{k: v for k, v in output.items() if k not in tree.children[name]}}
+    for child in tree.children[name]:
+        if child in output:
+            merged[child] = [_merge(g, w, child, tree) for g, w in zip(context.get(child, []), output[child])]
+    return merged
+
+
+def _overlay(output: dict, context: dict, name: str, tree: Tree) -> dict:
+    """The output with the context's fields written over it; the context's child records take the first places."""
+    merged = {**output, **{k: v for k, v in context.items() if k not in tree.children[name]}}
+    for child in tree.children[name]:
+        kept, written = context.get(child, []), list(output.get(child, []))
+        written[: len(kept)] = kept  # grows the list when fewer were written
+        merged[child] = written
+    return merged

@@ -1,0 +1,139 @@
+"""The training loop: AdamW over packed examples under a time budget, validation loss every epoch (or every tenth
+of the budget, whichever comes first), early stopping, and the best weights kept.
+
+`resume_dir` receives the best model after every validation, so a killed run continues from there
+(`model_state: resume`); the optimizer starts afresh.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from synth_assets.plugin_api import ProgressRecord, TrainRequest, atomic_dir, write_json
+from synth_llm.assemblers import Examples
+
+WARMUP_STEPS = 20
+MAX_VALIDATION_EXAMPLES = 256  # enough to compare epochs; more only costs time
+MIN_IMPROVEMENT = 1e-3
+
+
+@dataclass
+class Outcome:
+    epochs: int = 0
+    best_epoch: int = 0
+    best_loss: float = math.inf
+    stopped_because: str = "max epochs"
+    seconds: float = 0.0
+    history: list[dict] = field(default_factory=list)
+    settings: dict = field(default_factory=dict)
+
+
+def resolve_device(device: str) -> str:
+    import torch
+
+    if device == "cuda" or (device == "auto" and torch.cuda.is_available()):
+        return "cuda"
+    return "cpu"
+
+
+def validation_loss(model, examples: Examples, batch_size: int, device: str) -> float:
+    import torch
+
+    model.eval()
+    total, count = 0.0, 0
+    n = min(len(examples), MAX_VALIDATION_EXAMPLES)
+    with torch.no_grad():
+        for start in range(0, n, batch_size):
+            rows = slice(start, min(n, start + batch_size))
+            labels = torch.as_tensor(examples.labels[rows], device=device)
+            out = model(input_ids=torch.as_tensor(examples.input_ids[rows], device=device),
+                        attention_mask=torch.as_tensor(examples.attention_mask[rows], device=device), labels=labels)
+            tokens = int((labels[:, 1:] != -100).sum())
+            total += float(out.loss) * tokens
+            count += tokens
+    model.train()
+    return total / max(count, 1)
+
+
+def fit(model, train: Examples, valid: Examples, request: TrainRequest, save_best, device: str,
+        history: list[dict] | None = None) -> Outcome:
+    """Train `model` in place; the best weights are loaded back at the end. `save_best(model, folder)` writes a
+    checkpoint (for resuming)."""
+    import torch
+
+    options = request.options
+    model.to(device).train()
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(trainable, lr=options.learning_rate, weight_decay=0.01)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: min(1.0, (step + 1) / WARMUP_STEPS))
+    rng = np.random.default_rng(options.seed)
+    budget = options.max_training_time * 60
+    outcome = Outcome(history=list(history or []))
+    first_epoch = len(outcome.history)
+    best_state = None
+    since_best = 0
+    started = last_check = time.perf_counter()
+    check_every = max(budget / 10, 5.0)
+    batch = options.batch_size
+    train_losses: list[float] = []
+    stop = None
+    epoch = first_epoch  # validations so far: an epoch, or a tenth of the budget on large data
+    passes = 0  # over the training data
+    while stop is None:
+        order = rng.permutation(len(train))
+        for start in range(0, len(order), batch):
+            rows = order[start : start + batch]
+            out = model(input_ids=torch.as_tensor(train.input_ids[rows], device=device),
+                        attention_mask=torch.as_tensor(train.attention_mask[rows], device=device),
+                        labels=torch.as_tensor(train.labels[rows], device=device))
+            optimizer.zero_grad(set_to_none=True)
+            out.loss.backward()
+            torch.nn.utils.clip_grad_norm_(trainable, 1.0)
+            optimizer.step()
+            schedule.step()
+            train_losses.append(out.loss.item())
+            now = time.perf_counter()
+            end_of_epoch = start + batch >= len(order)
+            passes += end_of_epoch
+            if not (end_of_epoch or now - last_check >= check_every or now - started >= budget):
+                continue
+            last_check = now
+            epoch += 1
+            loss = validation_loss(model, valid, batch, device)
+            outcome.history.append(ProgressRecord(
+                epoch=epoch, train_loss=float(np.mean(train_losses)), validation_loss=loss, seconds=now - started,
+                learning_rate=schedule.get_last_lr()[0]).model_dump())
+            train_losses = []
+            if request.progress:
+                request.progress(ProgressRecord(**outcome.history[-1]))
+            if loss < outcome.best_loss - MIN_IMPROVEMENT * abs(outcome.best_loss if math.isfinite(outcome.best_loss) else 1):
+                outcome.best_loss, outcome.best_epoch, since_best = loss, epoch, 0
+                best_state = copy.deepcopy({k: v.detach().cpu() for k, v in model.state_dict().items()})
+                if request.resume_dir is not None:
+                    with atomic_dir(request.resume_dir) as tmp:
+                        save_best(model, tmp)
+                        write_json(outcome.history, Path(tmp) / "progress.json")
+            else:
+                since_best += 1
+            if since_best >= options.early_stopping_patience:
+                stop = "converged"
+            elif time.perf_counter() - started >= budget:
+                stop = "time budget"
+            elif passes >= options.max_epochs:
+                stop = "max epochs"
+            if stop:
+                break
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    outcome.epochs = epoch
+    outcome.stopped_because = stop
+    outcome.seconds = time.perf_counter() - started
+    outcome.settings = {"batch_size": batch, "learning_rate": options.learning_rate,
+                        "train_examples": len(train), "loss_tokens": train.loss_tokens}
+    return outcome
