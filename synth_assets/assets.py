@@ -57,6 +57,11 @@ def run_config_class(name: str, model: type[pydantic.BaseModel], values: pydanti
             annotation = sub | None
             field.default = current.model_dump() if current is not None else None  # dagster takes plain dicts
             field.validate_default = True  # ...which pydantic then turns into the nested config
+        elif typing.get_origin(annotation) is dict and _holds_model(annotation):
+            # table -> column -> options: the options become a nested config, the default plain dicts
+            annotation = _dict_of_configs(f"{name}_{field_name}", annotation)
+            field.default = pydantic.TypeAdapter(info.annotation).dump_python(field.default, mode="json")
+            field.validate_default = True
         fields[field_name] = (annotation, field)
     return pydantic.create_model(name, __base__=dg.Config, **fields)
 
@@ -67,6 +72,19 @@ def _nested_model(annotation) -> type[pydantic.BaseModel] | None:
         if isinstance(candidate, type) and issubclass(candidate, pydantic.BaseModel):
             return candidate
     return None
+
+
+def _holds_model(annotation) -> bool:
+    return any(_holds_model(arg) or (isinstance(arg, type) and issubclass(arg, pydantic.BaseModel))
+               for arg in typing.get_args(annotation))
+
+
+def _dict_of_configs(name: str, annotation):
+    """`dict[str, ... Model]` with the model as a launchpad config."""
+    if isinstance(annotation, type) and issubclass(annotation, pydantic.BaseModel):
+        return run_config_class(name, annotation, None)
+    key, value = typing.get_args(annotation)
+    return dict[key, _dict_of_configs(name, value)]
 
 
 def stage_key(dataset: str, stage: str) -> dg.AssetKey:
@@ -154,6 +172,8 @@ def build_dataset_assets(name: str, spec: DatasetSpec) -> list[dg.AssetsDefiniti
         rows = sum(len(df) for df in result.tables.values())
         metadata = {"generation_seconds": dg.MetadataValue.float(round(result.seconds, 3)),
                     "rows_per_second": dg.MetadataValue.int(int(rows / max(result.seconds, 1e-9)))}
+        metadata.update({f"backend/{k}": dg.MetadataValue.json(v) if isinstance(v, (dict, list)) else v
+                         for k, v in result.report.items()})
         metadata.update(tables_metadata(result.tables, pipeline.paths.synthetic_table))
         metadata.update({f"{table}/preview": dg.MetadataValue.md(preview_markdown(df))
                          for table, df in result.tables.items()})

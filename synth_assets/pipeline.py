@@ -5,7 +5,7 @@ imports Dagster."""
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -32,6 +32,7 @@ SEEDED_FILE = "generation.json"  # beside the synthetic tables: which columns ca
 class Generated:
     tables: dict[str, pd.DataFrame]
     seconds: float
+    report: dict = field(default_factory=dict)  # the backend's own figures (GenerateRequest.report)
 
 
 class DatasetPipeline:
@@ -115,15 +116,16 @@ class DatasetPipeline:
         options = options or self.spec.generate
         seed_data = seed_data if seed_data is not None else self._read_seed_data(options)
         started = time.perf_counter()
-        tables = self.generate_frames(options, device=device, seed_data=seed_data)
+        report: dict = {}
+        tables = self.generate_frames(options, device=device, seed_data=seed_data, report=report)
         seconds = time.perf_counter() - started
         subject = next(iter(self.spec.tables))  # seed rows condition the first (root) table
         seeded = {subject: [str(c) for c in seed_data.columns]} if seed_data is not None else {}
         with storage.atomic_dir(self.paths.synthetic) as tmp:
             for name, df in tables.items():
                 storage.write_parquet(df, tmp / f"{name}.parquet")
-            storage.write_json({"seeded_columns": seeded}, tmp / SEEDED_FILE)
-        return Generated(tables=tables, seconds=seconds)
+            storage.write_json({"seeded_columns": seeded, "backend_report": report}, tmp / SEEDED_FILE)
+        return Generated(tables=tables, seconds=seconds, report=report)
 
     def seeded_columns(self) -> dict[str, frozenset[str]]:
         """Per table, the columns the last generation took from seed data (the user's values, as given)."""
@@ -139,8 +141,9 @@ class DatasetPipeline:
         return read_source(seed_path, dataset=self.name, table=f"seed data of {self.name}")
 
     def generate_frames(self, options: GenerateOptions | None = None, device: str = "auto",
-                        seed_data: pd.DataFrame | None = None) -> dict[str, pd.DataFrame]:
-        """The synthetic tables, in the source's schema with fresh keys, without writing them."""
+                        seed_data: pd.DataFrame | None = None, report: dict | None = None) -> dict[str, pd.DataFrame]:
+        """The synthetic tables, in the source's schema with fresh keys, without writing them. `report` receives
+        the backend's own figures."""
         options = options or self.spec.generate
         self.backend.check_request(options, seed_data_given=seed_data is not None, dataset=self.name)
         self.backend.check_device(device)
@@ -148,7 +151,10 @@ class DatasetPipeline:
         model = self._need(self.paths.model, "model")
         if seed_data is None:
             seed_data = self._read_seed_data(options)
-        raw = self.backend.generate(model, stats, GenerateRequest(options=options, seed_data=seed_data, device=device))
+        request = GenerateRequest(options=options, seed_data=seed_data, device=device)
+        raw = self.backend.generate(model, stats, request)
+        if report is not None:
+            report.update(request.report)
         return restore_tables(raw, stats, dataset=self.name)
 
     def load_synthetic(self) -> dict[str, pd.DataFrame]:

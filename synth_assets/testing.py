@@ -107,6 +107,9 @@ class BackendContract:
     backend: str = ""
     train: dict = {"max_training_time": 0.1, "max_epochs": 3}  # minutes: a budget of seconds
     sample_size: int = 300
+    # extra train options a conditioning option needs, e.g. {"seed_data": {"cols_ctx": ["region", "score"]}} for a
+    # backend that learns to complete given columns only when told which (the test seeds region and score)
+    conditioning_train: dict[str, dict] = {}
 
     # building blocks ------------------------------------------------------------------------------------
     @property
@@ -131,8 +134,9 @@ class BackendContract:
             monkeypatch.delenv("SYNTH_HOME", raising=False)
         return folder
 
-    def trained(self, folder: Path, tables: dict[str, dict], monkeypatch, generate: dict | None = None) -> DatasetPipeline:
-        pipeline = DatasetPipeline(load_project(self.project(folder, tables, generate, monkeypatch)), DATASET)
+    def trained(self, folder: Path, tables: dict[str, dict], monkeypatch, generate: dict | None = None,
+                train: dict | None = None) -> DatasetPipeline:
+        pipeline = DatasetPipeline(load_project(self.project(folder, tables, generate, monkeypatch, train)), DATASET)
         pipeline.split()
         pipeline.stats()
         pipeline.encode()
@@ -222,7 +226,8 @@ class BackendContract:
             pytest.skip("the conditioning checks use a flat table")
         seed = source[["region", "score"]].head(200).copy()
         seed.to_parquet(tmp_path / "seed.parquet")
-        pipeline = self.trained(tmp_path, self.flat(), monkeypatch, {option: asked})
+        train = {**self.train, **self.conditioning_train.get(option, {})}
+        pipeline = self.trained(tmp_path, self.flat(), monkeypatch, {option: asked}, train)
         out = pipeline.generate(device="cpu").tables["customers"]
         self.assert_like_source(pipeline, {"customers": out})
         if option == "seed_data":

@@ -84,14 +84,15 @@ class LLMBackend(Backend):
         task = Task(options, tree, stats.dataset)
         rng = np.random.default_rng(options.seed)
         full_schema = output_model(tree, full_shape(tree))[1]
-        out_schema = output_model(tree, task.output_shape)[1]
+        out_schemas = {given: output_model(tree, task.output_shape(given))[1] for given in (False, True)}
         texts = {}
         for partition in PARTITIONS:
             keys, samples = _read_samples(encoded_dir / f"{partition}.jsonl")
             prompts, outputs = [], []
             for sample in samples:
-                prompts.append(task.prompt(task.context(sample, rng), full_schema, out_schema))
-                outputs.append(dumps(task.output(sample)))
+                context = task.context(sample, rng)
+                prompts.append(task.prompt(context, full_schema, out_schemas[context is not None]))
+                outputs.append(dumps(task.output(sample, context)))
             texts[partition] = (keys, prompts, outputs)
         if not texts["train"][0]:
             raise SynthError("no training samples", dataset=stats.dataset, hint="give the dataset more rows")
@@ -157,11 +158,12 @@ class LLMBackend(Backend):
         train_options = LLMTrainOptions.model_validate(saved["options"])
         tree = Tree.of(stats)
         task = Task(train_options, tree, stats.dataset)
-        output, out_schema = output_model(tree, task.output_shape, options.directives)
-        full_schema = output_model(tree, full_shape(tree))[1]
         seed = options.seed if options.seed is not None else int(np.random.SeedSequence().entropy % 2**31)
         rng = np.random.default_rng(seed)
         contexts = self._contexts(task, tree, stats, options, request.seed_data, model_dir, rng)
+        given = any(c is not None for c in contexts)
+        output, out_schema = output_model(tree, task.output_shape(given), options.directives)
+        full_schema = output_model(tree, full_shape(tree))[1]
         draws = options.n_pred if task.name == "rel_predict" else 1
         contexts = [c for c in contexts for _ in range(draws)]
 
@@ -184,10 +186,11 @@ class LLMBackend(Backend):
         if draws > 1:
             samples = [_aggregate(samples[i : i + draws], tree.root, tree) for i in range(0, len(samples), draws)]
         frames = from_samples(samples, tree)
-        if request.seed_data is not None:  # seed values come out as given, rare ones included
+        if request.seed_data is not None:  # seed values come out as given, rare ones included; not the targets
             root = frames[tree.root]
+            targets = set(train_options.cols_tgt.get(tree.root, []))
             for column in request.seed_data.columns:
-                if column in root.columns:
+                if column in root.columns and column not in targets:
                     root[column] = request.seed_data[column].to_numpy()
         request.report.update(report.as_metadata(rows=sum(len(df) for df in frames.values())))
         request.report["engine"] = options.engine
@@ -198,21 +201,22 @@ class LLMBackend(Backend):
     def _contexts(self, task: Task, tree: Tree, stats: DatasetStats, options: LLMGenerateOptions,
                   seed_data: pd.DataFrame | None, model_dir: Path, rng: np.random.Generator) -> list:
         root = tree.table(tree.root)
-        if task.name == "rel_synth" and not task.options.cols_ctx:
-            if seed_data is not None:
+        if task.name == "rel_synth" and seed_data is None:
+            return [None] * (options.sample_size or root.rows)
+        if task.name == "rel_synth":
+            if not task.options.cols_ctx:
                 raise SynthError("generate.seed_data needs a model trained with train.cols_ctx (the seed columns)",
                                  dataset=stats.dataset, table=tree.root,
                                  hint="set train.cols_ctx to the seed data's columns and train again")
-            return [None] * (options.sample_size or root.rows)
-        if task.name == "rel_synth":
-            if seed_data is None:
-                raise SynthError(f"the model was trained to complete given columns {task.options.cols_ctx}",
-                                 dataset=stats.dataset, table=tree.root,
-                                 hint="give them in generate.seed_data, or train without train.cols_ctx")
             missing = [c for c in task.options.cols_ctx if c not in seed_data.columns]
             if missing:
                 raise SynthError("the seed data lacks a column the model was trained to be given", dataset=stats.dataset,
                                  table=tree.root, column=missing[0], hint="add it to generate.seed_data")
+            extra = [str(c) for c in seed_data.columns if c not in task.options.cols_ctx]
+            if extra:
+                raise SynthError("the seed data holds a column the model was not trained to be given",
+                                 dataset=stats.dataset, table=tree.root, column=extra[0],
+                                 hint=f"add it to train.cols_ctx and train again, or drop it from the seed data")
             values = {c: json_values(seed_data[c].reset_index(drop=True), root.columns[c]) for c in task.options.cols_ctx}
             return [{c: values[c][i] for c in task.options.cols_ctx} for i in range(len(seed_data))]
         if seed_data is not None:

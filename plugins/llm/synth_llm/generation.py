@@ -82,8 +82,9 @@ def generate_outputs(engine: Engine, prompts: list[list[int]], contexts: list, *
             report.valid_first_try = len(prompts) - len(invalid)
         else:
             report.retried += len(pending)
+        # the share is judged on the first round, over every output; retries then go on to the last round
         share = len(invalid) / max(len(pending), 1)
-        if invalid and (share > max_invalid_share or attempt == max_retries):
+        if invalid and ((attempt == 0 and share > max_invalid_share) or attempt == max_retries):
             common = max(why, key=why.get)
             raise SynthError(
                 f"{len(invalid)} of {len(pending)} outputs were invalid"

@@ -12,7 +12,9 @@ from synth_assets.plugin_api import SynthError
 BOS, EOS, PAD = "<|bos|>", "<|eos|>", "<|pad|>"
 # layers, width, heads; `small` won on diamonds and rwm5yr at a 10-minute CPU budget (bench/RESULTS.md)
 SIZES = {"tiny": (2, 64, 2), "small": (4, 128, 4), "medium": (6, 256, 8)}
-VOCAB_SIZE = 2000  # byte-level BPE merges learned on the samples; JSON keys and common values become one token
+VOCAB_SIZE = 2000
+MIN_MERGE_SAMPLES = 5  # as the stats' rare-value threshold
+MERGE_SHARE_DIVISOR = 50  # ...and at least one sample in this many  # byte-level BPE merges learned on the samples; JSON keys and common values become one token
 
 
 def quiet() -> None:
@@ -25,7 +27,8 @@ def quiet() -> None:
 
 def train_tokenizer(texts: list[str], vocab_size: int = VOCAB_SIZE):
     """A byte-level BPE tokenizer of the training texts. Merges may cross punctuation, so `"cut":"Ideal"` can be
-    one token: fewer tokens per sample is faster training and generation."""
+    one token: fewer tokens per sample is faster training and generation. A merge needs a pair that many samples
+    hold: tokens for pieces of single rows would let the model recite them."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
@@ -33,6 +36,7 @@ def train_tokenizer(texts: list[str], vocab_size: int = VOCAB_SIZE):
     tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)
     tokenizer.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=[BOS, EOS, PAD], show_progress=False,
+                                  min_frequency=max(MIN_MERGE_SAMPLES, len(texts) // MERGE_SHARE_DIVISOR),
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
     tokenizer.train_from_iterator(texts, trainer)
     return PreTrainedTokenizerFast(tokenizer_object=tokenizer, bos_token=BOS, eos_token=EOS, pad_token=PAD)

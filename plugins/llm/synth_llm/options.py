@@ -81,5 +81,5 @@ class LLMGenerateOptions(GenerateOptions):
                                              "frequent value (categories, dates) or mean (numbers).")
     batch_size: int = Field(64, ge=1, description="Prompts decoded together.")
     max_retries: int = Field(3, ge=0, description="Rounds that regenerate invalid outputs.")
-    max_invalid_share: float = Field(0.5, gt=0, le=1, description="Stop with an error when a round's invalid share "
-                                                                  "is above this.")
+    max_invalid_share: float = Field(0.5, gt=0, le=1, description="Stop with an error when the first round's "
+                                                                  "invalid share is above this.")

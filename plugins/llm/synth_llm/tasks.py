@@ -1,6 +1,7 @@
 """The tasks: what part of a sample is given (the context) and what the model writes (the output).
 
-- rel_synth: the whole sample; with `cols_ctx`, those root columns are given (from seed data) and the rest written.
+- rel_synth: the whole sample; with `cols_ctx`, it also learns to write the rest of a sample from those root
+  columns (given at generation as seed data).
 - rel_semi_synth: a random part of a real sample is given (each root field with chance `p_field`, each child
   record with `p_child`) and the whole sample written; with `ctx_as_const` the given part comes out unchanged.
 - rel_predict: everything but the target columns (`cols_tgt`) is given; the targets are written.
@@ -41,23 +42,26 @@ class Task:
             if missing:
                 raise SynthError("train.cols_tgt names no modelled column", dataset=dataset, table=table,
                                  column=missing[0], hint=f"use some of {tree.columns(table)}")
-        shape = full_shape(tree)
+        self.full_shape = full_shape(tree)
         if self.name == "rel_predict":
-            self.output_shape: Shape = {t: list(c) for t, c in options.cols_tgt.items() if c}
+            self.given_shape: Shape = {t: list(c) for t, c in options.cols_tgt.items() if c}
         elif options.cols_ctx:
-            self.output_shape = {**shape, tree.root: [c for c in shape[tree.root] if c not in options.cols_ctx]}
+            root = [c for c in self.full_shape[tree.root] if c not in options.cols_ctx]
+            self.given_shape = {**self.full_shape, tree.root: root}
         else:
-            self.output_shape = shape
+            self.given_shape = self.full_shape
 
-    @property
-    def needs_context(self) -> bool:
-        """Whether generation starts from given data rather than from nothing."""
-        return self.name != "rel_synth" or bool(self.options.cols_ctx)
+    def output_shape(self, context_given: bool) -> Shape:
+        """What the model writes: after a context, what it lacks; from nothing, the whole sample."""
+        return self.given_shape if context_given else self.full_shape
 
     # what is given ---------------------------------------------------------------------------------
     def context(self, sample: dict, rng: np.random.Generator) -> dict | None:
         if self.name == "rel_synth":
-            return {c: sample[c] for c in self.options.cols_ctx} if self.options.cols_ctx else None
+            # with cols_ctx, half the examples give those columns and half give nothing: one model does both
+            if not self.options.cols_ctx or rng.random() < 0.5:
+                return None
+            return {c: sample[c] for c in self.options.cols_ctx}
         if self.name == "rel_predict":
             return self._without_targets(sample, self.tree.root)
         return self._kept_part(sample, self.tree.root, rng)
@@ -75,9 +79,9 @@ class Task:
             kept[child] = [r for r in sample.get(child, []) if rng.random() < self.options.p_child]
         return kept
 
-    def output(self, sample: dict) -> dict:
-        """The part of a real sample the model learns to write."""
-        return _restrict(sample, self.tree.root, self.tree, self.output_shape)
+    def output(self, sample: dict, context: dict | None) -> dict:
+        """The part of a real sample the model learns to write after this context."""
+        return _restrict(sample, self.tree.root, self.tree, self.output_shape(context is not None))
 
     # turning an output into a sample -----------------------------------------------------------------
     def problem(self, context: dict | None, output: dict) -> str | None:

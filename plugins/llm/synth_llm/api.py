@@ -1,0 +1,127 @@
+"""The LLM tasks from Python, on DataFrames: `RelSynth`, `RelSemiSynth`, `RelPredict`.
+
+Each runs the core's stages (split, stats with the privacy rules, samples, training) in a workspace folder, as a
+dataset of synth.yaml would, so the same rules and checks apply:
+
+    model = RelSynth(max_training_time=2).fit(df)
+    synthetic = model.generate(sample_size=1000)
+
+    tables = {"persons": persons, "visits": visits}
+    links = {"persons": {"primary_key": "id"},
+             "visits": {"foreign_keys": [{"column": "id", "references": "persons"}], "order_by": "year"}}
+    model = RelPredict(tables=links, cols_tgt={"visits": ["cost"]}).fit(tables)
+    predicted = model.predict()  # the holdout's costs, predicted
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+from pydantic import ValidationError
+
+from synth_assets.plugin_api import (
+    DatasetPipeline,
+    DatasetSpec,
+    SplitSpec,
+    SynthError,
+    TableSpec,
+    open_workspace,
+    run_on_frames,
+)
+from synth_llm.options import LLMGenerateOptions, LLMTrainOptions
+
+TABLE = "data"
+
+
+def _options(model, values: dict, what: str):
+    try:
+        return model(**values)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise SynthError(f"{what}: {problems}", hint=f"see the fields of {model.__name__}") from None
+
+
+class _Task:
+    task = "rel_synth"
+
+    def __init__(self, *, tables: dict[str, dict] | None = None, validation_share: float = 0.2,
+                 device: str = "auto", workspace: str | Path | None = None, **train_options):
+        """`tables`: per table name, its keys and order as in synth.yaml (primary_key, foreign_keys, order_by);
+        the other keywords are the `train` options of synth.yaml (`LLMTrainOptions`)."""
+        self.train_options = _options(LLMTrainOptions, {"task": self.task, **train_options}, f"{type(self).__name__} options")
+        self.tables = dict(tables or {})
+        self.validation_share = validation_share
+        self.device = device
+        self.workspace = Path(workspace) if workspace else Path(tempfile.mkdtemp(prefix="synth-llm-"))
+        self.pipeline: DatasetPipeline | None = None
+        self.training = None
+
+    def fit(self, data: pd.DataFrame | dict[str, pd.DataFrame], progress=None):
+        frames = {TABLE: data} if isinstance(data, pd.DataFrame) else dict(data)
+        if not frames or any(not isinstance(df, pd.DataFrame) or df.empty for df in frames.values()):
+            raise SynthError("fit needs non-empty pandas DataFrames: one, or a dict of table name -> DataFrame")
+        unknown = sorted(set(self.tables) - set(frames))
+        if unknown:
+            raise SynthError("`tables` describes a table fit() was not given", table=unknown[0],
+                             hint=f"give DataFrames for {sorted(self.tables)}")
+        specs = {}
+        for name in frames:
+            try:
+                specs[name] = TableSpec(source=f"{name}.parquet", **self.tables.get(name, {}))
+            except ValidationError as exc:
+                raise SynthError(f"tables.{name}: {exc.errors()[0]['msg']}", table=name) from None
+        spec = DatasetSpec(backend="llm", tables=specs, train=self.train_options,
+                           split=SplitSpec(validation_share=self.validation_share, seed=self.train_options.seed or 0))
+        self.pipeline, self.training = run_on_frames({n: df.reset_index(drop=True) for n, df in frames.items()},
+                                                     spec, self.workspace, device=self.device, progress=progress)
+        return self
+
+    @classmethod
+    def load(cls, workspace: str | Path, device: str = "auto"):
+        """Open a model fitted earlier in `workspace`."""
+        pipeline = open_workspace(Path(workspace))
+        options = pipeline.spec.train.model_dump()
+        if options.get("task") != cls.task:
+            raise SynthError(f"{workspace} holds a {options.get('task')} model", hint=f"open it with that task's class")
+        options.pop("task")
+        model = cls(workspace=workspace, device=device, **options)
+        model.pipeline = pipeline
+        return model
+
+    def _generate(self, seed_data: pd.DataFrame | None = None, **generate_options):
+        if self.pipeline is None:
+            raise SynthError("the model is not fitted yet", hint="call fit(...) first")
+        options = _options(LLMGenerateOptions, generate_options, "generate options")
+        tables = self.pipeline.generate_frames(options, device=self.device, seed_data=seed_data)
+        return tables[TABLE] if list(tables) == [TABLE] else tables
+
+
+class RelSynth(_Task):
+    """Fully synthetic tables; with `cols_ctx`, root rows completed from the given columns."""
+
+    task = "rel_synth"
+
+    def generate(self, sample_size: int | None = None, *, ctx: pd.DataFrame | None = None, **generate_options):
+        """`sample_size` new root rows (with their children), or one per row of `ctx` (the `cols_ctx` columns)."""
+        return self._generate(seed_data=ctx, sample_size=sample_size, **generate_options)
+
+
+class RelSemiSynth(_Task):
+    """Real samples with a random part kept (`p_field`, `p_child`) and the rest generated."""
+
+    task = "rel_semi_synth"
+
+    def generate(self, sample_size: int | None = None, **generate_options):
+        return self._generate(sample_size=sample_size, **generate_options)
+
+
+class RelPredict(_Task):
+    """The `cols_tgt` columns predicted from the rest."""
+
+    task = "rel_predict"
+
+    def predict(self, data: pd.DataFrame | None = None, n_pred: int = 1, **generate_options):
+        """Predictions for the rows of `data` (a flat table), or for the holdout the model kept aside."""
+        return self._generate(seed_data=data, n_pred=n_pred, **generate_options)

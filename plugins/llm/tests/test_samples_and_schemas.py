@@ -1,0 +1,264 @@
+"""Samples, schemas and directives, the assemblers, and the invalid-output loop: the LLM backend's parts that need
+no trained model."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from synth_assets.plugin_api import RARE_TOKEN, DatasetSpec, SynthError, workspace_pipeline
+from synth_assets.testing import contract_table, contract_tree
+from synth_llm.assemblers import IGNORE, Segment, assemble
+from synth_llm.engines import Decoded, Engine
+from synth_llm.generation import generate_outputs
+from synth_llm.options import ColumnDirective, LLMTrainOptions
+from synth_llm.samples import Tree, from_samples, to_samples
+from synth_llm.schema import full_shape, output_model
+from synth_llm.tasks import Task, dumps
+
+
+def stats_of(tmp_path, frames: dict[str, pd.DataFrame], tables: dict[str, dict]):
+    spec = DatasetSpec.model_validate({"backend": "llm", "tables": {
+        name: {"source": f"{name}.parquet", **tables.get(name, {})} for name in frames}})
+    pipeline = workspace_pipeline(tmp_path, spec)
+    split = pipeline.split(frames)
+    return pipeline.stats(), split
+
+
+@pytest.fixture
+def flat(tmp_path):
+    df = contract_table(600)
+    df["plan"] = df["plan"].astype(object)
+    df.loc[:2, "plan"] = "enterprise"  # held by 3 rows: rare, so protected
+    stats, split = stats_of(tmp_path, {"customers": df}, {})
+    return stats, split
+
+
+@pytest.fixture
+def tree(tmp_path):
+    persons, visits = contract_tree(200)
+    tables = {"persons": {"primary_key": "person_id"},
+              "visits": {"primary_key": "visit_id", "order_by": "day",
+                         "foreign_keys": [{"column": "person_id", "references": "persons"}]}}
+    return stats_of(tmp_path, {"persons": persons, "visits": visits.sample(frac=1, random_state=0)}, tables)
+
+
+# samples -------------------------------------------------------------------------------------------
+def test_a_sample_holds_a_root_row_with_its_children_ordered_and_no_keys(tree):
+    stats, split = tree
+    t = Tree.of(stats)
+    samples, keys = to_samples(split.train, t)
+    persons, visits = split.train["persons"], split.train["visits"]
+    assert len(samples) == len(persons) and keys == persons.person_id.tolist()
+    first = samples[0]
+    assert set(first) == {"female", "region", "born", "visits"}  # keys are left out: the core writes fresh ones
+    for sample, key in zip(samples, keys):  # in date order (dates clipped to the protected range)
+        own = visits[visits.person_id == key].sort_values("day")
+        cost = stats.tables["visits"].columns["cost"]
+        assert [v["cost"] for v in sample["visits"]] == own.cost.clip(cost.min, cost.max).tolist()
+        days = [v["day"] for v in sample["visits"]]
+        assert days == sorted(days)
+    assert all(set(v) == {"day", "cost", "emergency"} for s in samples for v in s["visits"])
+    json.dumps(samples)  # plain JSON
+
+
+def test_rare_values_never_appear_in_samples_or_schemas(flat):
+    stats, split = flat
+    t = Tree.of(stats)
+    samples, _ = to_samples(split.train, t)
+    plans = {s["plan"] for s in samples}
+    assert "enterprise" not in plans and RARE_TOKEN in plans
+    _, schema = output_model(t, full_shape(t))
+    assert "enterprise" not in json.dumps(schema)
+    assert RARE_TOKEN in schema["properties"]["plan"]["enum"]
+
+
+def test_samples_turn_back_into_tables_with_links_and_source_dtypes(tree):
+    from synth_assets.stages.schema import restore_tables
+
+    stats, split = tree
+    t = Tree.of(stats)
+    samples, _ = to_samples(split.train, t)
+    frames = from_samples(samples, t)
+    assert len(frames["persons"]) == len(samples)
+    assert len(frames["visits"]) == sum(len(s["visits"]) for s in samples)
+    restored = restore_tables(frames, stats, dataset="d")
+    for name in ("persons", "visits"):
+        assert restored[name].dtypes.astype(str).to_dict() == split.train[name].dtypes.astype(str).to_dict()
+    assert restored["visits"].person_id.isin(restored["persons"].person_id).all()
+    # the values survive the round trip (up to the source's grain)
+    cost = stats.tables["visits"].columns["cost"]
+    clipped = split.train["visits"].cost.clip(cost.min, cost.max)  # the protected range
+    assert restored["visits"].cost.sum() == pytest.approx(clipped.sum(), rel=1e-9)
+    assert restored["persons"].female.sum() == split.train["persons"].female.sum()
+
+
+# schemas and directives ----------------------------------------------------------------------------
+def test_the_schema_lists_categories_bounds_date_formats_and_record_counts(tree, flat):
+    stats, _ = tree
+    t = Tree.of(stats)
+    model, schema = output_model(t, full_shape(t))
+    props = schema["properties"]
+    assert sorted(props["region"]["enum"]) == ["east", "north", "south"]
+    assert props["born"]["type"] == "integer" and props["born"]["minimum"] >= 1940 and props["born"]["maximum"] <= 2004
+    visits = props["visits"]
+    assert visits["maxItems"] == 4 and visits["items"]["additionalProperties"] is False
+    assert visits["items"]["properties"]["day"]["pattern"].startswith("^(?:2023-")
+    good = {"female": True, "region": "east", "born": 1970, "visits": [{"day": "2023-03-01", "cost": 12.5, "emergency": False}]}
+    model.model_validate(good)
+    for bad in ({**good, "region": "mars"}, {**good, "born": 1800}, {**good, "extra": 1},
+                {**good, "visits": [{**good["visits"][0], "day": "2023-02-30"}]},
+                {**good, "visits": [{**good["visits"][0], "day": "2031-01-01"}]},
+                {**good, "visits": good["visits"] * 5}):
+        with pytest.raises(Exception):
+            model.model_validate(bad)
+    # nulls: allowed where training had them
+    stats, _ = flat
+    flat_schema = output_model(Tree.of(stats), full_shape(Tree.of(stats)))[1]["properties"]
+    assert {"type": "null"} in flat_schema["score"]["anyOf"] and None in flat_schema["plan"]["enum"]
+    assert "anyOf" not in flat_schema["spend"] and flat_schema["member"] == {"enum": [False, True]} or \
+        sorted(flat_schema["member"]["enum"]) == [False, True]
+
+
+def test_directives_forbid_nulls_the_rare_token_and_masked_values(flat):
+    stats, _ = flat
+    t = Tree.of(stats)
+    directives = {"customers": {"plan": ColumnDirective(impute_na=True, impute_protected=True, mask=["basic"]),
+                                "score": ColumnDirective(impute_na=True)}}
+    model, schema = output_model(t, full_shape(t), directives)
+    assert schema["properties"]["plan"]["enum"] == [p for p in schema["properties"]["plan"]["enum"] if p in ("plus", "pro")]
+    assert sorted(schema["properties"]["plan"]["enum"]) == ["plus", "pro"]
+    assert schema["properties"]["score"]["type"] == "number"
+    row = {c: None for c in schema["properties"]}
+    for value in (None, RARE_TOKEN, "basic"):
+        with pytest.raises(Exception):
+            model.model_validate({**row, "plan": value})
+    with pytest.raises(SynthError, match="no modelled column"):
+        output_model(t, full_shape(t), {"customers": {"nope": ColumnDirective(impute_na=True)}})
+    with pytest.raises(SynthError, match="no value to generate"):
+        output_model(t, full_shape(t), {"customers": {"region": ColumnDirective(
+            mask=["north", "south", "east", "west"])}})
+
+
+def test_a_task_option_naming_an_unknown_column_is_refused(tree):
+    stats, _ = tree
+    with pytest.raises(SynthError, match="cols_tgt names no modelled column"):
+        Task(LLMTrainOptions(task="rel_predict", cols_tgt={"visits": ["price"]}), Tree.of(stats))
+    with pytest.raises(SynthError, match="cols_ctx names no modelled column"):
+        Task(LLMTrainOptions(cols_ctx=["person_id"]), Tree.of(stats))
+    with pytest.raises(ValueError, match="unknown placeholder"):
+        LLMTrainOptions(prompt_template="{context}")
+
+
+def test_prediction_contexts_hide_the_targets_and_outputs_hold_only_them(tree):
+    stats, split = tree
+    t = Tree.of(stats)
+    task = Task(LLMTrainOptions(task="rel_predict", cols_tgt={"visits": ["cost"]}), t)
+    sample = next(s for s in to_samples(split.train, t)[0] if s["visits"])
+    context = task.context(sample, np.random.default_rng(0))
+    assert all("cost" not in v for v in context["visits"]) and context["born"] == sample["born"]
+    output = task.output(sample, context)
+    assert output == {"visits": [{"cost": v["cost"]} for v in sample["visits"]]}
+    assert task.combine(context, output) == sample
+    assert task.problem(context, {"visits": output["visits"][:-1]}) is not None
+
+
+def test_semi_synthetic_contexts_keep_a_part_and_constants_come_out_unchanged(tree):
+    stats, split = tree
+    t = Tree.of(stats)
+    task = Task(LLMTrainOptions(task="rel_semi_synth", p_field=0.5, p_child=0.5), t)
+    samples = to_samples(split.train, t)[0]
+    rng = np.random.default_rng(0)
+    contexts = [task.context(s, rng) for s in samples]
+    kept = np.mean([len([k for k in c if k != "visits"]) for c in contexts]) / 3
+    assert 0.35 < kept < 0.65
+    context = next(c for c in contexts if c["visits"] and "region" in c)
+    made_up = {"female": False, "region": "north" if context["region"] != "north" else "east", "born": 1999,
+               "visits": []}
+    combined = task.combine(context, made_up)
+    assert combined["region"] == context["region"] and combined["visits"] == context["visits"]
+
+
+# assemblers ----------------------------------------------------------------------------------------
+SEGMENTS = [Segment(prompt=[10] * (i % 3), output=[20 + i] * (3 + i % 5), key=i) for i in range(40)]
+
+
+def test_prompt_tokens_carry_no_loss():
+    examples = assemble(SEGMENTS[:1], "grouped", 16, bos=1, eos=2, pad=0)
+    ids, labels, mask = examples.input_ids[0], examples.labels[0], examples.attention_mask[0]
+    assert ids[:5].tolist() == [1, 20, 20, 20, 2] and labels[:5].tolist() == [IGNORE, 20, 20, 20, 2]
+    assert (labels[5:] == IGNORE).all() and mask.sum() == 5
+    prompted = assemble([SEGMENTS[2]], "grouped", 16, bos=1, eos=2, pad=0)
+    assert prompted.labels[0][:3].tolist() == [IGNORE, IGNORE, IGNORE]  # BOS and two prompt tokens
+
+
+@pytest.mark.parametrize("how", ["tabular", "grouped"])
+def test_packing_respects_the_window_and_keeps_every_sample_whole(how):
+    examples = assemble(SEGMENTS, how, 24, bos=1, eos=2, pad=0, rng=np.random.default_rng(0))
+    assert examples.input_ids.shape[1] == 24
+    assert (examples.input_ids == 1).sum() == len(SEGMENTS) == (examples.labels == 2).sum()
+    for row, mask in zip(examples.input_ids, examples.attention_mask):
+        used = row[mask == 1].tolist()
+        assert used[0] == 1 and used[-1] == 2  # every example starts and ends on a sample boundary
+    if how == "grouped":
+        assert len(examples) == len(SEGMENTS)
+    else:
+        assert len(examples) < len(SEGMENTS) / 2  # several samples per example
+
+
+def test_sequential_assembly_keeps_order_and_continues_long_samples():
+    long = [Segment([], [5] * 30, key="k"), Segment([], [6] * 4, key="m")]
+    examples = assemble(long, "sequential", 16, bos=1, eos=2, pad=0)
+    stream = examples.input_ids[examples.attention_mask == 1].tolist()
+    assert stream == [1] + [5] * 30 + [2] + [1] + [6] * 4 + [2]
+    with pytest.raises(SynthError, match=r"root key 'k' takes 32 tokens, more than the context window of 16"):
+        assemble(long, "tabular", 16, bos=1, eos=2, pad=0)
+
+
+# the invalid-output loop ---------------------------------------------------------------------------
+class ScriptedEngine(Engine):
+    """Answers each decode with the next list of texts: invalid ones first, as an undertrained model would."""
+
+    name = "scripted"
+
+    def __init__(self, rounds):
+        super().__init__(".")
+        self.rounds = list(rounds)
+        self.asked = []
+
+    def decode(self, request):
+        self.asked.append(len(request.prompts))
+        texts = self.rounds.pop(0)
+        return Decoded(texts=texts[: len(request.prompts)], tokens=10 * len(request.prompts))
+
+
+def loop(tree, engine, **options):
+    stats, _ = tree
+    t = Tree.of(stats)
+    task = Task(LLMTrainOptions(), t)
+    model, schema = output_model(t, full_shape(t))
+    settings = dict(task=task, model=model, schema=schema, temperature=1.0, top_p=1.0, max_new_tokens=50, seed=0,
+                    batch_size=10, max_retries=2, max_invalid_share=0.5) | options
+    return generate_outputs(engine, [[1]] * 4, [None] * 4, **settings)
+
+
+GOOD = dumps({"female": True, "region": "east", "born": 1970, "visits": []})
+
+
+def test_invalid_outputs_are_generated_again_until_valid(tree):
+    engine = ScriptedEngine([[GOOD, '{"female":tr', GOOD, GOOD.replace("east", "mars")], [GOOD, GOOD]])
+    outputs, report = loop(tree, engine)
+    assert engine.asked == [4, 2] and all(o == json.loads(GOOD) for o in outputs)
+    assert report.valid_first_try == 2 and report.retried == 2 and report.rounds == 2
+    assert report.as_metadata(rows=4)["valid_share_first_try"] == 0.5
+    assert set(report.problems) == {"not complete JSON (the token budget ran out)",
+                                    "region: 'mars' is not one of the allowed values"}
+
+
+def test_generation_stops_with_a_clear_error_when_outputs_stay_invalid(tree):
+    bad = GOOD.replace("1970", "1800")
+    with pytest.raises(SynthError, match=r"3 of 4 outputs were invalid; most often: born: 1800 lies outside"):
+        loop(tree, ScriptedEngine([[bad, bad, bad, GOOD]]))
+    with pytest.raises(SynthError, match="1 of 1 outputs were invalid after 2 retries"):
+        loop(tree, ScriptedEngine([[GOOD, GOOD, GOOD, bad], [bad], [bad]]))
