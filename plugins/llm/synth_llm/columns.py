@@ -7,6 +7,7 @@ values a sample holds, and the values a schema admits, never reveal what rare-va
 
 from __future__ import annotations
 
+import calendar
 import re
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -205,28 +206,29 @@ def _class_char(ch: str) -> str:
 
 
 def date_pattern(low: pd.Timestamp, high: pd.Timestamp) -> str:
-    """A regular expression for the days from `low` to `high` as YYYY-MM-DD (days 29-31 of short months
-    included: the pydantic check refuses them)."""
+    """A regular expression for exactly the days from `low` to `high`, as YYYY-MM-DD: month lengths and leap
+    years included, so every date the grammar lets through exists."""
     def choice(values) -> str:
         return "(?:" + "|".join(values) + ")"
 
     def days(first: int, last: int) -> str:
         return choice(f"{d:02d}" for d in range(first, last + 1))
 
-    def months(year: int) -> str:
-        first_month = low.month if year == low.year else 1
-        last_month = high.month if year == high.year else 12
+    def months(year: int, first_month: int = 1, last_month: int = 12) -> str:
         options = []
         for month in range(first_month, last_month + 1):
             first = low.day if (year, month) == (low.year, low.month) else 1
-            last = high.day if (year, month) == (high.year, high.month) else 31
+            last = high.day if (year, month) == (high.year, high.month) else calendar.monthrange(year, month)[1]
             options.append(f"{month:02d}-{days(first, last)}")
         return choice(options)
 
     if high.year - low.year > 300:
         return r"\d{4}" + MONTH_DAY
-    edges = [f"{year}-{months(year)}" for year in sorted({low.year, high.year})]
-    middle = [str(year) for year in range(low.year + 1, high.year)]
-    if middle:
-        edges.append(f"{choice(middle)}{MONTH_DAY}")
+    edges = [f"{year}-{months(year, low.month if year == low.year else 1, high.month if year == high.year else 12)}"
+             for year in sorted({low.year, high.year})]
+    middle = range(low.year + 1, high.year)
+    for leap in (False, True):  # the years between share one pattern per kind of year
+        years = [str(y) for y in middle if calendar.isleap(y) == leap]
+        if years:
+            edges.append(f"{choice(years)}-{months(2000 if leap else 2001)}")
     return choice(edges)
