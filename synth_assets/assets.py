@@ -20,7 +20,7 @@ from synth_assets.errors import SynthError
 from synth_assets.metadata import preview_markdown, progress_markdown, stats_markdown, tables_metadata
 from synth_assets.options import CONDITIONING
 from synth_assets.plugins import get_backend
-from synth_assets.resources import ComputeDevice, SynthProject
+from synth_assets.resources import ComputeDevice, SynthProject, engine_options, engine_resource_key
 
 
 @contextlib.contextmanager
@@ -160,15 +160,19 @@ def build_dataset_assets(name: str, spec: DatasetSpec) -> list[dg.AssetsDefiniti
             "loss_curve": dg.MetadataValue.md(progress_markdown([p.model_dump() for p in result.progress])),
         })
 
+    engine_keys = {engine_resource_key(backend)} if backend.EngineOptions is not None else set()
+
     @dg.asset(key=key("synthetic"), deps=[key("model")], group_name=name, kinds={"pandas", "parquet"},
-              pool=gpu_pool,
+              pool=gpu_pool, required_resource_keys={"project", "compute", *engine_keys},
               description="Synthetic tables, one Parquet file each, with the source's columns, order and dtypes.")
-    def synthetic(context: dg.AssetExecutionContext, config: GenerateConfig, project: SynthProject,  # type: ignore[valid-type]
-                  compute: ComputeDevice) -> dg.MaterializeResult:
+    def synthetic(context: dg.AssetExecutionContext, config: GenerateConfig) -> dg.MaterializeResult:  # type: ignore[valid-type]
+        # resources by key: the engine's key depends on the backend, which a typed parameter cannot name
+        project: SynthProject = context.resources.project
+        compute: ComputeDevice = context.resources.compute
         pipeline = project.pipeline(name)
         with user_errors():
             options = backend.GenerateOptions(**config.model_dump())
-            result = pipeline.generate(options, device=compute.device)
+            result = pipeline.generate(options, device=compute.device, engine=engine_options(backend, context.resources))
         rows = sum(len(df) for df in result.tables.values())
         metadata = {"generation_seconds": dg.MetadataValue.float(round(result.seconds, 3)),
                     "rows_per_second": dg.MetadataValue.int(int(rows / max(result.seconds, 1e-9)))}

@@ -100,6 +100,7 @@ class GenerateRequest:
     options: GenerateOptions  # an instance of the backend's own GenerateOptions
     seed_data: pd.DataFrame | None = None  # one row per generated row; its values are kept
     device: str = "auto"
+    engine: BaseModel | None = None  # the backend's EngineOptions, from its Dagster resource (None: defaults)
     # figures the backend wants shown on the synthetic asset (decode rate, retries, ...): it fills this in
     report: dict[str, Any] = field(default_factory=dict, compare=False)
 
@@ -127,6 +128,10 @@ class Backend(ABC):
     capabilities: ClassVar[Capabilities] = Capabilities()
     TrainOptions: ClassVar[type[TrainOptions]] = TrainOptions
     GenerateOptions: ClassVar[type[GenerateOptions]] = GenerateOptions
+    # settings of the machine that generates, shared by every dataset of this backend (which engine, how much
+    # memory it takes): a pydantic model whose fields all have defaults; Dagster shows it as the resource
+    # `<name>_engine`, configurable per deployment or in the launchpad, and `generate` gets it as request.engine
+    EngineOptions: ClassVar[type[BaseModel] | None] = None
     kinds: ClassVar[frozenset[str]] = frozenset()  # shown as badges on the model asset in the UI
     # the per-column `encoding:` words synth.yaml may use with this backend, each with what it asks the stats
     # stage to treat the column as (one of stats.HINTS); the word itself reaches `encode` in the stats

@@ -7,7 +7,8 @@ import dagster as dg
 from synth_assets.assets import build_dataset_assets
 from synth_assets.checks import build_dataset_checks
 from synth_assets.config import load_project
-from synth_assets.resources import ComputeDevice, SynthProject
+from synth_assets.plugins import get_backend
+from synth_assets.resources import ComputeDevice, SynthProject, engine_resource, engine_resource_key
 from synth_assets.schedules import dataset_job, dataset_schedule
 
 
@@ -23,7 +24,9 @@ def build_definitions(root: Path | str | None = None) -> dg.Definitions:
         schedule = dataset_schedule(name, spec, job)
         if schedule is not None:
             schedules.append(schedule)
-    return dg.Definitions(
-        assets=assets, asset_checks=checks, jobs=jobs, schedules=schedules,
-        resources={"project": SynthProject(root=str(root)), "compute": ComputeDevice()},
-    )
+    resources = {"project": SynthProject(root=str(root)), "compute": ComputeDevice()}
+    for spec in project.datasets.values():  # one engine resource per backend in use that has settings
+        backend = get_backend(spec.backend)
+        if backend.EngineOptions is not None:
+            resources.setdefault(engine_resource_key(backend), engine_resource(backend))
+    return dg.Definitions(assets=assets, asset_checks=checks, jobs=jobs, schedules=schedules, resources=resources)

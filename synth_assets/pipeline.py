@@ -110,14 +110,14 @@ class DatasetPipeline:
 
     # synthetic -----------------------------------------------------------------------------------
     def generate(self, options: GenerateOptions | None = None, device: str = "auto",
-                 seed_data: pd.DataFrame | None = None) -> Generated:
+                 seed_data: pd.DataFrame | None = None, engine=None) -> Generated:
         """Generate with `options` (the backend's GenerateOptions; default: synth.yaml's `generate`) and write
         the synthetic tables. `seed_data` (a frame) takes the place of the file named by `options.seed_data`."""
         options = options or self.spec.generate
         seed_data = seed_data if seed_data is not None else self._read_seed_data(options)
         started = time.perf_counter()
         report: dict = {}
-        tables = self.generate_frames(options, device=device, seed_data=seed_data, report=report)
+        tables = self.generate_frames(options, device=device, seed_data=seed_data, report=report, engine=engine)
         seconds = time.perf_counter() - started
         subject = next(iter(self.spec.tables))  # seed rows condition the first (root) table
         seeded = {subject: [str(c) for c in seed_data.columns]} if seed_data is not None else {}
@@ -141,9 +141,10 @@ class DatasetPipeline:
         return read_source(seed_path, dataset=self.name, table=f"seed data of {self.name}")
 
     def generate_frames(self, options: GenerateOptions | None = None, device: str = "auto",
-                        seed_data: pd.DataFrame | None = None, report: dict | None = None) -> dict[str, pd.DataFrame]:
+                        seed_data: pd.DataFrame | None = None, report: dict | None = None,
+                        engine=None) -> dict[str, pd.DataFrame]:
         """The synthetic tables, in the source's schema with fresh keys, without writing them. `report` receives
-        the backend's own figures."""
+        the backend's own figures; `engine` holds the backend's engine settings (its EngineOptions)."""
         options = options or self.spec.generate
         self.backend.check_request(options, seed_data_given=seed_data is not None, dataset=self.name)
         self.backend.check_device(device)
@@ -151,7 +152,7 @@ class DatasetPipeline:
         model = self._need(self.paths.model, "model")
         if seed_data is None:
             seed_data = self._read_seed_data(options)
-        request = GenerateRequest(options=options, seed_data=seed_data, device=device)
+        request = GenerateRequest(options=options, seed_data=seed_data, device=device, engine=engine)
         raw = self.backend.generate(model, stats, request)
         if report is not None:
             report.update(request.report)

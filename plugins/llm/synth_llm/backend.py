@@ -29,7 +29,7 @@ from synth_assets.plugin_api import (
     write_json,
 )
 from synth_llm.columns import json_values
-from synth_llm.options import LLMGenerateOptions, LLMTrainOptions
+from synth_llm.options import LLMEngineOptions, LLMGenerateOptions, LLMTrainOptions
 from synth_llm.samples import Tree, from_samples, to_samples
 from synth_llm.schema import full_shape, output_model
 from synth_llm.tasks import Task, dumps
@@ -48,6 +48,7 @@ class LLMBackend(Backend):
                                 devices=frozenset({"cpu", "cuda"}))
     TrainOptions = LLMTrainOptions
     GenerateOptions = LLMGenerateOptions
+    EngineOptions = LLMEngineOptions
     kinds = frozenset({"pytorch", "transformers"})
     column_encodings = {"categorical": "categorical", "code": "code", "numeric": "numeric", "discrete": "discrete",
                         "continuous": "continuous", "datetime": "datetime"}
@@ -175,7 +176,9 @@ class LLMBackend(Backend):
         if longest >= saved["window"]:
             raise SynthError(f"a prompt takes {longest} tokens, the model's whole context window of {saved['window']}",
                              dataset=stats.dataset, hint="train with a larger train.context_window")
-        with make_engine(options.engine, model_dir, request.device) as engine:
+        settings = request.engine or LLMEngineOptions()
+        engine_name = settings.engine or options.engine  # the deployment's choice wins over the dataset's
+        with make_engine(engine_name, model_dir, request.device, settings) as engine:
             outputs, report = generate_outputs(
                 engine, prompts, contexts, task=task, model=output, schema=out_schema,
                 temperature=options.sampling_temperature, top_p=options.sampling_top_p,
@@ -193,7 +196,7 @@ class LLMBackend(Backend):
                 if column in root.columns and column not in targets:
                     root[column] = request.seed_data[column].to_numpy()
         request.report.update(report.as_metadata(rows=sum(len(df) for df in frames.values())))
-        request.report["engine"] = options.engine
+        request.report["engine"] = engine_name
         if report.problems:
             request.report["invalid_outputs_by_reason"] = dict(Counter(report.problems).most_common(5))
         return frames

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from synth_assets.plugin_api import GenerateOptions, Options, TrainOptions
 
@@ -83,3 +83,18 @@ class LLMGenerateOptions(GenerateOptions):
     max_retries: int = Field(3, ge=0, description="Rounds that regenerate invalid outputs.")
     max_invalid_share: float = Field(0.5, gt=0, le=1, description="Stop with an error when the first round's "
                                                                   "invalid share is above this.")
+
+
+class LLMEngineOptions(BaseModel):
+    """How the LLM backend decodes on this deployment, for every dataset that uses it (the Dagster resource
+    `llm_engine`)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    engine: Literal["", "transformers", "vllm"] = Field(
+        "", description="Overrides every dataset's generate.engine (say vllm on a GPU deployment); empty: each "
+                        "dataset's own.")
+    gpu_memory_utilization: float | None = Field(
+        None, gt=0, le=1, description="vLLM: the share of GPU memory it may take (on the CPU: of RAM); unset: 0.9 "
+                                      "on a GPU, 0.2 on the CPU.")
+    max_num_seqs: int = Field(256, ge=1, description="vLLM: sequences decoded at once.")

@@ -152,3 +152,28 @@ def test_the_three_tasks_materialize_through_dg_launch_with_the_checks_on(tmp_pa
     predicted = pd.read_parquet(store / "customers_predict" / "synthetic" / "customers.parquet")
     assert predicted.plan.notna().all() and predicted.plan.isin(["basic", "plus", "pro"]).all()
     assert np.isclose(len(predicted), 120, atol=1)  # the holdout's rows
+
+
+@pytest.mark.skipif(not __import__("importlib").util.find_spec("vllm"), reason="vllm is not installed")
+def test_the_engine_resource_chooses_the_engine_for_every_dataset(tmp_path, monkeypatch):
+    import dagster as dg
+
+    from synth_assets.definitions import build_definitions
+
+    contract_table(500).to_parquet(tmp_path / "customers.parquet")
+    body = {"datasets": {"shop": {"backend": "llm", "tables": {"customers": {"source": "customers.parquet"}},
+                                  "train": FAST, "generate": {"sample_size": 80, "seed": 1, "engine": "transformers"}}}}
+    (tmp_path / "synth.yaml").write_text(yaml.safe_dump(body))
+    monkeypatch.delenv("SYNTH_CONFIG", raising=False)
+    monkeypatch.setenv("SYNTH_HOME", str(tmp_path / "store"))
+    defs = build_definitions(tmp_path)
+    resource = defs.resources["llm_engine"]
+    assert (resource.engine, resource.gpu_memory_utilization, resource.max_num_seqs) == ("", None, 256)
+    # a deployment (or the launchpad) switches every dataset to vLLM
+    result = defs.resolve_job_def("synthesize_shop").execute_in_process(
+        instance=dg.DagsterInstance.ephemeral(),
+        run_config={"resources": {"llm_engine": {"config": {"engine": "vllm", "max_num_seqs": 32}}}})
+    assert result.success
+    [synthetic] = [m for m in result.asset_materializations_for_node("shop__synthetic")]
+    assert synthetic.metadata["backend/engine"].value == "vllm"
+    assert synthetic.metadata["backend/valid_share_first_try"].value >= 0.9

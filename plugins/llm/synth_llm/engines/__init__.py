@@ -10,8 +10,8 @@ from synth_llm.engines.base import Decoded, DecodeRequest, Engine
 ENGINES = ("transformers", "vllm")
 
 
-def make_engine(name: str, model_dir: Path, device: str = "auto") -> Engine:
-    """The named engine over a model folder; its library is imported only now."""
+def make_engine(name: str, model_dir: Path, device: str = "auto", settings=None) -> Engine:
+    """The named engine over a model folder; its library is imported only now. `settings`: LLMEngineOptions."""
     if name == "transformers":
         from synth_llm.engines.transformers_engine import TransformersEngine
 
@@ -24,7 +24,10 @@ def make_engine(name: str, model_dir: Path, device: str = "auto") -> Engine:
                              "(CPU; see README), or set generate.engine: transformers") from None
         from synth_llm.engines.vllm_engine import VLLMEngine
 
-        return VLLMEngine(model_dir, device)
+        if settings is None:
+            return VLLMEngine(model_dir, device)
+        return VLLMEngine(model_dir, device, gpu_memory_utilization=settings.gpu_memory_utilization,
+                          max_num_seqs=settings.max_num_seqs)
     raise SynthError(f"generate.engine: unknown engine {name!r}", hint=f"use one of {', '.join(ENGINES)}")
 
 

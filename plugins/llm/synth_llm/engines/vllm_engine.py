@@ -50,7 +50,8 @@ def _contained():
 class VLLMEngine(Engine):
     name = "vllm"
 
-    def __init__(self, model_dir: Path, device: str = "auto"):
+    def __init__(self, model_dir: Path, device: str = "auto", gpu_memory_utilization: float | None = None,
+                 max_num_seqs: int = MAX_SEQS):
         super().__init__(model_dir, device)
         import torch
 
@@ -69,9 +70,14 @@ class VLLMEngine(Engine):
 
             per_token = 2 * cfg.get("n_layer", cfg.get("num_hidden_layers")) * cfg.get(
                 "n_embd", cfg.get("hidden_size")) * 4
-            kv_bytes = min(MAX_SEQS * max_len * per_token, int(0.2 * psutil.virtual_memory().available))
-            kwargs = dict(gpu_memory_utilization=0.2, kv_cache_memory_bytes=kv_bytes,
-                          max_num_seqs=MAX_SEQS, dtype="float32")
+            share = gpu_memory_utilization or 0.2
+            kv_bytes = min(max_num_seqs * max_len * per_token, int(share * psutil.virtual_memory().available))
+            kwargs = dict(gpu_memory_utilization=share, kv_cache_memory_bytes=kv_bytes,
+                          max_num_seqs=max_num_seqs, dtype="float32")
+        else:
+            kwargs = dict(max_num_seqs=max_num_seqs)
+            if gpu_memory_utilization is not None:
+                kwargs["gpu_memory_utilization"] = gpu_memory_utilization
         with _contained():
             import vllm
 
