@@ -177,3 +177,16 @@ def test_the_engine_resource_chooses_the_engine_for_every_dataset(tmp_path, monk
     [synthetic] = [m for m in result.asset_materializations_for_node("shop__synthetic")]
     assert synthetic.metadata["backend/engine"].value == "vllm"
     assert synthetic.metadata["backend/valid_share_first_try"].value >= 0.9
+
+
+def test_model_state_reuse_fine_tunes_the_last_model(tmp_path):
+    df = contract_table(500)
+    model = RelSynth(workspace=tmp_path, **FAST).fit(df)
+    pipeline = model.pipeline
+    first = model.training.progress
+    options = pipeline.spec.train.model_copy(update={"model_state": "reuse", "max_training_time": 0.05})
+    again = pipeline.train(options, device="cpu")
+    # it starts where the last model ended, not from a fresh model's loss
+    assert again.progress[0].validation_loss < first[0].validation_loss - 0.5
+    assert again.progress[0].validation_loss < first[-1].validation_loss + 0.1
+    assert again.settings["vocabulary"] == model.training.settings["vocabulary"]
