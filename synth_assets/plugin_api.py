@@ -18,7 +18,8 @@ A backend built on these names keeps working while the core changes underneath; 
   `recover_dir` (a folder a killed writer left aside, put back);
 - errors: `SynthError` (a problem the user can fix: name the table and column, say what to do);
 - for a backend's own Python API (fit / sample on DataFrames): `run_on_frames` runs the core's stages on
-  in-memory tables in a workspace folder, and `open_workspace` opens one again.
+  in-memory tables in a workspace folder, `open_workspace` opens one again, and `parse_options` turns keyword
+  arguments into the backend's option models with clear errors.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
+from pydantic import BaseModel, ValidationError
 
 from synth_assets.backend import (
     FLAT,
@@ -67,6 +69,15 @@ from synth_assets.storage import atomic_dir, read_json, read_parquet, recover_di
 WORKSPACE_DATASET = "frames"  # the dataset name of a Python API's workspace
 
 
+def parse_options(model: type[BaseModel], values: dict, what: str):
+    """`values` as a backend's option model (for its Python API's keywords), or an error naming each bad key."""
+    try:
+        return model(**values)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise SynthError(f"{what}: {problems}", hint=f"see the fields of {model.__name__}") from None
+
+
 def workspace_pipeline(workspace: Path, spec: DatasetSpec) -> DatasetPipeline:
     """The stages of one dataset whose outputs live in `workspace/frames/`, with no project file."""
     project = Project(ProjectSpec(datasets={WORKSPACE_DATASET: spec}), Path(workspace) / "synth.yaml", Path(workspace))
@@ -102,5 +113,5 @@ __all__ = [
     "write_parquet", "read_parquet", "write_json", "read_json", "atomic_dir", "recover_dir",
     "SynthError", "hookimpl",
     "ColumnSpec", "DatasetSpec", "ForeignKey", "SplitSpec", "TableSpec", "DatasetPipeline", "restore_schema",
-    "run_on_frames", "open_workspace", "workspace_pipeline",
+    "run_on_frames", "open_workspace", "workspace_pipeline", "parse_options",
 ]

@@ -28,19 +28,12 @@ from synth_assets.plugin_api import (
     SynthError,
     TableSpec,
     open_workspace,
+    parse_options,
     run_on_frames,
 )
 from synth_llm.options import LLMGenerateOptions, LLMTrainOptions
 
 TABLE = "data"
-
-
-def _options(model, values: dict, what: str):
-    try:
-        return model(**values)
-    except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-        raise SynthError(f"{what}: {problems}", hint=f"see the fields of {model.__name__}") from None
 
 
 class _Task:
@@ -50,7 +43,7 @@ class _Task:
                  device: str = "auto", workspace: str | Path | None = None, **train_options):
         """`tables`: per table name, its keys and order as in synth.yaml (primary_key, foreign_keys, order_by);
         the other keywords are the `train` options of synth.yaml (`LLMTrainOptions`)."""
-        self.train_options = _options(LLMTrainOptions, {"task": self.task, **train_options}, f"{type(self).__name__} options")
+        self.train_options = parse_options(LLMTrainOptions, {"task": self.task, **train_options}, f"{type(self).__name__} options")
         self.tables = dict(tables or {})
         self.validation_share = validation_share
         self.device = device
@@ -93,7 +86,7 @@ class _Task:
     def _generate(self, seed_data: pd.DataFrame | None = None, **generate_options):
         if self.pipeline is None:
             raise SynthError("the model is not fitted yet", hint="call fit(...) first")
-        options = _options(LLMGenerateOptions, generate_options, "generate options")
+        options = parse_options(LLMGenerateOptions, generate_options, "generate options")
         tables = self.pipeline.generate_frames(options, device=self.device, seed_data=seed_data)
         return tables[TABLE] if list(tables) == [TABLE] else tables
 

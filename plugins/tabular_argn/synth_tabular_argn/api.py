@@ -16,7 +16,6 @@ from typing import Literal
 
 import numpy as np
 import pandas as pd
-from pydantic import ValidationError
 
 from synth_assets.plugin_api import (
     ColumnSpec,
@@ -29,6 +28,7 @@ from synth_assets.plugin_api import (
     SynthError,
     TableSpec,
     open_workspace,
+    parse_options,
     run_on_frames,
 )
 from synth_tabular_argn.backend import TabularARGNBackend, TrainedModel
@@ -37,15 +37,6 @@ from synth_tabular_argn.options import ARGNGenerateOptions, ARGNTrainOptions
 
 TABLE = "data"
 CONTEXT = "context"
-
-
-def _options(model, values: dict, what: str):
-    """`values` as the backend's option model, or an error naming each bad key."""
-    try:
-        return model(**values)
-    except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-        raise SynthError(f"{what}: {problems}", hint=f"see the fields of {model.__name__}") from None
 
 
 class TabularARGN:
@@ -71,7 +62,7 @@ class TabularARGN:
         workspace: str | Path | None = None,
         **train_options,
     ):
-        self.train_options = _options(ARGNTrainOptions, train_options, "TabularARGN options")
+        self.train_options = parse_options(ARGNTrainOptions, train_options, "TabularARGN options")
         self.validation_share = validation_share
         self.columns = dict(columns or {})
         self.primary_key = primary_key
@@ -149,7 +140,7 @@ class TabularARGN:
         fairness={"target_column": t, "sensitive_columns": [...]}."""
         if self.pipeline is not None and CONTEXT in self.pipeline.spec.tables:
             return self.sample_records(n_samples, ctx_data=ctx_data, **generate_options)[1]
-        options = _options(ARGNGenerateOptions, {"sample_size": n_samples, **generate_options}, "sample options")
+        options = parse_options(ARGNGenerateOptions, {"sample_size": n_samples, **generate_options}, "sample options")
         if self.pipeline is None:
             raise SynthError("the model is not fitted yet", hint="call fit(df) first")
         return self.pipeline.generate_frames(options, device=self.device, seed_data=seed_data)[TABLE]
@@ -163,7 +154,7 @@ class TabularARGN:
                              hint="use sample() for one table")
         key = self.pipeline.spec.tables[CONTEXT].primary_key
         given = None if ctx_data is None else ctx_data.drop(columns=[key], errors="ignore").reset_index(drop=True)
-        options = _options(ARGNGenerateOptions, {"sample_size": n_samples, **generate_options}, "sample options")
+        options = parse_options(ARGNGenerateOptions, {"sample_size": n_samples, **generate_options}, "sample options")
         out = self.pipeline.generate_frames(options, device=self.device, seed_data=given)
         subjects, records = out[CONTEXT], out[TABLE]
         if ctx_data is not None:  # the given subjects keep their keys; their records point at them
