@@ -51,7 +51,9 @@ def _table_model(name: str, tree: Tree, shape: Shape, directives) -> tuple[type,
         except SynthError as exc:
             raise SynthError(exc.message, dataset=tree.stats.dataset, table=name, column=column, hint=exc.hint) from None
         properties[column] = rule.schema
-        fields[column] = (Annotated[Any, AfterValidator(rule.check), WithJsonSchema(rule.schema)], ...)
+        # fields by position, the column name as alias: any name works ("class", "_id", "unit price")
+        fields[f"f{len(fields)}"] = (Annotated[Any, AfterValidator(rule.check), WithJsonSchema(rule.schema)],
+                                     Field(alias=column))
     for child in tree.children[name]:
         if not _holds(child, tree, shape):
             continue
@@ -59,9 +61,10 @@ def _table_model(name: str, tree: Tree, shape: Shape, directives) -> tuple[type,
         cap = tree.max_records(child)
         array = {"type": "array", "items": item_schema, "maxItems": cap}
         properties[child] = array
-        fields[child] = (Annotated[list[item_model], Field(max_length=cap), WithJsonSchema(array)], ...)
+        fields[f"f{len(fields)}"] = (Annotated[list[item_model], Field(max_length=cap), WithJsonSchema(array)],
+                                     Field(alias=child))
     schema = {"type": "object", "properties": properties, "required": list(properties), "additionalProperties": False}
-    model = create_model(f"{name.title().replace('_', '')}Output", __config__=ConfigDict(extra="forbid"), **fields)
+    model = create_model("Output", __config__=ConfigDict(extra="forbid"), **fields)
     return model, schema
 
 

@@ -262,3 +262,18 @@ def test_generation_stops_with_a_clear_error_when_outputs_stay_invalid(tree):
         loop(tree, ScriptedEngine([[bad, bad, bad, GOOD]]))
     with pytest.raises(SynthError, match="1 of 1 outputs were invalid after 2 retries"):
         loop(tree, ScriptedEngine([[GOOD, GOOD, GOOD, bad], [bad], [bad]]))
+
+
+def test_any_column_name_works_in_samples_and_schemas(tmp_path):
+    r = np.random.default_rng(0)
+    df = pd.DataFrame({"class": r.choice(["a", "b"], 300), "_id code": r.integers(0, 5, 300),
+                       "model_config": r.random(300).round(2), "unit price (€)": r.integers(1, 9, 300) * 1.5})
+    stats, split = stats_of(tmp_path, {"t": df}, {})
+    t = Tree.of(stats)
+    model, schema = output_model(t, full_shape(t))
+    assert list(schema["properties"]) == list(df.columns)
+    samples, _ = to_samples(split.train, t)
+    for sample in samples[:20]:
+        model.model_validate(sample)
+    with pytest.raises(Exception, match="class"):
+        model.model_validate({**samples[0], "class": "zzz"})
