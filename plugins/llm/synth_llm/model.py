@@ -14,7 +14,8 @@ BOS, EOS, PAD = "<|bos|>", "<|eos|>", "<|pad|>"
 SIZES = {"tiny": (2, 64, 2), "small": (4, 128, 4), "medium": (6, 256, 8)}
 VOCAB_SIZE = 2000
 MIN_MERGE_SAMPLES = 5  # as the stats' rare-value threshold
-MERGE_SHARE_DIVISOR = 50  # ...and at least one sample in this many  # byte-level BPE merges learned on the samples; JSON keys and common values become one token
+MERGE_SHARE_DIVISOR = 50  # ...and at least one sample in this many
+MAX_MERGE_SAMPLES = 50  # ...but no more: on diamonds 15 tokens a row with 690, 9.4 with 50 (fewer is faster)  # byte-level BPE merges learned on the samples; JSON keys and common values become one token
 
 
 def quiet() -> None:
@@ -36,7 +37,8 @@ def train_tokenizer(texts: list[str], vocab_size: int = VOCAB_SIZE):
     tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)
     tokenizer.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=[BOS, EOS, PAD], show_progress=False,
-                                  min_frequency=max(MIN_MERGE_SAMPLES, len(texts) // MERGE_SHARE_DIVISOR),
+                                  min_frequency=max(MIN_MERGE_SAMPLES, min(len(texts) // MERGE_SHARE_DIVISOR,
+                                                                           MAX_MERGE_SAMPLES)),
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
     tokenizer.train_from_iterator(texts, trainer)
     return PreTrainedTokenizerFast(tokenizer_object=tokenizer, bos_token=BOS, eos_token=EOS, pad_token=PAD)
