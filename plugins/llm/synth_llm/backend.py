@@ -4,6 +4,7 @@ and samples decoded under their JSON schema, validated and turned back into tabl
 from __future__ import annotations
 
 import json
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -79,6 +80,7 @@ class LLMBackend(Backend):
         from synth_llm.assemblers import Segment, assemble
         from synth_llm.training import fit, resolve_device
 
+        started = time.perf_counter()  # the budget covers the tokenizer and the examples too
         lm.quiet()
         options: LLMTrainOptions = request.options
         tree = Tree.of(stats)
@@ -129,7 +131,8 @@ class LLMBackend(Backend):
 
         device = resolve_device(request.device)
         outcome = fit(model, examples["train"], examples["validation"], request,
-                      lambda m, folder: lm.save(_merged_copy(m), tokenizer, folder), device, history)
+                      lambda m, folder: lm.save(_merged_copy(m), tokenizer, folder), device, history,
+                      spent=time.perf_counter() - started)
         lm.save(model, tokenizer, out_dir)
         write_json({"options": options.model_dump(mode="json"), "window": window}, out_dir / TASK_FILE)
         write_json(outcome.history, out_dir / "progress.json")

@@ -62,9 +62,9 @@ def validation_loss(model, examples: Examples, batch_size: int, device: str) -> 
 
 
 def fit(model, train: Examples, valid: Examples, request: TrainRequest, save_best, device: str,
-        history: list[dict] | None = None) -> Outcome:
+        history: list[dict] | None = None, spent: float = 0.0) -> Outcome:
     """Train `model` in place; the best weights are loaded back at the end. `save_best(model, folder)` writes a
-    checkpoint (for resuming)."""
+    checkpoint (for resuming). `spent`: seconds of the budget already taken (the tokenizer, the examples)."""
     import torch
 
     options = request.options
@@ -73,7 +73,7 @@ def fit(model, train: Examples, valid: Examples, request: TrainRequest, save_bes
     optimizer = torch.optim.AdamW(trainable, lr=options.learning_rate, weight_decay=0.01)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: min(1.0, (step + 1) / WARMUP_STEPS))
     rng = np.random.default_rng(options.seed)
-    budget = options.max_training_time * 60
+    budget = max(options.max_training_time * 60 - spent, 1.0)
     outcome = Outcome(history=list(history or []))
     first_epoch = len(outcome.history)
     best_state = None
