@@ -36,6 +36,15 @@ def _python(value):
     return value.item() if isinstance(value, np.generic) else value
 
 
+def canonical(value):
+    """A value as JSON Schema engines write it: 1.0 as 1. xgrammar writes an enum's 1.0 as `1`, so a sample
+    holding `1.0` would teach the model a spelling the grammar then forbids."""
+    value = _python(value)
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
 def _key(value):
     """Equality as JSON sees it: True is not 1."""
     return (type(value) is bool, value)
@@ -63,13 +72,13 @@ def json_values(series: pd.Series, col: ColumnStats) -> list:
     if col.kind == "categorical" and col.text_form == "code":
         out = [_code_value(str(v), col.characters or []) for v in series.astype(object)]
     elif col.kind == "categorical":
-        kept = {_key(c): c for c in col.categories or []}
+        kept = {_key(c): canonical(c) for c in col.categories or []}
         out = [kept.get(_key(_python(v)), RARE_TOKEN) for v in series.astype(object)]
     elif _is_categorical_number(col):
         kept = np.asarray(col.categories, dtype=float)
         numbers = pd.to_numeric(series, errors="coerce").to_numpy(dtype=float)
         nearest = np.abs(numbers[:, None] - kept[None, :]).argmin(axis=1) if len(numbers) else np.array([], int)
-        out = [_python(col.categories[i]) for i in nearest]
+        out = [canonical(col.categories[i]) for i in nearest]
     elif col.kind == "numeric":
         numbers = pd.to_numeric(series, errors="coerce").to_numpy(dtype=float)
         numbers = np.clip(numbers, col.min, col.max)
@@ -139,7 +148,7 @@ def column_rule(col: ColumnStats, *, impute_na: bool = False, impute_protected: 
                 raise ValueError(f"{v!r} is not a kept code")
             return v
     elif col.kind == "categorical" or _is_categorical_number(col):
-        allowed = [c for c in col.categories or [] if _key(c) not in masked]
+        allowed = [canonical(c) for c in col.categories or [] if _key(c) not in masked]
         if col.kind == "categorical" and col.rare_share > 0 and not impute_protected and _key(RARE_TOKEN) not in masked:
             allowed.append(RARE_TOKEN)
         if not allowed and not nullable:

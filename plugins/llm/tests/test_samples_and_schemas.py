@@ -277,3 +277,19 @@ def test_any_column_name_works_in_samples_and_schemas(tmp_path):
         model.model_validate(sample)
     with pytest.raises(Exception, match="class"):
         model.model_validate({**samples[0], "class": "zzz"})
+
+
+def test_whole_numbers_are_spelled_as_the_grammar_spells_them(tmp_path):
+    """A float column holding whole numbers (years read as 1984.0) appears as 1984 in samples and schema."""
+    import xgrammar as xgr
+
+    r = np.random.default_rng(0)
+    df = pd.DataFrame({"year": r.choice([1984.0, 1985.0, 1986.0], 300), "hospvis": r.choice([0.0, 1.0, 2.0], 300)})
+    stats, split = stats_of(tmp_path, {"t": df}, {})
+    t = Tree.of(stats)
+    samples, _ = to_samples(split.train, t)
+    text = dumps(samples[0])
+    assert ".0" not in text
+    _, schema = output_model(t, full_shape(t))
+    grammar = xgr.Grammar.from_json_schema(json.dumps(schema), any_whitespace=False, separators=(",", ":"))
+    assert all(xgr.testing._is_grammar_accept_string(grammar, dumps(s)) for s in samples[:50])
