@@ -37,7 +37,7 @@ class LLMTrainOptions(TrainOptions):
                                                      "small GPT-2 trained from scratch with a tokenizer of the data.")
     lora_rank: int | None = Field(None, ge=1, description="Fine-tune base_model with LoRA adapters of this rank (peft).")
     model_size: Literal["tiny", "small", "medium"] = Field(
-        "small", description="From scratch: tiny (2 layers x 64), small (4 x 128), medium (6 x 256).")
+        "tiny", description="From scratch: tiny (2 layers x 64), small (4 x 128), medium (6 x 256).")
     context_window: int = Field(512, ge=32, description="Tokens per training example.")
     # on the CPU, more steps beat larger batches: diamonds at 1.5 minutes reached accuracy 0.82 with 2-4 examples
     # a step, 0.75 with 16 (bench/RESULTS.md)
