@@ -51,8 +51,9 @@ def write_panel(folder: Path, panel, extra: str = "", third_level: bool = False)
                    "foreign_keys: [{column: visit_id, references: visits}]}\n")
     (folder / "synth.yaml").write_text(
         "datasets:\n  panel:\n    tables:\n" + tables +
-        # seconds of training: less dropout than a child's model gets by default, to converge in time
-        "    train: {max_training_time: 0.3, max_epochs: 12, model_size: small, dropout: 0.2}\n"
+        # seconds of training (12 epochs; the budget only guards a slow machine): less dropout than a child's
+        # model gets by default, to converge in time
+        "    train: {max_training_time: 0.5, max_epochs: 12, model_size: small, dropout: 0.2}\n"
         f"    generate: {{seed: 3{extra}}}\n")
     return folder
 
