@@ -94,4 +94,4 @@ def generate_outputs(engine: Engine, prompts: list[list[int]], contexts: list, *
         if not pending:
             break
     report.seconds = time.perf_counter() - started
-    return [r for r in results], report
+    return results, report

@@ -117,8 +117,7 @@ def test_the_schema_lists_categories_bounds_date_formats_and_record_counts(tree,
     stats, _ = flat
     flat_schema = output_model(Tree.of(stats), full_shape(Tree.of(stats)))[1]["properties"]
     assert {"type": "null"} in flat_schema["score"]["anyOf"] and None in flat_schema["plan"]["enum"]
-    assert "anyOf" not in flat_schema["spend"] and flat_schema["member"] == {"enum": [False, True]} or \
-        sorted(flat_schema["member"]["enum"]) == [False, True]
+    assert "anyOf" not in flat_schema["spend"] and sorted(flat_schema["member"]["enum"]) == [False, True]
 
 
 def test_directives_forbid_nulls_the_rare_token_and_masked_values(flat):
@@ -127,7 +126,6 @@ def test_directives_forbid_nulls_the_rare_token_and_masked_values(flat):
     directives = {"customers": {"plan": ColumnDirective(impute_na=True, impute_protected=True, mask=["basic"]),
                                 "score": ColumnDirective(impute_na=True)}}
     model, schema = output_model(t, full_shape(t), directives)
-    assert schema["properties"]["plan"]["enum"] == [p for p in schema["properties"]["plan"]["enum"] if p in ("plus", "pro")]
     assert sorted(schema["properties"]["plan"]["enum"]) == ["plus", "pro"]
     assert schema["properties"]["score"]["type"] == "number"
     row = {c: None for c in schema["properties"]}
