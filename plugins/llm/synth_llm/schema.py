@@ -55,7 +55,7 @@ def _table_model(name: str, tree: Tree, shape: Shape, directives) -> tuple[type,
         fields[f"f{len(fields)}"] = (Annotated[Any, AfterValidator(rule.check), WithJsonSchema(rule.schema)],
                                      Field(alias=column))
     for child in tree.children[name]:
-        if not _holds(child, tree, shape):
+        if not holds(child, tree, shape):
             continue
         item_model, item_schema = _table_model(child, tree, shape, directives)
         cap = tree.max_records(child)
@@ -68,6 +68,6 @@ def _table_model(name: str, tree: Tree, shape: Shape, directives) -> tuple[type,
     return model, schema
 
 
-def _holds(name: str, tree: Tree, shape: Shape) -> bool:
+def holds(name: str, tree: Tree, shape: Shape) -> bool:
     """Whether an output holds this table: it has columns in the shape, or a descendant has."""
-    return name in shape or any(_holds(child, tree, shape) for child in tree.children[name])
+    return name in shape or any(holds(child, tree, shape) for child in tree.children[name])

@@ -16,7 +16,7 @@ import numpy as np
 from synth_assets.plugin_api import SynthError
 from synth_llm.options import LLMTrainOptions
 from synth_llm.samples import Tree
-from synth_llm.schema import Shape, full_shape
+from synth_llm.schema import Shape, full_shape, holds
 
 
 def dumps(value) -> str:
@@ -109,13 +109,9 @@ class Task:
 def _restrict(record: dict, name: str, tree: Tree, shape: Shape) -> dict:
     out = {c: record[c] for c in shape.get(name, [])}
     for child in tree.children[name]:
-        if child in shape or _descendant_in(child, tree, shape):
+        if holds(child, tree, shape):
             out[child] = [_restrict(r, child, tree, shape) for r in record.get(child, [])]
     return out
-
-
-def _descendant_in(name: str, tree: Tree, shape: Shape) -> bool:
-    return any(child in shape or _descendant_in(child, tree, shape) for child in tree.children[name])
 
 
 def _count_mismatch(context: dict, output: dict, name: str, tree: Tree) -> str | None:
