@@ -14,12 +14,14 @@ import typing
 import dagster as dg
 import pydantic
 
-from synth_assets.backend import ProgressRecord
+from synth_assets.backend import ProgressRecord, backend_code_version
+from synth_assets.checks import audit_model, audit_synthetic, model_check_specs, synthetic_check_specs
 from synth_assets.config import DatasetSpec
 from synth_assets.errors import SynthError
 from synth_assets.metadata import preview_markdown, progress_markdown, stats_markdown, tables_metadata
 from synth_assets.options import CONDITIONING
 from synth_assets.plugins import get_backend
+from synth_assets.releases import CURRENT, new_version
 from synth_assets.resources import ComputeDevice, SynthProject, engine_options, engine_resource_key
 
 
@@ -136,12 +138,15 @@ def build_dataset_assets(name: str, spec: DatasetSpec) -> list[dg.AssetsDefiniti
                                               "encoding": dg.MetadataValue.json(info)})
 
     @dg.asset(key=key("model"), deps=[key("encoded")], group_name=name, pool=gpu_pool,
-              kinds={"model", *backend.kinds},
+              kinds={"model", *backend.kinds}, check_specs=model_check_specs(key("model")),
+              code_version=backend_code_version(backend),
               description=f"A '{backend.name}' checkpoint (safetensors weights, config, training progress), "
-                          "trained with early stopping on validation loss within a time budget.")
+                          "trained with early stopping on validation loss within a time budget. Each run "
+                          "writes a new version, published (model/CURRENT) once its check passes.")
     def model(context: dg.AssetExecutionContext, config: TrainConfig, project: SynthProject,  # type: ignore[valid-type]
               compute: ComputeDevice) -> dg.MaterializeResult:
         pipeline = project.pipeline(name)
+        version = new_version(context.run_id)
 
         def log(record: ProgressRecord) -> None:
             context.log.info(f"epoch {record.epoch}: train loss {record.train_loss:.4f}, "
@@ -149,9 +154,10 @@ def build_dataset_assets(name: str, spec: DatasetSpec) -> list[dg.AssetsDefiniti
 
         with user_errors():
             options = backend.TrainOptions(**config.model_dump())
-            result = pipeline.train(options, device=compute.device, progress=log)
-        return dg.MaterializeResult(metadata={
-            "path": dg.MetadataValue.path(str(pipeline.paths.model)),
+            result = pipeline.train(options, device=compute.device, progress=log, version=version, publish=False)
+        audit = audit_model(pipeline.paths.releases("model").path(version), result)
+        return dg.MaterializeResult(check_results=audit, metadata={
+            **publish_if_passed(pipeline, "model", version, audit, context),
             "epochs": result.epochs, "best_epoch": result.best_epoch,
             "best_validation_loss": dg.MetadataValue.float(result.best_validation_loss),
             "training_seconds": dg.MetadataValue.float(round(result.seconds, 2)),
@@ -164,24 +170,31 @@ def build_dataset_assets(name: str, spec: DatasetSpec) -> list[dg.AssetsDefiniti
 
     @dg.asset(key=key("synthetic"), deps=[key("model")], group_name=name, kinds={"pandas", "parquet"},
               pool=gpu_pool, required_resource_keys={"project", "compute", *engine_keys},
-              description="Synthetic tables, one Parquet file each, with the source's columns, order and dtypes.")
+              check_specs=synthetic_check_specs(key("synthetic"), spec),
+              description="Synthetic tables, one Parquet file each, with the source's columns, order and dtypes. "
+                          "Each run writes a new version; it is published (synthetic/CURRENT) only when the "
+                          "schema check and the privacy gate pass.")
     def synthetic(context: dg.AssetExecutionContext, config: GenerateConfig) -> dg.MaterializeResult:  # type: ignore[valid-type]
         # resources by key: the engine's key depends on the backend, which a typed parameter cannot name
         project: SynthProject = context.resources.project
         compute: ComputeDevice = context.resources.compute
         pipeline = project.pipeline(name)
+        version = new_version(context.run_id)
         with user_errors():
             options = backend.GenerateOptions(**config.model_dump())
-            result = pipeline.generate(options, device=compute.device, engine=engine_options(backend, context.resources))
+            result = pipeline.generate(options, device=compute.device, engine=engine_options(backend, context.resources),
+                                       version=version, publish=False)
+            audit = audit_synthetic(pipeline, version)
         rows = sum(len(df) for df in result.tables.values())
         metadata = {"generation_seconds": dg.MetadataValue.float(round(result.seconds, 3)),
                     "rows_per_second": dg.MetadataValue.int(int(rows / max(result.seconds, 1e-9)))}
         metadata.update({f"backend/{k}": dg.MetadataValue.json(v) if isinstance(v, (dict, list)) else v
                          for k, v in result.report.items()})
-        metadata.update(tables_metadata(result.tables, pipeline.paths.synthetic_table))
+        metadata.update(tables_metadata(result.tables, lambda table: pipeline.paths.synthetic_table(table, version)))
         metadata.update({f"{table}/preview": dg.MetadataValue.md(preview_markdown(df))
                          for table, df in result.tables.items()})
-        return dg.MaterializeResult(metadata=metadata)
+        metadata.update(publish_if_passed(pipeline, "synthetic", version, audit, context))
+        return dg.MaterializeResult(metadata=metadata, check_results=audit)
 
     @dg.asset(key=key("quality"), deps=[key("synthetic")], group_name=name, kinds={"markdown"},
               description="Accuracy (synthetic vs training, with the holdout as ceiling), DCR share and "
@@ -191,7 +204,8 @@ def build_dataset_assets(name: str, spec: DatasetSpec) -> list[dg.AssetsDefiniti
         with user_errors():
             results, report = pipeline.quality()
         metadata = {"report": dg.MetadataValue.md(report),
-                    "report_path": dg.MetadataValue.path(str(pipeline.report_path()))}
+                    "report_path": dg.MetadataValue.path(str(pipeline.report_path())),
+                    "synthetic_version": pipeline.paths.releases("synthetic").current_version() or ""}
         for table, q in results.items():
             prefix = "" if len(results) == 1 else f"{table}/"
             metadata.update({
@@ -209,3 +223,20 @@ def build_dataset_assets(name: str, spec: DatasetSpec) -> list[dg.AssetsDefiniti
         return dg.MaterializeResult(metadata=metadata)
 
     return [split, stats, encoded, model, synthetic, quality]
+
+
+def publish_if_passed(pipeline, stage: str, version: str, audit: list[dg.AssetCheckResult],
+                      context: dg.AssetExecutionContext) -> dict:
+    """Publish candidate `version` of `stage` when every check of its audit passed; the metadata that says
+    which version consumers now read."""
+    releases = pipeline.paths.releases(stage)
+    passed = all(result.passed for result in audit)
+    if passed:
+        pipeline.publish(stage, version)
+    else:
+        still = releases.current_version()
+        context.log.warning(f"{stage} version {version} failed its audit and is not published; consumers stay on "
+                            f"{still or 'nothing (no release yet)'}")
+    return {"version": version, "published": passed,
+            "published_version": releases.current_version() or "",
+            "published_path": dg.MetadataValue.path(str(releases.root / CURRENT))}

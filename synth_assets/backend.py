@@ -7,6 +7,8 @@ A backend is a class with a `name`, its `capabilities`, its option models (`Trai
 
 from __future__ import annotations
 
+import functools
+import importlib.metadata
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -185,3 +187,18 @@ class Backend(ABC):
         the backend's own choosing (any unique values); children carry their foreign key columns holding those
         keys. The core then writes fresh keys everywhere and checks that every foreign key resolves. A table
         nobody refers to may leave its primary key out."""
+
+
+def backend_code_version(backend: Backend) -> str:
+    """The backend's name and its package's version: a Dagster code version, so switching backends or upgrading
+    one marks the models trained before as stale."""
+    return f"{backend.name}-{_package_version(type(backend).__module__.split('.')[0])}"
+
+
+@functools.lru_cache(maxsize=None)
+def _package_version(module: str) -> str:
+    dists = importlib.metadata.packages_distributions().get(module, [])
+    try:
+        return importlib.metadata.version(dists[0]) if dists else "unversioned"
+    except importlib.metadata.PackageNotFoundError:
+        return "unversioned"

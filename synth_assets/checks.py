@@ -1,5 +1,6 @@
-"""Asset checks that can block a bad release: the synthetic schema must match the source, and the
-synthetic rows must not sit closer to the training data than the configured DCR share allows."""
+"""The audits of write-audit-publish: blocking asset checks on a candidate version, before it is published.
+The synthetic schema must match the source, the synthetic rows must not sit closer to the training data than
+the configured DCR share allows (the privacy gate), and a model checkpoint must be sound."""
 
 import warnings
 
@@ -17,10 +18,7 @@ from dagster_pandas.constraints import (
 )
 from dagster_pandas.validation import validate_constraints
 
-from synth_assets import storage
-from synth_assets.assets import stage_key
 from synth_assets.config import DatasetSpec
-from synth_assets.resources import SynthProject
 from synth_assets.stages.stats import MAX_DECIMALS, RARE_TOKEN, ColumnStats, DatasetStats, TableStats
 
 # the finest datetime part a column keeps, as a pandas frequency
@@ -148,34 +146,64 @@ def key_problems(tables: dict[str, pd.DataFrame], stats: DatasetStats) -> dict[s
     return problems
 
 
-def build_dataset_checks(name: str, spec: DatasetSpec) -> list[dg.AssetChecksDefinition]:
-    @dg.asset_check(asset=stage_key(name, "synthetic"), name="schema_matches_source", blocking=True,
-                    description="Columns, order, dtypes, null-free columns, categories and value ranges "
-                                "match the source's stats; keys are unique and every foreign key resolves.")
-    def schema_matches_source(project: SynthProject) -> dg.AssetCheckResult:
-        pipeline = project.pipeline(name)
-        stats, synthetic = pipeline.load_stats(), pipeline.load_synthetic()
-        keys, given = key_problems(synthetic, stats), pipeline.seeded_columns()
-        problems = {t: schema_problems(synthetic[t], stats.tables[t], given.get(t, frozenset())) + keys[t]
-                    for t in stats.tables}
-        failed = {t: p for t, p in problems.items() if p}
-        return dg.AssetCheckResult(
-            passed=not failed,
+# the audits: blocking checks run in the asset's own step against the candidate version, before it is published
+SCHEMA_CHECK, PRIVACY_CHECK, MODEL_CHECK = "schema_matches_source", "dcr_share_below_threshold", "checkpoint_is_sound"
+
+
+def synthetic_check_specs(asset: dg.AssetKey, spec: DatasetSpec) -> list[dg.AssetCheckSpec]:
+    return [
+        dg.AssetCheckSpec(SCHEMA_CHECK, asset=asset, blocking=True,
+                          description="Columns, order, dtypes, null-free columns, categories and value ranges match "
+                                      "the source's stats; keys are unique and every foreign key resolves."),
+        dg.AssetCheckSpec(PRIVACY_CHECK, asset=asset, blocking=True,
+                          description=f"The privacy gate: fails when more than {spec.quality.max_dcr_share} "
+                                      "(quality.max_dcr_share) of the synthetic rows sit closer to a training row "
+                                      "than to a holdout row."),
+    ]
+
+
+def audit_synthetic(pipeline, version: str) -> list[dg.AssetCheckResult]:
+    """The synthetic checks on candidate `version` (a `DatasetPipeline`'s, not yet published)."""
+    stats, synthetic = pipeline.load_stats(), pipeline.load_synthetic(version)
+    keys, given = key_problems(synthetic, stats), pipeline.seeded_columns(version)
+    problems = {t: schema_problems(synthetic[t], stats.tables[t], given.get(t, frozenset())) + keys[t]
+                for t in stats.tables}
+    failed = {t: p for t, p in problems.items() if p}
+    threshold = pipeline.spec.quality.max_dcr_share
+    shares = pipeline.dcr_shares(version)
+    too_close = {t: share for t, share in shares.items() if share > threshold}
+    return [
+        dg.AssetCheckResult(
+            check_name=SCHEMA_CHECK, passed=not failed,
             description="; ".join(f"table '{t}': {' | '.join(p)}" for t, p in failed.items()) or "schema matches",
-            metadata={f"{t}/problems": dg.MetadataValue.json(p) for t, p in problems.items()},
-        )
+            metadata={"version": version, **{f"{t}/problems": dg.MetadataValue.json(p) for t, p in problems.items()}},
+        ),
+        dg.AssetCheckResult(
+            check_name=PRIVACY_CHECK, passed=not too_close,
+            description="; ".join(f"table '{t}': DCR share {v:.3f} above {threshold} (quality.max_dcr_share): train "
+                                  "longer with a smaller model, or raise the threshold" for t, v in too_close.items())
+                        or f"every table's DCR share is at most {threshold}",
+            metadata={"version": version, "threshold": threshold,
+                      **{f"{t}/dcr_share": dg.MetadataValue.float(round(v, 4)) for t, v in shares.items()}},
+        ),
+    ]
 
-    @dg.asset_check(asset=stage_key(name, "quality"), name="dcr_share_below_threshold", blocking=True,
-                    description=f"Fails when the DCR share exceeds {spec.quality.max_dcr_share} "
-                                "(quality.max_dcr_share): synthetic rows too close to training rows.")
-    def dcr_share_below_threshold(project: SynthProject) -> dg.AssetCheckResult:
-        pipeline = project.pipeline(name)
-        scores = storage.read_json(pipeline.paths.quality / "scores.json")
-        threshold = pipeline.spec.quality.max_dcr_share
-        shares = {t: s["dcr_share"] for t, s in scores.items()}
-        return dg.AssetCheckResult(
-            passed=all(share <= threshold for share in shares.values()),
-            metadata={"threshold": threshold, **{f"{t}/dcr_share": float(v) for t, v in shares.items()}},
-        )
 
-    return [schema_matches_source, dcr_share_below_threshold]
+def model_check_specs(asset: dg.AssetKey) -> list[dg.AssetCheckSpec]:
+    return [dg.AssetCheckSpec(MODEL_CHECK, asset=asset, blocking=True,
+                              description="The training finished at least one epoch with a finite validation "
+                                          "loss, and the checkpoint folder holds its files.")]
+
+
+def audit_model(folder, result) -> list[dg.AssetCheckResult]:
+    """The model check on a candidate checkpoint `folder` and its `TrainResult`."""
+    problems = []
+    if result.epochs < 1:
+        problems.append("no epoch finished")
+    if not np.isfinite(result.best_validation_loss):
+        problems.append(f"the validation loss is {result.best_validation_loss} (diverged: lower the learning rate)")
+    if not any(folder.iterdir()):
+        problems.append("the checkpoint folder is empty")
+    return [dg.AssetCheckResult(check_name=MODEL_CHECK, passed=not problems,
+                                description="; ".join(problems) or "checkpoint is sound",
+                                metadata={"version": folder.name})]

@@ -18,9 +18,18 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     show = sub.add_parser("show", help="where a dataset's synthetic tables and report are, and its scores")
     show.add_argument("dataset")
+    versions = sub.add_parser("versions", help="the versions of a dataset's model and synthetic tables, and "
+                                               "which one is published")
+    versions.add_argument("dataset")
+    rollback = sub.add_parser("rollback", help="publish an earlier version of a dataset's model or synthetic tables")
+    rollback.add_argument("dataset")
+    rollback.add_argument("stage", choices=["model", "synthetic"])
+    rollback.add_argument("--to", help="the version to publish (default: the release before the current one)")
     args = parser.parse_args(argv)
+    commands = {"plugins": _plugins, "check": _check, "run": _run, "show": _show, "versions": _versions,
+                "rollback": _rollback}
     try:
-        return {"plugins": _plugins, "check": _check, "run": _run, "show": _show}[args.command](args)
+        return commands[args.command](args)
     except SynthError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -55,8 +64,10 @@ def _check(args) -> int:
 
 
 def _run(args) -> int:
+    from synth_assets.checks import audit_model, audit_synthetic
     from synth_assets.config import load_project
     from synth_assets.pipeline import DatasetPipeline
+    from synth_assets.releases import new_version
 
     pipeline = DatasetPipeline(load_project(), args.dataset)
 
@@ -64,8 +75,56 @@ def _run(args) -> int:
         print(f"epoch {record.epoch:>3}  train {record.train_loss:.4f}  "
               f"validation {record.validation_loss:.4f}  {record.seconds:.0f}s", flush=True)
 
-    pipeline.run_all(device=args.device, progress=show)
+    pipeline.split()
+    pipeline.stats()
+    pipeline.encode()
+    # the audits the Dagster assets run, with the same outcome: a candidate that fails stays unpublished
+    version = new_version()
+    result = pipeline.train(device=args.device, progress=show, version=version, publish=False)
+    _publish_audited(pipeline, "model", version, audit_model(pipeline.paths.releases("model").path(version), result))
+    version = new_version()
+    pipeline.generate(device=args.device, version=version, publish=False)
+    _publish_audited(pipeline, "synthetic", version, audit_synthetic(pipeline, version))
+    pipeline.quality()
     return _show(args)
+
+
+def _publish_audited(pipeline, stage: str, version: str, audit) -> None:
+    failed = [f"{r.check_name}: {r.description}" for r in audit if not r.passed]
+    if failed:
+        still = pipeline.paths.releases(stage).current_version()
+        raise SynthError(f"{stage} version {version} failed its audit ({'; '.join(failed)}); consumers stay on "
+                         f"{still or 'nothing (no release yet)'}", dataset=pipeline.name)
+    pipeline.publish(stage, version)
+
+
+def _versions(args) -> int:
+    from synth_assets.config import load_project
+    from synth_assets.pipeline import DatasetPipeline
+
+    pipeline = DatasetPipeline(load_project(), args.dataset)
+    for stage in pipeline.paths.VERSIONED:
+        releases = pipeline.paths.releases(stage)
+        current = releases.current_version()
+        published = {h["version"]: h["published_at"] for h in releases.history()}
+        print(f"{stage} ({releases.root}):")
+        if not releases.versions():
+            print("    (none yet)")
+        for version in releases.versions():
+            note = f"published {published[version]}" if version in published else "never published (failed its audit?)"
+            print(f"  {'*' if version == current else ' '} {version}  {note}")
+    return 0
+
+
+def _rollback(args) -> int:
+    from synth_assets.config import load_project
+    from synth_assets.pipeline import DatasetPipeline
+
+    pipeline = DatasetPipeline(load_project(), args.dataset)
+    before = pipeline.paths.releases(args.stage).current_version()
+    now = pipeline.rollback(args.stage, args.to)
+    print(f"{args.dataset}/{args.stage}: published {now} (was {before})")
+    return 0
 
 
 def _show(args) -> int:

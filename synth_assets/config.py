@@ -71,6 +71,12 @@ class QualitySpec(StrictModel):
     max_rows: int = Field(10_000, ge=100, description="Rows sampled from each table to compute the scores.")
 
 
+class PublishSpec(StrictModel):
+    keep_versions: int = Field(
+        5, ge=1, description="Versions of the model and of the synthetic tables kept for rollback (the published "
+                             "one is always kept).")
+
+
 class DatasetSpec(StrictModel):
     backend: str = "tabular_argn"
     tables: dict[str, TableSpec] = Field(min_length=1)
@@ -79,6 +85,7 @@ class DatasetSpec(StrictModel):
     train: SerializeAsAny[TrainOptions] = Field(default_factory=TrainOptions)
     generate: SerializeAsAny[GenerateOptions] = Field(default_factory=GenerateOptions)
     quality: QualitySpec = Field(default_factory=QualitySpec)
+    publish: PublishSpec = Field(default_factory=PublishSpec)
     schedule: str | None = Field(None, description="Cron string for a regeneration schedule.")
 
     @model_validator(mode="before")

@@ -5,7 +5,6 @@ from pathlib import Path
 import dagster as dg
 
 from synth_assets.assets import build_dataset_assets
-from synth_assets.checks import build_dataset_checks
 from synth_assets.config import load_project
 from synth_assets.plugins import get_backend
 from synth_assets.resources import ComputeDevice, SynthProject, engine_resource, engine_resource_key
@@ -15,10 +14,9 @@ from synth_assets.schedules import dataset_job, dataset_schedule
 def build_definitions(root: Path | str | None = None) -> dg.Definitions:
     root = Path(root or Path.cwd()).resolve()
     project = load_project(root)
-    assets, checks, jobs, schedules = [], [], [], []
+    assets, jobs, schedules = [], [], []
     for name, spec in project.datasets.items():
         assets += build_dataset_assets(name, spec)
-        checks += build_dataset_checks(name, spec)
         job = dataset_job(name)
         jobs.append(job)
         schedule = dataset_schedule(name, spec, job)
@@ -29,4 +27,4 @@ def build_definitions(root: Path | str | None = None) -> dg.Definitions:
         backend = get_backend(spec.backend)
         if backend.EngineOptions is not None:
             resources.setdefault(engine_resource_key(backend), engine_resource(backend))
-    return dg.Definitions(assets=assets, asset_checks=checks, jobs=jobs, schedules=schedules, resources=resources)
+    return dg.Definitions(assets=assets, jobs=jobs, schedules=schedules, resources=resources)

@@ -15,7 +15,8 @@ from synth_assets.backend import Backend, GenerateRequest, ProgressCallback, Tra
 from synth_assets.config import DatasetSpec, Project
 from synth_assets.errors import SynthError
 from synth_assets.plugins import get_backend
-from synth_assets.stages.quality import TableQuality, evaluate_table
+from synth_assets.releases import new_version
+from synth_assets.stages.quality import TableQuality, dcr, evaluate_table
 from synth_assets.stages.report import render_report
 from synth_assets.stages.schema import restore_tables
 from synth_assets.stages.sequence_quality import evaluate_sequences
@@ -33,6 +34,7 @@ class Generated:
     tables: dict[str, pd.DataFrame]
     seconds: float
     report: dict = field(default_factory=dict)  # the backend's own figures (GenerateRequest.report)
+    version: str = ""  # where the tables were written: <dataset>/synthetic/<version>/
 
 
 class DatasetPipeline:
@@ -40,7 +42,7 @@ class DatasetPipeline:
         self.project = project
         self.name = dataset
         self.spec: DatasetSpec = project.dataset(dataset)
-        self.paths = storage.DatasetPaths(project.dataset_home(dataset))
+        self.paths = storage.DatasetPaths(project.dataset_home(dataset), dataset)
         why = self.spec.unsupported_shape()
         if why:
             raise SynthError(why, dataset=dataset)
@@ -99,20 +101,42 @@ class DatasetPipeline:
 
     # model ---------------------------------------------------------------------------------------
     def train(
-        self, options: TrainOptions | None = None, device: str = "auto", progress: ProgressCallback | None = None
+        self, options: TrainOptions | None = None, device: str = "auto", progress: ProgressCallback | None = None,
+        *, version: str | None = None, publish: bool = True,
     ) -> TrainResult:
-        """Train with `options` (the backend's TrainOptions; default: synth.yaml's `train`)."""
+        """Train with `options` (the backend's TrainOptions; default: synth.yaml's `train`) into a new model
+        version, published at once unless `publish` is False (then `publish("model", version)` after an audit)."""
         options = options or self.spec.train
         self.backend.check_device(device)
         stats = self.load_stats()
         encoded = self._need(self.paths.encoded, "encoded")
-        return train_model(self.backend, encoded, stats, self.paths.model, options, device=device, progress=progress)
+        version = version or new_version()
+        releases = self.paths.releases("model")
+        published = releases.current()
+        request = TrainRequest(options=options, device=device, progress=progress, previous_model=published,
+                               resume_dir=self.paths.root / "model.partial")
+        with releases.write(version) as tmp:
+            result = self.backend.train(encoded, stats, request, tmp)
+        if publish:
+            self.publish("model", version)
+        return result
+
+    # publishing ----------------------------------------------------------------------------------
+    def publish(self, stage: str, version: str, reason: str = "audit passed") -> None:
+        """Make `version` of `stage` (model, synthetic) the one consumers and later stages read."""
+        self.paths.releases(stage).publish(version, keep=self.spec.publish.keep_versions, reason=reason)
+
+    def rollback(self, stage: str, to: str | None = None) -> str:
+        """Publish `to`, or the release before the current one, of `stage`; returns the version published."""
+        return self.paths.releases(stage).rollback(to, keep=self.spec.publish.keep_versions)
 
     # synthetic -----------------------------------------------------------------------------------
     def generate(self, options: GenerateOptions | None = None, device: str = "auto",
-                 seed_data: pd.DataFrame | None = None, engine=None) -> Generated:
+                 seed_data: pd.DataFrame | None = None, engine=None, *, version: str | None = None,
+                 publish: bool = True) -> Generated:
         """Generate with `options` (the backend's GenerateOptions; default: synth.yaml's `generate`) and write
-        the synthetic tables. `seed_data` (a frame) takes the place of the file named by `options.seed_data`."""
+        the synthetic tables as a new version, published at once unless `publish` is False. `seed_data` (a frame)
+        takes the place of the file named by `options.seed_data`."""
         options = options or self.spec.generate
         seed_data = seed_data if seed_data is not None else self._read_seed_data(options)
         started = time.perf_counter()
@@ -121,15 +145,20 @@ class DatasetPipeline:
         seconds = time.perf_counter() - started
         subject = next(iter(self.spec.tables))  # seed rows condition the first (root) table
         seeded = {subject: [str(c) for c in seed_data.columns]} if seed_data is not None else {}
-        with storage.atomic_dir(self.paths.synthetic) as tmp:
+        version = version or new_version()
+        with self.paths.releases("synthetic").write(version) as tmp:
             for name, df in tables.items():
                 storage.write_parquet(df, tmp / f"{name}.parquet")
             storage.write_json({"seeded_columns": seeded, "backend_report": report}, tmp / SEEDED_FILE)
-        return Generated(tables=tables, seconds=seconds, report=report)
+        if publish:
+            self.publish("synthetic", version)
+        return Generated(tables=tables, seconds=seconds, report=report, version=version)
 
-    def seeded_columns(self) -> dict[str, frozenset[str]]:
-        """Per table, the columns the last generation took from seed data (the user's values, as given)."""
-        path = self.paths.synthetic / SEEDED_FILE
+    def seeded_columns(self, version: str | None = None) -> dict[str, frozenset[str]]:
+        """Per table, the columns a generation (the published one, or `version`) took from seed data (the
+        user's values, as given)."""
+        folder = self.paths.synthetic if version is None else self.paths.releases("synthetic").path(version)
+        path = folder / SEEDED_FILE
         seeded = storage.read_json(path)["seeded_columns"] if path.is_file() else {}
         return {table: frozenset(columns) for table, columns in seeded.items()}
 
@@ -158,9 +187,19 @@ class DatasetPipeline:
             report.update(request.report)
         return restore_tables(raw, stats, dataset=self.name)
 
-    def load_synthetic(self) -> dict[str, pd.DataFrame]:
-        self._need(self.paths.synthetic, "synthetic")
-        return {t: storage.read_parquet(self.paths.synthetic_table(t)) for t in self.spec.tables}
+    def load_synthetic(self, version: str | None = None) -> dict[str, pd.DataFrame]:
+        """The published synthetic tables, or those of `version` (a candidate under audit)."""
+        self._need(self.paths.synthetic if version is None else self.paths.releases("synthetic").path(version),
+                   "synthetic")
+        return {t: storage.read_parquet(self.paths.synthetic_table(t, version)) for t in self.spec.tables}
+
+    def dcr_shares(self, version: str | None = None) -> dict[str, float]:
+        """Per table, the share of synthetic rows (published, or of `version`) closer to a training row than
+        to a holdout row: what the privacy gate judges before a version is published."""
+        split, stats, synthetic = self.load_split(), self.load_stats(), self.load_synthetic(version)
+        return {name: dcr(list(table.columns.values()), split.train[name], split.validation[name], synthetic[name],
+                          max_rows=self.spec.quality.max_rows)[0]
+                for name, table in stats.tables.items()}
 
     # quality -------------------------------------------------------------------------------------
     def quality(self) -> tuple[dict[str, TableQuality], str]:
@@ -206,19 +245,3 @@ def _mixed_objects_as_text(df: pd.DataFrame) -> pd.DataFrame:
         return df
     return df.assign(**{str(c): df[c].map(lambda v: v if v is None or v != v else str(v)) for c in mixed})
 
-
-def train_model(
-    backend: Backend, encoded: Path, stats: DatasetStats, model_dir: Path, options: TrainOptions, *, device: str,
-    progress: ProgressCallback | None = None,
-) -> TrainResult:
-    """Train into `model_dir` atomically: the last model stays until the new one is complete.
-
-    The last model is what `model_state: reuse` starts from; an interrupted training's state waits in
-    `<model_dir>.partial` for `model_state: resume`."""
-    request = TrainRequest(
-        options=options, device=device, progress=progress,
-        previous_model=model_dir if model_dir.exists() else None,
-        resume_dir=model_dir.with_name(f"{model_dir.name}.partial"),
-    )
-    with storage.atomic_dir(model_dir) as tmp:
-        return backend.train(encoded, stats, request, tmp)

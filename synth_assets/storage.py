@@ -202,10 +202,29 @@ def _json_default(value: Any) -> Any:
 
 class DatasetPaths:
     """Where each stage of one dataset keeps its output. Each folder is first recovered (`recover_dir`), so a
-    reader finds the previous version even where a writer was killed in the middle of replacing it."""
+    reader finds the previous version even where a writer was killed in the middle of replacing it.
 
-    def __init__(self, root: Path):
+    The model and the synthetic tables are versioned (`releases`): `model` and `synthetic` are the published
+    version's folder (`<stage>/CURRENT`, which does not exist before the first publication)."""
+
+    VERSIONED = ("model", "synthetic")
+
+    def __init__(self, root: Path, dataset: str = ""):
         self.root = Path(root)
+        self.dataset = dataset
+
+    def releases(self, stage: str):
+        from synth_assets.releases import Releases
+
+        if stage not in self.VERSIONED:
+            raise ValueError(f"stage '{stage}' is not versioned")
+        return Releases(self.root / stage, dataset=self.dataset, stage=stage)
+
+    def _published(self, stage: str) -> Path:
+        from synth_assets.releases import CURRENT
+
+        recover_dir(self.root / stage)  # a store from before versions: replaced whole, maybe killed midway
+        return self.releases(stage).current() or self.root / stage / CURRENT
 
     @property
     def split(self) -> Path:
@@ -224,14 +243,15 @@ class DatasetPaths:
 
     @property
     def model(self) -> Path:
-        return recover_dir(self.root / "model")
+        return self._published("model")
 
     @property
     def synthetic(self) -> Path:
-        return recover_dir(self.root / "synthetic")
+        return self._published("synthetic")
 
-    def synthetic_table(self, table: str) -> Path:
-        return self.synthetic / f"{table}.parquet"
+    def synthetic_table(self, table: str, version: str | None = None) -> Path:
+        folder = self.synthetic if version is None else self.releases("synthetic").path(version)
+        return folder / f"{table}.parquet"
 
     @property
     def quality(self) -> Path:

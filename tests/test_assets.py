@@ -37,12 +37,12 @@ def test_materializing_the_group_writes_tables_report_and_metadata(small_project
     result = run_job(defs, "gems")
     assert result.success, result.all_events
     home = small_project / ".synth" / "gems"
-    synthetic = pd.read_parquet(home / "synthetic" / "gems.parquet")
+    synthetic = pd.read_parquet(home / "synthetic" / "CURRENT" / "gems.parquet")
     assert len(synthetic) == 1000  # sample_size from synth.yaml
     assert list(synthetic.columns) == list(diamonds_small.columns)
     assert synthetic.dtypes.astype(str).tolist() == diamonds_small.dtypes.astype(str).tolist()
     assert (home / "quality" / "report.md").read_text().startswith("# Quality report: gems")
-    assert (home / "model" / "weights.safetensors").is_file()
+    assert (home / "model" / "CURRENT" / "weights.safetensors").is_file()
 
     materializations = [e.event_specific_data.materialization for e in result.get_asset_materialization_events()]
     meta = {m.asset_key.to_user_string(): m.metadata for m in materializations}
@@ -57,7 +57,7 @@ def test_materializing_the_group_writes_tables_report_and_metadata(small_project
     assert 0.5 < meta["gems/quality"]["accuracy"].value <= 1.0
     assert 0.0 <= meta["gems/quality"]["dcr_share"].value <= 1.0
     checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
-    assert checks == {"schema_matches_source": True, "dcr_share_below_threshold": True}
+    assert checks == {"checkpoint_is_sound": True, "schema_matches_source": True, "dcr_share_below_threshold": True}
 
 
 def test_launchpad_config_overrides_generation(small_project):
@@ -68,7 +68,7 @@ def test_launchpad_config_overrides_generation(small_project):
     defs = dg.Definitions.merge(defs, dg.Definitions(jobs=[job]))
     result = defs.resolve_job_def("regen").execute_in_process(instance=dg.DagsterInstance.ephemeral(), run_config=config)
     assert result.success
-    assert len(pd.read_parquet(small_project / ".synth" / "gems" / "synthetic" / "gems.parquet")) == 123
+    assert len(pd.read_parquet(small_project / ".synth" / "gems" / "synthetic" / "CURRENT" / "gems.parquet")) == 123
 
 
 def test_launchpad_config_overrides_training(small_project):
@@ -80,7 +80,7 @@ def test_launchpad_config_overrides_training(small_project):
     assert result.success
     epochs = result.asset_materializations_for_node("gems__model")[0].metadata["epochs"].value
     assert epochs == 2  # synth.yaml says 8
-    saved = json.loads((small_project / ".synth" / "gems" / "model" / "config.json").read_text())
+    saved = json.loads((small_project / ".synth" / "gems" / "model" / "CURRENT" / "config.json").read_text())
     assert saved["model_size"] == "small"
 
 
@@ -96,7 +96,7 @@ def test_blocking_dcr_check_fails_the_run(small_project):
 def test_bad_input_fails_with_a_clear_message_and_keeps_earlier_outputs(small_project, diamonds_small):
     defs = build_definitions(small_project)
     assert run_job(defs, "gems").success
-    synthetic = small_project / ".synth" / "gems" / "synthetic" / "gems.parquet"
+    synthetic = small_project / ".synth" / "gems" / "synthetic" / "CURRENT" / "gems.parquet"
     before = synthetic.read_bytes()
     # the source changes: the declared primary key now has duplicates
     bad = diamonds_small.assign(gem_id=[1, 1] + list(range(2, len(diamonds_small))))
@@ -130,7 +130,7 @@ def test_a_second_dataset_via_synth_config_is_its_own_group(small_project, tmp_p
     groups = {defs.resolve_assets_def(k).group_names_by_key[k] for k in defs.resolve_asset_graph().get_all_asset_keys()}
     assert groups == {"gems", "gems_copy"}
     assert run_job(defs, "gems_copy").success
-    assert len(pd.read_parquet(small_project / ".synth" / "gems_copy" / "synthetic" / "stones.parquet")) == 200
+    assert len(pd.read_parquet(small_project / ".synth" / "gems_copy" / "synthetic" / "CURRENT" / "stones.parquet")) == 200
 
 
 def test_schedule_is_declared_from_the_project_file(small_project):
@@ -148,7 +148,7 @@ def test_generation_options_from_synth_yaml(small_project, diamonds_small):
         "generate: {seed: 7, seed_data: seed.csv, imputation: {columns: [depth]}, sampling_temperature: 0.9}")
     (small_project / "synth.yaml").write_text(text)
     assert run_job(build_definitions(small_project), "gems").success
-    out = pd.read_parquet(small_project / ".synth" / "gems" / "synthetic" / "gems.parquet")
+    out = pd.read_parquet(small_project / ".synth" / "gems" / "synthetic" / "CURRENT" / "gems.parquet")
     assert len(out) == 80 and out.cut.tolist() == seed.cut.tolist()
     assert out.depth.notna().all() and (out.depth[10:] == 61.0).all()
 
@@ -162,7 +162,7 @@ def test_launchpad_rebalancing(small_project):
     defs = dg.Definitions.merge(defs, dg.Definitions(jobs=[job]))
     result = defs.resolve_job_def("regen").execute_in_process(instance=dg.DagsterInstance.ephemeral(), run_config=config)
     assert result.success
-    out = pd.read_parquet(small_project / ".synth" / "gems" / "synthetic" / "gems.parquet")
+    out = pd.read_parquet(small_project / ".synth" / "gems" / "synthetic" / "CURRENT" / "gems.parquet")
     assert (out.cut == "Good").mean() == pytest.approx(0.5, abs=0.03)
 
 
@@ -195,8 +195,8 @@ def test_a_table_with_booleans_and_odd_dtypes_passes_the_blocking_checks(tmp_pat
     result = run_job(build_definitions(tmp_path), "survey")
     assert result.success
     checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
-    assert checks == {"schema_matches_source": True, "dcr_share_below_threshold": True}
-    out = pd.read_parquet(tmp_path / ".synth" / "survey" / "synthetic" / "people.parquet")
+    assert checks == {"checkpoint_is_sound": True, "schema_matches_source": True, "dcr_share_below_threshold": True}
+    out = pd.read_parquet(tmp_path / ".synth" / "survey" / "synthetic" / "CURRENT" / "people.parquet")
     assert out.dtypes.astype(str).tolist() == source.dtypes.astype(str).tolist()
     assert set(out.educ) <= set(source.educ)  # few-valued floats take only values of the source
     assert (out.visits == out.visits.round()).all() and (out.income == out.income.round(2)).all()

@@ -171,13 +171,13 @@ def trained(tmp_path_factory, diamonds_small):
 
 
 def copy_project(trained: Path, tmp_path: Path) -> Path:
-    return Path(shutil.copytree(trained, tmp_path / "project"))
+    return Path(shutil.copytree(trained, tmp_path / "project", symlinks=True))
 
 
 def test_killed_training_keeps_the_last_model_and_resume_continues(trained, tmp_path):
     project = copy_project(trained, tmp_path)
     home = project / "home" / "gems"
-    model, partial = home / "model", home / "model.partial"
+    model, partial = home / "model" / "CURRENT", home / "model.partial"
     finished = {name: (model / name).read_bytes() for name in ("weights.safetensors", "config.json", "progress.json")}
     assert [p["epoch"] for p in json.loads(finished["progress.json"])] == [1, 2]
     assert not partial.exists()
@@ -230,7 +230,7 @@ def test_killed_training_keeps_the_last_model_and_resume_continues(trained, tmp_
 def test_killed_generation_keeps_the_previous_table(trained, tmp_path, monkeypatch):
     project = copy_project(trained, tmp_path)
     home = project / "home" / "gems"
-    table = home / "synthetic" / "gems.parquet"
+    table = home / "synthetic" / "CURRENT" / "gems.parquet"
     before_bytes = table.read_bytes()
     before = pd.read_parquet(table)
     assert len(before) == 1000
@@ -243,18 +243,18 @@ def test_killed_generation_keeps_the_previous_table(trained, tmp_path, monkeypat
     assert drawing.proc.poll() is None, f"3M rows were drawn in 1.5 s?\n{drawing.output()}"
     drawing.kill()
     assert table.read_bytes() == before_bytes
-    assert [p.name for p in (home / "synthetic").glob("*.parquet")] == ["gems.parquet"]
+    assert [p.name for p in (home / "synthetic" / "CURRENT").glob("*.parquet")] == ["gems.parquet"]
 
     # killed while writing: the new table is complete on disk, but not yet in place
     project_file(project, {"gems": gems_yaml(sample_size=20_000, seed=8)})
     writing = Run(project, "gems", "generate", env={"PAUSE_AFTER_WRITING": "gems.parquet"})
     writing.wait_for(lambda: writing.said("paused after writing") is not None, "the new table written", timeout=90)
-    temporaries = [p for p in home.iterdir() if p.name.startswith(".synthetic.") and p.name.endswith(".tmp")]
+    temporaries = [p for p in (home / "synthetic").iterdir() if p.name.startswith(".") and p.name.endswith(".tmp")]
     assert len(temporaries) == 1 and len(pd.read_parquet(temporaries[0] / "gems.parquet")) == 20_000
     writing.kill()
 
-    # readers see the previous table, whole, and nothing partial in the synthetic folder
-    assert [p.name for p in (home / "synthetic").glob("*.parquet")] == ["gems.parquet"]
+    # readers see the previous table, whole, and nothing partial in the published folder
+    assert [p.name for p in (home / "synthetic" / "CURRENT").glob("*.parquet")] == ["gems.parquet"]
     assert table.read_bytes() == before_bytes
     monkeypatch.setenv("SYNTH_CONFIG", str(project / "synth.yaml"))
     monkeypatch.setenv("SYNTH_HOME", str(project / "home"))
@@ -299,15 +299,15 @@ def test_two_datasets_materialize_at_the_same_time(side_by_side):
     assert sorted(p.name for p in home.iterdir()) == ["gems", "people"]
     # each got what its own configuration asked for
     for name, rows, max_epochs in (("gems", 1000, 2), ("people", 900, 3)):
-        assert [p.name for p in (home / name / "synthetic").glob("*.parquet")] == [f"{name}.parquet"]
-        synthetic = pd.read_parquet(home / name / "synthetic" / f"{name}.parquet")
+        assert [p.name for p in (home / name / "synthetic" / "CURRENT").glob("*.parquet")] == [f"{name}.parquet"]
+        synthetic = pd.read_parquet(home / name / "synthetic" / "CURRENT" / f"{name}.parquet")
         assert list(synthetic.columns) == list(sources[name].columns) and len(synthetic) == rows
         split = {part: pd.read_parquet(home / name / "split" / part / f"{name}.parquet")
                  for part in ("train", "validation")}
         assert sum(map(len, split.values())) == len(sources[name])
         assert list(split["train"].columns) == list(sources[name].columns)
-        assert json.loads((home / name / "model" / "config.json").read_text())["table"] == name
-        assert [p["epoch"] for p in json.loads((home / name / "model" / "progress.json").read_text())] == \
+        assert json.loads((home / name / "model" / "CURRENT" / "config.json").read_text())["table"] == name
+        assert [p["epoch"] for p in json.loads((home / name / "model" / "CURRENT" / "progress.json").read_text())] == \
             list(range(1, max_epochs + 1))
         assert epochs(runs[name]) == list(range(1, max_epochs + 1))
     assert leftovers(home) == []
@@ -320,10 +320,10 @@ def test_same_seeds_same_synthetic_table(trained, side_by_side):
     for part in ("train", "validation"):
         pd.testing.assert_frame_equal(pd.read_parquet(first / "split" / part / "gems.parquet"),
                                       pd.read_parquet(second / "split" / part / "gems.parquet"))
-    assert (first / "model" / "weights.safetensors").read_bytes() == \
-        (second / "model" / "weights.safetensors").read_bytes()
-    one = pd.read_parquet(first / "synthetic" / "gems.parquet")
-    two = pd.read_parquet(second / "synthetic" / "gems.parquet")
+    assert (first / "model" / "CURRENT" / "weights.safetensors").read_bytes() == \
+        (second / "model" / "CURRENT" / "weights.safetensors").read_bytes()
+    one = pd.read_parquet(first / "synthetic" / "CURRENT" / "gems.parquet")
+    two = pd.read_parquet(second / "synthetic" / "CURRENT" / "gems.parquet")
     assert len(one) == 1000 and len(one.drop_duplicates()) > 900  # a real table, not a degenerate one
     pd.testing.assert_frame_equal(one, two)
 

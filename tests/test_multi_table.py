@@ -333,9 +333,9 @@ def test_a_two_table_panel_materializes_through_dagster_with_fresh_keys(toy_plug
         instance=dg.DagsterInstance.ephemeral())
     assert result.success
     assert {e.check_name: e.passed for e in result.get_asset_check_evaluations()} == {
-        "schema_matches_source": True, "dcr_share_below_threshold": True}
-    persons = pd.read_parquet(tmp_path / ".synth" / "panel" / "synthetic" / "persons.parquet")
-    visits = pd.read_parquet(tmp_path / ".synth" / "panel" / "synthetic" / "visits.parquet")
+        "checkpoint_is_sound": True, "schema_matches_source": True, "dcr_share_below_threshold": True}
+    persons = pd.read_parquet(tmp_path / ".synth" / "panel" / "synthetic" / "CURRENT" / "persons.parquet")
+    visits = pd.read_parquet(tmp_path / ".synth" / "panel" / "synthetic" / "CURRENT" / "visits.parquet")
     assert persons.id.tolist() == list(range(1, 801))
     assert visits.id.isin(persons.id).all() and visits.visit_id.tolist() == list(range(1, len(visits) + 1))
     per_person = visits.groupby("id").size()

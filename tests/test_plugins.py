@@ -34,7 +34,7 @@ def test_third_party_backend_materializes_a_dataset(tmp_path, toy_plugin, diamon
     defs = build_definitions(root)
     result = defs.resolve_job_def("synthesize_toy").execute_in_process(instance=dg.DagsterInstance.ephemeral())
     assert result.success
-    synthetic = pd.read_parquet(tmp_path / ".synth" / "toy" / "synthetic" / "gems.parquet")
+    synthetic = pd.read_parquet(tmp_path / ".synth" / "toy" / "synthetic" / "CURRENT" / "gems.parquet")
     assert len(synthetic) == 500 and list(synthetic.columns) == list(diamonds_small.columns)
     assert all(e.passed for e in result.get_asset_check_evaluations())
 

@@ -147,12 +147,12 @@ def test_the_three_tasks_materialize_through_dg_launch_with_the_checks_on(tmp_pa
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     for dataset in datasets:
         assert f"asset check 'schema_matches_source' on '{dataset}/synthetic' passed" in log, dataset
-        assert f"asset check 'dcr_share_below_threshold' on '{dataset}/quality' passed" in log, dataset
+        assert f"asset check 'dcr_share_below_threshold' on '{dataset}/synthetic' passed" in log, dataset
     store = tmp_path / "store"
-    visits_out = pd.read_parquet(store / "visits_synth" / "synthetic" / "visits.parquet")
-    persons_out = pd.read_parquet(store / "visits_synth" / "synthetic" / "persons.parquet")
+    visits_out = pd.read_parquet(store / "visits_synth" / "synthetic" / "CURRENT" / "visits.parquet")
+    persons_out = pd.read_parquet(store / "visits_synth" / "synthetic" / "CURRENT" / "persons.parquet")
     assert len(persons_out) == 150 and visits_out.person_id.isin(persons_out.person_id).all()
-    predicted = pd.read_parquet(store / "customers_predict" / "synthetic" / "customers.parquet")
+    predicted = pd.read_parquet(store / "customers_predict" / "synthetic" / "CURRENT" / "customers.parquet")
     assert predicted.plan.notna().all() and predicted.plan.isin(["basic", "plus", "pro"]).all()
     assert np.isclose(len(predicted), 120, atol=1)  # the holdout's rows
 

@@ -76,14 +76,14 @@ def dg_launch(folder: Path) -> Path:
     log = (out.stdout + out.stderr).lower()
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     assert "asset check 'schema_matches_source' on 'panel/synthetic' passed" in log
-    assert "asset check 'dcr_share_below_threshold' on 'panel/quality' passed" in log
+    assert "asset check 'dcr_share_below_threshold' on 'panel/synthetic' passed" in log
     return folder / "store" / "panel"
 
 
 def test_persons_and_their_years_materialize_through_dg_launch(panel, tmp_path):
     store = dg_launch(write_panel(tmp_path, panel))
-    persons = pd.read_parquet(store / "synthetic" / "persons.parquet")
-    visits = pd.read_parquet(store / "synthetic" / "visits.parquet")
+    persons = pd.read_parquet(store / "synthetic" / "CURRENT" / "persons.parquet")
+    visits = pd.read_parquet(store / "synthetic" / "CURRENT" / "visits.parquet")
     # as many persons as training holds, fresh keys, every record one of theirs, records in order
     assert persons["id"].tolist() == list(range(1, len(persons) + 1)) and len(persons) == 1200
     assert visits["id"].isin(persons["id"]).all() and visits["id"].is_monotonic_increasing
