@@ -14,6 +14,7 @@ import typing
 import dagster as dg
 import pydantic
 
+from synth_assets.automation import launched_by_automation, source_key, stage_condition
 from synth_assets.backend import ProgressRecord, backend_code_version
 from synth_assets.checks import audit_model, audit_synthetic, model_check_specs, synthetic_check_specs
 from synth_assets.config import DatasetSpec
@@ -96,6 +97,7 @@ def stage_key(dataset: str, stage: str) -> dg.AssetKey:
 def build_dataset_assets(name: str, spec: DatasetSpec) -> list[dg.AssetsDefinition]:
     backend = get_backend(spec.backend, dataset=name)
     key = lambda stage: stage_key(name, stage)  # noqa: E731
+    when = lambda stage: stage_condition(spec, stage)  # noqa: E731
     # the launchpad shows the backend's own options, and no conditioning it cannot honour
     TrainConfig = run_config_class(f"{name}_train_config", backend.TrainOptions, spec.train)
     unsupported = [o for o in CONDITIONING if not getattr(backend.capabilities, o)]
@@ -105,6 +107,7 @@ def build_dataset_assets(name: str, spec: DatasetSpec) -> list[dg.AssetsDefiniti
     gpu_pool = "gpu" if "cuda" in backend.capabilities.devices else None
 
     @dg.asset(key=key("split"), group_name=name, kinds={"pandas", "parquet"},
+              deps=[source_key(name, table) for table in spec.tables], automation_condition=when("split"),
               description=f"Source tables ({tables}) split into training and validation partitions "
                           f"({1 - spec.split.validation_share:.0%}/{spec.split.validation_share:.0%}, by primary key).")
     def split(context: dg.AssetExecutionContext, project: SynthProject) -> dg.MaterializeResult:
@@ -115,7 +118,7 @@ def build_dataset_assets(name: str, spec: DatasetSpec) -> list[dg.AssetsDefiniti
         metadata.update({f"{table}/validation_rows": len(df) for table, df in result.validation.items()})
         return dg.MaterializeResult(metadata=metadata)
 
-    @dg.asset(key=key("stats"), deps=[key("split")], group_name=name, kinds={"json"},
+    @dg.asset(key=key("stats"), deps=[key("split")], group_name=name, kinds={"json"}, automation_condition=when("stats"),
               description="Per column: inferred type and encoding, kept categories (rare ones protected), "
                           "quantiles, clipped min/max and null share, from the training partition.")
     def stats(context: dg.AssetExecutionContext, project: SynthProject) -> dg.MaterializeResult:
@@ -129,6 +132,7 @@ def build_dataset_assets(name: str, spec: DatasetSpec) -> list[dg.AssetsDefiniti
         return dg.MaterializeResult(metadata=metadata)
 
     @dg.asset(key=key("encoded"), deps=[key("stats")], group_name=name, kinds={"parquet", backend.name},
+              automation_condition=when("encoded"),
               description=f"Both partitions in the '{backend.name}' backend's own encoding.")
     def encoded(context: dg.AssetExecutionContext, project: SynthProject) -> dg.MaterializeResult:
         pipeline = project.pipeline(name)
@@ -139,7 +143,7 @@ def build_dataset_assets(name: str, spec: DatasetSpec) -> list[dg.AssetsDefiniti
 
     @dg.asset(key=key("model"), deps=[key("encoded")], group_name=name, pool=gpu_pool,
               kinds={"model", *backend.kinds}, check_specs=model_check_specs(key("model")),
-              code_version=backend_code_version(backend),
+              code_version=backend_code_version(backend), automation_condition=when("model"),
               description=f"A '{backend.name}' checkpoint (safetensors weights, config, training progress), "
                           "trained with early stopping on validation loss within a time budget. Each run "
                           "writes a new version, published (model/CURRENT) once its check passes.")
@@ -154,10 +158,23 @@ def build_dataset_assets(name: str, spec: DatasetSpec) -> list[dg.AssetsDefiniti
 
         with user_errors():
             options = backend.TrainOptions(**config.model_dump())
-            result = pipeline.train(options, device=compute.device, progress=log, version=version, publish=False)
+            if launched_by_automation(context):  # a refresh after new data: as synth.yaml's automation says
+                options = options.model_copy(update={"model_state": spec.automation.model_state})
+                context.log.info(f"started by automation: model_state {options.model_state}")
+            try:
+                result = pipeline.train(options, device=compute.device, progress=log, version=version, publish=False)
+            except SynthError as exc:
+                if not (launched_by_automation(context) and options.model_state == "reuse"
+                        and "cannot reuse" in exc.message):
+                    raise
+                # the new data changed the encoding (a new category, say): the old weights do not fit
+                context.log.warning(f"{exc.message}: training a new model instead")
+                options = options.model_copy(update={"model_state": "reset"})
+                result = pipeline.train(options, device=compute.device, progress=log, version=version, publish=False)
         audit = audit_model(pipeline.paths.releases("model").path(version), result)
         return dg.MaterializeResult(check_results=audit, metadata={
             **publish_if_passed(pipeline, "model", version, audit, context),
+            "model_state": options.model_state,
             "epochs": result.epochs, "best_epoch": result.best_epoch,
             "best_validation_loss": dg.MetadataValue.float(result.best_validation_loss),
             "training_seconds": dg.MetadataValue.float(round(result.seconds, 2)),
@@ -170,7 +187,7 @@ def build_dataset_assets(name: str, spec: DatasetSpec) -> list[dg.AssetsDefiniti
 
     @dg.asset(key=key("synthetic"), deps=[key("model")], group_name=name, kinds={"pandas", "parquet"},
               pool=gpu_pool, required_resource_keys={"project", "compute", *engine_keys},
-              check_specs=synthetic_check_specs(key("synthetic"), spec),
+              check_specs=synthetic_check_specs(key("synthetic"), spec), automation_condition=when("synthetic"),
               description="Synthetic tables, one Parquet file each, with the source's columns, order and dtypes. "
                           "Each run writes a new version; it is published (synthetic/CURRENT) only when the "
                           "schema check and the privacy gate pass.")
@@ -186,8 +203,15 @@ def build_dataset_assets(name: str, spec: DatasetSpec) -> list[dg.AssetsDefiniti
                                        version=version, publish=False)
             audit = audit_synthetic(pipeline, version)
         rows = sum(len(df) for df in result.tables.values())
+        # the draw rate apart from the fixed costs (imports, loading the model, restoring dtypes), which
+        # dominate small samples
         metadata = {"generation_seconds": dg.MetadataValue.float(round(result.seconds, 3)),
-                    "rows_per_second": dg.MetadataValue.int(int(rows / max(result.seconds, 1e-9)))}
+                    "end_to_end_rows_per_second": dg.MetadataValue.int(int(rows / max(result.seconds, 1e-9)))}
+        if result.draw_seconds is not None:
+            metadata.update({
+                "draw_seconds": dg.MetadataValue.float(round(result.draw_seconds, 3)),
+                "rows_per_second": dg.MetadataValue.int(int(rows / max(result.draw_seconds, 1e-9))),
+                "overhead_seconds": dg.MetadataValue.float(round(max(result.seconds - result.draw_seconds, 0), 3))})
         metadata.update({f"backend/{k}": dg.MetadataValue.json(v) if isinstance(v, (dict, list)) else v
                          for k, v in result.report.items()})
         metadata.update(tables_metadata(result.tables, lambda table: pipeline.paths.synthetic_table(table, version)))
@@ -197,6 +221,7 @@ def build_dataset_assets(name: str, spec: DatasetSpec) -> list[dg.AssetsDefiniti
         return dg.MaterializeResult(metadata=metadata, check_results=audit)
 
     @dg.asset(key=key("quality"), deps=[key("synthetic")], group_name=name, kinds={"markdown"},
+              automation_condition=when("quality"),
               description="Accuracy (synthetic vs training, with the holdout as ceiling), DCR share and "
                           "discriminator AUC (can synthetic rows be told from real ones), as a Markdown report.")
     def quality(context: dg.AssetExecutionContext, project: SynthProject) -> dg.MaterializeResult:

@@ -103,8 +103,12 @@ class GenerateRequest:
     seed_data: pd.DataFrame | None = None  # one row per generated row; its values are kept
     device: str = "auto"
     engine: BaseModel | None = None  # the backend's EngineOptions, from its Dagster resource (None: defaults)
-    # figures the backend wants shown on the synthetic asset (decode rate, retries, ...): it fills this in
+    # figures the backend wants shown on the synthetic asset (decode rate, retries, ...): it fills this in.
+    # DRAW_SECONDS there is the time spent drawing rows, without imports and model loading
     report: dict[str, Any] = field(default_factory=dict, compare=False)
+
+
+DRAW_SECONDS = "draw_seconds"
 
 
 def tree_problem(backend: str, foreign_keys: dict[str, Iterable]) -> str | None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, ValidationError, field_validator, model_validator
@@ -77,6 +77,25 @@ class PublishSpec(StrictModel):
                              "one is always kept).")
 
 
+def _five_field_cron(value: str | None) -> str | None:
+    if value is not None and len(value.split()) != 5:
+        raise ValueError(f"'{value}' is not a cron string of five fields, e.g. '0 3 * * *'")
+    return value
+
+
+class AutomationSpec(StrictModel):
+    on_source_change: bool = Field(
+        True, description="Declarative automation refreshes the stages when a source file's content changes "
+                          "(needs the automation sensor on, as it is by default in `dg dev`).")
+    observe_sources: str = Field(
+        "*/5 * * * *", description="Cron on which the source files are hashed to notice a change.")
+    model_state: Literal["reuse", "reset"] = Field(
+        "reuse", description="How runs started by automation train: reuse fine-tunes the published model (a fresh "
+                             "one where the data's encoding changed); reset trains anew.")
+
+    _cron = field_validator("observe_sources")(_five_field_cron)
+
+
 class DatasetSpec(StrictModel):
     backend: str = "tabular_argn"
     tables: dict[str, TableSpec] = Field(min_length=1)
@@ -86,6 +105,7 @@ class DatasetSpec(StrictModel):
     generate: SerializeAsAny[GenerateOptions] = Field(default_factory=GenerateOptions)
     quality: QualitySpec = Field(default_factory=QualitySpec)
     publish: PublishSpec = Field(default_factory=PublishSpec)
+    automation: AutomationSpec = Field(default_factory=AutomationSpec)
     schedule: str | None = Field(None, description="Cron string for a regeneration schedule.")
 
     @model_validator(mode="before")
@@ -133,12 +153,7 @@ class DatasetSpec(StrictModel):
                 raise ValueError(f"table name '{name}' must be letters, digits and underscores")
         return tables
 
-    @field_validator("schedule")
-    @classmethod
-    def _cron(cls, value: str | None) -> str | None:
-        if value is not None and len(value.split()) != 5:
-            raise ValueError(f"'{value}' is not a cron string of five fields, e.g. '0 3 * * *'")
-        return value
+    _cron = field_validator("schedule")(_five_field_cron)
 
     @model_validator(mode="after")
     def _keys_refer_to_tables(self) -> "DatasetSpec":

@@ -5,10 +5,11 @@ from pathlib import Path
 import dagster as dg
 
 from synth_assets.assets import build_dataset_assets
+from synth_assets.automation import source_assets
 from synth_assets.config import load_project
 from synth_assets.plugins import get_backend
 from synth_assets.resources import ComputeDevice, SynthProject, engine_resource, engine_resource_key
-from synth_assets.schedules import dataset_job, dataset_schedule
+from synth_assets.schedules import dataset_job, dataset_schedule, resample_job
 
 
 def build_definitions(root: Path | str | None = None) -> dg.Definitions:
@@ -16,10 +17,10 @@ def build_definitions(root: Path | str | None = None) -> dg.Definitions:
     project = load_project(root)
     assets, jobs, schedules = [], [], []
     for name, spec in project.datasets.items():
-        assets += build_dataset_assets(name, spec)
-        job = dataset_job(name)
-        jobs.append(job)
-        schedule = dataset_schedule(name, spec, job)
+        assets += source_assets(name, spec) + build_dataset_assets(name, spec)
+        resample = resample_job(name)
+        jobs += [dataset_job(name), resample]
+        schedule = dataset_schedule(name, spec, resample)
         if schedule is not None:
             schedules.append(schedule)
     resources = {"project": SynthProject(root=str(root)), "compute": ComputeDevice()}

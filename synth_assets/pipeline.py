@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 
 from synth_assets import storage
-from synth_assets.backend import Backend, GenerateRequest, ProgressCallback, TrainRequest, TrainResult
+from synth_assets.backend import DRAW_SECONDS, Backend, GenerateRequest, ProgressCallback, TrainRequest, TrainResult
 from synth_assets.config import DatasetSpec, Project
 from synth_assets.errors import SynthError
 from synth_assets.plugins import get_backend
@@ -35,6 +35,7 @@ class Generated:
     seconds: float
     report: dict = field(default_factory=dict)  # the backend's own figures (GenerateRequest.report)
     version: str = ""  # where the tables were written: <dataset>/synthetic/<version>/
+    draw_seconds: float | None = None  # of `seconds`, the backend's drawing (the rest: loading, restoring, checks)
 
 
 class DatasetPipeline:
@@ -152,7 +153,8 @@ class DatasetPipeline:
             storage.write_json({"seeded_columns": seeded, "backend_report": report}, tmp / SEEDED_FILE)
         if publish:
             self.publish("synthetic", version)
-        return Generated(tables=tables, seconds=seconds, report=report, version=version)
+        draw = report.pop(DRAW_SECONDS, None)
+        return Generated(tables=tables, seconds=seconds, report=report, version=version, draw_seconds=draw)
 
     def seeded_columns(self, version: str | None = None) -> dict[str, frozenset[str]]:
         """Per table, the columns a generation (the published one, or `version`) took from seed data (the

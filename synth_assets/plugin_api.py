@@ -35,6 +35,7 @@ from synth_assets.backend import (
     SEQUENTIAL,
     Backend,
     Capabilities,
+    DRAW_SECONDS,
     GenerateRequest,
     ProgressCallback,
     ProgressRecord,
@@ -105,7 +106,7 @@ def open_workspace(workspace: Path) -> DatasetPipeline:
 
 
 __all__ = [
-    "FLAT", "SEQUENTIAL", "RELATIONAL", "Backend", "Capabilities", "GenerateRequest", "ProgressCallback",
+    "FLAT", "SEQUENTIAL", "RELATIONAL", "Backend", "Capabilities", "DRAW_SECONDS", "GenerateRequest", "ProgressCallback",
     "ProgressRecord", "TrainRequest", "TrainResult", "dataset_shape",
     "Options", "TrainOptions", "GenerateOptions", "Rebalancing", "Imputation", "Fairness",
     "Split", "context_key", "parent_first", "DatasetStats", "TableStats", "ColumnStats", "RARE_THRESHOLD", "RARE_TOKEN", "DATETIME_PARTS", "HINTS",

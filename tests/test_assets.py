@@ -22,7 +22,7 @@ def test_every_stage_is_an_asset_with_lineage(small_project):
     defs = build_definitions(small_project)
     graph = defs.resolve_asset_graph()
     keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
-    assert keys == {f"gems/{s}" for s in STAGES}
+    assert keys == {f"gems/{s}" for s in STAGES} | {"gems/source/gems"}  # the source file, observed
     for upstream, downstream in zip(STAGES, STAGES[1:]):
         parents = graph.get(dg.AssetKey(["gems", downstream])).parent_keys
         assert parents == {dg.AssetKey(["gems", upstream])}
@@ -137,7 +137,7 @@ def test_schedule_is_declared_from_the_project_file(small_project):
     text = (small_project / "synth.yaml").read_text() + '    schedule: "0 3 * * *"\n'
     (small_project / "synth.yaml").write_text(text)
     schedule = build_definitions(small_project).resolve_schedule_def("regenerate_gems")
-    assert schedule.cron_schedule == "0 3 * * *" and schedule.job_name == "synthesize_gems"
+    assert schedule.cron_schedule == "0 3 * * *" and schedule.job_name == "resample_gems"
 
 
 def test_generation_options_from_synth_yaml(small_project, diamonds_small):

@@ -17,6 +17,7 @@ from synth_assets.plugin_api import (
     RELATIONAL,
     SEQUENTIAL,
     Backend,
+    DRAW_SECONDS,
     Capabilities,
     DatasetStats,
     GenerateRequest,
@@ -200,6 +201,7 @@ class LLMBackend(Backend):
                     root[column] = request.seed_data[column].to_numpy()
         request.report.update(report.as_metadata(rows=sum(len(df) for df in frames.values())))
         request.report["engine"] = engine_name
+        request.report[DRAW_SECONDS] = report.seconds  # decoding, without loading the model and starting the engine
         if report.problems:
             request.report["invalid_outputs_by_reason"] = dict(Counter(report.problems).most_common(5))
         return frames

@@ -125,7 +125,9 @@ def test_the_three_tasks_materialize_through_dg_launch_with_the_checks_on(tmp_pa
     tree = {"persons": {"source": "persons.parquet", **LINKS["persons"]},
             "visits": {"source": "visits.parquet", **LINKS["visits"]}}
     datasets = {
-        "visits_synth": {"backend": "llm", "tables": tree, "train": FAST, "generate": {"sample_size": 150, "seed": 1}},
+        # 60 holdout persons: the DCR share of a 15-second model moves by about ±0.06 from run to run
+        "visits_synth": {"backend": "llm", "tables": tree, "train": FAST, "generate": {"sample_size": 150, "seed": 1},
+                         "quality": {"max_dcr_share": 0.7}},
         # semi-synthetic rows keep half their real fields, so they sit nearer their training rows by design:
         # its privacy gate is the user's explicit, looser threshold
         "visits_semi": {"backend": "llm", "tables": tree, "train": {**FAST, "task": "rel_semi_synth"},

@@ -118,7 +118,7 @@ def test_given_persons_get_records_of_their_own(panel, tmp_path, monkeypatch):
 
 
 def test_a_three_level_tree_materializes_through_dg_launch_with_keys_that_resolve(panel, tmp_path):
-    synthetic = dg_launch(write_panel(tmp_path, panel, third_level=True)) / "synthetic"
+    synthetic = dg_launch(write_panel(tmp_path, panel, third_level=True)) / "synthetic" / "CURRENT"
     visits = pd.read_parquet(synthetic / "visits.parquet")
     prescriptions = pd.read_parquet(synthetic / "prescriptions.parquet")
     assert visits["visit_id"].tolist() == list(range(1, len(visits) + 1))
