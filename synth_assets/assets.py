@@ -22,7 +22,10 @@ from synth_assets.errors import SynthError
 from synth_assets.metadata import preview_markdown, progress_markdown, stats_markdown, tables_metadata
 from synth_assets.options import CONDITIONING
 from synth_assets.plugins import get_backend
+from synth_assets import storage
 from synth_assets.releases import CURRENT, new_version
+from synth_assets.stages.charts import loss_curve, markdown_image
+from synth_assets.stages.report import CHARTS, chart_file
 from synth_assets.resources import ComputeDevice, SynthProject, engine_options, engine_resource_key
 
 
@@ -171,6 +174,7 @@ def build_dataset_assets(name: str, spec: DatasetSpec) -> list[dg.AssetsDefiniti
                 context.log.warning(f"{exc.message}: training a new model instead")
                 options = options.model_copy(update={"model_state": "reset"})
                 result = pipeline.train(options, device=compute.device, progress=log, version=version, publish=False)
+        curve = loss_curve_markdown(pipeline, version, result)  # written beside the checkpoint before its audit
         audit = audit_model(pipeline.paths.releases("model").path(version), result)
         return dg.MaterializeResult(check_results=audit, metadata={
             **publish_if_passed(pipeline, "model", version, audit, context),
@@ -180,7 +184,7 @@ def build_dataset_assets(name: str, spec: DatasetSpec) -> list[dg.AssetsDefiniti
             "training_seconds": dg.MetadataValue.float(round(result.seconds, 2)),
             "stopped_because": result.stopped_because, "device": result.device, "parameters": result.parameters,
             "settings": dg.MetadataValue.json(result.settings),
-            "loss_curve": dg.MetadataValue.md(progress_markdown([p.model_dump() for p in result.progress])),
+            "loss_curve": dg.MetadataValue.md(curve),
         })
 
     engine_keys = {engine_resource_key(backend)} if backend.EngineOptions is not None else set()
@@ -245,9 +249,24 @@ def build_dataset_assets(name: str, spec: DatasetSpec) -> list[dg.AssetsDefiniti
                 metadata.update({f"{prefix}{key}": dg.MetadataValue.float(round(getattr(q.sequence, key), 4))
                                  for key in ("length_accuracy", "coherence", "parent_child_accuracy",
                                              "holdout_coherence")})
+        for table in results:  # the charts beside the report, shown in the UI
+            for chart in CHARTS:
+                png = pipeline.paths.quality / chart_file(table, chart)
+                if png.is_file():
+                    metadata[f"{table}/{chart}"] = dg.MetadataValue.md(markdown_image(png.read_bytes(), chart))
         return dg.MaterializeResult(metadata=metadata)
 
     return [split, stats, encoded, model, synthetic, quality]
+
+
+def loss_curve_markdown(pipeline, version: str, result) -> str:
+    """The loss curve as a chart (also saved beside the checkpoint as loss_curve.png), above the figures."""
+    progress = [p.model_dump() for p in result.progress]
+    png = loss_curve(progress)
+    if png is None:
+        return progress_markdown(progress)
+    storage.write_bytes(png, pipeline.paths.releases("model").path(version) / "loss_curve.png")
+    return markdown_image(png, "loss curve") + "\n\n" + progress_markdown(progress)
 
 
 def publish_if_passed(pipeline, stage: str, version: str, audit: list[dg.AssetCheckResult],

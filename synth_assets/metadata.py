@@ -59,20 +59,9 @@ def stats_markdown(table: TableStats) -> str:
     return markdown_table(["column", "dtype", "type", "form", "null share", "distinct", "values"], rows)
 
 
-def sparkline(values: list[float]) -> str:
-    marks = "▁▂▃▄▅▆▇█"
-    if not values:
-        return ""
-    low, high = min(values), max(values)
-    span = (high - low) or 1.0
-    return "".join(marks[int((v - low) / span * (len(marks) - 1))] for v in values)
-
-
 def progress_markdown(progress: list[dict]) -> str:
-    curve = (f"validation loss by epoch: `{sparkline([p['validation_loss'] for p in progress])}`  \n"
-             f"train loss by epoch: `{sparkline([p['train_loss'] for p in progress])}`\n\n")
     rows = [[p["epoch"], p["train_loss"], p["validation_loss"], p["seconds"]] for p in progress]
-    return curve + markdown_table(["epoch", "train loss", "validation loss", "seconds"], rows)
+    return markdown_table(["epoch", "train loss", "validation loss", "seconds"], rows)
 
 
 def preview_markdown(df: pd.DataFrame, rows: int = 10) -> str:

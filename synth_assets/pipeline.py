@@ -17,7 +17,8 @@ from synth_assets.errors import SynthError
 from synth_assets.plugins import get_backend
 from synth_assets.releases import new_version
 from synth_assets.stages.quality import TableQuality, dcr, evaluate_table
-from synth_assets.stages.report import render_report
+from synth_assets.stages.charts import table_charts
+from synth_assets.stages.report import chart_file, render_report
 from synth_assets.stages.schema import restore_tables
 from synth_assets.stages.sequence_quality import evaluate_sequences
 from synth_assets.stages.split import PARTITIONS, Split, context_key, split_tables
@@ -220,8 +221,14 @@ class DatasetPipeline:
                     table, stats.tables[context.references], split.train, split.validation, synthetic,
                     max_parents=self.spec.quality.max_rows)
         report = render_report(self.name, self.spec.backend, results, self.spec.quality.max_dcr_share)
+        charts = {name: table_charts(stats.tables[name], split.train[name], synthetic[name], split.validation[name],
+                                     results[name], max_rows=self.spec.quality.max_rows)
+                  for name in stats.tables}
         with storage.atomic_dir(self.paths.quality) as tmp:
             storage.write_text(report, tmp / "report.md")
+            for name, pictures in charts.items():
+                for chart, png in pictures.items():
+                    (tmp / chart_file(name, chart)).write_bytes(png)
             storage.write_json({n: q.model_dump(mode="json") for n, q in results.items()}, tmp / "scores.json")
         return results, report
 

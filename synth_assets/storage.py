@@ -192,6 +192,11 @@ def write_text(text: str, target: Path) -> None:
         tmp.write_text(text)
 
 
+def write_bytes(data: bytes, target: Path) -> None:
+    with atomic_path(target) as tmp:
+        tmp.write_bytes(data)
+
+
 def _json_default(value: Any) -> Any:
     if hasattr(value, "item"):  # numpy scalars
         return value.item()

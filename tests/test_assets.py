@@ -58,6 +58,19 @@ def test_materializing_the_group_writes_tables_report_and_metadata(small_project
     assert 0.0 <= meta["gems/quality"]["dcr_share"].value <= 1.0
     checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
     assert checks == {"checkpoint_is_sound": True, "schema_matches_source": True, "dcr_share_below_threshold": True}
+    # charts: files beside the report, linked from it, and inlined in the UI's metadata
+    report = (home / "quality" / "report.md").read_text()
+    for chart in ("distributions", "correlations", "accuracy"):
+        assert (home / "quality" / f"gems_{chart}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert f"![gems: {chart}](gems_{chart}.png)" in report
+        assert meta["gems/quality"][f"gems/{chart}"].value.startswith(f"![{chart}](data:image/png;base64,")
+    assert (home / "model" / "CURRENT" / "loss_curve.png").read_bytes()[:4] == b"\x89PNG"
+    assert meta["gems/model"]["loss_curve"].value.startswith("![loss curve](data:image/png;base64,")
+    # the draw rate apart from the fixed costs (imports, loading the model, restoring dtypes, writing)
+    drawn = meta["gems/synthetic"]
+    assert drawn["draw_seconds"].value + drawn["overhead_seconds"].value == pytest.approx(
+        drawn["generation_seconds"].value, abs=0.002)
+    assert drawn["rows_per_second"].value >= drawn["end_to_end_rows_per_second"].value > 0
 
 
 def test_launchpad_config_overrides_generation(small_project):

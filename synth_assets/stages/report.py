@@ -25,6 +25,14 @@ def discriminator_verdict(auc: float) -> str:
     return "**easily told apart**"
 
 
+CHARTS = ("distributions", "correlations", "accuracy")
+
+
+def chart_file(table: str, chart: str) -> str:
+    """The file name of one of a table's charts, beside the report."""
+    return f"{table}_{chart}.png"
+
+
 def render_report(dataset: str, backend: str, results: dict[str, TableQuality], max_dcr_share: float) -> str:
     lines = [f"# Quality report: {dataset}", "", f"Backend: `{backend}`", ""]
     lines += [
@@ -76,6 +84,7 @@ def render_report(dataset: str, backend: str, results: dict[str, TableQuality], 
         ]
         for column, score in sorted(q.columns.items(), key=lambda kv: kv[1]):
             lines.append(f"| {column} | {score:.3f} | {q.holdout_columns[column]:.3f} |")
+        lines += ["", *(f"![{q.table}: {chart}]({chart_file(q.table, chart)})" for chart in CHARTS)]
         if q.worst_pairs:
             lines += ["", "Weakest column pairs:", "", "| columns | accuracy |", "|---|---:|"]
             lines += [f"| {a} × {b} | {s:.3f} |" for a, b, s in q.worst_pairs]
