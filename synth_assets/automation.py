@@ -71,5 +71,18 @@ def stage_condition(spec: DatasetSpec, stage: str) -> dg.AutomationCondition | N
     return condition & dg.AutomationCondition.all_deps_blocking_checks_passed()
 
 
+def automation_sensor(datasets: dict[str, DatasetSpec]) -> dg.AutomationConditionSensorDefinition | None:
+    """The sensor that evaluates the conditions above, for the datasets that ask for automation. It starts
+    stopped, like the schedules: a refresh retrains models, which a user should switch on knowingly."""
+    automated = [name for name, spec in datasets.items() if spec.automation.on_source_change]
+    if not automated:
+        return None
+    return dg.AutomationConditionSensorDefinition(
+        "synth_automation", target=dg.AssetSelection.groups(*automated, include_sources=True),
+        default_status=dg.DefaultSensorStatus.STOPPED,
+        description="Observes the source files and refreshes the stages of a dataset whose source changed "
+                    f"({', '.join(automated)}). Turn it on in the UI (Automation).")
+
+
 def launched_by_automation(context: dg.AssetExecutionContext) -> bool:
     return context.run.tags.get(AUTOMATION_TAG) == "true"

@@ -86,7 +86,7 @@ def _five_field_cron(value: str | None) -> str | None:
 class AutomationSpec(StrictModel):
     on_source_change: bool = Field(
         True, description="Declarative automation refreshes the stages when a source file's content changes "
-                          "(needs the automation sensor on, as it is by default in `dg dev`).")
+                          "(once the sensor synth_automation is turned on in the UI).")
     observe_sources: str = Field(
         "*/5 * * * *", description="Cron on which the source files are hashed to notice a change.")
     model_state: Literal["reuse", "reset"] = Field(

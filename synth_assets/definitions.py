@@ -5,7 +5,7 @@ from pathlib import Path
 import dagster as dg
 
 from synth_assets.assets import build_dataset_assets
-from synth_assets.automation import source_assets
+from synth_assets.automation import automation_sensor, source_assets
 from synth_assets.config import load_project
 from synth_assets.plugins import get_backend
 from synth_assets.resources import ComputeDevice, SynthProject, engine_resource, engine_resource_key
@@ -28,4 +28,5 @@ def build_definitions(root: Path | str | None = None) -> dg.Definitions:
         backend = get_backend(spec.backend)
         if backend.EngineOptions is not None:
             resources.setdefault(engine_resource_key(backend), engine_resource(backend))
-    return dg.Definitions(assets=assets, jobs=jobs, schedules=schedules, resources=resources)
+    sensor = automation_sensor(project.datasets)
+    return dg.Definitions(assets=assets, jobs=jobs, sensors=[sensor] if sensor else [], schedules=schedules, resources=resources)

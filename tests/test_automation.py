@@ -78,6 +78,18 @@ def test_a_changed_source_refreshes_every_stage_and_an_unchanged_one_nothing(sma
     assert keys == set(STAGES)
 
 
+def test_the_automation_sensor_starts_stopped_and_covers_the_automated_datasets(small_project):
+    defs = build_definitions(small_project)
+    sensor = defs.resolve_sensor_def("synth_automation")
+    assert sensor.default_status == dg.DefaultSensorStatus.STOPPED
+    graph = defs.resolve_asset_graph()
+    covered = sensor.asset_selection.resolve(graph, allow_missing=True)
+    assert covered == {source_key("gems", "gems"), *(dg.AssetKey(["gems", stage]) for stage in STAGES)}
+    (small_project / "synth.yaml").write_text((small_project / "synth.yaml").read_text()
+                                              + "    automation: {on_source_change: false}\n")
+    assert not build_definitions(small_project).sensors
+
+
 def test_a_missing_source_fails_the_observation_naming_the_table(small_project):
     defs = build_definitions(small_project)
     (small_project / "gems.csv").unlink()
