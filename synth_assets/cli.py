@@ -67,7 +67,6 @@ def _run(args) -> int:
     from synth_assets.checks import audit_model, audit_synthetic
     from synth_assets.config import load_project
     from synth_assets.pipeline import DatasetPipeline
-    from synth_assets.releases import new_version
 
     pipeline = DatasetPipeline(load_project(), args.dataset)
 
@@ -75,27 +74,14 @@ def _run(args) -> int:
         print(f"epoch {record.epoch:>3}  train {record.train_loss:.4f}  "
               f"validation {record.validation_loss:.4f}  {record.seconds:.0f}s", flush=True)
 
-    pipeline.split()
-    pipeline.stats()
-    pipeline.encode()
-    # the audits the Dagster assets run, with the same outcome: a candidate that fails stays unpublished
-    version = new_version()
-    result = pipeline.train(device=args.device, progress=show, version=version, publish=False)
-    _publish_audited(pipeline, "model", version, audit_model(pipeline.paths.releases("model").path(version), result))
-    version = new_version()
-    pipeline.generate(device=args.device, version=version, publish=False)
-    _publish_audited(pipeline, "synthetic", version, audit_synthetic(pipeline, version))
-    pipeline.quality()
+    def audit(stage: str, version: str, result) -> list[str]:
+        """The checks the Dagster assets run, with the same outcome: a candidate that fails stays unpublished."""
+        checks = audit_model(pipeline.paths.releases("model").path(version), result) if stage == "model" \
+            else audit_synthetic(pipeline, version)
+        return [f"{check.check_name}: {check.description}" for check in checks if not check.passed]
+
+    pipeline.run_all(device=args.device, progress=show, audit=audit)
     return _show(args)
-
-
-def _publish_audited(pipeline, stage: str, version: str, audit) -> None:
-    failed = [f"{r.check_name}: {r.description}" for r in audit if not r.passed]
-    if failed:
-        still = pipeline.paths.releases(stage).current_version()
-        raise SynthError(f"{stage} version {version} failed its audit ({'; '.join(failed)}); consumers stay on "
-                         f"{still or 'nothing (no release yet)'}", dataset=pipeline.name)
-    pipeline.publish(stage, version)
 
 
 def _versions(args) -> int:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import Callable
 from pathlib import Path
 
 import pandas as pd
@@ -235,14 +236,29 @@ class DatasetPipeline:
     def report_path(self) -> Path:
         return self.paths.quality / "report.md"
 
-    def run_all(self, device: str = "auto", progress: ProgressCallback | None = None) -> dict[str, TableQuality]:
-        """Every stage in order: what `python -m synth_assets run <dataset>` does outside Dagster."""
+    def run_all(self, device: str = "auto", progress: ProgressCallback | None = None,
+                audit: Callable[[str, str, object], list[str]] | None = None) -> dict[str, TableQuality]:
+        """Every stage in order: what `python -m synth_assets run <dataset>` does outside Dagster. With `audit`
+        (stage, version, the stage's result -> problems found), a new model or synthetic version is published only
+        when it finds none, as the Dagster assets' checks decide."""
         self.split()
         self.stats()
         self.encode()
-        self.train(device=device, progress=progress)
-        self.generate(device=device)
+        version = new_version()
+        trained = self.train(device=device, progress=progress, version=version, publish=False)
+        self._publish_audited("model", version, trained, audit)
+        version = new_version()
+        generated = self.generate(device=device, version=version, publish=False)
+        self._publish_audited("synthetic", version, generated, audit)
         return self.quality()[0]
+
+    def _publish_audited(self, stage: str, version: str, result, audit) -> None:
+        problems = audit(stage, version, result) if audit is not None else []
+        if problems:
+            still = self.paths.releases(stage).current_version()
+            raise SynthError(f"{stage} version {version} failed its audit ({'; '.join(problems)}); consumers stay "
+                             f"on {still or 'nothing (no release yet)'}", dataset=self.name)
+        self.publish(stage, version)
 
 
 def _mixed_objects_as_text(df: pd.DataFrame) -> pd.DataFrame:

@@ -131,3 +131,17 @@ def test_where_symlinks_are_missing_the_pointer_is_a_file_naming_the_version(tmp
     pointer = releases.root / CURRENT
     assert pointer.is_file() and not pointer.is_symlink() and pointer.read_text() == version
     assert releases.current() == releases.root / version
+
+
+def test_the_command_line_run_audits_before_publishing_too(small_project, capsys, monkeypatch):
+    config = small_project / "synth.yaml"
+    config.write_text(config.read_text() + "    quality: {max_dcr_share: 0.01}\n")
+    monkeypatch.chdir(small_project)
+    assert main(["run", "gems"]) == 2
+    err = capsys.readouterr().err
+    assert "synthetic version" in err and "failed its audit (dcr_share_below_threshold" in err
+    assert "consumers stay on nothing (no release yet)" in err
+    home = small_project / ".synth" / "gems"
+    assert Releases(home / "model").current_version() is not None  # the model passed its own audit
+    synthetic = Releases(home / "synthetic")
+    assert synthetic.current_version() is None and len(synthetic.versions()) == 1
