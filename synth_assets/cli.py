@@ -117,10 +117,15 @@ def _show(args) -> int:
     from synth_assets import storage
     from synth_assets.config import load_project
     from synth_assets.pipeline import DatasetPipeline
+    from synth_assets.releases import CURRENT
 
     pipeline = DatasetPipeline(load_project(), args.dataset)
-    for table in pipeline.spec.tables:
-        print(f"synthetic table '{table}': {pipeline.paths.synthetic_table(table)}")
+    releases = pipeline.paths.releases("synthetic")
+    published = releases.current_version()
+    if published is None:
+        print(f"no synthetic tables published yet: materialize {args.dataset}/synthetic")
+    for table in pipeline.spec.tables if published else []:  # the path consumers read, stable across versions
+        print(f"synthetic table '{table}': {releases.root / CURRENT / f'{table}.parquet'} (version {published})")
     scores_path = pipeline.paths.quality / "scores.json"
     if not scores_path.is_file():
         print(f"no quality report yet: materialize {args.dataset}/quality")

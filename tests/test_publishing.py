@@ -75,6 +75,8 @@ def test_versions_are_pruned_and_a_user_can_roll_back(small_project, capsys, mon
     assert metadata(result, "gems__quality")["synthetic_version"] == third
 
     monkeypatch.chdir(small_project)  # the CLI reads ./synth.yaml and stores in ./.synth
+    assert main(["show", "gems"]) == 0  # where consumers read, and which version that is
+    assert f"gems/synthetic/CURRENT/gems.parquet (version {third})" in capsys.readouterr().out
     assert main(["rollback", "gems", "synthetic"]) == 0
     assert f"published {second} (was {third})" in capsys.readouterr().out
     assert releases.current_version() == second
