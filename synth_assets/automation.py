@@ -6,6 +6,7 @@ changes. The cron schedule (schedules.py) is the other way in: regenerate on a c
 from __future__ import annotations
 
 import hashlib
+import warnings
 from pathlib import Path
 
 import dagster as dg
@@ -35,24 +36,28 @@ def source_assets(name: str, spec: DatasetSpec) -> list[dg.SourceAsset]:
         if spec.automation.on_source_change else None
 
     def observer(table: str) -> dg.SourceAsset:
-        @dg.observable_source_asset(
-            key=source_key(name, table), group_name=name, required_resource_keys={"project"},
-            automation_condition=condition,
-            description=f"The source file of table '{table}'. Its data version is the file's SHA-256, so a new "
-                        "file with the same content changes nothing downstream.")
-        def observe(context) -> dg.ObserveResult:
-            project: SynthProject = context.resources.project
-            path = project.load().source_path(name, table)
-            if not path.is_file():
-                raise dg.Failure(description=f"dataset '{name}', table '{table}': source file {path} not found; "
-                                             "put it back or fix `source:` in the project file", allow_retries=False)
-            stat = path.stat()
-            return dg.ObserveResult(
-                data_version=dg.DataVersion(content_hash(path)),
-                metadata={"path": dg.MetadataValue.path(str(path)), "bytes": stat.st_size,
-                          "modified": dg.MetadataValue.timestamp(stat.st_mtime)})
+        # observable source assets are beta and warn at every load of the code location; they are Dagster's
+        # documented way to version external files, and tests/test_automation.py holds their behaviour
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", dg.BetaWarning)
+            @dg.observable_source_asset(
+                key=source_key(name, table), group_name=name, required_resource_keys={"project"},
+                automation_condition=condition,
+                description=f"The source file of table '{table}'. Its data version is the file's SHA-256, so a new "
+                            "file with the same content changes nothing downstream.")
+            def observe(context) -> dg.ObserveResult:
+                project: SynthProject = context.resources.project
+                path = project.load().source_path(name, table)
+                if not path.is_file():
+                    raise dg.Failure(description=f"dataset '{name}', table '{table}': source file {path} not found; "
+                                                 "put it back or fix `source:` in the project file", allow_retries=False)
+                stat = path.stat()
+                return dg.ObserveResult(
+                    data_version=dg.DataVersion(content_hash(path)),
+                    metadata={"path": dg.MetadataValue.path(str(path)), "bytes": stat.st_size,
+                              "modified": dg.MetadataValue.timestamp(stat.st_mtime)})
 
-        return observe
+            return observe
 
     return [observer(table) for table in spec.tables]
 
@@ -77,8 +82,11 @@ def automation_sensor(datasets: dict[str, DatasetSpec]) -> dg.AutomationConditio
     automated = [name for name, spec in datasets.items() if spec.automation.on_source_change]
     if not automated:
         return None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", dg.BetaWarning)  # include_sources: a beta parameter
+        target = dg.AssetSelection.groups(*automated, include_sources=True)
     return dg.AutomationConditionSensorDefinition(
-        "synth_automation", target=dg.AssetSelection.groups(*automated, include_sources=True),
+        "synth_automation", target=target,
         default_status=dg.DefaultSensorStatus.STOPPED,
         description="Observes the source files and refreshes the stages of a dataset whose source changed "
                     f"({', '.join(automated)}). Turn it on in the UI (Automation).")
