@@ -170,7 +170,7 @@ def audit_synthetic(pipeline, version: str) -> list[dg.AssetCheckResult]:
                 for t in stats.tables}
     failed = {t: p for t, p in problems.items() if p}
     threshold = pipeline.spec.quality.max_dcr_share
-    shares = pipeline.dcr_shares(version)
+    shares = pipeline.dcr_shares(synthetic, stats)  # the frames and stats already loaded for the schema check
     too_close = {t: share for t, share in shares.items() if share > threshold}
     return [
         dg.AssetCheckResult(

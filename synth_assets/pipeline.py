@@ -161,8 +161,7 @@ class DatasetPipeline:
     def seeded_columns(self, version: str | None = None) -> dict[str, frozenset[str]]:
         """Per table, the columns a generation (the published one, or `version`) took from seed data (the
         user's values, as given)."""
-        folder = self.paths.synthetic if version is None else self.paths.releases("synthetic").path(version)
-        path = folder / SEEDED_FILE
+        path = self.paths.synthetic_folder(version) / SEEDED_FILE
         seeded = storage.read_json(path)["seeded_columns"] if path.is_file() else {}
         return {table: frozenset(columns) for table, columns in seeded.items()}
 
@@ -193,14 +192,13 @@ class DatasetPipeline:
 
     def load_synthetic(self, version: str | None = None) -> dict[str, pd.DataFrame]:
         """The published synthetic tables, or those of `version` (a candidate under audit)."""
-        self._need(self.paths.synthetic if version is None else self.paths.releases("synthetic").path(version),
-                   "synthetic")
+        self._need(self.paths.synthetic_folder(version), "synthetic")
         return {t: storage.read_parquet(self.paths.synthetic_table(t, version)) for t in self.spec.tables}
 
-    def dcr_shares(self, version: str | None = None) -> dict[str, float]:
-        """Per table, the share of synthetic rows (published, or of `version`) closer to a training row than
-        to a holdout row: what the privacy gate judges before a version is published."""
-        split, stats, synthetic = self.load_split(), self.load_stats(), self.load_synthetic(version)
+    def dcr_shares(self, synthetic: dict[str, pd.DataFrame], stats: DatasetStats) -> dict[str, float]:
+        """Per table, the share of `synthetic` rows closer to a training row than to a holdout row: what the
+        privacy gate judges before a version is published."""
+        split = self.load_split()
         return {name: dcr(list(table.columns.values()), split.train[name], split.validation[name], synthetic[name],
                           max_rows=self.spec.quality.max_rows)[0]
                 for name, table in stats.tables.items()}

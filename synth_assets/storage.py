@@ -254,9 +254,12 @@ class DatasetPaths:
     def synthetic(self) -> Path:
         return self._published("synthetic")
 
+    def synthetic_folder(self, version: str | None = None) -> Path:
+        """The published synthetic tables' folder, or that of `version` (a candidate under audit)."""
+        return self.synthetic if version is None else self.releases("synthetic").path(version)
+
     def synthetic_table(self, table: str, version: str | None = None) -> Path:
-        folder = self.synthetic if version is None else self.releases("synthetic").path(version)
-        return folder / f"{table}.parquet"
+        return self.synthetic_folder(version) / f"{table}.parquet"
 
     @property
     def quality(self) -> Path:
