@@ -1,7 +1,11 @@
-"""The Dagster code location: every dataset of synth.yaml (or $SYNTH_CONFIG) as an asset group."""
+"""The Dagster code location: the components under synth_assets/defs/ (the demo's synth.yaml, and any dataset
+scaffolded with `dg scaffold defs synth_assets.SynthDataset <name>`)."""
 
 from pathlib import Path
 
-from synth_assets.definitions import build_definitions
+import dagster as dg
 
-defs = build_definitions(Path(__file__).parent)
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    return dg.load_from_defs_folder(path_within_project=Path(__file__).parent)

@@ -17,16 +17,16 @@ import pydantic
 from synth_assets.automation import launched_by_automation, source_key, stage_condition
 from synth_assets.backend import ProgressRecord, backend_code_version
 from synth_assets.checks import audit_model, audit_synthetic, model_check_specs, synthetic_check_specs
-from synth_assets.config import DatasetSpec
+from synth_assets.config import Project
 from synth_assets.errors import SynthError
 from synth_assets.metadata import preview_markdown, progress_markdown, stats_markdown, tables_metadata
 from synth_assets.options import CONDITIONING
 from synth_assets.plugins import get_backend
-from synth_assets import storage
+from synth_assets.storage import write_bytes
 from synth_assets.releases import CURRENT, new_version
 from synth_assets.stages.charts import loss_curve, markdown_image
 from synth_assets.stages.report import CHARTS, chart_file
-from synth_assets.resources import ComputeDevice, SynthProject, engine_options, engine_resource_key
+from synth_assets.resources import ComputeDevice, SynthStorage, engine_options, engine_resource_key
 
 
 @contextlib.contextmanager
@@ -97,7 +97,10 @@ def stage_key(dataset: str, stage: str) -> dg.AssetKey:
     return dg.AssetKey([dataset, stage])
 
 
-def build_dataset_assets(name: str, spec: DatasetSpec) -> list[dg.AssetsDefinition]:
+def build_dataset_assets(project: Project, name: str) -> list[dg.AssetsDefinition]:
+    """The stages of dataset `name` of `project`. They run the spec loaded here, not the file as it is at run
+    time, and write where the `storage` resource says."""
+    spec = project.dataset(name)
     backend = get_backend(spec.backend, dataset=name)
     key = lambda stage: stage_key(name, stage)  # noqa: E731
     when = lambda stage: stage_condition(spec, stage)  # noqa: E731
@@ -113,8 +116,8 @@ def build_dataset_assets(name: str, spec: DatasetSpec) -> list[dg.AssetsDefiniti
               deps=[source_key(name, table) for table in spec.tables], automation_condition=when("split"),
               description=f"Source tables ({tables}) split into training and validation partitions "
                           f"({1 - spec.split.validation_share:.0%}/{spec.split.validation_share:.0%}, by primary key).")
-    def split(context: dg.AssetExecutionContext, project: SynthProject) -> dg.MaterializeResult:
-        pipeline = project.pipeline(name)
+    def split(context: dg.AssetExecutionContext, storage: SynthStorage) -> dg.MaterializeResult:
+        pipeline = storage.pipeline(project, name)
         with user_errors():
             result = pipeline.split()
         metadata = tables_metadata(result.train, lambda table: pipeline.paths.split, rows_label="train_rows")
@@ -124,8 +127,8 @@ def build_dataset_assets(name: str, spec: DatasetSpec) -> list[dg.AssetsDefiniti
     @dg.asset(key=key("stats"), deps=[key("split")], group_name=name, kinds={"json"}, automation_condition=when("stats"),
               description="Per column: inferred type and encoding, kept categories (rare ones protected), "
                           "quantiles, clipped min/max and null share, from the training partition.")
-    def stats(context: dg.AssetExecutionContext, project: SynthProject) -> dg.MaterializeResult:
-        pipeline = project.pipeline(name)
+    def stats(context: dg.AssetExecutionContext, storage: SynthStorage) -> dg.MaterializeResult:
+        pipeline = storage.pipeline(project, name)
         with user_errors():
             result = pipeline.stats()
         metadata = {"path": dg.MetadataValue.path(str(pipeline.paths.stats))}
@@ -137,8 +140,8 @@ def build_dataset_assets(name: str, spec: DatasetSpec) -> list[dg.AssetsDefiniti
     @dg.asset(key=key("encoded"), deps=[key("stats")], group_name=name, kinds={"parquet", backend.name},
               automation_condition=when("encoded"),
               description=f"Both partitions in the '{backend.name}' backend's own encoding.")
-    def encoded(context: dg.AssetExecutionContext, project: SynthProject) -> dg.MaterializeResult:
-        pipeline = project.pipeline(name)
+    def encoded(context: dg.AssetExecutionContext, storage: SynthStorage) -> dg.MaterializeResult:
+        pipeline = storage.pipeline(project, name)
         with user_errors():
             info = pipeline.encode()
         return dg.MaterializeResult(metadata={"path": dg.MetadataValue.path(str(pipeline.paths.encoded)),
@@ -150,9 +153,9 @@ def build_dataset_assets(name: str, spec: DatasetSpec) -> list[dg.AssetsDefiniti
               description=f"A '{backend.name}' checkpoint (safetensors weights, config, training progress), "
                           "trained with early stopping on validation loss within a time budget. Each run "
                           "writes a new version, published (model/CURRENT) once its check passes.")
-    def model(context: dg.AssetExecutionContext, config: TrainConfig, project: SynthProject,  # type: ignore[valid-type]
+    def model(context: dg.AssetExecutionContext, config: TrainConfig, storage: SynthStorage,  # type: ignore[valid-type]
               compute: ComputeDevice) -> dg.MaterializeResult:
-        pipeline = project.pipeline(name)
+        pipeline = storage.pipeline(project, name)
         version = new_version(context.run_id)
 
         def log(record: ProgressRecord) -> None:
@@ -190,16 +193,16 @@ def build_dataset_assets(name: str, spec: DatasetSpec) -> list[dg.AssetsDefiniti
     engine_keys = {engine_resource_key(backend)} if backend.EngineOptions is not None else set()
 
     @dg.asset(key=key("synthetic"), deps=[key("model")], group_name=name, kinds={"pandas", "parquet"},
-              pool=gpu_pool, required_resource_keys={"project", "compute", *engine_keys},
+              pool=gpu_pool, required_resource_keys={"storage", "compute", *engine_keys},
               check_specs=synthetic_check_specs(key("synthetic"), spec), automation_condition=when("synthetic"),
               description="Synthetic tables, one Parquet file each, with the source's columns, order and dtypes. "
                           "Each run writes a new version; it is published (synthetic/CURRENT) only when the "
                           "schema check and the privacy gate pass.")
     def synthetic(context: dg.AssetExecutionContext, config: GenerateConfig) -> dg.MaterializeResult:  # type: ignore[valid-type]
         # resources by key: the engine's key depends on the backend, which a typed parameter cannot name
-        project: SynthProject = context.resources.project
+        storage: SynthStorage = context.resources.storage
         compute: ComputeDevice = context.resources.compute
-        pipeline = project.pipeline(name)
+        pipeline = storage.pipeline(project, name)
         version = new_version(context.run_id)
         with user_errors():
             options = backend.GenerateOptions(**config.model_dump())
@@ -228,8 +231,8 @@ def build_dataset_assets(name: str, spec: DatasetSpec) -> list[dg.AssetsDefiniti
               automation_condition=when("quality"),
               description="Accuracy (synthetic vs training, with the holdout as ceiling), DCR share and "
                           "discriminator AUC (can synthetic rows be told from real ones), as a Markdown report.")
-    def quality(context: dg.AssetExecutionContext, project: SynthProject) -> dg.MaterializeResult:
-        pipeline = project.pipeline(name)
+    def quality(context: dg.AssetExecutionContext, storage: SynthStorage) -> dg.MaterializeResult:
+        pipeline = storage.pipeline(project, name)
         with user_errors():
             results, report = pipeline.quality()
         metadata = {"report": dg.MetadataValue.md(report),
@@ -265,7 +268,7 @@ def loss_curve_markdown(pipeline, version: str, result) -> str:
     png = loss_curve(progress)
     if png is None:
         return progress_markdown(progress)
-    storage.write_bytes(png, pipeline.paths.releases("model").path(version) / "loss_curve.png")
+    write_bytes(png, pipeline.paths.releases("model").path(version) / "loss_curve.png")
     return markdown_image(png, "loss curve") + "\n\n" + progress_markdown(progress)
 
 

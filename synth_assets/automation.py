@@ -11,8 +11,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from synth_assets.config import DatasetSpec
-from synth_assets.resources import SynthProject
+from synth_assets.config import DatasetSpec, Project
 
 # the tag Dagster's automation puts on the runs it launches
 AUTOMATION_TAG = "dagster/from_automation_condition"
@@ -30,8 +29,9 @@ def content_hash(path: Path, chunk: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
-def source_assets(name: str, spec: DatasetSpec) -> list[dg.SourceAsset]:
+def source_assets(project: Project, name: str) -> list[dg.SourceAsset]:
     """One observable source asset per source table; an observation hashes the file."""
+    spec = project.dataset(name)
     condition = dg.AutomationCondition.cron_tick_passed(spec.automation.observe_sources) \
         if spec.automation.on_source_change else None
 
@@ -41,13 +41,11 @@ def source_assets(name: str, spec: DatasetSpec) -> list[dg.SourceAsset]:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", dg.BetaWarning)
             @dg.observable_source_asset(
-                key=source_key(name, table), group_name=name, required_resource_keys={"project"},
-                automation_condition=condition,
+                key=source_key(name, table), group_name=name, automation_condition=condition,
                 description=f"The source file of table '{table}'. Its data version is the file's SHA-256, so a new "
                             "file with the same content changes nothing downstream.")
             def observe(context) -> dg.ObserveResult:
-                project: SynthProject = context.resources.project
-                path = project.load().source_path(name, table)
+                path = project.source_path(name, table)
                 if not path.is_file():
                     raise dg.Failure(description=f"dataset '{name}', table '{table}': source file {path} not found; "
                                                  "put it back or fix `source:` in the project file", allow_retries=False)
@@ -76,7 +74,8 @@ def stage_condition(spec: DatasetSpec, stage: str) -> dg.AutomationCondition | N
     return condition & dg.AutomationCondition.all_deps_blocking_checks_passed()
 
 
-def automation_sensor(datasets: dict[str, DatasetSpec]) -> dg.AutomationConditionSensorDefinition | None:
+def automation_sensor(datasets: dict[str, DatasetSpec], sensor_name: str = "synth_automation"
+                      ) -> dg.AutomationConditionSensorDefinition | None:
     """The sensor that evaluates the conditions above, for the datasets that ask for automation. It starts
     stopped, like the schedules: a refresh retrains models, which a user should switch on knowingly."""
     automated = [name for name, spec in datasets.items() if spec.automation.on_source_change]
@@ -86,7 +85,7 @@ def automation_sensor(datasets: dict[str, DatasetSpec]) -> dg.AutomationConditio
         warnings.simplefilter("ignore", dg.BetaWarning)  # include_sources: a beta parameter
         target = dg.AssetSelection.groups(*automated, include_sources=True)
     return dg.AutomationConditionSensorDefinition(
-        "synth_automation", target=target,
+        sensor_name, target=target,
         default_status=dg.DefaultSensorStatus.STOPPED,
         description="Observes the source files and refreshes the stages of a dataset whose source changed "
                     f"({', '.join(automated)}). Turn it on in the UI (Automation).")

@@ -221,6 +221,15 @@ class Project:
     def dataset_home(self, dataset: str) -> Path:
         return self.home / dataset
 
+    def stored_at(self, home: Path | str) -> "Project":
+        """The same datasets, writing to another storage root (the `storage` resource's)."""
+        return Project(self.spec, self.config_path, Path(home))
+
+
+def default_home(root: Path) -> Path:
+    """Where stages are written: `$SYNTH_HOME`, else `.synth/` in the project root."""
+    return Path(os.environ.get("SYNTH_HOME") or Path(root) / ".synth").expanduser().resolve()
+
 
 def _unknown_encodings(tables: Any, backend) -> list[str]:
     """Per-column `encoding:` words the backend does not know."""
@@ -244,12 +253,12 @@ class OptionErrors(ValueError):
         super().__init__("; ".join(problems))
 
 
-def _describe(error: dict) -> list[str]:
+def _describe(error: dict, prefix: tuple = ()) -> list[str]:
     found = (error.get("ctx") or {}).get("error")
     if isinstance(found, OptionErrors):  # a dataset's options: name each key under the dataset's path
-        where = ".".join(str(part) for part in error["loc"])
-        return [f"{where}.{problem}" for problem in found.problems]
-    return [describe_error(error)]
+        where = ".".join(str(part) for part in (*prefix, *error["loc"]))
+        return [f"{where}.{problem}" if where else problem for problem in found.problems]
+    return [describe_error(error, prefix=prefix)]
 
 
 def parse_project(raw: Any, origin: str = "synth.yaml") -> ProjectSpec:
@@ -264,11 +273,28 @@ def parse_project(raw: Any, origin: str = "synth.yaml") -> ProjectSpec:
         raise ConfigError(f"{origin}: {problems}", hint="see README.md for the keys synth.yaml accepts") from None
 
 
-def load_project(root: Path | None = None) -> Project:
-    """Read the project file: `$SYNTH_CONFIG`, else `<root>/synth.yaml`; storage at `$SYNTH_HOME`, else `<root>/.synth`."""
+def parse_dataset(raw: Any, origin: str, prefix: tuple = ()) -> DatasetSpec:
+    """One dataset's keys (a SynthDataset component's attributes), checked as in a project file; problems are
+    named under `prefix` (e.g. ('attributes',))."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{origin}: a dataset must be a mapping with at least 'tables'")
+    try:
+        spec = DatasetSpec.model_validate(raw)
+    except ValidationError as exc:
+        problems = "; ".join(line for error in exc.errors() for line in _describe(error, prefix))
+        raise ConfigError(f"{origin}: {problems}", hint="see README.md for the keys a dataset accepts") from None
+    why = spec.unsupported_shape()
+    if why:
+        raise ConfigError(f"{origin}: {'.'.join((*prefix, 'backend'))}: {why}")
+    return spec
+
+
+def load_project(root: Path | None = None, config_path: Path | None = None) -> Project:
+    """Read the project file: `config_path`, else `$SYNTH_CONFIG`, else `<root>/synth.yaml`; storage at
+    `$SYNTH_HOME`, else `<root>/.synth`."""
     root = Path(root or Path.cwd()).resolve()
-    config_path = Path(os.environ.get("SYNTH_CONFIG") or root / "synth.yaml").expanduser().resolve()
-    home = Path(os.environ.get("SYNTH_HOME") or root / ".synth").expanduser().resolve()
+    config_path = Path(config_path or os.environ.get("SYNTH_CONFIG") or root / "synth.yaml").expanduser().resolve()
+    home = default_home(root)
     if not config_path.is_file():
         raise ConfigError(
             f"project file {config_path} not found", hint="create synth.yaml or point SYNTH_CONFIG at one"

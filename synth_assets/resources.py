@@ -1,6 +1,7 @@
-"""Dagster resources: where the project lives, and which device trains and generates."""
+"""Dagster resources: where the stages are stored, and which device trains and generates."""
 
 import copy
+import functools
 import os
 from typing import Literal
 
@@ -8,20 +9,18 @@ import dagster as dg
 import pydantic
 from pydantic import Field
 
-from synth_assets.config import Project, load_project
+from synth_assets.config import Project
 from synth_assets.pipeline import DatasetPipeline
 
 
-class SynthProject(dg.ConfigurableResource):
-    """The project file and the storage root its datasets write to."""
+class SynthStorage(dg.ConfigurableResource):
+    """The storage root: each dataset's stages are written under `<home>/<dataset>/`."""
 
-    root: str = Field(description="Folder holding synth.yaml (unless SYNTH_CONFIG points elsewhere).")
+    home: str = Field(description="Storage root ($SYNTH_HOME, else .synth/ in the project root).")
 
-    def load(self) -> Project:
-        return load_project(self.root)
-
-    def pipeline(self, dataset: str) -> DatasetPipeline:
-        return DatasetPipeline(self.load(), dataset)
+    def pipeline(self, project: Project, dataset: str) -> DatasetPipeline:
+        """The stages of a dataset loaded with the definitions (its spec is not read again), stored here."""
+        return DatasetPipeline(project.stored_at(self.home), dataset)
 
 
 class ComputeDevice(dg.ConfigurableResource):
@@ -39,14 +38,28 @@ def engine_resource_key(backend) -> str:
 
 def engine_resource(backend) -> dg.ConfigurableResource:
     """The backend's engine settings (`Backend.EngineOptions`) as a Dagster resource with their defaults."""
+    return _engine_resource_class(backend)()
+
+
+@functools.cache  # one class per backend, so that equal settings make equal resources (see `shared`)
+def _engine_resource_class(backend) -> type[dg.ConfigurableResource]:
     fields = {}
     for name, info in backend.EngineOptions.model_fields.items():
         field = copy.copy(info)
         field.default, field.default_factory = info.get_default(call_default_factory=True), None
         fields[name] = (info.annotation, field)
-    cls = pydantic.create_model(f"{backend.name.title().replace('_', '')}Engine", __base__=dg.ConfigurableResource,
-                                __doc__=backend.EngineOptions.__doc__, **fields)
-    return cls()
+    return pydantic.create_model(f"{backend.name.title().replace('_', '')}Engine", __base__=dg.ConfigurableResource,
+                                 __doc__=backend.EngineOptions.__doc__, **fields)
+
+
+_SHARED: dict[tuple, dg.ConfigurableResource] = {}
+
+
+def shared(resource: dg.ConfigurableResource) -> dg.ConfigurableResource:
+    """One object for equal resources. Each dataset's definitions (a component) carries the resources its assets
+    need, and Dagster merges components' definitions only where a key holds the very same object."""
+    key = (type(resource), resource.model_dump_json())
+    return _SHARED.setdefault(key, resource)
 
 
 def engine_options(backend, resources) -> pydantic.BaseModel | None:

@@ -1,0 +1,117 @@
+"""Dagster Components: a dataset declared in its own `defs.yaml`, or every dataset of a project file.
+
+    dg scaffold defs synth_assets.SynthDataset customers --source ~/exports/customers.csv
+
+writes `defs/customers/defs.yaml` with the source file copied beside it; `dg check defs` validates it, naming
+the key at fault. The spec loaded here is what the assets run: it is not read again at run time.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import yaml
+from pydantic import Field
+
+from synth_assets.config import ProjectSpec, Project, default_home, load_project, parse_dataset
+from synth_assets.definitions import datasets_definitions
+from synth_assets.errors import ConfigError
+from synth_assets.options import SOURCE_SUFFIXES
+
+
+class SynthDatasetScaffoldParams(dg.Model):
+    source: list[str] = Field(default_factory=list, description="Source files (.csv, .csv.gz, .parquet) to copy "
+                                                                "beside defs.yaml, one table each.")
+
+
+class SynthDatasetScaffolder(dg.Scaffolder[SynthDatasetScaffoldParams]):
+    """Writes defs.yaml for a dataset whose tables are the given source files, copied beside it."""
+
+    @classmethod
+    def get_scaffold_params(cls) -> type[SynthDatasetScaffoldParams]:
+        return SynthDatasetScaffoldParams
+
+    def scaffold(self, request: dg.ScaffoldRequest[SynthDatasetScaffoldParams]) -> None:
+        folder = request.target_path
+        folder.mkdir(parents=True, exist_ok=True)
+        tables = {}
+        for source in request.params.source if request.params else []:
+            path = Path(source).expanduser()
+            if not path.is_file() or not path.name.lower().endswith(SOURCE_SUFFIXES):
+                raise ConfigError(f"source '{source}' is not a {', '.join(SOURCE_SUFFIXES)} file",
+                                  hint="pass --source once per table file")
+            table = table_name(path)
+            if table in tables:
+                raise ConfigError(f"two sources make table '{table}'", hint="rename one of the files")
+            shutil.copy2(path, folder / path.name)
+            tables[table] = {"source": path.name}
+        if not tables:  # a template to fill in
+            tables[table_name(folder)] = {"source": f"{table_name(folder)}.csv"}
+        attributes = {"backend": "tabular_argn", "tables": tables,
+                      "train": {"max_training_time": 10.0}, "generate": {"sample_size": 10_000}}
+        header = ("# A dataset synthesized by synth-assets: split -> stats -> encoded -> model -> synthetic -> quality.\n"
+                  "# Sources are relative to this file. Add primary_key / foreign_keys / order_by to link tables;\n"
+                  "# README.md (The project file) lists every key. Check it with `dg check defs`.\n")
+        body = yaml.safe_dump({"type": request.type_name, "attributes": attributes}, sort_keys=False)
+        (folder / "defs.yaml").write_text(header + body)
+
+
+def table_name(path: Path) -> str:
+    """`customers.csv.gz` -> `customers`: a table name made of letters, digits and underscores."""
+    stem = path.name
+    for suffix in sorted(SOURCE_SUFFIXES, key=len, reverse=True):
+        if stem.lower().endswith(suffix):
+            stem = stem[: -len(suffix)]
+            break
+    name = "".join(c if c.isalnum() else "_" for c in stem)
+    return name if name and not name[0].isdigit() else f"t_{name}"
+
+
+@dg.scaffold_with(SynthDatasetScaffolder)
+class SynthDataset(dg.Component, dg.Resolvable, dg.Model):
+    """One dataset to synthesize, as an asset group: split -> stats -> encoded -> model -> synthetic -> quality,
+    with blocking checks, write-audit-publish and automation on source change. Its keys are a synth.yaml
+    dataset's; `train` and `generate` take the chosen backend's options.
+
+    The sections are plain mappings here and are checked when the component loads, so that `dg check defs` names
+    the very key at fault (`attributes.quality.max_dcr_share: ...`), where a schema would only say which section
+    failed."""
+
+    name: str | None = Field(None, description="The asset group (and key prefix); default: this folder's name.")
+    backend: str = Field("tabular_argn", description="A registered backend (python -m synth_assets plugins).")
+    tables: dict[str, dict[str, Any]] = Field(description="Table name -> source (a file relative to defs.yaml), "
+                                                          "primary_key, foreign_keys, order_by, columns.")
+    split: dict[str, Any] = Field(default_factory=dict, description="validation_share, seed.")
+    train: dict[str, Any] = Field(default_factory=dict, description="The backend's training options.")
+    generate: dict[str, Any] = Field(default_factory=dict, description="The backend's generation options.")
+    quality: dict[str, Any] = Field(default_factory=dict, description="max_dcr_share (the privacy gate), max_rows.")
+    publish: dict[str, Any] = Field(default_factory=dict, description="keep_versions.")
+    automation: dict[str, Any] = Field(default_factory=dict, description="on_source_change, observe_sources, "
+                                                                           "model_state.")
+    schedule: str | None = Field(None, description="Cron string for a regeneration schedule.")
+
+    def build_defs(self, context: dg.ComponentLoadContext) -> dg.Definitions:
+        name = self.name or table_name(context.path)
+        origin = context.path / "defs.yaml"
+        raw = self.model_dump(mode="json", exclude={"name"}, exclude_unset=True)
+        spec = parse_dataset(raw, origin=str(origin), prefix=("attributes",))
+        try:
+            project_spec = ProjectSpec(datasets={name: spec})
+        except ValueError:
+            raise ConfigError(f"{origin}: attributes.name: '{name}' must be letters, digits and underscores") from None
+        project = Project(project_spec, origin, default_home(context.project_root))
+        return datasets_definitions(project, sensor_name=f"synth_automation_{name}")
+
+
+class SynthProjectFile(dg.Component, dg.Resolvable, dg.Model):
+    """Every dataset of a synth.yaml project file, each as an asset group (see SynthDataset)."""
+
+    path: str | None = Field(None, description="The project file, relative to this defs.yaml; default: "
+                                               "$SYNTH_CONFIG, else synth.yaml in the project root.")
+
+    def build_defs(self, context: dg.ComponentLoadContext) -> dg.Definitions:
+        config = (context.path / self.path) if self.path else None
+        return datasets_definitions(load_project(context.project_root, config_path=config))

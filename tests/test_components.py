@@ -1,0 +1,144 @@
+"""Datasets as Dagster Components: scaffolded with `dg scaffold defs`, validated by `dg check defs`, materialized
+with `dg launch`, beside a component that reads a whole project file."""
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import dagster as dg
+import pandas as pd
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+DG = str(Path(sys.executable).parent / "dg")
+
+
+def dg_command(project: Path, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    environment = {k: v for k, v in os.environ.items() if k not in ("SYNTH_CONFIG", "SYNTH_HOME")}
+    environment["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{environment.get('PATH', '')}"
+    environment.update(env or {})
+    return subprocess.run([DG, *args], cwd=project, env=environment, capture_output=True, text=True, timeout=600)
+
+
+@pytest.fixture
+def dg_project(tmp_path, diamonds_small, monkeypatch) -> Path:
+    """A user's own dg project ('shop'), with a source file to scaffold a dataset from."""
+    project = tmp_path / "shop"
+    (project / "shop" / "defs").mkdir(parents=True)
+    (project / "pyproject.toml").write_text(textwrap.dedent("""
+        [project]
+        name = "shop"
+        version = "0.1.0"
+
+        [tool.dg]
+        directory_type = "project"
+
+        [tool.dg.project]
+        root_module = "shop"
+        """))
+    (project / "shop" / "__init__.py").write_text("")
+    (project / "shop" / "definitions.py").write_text(textwrap.dedent("""
+        from pathlib import Path
+
+        import dagster as dg
+
+
+        @dg.definitions
+        def defs():
+            return dg.load_from_defs_folder(path_within_project=Path(__file__).parent)
+        """))
+    exports = tmp_path / "exports"
+    exports.mkdir()
+    gems = diamonds_small.head(1500).copy()
+    gems["certified"] = gems["price"] > 2000  # a boolean column, as real exports have
+    gems.loc[gems.index[::17], "depth"] = None
+    gems.to_csv(exports / "gem_sales.csv", index=False)
+    monkeypatch.delenv("SYNTH_CONFIG", raising=False)
+    monkeypatch.delenv("SYNTH_HOME", raising=False)
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
+    (tmp_path / "dagster_home").mkdir()
+    return project
+
+
+def edit_attributes(defs_yaml: Path, **sections) -> None:
+    component = yaml.safe_load(defs_yaml.read_text())
+    component["attributes"].update(sections)
+    defs_yaml.write_text(yaml.safe_dump(component, sort_keys=False))
+
+
+QUICK = {"train": {"max_training_time": 0.1, "max_epochs": 3}, "generate": {"sample_size": 200, "seed": 3},
+         "quality": {"max_dcr_share": 0.9}}
+
+
+def test_scaffold_check_and_launch_a_dataset_component(dg_project):
+    out = dg_command(dg_project, "scaffold", "defs", "synth_assets.SynthDataset", "gems",
+                     "--source", str(dg_project.parent / "exports" / "gem_sales.csv"))
+    assert out.returncode == 0, out.stderr
+    folder = dg_project / "shop" / "defs" / "gems"
+    assert (folder / "gem_sales.csv").is_file()  # the source, copied beside its defs.yaml
+    component = yaml.safe_load((folder / "defs.yaml").read_text())
+    assert component["type"] == "synth_assets.SynthDataset"
+    assert component["attributes"]["tables"] == {"gem_sales": {"source": "gem_sales.csv"}}
+
+    # a bad key fails `dg check defs`, named by its path, and the good file passes
+    for bad, named in [({"quality": {"max_dcr_share": 2}}, "attributes.quality.max_dcr_share: Input should be "
+                                                           "less than or equal to 1"),
+                       ({"train": {"max_epoks": 3}}, "attributes.train.max_epoks: unknown key")]:  # the backend's
+        edit_attributes(folder / "defs.yaml", **bad)
+        out = dg_command(dg_project, "check", "defs")
+        assert out.returncode != 0
+        assert named in out.stdout + out.stderr
+    edit_attributes(folder / "defs.yaml", **QUICK)
+    out = dg_command(dg_project, "check", "defs")
+    assert out.returncode == 0, out.stdout + out.stderr
+
+    out = dg_command(dg_project, "launch", "--job", "synthesize_gems")
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    synthetic = pd.read_parquet(dg_project / ".synth" / "gems" / "synthetic" / "CURRENT" / "gem_sales.parquet")
+    assert len(synthetic) == 200
+    assert synthetic["certified"].dtype == bool
+    assert (dg_project / ".synth" / "gems" / "quality" / "report.md").is_file()
+
+
+def test_the_loaded_spec_is_what_runs_beside_a_project_file(dg_project, monkeypatch):
+    """A SynthDataset and a SynthProjectFile in one code location share their resources; a run uses the spec
+    loaded with the definitions, not the file as it is when the run starts."""
+    exports = dg_project.parent / "exports"
+    gems = dg_project / "shop" / "defs" / "gems"
+    gems.mkdir()
+    (gems / "gem_sales.csv").write_bytes((exports / "gem_sales.csv").read_bytes())
+    (gems / "defs.yaml").write_text(yaml.safe_dump({"type": "synth_assets.SynthDataset", "attributes": {
+        "name": "gem_shop", "tables": {"sales": {"source": "gem_sales.csv"}}, **QUICK},
+        # Dagster's post-processing: owners without Python
+        "post_processing": {"assets": [{"target": "*", "attributes": {"owners": ["team:data-platform"]}}]}}))
+    legacy = dg_project / "shop" / "defs" / "legacy"
+    legacy.mkdir()
+    (legacy / "synth.yaml").write_text(yaml.safe_dump({"datasets": {"stones": {
+        "tables": {"stones": {"source": str(exports / "gem_sales.csv")}}, **QUICK}}}))
+    (legacy / "defs.yaml").write_text("type: synth_assets.SynthProjectFile\nattributes: {path: synth.yaml}\n")
+
+    monkeypatch.syspath_prepend(str(dg_project))
+    defs = dg.load_from_defs_folder(path_within_project=dg_project)
+    groups = {key.path[0] for key in defs.resolve_asset_graph().get_all_asset_keys()}
+    assert groups == {"gem_shop", "stones"}
+    assert {s.name for s in defs.sensors} == {"synth_automation_gem_shop", "synth_automation"}
+    assert defs.resolve_asset_graph().get(dg.AssetKey(["gem_shop", "model"])).owners == ["team:data-platform"]
+
+    edit_attributes(gems / "defs.yaml", generate={"sample_size": 999})  # after loading: not what runs
+    result = defs.resolve_job_def("synthesize_gem_shop").execute_in_process(
+        instance=dg.DagsterInstance.ephemeral(), raise_on_error=False)
+    assert result.success
+    synthetic = pd.read_parquet(dg_project / ".synth" / "gem_shop" / "synthetic" / "CURRENT" / "sales.parquet")
+    assert len(synthetic) == 200
+
+
+def test_the_repository_code_location_loads_the_demo_through_its_component():
+    out = subprocess.run([sys.executable, "-c", "import definitions; d = definitions.defs(); "
+                          "print(sorted({k.path[0] for k in d.resolve_asset_graph().get_all_asset_keys()}))"],
+                         cwd=REPO, capture_output=True, text=True, timeout=300,
+                         env={k: v for k, v in os.environ.items() if k not in ("SYNTH_CONFIG", "SYNTH_HOME")})
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "['diamonds', 'panel', 'panel_llm']"
