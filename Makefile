@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 TORCH ?= torch==2.13.0
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 
-.PHONY: install demo test dev check clean
+.PHONY: install demo test dev check clean chromium
 
 install: $(VENV)/.installed
 
@@ -31,7 +31,13 @@ demo: install $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/dg launch --job synthesize_diamonds
 	$(BIN)/python -m synth_assets show diamonds
 
-test: install
+# The browser test (tests/test_browser.py) drives Debian's Chromium through Playwright (never `playwright
+# install`): installed here when missing (as root, or with sudo).
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+chromium:
+	command -v chromium >/dev/null || ($(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q chromium)
+
+test: install chromium
 	$(BIN)/python -m pytest
 
 check: install
