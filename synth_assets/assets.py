@@ -24,7 +24,7 @@ from synth_assets.options import CONDITIONING
 from synth_assets.plugins import get_backend
 from synth_assets.storage import write_bytes
 from synth_assets.releases import CURRENT, new_version
-from synth_assets.stages.charts import loss_curve, markdown_image
+from synth_assets.stages.charts import inline_images, loss_curve, markdown_image
 from synth_assets.stages.report import CHARTS, chart_file
 from synth_assets.resources import ComputeDevice, SynthStorage, engine_options, engine_resource_key
 
@@ -235,7 +235,7 @@ def build_dataset_assets(project: Project, name: str) -> list[dg.AssetsDefinitio
         pipeline = storage.pipeline(project, name)
         with user_errors():
             results, report = pipeline.quality()
-        metadata = {"report": dg.MetadataValue.md(report),
+        metadata = {"report": dg.MetadataValue.md(inline_images(report, pipeline.paths.quality)),
                     "report_path": dg.MetadataValue.path(str(pipeline.report_path())),
                     "synthetic_version": pipeline.paths.releases("synthetic").current_version() or ""}
         for table, q in results.items():

@@ -64,6 +64,8 @@ def test_materializing_the_group_writes_tables_report_and_metadata(small_project
         assert (home / "quality" / f"gems_{chart}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert f"![gems: {chart}](gems_{chart}.png)" in report
         assert meta["gems/quality"][f"gems/{chart}"].value.startswith(f"![{chart}](data:image/png;base64,")
+        # the report in the UI carries the images themselves: a browser cannot follow the file's relative links
+        assert f"![gems: {chart}](data:image/png;base64," in meta["gems/quality"]["report"].value
     assert (home / "model" / "CURRENT" / "loss_curve.png").read_bytes()[:4] == b"\x89PNG"
     assert meta["gems/model"]["loss_curve"].value.startswith("![loss curve](data:image/png;base64,")
     # the draw rate apart from the fixed costs (imports, loading the model, restoring dtypes, writing)

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import base64
 import io
+import re
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -178,3 +180,13 @@ def loss_curve(progress: list[dict]) -> bytes | None:
 def markdown_image(png: bytes, alt: str) -> str:
     """A PNG inlined in Markdown, which the Dagster UI shows in an asset's metadata."""
     return f"![{alt}](data:image/png;base64,{base64.b64encode(png).decode()})"
+
+
+def inline_images(markdown: str, folder: Path) -> str:
+    """Markdown whose images link PNG files in `folder` by name (the report beside its charts), with the images
+    inlined: the UI cannot follow a relative link."""
+    def inline(match: re.Match) -> str:
+        png = folder / match.group(2)
+        return markdown_image(png.read_bytes(), match.group(1)) if png.is_file() else match.group(0)
+
+    return re.sub(r"!\[([^\]]*)\]\(([^)/\\]+\.png)\)", inline, markdown)
