@@ -34,6 +34,9 @@ from synth_assets.pipeline import DatasetPipeline
 from synth_assets.plugins import get_backend
 
 DATASET = "contract"
+# `dg launch` arguments that run every step in one process: each step's own would import torch and load the code
+# location again, which on two cores costs more than the parallel steps gain
+IN_ONE_PROCESS = ["--config-json", '{"execution": {"config": {"in_process": {}}}}']
 
 
 def contract_table(n: int = 600, seed: int = 0) -> pd.DataFrame:

@@ -12,6 +12,8 @@ import pandas as pd
 import pytest
 import yaml
 
+from synth_assets.testing import IN_ONE_PROCESS
+
 REPO = Path(__file__).resolve().parents[1]
 DG = str(Path(sys.executable).parent / "dg")
 
@@ -95,7 +97,7 @@ def test_scaffold_check_and_launch_a_dataset_component(dg_project):
     out = dg_command(dg_project, "check", "defs")
     assert out.returncode == 0, out.stdout + out.stderr
 
-    out = dg_command(dg_project, "launch", "--job", "synthesize_gems")
+    out = dg_command(dg_project, "launch", "--job", "synthesize_gems", *IN_ONE_PROCESS)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     synthetic = pd.read_parquet(dg_project / ".synth" / "gems" / "synthetic" / "CURRENT" / "gem_sales.parquet")
     assert len(synthetic) == 200

@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from synth_assets.plugin_api import SynthError
-from synth_assets.testing import contract_table, contract_tree
+from synth_assets.testing import IN_ONE_PROCESS, contract_table, contract_tree
 from synth_llm.api import RelPredict, RelSemiSynth, RelSynth
 
 REPO = Path(__file__).resolve().parents[3]
@@ -143,8 +143,8 @@ def test_the_three_tasks_materialize_through_dg_launch_with_the_checks_on(tmp_pa
     (tmp_path / "home" / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
     env = {**os.environ, "SYNTH_CONFIG": str(tmp_path / "synth.yaml"), "SYNTH_HOME": str(tmp_path / "store"),
            "DAGSTER_HOME": str(tmp_path / "home")}
-    out = subprocess.run([str(BIN / "dg"), "launch", "--assets", "*"], cwd=REPO, env=env, capture_output=True,
-                         text=True, timeout=900)
+    out = subprocess.run([str(BIN / "dg"), "launch", "--assets", "*", *IN_ONE_PROCESS], cwd=REPO, env=env,
+                         capture_output=True, text=True, timeout=900)
     log = (out.stdout + out.stderr).lower()
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     for dataset in datasets:
