@@ -19,6 +19,8 @@ from synth_assets.backend import ProgressRecord, backend_code_version
 from synth_assets.checks import audit_model, audit_synthetic, model_check_specs, synthetic_check_specs
 from synth_assets.config import Project
 from synth_assets.errors import SynthError
+from synth_assets.kubernetes import stage_k8s_tags
+from synth_assets.pipes import train_through_pipes
 from synth_assets.metadata import preview_markdown, progress_markdown, stats_markdown, tables_metadata
 from synth_assets.options import CONDITIONING
 from synth_assets.plugins import get_backend
@@ -104,6 +106,7 @@ def build_dataset_assets(project: Project, name: str) -> list[dg.AssetsDefinitio
     backend = get_backend(spec.backend, dataset=name)
     key = lambda stage: stage_key(name, stage)  # noqa: E731
     when = lambda stage: stage_condition(spec, stage)  # noqa: E731
+    pod = lambda stage: stage_k8s_tags(spec, stage, backend)  # noqa: E731  # the step's pod under k8s
     # the launchpad shows the backend's own options, and no conditioning it cannot honour
     TrainConfig = run_config_class(f"{name}_train_config", backend.TrainOptions, spec.train)
     unsupported = [o for o in CONDITIONING if not getattr(backend.capabilities, o)]
@@ -114,6 +117,7 @@ def build_dataset_assets(project: Project, name: str) -> list[dg.AssetsDefinitio
 
     @dg.asset(key=key("split"), group_name=name, kinds={"pandas", "parquet"},
               deps=[source_key(name, table) for table in spec.tables], automation_condition=when("split"),
+              op_tags=pod("split"),
               description=f"Source tables ({tables}) split into training and validation partitions "
                           f"({1 - spec.split.validation_share:.0%}/{spec.split.validation_share:.0%}, by primary key).")
     def split(context: dg.AssetExecutionContext, storage: SynthStorage) -> dg.MaterializeResult:
@@ -125,6 +129,7 @@ def build_dataset_assets(project: Project, name: str) -> list[dg.AssetsDefinitio
         return dg.MaterializeResult(metadata=metadata)
 
     @dg.asset(key=key("stats"), deps=[key("split")], group_name=name, kinds={"json"}, automation_condition=when("stats"),
+              op_tags=pod("stats"),
               description="Per column: inferred type and encoding, kept categories (rare ones protected), "
                           "quantiles, clipped min/max and null share, from the training partition.")
     def stats(context: dg.AssetExecutionContext, storage: SynthStorage) -> dg.MaterializeResult:
@@ -138,7 +143,7 @@ def build_dataset_assets(project: Project, name: str) -> list[dg.AssetsDefinitio
         return dg.MaterializeResult(metadata=metadata)
 
     @dg.asset(key=key("encoded"), deps=[key("stats")], group_name=name, kinds={"parquet", backend.name},
-              automation_condition=when("encoded"),
+              automation_condition=when("encoded"), op_tags=pod("encoded"),
               description=f"Both partitions in the '{backend.name}' backend's own encoding.")
     def encoded(context: dg.AssetExecutionContext, storage: SynthStorage) -> dg.MaterializeResult:
         pipeline = storage.pipeline(project, name)
@@ -150,6 +155,7 @@ def build_dataset_assets(project: Project, name: str) -> list[dg.AssetsDefinitio
     @dg.asset(key=key("model"), deps=[key("encoded")], group_name=name, pool=gpu_pool,
               kinds={"model", *backend.kinds}, check_specs=model_check_specs(key("model")),
               code_version=backend_code_version(backend), automation_condition=when("model"),
+              op_tags=pod("model"),
               description=f"A '{backend.name}' checkpoint (safetensors weights, config, training progress), "
                           "trained with early stopping on validation loss within a time budget. Each run "
                           "writes a new version, published (model/CURRENT) once its check passes.")
@@ -167,21 +173,19 @@ def build_dataset_assets(project: Project, name: str) -> list[dg.AssetsDefinitio
             if launched_by_automation(context):  # a refresh after new data: as synth.yaml's automation says
                 options = options.model_copy(update={"model_state": spec.automation.model_state})
                 context.log.info(f"started by automation: model_state {options.model_state}")
-            try:
-                result = pipeline.train(options, device=compute.device, progress=log, version=version, publish=False)
-            except SynthError as exc:
-                if not (launched_by_automation(context) and options.model_state == "reuse"
-                        and "cannot reuse" in exc.message):
-                    raise
-                # the new data changed the encoding (a new category, say): the old weights do not fit
-                context.log.warning(f"{exc.message}: training a new model instead")
-                options = options.model_copy(update={"model_state": "reset"})
-                result = pipeline.train(options, device=compute.device, progress=log, version=version, publish=False)
+            # after new data, weights that no longer fit (a new category, say) make way for a new model
+            reset_if_incompatible = launched_by_automation(context)
+            if compute.training != "in_step":  # another process or pod, through Dagster Pipes
+                result = train_through_pipes(context, pipeline, options, compute, version=version,
+                                             reset_if_incompatible=reset_if_incompatible)
+            else:
+                result = pipeline.train(options, device=compute.device, progress=log, version=version, publish=False,
+                                        reset_if_incompatible=reset_if_incompatible, warn=context.log.warning)
         curve = loss_curve_markdown(pipeline, version, result)  # written beside the checkpoint before its audit
         audit = audit_model(pipeline.paths.releases("model").path(version), result)
         return dg.MaterializeResult(check_results=audit, metadata={
             **publish_if_passed(pipeline, "model", version, audit, context),
-            "model_state": options.model_state,
+            "model_state": result.model_state or options.model_state, "trained_in": compute.training,
             "epochs": result.epochs, "best_epoch": result.best_epoch,
             "best_validation_loss": dg.MetadataValue.float(result.best_validation_loss),
             "training_seconds": dg.MetadataValue.float(round(result.seconds, 2)),
@@ -195,6 +199,7 @@ def build_dataset_assets(project: Project, name: str) -> list[dg.AssetsDefinitio
     @dg.asset(key=key("synthetic"), deps=[key("model")], group_name=name, kinds={"pandas", "parquet"},
               pool=gpu_pool, required_resource_keys={"storage", "compute", *engine_keys},
               check_specs=synthetic_check_specs(key("synthetic"), spec), automation_condition=when("synthetic"),
+              op_tags=pod("synthetic"),
               description="Synthetic tables, one Parquet file each, with the source's columns, order and dtypes. "
                           "Each run writes a new version; it is published (synthetic/CURRENT) only when the "
                           "schema check and the privacy gate pass.")
@@ -228,7 +233,7 @@ def build_dataset_assets(project: Project, name: str) -> list[dg.AssetsDefinitio
         return dg.MaterializeResult(metadata=metadata, check_results=audit)
 
     @dg.asset(key=key("quality"), deps=[key("synthetic")], group_name=name, kinds={"markdown"},
-              automation_condition=when("quality"),
+              automation_condition=when("quality"), op_tags=pod("quality"),
               description="Accuracy (synthetic vs training, with the holdout as ceiling), DCR share and "
                           "discriminator AUC (can synthetic rows be told from real ones), as a Markdown report.")
     def quality(context: dg.AssetExecutionContext, storage: SynthStorage) -> dg.MaterializeResult:

@@ -93,6 +93,7 @@ class TrainResult:
     parameters: int
     progress: list[ProgressRecord] = field(default_factory=list)
     settings: dict[str, Any] = field(default_factory=dict)  # what the backend chose: batch size, learning rate, ...
+    model_state: str | None = None  # how training started (reset, reuse, resume): the core fills it in
 
 
 @dataclass(frozen=True)

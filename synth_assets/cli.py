@@ -16,6 +16,11 @@ def main(argv: list[str] | None = None) -> int:
     run = sub.add_parser("run", help="run every stage of one dataset, without Dagster")
     run.add_argument("dataset")
     run.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    train = sub.add_parser("train", help="train one dataset's model (its earlier stages done) and publish it once "
+                                         "its check passes; started by the model asset through Dagster Pipes, "
+                                         "it trains as the run asks and reports back")
+    train.add_argument("dataset")
+    train.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     show = sub.add_parser("show", help="where a dataset's synthetic tables and report are, and its scores")
     show.add_argument("dataset")
     versions = sub.add_parser("versions", help="the versions of a dataset's model and synthetic tables, and "
@@ -26,8 +31,8 @@ def main(argv: list[str] | None = None) -> int:
     rollback.add_argument("stage", choices=["model", "synthetic"])
     rollback.add_argument("--to", help="the version to publish (default: the release before the current one)")
     args = parser.parse_args(argv)
-    commands = {"plugins": _plugins, "check": _check, "run": _run, "show": _show, "versions": _versions,
-                "rollback": _rollback}
+    commands = {"plugins": _plugins, "check": _check, "run": _run, "train": _train, "show": _show,
+                "versions": _versions, "rollback": _rollback}
     try:
         return commands[args.command](args)
     except SynthError as exc:
@@ -63,25 +68,47 @@ def _check(args) -> int:
     return 0
 
 
-def _run(args) -> int:
+def _show_epoch(record) -> None:
+    print(f"epoch {record.epoch:>3}  train {record.train_loss:.4f}  "
+          f"validation {record.validation_loss:.4f}  {record.seconds:.0f}s", flush=True)
+
+
+def _audit(pipeline):
+    """The checks the Dagster assets run, with the same outcome: a candidate that fails stays unpublished."""
     from synth_assets.checks import audit_model, audit_synthetic
-    from synth_assets.config import load_project
-    from synth_assets.pipeline import DatasetPipeline
-
-    pipeline = DatasetPipeline(load_project(), args.dataset)
-
-    def show(record) -> None:
-        print(f"epoch {record.epoch:>3}  train {record.train_loss:.4f}  "
-              f"validation {record.validation_loss:.4f}  {record.seconds:.0f}s", flush=True)
 
     def audit(stage: str, version: str, result) -> list[str]:
-        """The checks the Dagster assets run, with the same outcome: a candidate that fails stays unpublished."""
         checks = audit_model(pipeline.paths.releases("model").path(version), result) if stage == "model" \
             else audit_synthetic(pipeline, version)
         return [f"{check.check_name}: {check.description}" for check in checks if not check.passed]
 
-    pipeline.run_all(device=args.device, progress=show, audit=audit)
+    return audit
+
+
+def _run(args) -> int:
+    from synth_assets.config import load_project
+    from synth_assets.pipeline import DatasetPipeline
+
+    pipeline = DatasetPipeline(load_project(), args.dataset)
+    pipeline.run_all(device=args.device, progress=_show_epoch, audit=_audit(pipeline))
     return _show(args)
+
+
+def _train(args) -> int:
+    from synth_assets.pipes import train_in_pipes_process, under_pipes
+
+    if under_pipes():
+        return train_in_pipes_process()
+    from synth_assets.config import load_project
+    from synth_assets.pipeline import DatasetPipeline
+    from synth_assets.releases import new_version
+
+    pipeline = DatasetPipeline(load_project(), args.dataset)
+    version = new_version()
+    result = pipeline.train(device=args.device, progress=_show_epoch, version=version, publish=False)
+    pipeline.publish_audited("model", version, result, _audit(pipeline))
+    print(f"{args.dataset}/model: published {version} ({result.epochs} epochs, {result.stopped_because})")
+    return 0
 
 
 def _versions(args) -> int:

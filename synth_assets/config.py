@@ -6,6 +6,7 @@ wrong types fail with a message that names the key path.
 
 from __future__ import annotations
 
+import copy
 import os
 import re
 from pathlib import Path
@@ -96,6 +97,28 @@ class AutomationSpec(StrictModel):
     _cron = field_validator("observe_sources")(_five_field_cron)
 
 
+# a GPU step's pod under Dagster's k8s_job_executor: one NVIDIA GPU, and leave to sit on the GPU node pool's taint
+DEFAULT_GPU_STEP = {
+    "container_config": {"resources": {"limits": {"nvidia.com/gpu": 1}}},
+    "pod_spec_config": {"tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]},
+}
+
+
+class KubernetesSpec(StrictModel):
+    """What the steps ask of Kubernetes when Dagster runs them as pods (k8s_job_executor); ignored elsewhere."""
+
+    gpu_stages: list[Literal["model", "synthetic"]] = Field(
+        default_factory=lambda: ["model", "synthetic"],
+        description="Stages that run on a GPU pod (where the backend can use CUDA); the others run on CPU pods.")
+    gpu_step: dict[str, Any] = Field(
+        default_factory=lambda: copy.deepcopy(DEFAULT_GPU_STEP),
+        description="The dagster-k8s/config of a GPU stage's pod: container_config (resources), pod_spec_config "
+                    "(tolerations, node_selector), ... (default: one nvidia.com/gpu and its toleration).")
+    cpu_step: dict[str, Any] = Field(
+        default_factory=dict, description="The dagster-k8s/config of the other stages' pods (e.g. CPU and memory "
+                                          "requests under container_config.resources).")
+
+
 class DatasetSpec(StrictModel):
     backend: str = "tabular_argn"
     tables: dict[str, TableSpec] = Field(min_length=1)
@@ -106,6 +129,7 @@ class DatasetSpec(StrictModel):
     quality: QualitySpec = Field(default_factory=QualitySpec)
     publish: PublishSpec = Field(default_factory=PublishSpec)
     automation: AutomationSpec = Field(default_factory=AutomationSpec)
+    kubernetes: KubernetesSpec = Field(default_factory=KubernetesSpec)
     schedule: str | None = Field(None, description="Cron string for a regeneration schedule.")
 
     @model_validator(mode="before")
@@ -223,12 +247,21 @@ class Project:
 
     def stored_at(self, home: Path | str) -> "Project":
         """The same datasets, writing to another storage root (the `storage` resource's)."""
-        return Project(self.spec, self.config_path, Path(home))
+        return Project(self.spec, self.config_path, local_home(home, "the storage resource's home"))
 
 
 def default_home(root: Path) -> Path:
     """Where stages are written: `$SYNTH_HOME`, else `.synth/` in the project root."""
-    return Path(os.environ.get("SYNTH_HOME") or Path(root) / ".synth").expanduser().resolve()
+    return local_home(os.environ.get("SYNTH_HOME") or Path(root) / ".synth", "SYNTH_HOME")
+
+
+def local_home(home: str | Path, where: str) -> Path:
+    """A storage root on a local or mounted file system. An object store's URL (s3://, gs://) would otherwise
+    become a local folder named 's3:' and the outputs would land there unnoticed."""
+    if re.match(r"^[A-Za-z][A-Za-z0-9+.-]+://", str(home)):
+        raise ConfigError(f"{where} is {home}: object stores are not supported as the storage root yet",
+                          hint="mount the bucket (or a shared volume) and give its local path")
+    return Path(home).expanduser().resolve()
 
 
 def _unknown_encodings(tables: Any, backend) -> list[str]:

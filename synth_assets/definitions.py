@@ -7,6 +7,7 @@ import dagster as dg
 from synth_assets.assets import build_dataset_assets
 from synth_assets.automation import automation_sensor, source_assets
 from synth_assets.config import Project, load_project
+from synth_assets.kubernetes import executor
 from synth_assets.plugins import get_backend
 from synth_assets.resources import ComputeDevice, SynthStorage, engine_resource, engine_resource_key, shared
 from synth_assets.schedules import dataset_job, dataset_schedule, resample_job
@@ -30,7 +31,7 @@ def datasets_definitions(project: Project, sensor_name: str = "synth_automation"
             resources.setdefault(engine_resource_key(backend), shared(engine_resource(backend)))
     sensor = automation_sensor(project.datasets, sensor_name)
     return dg.Definitions(assets=assets, jobs=jobs, sensors=[sensor] if sensor else [], schedules=schedules,
-                          resources=resources)
+                          resources=resources, executor=executor())
 
 
 def build_definitions(root: Path | str | None = None) -> dg.Definitions:

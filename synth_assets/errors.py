@@ -45,3 +45,8 @@ class SynthError(Exception):
 
 class ConfigError(SynthError):
     """The project file (synth.yaml) is malformed."""
+
+
+class IncompatibleModel(SynthError):
+    """The published model cannot be reused or resumed: the data's encoding or the model's size changed. A run
+    started by automation then trains a new model instead."""

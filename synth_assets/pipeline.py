@@ -14,7 +14,7 @@ import pandas as pd
 from synth_assets import storage
 from synth_assets.backend import DRAW_SECONDS, Backend, GenerateRequest, ProgressCallback, TrainRequest, TrainResult
 from synth_assets.config import DatasetSpec, Project
-from synth_assets.errors import SynthError
+from synth_assets.errors import IncompatibleModel, SynthError
 from synth_assets.plugins import get_backend
 from synth_assets.releases import new_version
 from synth_assets.stages.quality import TableQuality, dcr, evaluate_table
@@ -105,10 +105,13 @@ class DatasetPipeline:
     # model ---------------------------------------------------------------------------------------
     def train(
         self, options: TrainOptions | None = None, device: str = "auto", progress: ProgressCallback | None = None,
-        *, version: str | None = None, publish: bool = True,
+        *, version: str | None = None, publish: bool = True, reset_if_incompatible: bool = False,
+        warn: Callable[[str], None] | None = None,
     ) -> TrainResult:
         """Train with `options` (the backend's TrainOptions; default: synth.yaml's `train`) into a new model
-        version, published at once unless `publish` is False (then `publish("model", version)` after an audit)."""
+        version, published at once unless `publish` is False (then `publish("model", version)` after an audit).
+        With `reset_if_incompatible`, a published model that no longer fits the data (reuse after a new category,
+        say) makes way for a new one, with a `warn`ing, instead of failing."""
         options = options or self.spec.train
         self.backend.check_device(device)
         stats = self.load_stats()
@@ -118,8 +121,17 @@ class DatasetPipeline:
         published = releases.current()
         request = TrainRequest(options=options, device=device, progress=progress, previous_model=published,
                                resume_dir=self.paths.root / "model.partial")
-        with releases.write(version) as tmp:
-            result = self.backend.train(encoded, stats, request, tmp)
+        try:
+            with releases.write(version) as tmp:
+                result = self.backend.train(encoded, stats, request, tmp)
+        except IncompatibleModel as exc:
+            if not reset_if_incompatible or options.model_state == "reset":
+                raise
+            if warn is not None:
+                warn(f"{exc.message}: training a new model instead")
+            return self.train(options.model_copy(update={"model_state": "reset"}), device, progress,
+                              version=version, publish=publish)
+        result.model_state = options.model_state
         if publish:
             self.publish("model", version)
         return result
@@ -244,13 +256,13 @@ class DatasetPipeline:
         self.encode()
         version = new_version()
         trained = self.train(device=device, progress=progress, version=version, publish=False)
-        self._publish_audited("model", version, trained, audit)
+        self.publish_audited("model", version, trained, audit)
         version = new_version()
         generated = self.generate(device=device, version=version, publish=False)
-        self._publish_audited("synthetic", version, generated, audit)
+        self.publish_audited("synthetic", version, generated, audit)
         return self.quality()[0]
 
-    def _publish_audited(self, stage: str, version: str, result, audit) -> None:
+    def publish_audited(self, stage: str, version: str, result, audit) -> None:
         problems = audit(stage, version, result) if audit is not None else []
         if problems:
             still = self.paths.releases(stage).current_version()

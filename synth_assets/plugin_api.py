@@ -16,7 +16,8 @@ A backend built on these names keeps working while the core changes underneath; 
   (`Backend.column_encodings`);
 - files: `write_parquet`, `read_parquet`, `write_json`, `read_json`, `atomic_dir` (write, then rename), and
   `recover_dir` (a folder a killed writer left aside, put back);
-- errors: `SynthError` (a problem the user can fix: name the table and column, say what to do);
+- errors: `SynthError` (a problem the user can fix: name the table and column, say what to do), and
+  `IncompatibleModel` (the published model cannot be reused or resumed: the data's encoding changed);
 - for a backend's own Python API (fit / sample on DataFrames): `run_on_frames` runs the core's stages on
   in-memory tables in a workspace folder, `open_workspace` opens one again, and `parse_options` turns keyword
   arguments into the backend's option models with clear errors.
@@ -45,7 +46,7 @@ from synth_assets.backend import (
     tree_problem,
 )
 from synth_assets.config import ColumnSpec, DatasetSpec, ForeignKey, Project, ProjectSpec, SplitSpec, TableSpec
-from synth_assets.errors import SynthError
+from synth_assets.errors import IncompatibleModel, SynthError
 from synth_assets.hookspecs import hookimpl
 from synth_assets.options import Fairness, GenerateOptions, Imputation, Options, Rebalancing, TrainOptions
 from synth_assets.pipeline import DatasetPipeline
@@ -112,7 +113,7 @@ __all__ = [
     "Split", "context_key", "parent_first", "DatasetStats", "TableStats", "ColumnStats", "RARE_THRESHOLD", "RARE_TOKEN", "DATETIME_PARTS", "HINTS",
     "character_matrix", "lat_long_cell", "lat_long_grid", "lat_long_parts", "records_per_parent",
     "write_parquet", "read_parquet", "write_json", "read_json", "atomic_dir", "recover_dir",
-    "SynthError", "hookimpl",
+    "SynthError", "IncompatibleModel", "hookimpl",
     "ColumnSpec", "DatasetSpec", "ForeignKey", "SplitSpec", "TableSpec", "DatasetPipeline", "restore_schema",
     "run_on_frames", "open_workspace", "workspace_pipeline", "parse_options",
 ]

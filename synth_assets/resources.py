@@ -30,6 +30,21 @@ class ComputeDevice(dg.ConfigurableResource):
         default_factory=lambda: os.environ.get("SYNTH_DEVICE", "auto"),
         description="auto | cpu | cuda (default: $SYNTH_DEVICE or auto)",
     )
+    training: Literal["in_step", "pipes_subprocess", "pipes_k8s"] = Field(
+        default_factory=lambda: os.environ.get("SYNTH_TRAINING", "in_step"),
+        description="in_step: the model asset trains in its own step; pipes_subprocess: in a separate process, "
+                    "pipes_k8s: in a Kubernetes pod of its own (with the dataset's kubernetes.gpu_step settings), "
+                    "each running `python -m synth_assets train` through Dagster Pipes, which reports each epoch "
+                    "and the result back (default: $SYNTH_TRAINING or in_step)",
+    )
+    training_image: str | None = Field(
+        default_factory=lambda: os.environ.get("SYNTH_TRAINING_IMAGE"),
+        description="pipes_k8s: the image of the training pod, with this project installed "
+                    "(default: $SYNTH_TRAINING_IMAGE)")
+    training_namespace: str | None = Field(
+        default_factory=lambda: os.environ.get("SYNTH_TRAINING_NAMESPACE"),
+        description="pipes_k8s: the namespace of the training pod (default: $SYNTH_TRAINING_NAMESPACE, else the "
+                    "current one)")
 
 
 def engine_resource_key(backend) -> str:

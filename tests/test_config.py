@@ -64,3 +64,12 @@ def test_missing_file_and_bad_yaml_are_clear(tmp_path, monkeypatch):
     (tmp_path / "synth.yaml").write_text("datasets: [unclosed")
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_project(tmp_path)
+
+
+def test_an_object_store_as_home_is_refused_not_written_to_a_folder_named_s3(tmp_path, monkeypatch):
+    write_project(tmp_path, "datasets:\n  a:\n    tables:\n      t: {source: t.csv}\n")
+    monkeypatch.delenv("SYNTH_CONFIG", raising=False)
+    monkeypatch.setenv("SYNTH_HOME", "s3://bucket/home")
+    with pytest.raises(ConfigError, match="SYNTH_HOME is s3://bucket/home: object stores are not supported"):
+        load_project(tmp_path)
+    assert not (tmp_path / "s3:").exists()

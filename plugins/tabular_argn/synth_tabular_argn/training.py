@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from synth_assets.plugin_api import ProgressRecord, SynthError, TrainRequest, atomic_dir, recover_dir
+from synth_assets.plugin_api import IncompatibleModel, ProgressRecord, SynthError, TrainRequest, atomic_dir, recover_dir
 
 # With flexible generation, this share of batches sees a random column order (so any columns can
 # condition the rest); the others see the data order, which unconditional generation uses (pure random
@@ -178,7 +178,7 @@ def _checkpoint_source(request: TrainRequest, model) -> Path | None:
         if folder is not None and (Path(folder) / needed).is_file():
             config = json.loads((Path(folder) / "config.json").read_text())
             if not model.same_shape(config):
-                raise SynthError(
+                raise IncompatibleModel(
                     f"cannot {options.model_state} the last model: the data's encoding or the model size changed",
                     hint="set train.model_state: reset to train a new model")
             return Path(folder)
