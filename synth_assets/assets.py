@@ -291,4 +291,6 @@ def publish_if_passed(pipeline, stage: str, version: str, audit: list[dg.AssetCh
                             f"{still or 'nothing (no release yet)'}")
     return {"version": version, "published": passed,
             "published_version": releases.current_version() or "",
-            "published_path": dg.MetadataValue.path(str(releases.root / CURRENT))}
+            "published_path": dg.MetadataValue.path(str(releases.root / CURRENT)),
+            # where consumers read, as a URI other tools (and Dagster's catalog) understand
+            "dagster/uri": dg.MetadataValue.text((releases.root / CURRENT).absolute().as_uri())}

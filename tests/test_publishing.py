@@ -49,6 +49,7 @@ def test_a_failed_audit_leaves_consumers_on_the_last_good_release(small_project,
     # the candidate was written and audited, but not published: consumers still read the good release
     candidate = metadata(result, "gems__synthetic")
     assert candidate["published"] is False and candidate["published_version"] == good
+    assert candidate["dagster/uri"] == (synthetic / CURRENT).as_uri()  # where consumers read
     assert os.readlink(synthetic / CURRENT) == good
     assert (synthetic / CURRENT / "gems.parquet").read_bytes() == good_bytes
     assert len(pd.read_parquet(synthetic / candidate["version"] / "gems.parquet")) == 300
