@@ -165,8 +165,7 @@ def build_dataset_assets(project: Project, name: str) -> list[dg.AssetsDefinitio
         version = new_version(context.run_id)
 
         def log(record: ProgressRecord) -> None:
-            context.log.info(f"epoch {record.epoch}: train loss {record.train_loss:.4f}, "
-                             f"validation loss {record.validation_loss:.4f}, {record.seconds:.0f}s")
+            context.log.info(record.log_line())
 
         with user_errors():
             options = backend.TrainOptions(**config.model_dump())
@@ -185,7 +184,7 @@ def build_dataset_assets(project: Project, name: str) -> list[dg.AssetsDefinitio
         audit = audit_model(pipeline.paths.releases("model").path(version), result)
         return dg.MaterializeResult(check_results=audit, metadata={
             **publish_if_passed(pipeline, "model", version, audit, context),
-            "model_state": result.model_state or options.model_state, "trained_in": compute.training,
+            "model_state": result.model_state, "trained_in": compute.training,
             "epochs": result.epochs, "best_epoch": result.best_epoch,
             "best_validation_loss": dg.MetadataValue.float(result.best_validation_loss),
             "training_seconds": dg.MetadataValue.float(round(result.seconds, 2)),

@@ -67,6 +67,11 @@ class ProgressRecord(BaseModel):
     seconds: float  # since training started
     learning_rate: float | None = None
 
+    def log_line(self) -> str:
+        """How an epoch reads in a run's log, whether training runs in the step or reports over Pipes."""
+        return (f"epoch {self.epoch}: train loss {self.train_loss:.4f}, validation loss {self.validation_loss:.4f}, "
+                f"{self.seconds:.0f}s")
+
 
 ProgressCallback = Callable[[ProgressRecord], None]
 

@@ -112,13 +112,9 @@ def train_in_pipes_process() -> int:
         pipeline = DatasetPipeline(project, name)
         options = pipeline.backend.TrainOptions.model_validate(job["options"])
 
-        def report(record: ProgressRecord) -> None:
-            pipes.log.info(f"epoch {record.epoch}: train loss {record.train_loss:.4f}, "
-                           f"validation loss {record.validation_loss:.4f}, {record.seconds:.0f}s")
-
-        result = pipeline.train(options, device=job["device"], progress=report, version=job["version"],
-                                publish=False, reset_if_incompatible=job["reset_if_incompatible"],
-                                warn=pipes.log.warning)
+        result = pipeline.train(options, device=job["device"], version=job["version"], publish=False,
+                                progress=lambda record: pipes.log.info(record.log_line()),
+                                reset_if_incompatible=job["reset_if_incompatible"], warn=pipes.log.warning)
         pipes.log.info(f"trained {result.epochs} epochs on {result.device} in {result.seconds:.1f}s "
                        f"({result.stopped_because}) into model version {job['version']}")
         pipes.report_custom_message(result_to_message(result))
