@@ -195,41 +195,8 @@ def build_dataset_assets(project: Project, name: str) -> list[dg.AssetsDefinitio
 
     engine_keys = {engine_resource_key(backend)} if backend.EngineOptions is not None else set()
 
-    @dg.asset(key=key("synthetic"), deps=[key("model")], group_name=name, kinds={"pandas", "parquet"},
-              pool=gpu_pool, required_resource_keys={"storage", "compute", *engine_keys},
-              check_specs=synthetic_check_specs(key("synthetic"), spec), automation_condition=when("synthetic"),
-              op_tags=pod("synthetic"),
-              description="Synthetic tables, one Parquet file each, with the source's columns, order and dtypes. "
-                          "Each run writes a new version; it is published (synthetic/CURRENT) only when the "
-                          "schema check and the privacy gate pass.")
-    def synthetic(context: dg.AssetExecutionContext, config: GenerateConfig) -> dg.MaterializeResult:  # type: ignore[valid-type]
-        # resources by key: the engine's key depends on the backend, which a typed parameter cannot name
-        storage: SynthStorage = context.resources.storage
-        compute: ComputeDevice = context.resources.compute
-        pipeline = storage.pipeline(project, name)
-        version = new_version(context.run_id)
-        with user_errors():
-            options = backend.GenerateOptions(**config.model_dump())
-            result = pipeline.generate(options, device=compute.device, engine=engine_options(backend, context.resources),
-                                       version=version, publish=False)
-            audit = audit_synthetic(pipeline, version)
-        rows = sum(len(df) for df in result.tables.values())
-        # the draw rate apart from the fixed costs (imports, loading the model, restoring dtypes), which
-        # dominate small samples
-        metadata = {"generation_seconds": dg.MetadataValue.float(round(result.seconds, 3)),
-                    "end_to_end_rows_per_second": dg.MetadataValue.int(int(rows / max(result.seconds, 1e-9)))}
-        if result.draw_seconds is not None:
-            metadata.update({
-                "draw_seconds": dg.MetadataValue.float(round(result.draw_seconds, 3)),
-                "rows_per_second": dg.MetadataValue.int(int(rows / max(result.draw_seconds, 1e-9))),
-                "overhead_seconds": dg.MetadataValue.float(round(max(result.seconds - result.draw_seconds, 0), 3))})
-        metadata.update({f"backend/{k}": dg.MetadataValue.json(v) if isinstance(v, (dict, list)) else v
-                         for k, v in result.report.items()})
-        metadata.update(tables_metadata(result.tables, lambda table: pipeline.paths.synthetic_table(table, version)))
-        metadata.update({f"{table}/preview": dg.MetadataValue.md(preview_markdown(df))
-                         for table, df in result.tables.items()})
-        metadata.update(publish_if_passed(pipeline, "synthetic", version, audit, context))
-        return dg.MaterializeResult(metadata=metadata, check_results=audit)
+    synthetic = synthetic_graph_asset(project, name, backend, GenerateConfig, gpu_pool, engine_keys, pod,
+                                      when("synthetic"))
 
     @dg.asset(key=key("quality"), deps=[key("synthetic")], group_name=name, kinds={"markdown"},
               automation_condition=when("quality"), op_tags=pod("quality"),
@@ -264,6 +231,91 @@ def build_dataset_assets(project: Project, name: str) -> list[dg.AssetsDefinitio
         return dg.MaterializeResult(metadata=metadata)
 
     return [split, stats, encoded, model, synthetic, quality]
+
+
+def synthetic_graph_asset(project: Project, name: str, backend, GenerateConfig, gpu_pool, engine_keys, pod,
+                          automation_condition) -> dg.AssetsDefinition:
+    """The synthetic asset as a graph: plan the generation, draw each part in a step of its own (in parallel
+    under the multiprocess or Kubernetes executor; one part unless the sample exceeds `parts.rows`), then join
+    the parts into a candidate version, audit it with the blocking checks and publish it if they pass."""
+    spec = project.dataset(name)
+    asset_key = stage_key(name, "synthetic")
+    check_specs = synthetic_check_specs(asset_key, spec)
+    check_outputs = {check.get_python_identifier(): check for check in check_specs}
+
+    @dg.op(name=f"{name}__plan_generation", ins={"model": dg.In(dg.Nothing)}, out=dg.DynamicOut(dg.Nothing),
+           required_resource_keys={"storage"}, tags=pod("plan"))
+    def plan_generation(context: dg.OpExecutionContext, config: GenerateConfig):  # type: ignore[valid-type]
+        pipeline = context.resources.storage.pipeline(project, name)
+        with user_errors():
+            options = backend.GenerateOptions(**config.model_dump())
+            plan = pipeline.plan_generation(options, job=context.run_id, version=new_version(context.run_id))
+        if len(plan.parts) > 1:
+            context.log.info(f"{sum(p.rows for p in plan.parts):,} rows in {len(plan.parts)} parts of at most "
+                             f"{spec.parts.rows:,} (parts.rows)")
+        for part in plan.parts:
+            yield dg.DynamicOutput(None, mapping_key=part.name)
+
+    @dg.op(name=f"{name}__generate_part", ins={"planned": dg.In(dg.Nothing)}, out=dg.Out(dg.Nothing),
+           required_resource_keys={"storage", "compute", *engine_keys}, pool=gpu_pool, tags=pod("synthetic"))
+    def generate_part(context: dg.OpExecutionContext) -> None:
+        pipeline = context.resources.storage.pipeline(project, name)
+        index = int(context.get_mapping_key().rsplit("_", 1)[1])
+        with user_errors():
+            report = pipeline.generate_part(context.run_id, index, device=context.resources.compute.device,
+                                            engine=engine_options(backend, context.resources))
+        context.log.info(f"part {index}: {', '.join(f'{n:,} {t} rows' for t, n in report['rows'].items())} in "
+                         f"{report['seconds']:.1f}s")
+
+    @dg.op(name=f"{name}__join_parts", ins={"parts": dg.In(dg.Nothing)},
+           out={"result": dg.Out(dg.Nothing), **{output: dg.Out(dg.Nothing) for output in check_outputs}},
+           required_resource_keys={"storage"}, tags=pod("join"))
+    def join(context: dg.OpExecutionContext):
+        pipeline = context.resources.storage.pipeline(project, name)
+        with user_errors():
+            result = pipeline.join_parts(context.run_id, publish=False)
+            audit = audit_synthetic(pipeline, result.version)
+        yield dg.Output(None, "result", metadata=synthetic_metadata(pipeline, result, audit, context))
+        yield from audit
+
+    def config_for_plan(config: dict) -> dict:  # the launchpad's config of the asset goes to its planning step
+        return {plan_generation.name: {"config": config}}
+
+    @dg.graph_asset(key=asset_key, group_name=name, kinds={"pandas", "parquet"}, check_specs=check_specs,
+                    ins={"model": dg.AssetIn(key=stage_key(name, "model"), dagster_type=dg.Nothing)},
+                    config=dg.ConfigMapping(config_fn=config_for_plan, config_schema=GenerateConfig.to_config_schema()),
+                    automation_condition=automation_condition,
+                    description="Synthetic tables, one Parquet file each, with the source's columns, order and dtypes, "
+                                f"generated in parts of at most {spec.parts.rows:,} rows (parts.rows), each a step "
+                                "of its own. Each run writes a new version; it is published (synthetic/CURRENT) only "
+                                "when the schema check and the privacy gate pass.")
+    def synthetic(model):
+        joined = join(plan_generation(model).map(lambda part: generate_part(part)).collect())
+        return {"result": joined.result, **{output: getattr(joined, output) for output in check_outputs}}
+
+    return synthetic
+
+
+def synthetic_metadata(pipeline, result, audit: list[dg.AssetCheckResult], context) -> dict:
+    """What the synthetic asset shows: rows and rates, the backend's figures, schemas, previews, the release."""
+    rows = sum(result.rows.values())
+    # the draw rate apart from the fixed costs (imports, loading the model, restoring dtypes), which
+    # dominate small samples
+    metadata = {"generation_seconds": dg.MetadataValue.float(round(result.seconds, 3)),
+                "end_to_end_rows_per_second": dg.MetadataValue.int(int(rows / max(result.seconds, 1e-9))),
+                "parts": result.parts}
+    if result.draw_seconds is not None:
+        metadata.update({
+            "draw_seconds": dg.MetadataValue.float(round(result.draw_seconds, 3)),
+            "rows_per_second": dg.MetadataValue.int(int(rows / max(result.draw_seconds, 1e-9))),
+            "overhead_seconds": dg.MetadataValue.float(round(max(result.seconds - result.draw_seconds, 0), 3))})
+    metadata.update({f"backend/{k}": dg.MetadataValue.json(v) if isinstance(v, (dict, list)) else v
+                     for k, v in result.report.items()})
+    preview = result.preview()
+    metadata.update(tables_metadata(preview, lambda table: result.folder / f"{table}.parquet", rows=result.rows))
+    metadata.update({f"{table}/preview": dg.MetadataValue.md(preview_markdown(df)) for table, df in preview.items()})
+    metadata.update(publish_if_passed(pipeline, "synthetic", result.version, audit, context))
+    return metadata
 
 
 def loss_curve_markdown(pipeline, version: str, result) -> str:

@@ -18,6 +18,7 @@ from dagster_pandas.constraints import (
 )
 from dagster_pandas.validation import validate_constraints
 
+from synth_assets import storage
 from synth_assets.config import DatasetSpec
 from synth_assets.stages.stats import MAX_DECIMALS, RARE_TOKEN, ColumnStats, DatasetStats, TableStats
 
@@ -135,11 +136,14 @@ def key_problems(tables: dict[str, pd.DataFrame], stats: DatasetStats) -> dict[s
     """Primary keys unique and present; every foreign key value a key of the table it refers to."""
     problems: dict[str, list[str]] = {name: [] for name in stats.tables}
     for name, table in stats.tables.items():
-        df = tables[name]
-        if table.primary_key and (df[table.primary_key].isna().any() or df[table.primary_key].duplicated().any()):
-            problems[name].append(f"{table.primary_key}: primary key values are empty or repeat")
+        df, pk = tables[name], table.primary_key
+        if pk in df.columns and (df[pk].isna().any() or df[pk].duplicated().any()):  # a missing one: schema check
+            problems[name].append(f"{pk}: primary key values are empty or repeat")
         for fk in table.foreign_keys:
-            parent = tables[fk.references][stats.tables[fk.references].primary_key]
+            parent_pk = stats.tables[fk.references].primary_key
+            if fk.column not in df.columns or parent_pk not in tables[fk.references].columns:
+                continue
+            parent = tables[fk.references][parent_pk]
             dangling = int((df[fk.column].notna() & ~df[fk.column].isin(parent)).sum())
             if dangling:
                 problems[name].append(f"{fk.column}: {dangling} rows refer to no row of '{fk.references}'")
@@ -163,14 +167,14 @@ def synthetic_check_specs(asset: dg.AssetKey, spec: DatasetSpec) -> list[dg.Asse
 
 
 def audit_synthetic(pipeline, version: str) -> list[dg.AssetCheckResult]:
-    """The synthetic checks on candidate `version` (a `DatasetPipeline`'s, not yet published)."""
-    stats, synthetic = pipeline.load_stats(), pipeline.load_synthetic(version)
-    keys, given = key_problems(synthetic, stats), pipeline.seeded_columns(version)
-    problems = {t: schema_problems(synthetic[t], stats.tables[t], given.get(t, frozenset())) + keys[t]
-                for t in stats.tables}
+    """The synthetic checks on candidate `version` (a `DatasetPipeline`'s, not yet published). They read the
+    tables in batches and the DCR share's sample alone, so a sample of any size is audited in bounded memory."""
+    stats = pipeline.load_stats()
+    folder = pipeline.paths.synthetic_folder(version)
+    problems = stored_table_problems(folder, stats, pipeline.seeded_columns(version))
     failed = {t: p for t, p in problems.items() if p}
     threshold = pipeline.spec.quality.max_dcr_share
-    shares = pipeline.dcr_shares(synthetic, stats)  # the frames and stats already loaded for the schema check
+    shares = pipeline.dcr_shares(version)
     too_close = {t: share for t, share in shares.items() if share > threshold}
     return [
         dg.AssetCheckResult(
@@ -187,6 +191,27 @@ def audit_synthetic(pipeline, version: str) -> list[dg.AssetCheckResult]:
                       **{f"{t}/dcr_share": dg.MetadataValue.float(round(v, 4)) for t, v in shares.items()}},
         ),
     ]
+
+
+def stored_table_problems(folder, stats: DatasetStats, given: dict[str, frozenset[str]],
+                          batch_rows: int = 250_000) -> dict[str, list[str]]:
+    """`schema_problems` and `key_problems` of the tables stored in `folder`, read `batch_rows` at a time (the
+    keys alone are read whole). A column's problem is told once, from the first batch that shows it."""
+    key_columns = {name: [c for c in (table.primary_key, *(fk.column for fk in table.foreign_keys)) if c]
+                   for name, table in stats.tables.items()}
+    keys = {name: storage.read_parquet(folder / f"{name}.parquet",
+                                       columns=[c for c in columns if c in storage.parquet_columns(folder / f"{name}.parquet")])
+            for name, columns in key_columns.items()}
+    problems = key_problems(keys, stats)
+    for name, table in stats.tables.items():
+        told = {p.split(":", 1)[0] for p in problems[name]}
+        for frame in storage.iter_parquet(folder / f"{name}.parquet", batch_rows):
+            for problem in schema_problems(frame, table, given.get(name, frozenset())):
+                subject = problem.split(":", 1)[0]  # the column, or the table's columns as a whole
+                if subject not in told:
+                    told.add(subject)
+                    problems[name].append(problem)
+    return problems
 
 
 def model_check_specs(asset: dg.AssetKey) -> list[dg.AssetCheckSpec]:

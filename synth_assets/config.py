@@ -72,6 +72,12 @@ class QualitySpec(StrictModel):
     max_rows: int = Field(10_000, ge=100, description="Rows sampled from each table to compute the scores.")
 
 
+class PartsSpec(StrictModel):
+    rows: int = Field(
+        1_000_000, ge=1, description="A sample of more subject rows than this is generated in parts of at most this "
+                                     "many, each its own step with its own seed, run in parallel and then joined.")
+
+
 class PublishSpec(StrictModel):
     keep_versions: int = Field(
         5, ge=1, description="Versions of the model and of the synthetic tables kept for rollback (the published "
@@ -127,6 +133,7 @@ class DatasetSpec(StrictModel):
     train: SerializeAsAny[TrainOptions] = Field(default_factory=TrainOptions)
     generate: SerializeAsAny[GenerateOptions] = Field(default_factory=GenerateOptions)
     quality: QualitySpec = Field(default_factory=QualitySpec)
+    parts: PartsSpec = Field(default_factory=PartsSpec)
     publish: PublishSpec = Field(default_factory=PublishSpec)
     automation: AutomationSpec = Field(default_factory=AutomationSpec)
     kubernetes: KubernetesSpec = Field(default_factory=KubernetesSpec)

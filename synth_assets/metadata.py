@@ -10,22 +10,24 @@ def column_schema(df: pd.DataFrame) -> dg.TableSchema:
     return dg.TableSchema(columns=[dg.TableColumn(name=str(c), type=str(t)) for c, t in df.dtypes.items()])
 
 
-def table_metadata(df: pd.DataFrame, path) -> dict:
+def table_metadata(df: pd.DataFrame, path, rows: int | None = None) -> dict:
     return {
-        "dagster/row_count": dg.MetadataValue.int(len(df)),
+        "dagster/row_count": dg.MetadataValue.int(len(df) if rows is None else rows),
         "dagster/column_schema": column_schema(df),
         "path": dg.MetadataValue.path(str(path)),
     }
 
 
-def tables_metadata(frames: dict[str, pd.DataFrame], path_of, rows_label: str = "rows") -> dict:
+def tables_metadata(frames: dict[str, pd.DataFrame], path_of, rows_label: str = "rows",
+                    rows: dict[str, int] | None = None) -> dict:
     """Rows per table; a single table's row count and schema also as the asset's own, which the UI shows
-    in its overview (several tables have no one schema)."""
+    in its overview (several tables have no one schema). `rows` counts the tables when `frames` are previews."""
     metadata = {}
     for table, df in frames.items():
+        count = len(df) if rows is None else rows[table]
         if len(frames) == 1:
-            metadata.update(table_metadata(df, path_of(table)))
-        metadata[f"{table}/{rows_label}"] = len(df)
+            metadata.update(table_metadata(df, path_of(table), count))
+        metadata[f"{table}/{rows_label}"] = count
     return metadata
 
 

@@ -16,8 +16,9 @@ from synth_assets.backend import DRAW_SECONDS, Backend, GenerateRequest, Progres
 from synth_assets.config import DatasetSpec, Project
 from synth_assets.errors import IncompatibleModel, SynthError
 from synth_assets.plugins import get_backend
+from synth_assets.parts import REPORT as PART_REPORT, PartsFolder, Plan, join_parts, plan_parts
 from synth_assets.releases import new_version
-from synth_assets.stages.quality import TableQuality, dcr, evaluate_table
+from synth_assets.stages.quality import TableQuality, dcr, evaluate_table, synthetic_sample
 from synth_assets.stages.charts import table_charts
 from synth_assets.stages.report import chart_file, render_report
 from synth_assets.stages.schema import restore_tables
@@ -33,11 +34,24 @@ SEEDED_FILE = "generation.json"  # beside the synthetic tables: which columns ca
 
 @dataclass
 class Generated:
-    tables: dict[str, pd.DataFrame]
+    """A generation written as version `version` (`folder`): its rows per table, a preview, its timings."""
+
+    rows: dict[str, int]
+    folder: Path
     seconds: float
     report: dict = field(default_factory=dict)  # the backend's own figures (GenerateRequest.report)
     version: str = ""  # where the tables were written: <dataset>/synthetic/<version>/
     draw_seconds: float | None = None  # of `seconds`, the backend's drawing (the rest: loading, restoring, checks)
+    parts: int = 1
+
+    @property
+    def tables(self) -> dict[str, pd.DataFrame]:
+        """The tables, read back whole from their Parquet files (for a large sample, read those in batches)."""
+        return {t: storage.read_parquet(self.folder / f"{t}.parquet") for t in self.rows}
+
+    def preview(self, rows: int = 10) -> dict[str, pd.DataFrame]:
+        """The first `rows` rows of each table, without reading the rest."""
+        return {t: next(storage.iter_parquet(self.folder / f"{t}.parquet", batch_rows=rows)) for t in self.rows}
 
 
 class DatasetPipeline:
@@ -151,24 +165,90 @@ class DatasetPipeline:
                  publish: bool = True) -> Generated:
         """Generate with `options` (the backend's GenerateOptions; default: synth.yaml's `generate`) and write
         the synthetic tables as a new version, published at once unless `publish` is False. `seed_data` (a frame)
-        takes the place of the file named by `options.seed_data`."""
+        takes the place of the file named by `options.seed_data`. A sample above `parts.rows` is drawn in parts,
+        one after another here (as separate steps under Dagster)."""
+        started = time.perf_counter()
+        version = version or new_version()
+        job = storage.temporary_name(version)  # if this process dies, the next generation sweeps its parts
+        plan = self.plan_generation(options, seed_data=seed_data, job=job, version=version)
+        try:
+            for part in plan.parts:
+                self.generate_part(job, part.index, device=device, engine=engine, seed_data=seed_data)
+            return self.join_parts(job, publish=publish, started=started)
+        finally:
+            self.parts_folder(job).remove()
+
+    # generation in parts (synth_assets.parts) -------------------------------------------------------
+    def parts_folder(self, job: str) -> PartsFolder:
+        return PartsFolder(self.paths.root / "synthetic", job)
+
+    def plan_generation(self, options: GenerateOptions | None = None, *, seed_data: pd.DataFrame | None = None,
+                        job: str, version: str) -> Plan:
+        """Check the request and split it into parts (`parts.rows` subject rows at most), saved for the part
+        steps under `job` (a run's id, or the version)."""
         options = options or self.spec.generate
         seed_data = seed_data if seed_data is not None else self._read_seed_data(options)
-        started = time.perf_counter()
-        report: dict = {}
-        tables = self.generate_frames(options, device=device, seed_data=seed_data, report=report, engine=engine)
-        seconds = time.perf_counter() - started
+        self.backend.check_request(options, seed_data_given=seed_data is not None, dataset=self.name)
+        self._need(self.paths.model, "model")
         subject = next(iter(self.spec.tables))  # seed rows condition the first (root) table
-        seeded = {subject: [str(c) for c in seed_data.columns]} if seed_data is not None else {}
-        version = version or new_version()
-        with self.paths.releases("synthetic").write(version) as tmp:
+        total = len(seed_data) if seed_data is not None else options.sample_size or self.load_stats().tables[subject].rows
+        plan = Plan(version=version, options=options.model_dump(mode="json"),
+                    parts=plan_parts(total, self.spec.parts.rows, options.seed),
+                    seeded_columns={subject: [str(c) for c in seed_data.columns]} if seed_data is not None else {})
+        self.parts_folder(job).write_plan(plan)
+        return plan
+
+    def generate_part(self, job: str, index: int, device: str = "auto", engine=None,
+                      seed_data: pd.DataFrame | None = None) -> dict:
+        """Draw part `index` of the plan saved under `job` into its folder; returns its report (rows per table,
+        seconds, the backend's figures)."""
+        folder = self.parts_folder(job)
+        plan = folder.plan()
+        part = plan.parts[index]
+        options = self.backend.GenerateOptions.model_validate(plan.options)
+        seed_data = seed_data if seed_data is not None else self._read_seed_data(options)
+        if len(plan.parts) > 1:
+            if seed_data is not None:
+                seed_data = seed_data.iloc[part.first_seed_row: part.first_seed_row + part.rows].reset_index(drop=True)
+            else:
+                options = options.model_copy(update={"sample_size": part.rows})
+            options = options.model_copy(update={"seed": part.seed})
+        started = time.perf_counter()
+        backend_report: dict = {}
+        tables = self.generate_frames(options, device=device, seed_data=seed_data, report=backend_report, engine=engine)
+        report = {"rows": {t: len(df) for t, df in tables.items()}, "seconds": time.perf_counter() - started,
+                  "draw_seconds": backend_report.pop(DRAW_SECONDS, None), "backend": backend_report}
+        with storage.atomic_dir(folder.part(part)) as tmp:
             for name, df in tables.items():
                 storage.write_parquet(df, tmp / f"{name}.parquet")
-            storage.write_json({"seeded_columns": seeded, "backend_report": report}, tmp / SEEDED_FILE)
+            storage.write_json(report, tmp / PART_REPORT)
+        return report
+
+    def join_parts(self, job: str, *, publish: bool = True, started: float | None = None) -> Generated:
+        """Join the parts generated under `job` into their version (published unless `publish` is False)."""
+        folder = self.parts_folder(job)
+        plan = folder.plan()
+        missing = [p.name for p in plan.parts if not (folder.part(p) / PART_REPORT).is_file()]
+        if missing:
+            raise SynthError(f"generation parts {', '.join(missing[:5])} of {len(plan.parts)} are missing",
+                             dataset=self.name, hint="generate those parts (materialize synthetic again)")
+        reports = folder.reports(plan)
+        stats = self.load_stats()
+        with self.paths.releases("synthetic").write(plan.version) as tmp:
+            rows = join_parts([folder.part(p) for p in plan.parts], stats, tmp)
+            backend = reports[0]["backend"] if len(reports) == 1 else {
+                "parts": len(reports), "part_reports": [r["backend"] for r in reports]}
+            storage.write_json({"seeded_columns": plan.seeded_columns, "backend_report": backend,
+                                "parts": [{"index": p.index, "seed": p.seed, **r} for p, r in zip(plan.parts, reports)]},
+                               tmp / SEEDED_FILE)
+        folder.remove()
         if publish:
-            self.publish("synthetic", version)
-        draw = report.pop(DRAW_SECONDS, None)
-        return Generated(tables=tables, seconds=seconds, report=report, version=version, draw_seconds=draw)
+            self.publish("synthetic", plan.version)
+        draws = [r["draw_seconds"] for r in reports]
+        seconds = time.perf_counter() - started if started is not None else sum(r["seconds"] for r in reports)
+        return Generated(rows=rows, folder=self.paths.releases("synthetic").path(plan.version), seconds=seconds,
+                         report=backend, version=plan.version, parts=len(plan.parts),
+                         draw_seconds=None if None in draws else sum(draws))
 
     def seeded_columns(self, version: str | None = None) -> dict[str, frozenset[str]]:
         """Per table, the columns a generation (the published one, or `version`) took from seed data (the
@@ -202,22 +282,36 @@ class DatasetPipeline:
             report.update(request.report)
         return restore_tables(raw, stats, dataset=self.name)
 
-    def load_synthetic(self, version: str | None = None) -> dict[str, pd.DataFrame]:
-        """The published synthetic tables, or those of `version` (a candidate under audit)."""
+    def load_synthetic(self, version: str | None = None, *, max_rows: int | None = None) -> dict[str, pd.DataFrame]:
+        """The published synthetic tables, or those of `version` (a candidate under audit). With `max_rows`, a
+        table with more rows comes as the seeded sample of them the DCR share judges (`synthetic_sample`)."""
         self._need(self.paths.synthetic_folder(version), "synthetic")
-        return {t: storage.read_parquet(self.paths.synthetic_table(t, version)) for t in self.spec.tables}
+        tables = {}
+        for table in self.spec.tables:
+            path = self.paths.synthetic_table(table, version)
+            if max_rows is None:
+                tables[table] = storage.read_parquet(path)
+            else:
+                tables[table] = storage.read_parquet_rows(path, synthetic_sample(storage.parquet_rows(path), max_rows))
+        return tables
 
-    def dcr_shares(self, synthetic: dict[str, pd.DataFrame], stats: DatasetStats) -> dict[str, float]:
-        """Per table, the share of `synthetic` rows closer to a training row than to a holdout row: what the
-        privacy gate judges before a version is published."""
-        split = self.load_split()
+    def dcr_shares(self, version: str | None = None) -> dict[str, float]:
+        """Per table, the share of synthetic rows (the published version's, or `version`'s) closer to a training
+        row than to a holdout row: what the privacy gate judges before a version is published. Only the rows
+        the share judges are read."""
+        split, stats = self.load_split(), self.load_stats()
+        synthetic = self.load_synthetic(version, max_rows=self.spec.quality.max_rows)
         return {name: dcr(list(table.columns.values()), split.train[name], split.validation[name], synthetic[name],
                           max_rows=self.spec.quality.max_rows)[0]
                 for name, table in stats.tables.items()}
 
     # quality -------------------------------------------------------------------------------------
     def quality(self) -> tuple[dict[str, TableQuality], str]:
-        split, stats, synthetic = self.load_split(), self.load_stats(), self.load_synthetic()
+        split, stats = self.load_split(), self.load_stats()
+        # a flat table is scored on samples of max_rows rows, so only those are read; the sequence scores of a
+        # tree need every subject's records whole
+        flat = len(stats.tables) == 1
+        synthetic = self.load_synthetic(max_rows=self.spec.quality.max_rows if flat else None)
         results = {
             name: evaluate_table(
                 stats.tables[name], split.train[name], split.validation[name], synthetic[name],

@@ -45,6 +45,14 @@ def _prefix(target: Path) -> str:
     return f".{target.name}.{os.getpid()}-{HOST_TAG}."
 
 
+def temporary_name(name: str) -> str:
+    """A name for a temporary of this process, as `sweep_temporaries` knows them: once this process is gone,
+    the next writer in the same folder removes it."""
+    import uuid
+
+    return f".{name}.{os.getpid()}-{HOST_TAG}.{uuid.uuid4().hex[:8]}.tmp"
+
+
 def _old(target: Path) -> Path:
     return target.with_name(f".{target.name}.old")
 
@@ -174,8 +182,42 @@ def write_parquet(df: pd.DataFrame, target: Path) -> None:
         pq.write_table(table, tmp)
 
 
-def read_parquet(path: Path) -> pd.DataFrame:
-    return pq.read_table(path).to_pandas()
+def read_parquet(path: Path, columns: list[str] | None = None) -> pd.DataFrame:
+    return pq.read_table(path, columns=columns).to_pandas()
+
+
+def parquet_rows(path: Path) -> int:
+    """A Parquet file's row count, from its footer."""
+    return pq.ParquetFile(path).metadata.num_rows
+
+
+def parquet_columns(path: Path) -> list[str]:
+    return pq.read_schema(path).names
+
+
+def iter_parquet(path: Path, batch_rows: int = 250_000, columns: list[str] | None = None) -> Iterator[pd.DataFrame]:
+    """A Parquet file as frames of at most `batch_rows` rows, in order: a large table never whole in memory."""
+    file = pq.ParquetFile(path)
+    for batch in file.iter_batches(batch_size=batch_rows, columns=columns):
+        # through a Table, so the file's pandas metadata (nullable dtypes, index) applies as in read_parquet
+        yield pa.Table.from_batches([batch]).to_pandas()
+
+
+def read_parquet_rows(path: Path, rows, batch_rows: int = 250_000) -> pd.DataFrame:
+    """The rows at positions `rows` (sorted ascending) of a Parquet file, read batch by batch."""
+    import numpy as np
+
+    rows = np.asarray(rows, dtype="int64")
+    picked, start = [], 0
+    for frame in iter_parquet(path, batch_rows):
+        end = start + len(frame)
+        inside = rows[(rows >= start) & (rows < end)] - start
+        if len(inside):
+            picked.append(frame.iloc[inside])
+        start = end
+    if not picked:
+        return pq.read_schema(path).empty_table().to_pandas()
+    return pd.concat(picked, ignore_index=True)
 
 
 def write_json(obj: Any, target: Path) -> None:

@@ -249,8 +249,9 @@ def test_killed_generation_keeps_the_previous_table(trained, tmp_path, monkeypat
     project_file(project, {"gems": gems_yaml(sample_size=20_000, seed=8)})
     writing = Run(project, "gems", "generate", env={"PAUSE_AFTER_WRITING": "gems.parquet"})
     writing.wait_for(lambda: writing.said("paused after writing") is not None, "the new table written", timeout=90)
-    temporaries = [p for p in (home / "synthetic").iterdir() if p.name.startswith(".") and p.name.endswith(".tmp")]
-    assert len(temporaries) == 1 and len(pd.read_parquet(temporaries[0] / "gems.parquet")) == 20_000
+    # (written as the generation's one part, in a temporary folder of the process)
+    temporaries = [p for p in (home / "synthetic").rglob("gems.parquet") if p.parent.name.endswith(".tmp")]
+    assert len(temporaries) == 1 and len(pd.read_parquet(temporaries[0])) == 20_000
     writing.kill()
 
     # readers see the previous table, whole, and nothing partial in the published folder

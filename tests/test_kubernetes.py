@@ -15,10 +15,13 @@ from synth_assets.testing import write_project
 k8s = pytest.importorskip("dagster_k8s.job", reason="dagster-k8s is a test dependency (pip install -e '.[test]')")
 
 
-def step_pod(defs: dg.Definitions, dataset: str, stage: str):
-    """The pod spec k8s_job_executor builds for one step: the step's tags merged into the job config."""
-    key = dg.AssetKey([dataset, stage])
-    tags = {k: v if isinstance(v, str) else json.dumps(v) for k, v in defs.resolve_assets_def(key).op.tags.items()}
+def step_pod(defs: dg.Definitions, dataset: str, stage: str, op: str | None = None):
+    """The pod spec k8s_job_executor builds for one step: the step's tags merged into the job config. `op`
+    names the step of a stage that runs as several (synthetic: plan_generation, generate_part, join_parts)."""
+    node = defs.resolve_assets_def(dg.AssetKey([dataset, stage])).node_def
+    if op is not None:
+        node = node.node_named(f"{dataset}__{op}").definition
+    tags = {k: v if isinstance(v, str) else json.dumps(v) for k, v in node.tags.items()}
     job = k8s.construct_dagster_k8s_job(
         job_config=k8s.DagsterK8sJobConfig(job_image="registry.example.com/synth-assets:0.1.0",
                                            dagster_home="/opt/dagster/dagster_home",
@@ -30,12 +33,14 @@ def step_pod(defs: dg.Definitions, dataset: str, stage: str):
 
 def test_training_and_generation_pods_ask_for_a_gpu_the_rest_for_cpu(small_project):
     defs = build_definitions(small_project)
-    for stage in ("model", "synthetic"):
-        pod = step_pod(defs, "gems", stage)
+    for stage, op in (("model", None), ("synthetic", "generate_part")):
+        pod = step_pod(defs, "gems", stage, op)
         assert pod.containers[0].resources.limits == {"nvidia.com/gpu": "1"}  # quantities are strings
         assert [(t.key, t.operator, t.effect) for t in pod.tolerations] == [("nvidia.com/gpu", "Exists", "NoSchedule")]
-    for stage in ("split", "stats", "encoded", "quality"):
-        pod = step_pod(defs, "gems", stage)
+    # planning the parts and joining them need no GPU
+    for stage, op in (("split", None), ("stats", None), ("encoded", None), ("synthetic", "plan_generation"),
+                      ("synthetic", "join_parts"), ("quality", None)):
+        pod = step_pod(defs, "gems", stage, op)
         assert pod.containers[0].resources is None or not (pod.containers[0].resources.limits or {})
         assert not pod.tolerations
 
@@ -55,7 +60,7 @@ def test_pod_settings_come_from_the_project_file(small_project):
     model = step_pod(defs, "gems", "model")
     assert model.containers[0].resources.limits == {"nvidia.com/gpu": "2", "memory": "40Gi"}
     assert model.node_selector == {"cloud.google.com/gke-accelerator": "nvidia-l4"}
-    synthetic = step_pod(defs, "gems", "synthetic")  # not a GPU stage here: a CPU pod
+    synthetic = step_pod(defs, "gems", "synthetic", "generate_part")  # not a GPU stage here: a CPU pod
     assert synthetic.containers[0].resources.requests == {"cpu": "2", "memory": "8Gi"}
     assert synthetic.node_selector is None
 

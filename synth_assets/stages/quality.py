@@ -115,6 +115,15 @@ def evaluate_table(
     )
 
 
+def synthetic_sample(rows: int, max_rows: int, seed: int = 0) -> np.ndarray:
+    """Which of `rows` synthetic rows the DCR share judges: all of them up to `max_rows`, else a seeded sample,
+    in row order. The privacy gate reads just these rows of a large table, and finds the share the quality
+    report computes on the whole table."""
+    if rows <= max_rows:
+        return np.arange(rows)
+    return np.sort(np.random.default_rng([seed, rows]).choice(rows, size=max_rows, replace=False))
+
+
 def _sample(df: pd.DataFrame, n: int, rng: np.random.Generator) -> pd.DataFrame:
     if len(df) <= n:
         return df.reset_index(drop=True)
@@ -322,7 +331,7 @@ def dcr(columns: list[ColumnStats], train: pd.DataFrame, validation: pd.DataFram
     rng = np.random.default_rng(seed)
     n = min(len(train), len(validation), max_rows)
     tr, va = _sample(train, n, rng), _sample(validation, n, rng)
-    synthetic = _sample(synthetic, min(len(synthetic), max_rows), rng)
+    synthetic = synthetic.iloc[synthetic_sample(len(synthetic), max_rows, seed)].reset_index(drop=True)
     f_tr, f_va, f_sy = (_features(df, columns, train) for df in (tr, va, synthetic))
     to_train, to_val = _nearest(f_sy, f_tr), _nearest(f_sy, f_va)
     closer = (to_train < to_val - 1e-12).mean() + 0.5 * (np.abs(to_train - to_val) <= 1e-12).mean()

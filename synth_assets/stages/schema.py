@@ -61,23 +61,53 @@ def restore_tables(raw: dict[str, pd.DataFrame], stats: DatasetStats, *, dataset
             if fk.column not in df.columns:
                 raise SynthError("the backend generated no foreign key column", dataset=dataset, table=name,
                                  column=fk.column, hint=_backend_bug("children carry their parents' keys"))
-            parent = tables[fk.references]
-            old = df[fk.column]
-            positions = backend_keys[fk.references].get_indexer(old)
-            found = positions >= 0
-            lost = ~found & old.notna().to_numpy()
-            if lost.any():
-                raise SynthError(f"{int(lost.sum())} of {len(df)} rows hold foreign keys that match no generated row "
+            fresh = tables[fk.references][stats.tables[fk.references].primary_key]
+            mapped, lost = _follow_keys(df[fk.column], backend_keys[fk.references], fresh, table.dtypes[fk.column])
+            if lost:
+                raise SynthError(f"{lost} of {len(df)} rows hold foreign keys that match no generated row "
                                  f"of table '{fk.references}'", dataset=dataset, table=name, column=fk.column,
                                  hint=_backend_bug("children refer to keys of generated parent rows"))
-            fresh = parent[stats.tables[fk.references].primary_key].to_numpy()[np.maximum(positions, 0)]
-            mapped = pd.Series(fresh, index=df.index)
-            if not found.all():  # nulls stay null
-                mapped = mapped.where(found)
             df = df.copy()
-            df[fk.column] = cast_to(mapped, table.dtypes[fk.column])
+            df[fk.column] = mapped
             tables[name] = df
     return {name: restore_schema(tables[name], table) for name, table in stats.tables.items()}
+
+
+def _follow_keys(old: pd.Series, old_parent_keys: pd.Index, new_parent_keys: pd.Series,
+                 dtype: str) -> tuple[pd.Series, int]:
+    """Foreign keys `old`, which refer to parent rows by `old_parent_keys` (in row order), mapped to those rows'
+    `new_parent_keys`; and how many non-null keys matched no parent row. Nulls stay null."""
+    positions = old_parent_keys.get_indexer(old)
+    found = positions >= 0
+    lost = int((~found & old.notna().to_numpy()).sum())
+    mapped = pd.Series(new_parent_keys.to_numpy()[np.maximum(positions, 0)], index=old.index)
+    if not found.all():
+        mapped = mapped.where(found)
+    return cast_to(mapped, dtype), lost
+
+
+def offset_keys(tables: dict[str, pd.DataFrame], stats: DatasetStats, offsets: dict[str, int],
+                totals: dict[str, int]) -> dict[str, pd.DataFrame]:
+    """One part of a sample generated in parts (its tables as `restore_tables` wrote them, keys 1..n of its own)
+    with keys that go on after the `offsets` rows of each table written before it, numbered as in tables of
+    `totals` rows, and foreign keys that follow them: the parts joined hold unique keys that all resolve."""
+    out, part_keys = dict(tables), {}
+    for name, table in stats.tables.items():
+        pk = table.primary_key
+        if pk is None or pk not in out[name].columns:
+            continue
+        df = out[name].copy()
+        part_keys[name] = pd.Index(df[pk])
+        df[pk] = synthetic_keys(len(df), table.dtypes[pk], start=offsets[name] + 1, total=totals[name]).to_numpy()
+        out[name] = df
+    for name, table in stats.tables.items():
+        for fk in table.foreign_keys:
+            parent_pk = stats.tables[fk.references].primary_key
+            df = out[name].copy()
+            df[fk.column], _ = _follow_keys(df[fk.column], part_keys[fk.references], out[fk.references][parent_pk],
+                                            table.dtypes[fk.column])
+            out[name] = df
+    return out
 
 
 def _in_record_order(raw: dict[str, pd.DataFrame], stats: DatasetStats) -> dict[str, pd.DataFrame]:
@@ -118,12 +148,13 @@ def restore_schema(df: pd.DataFrame, stats: TableStats) -> pd.DataFrame:
     return df.reset_index(drop=True)
 
 
-def synthetic_keys(n: int, dtype: str) -> pd.Series:
-    """Keys that carry no information about the source keys: 1..n, as numbers or as text."""
-    numbers = np.arange(1, n + 1, dtype="int64")
+def synthetic_keys(n: int, dtype: str, *, start: int = 1, total: int | None = None) -> pd.Series:
+    """Keys that carry no information about the source keys: 1..n (or start..start+n-1), as numbers or as text
+    (as wide as the last of `total` keys needs)."""
+    numbers = np.arange(start, start + n, dtype="int64")
     if dtype.lower().startswith(("int", "uint", "float")):
         return pd.Series(numbers).astype(dtype)
-    width = len(str(n))
+    width = len(str(total if total is not None else start + n - 1))
     return pd.Series([f"s{i:0{width}d}" for i in numbers], dtype=object)
 
 

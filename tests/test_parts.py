@@ -1,0 +1,164 @@
+"""Large samples in parts: each part its own step and seed, joined with keys that stay unique and resolve."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from synth_assets.checks import audit_synthetic, key_problems, schema_problems
+from synth_assets.config import load_project
+from synth_assets.parts import joined_schema, plan_parts
+from synth_assets.pipeline import DatasetPipeline
+from synth_assets.testing import contract_table, contract_tree
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+
+def test_parts_cover_the_sample_each_with_a_seed_of_its_own():
+    parts = plan_parts(1003, 250, seed=5)
+    assert [p.rows for p in parts] == [201, 201, 201, 200, 200]
+    assert [p.first_seed_row for p in parts] == [0, 201, 402, 603, 803]
+    assert len({p.seed for p in parts}) == 5
+    assert plan_parts(1003, 250, seed=5) == parts  # one seed, one plan
+    assert plan_parts(1003, 250, seed=6)[0].seed != parts[0].seed
+    # without a seed the parts still differ from each other
+    assert len({p.seed for p in plan_parts(1003, 250, seed=None)}) == 5
+    # a sample that fits one part is generated as asked, its seed untouched
+    (single,) = plan_parts(250, 250, seed=5)
+    assert single.rows is None and single.seed == 5
+
+
+def test_joined_schema_holds_a_column_that_is_null_in_one_part_and_nullable_in_another(tmp_path):
+    pd.DataFrame({"n": pd.array([1, 2], dtype="Int64"), "t": [None, None]}).to_parquet(tmp_path / "a.parquet")
+    pd.DataFrame({"n": pd.array([3, None], dtype="Int64"), "t": ["x", None]}).to_parquet(tmp_path / "b.parquet")
+    pd.DataFrame({"n": np.array([4, 5]), "t": ["y", "z"]}).to_parquet(tmp_path / "c.parquet")
+    schema = joined_schema([tmp_path / f"{p}.parquet" for p in "cab"])
+    assert str(schema.field("t").type) == "string"
+    back = schema.empty_table().to_pandas()
+    assert str(back["n"].dtype) == "Int64"  # part c alone would have said int64
+
+
+def tree_project(folder: Path, parts_rows: int, sample_size: int) -> DatasetPipeline:
+    persons, visits = contract_tree(300)
+    # text keys, so the joined keys must be as wide as the whole sample's count needs
+    persons["person_id"] = "p" + persons["person_id"].astype(str)
+    visits["person_id"] = "p" + visits["person_id"].astype(str)
+    persons.to_parquet(folder / "persons.parquet")
+    visits.drop(columns="visit_id").to_parquet(folder / "visits.parquet")
+    (folder / "synth.yaml").write_text(f"""
+datasets:
+  clinic:
+    tables:
+      persons: {{source: persons.parquet, primary_key: person_id}}
+      visits: {{source: visits.parquet, foreign_keys: [{{column: person_id, references: persons}}], order_by: day}}
+    train: {{max_training_time: 0.1, max_epochs: 3}}
+    generate: {{sample_size: {sample_size}, seed: 4}}
+    parts: {{rows: {parts_rows}}}
+    quality: {{max_dcr_share: 1.0}}
+""")
+    pipeline = DatasetPipeline(load_project(folder), "clinic")
+    pipeline.split()
+    pipeline.stats()
+    pipeline.encode()
+    pipeline.train()
+    return pipeline
+
+
+def test_a_tree_generated_in_parts_has_unique_keys_that_resolve_and_ordered_records(tmp_path, monkeypatch):
+    monkeypatch.delenv("SYNTH_HOME", raising=False)
+    monkeypatch.delenv("SYNTH_CONFIG", raising=False)
+    pipeline = tree_project(tmp_path, parts_rows=100, sample_size=1050)
+    generated = pipeline.generate(device="cpu")
+    assert generated.parts == 11 and generated.rows["persons"] == 1050
+    tables, stats = generated.tables, pipeline.load_stats()
+    persons, visits = tables["persons"], tables["visits"]
+    assert persons["person_id"].tolist() == [f"s{i:04d}" for i in range(1, 1051)]  # one numbering, one width
+    assert key_problems(tables, stats) == {"persons": [], "visits": []}
+    assert all(schema_problems(tables[t], stats.tables[t]) == [] for t in tables)
+    # every person's records together, in the persons' order, each ordered by day
+    position = pd.Index(persons["person_id"]).get_indexer(visits["person_id"])
+    assert (np.diff(position) >= 0).all()
+    same = position[1:] == position[:-1]
+    assert (visits["day"].diff().iloc[1:][same] >= pd.Timedelta(0)).all()
+    # no part repeats another: each drew with its own seed
+    first, second = (persons.iloc[i * 95:(i + 1) * 95].drop(columns="person_id").reset_index(drop=True)
+                     for i in (0, 1))
+    assert not first.equals(second)
+    # the parts' folder is gone once they are joined
+    assert not any((pipeline.paths.root / "synthetic" / ".parts").iterdir())
+    # one seed, one sample, parts and all
+    again = pipeline.generate(device="cpu", publish=False)
+    for table in tables:
+        pd.testing.assert_frame_equal(again.tables[table], tables[table])
+
+
+def test_seed_rows_are_shared_out_among_the_parts_in_order(tmp_path, monkeypatch):
+    monkeypatch.delenv("SYNTH_HOME", raising=False)
+    monkeypatch.delenv("SYNTH_CONFIG", raising=False)
+    contract_table(600).to_parquet(tmp_path / "shop.parquet")
+    (tmp_path / "synth.yaml").write_text("""
+datasets:
+  shop:
+    tables: {shop: {source: shop.parquet}}
+    train: {max_training_time: 0.1, max_epochs: 3}
+    parts: {rows: 200}
+    quality: {max_dcr_share: 1.0, max_rows: 100}
+""")
+    pipeline = DatasetPipeline(load_project(tmp_path), "shop")
+    pipeline.split(), pipeline.stats(), pipeline.encode(), pipeline.train()
+    seed = pd.DataFrame({"region": pd.Categorical(np.random.default_rng(2).choice(["north", "west"], 450)),
+                         "member": np.arange(450) % 3 == 0})
+    generated = pipeline.generate(device="cpu", seed_data=seed)
+    assert generated.parts == 3
+    out = generated.tables["shop"]
+    assert out["region"].astype(str).tolist() == seed["region"].astype(str).tolist()
+    assert out["member"].tolist() == seed["member"].tolist()
+    # the gate reads only the rows the DCR share judges (max_rows of them), and finds the report's figure
+    gate = {c.check_name: c.metadata for c in audit_synthetic(pipeline, generated.version)}
+    results, _ = pipeline.quality()
+    assert gate["dcr_share_below_threshold"]["shop/dcr_share"].value == round(results["shop"].dcr_share, 4)
+
+
+def test_a_large_sample_runs_as_parallel_part_steps_through_dg_launch(tmp_path):
+    """The product's path: `dg launch` with the default multiprocess executor, the checks on."""
+    contract_table(600).to_parquet(tmp_path / "shop.parquet")
+    (tmp_path / "synth.yaml").write_text("""
+datasets:
+  shop:
+    tables: {shop: {source: shop.parquet}}
+    train: {max_training_time: 0.1, max_epochs: 3}
+    generate: {sample_size: 1000, seed: 1}
+    parts: {rows: 400}
+""")
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    env = {**os.environ, "SYNTH_CONFIG": str(tmp_path / "synth.yaml"), "SYNTH_HOME": str(tmp_path / "store"),
+           "DAGSTER_HOME": str(home)}
+    out = subprocess.run([str(BIN / "dg"), "launch", "--job", "synthesize_shop"], cwd=REPO, env=env,
+                         capture_output=True, text=True, timeout=900)
+    log = out.stdout + out.stderr
+    assert out.returncode == 0, log[-4000:]
+    # three part steps, each its own process
+    for part in ("part_00000", "part_00001", "part_00002"):
+        assert f'"shop__synthetic.shop__generate_part[{part}]"' in log or \
+            f"shop__synthetic.shop__generate_part[{part}]" in log, part
+    assert "Launching subprocess for" in log  # the multiprocess executor ran the steps
+    assert "asset check 'schema_matches_source' on 'shop/synthetic' passed" in log.lower()
+    current = tmp_path / "store" / "shop" / "synthetic" / "CURRENT"
+    shop = pd.read_parquet(current / "shop.parquet")
+    source = pd.read_parquet(tmp_path / "shop.parquet")
+    assert len(shop) == 1000
+    assert shop.dtypes.astype(str).to_dict() == source.dtypes.astype(str).to_dict()
+    report = json.loads((current / "generation.json").read_text())
+    assert [p["rows"]["shop"] for p in report["parts"]] == [334, 333, 333]
+    assert len({p["seed"] for p in report["parts"]}) == 3
+    assert not any((tmp_path / "store" / "shop" / "synthetic" / ".parts").iterdir())
+    # the quality report followed
+    assert (tmp_path / "store" / "shop" / "quality" / "report.md").is_file()
