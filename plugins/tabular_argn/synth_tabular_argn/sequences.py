@@ -5,7 +5,8 @@ Each table of the tree gets one flat TabularARGN (the same network, encoding and
   has (`@records:<child>`, at most the stats' protected longest);
 - a child's model draws one record given its context, which comes first in its column order: the parent
   row's columns (`@parent.<column>`), the parent's number of records of this table, the record's position,
-  and the previous `window` records of the same parent (`@previous1.<column>`, ...; empty before the first).
+  and the previous `window` records of the same parent (`@previous1.<column>`, ...; empty before the first;
+  continuous numbers on a coarser grid than their own, see `_as_context`).
   The context is given, never drawn, so it does not count in the model's loss.
   A bounded window keeps long sequences as cheap per record as short ones. Its own children's counts are
   columns of it too, so trees of any depth work the same way.
@@ -32,6 +33,10 @@ from synth_assets.plugin_api import (
 # names of the columns a model draws besides the table's own (no source column starts with "@")
 PARENT = "@parent."
 POSITION = "@position"
+# an earlier record's continuous number, as context: its values held by this share of rows, then quantile bins
+# of the rest; its own encoding (up to ~200 tokens) gives each token too few rows to learn from
+CONTEXT_EXACT_SHARE = 0.01
+CONTEXT_BINS = 10
 RECORDS = "@records:"  # + child table: how many records of that table a row has
 
 
@@ -78,6 +83,19 @@ def longest(table: TableStats) -> int:
     return max(max(table.sequence_lengths or {1: 1.0}), 1)
 
 
+def _as_context(c: ColumnStats, name: str) -> ColumnStats:
+    """A column of an earlier record, as the context of a later one: empty before that record exists, and a
+    continuous number on a coarser grid (CONTEXT_BINS)."""
+    update = {"name": name, "null_share": max(c.null_share, 0.01)}
+    rest = c.rest_quantiles or c.quantiles
+    if c.kind == "numeric" and not c.discrete and rest and len(rest) > CONTEXT_BINS + 1:
+        held = [(v, share) for v, share in zip(c.categories or [], c.category_shares or []) if share >= CONTEXT_EXACT_SHARE]
+        grid = np.quantile(np.asarray(rest, dtype=float), np.linspace(0, 1, CONTEXT_BINS + 1))
+        update.update(requested_encoding="numeric_binned", categories=[v for v, _ in held],
+                      category_shares=[share for _, share in held], rest_quantiles=[float(x) for x in grid])
+    return c.model_copy(update=update)
+
+
 def _count_stats(name: str, shares: dict[int, float], low: int = 0) -> ColumnStats:
     values = sorted(k for k in shares if k >= low) or [low]
     total = sum(shares.get(k, 0.0) for k in values) or 1.0
@@ -106,8 +124,7 @@ def model_tables(stats: DatasetStats, window: int) -> dict[str, TableStats]:
             columns[POSITION] = _count_stats(POSITION, {k: 1.0 for k in range(cap)})
             for k in range(1, window + 1):
                 for c in table.columns.values():  # empty before the k-th record: nulls always occur
-                    columns[previous(k) + c.name] = c.model_copy(
-                        update={"name": previous(k) + c.name, "null_share": max(c.null_share, 0.01)})
+                    columns[previous(k) + c.name] = _as_context(c, previous(k) + c.name)
         columns.update(table.columns)
         for child in kids[name]:
             columns[RECORDS + child] = _count_stats(RECORDS + child, stats.tables[child].sequence_lengths or {0: 1.0})

@@ -147,3 +147,22 @@ def test_the_python_api_takes_subjects_and_their_records(panel, tmp_path):
     assert records.groupby("id")["year"].apply(lambda y: y.is_monotonic_increasing).all()
     # reopened from its workspace, the same model: the same records for the same seed
     pd.testing.assert_frame_equal(TabularARGN.load(tmp_path).sample(300, seed=1), model.sample(300, seed=1))
+
+
+def test_an_earlier_records_continuous_number_is_context_on_a_coarser_grid():
+    from synth_assets.plugin_api import ColumnStats
+    from synth_tabular_argn.encoding import build_code, cardinalities
+    from synth_tabular_argn.sequences import CONTEXT_BINS, _as_context
+
+    grid = [float(x) for x in np.linspace(0.1, 17.0, 101)]
+    income = ColumnStats(name="income", dtype="float64", kind="numeric", null_share=0.0, n_unique=1500,
+                         categories=[3.0, 4.0, 2.9], category_shares=[0.07, 0.05, 0.002], min=0.1, max=17.0,
+                         quantiles=grid, rest_quantiles=grid, decimals=8)
+    own, given = build_code(income), build_code(_as_context(income, "@previous1.income"))
+    assert cardinalities([own])[0] > 100
+    # null (no earlier record), the values at least 1% of rows hold, then CONTEXT_BINS bins
+    assert given.values is None and given.exact == [3.0, 4.0]
+    assert cardinalities([given])[0] == 1 + 2 + CONTEXT_BINS
+    age = ColumnStats(name="age", dtype="int64", kind="numeric", discrete=True, null_share=0.0, n_unique=40,
+                      categories=list(range(25, 65)), category_shares=[1 / 40] * 40, min=25, max=64, is_integer=True)
+    assert build_code(_as_context(age, "@previous1.age")).values == list(range(25, 65))  # whole values stay exact
