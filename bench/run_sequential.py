@@ -57,6 +57,20 @@ def split_subjects(source: Path, key: str, work: Path, seed: int) -> dict:
             "fingerprint": fingerprint(pd.read_parquet(paths["train"]))}
 
 
+def context_dcr_share(python: str, qa_script: Path, split: dict, key: str, folder: Path) -> float | None:
+    """The judge's DCR share of the context table alone (the subjects), as a flat table without its key: the
+    records' DCR share covers the records with their count, not the subjects' own columns."""
+    if not split["context_columns"]:
+        return None
+    paths = {}
+    for side, source in (("syn", folder / "synthetic-ctx.parquet"), ("trn", split["train_ctx"]),
+                         ("hol", split["holdout_ctx"])):
+        paths[side] = folder / f"ctx-{side}-keyless.parquet"
+        pd.read_parquet(source)[split["context_columns"]].to_parquet(paths[side], index=False)
+    qa = judge(python, qa_script, paths["syn"], paths["trn"], paths["hol"], folder / "qa-report-ctx.html")
+    return qa.get("dcr_share")
+
+
 def our_sequence_scores(split: dict, key: str, order_by: list[str], synthetic: Path, synthetic_ctx: Path) -> dict:
     """Our own sequence scores of one engine's output (see synth_assets/stages/sequence_quality.py)."""
     from synth_assets.config import DatasetSpec, ForeignKey, TableSpec
@@ -101,12 +115,14 @@ def main(argv: list[str] | None = None) -> None:
     common = ["--train", str(split["train"]), "--ctx", str(split["train_ctx"]), "--ctx-key", args.key,
               "--budget", f"{args.budget:g}", "--gen-rows", str(split["subjects"]), "--seed", str(args.seed)]
     runs = {}
+    # another seed is another split: its runs get folders of their own, so seed 0's reference stays reusable
+    suffix = "" if args.seed == 0 else f"-seed{args.seed}"
     if not args.reference_only:
-        out = work / "ours"
+        out = work / f"ours{suffix}"
         runs["ours"] = run_engine("ours", [sys.executable, str(REPO / "bench" / "run_ours.py"), *common,
                                            "--out", str(out), "--table", RECORDS, "--order-by", *args.order_by,
                                            "--train-option", *args.ours_train], out)
-    reference_result = work / "reference" / "result.json"
+    reference_result = work / f"reference{suffix}" / "result.json"
     if not args.ours_only:
         reused = None
         if args.reuse and reference_result.exists():
@@ -117,13 +133,13 @@ def main(argv: list[str] | None = None) -> None:
             say(f"reference: reusing {reference_result}")
             runs["reference"] = {**reused, "reused": True}
         else:
-            out = work / "reference"
+            out = work / f"reference{suffix}"
             runs["reference"] = run_engine("reference", [args.peer_python, str(REPO / "bench" / "run_reference.py"),
                                                          *common, "--out", str(out), "--fingerprint",
                                                          split["fingerprint"]], out)
     ceilings = {}
     for name, run in runs.items():
-        folder = work / name
+        folder = work / f"{name}{suffix}"
         say(f"{name}: scoring with qa_eval.py and our sequence scores")
         run["qa"] = judge(args.peer_python, args.qa_script, folder / "synthetic.parquet", split["train"],
                           split["holdout"], folder / "qa-report.html",
@@ -136,8 +152,10 @@ def main(argv: list[str] | None = None) -> None:
                     "parent_child": ours["holdout_parent_child_accuracy"],
                     "qa_coherence": run["qa"]["accuracy"].get("coherence_max")}
         run["qa_coherence"] = run["qa"]["accuracy"].get("coherence")
+        run["context_dcr_share"] = context_dcr_share(args.peer_python, args.qa_script, split, args.key, folder)
     extra = {"coherence (qa)": "qa_coherence", "records per subject": "length_accuracy",
-             "coherence (ours)": "our_coherence", "parent-child": "parent_child"}
+             "coherence (ours)": "our_coherence", "parent-child": "parent_child",
+             "DCR share (context table)": "context_dcr_share"}
     table = comparison_table(runs, extra, ceilings)
     print()
     print(table)
@@ -154,7 +172,9 @@ def main(argv: list[str] | None = None) -> None:
         f"- data: {split['subjects']:,} subjects ({', '.join(split['context_columns'])}) with {split['records']:,} "
         f"records for training; holdout 20% of subjects. Both engines generate as many synthetic subjects and "
         f"their records. Coherence (qa) and accuracy are mostlyai-qa's on the records with their context; records "
-        f"per subject, coherence (ours) and parent-child are ours (synth_assets/stages/sequence_quality.py).",
+        f"per subject, coherence (ours) and parent-child are ours (synth_assets/stages/sequence_quality.py). "
+        f"DCR share is the judge's on the records (with their number per subject); DCR share (context table) "
+        f"the judge's on the context table alone, without its key.",
         *notes, "", table,
     ])
     update_results_file(args.results, heading, body)
