@@ -1,11 +1,15 @@
-"""Peak memory of generating large samples in one step: today's baseline for partitioned generation (issue 11).
+"""Peak memory of generating large samples: in one part against in parts (issue 11).
 
-    OMP_NUM_THREADS=2 .venv/bin/python bench/generation_memory.py [--sizes 1000000 10000000] [--budget MINUTES]
+    OMP_NUM_THREADS=2 .venv/bin/python bench/generation_memory.py [--sizes 1000000 10000000] [--part-rows N]
+                                                                  [--budget MINUTES]
 
-Trains a TabularARGN model on the demo's diamonds once (a project in --work), then draws each sample size in a
-process of its own, as the synthetic asset does (generate, restore dtypes, write the Parquet version, no
-publication), and records that process's peak resident memory and time. The section in bench/RESULTS.md is
-replaced on a rerun.
+Trains a TabularARGN model on the demo's diamonds once (a project in --work), then, for each sample size, in a
+process of its own each: draws the sample in one part and in parts of --part-rows rows (synth.yaml's
+`parts.rows`, default 1,000,000), one part after another as `python -m synth_assets` does (under Dagster
+each part is a step of its own, so no process holds more than one part), then audits the candidate (the
+blocking checks), publishes it and computes the quality report: every step after training. It records each
+process's peak resident memory and the time of each stage. The section in bench/RESULTS.md is replaced on a
+rerun.
 """
 
 from __future__ import annotations
@@ -25,21 +29,31 @@ from bench.results import command_line, machine, update_results_file  # noqa: E4
 
 DRAW = """
 import json, sys, time
-from synth_assets.config import load_project
+from synth_assets.checks import audit_synthetic
+from synth_assets.config import PartsSpec, load_project
 from synth_assets.pipeline import DatasetPipeline
 pipeline = DatasetPipeline(load_project(sys.argv[1]), "diamonds")
+pipeline.spec = pipeline.spec.model_copy(update={"parts": PartsSpec(rows=int(sys.argv[3]))})
 options = pipeline.spec.generate.model_copy(update={"sample_size": int(sys.argv[2]), "seed": 1})
 started = time.perf_counter()
 generated = pipeline.generate(options, device="cpu", publish=False)
-rows = sum(len(df) for df in generated.tables.values())
-open(sys.argv[3], "w").write(json.dumps({"rows": rows, "seconds": time.perf_counter() - started,
-                                         "draw_seconds": generated.draw_seconds}))
+generated_at = time.perf_counter()
+audit = audit_synthetic(pipeline, generated.version)
+assert all(check.passed for check in audit), [check.description for check in audit]
+pipeline.publish("synthetic", generated.version)
+audited_at = time.perf_counter()
+pipeline.quality()
+open(sys.argv[4], "w").write(json.dumps({
+    "rows": sum(generated.rows.values()), "parts": generated.parts, "seconds": generated_at - started,
+    "draw_seconds": generated.draw_seconds, "audit_seconds": audited_at - generated_at,
+    "quality_seconds": time.perf_counter() - audited_at}))
 """
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--sizes", type=int, nargs="+", default=[1_000_000, 10_000_000])
+    ap.add_argument("--part-rows", type=int, default=1_000_000, help="parts.rows of the runs in parts")
     ap.add_argument("--budget", type=float, default=0.5, help="training minutes")
     ap.add_argument("--work", type=Path, default=Path("/tmp/synth-bench/generation-memory"))
     ap.add_argument("--results", type=Path, default=REPO / "bench" / "RESULTS.md")
@@ -57,30 +71,35 @@ def main() -> None:
 
         pipeline = DatasetPipeline(load_project(work), "diamonds")
         pipeline.split(), pipeline.stats(), pipeline.encode(), pipeline.train(device="cpu")
-    lines = ["| rows | peak MB | seconds | draw seconds | rows/s (draw) | MB per million rows |", "|---|---|---|---|---|---|"]
+    lines = ["| rows | parts | peak MB | generation s | draw s | rows/s (draw) | audit s | quality s |",
+             "|---|---|---|---|---|---|---|---|"]
     for size in args.sizes:
-        out = work / f"draw_{size}.json"
-        print(f"==> drawing {size:,} rows", flush=True)
-        measured = run_measured([sys.executable, "-c", DRAW, str(work), str(size), str(out)])
-        if measured.returncode != 0:
-            raise SystemExit(f"drawing {size:,} rows failed ({measured.returncode})")
-        drawn = json.loads(out.read_text())
-        draw = drawn["draw_seconds"] or drawn["seconds"]
-        lines.append(f"| {drawn['rows']:,} | {measured.peak_mb:,.0f} | {drawn['seconds']:.1f} | {draw:.1f} | "
-                     f"{drawn['rows'] / draw:,.0f} | {measured.peak_mb / (drawn['rows'] / 1e6):,.0f} |")
-        shutil.rmtree(work / ".synth" / "diamonds" / "synthetic", ignore_errors=True)  # versions of GBs each
+        # one part (the whole sample), then in parts where the sample is larger than one
+        for part_rows in [size] + ([args.part_rows] if args.part_rows < size else []):
+            out = work / f"draw_{size}_{part_rows}.json"
+            print(f"==> drawing {size:,} rows in parts of {part_rows:,}", flush=True)
+            measured = run_measured([sys.executable, "-c", DRAW, str(work), str(size), str(part_rows), str(out)])
+            if measured.returncode != 0:
+                raise SystemExit(f"drawing {size:,} rows failed ({measured.returncode})")
+            drawn = json.loads(out.read_text())
+            draw = drawn["draw_seconds"] or drawn["seconds"]
+            lines.append(f"| {drawn['rows']:,} | {drawn['parts']} | {measured.peak_mb:,.0f} | {drawn['seconds']:.1f} | "
+                         f"{draw:.1f} | {drawn['rows'] / draw:,.0f} | {drawn['audit_seconds']:.1f} | "
+                         f"{drawn['quality_seconds']:.1f} |")
+            shutil.rmtree(work / ".synth" / "diamonds" / "synthetic", ignore_errors=True)  # versions of GBs each
     table = "\n".join(lines)
     print("\n" + table + "\n")
     body = "\n".join([
         f"- date: {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC",
         f"- machine: {machine()}",
         f"- command: `{command_line('bench/generation_memory.py')}`",
-        "- what: one process draws the whole sample (generate, restore dtypes, write the Parquet version), as the "
-        "synthetic asset does today; peak MB is that process's largest resident set. Memory that grows with the "
-        "sample is what partitioned generation is to flatten.",
+        "- what: one process per row: generate (in one part, or in parts one after another: under Dagster each part "
+        "is a step, and no process holds more than one), audit the candidate (schema and keys read in batches, the "
+        "DCR share's sample alone), publish, quality report (a flat table's scores read their sample alone); peak "
+        "MB is that process's largest resident set.",
         "", table,
     ])
-    update_results_file(args.results, "## generation memory · diamonds · one process", body)
+    update_results_file(args.results, "## generation memory · diamonds · one part against parts", body)
     print(f"==> results: {args.results}")
 
 if __name__ == "__main__":

@@ -79,7 +79,7 @@ def test_a_new_option_reaches_the_launchpad_and_the_backend(ranked, tmp_path, mo
     assert result.success
     assert [o.lora_rank for o in SEEN] == [4] and isinstance(SEEN[0], RankTrainOptions)
     # a CUDA-capable backend trains and generates in the gpu pool; a CPU-only one does not
-    assert model.op.pool == "gpu" and defs.resolve_assets_def(dg.AssetKey(["d", "synthetic"])).op.pool == "gpu"
+    assert model.op.pool == "gpu" and part_step(defs).pool == "gpu"
 
 
 def test_the_launchpad_leaves_out_conditioning_the_backend_cannot_do(toy_plugin, tmp_path, monkeypatch):
@@ -90,9 +90,16 @@ def test_the_launchpad_leaves_out_conditioning_the_backend_cannot_do(toy_plugin,
           d: {backend: marginals, tables: {t: {source: t.csv}}}
         """))
     synthetic = defs.resolve_assets_def(dg.AssetKey(["d", "synthetic"]))
-    fields = synthetic.op.config_schema.config_type.fields
+    # the asset's launchpad config (a graph's, handed to its planning step)
+    fields = synthetic.node_def.config_mapping.config_schema.config_type.fields
     assert {"sample_size", "seed"} <= set(fields) and not {"rebalancing", "fairness", "seed_data"} & set(fields)
-    assert synthetic.op.pool is None  # the toy runs on the CPU only
+    assert part_step(defs).pool is None  # the toy runs on the CPU only
+
+
+def part_step(defs: dg.Definitions, dataset: str = "d") -> dg.OpDefinition:
+    """The op that draws one part of the synthetic sample: the step that takes the GPU."""
+    synthetic = defs.resolve_assets_def(dg.AssetKey([dataset, "synthetic"]))
+    return synthetic.node_def.node_named(f"{dataset}__generate_part").definition
 
 
 def test_per_column_encodings_are_the_backends_words(toy_plugin):
