@@ -243,13 +243,18 @@ def synthetic_graph_asset(project: Project, name: str, backend, GenerateConfig, 
     check_specs = synthetic_check_specs(asset_key, spec)
     check_outputs = {check.get_python_identifier(): check for check in check_specs}
 
+    def job(context: dg.OpExecutionContext) -> str:
+        """Where the run's plan and parts are: the first run's id, so that a re-execution from a failed part
+        finds the plan and the parts that succeeded."""
+        return context.dagster_run.root_run_id or context.run_id
+
     @dg.op(name=f"{name}__plan_generation", ins={"model": dg.In(dg.Nothing)}, out=dg.DynamicOut(dg.Nothing),
            required_resource_keys={"storage"}, tags=pod("plan"))
     def plan_generation(context: dg.OpExecutionContext, config: GenerateConfig):  # type: ignore[valid-type]
         pipeline = context.resources.storage.pipeline(project, name)
         with user_errors():
             options = backend.GenerateOptions(**config.model_dump())
-            plan = pipeline.plan_generation(options, job=context.run_id, version=new_version(context.run_id))
+            plan = pipeline.plan_generation(options, job=job(context), version=new_version(context.run_id))
         if len(plan.parts) > 1:
             context.log.info(f"{sum(p.rows for p in plan.parts):,} rows in {len(plan.parts)} parts of at most "
                              f"{spec.parts.rows:,} (parts.rows)")
@@ -262,7 +267,7 @@ def synthetic_graph_asset(project: Project, name: str, backend, GenerateConfig, 
         pipeline = context.resources.storage.pipeline(project, name)
         index = int(context.get_mapping_key().rsplit("_", 1)[1])
         with user_errors():
-            report = pipeline.generate_part(context.run_id, index, device=context.resources.compute.device,
+            report = pipeline.generate_part(job(context), index, device=context.resources.compute.device,
                                             engine=engine_options(backend, context.resources))
         context.log.info(f"part {index}: {', '.join(f'{n:,} {t} rows' for t, n in report['rows'].items())} in "
                          f"{report['seconds']:.1f}s")
@@ -273,7 +278,7 @@ def synthetic_graph_asset(project: Project, name: str, backend, GenerateConfig, 
     def join(context: dg.OpExecutionContext):
         pipeline = context.resources.storage.pipeline(project, name)
         with user_errors():
-            result = pipeline.join_parts(context.run_id, publish=False)
+            result = pipeline.join_parts(job(context), publish=False)
             audit = audit_synthetic(pipeline, result.version)
         yield dg.Output(None, "result", metadata=synthetic_metadata(pipeline, result, audit, context))
         yield from audit

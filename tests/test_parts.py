@@ -98,18 +98,18 @@ def test_a_tree_generated_in_parts_has_unique_keys_that_resolve_and_ordered_reco
         pd.testing.assert_frame_equal(again.tables[table], tables[table])
 
 
+def shop_project(folder: Path, keys: str) -> None:
+    """A one-table project (production-like dtypes: booleans, Int64 and categories with nulls), seconds of
+    training, and the dataset `keys` given."""
+    contract_table(600).to_parquet(folder / "shop.parquet")
+    (folder / "synth.yaml").write_text("datasets:\n  shop:\n    tables: {shop: {source: shop.parquet}}\n"
+                                       f"    train: {{max_training_time: 0.1, max_epochs: 3}}\n    {keys}\n")
+
+
 def test_seed_rows_are_shared_out_among_the_parts_in_order(tmp_path, monkeypatch):
     monkeypatch.delenv("SYNTH_HOME", raising=False)
     monkeypatch.delenv("SYNTH_CONFIG", raising=False)
-    contract_table(600).to_parquet(tmp_path / "shop.parquet")
-    (tmp_path / "synth.yaml").write_text("""
-datasets:
-  shop:
-    tables: {shop: {source: shop.parquet}}
-    train: {max_training_time: 0.1, max_epochs: 3}
-    parts: {rows: 200}
-    quality: {max_dcr_share: 1.0, max_rows: 100}
-""")
+    shop_project(tmp_path, "parts: {rows: 200}\n    quality: {max_dcr_share: 1.0, max_rows: 100}")
     pipeline = DatasetPipeline(load_project(tmp_path), "shop")
     pipeline.split(), pipeline.stats(), pipeline.encode(), pipeline.train()
     seed = pd.DataFrame({"region": pd.Categorical(np.random.default_rng(2).choice(["north", "west"], 450)),
@@ -127,15 +127,7 @@ datasets:
 
 def test_a_large_sample_runs_as_parallel_part_steps_through_dg_launch(tmp_path):
     """The product's path: `dg launch` with the default multiprocess executor, the checks on."""
-    contract_table(600).to_parquet(tmp_path / "shop.parquet")
-    (tmp_path / "synth.yaml").write_text("""
-datasets:
-  shop:
-    tables: {shop: {source: shop.parquet}}
-    train: {max_training_time: 0.1, max_epochs: 3}
-    generate: {sample_size: 1000, seed: 1}
-    parts: {rows: 400}
-""")
+    shop_project(tmp_path, "generate: {sample_size: 1000, seed: 1}\n    parts: {rows: 400}")
     home = tmp_path / "home"
     home.mkdir()
     (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")

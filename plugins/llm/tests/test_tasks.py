@@ -191,7 +191,8 @@ def test_model_state_reuse_fine_tunes_the_last_model(tmp_path):
     first = model.training.progress
     options = pipeline.spec.train.model_copy(update={"model_state": "reuse", "max_training_time": 0.05})
     again = pipeline.train(options, device="cpu")
-    # it starts where the last model ended, not from a fresh model's loss
-    assert again.progress[0].validation_loss < first[0].validation_loss - 0.5
+    # it starts where the last model ended, not from a fresh model's loss (how far the first training got in its
+    # seconds depends on how busy the cores are: nearer its end than its start)
+    assert again.progress[0].validation_loss < (first[0].validation_loss + first[-1].validation_loss) / 2
     assert again.progress[0].validation_loss < first[-1].validation_loss + 0.1
     assert again.settings["vocabulary"] == model.training.settings["vocabulary"]
