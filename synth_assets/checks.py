@@ -197,11 +197,11 @@ def stored_table_problems(folder, stats: DatasetStats, given: dict[str, frozense
                           batch_rows: int = 250_000) -> dict[str, list[str]]:
     """`schema_problems` and `key_problems` of the tables stored in `folder`, read `batch_rows` at a time (the
     keys alone are read whole). A column's problem is told once, from the first batch that shows it."""
-    key_columns = {name: [c for c in (table.primary_key, *(fk.column for fk in table.foreign_keys)) if c]
-                   for name, table in stats.tables.items()}
-    keys = {name: storage.read_parquet(folder / f"{name}.parquet",
-                                       columns=[c for c in columns if c in storage.parquet_columns(folder / f"{name}.parquet")])
-            for name, columns in key_columns.items()}
+    keys = {}
+    for name, table in stats.tables.items():
+        stored = storage.parquet_columns(folder / f"{name}.parquet")  # a missing key column: the schema check's
+        wanted = [table.primary_key, *(fk.column for fk in table.foreign_keys)]
+        keys[name] = storage.read_parquet(folder / f"{name}.parquet", columns=[c for c in wanted if c in stored])
     problems = key_problems(keys, stats)
     for name, table in stats.tables.items():
         told = {p.split(":", 1)[0] for p in problems[name]}

@@ -50,7 +50,7 @@ def temporary_name(name: str) -> str:
     the next writer in the same folder removes it."""
     import uuid
 
-    return f".{name}.{os.getpid()}-{HOST_TAG}.{uuid.uuid4().hex[:8]}.tmp"
+    return f"{_prefix(Path(name))}{uuid.uuid4().hex[:8]}.tmp"
 
 
 def _old(target: Path) -> Path:
