@@ -21,11 +21,12 @@ from synth_assets.config import Project
 from synth_assets.errors import SynthError
 from synth_assets.kubernetes import stage_k8s_tags
 from synth_assets.pipes import train_through_pipes
-from synth_assets.metadata import preview_markdown, progress_markdown, stats_markdown, tables_metadata
+from synth_assets.metadata import (location_metadata, preview_markdown, progress_markdown, stats_markdown,
+                                   tables_metadata)
 from synth_assets.options import CONDITIONING
 from synth_assets.plugins import get_backend
 from synth_assets.storage import write_bytes
-from synth_assets.releases import CURRENT, new_version
+from synth_assets.releases import new_version
 from synth_assets.stages.charts import inline_images, loss_curve, markdown_image
 from synth_assets.stages.report import CHARTS, chart_file
 from synth_assets.resources import ComputeDevice, SynthStorage, engine_options, engine_resource_key
@@ -124,7 +125,8 @@ def build_dataset_assets(project: Project, name: str) -> list[dg.AssetsDefinitio
         pipeline = storage.pipeline(project, name)
         with user_errors():
             result = pipeline.split()
-        metadata = tables_metadata(result.train, lambda table: pipeline.paths.split, rows_label="train_rows")
+        metadata = tables_metadata(result.train, lambda table: pipeline.paths.uri("split"), rows_label="train_rows")
+        metadata.update(location_metadata(pipeline.paths.uri("split")))
         metadata.update({f"{table}/validation_rows": len(df) for table, df in result.validation.items()})
         return dg.MaterializeResult(metadata=metadata)
 
@@ -136,7 +138,7 @@ def build_dataset_assets(project: Project, name: str) -> list[dg.AssetsDefinitio
         pipeline = storage.pipeline(project, name)
         with user_errors():
             result = pipeline.stats()
-        metadata = {"path": dg.MetadataValue.path(str(pipeline.paths.stats))}
+        metadata = location_metadata(pipeline.paths.uri("stats.json"))
         for table, table_stats in result.tables.items():
             metadata[f"{table}/columns"] = dg.MetadataValue.md(stats_markdown(table_stats))
             metadata[f"{table}/training_rows"] = table_stats.rows
@@ -149,7 +151,7 @@ def build_dataset_assets(project: Project, name: str) -> list[dg.AssetsDefinitio
         pipeline = storage.pipeline(project, name)
         with user_errors():
             info = pipeline.encode()
-        return dg.MaterializeResult(metadata={"path": dg.MetadataValue.path(str(pipeline.paths.encoded)),
+        return dg.MaterializeResult(metadata={**location_metadata(pipeline.paths.uri("encoded")),
                                               "encoding": dg.MetadataValue.json(info)})
 
     @dg.asset(key=key("model"), deps=[key("encoded")], group_name=name, pool=gpu_pool,
@@ -181,7 +183,7 @@ def build_dataset_assets(project: Project, name: str) -> list[dg.AssetsDefinitio
                 result = pipeline.train(options, device=compute.device, progress=log, version=version, publish=False,
                                         reset_if_incompatible=reset_if_incompatible, warn=context.log.warning)
         curve = loss_curve_markdown(pipeline, version, result)  # written beside the checkpoint before its audit
-        audit = audit_model(pipeline.paths.releases("model").path(version), result)
+        audit = audit_model(pipeline.paths.version_folder("model", version), result)
         return dg.MaterializeResult(check_results=audit, metadata={
             **publish_if_passed(pipeline, "model", version, audit, context),
             "model_state": result.model_state, "trained_in": compute.training,
@@ -207,7 +209,8 @@ def build_dataset_assets(project: Project, name: str) -> list[dg.AssetsDefinitio
         with user_errors():
             results, report = pipeline.quality()
         metadata = {"report": dg.MetadataValue.md(inline_images(report, pipeline.paths.quality)),
-                    "report_path": dg.MetadataValue.path(str(pipeline.report_path())),
+                    **location_metadata(pipeline.paths.uri("quality")),
+                    "report_path": location_metadata(pipeline.paths.uri("quality/report.md"))["path"],
                     "synthetic_version": pipeline.paths.releases("synthetic").current_version() or ""}
         for table, q in results.items():
             prefix = "" if len(results) == 1 else f"{table}/"
@@ -317,7 +320,8 @@ def synthetic_metadata(pipeline, result, audit: list[dg.AssetCheckResult], conte
     metadata.update({f"backend/{k}": dg.MetadataValue.json(v) if isinstance(v, (dict, list)) else v
                      for k, v in result.report.items()})
     preview = result.preview()
-    metadata.update(tables_metadata(preview, lambda table: result.folder / f"{table}.parquet", rows=result.rows))
+    metadata.update(tables_metadata(preview, lambda table: pipeline.paths.uri(f"synthetic/{result.version}/{table}.parquet"),
+                                    rows=result.rows))
     metadata.update({f"{table}/preview": dg.MetadataValue.md(preview_markdown(df)) for table, df in preview.items()})
     metadata.update(publish_if_passed(pipeline, "synthetic", result.version, audit, context))
     return metadata
@@ -329,7 +333,9 @@ def loss_curve_markdown(pipeline, version: str, result) -> str:
     png = loss_curve(progress)
     if png is None:
         return progress_markdown(progress)
-    write_bytes(png, pipeline.paths.releases("model").path(version) / "loss_curve.png")
+    write_bytes(png, pipeline.paths.version_folder("model", version) / "loss_curve.png")
+    if pipeline.paths.mirror is not None:  # beside the checkpoint in the store too
+        pipeline.paths.mirror.push_version("model", version)
     return markdown_image(png, "loss curve") + "\n\n" + progress_markdown(progress)
 
 
@@ -345,8 +351,8 @@ def publish_if_passed(pipeline, stage: str, version: str, audit: list[dg.AssetCh
         still = releases.current_version()
         context.log.warning(f"{stage} version {version} failed its audit and is not published; consumers stay on "
                             f"{still or 'nothing (no release yet)'}")
+    where = location_metadata(pipeline.paths.published_uri(stage))
     return {"version": version, "published": passed,
             "published_version": releases.current_version() or "",
-            "published_path": dg.MetadataValue.path(str(releases.root / CURRENT)),
-            # where consumers read, as a URI other tools (and Dagster's catalog) understand
-            "dagster/uri": dg.MetadataValue.text((releases.root / CURRENT).absolute().as_uri())}
+            # where consumers read, also as a URI other tools (and Dagster's catalog) understand
+            "published_path": where["path"], "dagster/uri": where["dagster/uri"]}

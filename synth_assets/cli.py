@@ -78,7 +78,7 @@ def _audit(pipeline):
     from synth_assets.checks import audit_model, audit_synthetic
 
     def audit(stage: str, version: str, result) -> list[str]:
-        checks = audit_model(pipeline.paths.releases("model").path(version), result) if stage == "model" \
+        checks = audit_model(pipeline.paths.version_folder("model", version), result) if stage == "model" \
             else audit_synthetic(pipeline, version)
         return [f"{check.check_name}: {check.description}" for check in checks if not check.passed]
 
@@ -117,10 +117,12 @@ def _versions(args) -> int:
 
     pipeline = DatasetPipeline(load_project(), args.dataset)
     for stage in pipeline.paths.VERSIONED:
+        if pipeline.paths.mirror is not None:
+            pipeline.paths.mirror.pull_versions(stage)
         releases = pipeline.paths.releases(stage)
         current = releases.current_version()
         published = {h["version"]: h["published_at"] for h in releases.history()}
-        print(f"{stage} ({releases.root}):")
+        print(f"{stage} ({pipeline.paths.uri(stage)}):")
         if not releases.versions():
             print("    (none yet)")
         for version in releases.versions():
@@ -148,11 +150,13 @@ def _show(args) -> int:
 
     pipeline = DatasetPipeline(load_project(), args.dataset)
     releases = pipeline.paths.releases("synthetic")
+    pipeline.paths.pull("synthetic")
     published = releases.current_version()
     if published is None:
         print(f"no synthetic tables published yet: materialize {args.dataset}/synthetic")
     for table in pipeline.spec.tables if published else []:  # the path consumers read, stable across versions
-        print(f"synthetic table '{table}': {releases.root / CURRENT / f'{table}.parquet'} (version {published})")
+        print(f"synthetic table '{table}': {pipeline.paths.uri(f'synthetic/{CURRENT}/{table}.parquet')} "
+              f"(version {published})")
     scores_path = pipeline.paths.quality / "scores.json"
     if not scores_path.is_file():
         print(f"no quality report yet: materialize {args.dataset}/quality")

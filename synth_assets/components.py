@@ -102,7 +102,7 @@ class SynthDataset(dg.Component, dg.Resolvable, dg.Model):
             project_spec = ProjectSpec(datasets={name: spec})
         except ValueError:
             raise ConfigError(f"{origin}: attributes.name: '{name}' must be letters, digits and underscores") from None
-        project = Project(project_spec, origin, default_home(context.project_root))
+        project = Project(project_spec, origin, *default_home(context.project_root))
         return datasets_definitions(project, sensor_name=f"synth_automation_{name}")
 
 

@@ -228,10 +228,24 @@ class ProjectSpec(StrictModel):
 class Project:
     """A loaded project file together with where its sources and outputs live."""
 
-    def __init__(self, spec: ProjectSpec, config_path: Path, home: Path):
+    def __init__(self, spec: ProjectSpec, config_path: Path, home: Path, store=None):
         self.spec = spec
         self.config_path = config_path
-        self.home = home
+        self.home = home  # with an object store (`store`), the local scratch folder it is mirrored through
+        self.store = store
+
+    @property
+    def home_uri(self) -> str:
+        """The storage root as the user gave it: the object store's URL, or the local folder."""
+        return self.store.url if self.store is not None else str(self.home)
+
+    def mirror(self, dataset: str):
+        """The dataset's outputs in the object store, or None for a local storage root."""
+        if self.store is None:
+            return None
+        from synth_assets.object_store import Mirror
+
+        return Mirror(self.store, self.dataset_home(dataset), dataset)
 
     @property
     def datasets(self) -> dict[str, DatasetSpec]:
@@ -254,21 +268,26 @@ class Project:
 
     def stored_at(self, home: Path | str) -> "Project":
         """The same datasets, writing to another storage root (the `storage` resource's)."""
-        return Project(self.spec, self.config_path, local_home(home, "the storage resource's home"))
+        return Project(self.spec, self.config_path, *storage_root(home, "the storage resource's home"))
 
 
-def default_home(root: Path) -> Path:
-    """Where stages are written: `$SYNTH_HOME`, else `.synth/` in the project root."""
-    return local_home(os.environ.get("SYNTH_HOME") or Path(root) / ".synth", "SYNTH_HOME")
+def default_home(root: Path) -> tuple[Path, Any]:
+    """Where stages are written: `$SYNTH_HOME`, else `.synth/` in the project root (see `storage_root`)."""
+    return storage_root(os.environ.get("SYNTH_HOME") or Path(root) / ".synth", "SYNTH_HOME")
 
 
-def local_home(home: str | Path, where: str) -> Path:
-    """A storage root on a local or mounted file system. An object store's URL (s3://, gs://) would otherwise
-    become a local folder named 's3:' and the outputs would land there unnoticed."""
-    if re.match(r"^[A-Za-z][A-Za-z0-9+.-]+://", str(home)):
-        raise ConfigError(f"{where} is {home}: object stores are not supported as the storage root yet",
-                          hint="mount the bucket (or a shared volume) and give its local path")
-    return Path(home).expanduser().resolve()
+def storage_root(home: str | Path, where: str) -> tuple[Path, Any]:
+    """The local folder stages are written to, and the object store it mirrors (None for a local root). An
+    object store's URL (s3://, gs://) is opened as one, never taken for a local folder named 's3:'."""
+    from synth_assets import object_store
+
+    text = str(home)
+    if text.startswith("file://"):
+        text = text[len("file://"):]
+    elif object_store.is_url(text):
+        store = object_store.ObjectStore(text, where)
+        return object_store.scratch_for(text), store
+    return Path(text).expanduser().resolve(), None
 
 
 def _unknown_encodings(tables: Any, backend) -> list[str]:
@@ -334,7 +353,7 @@ def load_project(root: Path | None = None, config_path: Path | None = None) -> P
     `$SYNTH_HOME`, else `<root>/.synth`."""
     root = Path(root or Path.cwd()).resolve()
     config_path = Path(config_path or os.environ.get("SYNTH_CONFIG") or root / "synth.yaml").expanduser().resolve()
-    home = default_home(root)
+    home, store = default_home(root)
     if not config_path.is_file():
         raise ConfigError(
             f"project file {config_path} not found", hint="create synth.yaml or point SYNTH_CONFIG at one"
@@ -348,4 +367,4 @@ def load_project(root: Path | None = None, config_path: Path | None = None) -> P
         why = dataset.unsupported_shape()
         if why:
             raise ConfigError(f"{config_path}: datasets.{name}.backend: {why}")
-    return Project(spec, config_path, home)
+    return Project(spec, config_path, home, store)

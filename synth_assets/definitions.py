@@ -24,7 +24,7 @@ def datasets_definitions(project: Project, sensor_name: str = "synth_automation"
         schedule = dataset_schedule(name, spec, resample)
         if schedule is not None:
             schedules.append(schedule)
-    resources = {"storage": shared(SynthStorage(home=str(project.home))), "compute": shared(ComputeDevice())}
+    resources = {"storage": shared(SynthStorage(home=project.home_uri)), "compute": shared(ComputeDevice())}
     for spec in project.datasets.values():  # one engine resource per backend in use that has settings
         backend = get_backend(spec.backend)
         if backend.EngineOptions is not None:

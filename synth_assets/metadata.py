@@ -1,5 +1,7 @@
 """What each asset shows in the Dagster UI: row counts, column schemas, per-column stats, the loss curve."""
 
+from pathlib import Path
+
 import dagster as dg
 import pandas as pd
 
@@ -10,11 +12,19 @@ def column_schema(df: pd.DataFrame) -> dg.TableSchema:
     return dg.TableSchema(columns=[dg.TableColumn(name=str(c), type=str(t)) for c, t in df.dtypes.items()])
 
 
+def location_metadata(where) -> dict:
+    """Where an output lives: `path` (a link in the UI for an object store's URL) and Dagster's `dagster/uri`."""
+    where = str(where)
+    if "://" in where:
+        return {"path": dg.MetadataValue.url(where), "dagster/uri": dg.MetadataValue.text(where)}
+    return {"path": dg.MetadataValue.path(where), "dagster/uri": dg.MetadataValue.text(Path(where).absolute().as_uri())}
+
+
 def table_metadata(df: pd.DataFrame, path, rows: int | None = None) -> dict:
     return {
         "dagster/row_count": dg.MetadataValue.int(len(df) if rows is None else rows),
         "dagster/column_schema": column_schema(df),
-        "path": dg.MetadataValue.path(str(path)),
+        **location_metadata(path),
     }
 
 

@@ -76,10 +76,14 @@ class PartsFolder:
     def write_plan(self, plan: Plan) -> None:
         storage.sweep_temporaries(self.base)  # parts of a process that died drawing them in one process
         self.sweep_stale()
-        storage.write_json(plan.model_dump(mode="json"), self.root / PLAN)
+        storage.write_json(plan.model_dump(mode="json"), self.plan_path)
+
+    @property
+    def plan_path(self) -> Path:
+        return self.root / PLAN
 
     def plan(self) -> Plan:
-        return Plan.model_validate(storage.read_json(self.root / PLAN))
+        return Plan.model_validate(storage.read_json(self.plan_path))
 
     def part(self, part: Part) -> Path:
         return self.root / part.name

@@ -59,7 +59,7 @@ class DatasetPipeline:
         self.project = project
         self.name = dataset
         self.spec: DatasetSpec = project.dataset(dataset)
-        self.paths = storage.DatasetPaths(project.dataset_home(dataset), dataset)
+        self.paths = storage.DatasetPaths(project.dataset_home(dataset), dataset, mirror=project.mirror(dataset))
         why = self.spec.unsupported_shape()
         if why:
             raise SynthError(why, dataset=dataset)
@@ -86,10 +86,11 @@ class DatasetPipeline:
             check_keys(self.spec, frames, dataset=self.name)
             frames = {name: _mixed_objects_as_text(df) for name, df in frames.items()}
         split = split_tables(self.spec, frames)
-        with storage.atomic_dir(self.paths.split) as tmp:
+        with storage.atomic_dir(self.paths.root / "split") as tmp:
             for partition in PARTITIONS:
                 for table, df in split.partition(partition).items():
                     storage.write_parquet(df, tmp / partition / f"{table}.parquet")
+        self.paths.push("split")
         return split
 
     def load_split(self) -> Split:
@@ -103,7 +104,8 @@ class DatasetPipeline:
     # stats ---------------------------------------------------------------------------------------
     def stats(self) -> DatasetStats:
         stats = compute_stats(self.spec, self.load_split().train, dataset=self.name)
-        storage.write_json(stats.model_dump(mode="json"), self.paths.stats)
+        storage.write_json(stats.model_dump(mode="json"), self.paths.root / "stats.json")
+        self.paths.push("stats.json")
         return stats
 
     def load_stats(self) -> DatasetStats:
@@ -112,8 +114,9 @@ class DatasetPipeline:
     # encoded -------------------------------------------------------------------------------------
     def encode(self) -> dict:
         split, stats = self.load_split(), self.load_stats()
-        with storage.atomic_dir(self.paths.encoded) as tmp:
+        with storage.atomic_dir(self.paths.root / "encoded") as tmp:
             info = self.backend.encode(split, stats, tmp)
+        self.paths.push("encoded")
         return info
 
     # model ---------------------------------------------------------------------------------------
@@ -132,6 +135,7 @@ class DatasetPipeline:
         encoded = self._need(self.paths.encoded, "encoded")
         version = version or new_version()
         releases = self.paths.releases("model")
+        self.paths.pull("model")  # the published model, for model_state reuse
         published = releases.current()
         request = TrainRequest(options=options, device=device, progress=progress, previous_model=published,
                                resume_dir=self.paths.root / "model.partial")
@@ -146,6 +150,8 @@ class DatasetPipeline:
             return self.train(options.model_copy(update={"model_state": "reset"}), device, progress,
                               version=version, publish=publish)
         result.model_state = options.model_state
+        if self.paths.mirror is not None:  # for the audit, wherever it runs
+            self.paths.mirror.push_version("model", version)
         if publish:
             self.publish("model", version)
         return result
@@ -153,11 +159,23 @@ class DatasetPipeline:
     # publishing ----------------------------------------------------------------------------------
     def publish(self, stage: str, version: str, reason: str = "audit passed") -> None:
         """Make `version` of `stage` (model, synthetic) the one consumers and later stages read."""
-        self.paths.releases(stage).publish(version, keep=self.spec.publish.keep_versions, reason=reason)
+        keep = self.spec.publish.keep_versions
+        if self.paths.mirror is not None:
+            self.paths.mirror.pull_history(stage)  # which this publication extends
+        self.paths.version_folder(stage, version)
+        self.paths.releases(stage).publish(version, keep=keep, reason=reason)
+        if self.paths.mirror is not None:
+            self.paths.mirror.push_pointer(stage, keep)
 
     def rollback(self, stage: str, to: str | None = None) -> str:
         """Publish `to`, or the release before the current one, of `stage`; returns the version published."""
-        return self.paths.releases(stage).rollback(to, keep=self.spec.publish.keep_versions)
+        keep = self.spec.publish.keep_versions
+        if self.paths.mirror is not None:
+            self.paths.mirror.pull_versions(stage)
+        version = self.paths.releases(stage).rollback(to, keep=keep)
+        if self.paths.mirror is not None:
+            self.paths.mirror.push_pointer(stage, keep)
+        return version
 
     # synthetic -----------------------------------------------------------------------------------
     def generate(self, options: GenerateOptions | None = None, device: str = "auto",
@@ -170,11 +188,12 @@ class DatasetPipeline:
         started = time.perf_counter()
         version = version or new_version()
         job = storage.temporary_name(version)  # if this process dies, the next generation sweeps its parts
-        plan = self.plan_generation(options, seed_data=seed_data, job=job, version=version)
+        # one process draws every part: they stay in its scratch folder, never uploaded
+        plan = self.plan_generation(options, seed_data=seed_data, job=job, version=version, share=False)
         try:
             for part in plan.parts:
-                self.generate_part(job, part.index, device=device, engine=engine, seed_data=seed_data)
-            return self.join_parts(job, publish=publish, started=started)
+                self.generate_part(job, part.index, device=device, engine=engine, seed_data=seed_data, share=False)
+            return self.join_parts(job, publish=publish, started=started, share=False)
         finally:
             self.parts_folder(job).remove()
 
@@ -182,8 +201,19 @@ class DatasetPipeline:
     def parts_folder(self, job: str) -> PartsFolder:
         return PartsFolder(self.paths.root / "synthetic", job)
 
+    def _share_parts(self, *paths: Path) -> None:
+        """With an object store: upload the plan or a part, for the steps in other pods."""
+        if self.paths.mirror is not None:
+            for path in paths:
+                self.paths.mirror.push_parts_file(path.relative_to(self.paths.root))
+
+    def _fetch_parts(self, *paths: Path) -> None:
+        if self.paths.mirror is not None:
+            for path in paths:
+                self.paths.mirror.pull_parts_file(path.relative_to(self.paths.root))
+
     def plan_generation(self, options: GenerateOptions | None = None, *, seed_data: pd.DataFrame | None = None,
-                        job: str, version: str) -> Plan:
+                        job: str, version: str, share: bool = True) -> Plan:
         """Check the request and split it into parts (`parts.rows` subject rows at most), saved for the part
         steps under `job` (a run's id, or the version)."""
         options = options or self.spec.generate
@@ -195,14 +225,19 @@ class DatasetPipeline:
         plan = Plan(version=version, options=options.model_dump(mode="json"),
                     parts=plan_parts(total, self.spec.parts.rows, options.seed),
                     seeded_columns={subject: [str(c) for c in seed_data.columns]} if seed_data is not None else {})
-        self.parts_folder(job).write_plan(plan)
+        folder = self.parts_folder(job)
+        folder.write_plan(plan)
+        if share:
+            self._share_parts(folder.plan_path)
         return plan
 
     def generate_part(self, job: str, index: int, device: str = "auto", engine=None,
-                      seed_data: pd.DataFrame | None = None) -> dict:
+                      seed_data: pd.DataFrame | None = None, share: bool = True) -> dict:
         """Draw part `index` of the plan saved under `job` into its folder; returns its report (rows per table,
         seconds, the backend's figures)."""
         folder = self.parts_folder(job)
+        if share:
+            self._fetch_parts(folder.plan_path)
         plan = folder.plan()
         part = plan.parts[index]
         options = self.backend.GenerateOptions.model_validate(plan.options)
@@ -222,12 +257,19 @@ class DatasetPipeline:
             for name, df in tables.items():
                 storage.write_parquet(df, tmp / f"{name}.parquet")
             storage.write_json(report, tmp / PART_REPORT)
+        if share:
+            self._share_parts(folder.part(part))
         return report
 
-    def join_parts(self, job: str, *, publish: bool = True, started: float | None = None) -> Generated:
+    def join_parts(self, job: str, *, publish: bool = True, started: float | None = None,
+                   share: bool = True) -> Generated:
         """Join the parts generated under `job` into their version (published unless `publish` is False)."""
         folder = self.parts_folder(job)
+        if share:
+            self._fetch_parts(folder.plan_path)
         plan = folder.plan()
+        if share:
+            self._fetch_parts(*(folder.part(p) for p in plan.parts))
         missing = [p.name for p in plan.parts if not (folder.part(p) / PART_REPORT).is_file()]
         if missing:
             raise SynthError(f"generation parts {', '.join(missing[:5])} of {len(plan.parts)} are missing",
@@ -241,6 +283,10 @@ class DatasetPipeline:
             storage.write_json({"seeded_columns": plan.seeded_columns, "backend_report": backend,
                                 "parts": [{"index": p.index, "seed": p.seed, **r} for p, r in zip(plan.parts, reports)]},
                                tmp / SEEDED_FILE)
+        if self.paths.mirror is not None:
+            self.paths.mirror.push_version("synthetic", plan.version)
+            if share:
+                self.paths.mirror.remove_parts(folder.root.relative_to(self.paths.root))
         folder.remove()
         if publish:
             self.publish("synthetic", plan.version)
@@ -329,12 +375,13 @@ class DatasetPipeline:
         charts = {name: table_charts(stats.tables[name], split.train[name], synthetic[name], split.validation[name],
                                      results[name], max_rows=self.spec.quality.max_rows)
                   for name in stats.tables}
-        with storage.atomic_dir(self.paths.quality) as tmp:
+        with storage.atomic_dir(self.paths.root / "quality") as tmp:
             storage.write_text(report, tmp / "report.md")
             for name, pictures in charts.items():
                 for chart, png in pictures.items():
                     (tmp / chart_file(name, chart)).write_bytes(png)
             storage.write_json({n: q.model_dump(mode="json") for n, q in results.items()}, tmp / "scores.json")
+        self.paths.push("quality")
         return results, report
 
     def report_path(self) -> Path:

@@ -46,7 +46,7 @@ def train_through_pipes(context, pipeline, options, compute, *, version: str,
         "dataset": pipeline.name,
         "spec": pipeline.spec.model_dump(mode="json"),  # what the definitions loaded, not the file as it is now
         "config_path": str(project.config_path),  # relative source paths resolve against it
-        "home": str(project.home),
+        "home": project.home_uri,  # an object store's URL: the process fetches and uploads through it
         "options": options.model_dump(mode="json"),
         "device": compute.device,
         "version": version,
@@ -101,14 +101,15 @@ def train_in_pipes_process() -> int:
     """The external side: train as the orchestrating asset asked, reporting epochs and the result over Pipes."""
     from dagster_pipes import open_dagster_pipes
 
-    from synth_assets.config import Project, ProjectSpec, parse_dataset
+    from synth_assets.config import Project, ProjectSpec, parse_dataset, storage_root
     from synth_assets.pipeline import DatasetPipeline
 
     with open_dagster_pipes() as pipes:
         job = pipes.extras
         name = job["dataset"]
         spec = parse_dataset(job["spec"], origin=f"dataset '{name}' (from the orchestrating run)")
-        project = Project(ProjectSpec(datasets={name: spec}), Path(job["config_path"]), Path(job["home"]))
+        project = Project(ProjectSpec(datasets={name: spec}), Path(job["config_path"]),
+                          *storage_root(job["home"], "the orchestrating run's storage root"))
         pipeline = DatasetPipeline(project, name)
         options = pipeline.backend.TrainOptions.model_validate(job["options"])
 

@@ -29,6 +29,10 @@ HISTORY = "published.json"
 _VERSION = re.compile(r"^\d{8}T\d{6}(\d{6})?Z-[0-9a-z]+$")
 
 
+def is_version(name: str) -> bool:
+    return _VERSION.match(name) is not None
+
+
 def new_version(run_id: str | None = None) -> str:
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
     return f"{stamp}-{(run_id or uuid.uuid4().hex).replace('-', '')[:8].lower()}"
@@ -90,13 +94,13 @@ class Releases:
         if not self.path(version).is_dir():
             raise SynthError(f"{self.stage} version {version} does not exist", dataset=self.dataset,
                              hint=f"pick one of: {', '.join(self.versions()) or 'none written yet'}")
-        self._point_at(version)
+        self.point_at(version)
         now = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
         history = [*self.history(), {"version": version, "published_at": now, "reason": reason}]
         storage.write_json(history, self.root / HISTORY)
         self.prune(keep)
 
-    def _point_at(self, version: str) -> None:
+    def point_at(self, version: str) -> None:
         pointer = self.root / CURRENT
         if pointer.is_dir() and not pointer.is_symlink():
             raise SynthError(f"{pointer} is a folder, not a pointer to a version (was the store copied without "

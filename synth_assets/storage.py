@@ -252,13 +252,17 @@ class DatasetPaths:
     reader finds the previous version even where a writer was killed in the middle of replacing it.
 
     The model and the synthetic tables are versioned (`releases`): `model` and `synthetic` are the published
-    version's folder (`<stage>/CURRENT`, which does not exist before the first publication)."""
+    version's folder (`<stage>/CURRENT`, which does not exist before the first publication).
+
+    With an object store as the storage root, `root` is the dataset's scratch folder and `mirror` its copy in the
+    store (synth_assets.object_store): reading a stage's output here fetches it first; writers `push` theirs."""
 
     VERSIONED = ("model", "synthetic")
 
-    def __init__(self, root: Path, dataset: str = ""):
+    def __init__(self, root: Path, dataset: str = "", mirror=None):
         self.root = Path(root)
         self.dataset = dataset
+        self.mirror = mirror
 
     def releases(self, stage: str):
         from synth_assets.releases import Releases
@@ -267,14 +271,47 @@ class DatasetPaths:
             raise ValueError(f"stage '{stage}' is not versioned")
         return Releases(self.root / stage, dataset=self.dataset, stage=stage)
 
+    # the object store, where there is one ---------------------------------------------------------
+    def pull(self, entry: str) -> None:
+        """Bring a stage's output (`split`, `stats.json`, ..., `model`: its published version) up to date."""
+        if self.mirror is not None:
+            self.mirror.pull(entry)
+
+    def push(self, entry: str) -> None:
+        """Upload the output this process just wrote here (`split`, `stats.json`, `encoded`, `quality`)."""
+        if self.mirror is not None:
+            self.mirror.push(entry)
+
+    def version_folder(self, stage: str, version: str) -> Path:
+        """One version's folder (a candidate under audit), fetched if another process or pod wrote it."""
+        if self.mirror is not None:
+            return self.mirror.pull_version(stage, version)
+        return self.releases(stage).path(version)
+
+    def uri(self, entry: str = "") -> str:
+        """Where an output lives, for people and for Dagster's `dagster/uri`: its object store URL, else a path."""
+        if self.mirror is not None:
+            return self.mirror.uri(entry)
+        return str(self.root / entry) if entry else str(self.root)
+
+    def published_uri(self, stage: str, name: str = "") -> str:
+        """Where consumers read the published version of `stage`: here the stable `<stage>/CURRENT/` path; in an
+        object store the published version's own folder (the store's `CURRENT` is an object naming it)."""
+        from synth_assets.releases import CURRENT
+
+        version = self.releases(stage).current_version() if self.mirror is not None else None
+        return self.uri("/".join(p for p in (stage, version or CURRENT, name) if p))
+
     def _published(self, stage: str) -> Path:
         from synth_assets.releases import CURRENT
 
+        self.pull(stage)
         recover_dir(self.root / stage)  # a store from before versions: replaced whole, maybe killed midway
         return self.releases(stage).current() or self.root / stage / CURRENT
 
     @property
     def split(self) -> Path:
+        self.pull("split")
         return recover_dir(self.root / "split")
 
     def split_table(self, partition: str, table: str) -> Path:
@@ -282,10 +319,12 @@ class DatasetPaths:
 
     @property
     def stats(self) -> Path:
+        self.pull("stats.json")
         return self.root / "stats.json"
 
     @property
     def encoded(self) -> Path:
+        self.pull("encoded")
         return recover_dir(self.root / "encoded")
 
     @property
@@ -298,11 +337,12 @@ class DatasetPaths:
 
     def synthetic_folder(self, version: str | None = None) -> Path:
         """The published synthetic tables' folder, or that of `version` (a candidate under audit)."""
-        return self.synthetic if version is None else self.releases("synthetic").path(version)
+        return self.synthetic if version is None else self.version_folder("synthetic", version)
 
     def synthetic_table(self, table: str, version: str | None = None) -> Path:
         return self.synthetic_folder(version) / f"{table}.parquet"
 
     @property
     def quality(self) -> Path:
+        self.pull("quality")
         return recover_dir(self.root / "quality")

@@ -66,10 +66,13 @@ def test_missing_file_and_bad_yaml_are_clear(tmp_path, monkeypatch):
         load_project(tmp_path)
 
 
-def test_an_object_store_as_home_is_refused_not_written_to_a_folder_named_s3(tmp_path, monkeypatch):
+def test_an_object_store_as_home_is_mirrored_not_written_to_a_folder_named_s3(tmp_path, monkeypatch):
     write_project(tmp_path, "datasets:\n  a:\n    tables:\n      t: {source: t.csv}\n")
     monkeypatch.delenv("SYNTH_CONFIG", raising=False)
-    monkeypatch.setenv("SYNTH_HOME", "s3://bucket/home")
-    with pytest.raises(ConfigError, match="SYNTH_HOME is s3://bucket/home: object stores are not supported"):
-        load_project(tmp_path)
+    monkeypatch.setenv("SYNTH_HOME", "s3://bucket/home?region=eu-west-1")
+    monkeypatch.setenv("SYNTH_SCRATCH", str(tmp_path / "scratch"))
+    project = load_project(tmp_path)  # nothing is fetched until a stage runs
+    assert project.home_uri == "s3://bucket/home?region=eu-west-1"
+    assert project.home == tmp_path / "scratch"
+    assert project.mirror("a").uri("stats.json") == "s3://bucket/home/a/stats.json"
     assert not (tmp_path / "s3:").exists()

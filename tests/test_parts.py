@@ -1,9 +1,5 @@
 """Large samples in parts: each part its own step and seed, joined with keys that stay unique and resolve."""
 
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -15,9 +11,6 @@ from synth_assets.config import load_project
 from synth_assets.parts import joined_schema, plan_parts
 from synth_assets.pipeline import DatasetPipeline
 from synth_assets.testing import contract_table, contract_tree
-
-REPO = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
 
 
 def test_parts_cover_the_sample_each_with_a_seed_of_its_own():
@@ -124,33 +117,4 @@ def test_seed_rows_are_shared_out_among_the_parts_in_order(tmp_path, monkeypatch
     results, _ = pipeline.quality()
     assert gate["dcr_share_below_threshold"]["shop/dcr_share"].value == round(results["shop"].dcr_share, 4)
 
-
-def test_a_large_sample_runs_as_parallel_part_steps_through_dg_launch(tmp_path):
-    """The product's path: `dg launch` with the default multiprocess executor, the checks on."""
-    shop_project(tmp_path, "generate: {sample_size: 1000, seed: 1}\n    parts: {rows: 400}")
-    home = tmp_path / "home"
-    home.mkdir()
-    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
-    env = {**os.environ, "SYNTH_CONFIG": str(tmp_path / "synth.yaml"), "SYNTH_HOME": str(tmp_path / "store"),
-           "DAGSTER_HOME": str(home)}
-    out = subprocess.run([str(BIN / "dg"), "launch", "--job", "synthesize_shop"], cwd=REPO, env=env,
-                         capture_output=True, text=True, timeout=900)
-    log = out.stdout + out.stderr
-    assert out.returncode == 0, log[-4000:]
-    # three part steps, each its own process
-    for part in ("part_00000", "part_00001", "part_00002"):
-        assert f'"shop__synthetic.shop__generate_part[{part}]"' in log or \
-            f"shop__synthetic.shop__generate_part[{part}]" in log, part
-    assert "Launching subprocess for" in log  # the multiprocess executor ran the steps
-    assert "asset check 'schema_matches_source' on 'shop/synthetic' passed" in log.lower()
-    current = tmp_path / "store" / "shop" / "synthetic" / "CURRENT"
-    shop = pd.read_parquet(current / "shop.parquet")
-    source = pd.read_parquet(tmp_path / "shop.parquet")
-    assert len(shop) == 1000
-    assert shop.dtypes.astype(str).to_dict() == source.dtypes.astype(str).to_dict()
-    report = json.loads((current / "generation.json").read_text())
-    assert [p["rows"]["shop"] for p in report["parts"]] == [334, 333, 333]
-    assert len({p["seed"] for p in report["parts"]}) == 3
-    assert not any((tmp_path / "store" / "shop" / "synthetic" / ".parts").iterdir())
-    # the quality report followed
-    assert (tmp_path / "store" / "shop" / "quality" / "report.md").is_file()
+# `dg launch` with parts as parallel steps: tests/test_object_store.py (into S3, every stage)
