@@ -1,5 +1,6 @@
 """Fixtures shared by the core's tests (tests/) and the plugins' (plugins/*/tests/)."""
 
+import logging
 from pathlib import Path
 
 import pandas as pd
@@ -8,7 +9,36 @@ import pytest
 from synth_assets.testing import write_project
 
 REPO = Path(__file__).resolve().parent
+S3_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
 DEMO = REPO / "data" / "demo" / "diamonds.csv.gz"
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint():
+    """A real S3 API: moto's server, on loopback, for the session."""
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request otherwise
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def bucket(s3_endpoint, monkeypatch, request):
+    """A fresh bucket named after the test, and the S3 credentials in the environment; returns a storage root's
+    URL in it, with the endpoint in the query string."""
+    import pyarrow.fs as pafs
+
+    for name, value in S3_CREDENTIALS.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("SYNTH_CONFIG", raising=False)
+    name = request.node.name.replace("_", "-")[:50].strip("-").lower()
+    fs = pafs.S3FileSystem(endpoint_override=s3_endpoint, allow_bucket_creation=True)
+    fs.create_dir(name)
+    return f"s3://{name}/home?endpoint_override={s3_endpoint}"
 
 
 @pytest.fixture(scope="session")

@@ -2,7 +2,6 @@
 the stages before it in the store, through a real S3 API (moto's server, on loopback)."""
 
 import json
-import logging
 import os
 import subprocess
 import sys
@@ -22,34 +21,10 @@ from synth_assets.testing import contract_table, contract_tree
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
-
-
-@pytest.fixture(scope="module")
-def s3_endpoint():
-    from moto.server import ThreadedMotoServer
-
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request otherwise
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
-
-
-@pytest.fixture
-def bucket(s3_endpoint, monkeypatch, request):
-    """A fresh bucket; returns the storage root's URL in it, with the endpoint in the query string."""
-    for name, value in CREDENTIALS.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("SYNTH_CONFIG", raising=False)
-    name = request.node.name.replace("_", "-")[:50].strip("-").lower()
-    fs = pafs.S3FileSystem(endpoint_override=s3_endpoint, allow_bucket_creation=True)
-    fs.create_dir(name)
-    return f"s3://{name}/home?endpoint_override={s3_endpoint}"
 
 
 def s3(url: str) -> tuple[pafs.FileSystem, str]:
+    """The bucket as a consumer outside synth-assets reads it."""
     return pafs.FileSystem.from_uri(url)
 
 
@@ -181,7 +156,8 @@ def test_dg_launch_writes_every_stage_to_s3_and_draws_parts_in_parallel_steps(tm
     home = tmp_path / "dagster_home"
     home.mkdir()
     (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
-    env = {**os.environ, **CREDENTIALS, "SYNTH_CONFIG": str(tmp_path / "synth.yaml"), "SYNTH_HOME": bucket,
+    # the environment holds the bucket's credentials (the `bucket` fixture)
+    env = {**os.environ, "SYNTH_CONFIG": str(tmp_path / "synth.yaml"), "SYNTH_HOME": bucket,
            "SYNTH_SCRATCH": str(tmp_path / "scratch"), "DAGSTER_HOME": str(home)}
     out = subprocess.run([str(BIN / "dg"), "launch", "--job", "synthesize_shop"], cwd=REPO, env=env,
                          capture_output=True, text=True, timeout=900)

@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import dagster as dg
+import pyarrow.fs as pafs
 import pytest
 
 from synth_assets.config import load_project
@@ -14,7 +15,11 @@ from synth_assets.pipeline import DatasetPipeline
 from synth_assets.releases import CURRENT
 
 
-def test_the_model_trains_in_a_pipes_subprocess_and_reports_back(small_project):
+def test_the_model_trains_in_a_pipes_subprocess_and_reports_back(small_project, bucket, tmp_path, monkeypatch):
+    """With an object store as the storage root: the training process uploads the version it wrote, which the
+    step audits and publishes."""
+    monkeypatch.setenv("SYNTH_HOME", bucket)
+    monkeypatch.setenv("SYNTH_SCRATCH", str(tmp_path / "scratch"))
     defs = build_definitions(small_project)
     instance = dg.DagsterInstance.ephemeral()
     result = defs.resolve_job_def("synthesize_gems").execute_in_process(
@@ -30,9 +35,13 @@ def test_the_model_trains_in_a_pipes_subprocess_and_reports_back(small_project):
     assert len([line for line in logged if line.startswith("epoch ")]) == model["epochs"].value >= 1
     assert model["published"].value is True
     assert "validation loss" in model["loss_curve"].value  # the progress came back with the result
-    home = small_project / ".synth" / "gems"
-    assert (home / "model" / CURRENT / "weights.safetensors").is_file()
-    assert (home / "synthetic" / CURRENT / "gems.parquet").is_file()  # and the stages after it used that model
+    fs, base = pafs.FileSystem.from_uri(bucket)
+    published = {stage: fs.open_input_stream(f"{base}/gems/{stage}/{CURRENT}").read().decode()
+                 for stage in ("model", "synthetic")}
+    assert published["model"] == model["version"].value
+    assert fs.get_file_info(f"{base}/gems/model/{published['model']}/weights.safetensors").size > 0
+    # and the stages after it used that model
+    assert fs.get_file_info(f"{base}/gems/synthetic/{published['synthetic']}/gems.parquet").size > 0
     checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
     assert checks["checkpoint_is_sound"] is True
 
