@@ -2,6 +2,7 @@
 each S3 stage as a fresh pod would run it (an empty scratch folder, so it fetches all it reads) (issue 11).
 
     OMP_NUM_THREADS=2 .venv/bin/python bench/object_store.py [--rows 400000] [--part-rows 200000] [--budget 0.25]
+                                                          [--repeat 2]
 
 S3 is moto's server (`moto_server`, a process of its own on loopback), so the figures are the mirror's own cost
 (listing, manifests, copies through pyarrow's S3 file system) without a network's latency. The demo's diamonds;
@@ -75,11 +76,17 @@ def run_stages(work: Path, home: str, fresh_pods: bool, part_rows: int, rows: in
     return seconds
 
 
+def quicker(best: dict[str, float], seconds: dict[str, float]) -> None:
+    for stage, value in seconds.items():
+        best[stage] = min(best.get(stage, value), value)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--rows", type=int, default=400_000)
     ap.add_argument("--part-rows", type=int, default=200_000)
     ap.add_argument("--budget", type=float, default=0.25, help="training minutes")
+    ap.add_argument("--repeat", type=int, default=2, help="rounds of both; each stage's quicker time is kept")
     ap.add_argument("--work", type=Path, default=Path("/tmp/synth-bench/object-store"))
     ap.add_argument("--results", type=Path, default=REPO / "bench" / "RESULTS.md")
     args = ap.parse_args()
@@ -105,11 +112,14 @@ def main() -> None:
                 break
             except OSError:
                 time.sleep(0.2)
-        print("==> local folder", flush=True)
-        local = run_stages(work, str(work / "local-home"), False, args.part_rows, args.rows)
-        print("==> S3, each stage in a fresh pod", flush=True)
-        remote = run_stages(work, f"s3://bench/home?endpoint_override={endpoint}", True, args.part_rows, args.rows)
-        stored = sum(i.size for i in fs.get_file_info(pafs.FileSelector("bench/home", recursive=True))
+        local, remote = {}, {}
+        for round in range(args.repeat):  # alternating, the quicker of each stage's runs: imports warm, noise less
+            print(f"==> round {round + 1}: local folder", flush=True)
+            quicker(local, run_stages(work, str(work / f"local-home{round}"), False, args.part_rows, args.rows))
+            print(f"==> round {round + 1}: S3, each stage in a fresh pod", flush=True)
+            quicker(remote, run_stages(work, f"s3://bench/home{round}?endpoint_override={endpoint}", True,
+                                       args.part_rows, args.rows))
+        stored = sum(i.size for i in fs.get_file_info(pafs.FileSelector("bench/home0", recursive=True))
                      if i.type == pafs.FileType.File)
     finally:
         server.terminate()
@@ -129,8 +139,8 @@ def main() -> None:
         f"- what: diamonds, every stage once: training {args.budget:g} min, {args.rows:,} rows generated in {parts} "
         f"parts (plan, each part, join: separate pods on S3), then publish and quality. On S3 each stage starts on an "
         f"empty scratch folder and fetches what it reads; the store is moto's server on loopback, so this is the "
-        f"mirror's own cost without network latency. The training stage runs for its budget either way. Bucket "
-        f"afterwards: {stored / 1e6:,.1f} MB.",
+        f"mirror's own cost without network latency. The training stage runs for its budget either way. "
+        f"{args.repeat} rounds, alternating; each stage's quicker time. One round's bucket: {stored / 1e6:,.1f} MB.",
         "", table,
     ])
     update_results_file(args.results, "## object store · diamonds · local folder against S3", body)
