@@ -334,8 +334,7 @@ def loss_curve_markdown(pipeline, version: str, result) -> str:
     if png is None:
         return progress_markdown(progress)
     write_bytes(png, pipeline.paths.version_folder("model", version) / "loss_curve.png")
-    if pipeline.paths.mirror is not None:  # beside the checkpoint in the store too
-        pipeline.paths.mirror.push_version("model", version)
+    pipeline.paths.push_version("model", version)  # beside the checkpoint in an object store too
     return markdown_image(png, "loss curve") + "\n\n" + progress_markdown(progress)
 
 

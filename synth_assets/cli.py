@@ -117,8 +117,7 @@ def _versions(args) -> int:
 
     pipeline = DatasetPipeline(load_project(), args.dataset)
     for stage in pipeline.paths.VERSIONED:
-        if pipeline.paths.mirror is not None:
-            pipeline.paths.mirror.pull_versions(stage)
+        pipeline.paths.pull_versions(stage)
         releases = pipeline.paths.releases(stage)
         current = releases.current_version()
         published = {h["version"]: h["published_at"] for h in releases.history()}

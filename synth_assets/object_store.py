@@ -175,6 +175,20 @@ class ObjectStore:
     def is_complete(self, key: str) -> bool:
         return self.read_bytes(f"{key}/{MANIFEST}") is not None
 
+    def age(self, key: str) -> float | None:
+        """Seconds since the object `key` was written; None when it is not there."""
+        import time
+
+        import pyarrow.fs as pafs
+
+        try:
+            info = self.fs.get_file_info(self._path(key))
+        except OSError as exc:
+            raise self._failed("look up", key, exc) from exc
+        if info.type == pafs.FileType.NotFound or info.mtime is None:
+            return None
+        return time.time() - info.mtime.timestamp()
+
     def list_dirs(self, key: str) -> list[str]:
         import pyarrow.fs as pafs
 
@@ -376,6 +390,17 @@ class Mirror:
 
     def remove_parts(self, relative: Path) -> None:
         self.store.delete_dir(self.key(relative.as_posix()))
+
+    def sweep_stale_parts(self, relative: Path, plan: str, max_age: float) -> list[str]:
+        """Remove the jobs under `relative` (`synthetic/.parts`) whose `plan` file is older than `max_age` seconds:
+        left by runs that failed, as the local sweep does for its folder."""
+        removed = []
+        for job in self.store.list_dirs(self.key(relative.as_posix())):
+            age = self.store.age(self.key(f"{relative.as_posix()}/{job}/{plan}"))
+            if age is not None and age > max_age:
+                self.store.delete_dir(self.key(f"{relative.as_posix()}/{job}"))
+                removed.append(job)
+        return removed
 
     def _releases(self, stage: str):
         from synth_assets.releases import Releases

@@ -16,7 +16,8 @@ from synth_assets.backend import DRAW_SECONDS, Backend, GenerateRequest, Progres
 from synth_assets.config import DatasetSpec, Project
 from synth_assets.errors import IncompatibleModel, SynthError
 from synth_assets.plugins import get_backend
-from synth_assets.parts import REPORT as PART_REPORT, PartsFolder, Plan, join_parts, plan_parts
+from synth_assets.parts import (PLAN, REPORT as PART_REPORT, STALE_SECONDS, PartsFolder, Plan, join_parts,
+                                plan_parts)
 from synth_assets.releases import new_version
 from synth_assets.stages.quality import TableQuality, dcr, evaluate_table, synthetic_sample
 from synth_assets.stages.charts import table_charts
@@ -150,8 +151,7 @@ class DatasetPipeline:
             return self.train(options.model_copy(update={"model_state": "reset"}), device, progress,
                               version=version, publish=publish)
         result.model_state = options.model_state
-        if self.paths.mirror is not None:  # for the audit, wherever it runs
-            self.paths.mirror.push_version("model", version)
+        self.paths.push_version("model", version)  # for the audit, wherever it runs
         if publish:
             self.publish("model", version)
         return result
@@ -160,21 +160,17 @@ class DatasetPipeline:
     def publish(self, stage: str, version: str, reason: str = "audit passed") -> None:
         """Make `version` of `stage` (model, synthetic) the one consumers and later stages read."""
         keep = self.spec.publish.keep_versions
-        if self.paths.mirror is not None:
-            self.paths.mirror.pull_history(stage)  # which this publication extends
+        self.paths.pull_history(stage)
         self.paths.version_folder(stage, version)
         self.paths.releases(stage).publish(version, keep=keep, reason=reason)
-        if self.paths.mirror is not None:
-            self.paths.mirror.push_pointer(stage, keep)
+        self.paths.push_pointer(stage, keep)
 
     def rollback(self, stage: str, to: str | None = None) -> str:
         """Publish `to`, or the release before the current one, of `stage`; returns the version published."""
         keep = self.spec.publish.keep_versions
-        if self.paths.mirror is not None:
-            self.paths.mirror.pull_versions(stage)
+        self.paths.pull_versions(stage)
         version = self.paths.releases(stage).rollback(to, keep=keep)
-        if self.paths.mirror is not None:
-            self.paths.mirror.push_pointer(stage, keep)
+        self.paths.push_pointer(stage, keep)
         return version
 
     # synthetic -----------------------------------------------------------------------------------
@@ -201,17 +197,6 @@ class DatasetPipeline:
     def parts_folder(self, job: str) -> PartsFolder:
         return PartsFolder(self.paths.root / "synthetic", job)
 
-    def _share_parts(self, *paths: Path) -> None:
-        """With an object store: upload the plan or a part, for the steps in other pods."""
-        if self.paths.mirror is not None:
-            for path in paths:
-                self.paths.mirror.push_parts_file(path.relative_to(self.paths.root))
-
-    def _fetch_parts(self, *paths: Path) -> None:
-        if self.paths.mirror is not None:
-            for path in paths:
-                self.paths.mirror.pull_parts_file(path.relative_to(self.paths.root))
-
     def plan_generation(self, options: GenerateOptions | None = None, *, seed_data: pd.DataFrame | None = None,
                         job: str, version: str, share: bool = True) -> Plan:
         """Check the request and split it into parts (`parts.rows` subject rows at most), saved for the part
@@ -228,7 +213,8 @@ class DatasetPipeline:
         folder = self.parts_folder(job)
         folder.write_plan(plan)
         if share:
-            self._share_parts(folder.plan_path)
+            self.paths.sweep_stale_parts(folder.base, PLAN, STALE_SECONDS)
+            self.paths.push_parts(folder.plan_path)
         return plan
 
     def generate_part(self, job: str, index: int, device: str = "auto", engine=None,
@@ -237,7 +223,7 @@ class DatasetPipeline:
         seconds, the backend's figures)."""
         folder = self.parts_folder(job)
         if share:
-            self._fetch_parts(folder.plan_path)
+            self.paths.pull_parts(folder.plan_path)
         plan = folder.plan()
         part = plan.parts[index]
         options = self.backend.GenerateOptions.model_validate(plan.options)
@@ -258,7 +244,7 @@ class DatasetPipeline:
                 storage.write_parquet(df, tmp / f"{name}.parquet")
             storage.write_json(report, tmp / PART_REPORT)
         if share:
-            self._share_parts(folder.part(part))
+            self.paths.push_parts(folder.part(part))
         return report
 
     def join_parts(self, job: str, *, publish: bool = True, started: float | None = None,
@@ -266,10 +252,10 @@ class DatasetPipeline:
         """Join the parts generated under `job` into their version (published unless `publish` is False)."""
         folder = self.parts_folder(job)
         if share:
-            self._fetch_parts(folder.plan_path)
+            self.paths.pull_parts(folder.plan_path)
         plan = folder.plan()
         if share:
-            self._fetch_parts(*(folder.part(p) for p in plan.parts))
+            self.paths.pull_parts(*(folder.part(p) for p in plan.parts))
         missing = [p.name for p in plan.parts if not (folder.part(p) / PART_REPORT).is_file()]
         if missing:
             raise SynthError(f"generation parts {', '.join(missing[:5])} of {len(plan.parts)} are missing",
@@ -283,10 +269,9 @@ class DatasetPipeline:
             storage.write_json({"seeded_columns": plan.seeded_columns, "backend_report": backend,
                                 "parts": [{"index": p.index, "seed": p.seed, **r} for p, r in zip(plan.parts, reports)]},
                                tmp / SEEDED_FILE)
-        if self.paths.mirror is not None:
-            self.paths.mirror.push_version("synthetic", plan.version)
-            if share:
-                self.paths.mirror.remove_parts(folder.root.relative_to(self.paths.root))
+        self.paths.push_version("synthetic", plan.version)
+        if share:
+            self.paths.remove_parts(folder.root)
         folder.remove()
         if publish:
             self.publish("synthetic", plan.version)

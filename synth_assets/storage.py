@@ -282,6 +282,47 @@ class DatasetPaths:
         if self.mirror is not None:
             self.mirror.push(entry)
 
+    def push_version(self, stage: str, version: str) -> None:
+        """Upload a version written here (a candidate: the audit may run in another pod)."""
+        if self.mirror is not None:
+            self.mirror.push_version(stage, version)
+
+    def pull_history(self, stage: str) -> None:
+        """The store's release history of `stage`, which a publication here extends."""
+        if self.mirror is not None:
+            self.mirror.pull_history(stage)
+
+    def pull_versions(self, stage: str) -> None:
+        """Every version of `stage` in the store (to list them, to roll back)."""
+        if self.mirror is not None:
+            self.mirror.pull_versions(stage)
+
+    def push_pointer(self, stage: str, keep: int) -> None:
+        """After a publication or rollback here: the store's history and pointer, pruned to `keep` versions."""
+        if self.mirror is not None:
+            self.mirror.push_pointer(stage, keep)
+
+    def push_parts(self, *paths: Path) -> None:
+        """Upload a generation's plan or parts (under `synthetic/.parts/`), for the steps in other pods."""
+        if self.mirror is not None:
+            for path in paths:
+                self.mirror.push_parts_file(Path(path).relative_to(self.root))
+
+    def pull_parts(self, *paths: Path) -> None:
+        if self.mirror is not None:
+            for path in paths:
+                self.mirror.pull_parts_file(Path(path).relative_to(self.root))
+
+    def remove_parts(self, folder: Path) -> None:
+        if self.mirror is not None:
+            self.mirror.remove_parts(Path(folder).relative_to(self.root))
+
+    def sweep_stale_parts(self, base: Path, plan: str, max_age: float) -> None:
+        """In the store, the generations under `base` (`synthetic/.parts`) that failed runs left behind: those
+        whose `plan` file is older than `max_age` seconds."""
+        if self.mirror is not None:
+            self.mirror.sweep_stale_parts(Path(base).relative_to(self.root), plan, max_age)
+
     def version_folder(self, stage: str, version: str) -> Path:
         """One version's folder (a candidate under audit), fetched if another process or pod wrote it."""
         if self.mirror is not None:

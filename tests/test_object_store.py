@@ -15,7 +15,7 @@ import pytest
 from synth_assets.checks import key_problems
 from synth_assets.config import load_project
 from synth_assets.errors import ConfigError, SynthError
-from synth_assets.object_store import MANIFEST, ObjectStore
+from synth_assets.object_store import MANIFEST, Mirror, ObjectStore
 from synth_assets.pipeline import DatasetPipeline
 from synth_assets.testing import contract_table, contract_tree
 
@@ -143,6 +143,18 @@ def test_a_folder_is_uploaded_before_its_manifest_and_not_sent_twice(tmp_path, m
     assert set(json.loads(store.read_text("ds/model/v1/" + MANIFEST))["files"]) == {
         "weights.bin", "sub/a.json", "loss_curve.png"}
     assert not store.download_dir("ds/model/v2", tmp_path / "none")
+
+
+def test_generations_that_failed_runs_left_in_the_store_are_swept_by_age(tmp_path, bucket):
+    mirror = Mirror(ObjectStore(bucket), tmp_path / "scratch" / "ds", "ds")
+    for job in ("run_a", "run_b"):
+        mirror.store.write_text("{}", f"ds/synthetic/.parts/{job}/plan.json")
+    parts = Path("synthetic/.parts")
+    assert 0 <= mirror.store.age("ds/synthetic/.parts/run_a/plan.json") < 600
+    assert mirror.store.age("ds/synthetic/.parts/run_c/plan.json") is None
+    assert mirror.sweep_stale_parts(parts, "plan.json", max_age=3600) == []  # young: a run may still use them
+    assert mirror.sweep_stale_parts(parts, "plan.json", max_age=-1) == ["run_a", "run_b"]
+    assert mirror.store.list_dirs("ds/synthetic/.parts") == []
 
 
 def test_dg_launch_writes_every_stage_to_s3_and_draws_parts_in_parallel_steps(tmp_path, s3_endpoint, bucket):
