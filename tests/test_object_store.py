@@ -203,3 +203,21 @@ def test_dg_launch_writes_every_stage_to_s3_and_draws_parts_in_parallel_steps(tm
         uri = event.asset_materialization.metadata["dagster/uri"].value
         assert uri.startswith(expected), (stage, uri)
     instance.dispose()
+
+
+def test_a_scheme_pyarrow_lacks_goes_through_fsspec(tmp_path, monkeypatch):
+    """fsspec's in-memory file system stands for any fsspec package's store (az:// with adlfs, ...)."""
+    import fsspec
+
+    contract_table(200).to_parquet(tmp_path / "shop.parquet")
+    (tmp_path / "synth.yaml").write_text("datasets:\n  shop:\n    tables: {shop: {source: shop.parquet}}\n")
+    monkeypatch.delenv("SYNTH_CONFIG", raising=False)
+    monkeypatch.setenv("SYNTH_HOME", "memory://synth-test/home")
+    for step in ("split", "stats"):
+        monkeypatch.setenv("SYNTH_SCRATCH", str(tmp_path / step))
+        getattr(DatasetPipeline(load_project(tmp_path), "shop"), step)()
+    memory = fsspec.filesystem("memory")
+    stats = json.loads(memory.cat("/synth-test/home/shop/stats.json"))
+    assert stats["tables"]["shop"]["rows"] == len(pd.read_parquet(tmp_path / "split" / "shop" / "split" / "train" /
+                                                                  "shop.parquet"))
+    memory.rm("/synth-test", recursive=True)
