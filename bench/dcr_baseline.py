@@ -14,7 +14,6 @@ persons. The section in bench/RESULTS.md is replaced on a rerun.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import sys
 from pathlib import Path
 
@@ -24,7 +23,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from bench.judge import judge  # noqa: E402
-from bench.results import command_line, machine, update_results_file  # noqa: E402
+from bench.results import run_lines, update_results_file  # noqa: E402
 from bench.run_bench import PEER_PYTHON, QA_SCRIPT, say  # noqa: E402
 from bench.run_sequential import DEFAULT_DATA, split_subjects  # noqa: E402
 from bench.tables import table_name  # noqa: E402
@@ -72,9 +71,7 @@ def main(argv: list[str] | None = None) -> None:
     table = "\n".join(lines)
     print("\n" + table + "\n")
     body = "\n".join([
-        f"- date: {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC",
-        f"- machine: {machine()}",
-        f"- command: `{command_line('bench/dcr_baseline.py')}`",
+        *run_lines('bench/dcr_baseline.py'),
         f"- what: run_sequential.py's split (seed {args.seed}); from its training persons, as many as the holdout holds "
         "are set aside and judged as the synthetic sample, with their records, against the other training persons "
         "and the holdout (mostlyai-qa, records with their context, as the sequential table is judged). Real persons "

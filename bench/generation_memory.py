@@ -15,7 +15,6 @@ rerun.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import shutil
 import sys
@@ -25,7 +24,8 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))  # run as a script: make `bench` importable as a package
 
 from bench.procs import run_measured  # noqa: E402
-from bench.results import command_line, machine, update_results_file  # noqa: E402
+from bench.results import run_lines, update_results_file  # noqa: E402
+from bench.tables import diamonds_project  # noqa: E402
 
 DRAW = """
 import json, sys, time
@@ -60,12 +60,7 @@ def main() -> None:
     args = ap.parse_args()
     work = args.work.resolve()
     if not (work / ".synth" / "diamonds" / "model" / "CURRENT").exists():
-        shutil.rmtree(work, ignore_errors=True)
-        work.mkdir(parents=True)
-        shutil.copy(REPO / "data" / "demo" / "diamonds.csv.gz", work)
-        (work / "synth.yaml").write_text(
-            "datasets:\n  diamonds:\n    tables:\n      diamonds: {source: diamonds.csv.gz}\n"
-            f"    train: {{max_training_time: {args.budget:g}}}\n")
+        diamonds_project(work, f"max_training_time: {args.budget:g}")
         from synth_assets.config import load_project
         from synth_assets.pipeline import DatasetPipeline
 
@@ -90,9 +85,7 @@ def main() -> None:
     table = "\n".join(lines)
     print("\n" + table + "\n")
     body = "\n".join([
-        f"- date: {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC",
-        f"- machine: {machine()}",
-        f"- command: `{command_line('bench/generation_memory.py')}`",
+        *run_lines('bench/generation_memory.py'),
         "- what: one process per row: generate (in one part, or in parts one after another: under Dagster each part "
         "is a step, and no process holds more than one), audit the candidate (schema and keys read in batches, the "
         "DCR share's sample alone), publish, quality report (a flat table's scores read their sample alone); peak "

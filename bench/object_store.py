@@ -13,9 +13,7 @@ steps are. The section in bench/RESULTS.md is replaced on a rerun.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -25,7 +23,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))  # run as a script: make `bench` importable as a package
 
-from bench.results import command_line, machine, update_results_file  # noqa: E402
+from bench.results import run_lines, update_results_file  # noqa: E402
+from bench.tables import diamonds_project  # noqa: E402
 
 STAGES = ["split", "stats", "encoded", "model", "plan", "parts", "join", "publish", "quality"]
 
@@ -91,12 +90,7 @@ def main() -> None:
     ap.add_argument("--results", type=Path, default=REPO / "bench" / "RESULTS.md")
     args = ap.parse_args()
     work = args.work.resolve()
-    shutil.rmtree(work, ignore_errors=True)
-    work.mkdir(parents=True)
-    shutil.copy(REPO / "data" / "demo" / "diamonds.csv.gz", work)
-    (work / "synth.yaml").write_text(
-        "datasets:\n  diamonds:\n    tables:\n      diamonds: {source: diamonds.csv.gz}\n"
-        f"    train: {{max_training_time: {args.budget:g}, seed: 0}}\n")
+    diamonds_project(work, f"max_training_time: {args.budget:g}, seed: 0")
     port = free_port()
     server = subprocess.Popen([str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -133,9 +127,7 @@ def main() -> None:
     print("\n" + table + f"\n\nbytes in the bucket: {stored:,}\n")
     parts = -(-args.rows // args.part_rows)
     body = "\n".join([
-        f"- date: {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC",
-        f"- machine: {machine()}",
-        f"- command: `{command_line('bench/object_store.py')}`",
+        *run_lines('bench/object_store.py'),
         f"- what: diamonds, every stage once: training {args.budget:g} min, {args.rows:,} rows generated in {parts} "
         f"parts (plan, each part, join: separate pods on S3), then publish and quality. On S3 each stage starts on an "
         f"empty scratch folder and fetches what it reads; the store is moto's server on loopback, so this is the "

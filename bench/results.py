@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import platform
 import shlex
@@ -82,6 +83,12 @@ def command_line(script: str) -> str:
     # thread limits change the timings a lot on a shared machine, so they belong to the command
     threads = [f"{k}={os.environ[k]}" for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS") if k in os.environ]
     return " ".join([*threads, shlex.join([interpreter, script, *sys.argv[1:]])])
+
+
+def run_lines(script: str) -> list[str]:
+    """The date, machine and command lines that open a section of the results file."""
+    return [f"- date: {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC", f"- machine: {machine()}",
+            f"- command: `{command_line(script)}`"]
 
 
 HEADER = """# Benchmark results

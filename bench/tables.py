@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +24,15 @@ class BenchSplit:
     train_rows: int
     holdout_rows: int
     fingerprint: str  # identifies the train rows, so a reused reference result can be checked
+
+
+def diamonds_project(work: Path, train: str) -> None:
+    """A fresh project in `work`: the demo's diamonds as dataset `diamonds`, with `train` (synth.yaml's keys)."""
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    shutil.copy(Path(__file__).resolve().parent.parent / "data" / "demo" / "diamonds.csv.gz", work)
+    (work / "synth.yaml").write_text("datasets:\n  diamonds:\n    tables:\n      diamonds: {source: diamonds.csv.gz}\n"
+                                     f"    train: {{{train}}}\n")
 
 
 def table_name(path: Path) -> str:
