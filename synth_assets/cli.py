@@ -145,7 +145,6 @@ def _show(args) -> int:
     from synth_assets import storage
     from synth_assets.config import load_project
     from synth_assets.pipeline import DatasetPipeline
-    from synth_assets.releases import CURRENT
 
     pipeline = DatasetPipeline(load_project(), args.dataset)
     releases = pipeline.paths.releases("synthetic")
@@ -154,7 +153,7 @@ def _show(args) -> int:
     if published is None:
         print(f"no synthetic tables published yet: materialize {args.dataset}/synthetic")
     for table in pipeline.spec.tables if published else []:  # the path consumers read, stable across versions
-        print(f"synthetic table '{table}': {pipeline.paths.uri(f'synthetic/{CURRENT}/{table}.parquet')} "
+        print(f"synthetic table '{table}': {pipeline.paths.published_uri('synthetic', f'{table}.parquet')} "
               f"(version {published})")
     scores_path = pipeline.paths.quality / "scores.json"
     if not scores_path.is_file():

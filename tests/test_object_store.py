@@ -13,6 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from synth_assets.checks import key_problems
+from synth_assets.cli import main
 from synth_assets.config import load_project
 from synth_assets.errors import ConfigError, SynthError
 from synth_assets.object_store import MANIFEST, Mirror, ObjectStore
@@ -34,7 +35,7 @@ def in_a_fresh_pod(monkeypatch, tmp_path: Path, project_dir: Path, step: str) ->
     return DatasetPipeline(load_project(project_dir), "clinic")
 
 
-def test_each_stage_finds_its_inputs_in_the_store_from_an_empty_disk(tmp_path, monkeypatch, bucket):
+def test_each_stage_finds_its_inputs_in_the_store_from_an_empty_disk(tmp_path, monkeypatch, bucket, capsys):
     persons, visits = contract_tree(300)
     persons.to_parquet(tmp_path / "persons.parquet")
     visits.drop(columns="visit_id").to_parquet(tmp_path / "visits.parquet")
@@ -91,6 +92,14 @@ datasets:
     history = json.loads(fs.open_input_stream(f"{base}/clinic/synthetic/published.json").read())
     assert [h["version"] for h in history] == [version, again.version, version]
     assert pod("after").paths.uri("synthetic") == "s3://" + bucket.split("://")[1].split("?")[0] + "/clinic/synthetic"
+    # the command line, from a fresh pod too, names what consumers read in the store
+    monkeypatch.setenv("SYNTH_SCRATCH", str(tmp_path / "pods" / "cli"))
+    assert main(["show", "clinic"]) == 0
+    assert main(["versions", "clinic"]) == 0
+    shown = capsys.readouterr().out
+    where = bucket.split("?")[0]
+    assert f"synthetic table 'persons': {where}/clinic/synthetic/{version}/persons.parquet" in shown
+    assert f"synthetic ({where}/clinic/synthetic):" in shown and f"* {version}" in shown
     # nothing landed in a local folder named after the scheme
     assert not (tmp_path / "s3:").exists() and not (REPO / "s3:").exists()
 
