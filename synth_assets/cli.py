@@ -65,6 +65,10 @@ def _check(args) -> int:
             if not path.is_file():
                 raise SynthError(f"source file {path} not found", dataset=name, table=table)
     print(f"{project.config_path}: {len(project.datasets)} dataset(s) ok: {', '.join(project.datasets)}")
+    if project.store is not None:  # before any run: the bucket is there and these credentials may use it
+        project.store.check()
+        print(f"storage {project.store.display}: written, read back and deleted a test object "
+              f"(scratch: {project.home})")
     return 0
 
 

@@ -148,6 +148,20 @@ class ObjectStore:
         except OSError as exc:
             raise self._failed("download", key, exc) from exc
 
+    def check(self) -> None:
+        """Write, read back and delete one small object: the bucket is there and the credentials may use it."""
+        import uuid
+
+        key = f".synth-assets-check-{uuid.uuid4().hex[:8]}"
+        self.write_text("ok", key)
+        if self.read_text(key) != "ok":
+            raise SynthError(f"{self.uri(key)} read back differs from what was written",
+                             hint=f"check what else writes under {self.display}")
+        try:
+            self.fs.delete_file(self._path(key))
+        except OSError as exc:
+            raise self._failed("delete", key, exc) from exc
+
     # folders -------------------------------------------------------------------------------------
     def upload_dir(self, local: Path, key: str) -> None:
         """Upload the files under `local`, then the manifest that marks the folder complete. Files the folder's

@@ -119,14 +119,20 @@ def test_an_unfinished_folder_in_the_store_is_never_read(tmp_path, monkeypatch, 
         DatasetPipeline(load_project(tmp_path), "shop").load_split()
 
 
-def test_a_store_that_cannot_be_reached_says_which_and_what_to_check(tmp_path, monkeypatch, bucket):
+def test_a_store_that_cannot_be_reached_says_which_and_what_to_check(tmp_path, monkeypatch, bucket, capsys):
     contract_table(100).to_parquet(tmp_path / "shop.parquet")
     (tmp_path / "synth.yaml").write_text("datasets:\n  shop:\n    tables: {shop: {source: shop.parquet}}\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("SYNTH_HOME", bucket)
+    monkeypatch.setenv("SYNTH_SCRATCH", str(tmp_path / "scratch"))
+    assert main(["check"]) == 0  # `python -m synth_assets check` tries the store before any run
+    assert f"storage {bucket.split('?')[0]}: written, read back and deleted" in capsys.readouterr().out
     missing = bucket.replace("s3://", "s3://no-such-bucket-", 1)
     monkeypatch.setenv("SYNTH_HOME", missing)
-    monkeypatch.setenv("SYNTH_SCRATCH", str(tmp_path / "scratch"))
     with pytest.raises(SynthError, match=r"s3://no-such-bucket-.*/home/shop/split.*bucket that exists"):
         DatasetPipeline(load_project(tmp_path), "shop").split()
+    assert main(["check"]) == 2
+    assert "error: could not write s3://no-such-bucket-" in capsys.readouterr().err
     monkeypatch.setenv("SYNTH_HOME", "nosuchscheme://bucket/home")
     with pytest.raises(ConfigError, match="SYNTH_HOME is nosuchscheme://bucket/home: cannot open a store of scheme"):
         load_project(tmp_path)
