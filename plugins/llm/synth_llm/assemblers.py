@@ -55,17 +55,24 @@ def assemble(segments: list[Segment], how: str, window: int, *, bos: int, eos: i
                                  f"context window of {window}", table=table,
                                  hint="raise train.context_window, or use train.assembler: sequential")
     if how == "tabular":
-        order = (rng or np.random.default_rng(0)).permutation(len(pairs))
-        rows, current = [], ([], [])
-        for i in order:
-            ids, labels = pairs[i]
-            if len(current[0]) + len(ids) > window:
-                rows.append(current)
-                current = ([], [])
-            current[0].extend(ids)
-            current[1].extend(labels)
-        if current[0]:
-            rows.append(current)
+        rng = rng or np.random.default_rng(0)
+        packed, current, used = [], [], 0
+        for i in rng.permutation(len(pairs)):
+            if used + len(pairs[i][0]) > window:
+                packed.append(current)
+                current, used = [], 0
+            current.append(i)
+            used += len(pairs[i][0])
+        if current:
+            packed.append(current)
+        # The sample that did not fit in one example opens the next, so samples that open an example would be
+        # longer than most (on rwm5yr, persons with 5 records opened 40% of them against their 27% share). Those
+        # are the only samples the model sees at the positions generation starts from: it learned to write too
+        # many records. Each example's samples are shuffled, so any of them may open it.
+        rows = []
+        for members in packed:
+            members = [members[j] for j in rng.permutation(len(members))]
+            rows.append(([t for i in members for t in pairs[i][0]], [t for i in members for t in pairs[i][1]]))
     elif how == "grouped":
         rows = pairs
     elif how == "sequential":

@@ -205,6 +205,17 @@ def test_packing_respects_the_window_and_keeps_every_sample_whole(how):
         assert len(examples) < len(SEGMENTS) / 2  # several samples per example
 
 
+def test_the_samples_that_open_packed_examples_are_no_longer_than_the_rest():
+    """Generation starts where an example starts: what opens examples is what the model learns to write first."""
+    rng = np.random.default_rng(1)
+    lengths = rng.choice([4, 20], size=2000, p=[0.5, 0.5])  # short and long samples, half each
+    segments = [Segment([], [7 if n == 4 else 8] * n) for n in lengths]
+    examples = assemble(segments, "tabular", 64, bos=1, eos=2, pad=0, rng=np.random.default_rng(0))
+    opening_long = (examples.input_ids[:, 1] == 8).mean()
+    # first fit alone opened 87% of examples with a long sample (the one that overflowed the example before)
+    assert 0.35 < opening_long < 0.65, opening_long
+
+
 def test_sequential_assembly_keeps_order_and_continues_long_samples():
     long = [Segment([], [5] * 30, key="k"), Segment([], [6] * 4, key="m")]
     examples = assemble(long, "sequential", 16, bos=1, eos=2, pad=0)
