@@ -452,10 +452,17 @@ def section(summary: dict) -> str:
                 *[f"- {size}: load average {r['load_at_start']:.1f} at its start" for size, r in part["runs"].items()
                   if "load_at_start" in r],
                 "", size_table(part)]
-    for key, title, sequential in (("diamonds", "diamonds (flat)", False),
-                                   ("rwm5yr", "rwm5yr: persons → yearly records by year", True),
-                                   ("rwm5yr_before_fix", "rwm5yr before af5527c (whole numbers written 1984.0, "
-                                                         "the grammar's 1984: see the findings)", True)):
+    for key, title, sequential in (
+            ("diamonds", "diamonds (flat)", False),
+            ("diamonds_old_packing", "diamonds before the packing fix, at today's train batch_size 4 (see the "
+                                     "findings)", False),
+            ("diamonds_before_packing_fix", "diamonds before the packing fix, train batch_size 16 (the default "
+                                            "then)", False),
+            ("rwm5yr", "rwm5yr: persons → yearly records by year", True),
+            ("rwm5yr_before_packing_fix", "rwm5yr before the packing fix (long samples opened most training "
+                                          "examples: see the findings)", True),
+            ("rwm5yr_before_fix", "rwm5yr before af5527c (whole numbers written 1984.0, the grammar's 1984: see "
+                                  "the findings)", True)):
         if key not in summary:
             continue
         part = summary[key]
