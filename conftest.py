@@ -1,6 +1,9 @@
 """Fixtures shared by the core's tests (tests/) and the plugins' (plugins/*/tests/)."""
 
-import logging
+import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -15,15 +18,28 @@ DEMO = REPO / "data" / "demo" / "diamonds.csv.gz"
 
 @pytest.fixture(scope="session")
 def s3_endpoint():
-    """A real S3 API: moto's server, on loopback, for the session."""
-    from moto.server import ThreadedMotoServer
-
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request otherwise
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
+    """A real S3 API: moto's server, in a process of its own on loopback, for the session. (Not moto's threaded
+    server: it would load Flask into this process, and vLLM's CPU engine, started later in the session, trips
+    over Flask's context proxies when it walks the loaded modules.)"""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen([str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while True:  # until it listens
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"moto_server did not start (exit code {server.poll()})") from None
+                time.sleep(0.2)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
 
 
 @pytest.fixture
