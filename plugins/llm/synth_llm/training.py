@@ -1,6 +1,9 @@
 """The training loop: AdamW over packed examples under a time budget, validation loss every epoch (or every tenth
 of the budget, whichever comes first), early stopping, and the best weights kept.
 
+The learning rate warms up, then follows a cosine down to a tenth over the budget: of time, or of `max_epochs`,
+whichever runs out first. A budget-bound run thus ends at a low rate, where the loss settles.
+
 `resume_dir` receives the best model after every validation, so a killed run continues from there
 (`model_state: resume`); the optimizer starts afresh.
 """
@@ -19,6 +22,7 @@ from synth_assets.plugin_api import ProgressRecord, TrainRequest, atomic_dir, wr
 from synth_llm.assemblers import Examples
 
 WARMUP_STEPS = 20
+FINAL_LR_SHARE = 0.1  # the cosine ends at this share of the learning rate
 MAX_VALIDATION_EXAMPLES = 256  # enough to compare epochs; more only costs time
 MIN_IMPROVEMENT = 1e-3
 
@@ -61,6 +65,13 @@ def validation_loss(model, examples: Examples, batch_size: int, device: str) -> 
     return total / max(count, 1)
 
 
+def learning_rate_share(step: int, progress: float) -> float:
+    """The share of the learning rate at `step`, with `progress` (0..1) of the budget spent."""
+    warmup = min(1.0, (step + 1) / WARMUP_STEPS)
+    cosine = 0.5 * (1 + math.cos(math.pi * min(max(progress, 0.0), 1.0)))
+    return warmup * (FINAL_LR_SHARE + (1 - FINAL_LR_SHARE) * cosine)
+
+
 def fit(model, train: Examples, valid: Examples, request: TrainRequest, save_best, device: str,
         history: list[dict] | None = None, spent: float = 0.0) -> Outcome:
     """Train `model` in place; the best weights are loaded back at the end. `save_best(model, folder)` writes a
@@ -71,7 +82,6 @@ def fit(model, train: Examples, valid: Examples, request: TrainRequest, save_bes
     model.to(device).train()
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=options.learning_rate, weight_decay=0.01)
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: min(1.0, (step + 1) / WARMUP_STEPS))
     rng = np.random.default_rng(options.seed)
     budget = max(options.max_training_time * 60 - spent, 1.0)
     outcome = Outcome(history=list(history or []))
@@ -85,10 +95,14 @@ def fit(model, train: Examples, valid: Examples, request: TrainRequest, save_bes
     stop = None
     epoch = first_epoch  # validations so far: an epoch, or a tenth of the budget on large data
     passes = 0  # over the training data
+    steps = 0
     while stop is None:
         order = rng.permutation(len(train))
         for start in range(0, len(order), batch):
             rows = order[start : start + batch]
+            progress = max((time.perf_counter() - started) / budget, (passes + start / len(order)) / options.max_epochs)
+            for group in optimizer.param_groups:
+                group["lr"] = options.learning_rate * learning_rate_share(steps, progress)
             out = model(input_ids=torch.as_tensor(train.input_ids[rows], device=device),
                         attention_mask=torch.as_tensor(train.attention_mask[rows], device=device),
                         labels=torch.as_tensor(train.labels[rows], device=device))
@@ -96,7 +110,7 @@ def fit(model, train: Examples, valid: Examples, request: TrainRequest, save_bes
             out.loss.backward()
             torch.nn.utils.clip_grad_norm_(trainable, 1.0)
             optimizer.step()
-            schedule.step()
+            steps += 1
             train_losses.append(out.loss.item())
             now = time.perf_counter()
             end_of_epoch = start + batch >= len(order)
@@ -108,7 +122,7 @@ def fit(model, train: Examples, valid: Examples, request: TrainRequest, save_bes
             loss = validation_loss(model, valid, batch, device)
             outcome.history.append(ProgressRecord(
                 epoch=epoch, train_loss=float(np.mean(train_losses)), validation_loss=loss, seconds=now - started,
-                learning_rate=schedule.get_last_lr()[0]).model_dump())
+                learning_rate=optimizer.param_groups[0]["lr"]).model_dump())
             train_losses = []
             if request.progress:
                 request.progress(ProgressRecord(**outcome.history[-1]))
