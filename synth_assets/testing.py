@@ -80,21 +80,6 @@ def contract_tree(n: int = 300, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFra
     return persons, visits
 
 
-def yearly_tree(n: int = 200, repeat: bool = False, seed: int = 0) -> dict[str, pd.DataFrame]:
-    """Persons with 0 to 5 yearly records (years as floats, as a CSV reads them), a year at most once per person
-    unless `repeat`, ordered by year."""
-    r = np.random.default_rng(seed)
-    persons = pd.DataFrame({"id": np.arange(n), "female": r.random(n) < 0.5})
-    rows = []
-    for pid in persons.id:
-        years = sorted(r.choice(np.arange(1984, 1989), r.integers(0, 6), replace=False))
-        rows += [(pid, float(y), int(r.integers(0, 9))) for y in years]
-    records = pd.DataFrame(rows, columns=["id", "year", "visits"])
-    if repeat:  # some persons hold a year twice
-        records = pd.concat([records, records.iloc[::7]], ignore_index=True)
-    return {"persons": persons, "records": records}
-
-
 def write_project(folder: Path, body: str) -> Path:
     """A project folder with synth.yaml holding `body`; returns the folder."""
     folder.mkdir(parents=True, exist_ok=True)

@@ -32,7 +32,6 @@ from synth_assets.plugin_api import (
 )
 from synth_llm.columns import json_values
 from synth_llm.options import LLMEngineOptions, LLMGenerateOptions, LLMTrainOptions
-from synth_llm.order_steps import OrderSteps
 from synth_llm.samples import Tree, from_samples, to_samples
 from synth_llm.schema import full_shape, output_model
 from synth_llm.tasks import Task, dumps
@@ -86,19 +85,18 @@ class LLMBackend(Backend):
         lm.quiet()
         options: LLMTrainOptions = request.options
         tree = Tree.of(stats)
-        read = {partition: _read_samples(encoded_dir / f"{partition}.jsonl") for partition in PARTITIONS}
-        steps = OrderSteps.learn(tree, read["train"][1]) if options.order_steps else OrderSteps(tree, {})
-        task = Task(options, tree, stats.dataset, steps)
+        task = Task(options, tree, stats.dataset)
         rng = np.random.default_rng(options.seed)
-        full_schema = output_model(tree, full_shape(tree), steps=steps)[1]
-        out_schemas = {given: output_model(tree, task.output_shape(given), steps=steps)[1] for given in (False, True)}
+        full_schema = output_model(tree, full_shape(tree))[1]
+        out_schemas = {given: output_model(tree, task.output_shape(given))[1] for given in (False, True)}
         texts = {}
-        for partition, (keys, samples) in read.items():
+        for partition in PARTITIONS:
+            keys, samples = _read_samples(encoded_dir / f"{partition}.jsonl")
             prompts, outputs = [], []
             for sample in samples:
                 context = task.context(sample, rng)
                 prompts.append(task.prompt(context, full_schema, out_schemas[context is not None]))
-                outputs.append(task.output_text(sample, context))
+                outputs.append(dumps(task.output(sample, context)))
             texts[partition] = (keys, prompts, outputs)
         if not texts["train"][0]:
             raise SynthError("no training samples", dataset=stats.dataset, hint="give the dataset more rows")
@@ -137,8 +135,7 @@ class LLMBackend(Backend):
                       lambda m, folder: lm.save(_merged_copy(m), tokenizer, folder), device, history,
                       spent=time.perf_counter() - started)
         lm.save(model, tokenizer, out_dir)
-        write_json({"options": options.model_dump(mode="json"), "window": window, "order_steps": steps.dump()},
-                   out_dir / TASK_FILE)
+        write_json({"options": options.model_dump(mode="json"), "window": window}, out_dir / TASK_FILE)
         write_json(outcome.history, out_dir / "progress.json")
         real = {"rel_semi_synth": "train", "rel_predict": "validation"}.get(task.name)
         if real:
@@ -165,14 +162,13 @@ class LLMBackend(Backend):
         saved = read_json(model_dir / TASK_FILE)
         train_options = LLMTrainOptions.model_validate(saved["options"])
         tree = Tree.of(stats)
-        steps = OrderSteps.of(tree, saved.get("order_steps"))  # none for a model trained before steps
-        task = Task(train_options, tree, stats.dataset, steps)
+        task = Task(train_options, tree, stats.dataset)
         seed = options.seed if options.seed is not None else int(np.random.SeedSequence().entropy % 2**31)
         rng = np.random.default_rng(seed)
         contexts = self._contexts(task, tree, stats, options, request.seed_data, model_dir, rng)
         given = any(c is not None for c in contexts)
-        output, out_schema = output_model(tree, task.output_shape(given), options.directives, steps)
-        full_schema = output_model(tree, full_shape(tree), steps=steps)[1]
+        output, out_schema = output_model(tree, task.output_shape(given), options.directives)
+        full_schema = output_model(tree, full_shape(tree))[1]
         draws = options.n_pred if task.name == "rel_predict" else 1
         contexts = [c for c in contexts for _ in range(draws)]
 
@@ -205,8 +201,6 @@ class LLMBackend(Backend):
                     root[column] = request.seed_data[column].to_numpy()
         request.report.update(report.as_metadata(rows=sum(len(df) for df in frames.values())))
         request.report["engine"] = engine_name
-        if steps.steps:
-            request.report["records_cut_past_order_range"] = steps.cut
         request.report[DRAW_SECONDS] = report.seconds  # decoding, without loading the model and starting the engine
         if report.problems:
             request.report["invalid_outputs_by_reason"] = dict(Counter(report.problems).most_common(5))

@@ -39,7 +39,7 @@ class GenerationReport:
 def validate(text: str, model, task: Task, context: dict | None) -> tuple[dict | None, str | None]:
     """(the output as data, None), or (None, why it is invalid)."""
     try:
-        data = task.read_output(json.loads(text))
+        data = json.loads(text)
     except json.JSONDecodeError:
         return None, "not complete JSON (the token budget ran out)"
     try:

@@ -33,9 +33,6 @@ class LLMTrainOptions(TrainOptions):
     assembler: Literal["tabular", "grouped", "sequential"] = Field(
         "tabular", description="tabular: shuffle samples and pack them into the context window; grouped: one sample "
                                "per example; sequential: samples in data order, a long one continues in the next example.")
-    order_steps: bool = Field(True, description="Write a child table's integer order column (its first order_by) "
-                                                "as steps from the record before; at least 1 where the data never "
-                                                "repeats a value within a subject.")
     base_model: str | None = Field(None, description="A local Hugging Face model folder to fine-tune; default: a "
                                                      "small GPT-2 trained from scratch with a tokenizer of the data.")
     lora_rank: int | None = Field(None, ge=1, description="Fine-tune base_model with LoRA adapters of this rank (peft).")

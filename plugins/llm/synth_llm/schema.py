@@ -15,7 +15,6 @@ from pydantic import AfterValidator, ConfigDict, Field, WithJsonSchema, create_m
 from synth_assets.plugin_api import SynthError
 from synth_llm.columns import column_rule
 from synth_llm.options import ColumnDirective
-from synth_llm.order_steps import OrderSteps
 from synth_llm.samples import Tree
 
 Shape = dict[str, list[str]]  # table -> the columns an output holds, for the tables it holds
@@ -25,11 +24,8 @@ def full_shape(tree: Tree) -> Shape:
     return {name: tree.columns(name) for name in tree.children}
 
 
-def output_model(tree: Tree, shape: Shape, directives: dict[str, dict[str, ColumnDirective]] | None = None,
-                 steps: OrderSteps | None = None):
-    """(pydantic model, JSON Schema) of one output of this shape, with the generation directives applied. With
-    `steps`, the schema has the model's text write stepped order columns as steps; the pydantic model checks
-    their absolute values (after `OrderSteps.from_steps`)."""
+def output_model(tree: Tree, shape: Shape, directives: dict[str, dict[str, ColumnDirective]] | None = None):
+    """(pydantic model, JSON Schema) of one output of this shape, with the generation directives applied."""
     directives = directives or {}
     for table, columns in directives.items():
         if table not in tree.children:
@@ -39,11 +35,11 @@ def output_model(tree: Tree, shape: Shape, directives: dict[str, dict[str, Colum
         if unknown:
             raise SynthError("generate.directives names no modelled column", table=table, column=unknown[0],
                              hint=f"use one of {tree.columns(table)}")
-    model, schema = _table_model(tree.root, tree, shape, directives, steps)
+    model, schema = _table_model(tree.root, tree, shape, directives)
     return model, schema
 
 
-def _table_model(name: str, tree: Tree, shape: Shape, directives, steps: OrderSteps | None) -> tuple[type, dict]:
+def _table_model(name: str, tree: Tree, shape: Shape, directives) -> tuple[type, dict]:
     fields: dict[str, Any] = {}
     properties: dict[str, dict] = {}
     table = tree.table(name)
@@ -54,14 +50,14 @@ def _table_model(name: str, tree: Tree, shape: Shape, directives, steps: OrderSt
                                impute_protected=directive.impute_protected, mask=directive.mask)
         except SynthError as exc:
             raise SynthError(exc.message, dataset=tree.stats.dataset, table=name, column=column, hint=exc.hint) from None
-        properties[column] = (steps and steps.column_schema(name, column)) or rule.schema
+        properties[column] = rule.schema
         # fields by position, the column name as alias: any name works ("class", "_id", "unit price")
         fields[f"f{len(fields)}"] = (Annotated[Any, AfterValidator(rule.check), WithJsonSchema(rule.schema)],
                                      Field(alias=column))
     for child in tree.children[name]:
         if not holds(child, tree, shape):
             continue
-        item_model, item_schema = _table_model(child, tree, shape, directives, steps)
+        item_model, item_schema = _table_model(child, tree, shape, directives)
         cap = tree.max_records(child)
         array = {"type": "array", "items": item_schema, "maxItems": cap}
         properties[child] = array

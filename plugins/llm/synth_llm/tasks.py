@@ -15,7 +15,6 @@ import numpy as np
 
 from synth_assets.plugin_api import SynthError
 from synth_llm.options import LLMTrainOptions
-from synth_llm.order_steps import OrderSteps
 from synth_llm.samples import Tree
 from synth_llm.schema import Shape, full_shape, holds
 
@@ -26,11 +25,10 @@ def dumps(value) -> str:
 
 
 class Task:
-    def __init__(self, options: LLMTrainOptions, tree: Tree, dataset: str = "", steps: OrderSteps | None = None):
+    def __init__(self, options: LLMTrainOptions, tree: Tree, dataset: str = ""):
         self.name = options.task
         self.options = options
         self.tree = tree
-        self.steps = steps or OrderSteps(tree, {})
         root_columns = tree.columns(tree.root)
         unknown = [c for c in options.cols_ctx if c not in root_columns]
         if unknown:
@@ -85,15 +83,7 @@ class Task:
         """The part of a real sample the model learns to write after this context."""
         return _restrict(sample, self.tree.root, self.tree, self.output_shape(context is not None))
 
-    def output_text(self, sample: dict, context: dict | None) -> str:
-        """The training text of `output`: order columns as steps where the model writes them so."""
-        return dumps(self.steps.to_steps(self.output(sample, context)))
-
     # turning an output into a sample -----------------------------------------------------------------
-    def read_output(self, decoded) -> dict:
-        """A decoded output with absolute values again, for validation."""
-        return self.steps.from_steps(decoded) if isinstance(decoded, dict) else decoded
-
     def problem(self, context: dict | None, output: dict) -> str | None:
         """Why an output that matches the schema still does not fit its context, or None."""
         if self.name != "rel_predict":

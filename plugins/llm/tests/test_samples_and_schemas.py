@@ -8,12 +8,11 @@ import pandas as pd
 import pytest
 
 from synth_assets.plugin_api import RARE_TOKEN, DatasetSpec, SynthError, workspace_pipeline
-from synth_assets.testing import contract_table, contract_tree, yearly_tree
+from synth_assets.testing import contract_table, contract_tree
 from synth_llm.assemblers import IGNORE, Segment, assemble
 from synth_llm.engines import Decoded, Engine
 from synth_llm.generation import generate_outputs
 from synth_llm.options import ColumnDirective, LLMTrainOptions
-from synth_llm.order_steps import OrderSteps
 from synth_llm.samples import Tree, from_samples, to_samples
 from synth_llm.schema import full_shape, output_model
 from synth_llm.tasks import Task, dumps
@@ -303,40 +302,3 @@ def test_whole_numbers_are_spelled_as_the_grammar_spells_them(tmp_path):
     _, schema = output_model(t, full_shape(t))
     grammar = xgr.Grammar.from_json_schema(json.dumps(schema), any_whitespace=False, separators=(",", ":"))
     assert all(xgr.testing._is_grammar_accept_string(grammar, dumps(s)) for s in samples[:50])
-
-
-YEARLY = {"persons": {"primary_key": "id"},
-          "records": {"order_by": "year", "foreign_keys": [{"column": "id", "references": "persons"}]}}
-
-
-def test_an_integer_order_column_is_written_as_steps_and_read_back_as_years(tmp_path):
-    stats, split = stats_of(tmp_path, yearly_tree(), YEARLY)
-    t = Tree.of(stats)
-    samples, _ = to_samples(split.train, t)
-    steps = OrderSteps.learn(t, samples)
-    assert steps.dump() == [{"table": "records", "column": "year", "base": 1983, "min_step": 1, "max_step": 5}]
-    task = Task(LLMTrainOptions(), t, steps=steps)
-    model, schema = output_model(t, full_shape(t), steps=steps)
-    assert schema["properties"]["records"]["items"]["properties"]["year"] == {
-        "type": "integer", "minimum": 1, "maximum": 5}
-    long = next(s for s in samples if len(s["records"]) >= 3)
-    written = json.loads(task.output_text(long, None))
-    years = [r["year"] for r in long["records"]]
-    assert [r["year"] for r in written["records"]] == [years[0] - 1983, *np.diff(years).tolist()]
-    assert task.read_output(written) == long  # absolute again, and otherwise unchanged
-    model.model_validate(task.read_output(written))
-    # records whose steps add up past the last year are cut: the data holds none there
-    overrun = {**written, "records": [{**r, "year": 2} for r in written["records"]]}
-    assert [r["year"] for r in task.read_output(overrun)["records"]] == [1985, 1987]
-    assert steps.cut == len(written["records"]) - 2
-    with pytest.raises(Exception, match="year"):  # a step the grammar forbids is refused
-        model.model_validate(task.read_output({**written, "records": [{**written["records"][0], "year": 0}]}))
-
-
-def test_order_steps_allow_repeats_the_data_holds_and_skip_dates(tmp_path, tree):
-    stats, split = stats_of(tmp_path, yearly_tree(repeat=True), YEARLY)
-    t = Tree.of(stats)
-    steps = OrderSteps.learn(t, to_samples(split.train, t)[0])
-    assert steps.dump() == [{"table": "records", "column": "year", "base": 1984, "min_step": 0, "max_step": 4}]
-    stats, split = tree  # visits ordered by a date: written as dates
-    assert OrderSteps.learn(Tree.of(stats), to_samples(split.train, Tree.of(stats))[0]).steps == {}

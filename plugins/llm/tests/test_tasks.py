@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from synth_assets.plugin_api import SynthError
-from synth_assets.testing import IN_ONE_PROCESS, contract_table, contract_tree, yearly_tree
+from synth_assets.testing import IN_ONE_PROCESS, contract_table, contract_tree
 from synth_llm.api import RelPredict, RelSemiSynth, RelSynth
 
 REPO = Path(__file__).resolve().parents[3]
@@ -40,19 +40,6 @@ def test_rel_synth_generates_parents_with_ordered_children_whose_keys_resolve(tr
     assert visits.groupby("person_id").size().max() <= 4  # the schema's longest list
     assert visits.dtypes.astype(str).to_dict() == {"visit_id": "int64", "person_id": "int64", "day": "datetime64[ns]",
                                                    "cost": "float64", "emergency": "bool"}
-
-
-def test_yearly_records_come_out_in_distinct_years_within_the_range(tmp_path):
-    """The order column is written as steps of at least one year, so no person gets a year twice, even from a
-    model trained for seconds."""
-    frames = yearly_tree(300)
-    links = {"persons": {"primary_key": "id"},
-             "records": {"order_by": "year", "foreign_keys": [{"column": "id", "references": "persons"}]}}
-    model = RelSynth(tables=links, workspace=tmp_path, **FAST).fit(frames)
-    records = model.generate(sample_size=80, seed=2)["records"]
-    assert len(records) > 40 and records.year.dtype == "float64" and records.year.between(1984, 1988).all()
-    for _, years in records.groupby("id", sort=False).year:
-        assert years.is_unique and years.is_monotonic_increasing
 
 
 def test_generation_reports_validity_and_speed(tree_model):
