@@ -114,7 +114,7 @@ class LLMBackend(Backend):
         else:
             _, prompts, outputs = texts["train"]
             tokenizer = lm.train_tokenizer([p + o for p, o in zip(prompts, outputs)])
-            model = lm.new_model(tokenizer, options.model_size, options.context_window)
+            model = lm.new_model(tokenizer, options.model_size, options.context_window, options.dropout)
         if options.lora_rank:  # a reused model was saved with its adapters merged: new ones go on top
             model = lm.with_lora(model, options.lora_rank)
         window = min(options.context_window, lm.context_window(model))

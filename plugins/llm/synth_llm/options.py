@@ -39,6 +39,8 @@ class LLMTrainOptions(TrainOptions):
     model_size: Literal["tiny", "small", "medium"] = Field(
         "tiny", description="From scratch: tiny (2 layers x 64), small (4 x 128), medium (6 x 256).")
     context_window: int = Field(512, ge=32, description="Tokens per training example.")
+    dropout: float = Field(0.1, ge=0, lt=1, description="From scratch: dropout on embeddings and residuals; more "
+                                                       "keeps a model of little data from memorising it.")
     # on the CPU, more steps beat larger batches: diamonds at 1.5 minutes reached accuracy 0.82 with 2-4 examples
     # a step, 0.75 with 16 (bench/RESULTS.md)
     batch_size: int = Field(4, ge=1, description="Examples per step.")

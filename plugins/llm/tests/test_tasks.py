@@ -116,6 +116,17 @@ def test_a_local_model_fine_tuned_with_lora_is_saved_merged_and_generates(tmp_pa
         RelSynth(workspace=tmp_path / "x", base_model=str(tmp_path / "nothing"), **FAST).fit(df)
 
 
+def test_the_dropout_option_reaches_embeddings_and_residuals_and_attention_gets_none(tmp_path):
+    import json
+
+    model = RelSynth(workspace=tmp_path, dropout=0.3, **{**FAST, "max_training_time": 0.02}).fit(contract_table(200))
+    config = json.loads((model.pipeline.paths.model / "config.json").read_text())
+    # dropout on the attention scores halves the training steps on the CPU (synth_llm.model.new_model)
+    assert (config["resid_pdrop"], config["embd_pdrop"], config["attn_pdrop"]) == (0.3, 0.3, 0.0)
+    with pytest.raises(SynthError, match="dropout"):
+        RelSynth(workspace=tmp_path / "x", dropout=1.0)
+
+
 # through dg launch ---------------------------------------------------------------------------------
 def test_the_three_tasks_materialize_through_dg_launch_with_the_checks_on(tmp_path):
     persons, visits = contract_tree(300)
