@@ -3,7 +3,7 @@
     .venv/bin/python bench/run_llm.py [--sizes tiny small medium] [--size-budget 3] [--size-gen-rows 2000]
                                       [--model-size SIZE] [--budget 10] [--datasets diamonds rwm5yr]
                                       [--diamonds-gen-rows 5000] [--rwm5yr-gen-persons N]
-                                      [--speed-rows 1000] [--speed-subjects 300]
+                                      [--speed-rows 1000] [--speed-subjects 300] [--llm-option KEY=VALUE ...]
                                       [--work /tmp/bench_llm] [--reuse] [--no-results | --results-only]
 
 1. Model size (skipped with --model-size): on diamonds, the LLM backend trains `--size-budget` minutes with each
@@ -65,6 +65,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--speed-rows", type=int, default=1000, help="diamonds rows per batch-size speed sample")
     ap.add_argument("--speed-subjects", type=int, default=300, help="rwm5yr persons per batch-size speed sample")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--llm-option", nargs="*", default=[], metavar="KEY=VALUE",
+                    help="more train options for the LLM runs (say dropout=0.3); their folder's name says them")
     ap.add_argument("--work", type=Path, default=Path("/tmp/bench_llm"))
     ap.add_argument("--reuse", action="store_true", help="keep runs whose folder holds a result of the same command")
     ap.add_argument("--no-results", action="store_true", help="leave bench/RESULTS.md alone")
@@ -211,13 +213,13 @@ def both_backends(args, work: Path, common: list[str], size: str, speed_rows: in
     runs = {}
     out = work / "tabular_argn"
     runs["tabular_argn"] = run(args, "tabular_argn", out, common, "tabular_argn", [], {"": judge_for(out)})
-    out = work / f"llm-{size}"
+    out = work / "-".join([f"llm-{size}", *args.llm_option])
     variants = ["vllm:engine=vllm",  # the same rows' count: judged too
                 f"tf64:engine=transformers,batch_size=64,sample_size={speed_rows}",
                 f"tf256:engine=transformers,batch_size=256,sample_size={speed_rows}",
                 f"vllm256:engine=vllm,batch_size=256,sample_size={speed_rows}"]
     runs["llm"] = run(args, f"llm {size}", out, common, "llm",
-                      ["--train-option", f"model_size={size}", "--generate-option", "engine=transformers",
+                      ["--train-option", f"model_size={size}", *args.llm_option, "--generate-option", "engine=transformers",
                        "--variant", *variants], {"": judge_for(out), "vllm": judge_for(out)})
     return runs
 
@@ -419,7 +421,7 @@ def run_notes(part: dict) -> list[str]:
             continue
         settings = r.get("train_settings", {})
         what = ", ".join(f"{k} {settings[k]}" for k in ("model", "vocabulary", "train_examples", "batch_size",
-                                                        "learning_rate") if k in settings)
+                                                        "learning_rate", "dropout") if k in settings)
         notes.append(f"- {name}: train stage {r['train_stage_seconds']:.1f}s of {r['budget_minutes']:g} min, "
                      f"{r['parameters']:,} parameters" + (f" ({what})" if what else "")
                      + f"; load average {r['load_at_start']:.1f} at its start, {r['load_at_end']:.1f} at its end"

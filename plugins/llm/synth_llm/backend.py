@@ -148,6 +148,7 @@ class LLMBackend(Backend):
             progress=[ProgressRecord(**r) for r in outcome.history],
             settings={"task": task.name, "model": options.base_model or f"gpt2 {options.model_size} (from scratch)",
                       "lora_rank": options.lora_rank, "vocabulary": len(tokenizer), "context_window": window,
+                      "dropout": None if source is not None or options.base_model else options.dropout,
                       "assembler": options.assembler, **outcome.settings},
         )
 

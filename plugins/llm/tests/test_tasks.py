@@ -123,6 +123,7 @@ def test_the_dropout_option_reaches_embeddings_and_residuals_and_attention_gets_
     config = json.loads((model.pipeline.paths.model / "config.json").read_text())
     # dropout on the attention scores halves the training steps on the CPU (synth_llm.model.new_model)
     assert (config["resid_pdrop"], config["embd_pdrop"], config["attn_pdrop"]) == (0.3, 0.3, 0.0)
+    assert model.training.settings["dropout"] == 0.3  # shown in the model asset's metadata
     with pytest.raises(SynthError, match="dropout"):
         RelSynth(workspace=tmp_path / "x", dropout=1.0)
 
