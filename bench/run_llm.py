@@ -18,8 +18,9 @@
 
 Every run is one run_ours.py subprocess (one at a time), judged by mostlyai-qa (qa_eval.py; with the persons as
 context for rwm5yr, which adds coherence). Results collect in <work>/summary.json; bench/RESULTS.md gets the
-section "LLM backend vs TabularARGN (issue 9)". With --reuse, a run whose folder holds a result of the same
-command is not run again.
+section "LLM backend vs TabularARGN (issue 9)", written whole from that summary: where <work> lacks the earlier
+runs (a fresh machine), run with --no-results and add the new subsections by hand, or the recorded history goes.
+With --reuse, a run whose folder holds a result of the same command is not run again.
 """
 
 from __future__ import annotations
