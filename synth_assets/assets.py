@@ -225,7 +225,8 @@ def build_dataset_assets(project: Project, name: str) -> list[dg.AssetsDefinitio
             if q.sequence is not None:  # a child table: its records as sequences under their parents
                 metadata.update({f"{prefix}{key}": dg.MetadataValue.float(round(getattr(q.sequence, key), 4))
                                  for key in ("length_accuracy", "coherence", "parent_child_accuracy",
-                                             "holdout_coherence")})
+                                             "holdout_coherence", "repeated_order_share")
+                                 if getattr(q.sequence, key) is not None})
         for table in results:  # the charts beside the report, shown in the UI
             for chart in CHARTS:
                 png = pipeline.paths.quality / chart_file(table, chart)

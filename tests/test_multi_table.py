@@ -396,5 +396,7 @@ def test_sequence_quality_sees_what_per_table_scores_cannot(toy_plugin, panel, t
     assert seq.length_accuracy > 0.95 and abs(seq.mean_length - seq.training_mean_length) < 0.2
     assert seq.holdout_coherence > 0.95 and seq.coherence < seq.holdout_coherence - 0.1
     assert 0.5 < seq.parent_child_accuracy <= seq.holdout_parent_child_accuracy + 0.02
+    # records drawn on their own repeat a person's year, which no real person does
+    assert seq.training_repeated_order_share == 0 and seq.repeated_order_share > 0.05
     report = pipeline.report_path().read_text()
-    assert "| visits | persons |" in report
+    assert "| visits | persons |" in report and f"{seq.repeated_order_share:.3f} (0.000) |" in report

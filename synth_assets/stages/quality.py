@@ -55,6 +55,10 @@ class SequenceQuality(BaseModel):
     holdout_coherence: float
     parent_child_accuracy: float
     holdout_parent_child_accuracy: float
+    # records whose first order_by value equals the previous record's of the same parent (None: no order_by);
+    # a panel's year repeated under one person is a defect no per-column score shows
+    repeated_order_share: float | None = None
+    training_repeated_order_share: float | None = None
 
 
 class TableQuality(BaseModel):

@@ -62,14 +62,17 @@ def render_report(dataset: str, backend: str, results: dict[str, TableQuality], 
             "",
             "Child tables as sequences under their parents (synthetic / holdout ceiling): records per parent",
             "(length), how each record relates to the next one of the same subject (coherence), and parent",
-            "columns against child columns.",
+            "columns against child columns; records repeating their parent's previous order value (training's",
+            "share in brackets).",
             "",
-            "| table | parent | mean records (training) | length | coherence | parent–child |",
-            "|---|---|---:|---:|---:|---:|",
+            "| table | parent | mean records (training) | length | coherence | parent–child | repeated order (training) |",
+            "|---|---|---:|---:|---:|---:|---:|",
         ]
         lines += [f"| {t} | {s.parent} | {s.mean_length:.2f} ({s.training_mean_length:.2f}) | "
                   f"{s.length_accuracy:.3f} / {s.holdout_length_accuracy:.3f} | {s.coherence:.3f} / "
-                  f"{s.holdout_coherence:.3f} | {s.parent_child_accuracy:.3f} / {s.holdout_parent_child_accuracy:.3f} |"
+                  f"{s.holdout_coherence:.3f} | {s.parent_child_accuracy:.3f} / {s.holdout_parent_child_accuracy:.3f} | "
+                  + (f"{s.repeated_order_share:.3f} ({s.training_repeated_order_share:.3f}) |"
+                     if s.repeated_order_share is not None else "– |")
                   for t, s in sequences.items()]
     for q in results.values():
         lines += ["", f"## {q.table}", "", f"Privacy: DCR share {q.dcr_share:.3f}: {verdict(q.dcr_share, max_dcr_share)}."]

@@ -9,7 +9,9 @@ the same score for the unseen validation rows as the ceiling (the binning of `qu
   the mean over columns. A generator that draws each record on its own, ignoring the one before, keeps
   every column's marginal and loses this (a person's age, income or visits from one year to the next);
 - parent–child accuracy: for every pair of a parent column and a child column, the joint distribution
-  over child rows; the mean over pairs.
+  over child rows; the mean over pairs;
+- repeated order: the share of records whose first `order_by` value equals the previous record's of the same
+  parent (training's share beside it: 0 for a panel, where a person has one record a year).
 """
 
 from __future__ import annotations
@@ -51,8 +53,9 @@ def evaluate_sequences(
     coherence = _coherence([records for _, records in sides], fk.column, columns)
     cross = _parent_child([_joined(records, parents, fk.column, parent.primary_key) for parents, records in sides],
                           [parent.columns[c] for c in parent.column_order if c in parent.columns], columns)
+    repeated = [_repeated_order(records, fk.column, child.order_by) for _, records in sides]
     return SequenceQuality(
-        parent=parent.name, parents_compared=n,
+        parent=parent.name, parents_compared=n, repeated_order_share=repeated[2], training_repeated_order_share=repeated[0],
         length_accuracy=float(_similarity_of_counts(lengths[0], lengths[2])),
         holdout_length_accuracy=float(_similarity_of_counts(lengths[0], lengths[1])),
         mean_length=len(sides[2][1]) / n, training_mean_length=len(sides[0][1]) / n,
@@ -63,6 +66,16 @@ def evaluate_sequences(
 
 def _in_order(records: pd.DataFrame, key: str, order_by: list[str]) -> pd.DataFrame:
     return records.sort_values([key, *order_by], kind="stable").reset_index(drop=True)
+
+
+def _repeated_order(records: pd.DataFrame, key: str, order_by: list[str]) -> float | None:
+    """Records (in order) whose first order value equals the previous record's of the same parent, as a share."""
+    if not order_by or len(records) == 0:
+        return None
+    keys, order = records[key].to_numpy(), records[order_by[0]]
+    same = (keys[1:] == keys[:-1]) & records[key].notna().to_numpy()[1:]
+    repeats = same & (order.to_numpy()[1:] == order.to_numpy()[:-1]) & order.notna().to_numpy()[1:]
+    return float(repeats.sum() / len(records))
 
 
 def _coherence(frames: list[pd.DataFrame], key: str, columns: list) -> tuple[float, float]:

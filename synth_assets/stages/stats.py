@@ -120,6 +120,8 @@ class TableStats(BaseModel):
     sequence_lengths: dict[int, float] | None = Field(
         None, description="a child table's records per parent row -> share of parent rows; lengths beyond the "
                           "one enough parents reach count as that one")
+    order_increases: bool = Field(False, description="the first order_by column rises strictly under every parent "
+                                                     "(no parent's records share a value, none is null)")
 
 
 class DatasetStats(BaseModel):
@@ -166,8 +168,18 @@ def compute_stats(spec: DatasetSpec, train: dict[str, pd.DataFrame], *, dataset:
             name=name, rows=len(df), primary_key=table_spec.primary_key, foreign_keys=table_spec.foreign_keys,
             column_order=[str(c) for c in df.columns], dtypes={str(c): str(t) for c, t in df.dtypes.items()},
             columns=columns, empty_columns=empty, order_by=table_spec.order_by, sequence_lengths=lengths,
+            order_increases=fk is not None and bool(table_spec.order_by)
+            and rises_strictly(df[fk.column], df[table_spec.order_by[0]]),
         )
     return DatasetStats(dataset=dataset, tables=tables)
+
+
+def rises_strictly(parents: pd.Series, order: pd.Series) -> bool:
+    """Whether no parent has two records with the same order value (so sorted, each record's value is above the
+    previous one's), and no order value is null."""
+    if order.isna().any():
+        return False
+    return not pd.DataFrame({"parent": parents.to_numpy(), "order": order.to_numpy()}).duplicated().any()
 
 
 def records_per_parent(child_keys: pd.Series, parent_keys: pd.Series) -> np.ndarray:
