@@ -343,7 +343,7 @@ def size_table(part: dict) -> str:
 
 def dataset_table(part: dict, sequential: bool) -> str:
     columns = ["backend", "training s", "validations (best), stop", "generation rows/s", "accuracy", "univariate",
-               "bivariate", "trivariate", *(["coherence (qa)", "records per person"] if sequential else []),
+               "bivariate", "trivariate", *(["coherence (qa)", "records per person", "repeated year"] if sequential else []),
                "DCR share", "discriminator AUC", "valid first try", "peak MB"]
     rows, first_qa = [], None
     for name, r in part["runs"].items():
@@ -359,14 +359,15 @@ def dataset_table(part: dict, sequential: bool) -> str:
             acc = qa.get("accuracy", {})
             gen = r if not label else r["variants"][label]
             report = gen.get("backend_report", {})
-            seq = [_f(acc.get("coherence")), _f(r.get("sequence", {}).get("length_accuracy")) if not label else "–"]
+            sequence = r.get("sequence", {}) if not label else {}
+            seq = [_f(acc.get("coherence")), _f(sequence.get("length_accuracy")), _f(sequence.get("repeated_order_share"))]
             rows.append([title, _f(r["training_seconds"], 1), _epochs(r), _f(gen.get("rows_per_second"), 1),
                          *[_f(acc.get(k)) for k in ("overall", "univariate", "bivariate", "trivariate")],
                          *(seq if sequential else []), _f(qa.get("dcr_share")), _f(qa.get("discriminator_auc")),
                          _f(report.get("valid_share_first_try"), 4) if report else "–", _f(r.get("peak_mb"), 0)])
     if first_qa:
         acc = first_qa["accuracy"]
-        seq_max = [_f(acc.get("coherence_max")), "–"]
+        seq_max = [_f(acc.get("coherence_max")), "–", "–"]
         rows.append(["holdout (ceiling)", "–", "–", "–", *[_f(acc.get(f"{k}_max")) for k in
                                                            ("overall", "univariate", "bivariate", "trivariate")],
                      *(seq_max if sequential else []), "–", "–", "–", "–"])

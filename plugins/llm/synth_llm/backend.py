@@ -34,10 +34,12 @@ from synth_llm.columns import json_values
 from synth_llm.options import LLMEngineOptions, LLMGenerateOptions, LLMTrainOptions
 from synth_llm.samples import Tree, from_samples, to_samples
 from synth_llm.schema import full_shape, output_model
+from synth_llm.order_keys import keyed_tables
 from synth_llm.tasks import Task, dumps
 
 PARTITIONS = ("train", "validation")
-TASK_FILE = "task.json"  # the train options the model was trained with, and its context window
+TASK_FILE = "task.json"  # the train options the model was trained with, its context window, its keyed tables
+KEYED = "order_keys"  # the child tables whose records the model writes keyed by their order value (none before)
 REAL_SAMPLES = "samples.jsonl"  # real samples a task generates from: semi-synthetic (train), predict (holdout)
 
 
@@ -85,10 +87,11 @@ class LLMBackend(Backend):
         lm.quiet()
         options: LLMTrainOptions = request.options
         tree = Tree.of(stats)
-        task = Task(options, tree, stats.dataset)
+        keyed = keyed_tables(tree) if options.order_keys else {}
+        task = Task(options, tree, stats.dataset, keyed)
         rng = np.random.default_rng(options.seed)
-        full_schema = output_model(tree, full_shape(tree))[1]
-        out_schemas = {given: output_model(tree, task.output_shape(given))[1] for given in (False, True)}
+        full_schema = output_model(tree, full_shape(tree), keyed=keyed)[1]
+        out_schemas = {given: output_model(tree, task.output_shape(given), keyed=keyed)[1] for given in (False, True)}
         texts = {}
         for partition in PARTITIONS:
             keys, samples = _read_samples(encoded_dir / f"{partition}.jsonl")
@@ -135,7 +138,8 @@ class LLMBackend(Backend):
                       lambda m, folder: lm.save(_merged_copy(m), tokenizer, folder), device, history,
                       spent=time.perf_counter() - started)
         lm.save(model, tokenizer, out_dir)
-        write_json({"options": options.model_dump(mode="json"), "window": window}, out_dir / TASK_FILE)
+        write_json({"options": options.model_dump(mode="json"), "window": window, KEYED: sorted(keyed)},
+                   out_dir / TASK_FILE)
         write_json(outcome.history, out_dir / "progress.json")
         real = {"rel_semi_synth": "train", "rel_predict": "validation"}.get(task.name)
         if real:
@@ -163,13 +167,14 @@ class LLMBackend(Backend):
         saved = read_json(model_dir / TASK_FILE)
         train_options = LLMTrainOptions.model_validate(saved["options"])
         tree = Tree.of(stats)
-        task = Task(train_options, tree, stats.dataset)
+        keyed = {t: rule for t, rule in keyed_tables(tree).items() if t in saved.get(KEYED, [])}
+        task = Task(train_options, tree, stats.dataset, keyed)
         seed = options.seed if options.seed is not None else int(np.random.SeedSequence().entropy % 2**31)
         rng = np.random.default_rng(seed)
         contexts = self._contexts(task, tree, stats, options, request.seed_data, model_dir, rng)
         given = any(c is not None for c in contexts)
-        output, out_schema = output_model(tree, task.output_shape(given), options.directives)
-        full_schema = output_model(tree, full_shape(tree))[1]
+        output, out_schema = output_model(tree, task.output_shape(given), options.directives, keyed)
+        full_schema = output_model(tree, full_shape(tree), keyed=keyed)[1]
         draws = options.n_pred if task.name == "rel_predict" else 1
         contexts = [c for c in contexts for _ in range(draws)]
 

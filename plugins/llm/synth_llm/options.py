@@ -33,6 +33,9 @@ class LLMTrainOptions(TrainOptions):
     assembler: Literal["tabular", "grouped", "sequential"] = Field(
         "tabular", description="tabular: shuffle samples and pack them into the context window; grouped: one sample "
                                "per example; sequential: samples in data order, a long one continues in the next example.")
+    order_keys: bool = Field(
+        True, description="A child table whose order column has few values and never repeats under a parent (a "
+                          "year): its records are written keyed by that value, so no output repeats or reverses it.")
     base_model: str | None = Field(None, description="A local Hugging Face model folder to fine-tune; default: a "
                                                      "small GPT-2 trained from scratch with a tokenizer of the data.")
     lora_rank: int | None = Field(None, ge=1, description="Fine-tune base_model with LoRA adapters of this rank (peft).")

@@ -15,6 +15,7 @@ from pydantic import AfterValidator, ConfigDict, Field, WithJsonSchema, create_m
 from synth_assets.plugin_api import SynthError
 from synth_llm.columns import column_rule
 from synth_llm.options import ColumnDirective
+from synth_llm.order_keys import OrderKey
 from synth_llm.samples import Tree
 
 Shape = dict[str, list[str]]  # table -> the columns an output holds, for the tables it holds
@@ -24,8 +25,10 @@ def full_shape(tree: Tree) -> Shape:
     return {name: tree.columns(name) for name in tree.children}
 
 
-def output_model(tree: Tree, shape: Shape, directives: dict[str, dict[str, ColumnDirective]] | None = None):
-    """(pydantic model, JSON Schema) of one output of this shape, with the generation directives applied."""
+def output_model(tree: Tree, shape: Shape, directives: dict[str, dict[str, ColumnDirective]] | None = None,
+                 keyed: dict[str, OrderKey] | None = None):
+    """(pydantic model, JSON Schema) of one output of this shape, with the generation directives applied; the
+    `keyed` child tables' records as an object keyed by their order value (synth_llm.order_keys)."""
     directives = directives or {}
     for table, columns in directives.items():
         if table not in tree.children:
@@ -35,11 +38,11 @@ def output_model(tree: Tree, shape: Shape, directives: dict[str, dict[str, Colum
         if unknown:
             raise SynthError("generate.directives names no modelled column", table=table, column=unknown[0],
                              hint=f"use one of {tree.columns(table)}")
-    model, schema = _table_model(tree.root, tree, shape, directives)
+    model, schema = _table_model(tree.root, tree, shape, directives, keyed or {})
     return model, schema
 
 
-def _table_model(name: str, tree: Tree, shape: Shape, directives) -> tuple[type, dict]:
+def _table_model(name: str, tree: Tree, shape: Shape, directives, keyed: dict[str, OrderKey]) -> tuple[type, dict]:
     fields: dict[str, Any] = {}
     properties: dict[str, dict] = {}
     table = tree.table(name)
@@ -57,8 +60,16 @@ def _table_model(name: str, tree: Tree, shape: Shape, directives) -> tuple[type,
     for child in tree.children[name]:
         if not holds(child, tree, shape):
             continue
-        item_model, item_schema = _table_model(child, tree, shape, directives)
         cap = tree.max_records(child)
+        rule = keyed.get(child)
+        if rule is not None and rule.column in shape.get(child, []):
+            item_shape = {**shape, child: [c for c in shape[child] if c != rule.column]}
+            item_model, item_schema = _table_model(child, tree, item_shape, directives, keyed)
+            properties[child], fields[f"f{len(fields)}"] = _keyed_records(
+                item_model, item_schema, rule.keys(directives.get(child, {}).get(rule.column, ColumnDirective()).mask),
+                cap, child)
+            continue
+        item_model, item_schema = _table_model(child, tree, shape, directives, keyed)
         array = {"type": "array", "items": item_schema, "maxItems": cap}
         properties[child] = array
         fields[f"f{len(fields)}"] = (Annotated[list[item_model], Field(max_length=cap), WithJsonSchema(array)],
@@ -66,6 +77,22 @@ def _table_model(name: str, tree: Tree, shape: Shape, directives) -> tuple[type,
     schema = {"type": "object", "properties": properties, "required": list(properties), "additionalProperties": False}
     model = create_model("Output", __config__=ConfigDict(extra="forbid"), **fields)
     return model, schema
+
+
+def _keyed_records(item_model, item_schema: dict, keys: list[str], cap: int, child: str):
+    """(JSON Schema, pydantic field) of records keyed by their order value: each key optional, in rising order,
+    at most `cap` of them."""
+    schema = {"type": "object", "properties": {k: item_schema for k in keys}, "additionalProperties": False,
+              "maxProperties": cap}
+    model = create_model("Records", __config__=ConfigDict(extra="forbid"),
+                         **{f"k{i}": (item_model, Field(None, alias=k)) for i, k in enumerate(keys)})
+
+    def at_most_cap(value):
+        if len(value.model_fields_set) > cap:
+            raise ValueError(f"{len(value.model_fields_set)} records, more than the longest sequence ({cap})")
+        return value
+
+    return schema, (Annotated[model, AfterValidator(at_most_cap), WithJsonSchema(schema)], Field(alias=child))
 
 
 def holds(name: str, tree: Tree, shape: Shape) -> bool:

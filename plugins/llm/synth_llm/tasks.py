@@ -15,6 +15,7 @@ import numpy as np
 
 from synth_assets.plugin_api import SynthError
 from synth_llm.options import LLMTrainOptions
+from synth_llm.order_keys import OrderKey, from_keyed, to_keyed
 from synth_llm.samples import Tree
 from synth_llm.schema import Shape, full_shape, holds
 
@@ -25,10 +26,12 @@ def dumps(value) -> str:
 
 
 class Task:
-    def __init__(self, options: LLMTrainOptions, tree: Tree, dataset: str = ""):
+    def __init__(self, options: LLMTrainOptions, tree: Tree, dataset: str = "", keyed: dict[str, OrderKey] | None = None):
+        """`keyed`: the child tables whose records the model writes keyed by their order value (synth_llm.order_keys)."""
         self.name = options.task
         self.options = options
         self.tree = tree
+        self.keyed = keyed or {}
         root_columns = tree.columns(tree.root)
         unknown = [c for c in options.cols_ctx if c not in root_columns]
         if unknown:
@@ -80,17 +83,23 @@ class Task:
         return kept
 
     def output(self, sample: dict, context: dict | None) -> dict:
-        """The part of a real sample the model learns to write after this context."""
-        return _restrict(sample, self.tree.root, self.tree, self.output_shape(context is not None))
+        """The part of a real sample the model learns to write after this context (keyed records as objects)."""
+        return to_keyed(_restrict(sample, self.tree.root, self.tree, self.output_shape(context is not None)),
+                        self.tree.root, self.tree, self.keyed)
+
+    def unkeyed(self, output: dict) -> dict:
+        """An output with keyed records back as lists, each record holding its order value."""
+        return from_keyed(output, self.tree.root, self.tree, self.keyed) if self.keyed else output
 
     # turning an output into a sample -----------------------------------------------------------------
     def problem(self, context: dict | None, output: dict) -> str | None:
         """Why an output that matches the schema still does not fit its context, or None."""
         if self.name != "rel_predict":
             return None
-        return _count_mismatch(context, output, self.tree.root, self.tree)
+        return _count_mismatch(context, self.unkeyed(output), self.tree.root, self.tree)
 
     def combine(self, context: dict | None, output: dict) -> dict:
+        output = self.unkeyed(output)
         if context is None:
             return output
         if self.name == "rel_synth":

@@ -302,3 +302,99 @@ def test_whole_numbers_are_spelled_as_the_grammar_spells_them(tmp_path):
     _, schema = output_model(t, full_shape(t))
     grammar = xgr.Grammar.from_json_schema(json.dumps(schema), any_whitespace=False, separators=(",", ":"))
     assert all(xgr.testing._is_grammar_accept_string(grammar, dumps(s)) for s in samples[:50])
+
+
+# records keyed by their order value ------------------------------------------------------------------------------
+def panel(n: int = 300, repeat: bool = False, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Persons and their yearly records (1 to 5 of the years 1984-1988, each at most once, unless `repeat`)."""
+    r = np.random.default_rng(seed)
+    persons = pd.DataFrame({"id": np.arange(n), "female": r.random(n) < 0.5})
+    years = [sorted(r.choice(np.arange(1984, 1989), r.integers(1, 6), replace=False)) for _ in range(n)]
+    if repeat:  # every tenth person, so some land in the training split
+        years[::10] = [[1984, 1984]] * len(years[::10])
+    records = pd.DataFrame({"id": np.repeat(persons.id, [len(y) for y in years]),
+                            "year": np.concatenate(years).astype("int64")})
+    records["visits"] = r.poisson(2, len(records))
+    return persons, records
+
+
+PANEL = {"persons": {"primary_key": "id"},
+         "records": {"order_by": "year", "foreign_keys": [{"column": "id", "references": "persons"}]}}
+
+
+def test_a_rising_year_keys_the_records_so_none_can_repeat_or_fall(tmp_path):
+    import xgrammar as xgr
+
+    from synth_llm.order_keys import keyed_tables
+
+    persons, records = panel()
+    stats, split = stats_of(tmp_path, {"persons": persons, "records": records.sample(frac=1, random_state=0)}, PANEL)
+    assert stats.tables["records"].order_increases
+    t = Tree.of(stats)
+    keyed = keyed_tables(t)
+    assert set(keyed) == {"records"} and keyed["records"].values == (1984, 1985, 1986, 1987, 1988)
+    task = Task(LLMTrainOptions(), t, keyed=keyed)
+    samples, _ = to_samples(split.train, t)
+    model, schema = output_model(t, full_shape(t), keyed=keyed)
+    records = schema["properties"]["records"]
+    assert list(records["properties"]) == ["1984", "1985", "1986", "1987", "1988"] and "required" not in records
+    assert records["maxProperties"] == 5 and list(records["properties"]["1984"]["properties"]) == ["visits"]
+    for sample in samples:
+        output = task.output(sample, None)
+        assert list(output["records"]) == [str(r["year"]) for r in sample["records"]]
+        model.model_validate(output)
+        assert task.problem(None, output) is None and task.combine(None, output) == sample
+    # the grammar keeps the years in order, each at most once
+    grammar = xgr.Grammar.from_json_schema(json.dumps(schema), any_whitespace=False, separators=(",", ":"))
+    assert all(xgr.testing._is_grammar_accept_string(grammar, dumps(task.output(s, None))) for s in samples[:50])
+
+    def accepted(text):
+        return xgr.testing._is_grammar_accept_string(grammar, text)
+
+    one = '{"visits":1}'
+    assert accepted(f'{{"female":true,"records":{{"1984":{one},"1986":{one}}}}}')
+    assert not accepted(f'{{"female":true,"records":{{"1986":{one},"1984":{one}}}}}')
+    assert not accepted(f'{{"female":true,"records":{{"1984":{one},"1984":{one}}}}}')
+    assert not accepted(f'{{"female":true,"records":{{"1989":{one}}}}}')
+    # pydantic checks the same for outputs from elsewhere
+    with pytest.raises(Exception):
+        model.model_validate({"female": True, "records": {"1989": {"visits": 1}}})
+    # a masked year is not listed
+    masked, masked_schema = output_model(t, full_shape(t), {"records": {"year": ColumnDirective(mask=[1986])}}, keyed)
+    assert list(masked_schema["properties"]["records"]["properties"]) == ["1984", "1985", "1987", "1988"]
+
+
+def test_records_whose_order_repeats_or_is_a_date_stay_a_list(tmp_path):
+    from synth_llm.order_keys import keyed_tables
+
+    persons, records = panel(repeat=True)
+    stats, _ = stats_of(tmp_path / "repeat", {"persons": persons, "records": records}, PANEL)
+    assert not stats.tables["records"].order_increases and keyed_tables(Tree.of(stats)) == {}
+    persons, visits = contract_tree(200)  # ordered by date
+    tables = {"persons": {"primary_key": "person_id"},
+              "visits": {"primary_key": "visit_id", "order_by": "day",
+                         "foreign_keys": [{"column": "person_id", "references": "persons"}]}}
+    stats, _ = stats_of(tmp_path / "dates", {"persons": persons, "visits": visits}, tables)
+    assert keyed_tables(Tree.of(stats)) == {}
+
+
+def test_keyed_records_serve_prediction_and_semi_synthesis(tmp_path):
+    from synth_llm.order_keys import keyed_tables
+
+    persons, records = panel()
+    stats, split = stats_of(tmp_path, {"persons": persons, "records": records}, PANEL)
+    t = Tree.of(stats)
+    keyed = keyed_tables(t)
+    sample = next(s for s in to_samples(split.train, t)[0] if len(s["records"]) >= 3)
+    # predicting visits: the output holds no years, so its records stay a list matched to the given ones
+    predict = Task(LLMTrainOptions(task="rel_predict", cols_tgt={"records": ["visits"]}), t, keyed=keyed)
+    _, schema = output_model(t, predict.output_shape(True), keyed=keyed)
+    assert schema["properties"]["records"]["type"] == "array"
+    context = predict.context(sample, np.random.default_rng(0))
+    output = predict.output(sample, context)
+    assert predict.problem(context, output) is None and predict.combine(context, output) == sample
+    # semi-synthetic: the whole sample is written keyed, and the kept records come out as given
+    semi = Task(LLMTrainOptions(task="rel_semi_synth", p_child=1.0, p_field=1.0), t, keyed=keyed)
+    context = semi.context(sample, np.random.default_rng(0))
+    output = semi.output(sample, context)
+    assert isinstance(output["records"], dict) and semi.combine(context, output) == sample

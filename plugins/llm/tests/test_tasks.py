@@ -42,6 +42,18 @@ def test_rel_synth_generates_parents_with_ordered_children_whose_keys_resolve(tr
                                                    "cost": "float64", "emergency": "bool"}
 
 
+def test_a_panel_never_repeats_or_reverses_a_persons_year(tmp_path):
+    """The year never repeats under a person in training, so the model writes records keyed by it."""
+    from test_samples_and_schemas import PANEL, panel
+
+    persons, records = panel(400)
+    model = RelSynth(tables=PANEL, workspace=tmp_path, **FAST).fit({"persons": persons, "records": records})
+    out = model.generate(sample_size=150, seed=4)["records"]
+    assert len(out) > 150 and out.year.between(1984, 1988).all() and out.year.dtype == "int64"
+    assert not out.duplicated(["id", "year"]).any()
+    assert (out.groupby("id", sort=False).year.diff().dropna() > 0).all()
+
+
 def test_generation_reports_validity_and_speed(tree_model):
     pipeline = tree_model.pipeline
     generated = pipeline.generate(pipeline.spec.generate.model_copy(update={"sample_size": 30, "seed": 1}))
