@@ -16,6 +16,7 @@ keep lists.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 from synth_llm.columns import canonical
 from synth_llm.samples import Tree
@@ -35,8 +36,12 @@ class OrderKey:
         masked = {self.key(v) for v in masked}
         return [k for k in map(self.key, self.values) if k not in masked]
 
+    @cached_property
+    def _by_key(self) -> dict:
+        return {self.key(v): canonical(v) for v in self.values}
+
     def value(self, key: str):
-        return {self.key(v): canonical(v) for v in self.values}[key]
+        return self._by_key[key]
 
 
 def keyed_tables(tree: Tree) -> dict[str, OrderKey]:
@@ -54,7 +59,8 @@ def keyed_tables(tree: Tree) -> dict[str, OrderKey]:
 
 
 def to_keyed(record: dict, name: str, tree: Tree, keyed: dict[str, OrderKey]) -> dict:
-    """The record with its keyed children's lists as objects (in place; `record` is the task's own copy)."""
+    """The record with its keyed children's lists as objects (in place; `record` is the task's own copy). `keyed`
+    holds only the tables whose order column the output holds."""
     for child in tree.children[name]:
         items = record.get(child)
         if items is None:
@@ -62,7 +68,7 @@ def to_keyed(record: dict, name: str, tree: Tree, keyed: dict[str, OrderKey]) ->
         for item in items:
             to_keyed(item, child, tree, keyed)
         rule = keyed.get(child)
-        if rule is not None and (not items or rule.column in items[0]):
+        if rule is not None:
             by_key: dict = {}
             for item in items:
                 # protection maps a rare value onto a kept neighbour, which a record of the same parent may

@@ -84,8 +84,9 @@ class Task:
 
     def output(self, sample: dict, context: dict | None) -> dict:
         """The part of a real sample the model learns to write after this context (keyed records as objects)."""
-        return to_keyed(_restrict(sample, self.tree.root, self.tree, self.output_shape(context is not None)),
-                        self.tree.root, self.tree, self.keyed)
+        shape = self.output_shape(context is not None)
+        keyed = {t: rule for t, rule in self.keyed.items() if rule.column in shape.get(t, [])}
+        return to_keyed(_restrict(sample, self.tree.root, self.tree, shape), self.tree.root, self.tree, keyed)
 
     def unkeyed(self, output: dict) -> dict:
         """An output with keyed records back as lists, each record holding its order value."""

@@ -393,8 +393,10 @@ def test_keyed_records_serve_prediction_and_semi_synthesis(tmp_path):
     context = predict.context(sample, np.random.default_rng(0))
     output = predict.output(sample, context)
     assert predict.problem(context, output) is None and predict.combine(context, output) == sample
+    assert predict.output({"female": True, "records": []}, {"female": True, "records": []})["records"] == []
     # semi-synthetic: the whole sample is written keyed, and the kept records come out as given
     semi = Task(LLMTrainOptions(task="rel_semi_synth", p_child=1.0, p_field=1.0), t, keyed=keyed)
     context = semi.context(sample, np.random.default_rng(0))
     output = semi.output(sample, context)
     assert isinstance(output["records"], dict) and semi.combine(context, output) == sample
+    assert semi.output({"female": True, "records": []}, None)["records"] == {}  # a person without records
