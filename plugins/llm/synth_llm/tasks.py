@@ -109,7 +109,7 @@ class Task:
             return _merge(context, output, self.tree.root, self.tree)
         if not self.options.ctx_as_const:
             return output
-        return _overlay(output, context, self.tree.root, self.tree)
+        return _overlay(output, context, self.tree.root, self.tree, self.keyed)
 
     def prompt(self, context: dict | None, schema: dict, out_schema: dict) -> str:
         return self.options.prompt_template.format(
@@ -146,11 +146,18 @@ def _merge(context: dict, output: dict, name: str, tree: Tree) -> dict:
     return merged
 
 
-def _overlay(output: dict, context: dict, name: str, tree: Tree) -> dict:
-    """The output with the context's fields written over it; the context's child records take the first places."""
+def _overlay(output: dict, context: dict, name: str, tree: Tree, keyed: dict[str, OrderKey]) -> dict:
+    """The output with the context's fields written over it; the context's child records take the first places,
+    or, keyed by their order value, their own places (a written record of the same value gives way)."""
     merged = {**output, **{k: v for k, v in context.items() if k not in tree.children[name]}}
     for child in tree.children[name]:
         kept, written = context.get(child, []), list(output.get(child, []))
+        rule = keyed.get(child)
+        if rule is not None:
+            by_value = {r[rule.column]: r for r in written if rule.column in r}
+            by_value.update({r[rule.column]: r for r in kept})
+            merged[child] = [by_value[v] for v in sorted(by_value)]
+            continue
         written[: len(kept)] = kept  # grows the list when fewer were written
         merged[child] = written
     return merged

@@ -400,3 +400,9 @@ def test_keyed_records_serve_prediction_and_semi_synthesis(tmp_path):
     output = semi.output(sample, context)
     assert isinstance(output["records"], dict) and semi.combine(context, output) == sample
     assert semi.output({"female": True, "records": []}, None)["records"] == {}  # a person without records
+    # a kept record takes its own year's place, not the first place, so no year repeats
+    given = {"female": True, "records": [{"year": 1985, "visits": 9}]}
+    written = semi.output({"female": False, "records": [{"year": 1984, "visits": 1}, {"year": 1985, "visits": 2}]},
+                          given)
+    assert semi.combine(given, written) == {"female": True, "records": [{"year": 1984, "visits": 1},
+                                                                        {"year": 1985, "visits": 9}]}

@@ -146,15 +146,22 @@ def test_the_three_tasks_materialize_through_dg_launch_with_the_checks_on(tmp_pa
     persons.to_parquet(tmp_path / "persons.parquet")
     visits.to_parquet(tmp_path / "visits.parquet")
     contract_table(600).to_parquet(tmp_path / "customers.parquet")
+    from test_samples_and_schemas import PANEL, panel
+
+    panel_persons, panel_records = panel(300)
+    panel_persons.to_parquet(tmp_path / "panel_persons.parquet")
+    panel_records.to_parquet(tmp_path / "panel_records.parquet")
     tree = {"persons": {"source": "persons.parquet", **LINKS["persons"]},
             "visits": {"source": "visits.parquet", **LINKS["visits"]}}
+    years = {"persons": {"source": "panel_persons.parquet", **PANEL["persons"]},  # records keyed by year
+             "records": {"source": "panel_records.parquet", **PANEL["records"]}}
     datasets = {
         # 60 holdout persons: the DCR share of a 15-second model moves by about ±0.06 from run to run
         "visits_synth": {"backend": "llm", "tables": tree, "train": FAST, "generate": {"sample_size": 150, "seed": 1},
                          "quality": {"max_dcr_share": 0.7}},
         # semi-synthetic rows keep half their real fields, so they sit nearer their training rows by design:
         # its privacy gate is the user's explicit, looser threshold
-        "visits_semi": {"backend": "llm", "tables": tree, "train": {**FAST, "task": "rel_semi_synth"},
+        "panel_semi": {"backend": "llm", "tables": years, "train": {**FAST, "task": "rel_semi_synth"},
                         "generate": {"sample_size": 100, "seed": 1, "engine": "vllm"},
                         "quality": {"max_dcr_share": 0.95}},
         "customers_predict": {"backend": "llm", "tables": {"customers": {"source": "customers.parquet"}},
@@ -178,6 +185,8 @@ def test_the_three_tasks_materialize_through_dg_launch_with_the_checks_on(tmp_pa
     visits_out = pd.read_parquet(store / "visits_synth" / "synthetic" / "CURRENT" / "visits.parquet")
     persons_out = pd.read_parquet(store / "visits_synth" / "synthetic" / "CURRENT" / "persons.parquet")
     assert len(persons_out) == 150 and visits_out.person_id.isin(persons_out.person_id).all()
+    semi = pd.read_parquet(store / "panel_semi" / "synthetic" / "CURRENT" / "records.parquet")
+    assert len(semi) > 100 and not semi.duplicated(["id", "year"]).any() and semi.year.between(1984, 1988).all()
     predicted = pd.read_parquet(store / "customers_predict" / "synthetic" / "CURRENT" / "customers.parquet")
     assert predicted.plan.notna().all() and predicted.plan.isin(["basic", "plus", "pro"]).all()
     assert np.isclose(len(predicted), 120, atol=1)  # the holdout's rows
