@@ -87,7 +87,9 @@ class SynthDataset(dg.Component, dg.Resolvable, dg.Model):
     split: dict[str, Any] = Field(default_factory=dict, description="validation_share, seed.")
     train: dict[str, Any] = Field(default_factory=dict, description="The backend's training options.")
     generate: dict[str, Any] = Field(default_factory=dict, description="The backend's generation options.")
-    quality: dict[str, Any] = Field(default_factory=dict, description="max_dcr_share (the privacy gate), max_rows.")
+    quality: dict[str, Any] = Field(default_factory=dict, description="The privacy gates (max_dcr_excess, "
+                                    "max_membership_auc, max_dcr_share), privacy_draws, max_rows.")
+    privacy: dict[str, Any] = Field(default_factory=dict, description="value_protection, rare_threshold.")
     publish: dict[str, Any] = Field(default_factory=dict, description="keep_versions.")
     automation: dict[str, Any] = Field(default_factory=dict, description="on_source_change, observe_sources, "
                                                                            "model_state.")

@@ -19,6 +19,15 @@ from synth_assets.errors import ConfigError
 from synth_assets.options import SOURCE_SUFFIXES, GenerateOptions, TrainOptions, describe_error
 
 NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+DP_OPTION = "differential_privacy"  # the train section a backend declares when it trains with DP
+
+
+def dp_backends() -> list[str]:
+    """The registered backends whose training takes `train.differential_privacy`."""
+    from synth_assets.plugins import registered_backends
+
+    return sorted(name for name, (backend, _) in registered_backends().items()
+                  if DP_OPTION in backend.TrainOptions.model_fields)
 
 
 class StrictModel(BaseModel):
@@ -37,6 +46,8 @@ class ColumnSpec(StrictModel):
 
     encoding: str = Field("auto", description="auto, or one of the backend's `column_encodings` "
                                               "(TabularARGN: categorical, numeric, numeric_discrete, ...).")
+    sensitive: bool = Field(False, description="The privacy evaluation measures how well the other columns (the "
+                                               "quasi-identifiers) reveal this one's value for training rows.")
 
 
 class TableSpec(StrictModel):
@@ -69,7 +80,26 @@ class QualitySpec(StrictModel):
     max_dcr_share: float = Field(
         0.6, gt=0, le=1, description="Blocking check: above this share of rows closer to training than holdout."
     )
+    max_dcr_excess: float | None = Field(
+        0.02, ge=0, le=1, description="Blocking check: the DCR share above its floor (real unseen rows judged the "
+                                      "same way, in the same run), beyond its sampling noise. null: not gated.")
+    max_membership_auc: float | None = Field(
+        0.6, ge=0.5, le=1, description="Blocking check: the AUC of a membership attack telling training subjects "
+                                       "from unseen ones through the synthetic data, beyond its noise. null: not gated.")
+    privacy_draws: int = Field(5, ge=1, le=50, description="Seeded draws the DCR share and its floor are averaged over.")
     max_rows: int = Field(10_000, ge=100, description="Rows sampled from each table to compute the scores.")
+
+
+class PrivacySpec(StrictModel):
+    """What the stats stage protects, for every backend (see README, "Privacy")."""
+
+    value_protection: bool = Field(
+        True, description="Rare categories, extreme values and rare characters are withheld from the stats (and so "
+                          "from the output). false: every value seen in training may come out; for data that is "
+                          "not sensitive. With train.differential_privacy the protection is differentially private.")
+    rare_threshold: int = Field(
+        5, ge=2, le=1000, description="A value held by fewer subjects (rows, in a flat table) than this is rare: "
+                                      "never shown, and ranges are clipped to the values this many reach.")
 
 
 class PartsSpec(StrictModel):
@@ -133,6 +163,7 @@ class DatasetSpec(StrictModel):
     train: SerializeAsAny[TrainOptions] = Field(default_factory=TrainOptions)
     generate: SerializeAsAny[GenerateOptions] = Field(default_factory=GenerateOptions)
     quality: QualitySpec = Field(default_factory=QualitySpec)
+    privacy: PrivacySpec = Field(default_factory=PrivacySpec)
     parts: PartsSpec = Field(default_factory=PartsSpec)
     publish: PublishSpec = Field(default_factory=PublishSpec)
     automation: AutomationSpec = Field(default_factory=AutomationSpec)
@@ -160,6 +191,12 @@ class DatasetSpec(StrictModel):
             value = data.get(section)
             if isinstance(value, model):
                 continue
+            if section == "train" and isinstance(value, dict) and DP_OPTION in value \
+                    and DP_OPTION not in model.model_fields:
+                problems.append(f"train.{DP_OPTION}: backend '{backend.name}' does not train with differential "
+                                f"privacy; remove the section, or choose a backend that does "
+                                f"({', '.join(dp_backends()) or 'none is installed'})")
+                continue
             if value is None:  # left out: the backend's defaults
                 value = {}
             if isinstance(value, BaseModel):
@@ -185,6 +222,18 @@ class DatasetSpec(StrictModel):
         return tables
 
     _cron = field_validator("schedule")(_five_field_cron)
+
+    @property
+    def differential_privacy(self):
+        """The `train.differential_privacy` section (a `DifferentialPrivacy`), or None without DP."""
+        return getattr(self.train, DP_OPTION, None)
+
+    @model_validator(mode="after")
+    def _dp_needs_value_protection(self) -> "DatasetSpec":
+        if self.differential_privacy is not None and not self.privacy.value_protection:
+            raise ValueError("privacy.value_protection: false leaves every value of the stats unprotected, so no ε "
+                             "would hold: turn value protection on, or remove train.differential_privacy")
+        return self
 
     @model_validator(mode="after")
     def _keys_refer_to_tables(self) -> "DatasetSpec":

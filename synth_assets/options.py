@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 SOURCE_SUFFIXES = (".csv", ".csv.gz", ".parquet")
 
@@ -31,6 +31,33 @@ class TrainOptions(Options):
     seed: int | None = Field(0, description="Same seed and data: same model.")
     model_state: Literal["reset", "reuse", "resume"] = Field(
         "reset", description="reset: train anew; reuse: fine-tune the last model; resume: continue an interrupted training.")
+
+
+class DifferentialPrivacy(Options):
+    """DP-SGD for training and DP value protection for the stats: a backend that trains with differential
+    privacy adds `differential_privacy: DifferentialPrivacy | None = None` to its TrainOptions; synth.yaml's
+    `train.differential_privacy` is refused, naming the backend, where it is missing.
+
+    The unit of privacy is the subject: a root row with all its records. ε adds up over the stats and every
+    training (a resumed or reused model continues the count), and is reported with δ on the model."""
+
+    max_epsilon: float | None = Field(
+        4.0, gt=0, description="The total budget (value protection plus training): training stops before it would "
+                               "pass it, keeping only weights under budget. null: no cap (ε is still counted).")
+    delta: float | None = Field(
+        None, gt=0, lt=1, description="δ of the (ε, δ) guarantee; null: 1/n^1.2 for n training subjects.")
+    noise_multiplier: float = Field(1.5, gt=0, description="Gaussian noise of DP-SGD, in units of max_grad_norm.")
+    max_grad_norm: float = Field(1.0, gt=0, description="Each subject's gradient is clipped to this L2 norm.")
+    value_protection_epsilon: float = Field(
+        1.0, gt=0, description="ε spent by the stats stage: which categories are kept (noisy counts), numeric and "
+                               "date ranges and quantiles (noisy histograms); part of max_epsilon.")
+
+    @model_validator(mode="after")
+    def _budget_left_for_training(self):
+        if self.max_epsilon is not None and self.value_protection_epsilon >= self.max_epsilon:
+            raise ValueError(f"value_protection_epsilon ({self.value_protection_epsilon}) leaves nothing of "
+                             f"max_epsilon ({self.max_epsilon}) for training: lower it, or raise max_epsilon")
+        return self
 
 
 class Rebalancing(Options):

@@ -7,7 +7,9 @@ A backend built on these names keeps working while the core changes underneath; 
 - the interface: `Backend`, `Capabilities`, the dataset shapes (`FLAT`, `SEQUENTIAL`, `RELATIONAL`), and what
   each stage receives and returns (`TrainRequest`, `TrainResult`, `ProgressRecord`, `GenerateRequest`);
 - options: `Options` (a strict pydantic model), `TrainOptions` and `GenerateOptions`, the bases of a backend's own option models, and the
-  conditioning groups (`Rebalancing`, `Imputation`, `Fairness`);
+  conditioning groups (`Rebalancing`, `Imputation`, `Fairness`); `DifferentialPrivacy`, the section a backend
+  that trains with DP-SGD adds to its TrainOptions as `differential_privacy` (and reports what it spent in
+  `TrainResult.privacy`);
 - the data a backend receives: `Split` (train and validation frames per table; `context_key` gives a table's
   link to its parent in the tree, `parent_first` orders tables parents first) and the backend-neutral stats
   (`DatasetStats`, `TableStats`, `ColumnStats`), whose categories and ranges already obey the privacy rules
@@ -48,7 +50,8 @@ from synth_assets.backend import (
 from synth_assets.config import ColumnSpec, DatasetSpec, ForeignKey, Project, ProjectSpec, SplitSpec, TableSpec
 from synth_assets.errors import IncompatibleModel, SynthError
 from synth_assets.hookspecs import hookimpl
-from synth_assets.options import Fairness, GenerateOptions, Imputation, Options, Rebalancing, TrainOptions
+from synth_assets.options import (DifferentialPrivacy, Fairness, GenerateOptions, Imputation, Options, Rebalancing,
+                                  TrainOptions)
 from synth_assets.pipeline import DatasetPipeline
 from synth_assets.stages.schema import restore_schema
 from synth_assets.stages.split import Split, context_key, parent_first
@@ -109,7 +112,7 @@ def open_workspace(workspace: Path) -> DatasetPipeline:
 __all__ = [
     "FLAT", "SEQUENTIAL", "RELATIONAL", "Backend", "Capabilities", "DRAW_SECONDS", "GenerateRequest", "ProgressCallback",
     "ProgressRecord", "TrainRequest", "TrainResult", "dataset_shape",
-    "Options", "TrainOptions", "GenerateOptions", "Rebalancing", "Imputation", "Fairness",
+    "Options", "TrainOptions", "GenerateOptions", "DifferentialPrivacy", "Rebalancing", "Imputation", "Fairness",
     "Split", "context_key", "parent_first", "DatasetStats", "TableStats", "ColumnStats", "RARE_THRESHOLD", "RARE_TOKEN", "DATETIME_PARTS", "HINTS",
     "character_matrix", "lat_long_cell", "lat_long_grid", "lat_long_parts", "records_per_parent",
     "write_parquet", "read_parquet", "write_json", "read_json", "atomic_dir", "recover_dir",

@@ -1,16 +1,20 @@
 """Per-column statistics of the training partition: the facts every backend needs, protected.
 
-Privacy rules live here, so that every backend inherits them. They count units: distinct rows, or for
-child tables distinct root keys (the subject a row belongs to, reached through the first foreign keys up
-the tree, see split.py), so that one subject with many records cannot make its values look common:
-- a category held by fewer than `RARE_THRESHOLD` distinct units is not listed, and so never appears in the
+Privacy rules live here, so that every backend inherits them (the mechanisms: value_protection.py). They
+count units: distinct rows, or for child tables distinct root keys (the subject a row belongs to, reached
+through the first foreign keys up the tree, see split.py), so that one subject with many records cannot make
+its values look common. With the default rare rule (threshold `privacy.rare_threshold`, RARE_THRESHOLD unless
+set):
+- a category held by fewer than the threshold's distinct units is not listed, and so never appears in the
   output; backends emit `RARE_TOKEN` in its place;
-- min and max are the `RARE_THRESHOLD`-th smallest of the units' minima and the `RARE_THRESHOLD`-th largest
-  of their maxima (for rows: the `RARE_THRESHOLD`-th smallest and largest values), so no single unit's
-  extreme values are revealed; quantiles are taken after clipping to them;
+- min and max are the threshold-th smallest of the units' minima and the threshold-th largest of their maxima
+  (for rows: the threshold-th smallest and largest values), so no single unit's extreme values are revealed;
+  quantiles are taken after clipping to them;
 - infinities are kept only when held by enough units;
 - character-encoded text keeps, per position, only characters held by enough units, and no longer than
   enough units reach; lat/long pairs keep only the 1° cells held by enough units.
+With `privacy.value_protection: false` every value is kept; with differential privacy the counts and ranges are
+noisy (value_protection.py), and `DatasetStats.privacy` says which protection made them and the ε it spent.
 
 The facts are backend-neutral; how to encode a column is each backend's choice (its encode stage):
 - kind: categorical, numeric or datetime;
@@ -38,9 +42,11 @@ from pydantic import BaseModel, Field
 
 from synth_assets.config import DatasetSpec, ForeignKey
 from synth_assets.errors import SynthError
+from synth_assets.privacy_budget import VALUE_PROTECTION_DELTA_SHARE, default_delta, new_release
 from synth_assets.stages.split import context_key, table_order
+from synth_assets.stages.value_protection import LAT_LONG_SHARES, TEXT_SHARES, ColumnProtection, Protection, ValueTree
 
-RARE_THRESHOLD = 5
+RARE_THRESHOLD = 5  # the default of privacy.rare_threshold
 RARE_TOKEN = "_RARE_"
 # numeric columns with few distinct values are modelled as categories, so that only values seen in training
 # come out: up to DISCRETE_MAX_VALUES always (rare ones move to their nearest kept value), and below
@@ -48,8 +54,9 @@ RARE_TOKEN = "_RARE_"
 DISCRETE_MAX_VALUES = 30
 DISCRETE_AUTO_MAX_VALUES = 100
 DISCRETE_AUTO_MIN_KEPT_SHARE = 0.999
-# fewer training rows than this cannot be synthesized: rare-value protection would hide nearly everything
-MIN_TRAINING_ROWS = 2 * 5
+# fewer training rows than twice the rare threshold cannot be synthesized: rare-value protection would hide
+# nearly everything
+MIN_TRAINING_ROWS = 2 * RARE_THRESHOLD
 N_QUANTILES = 101
 # digits after the point counted up to this many; a column needing more (float32 artefacts like 3.04999995231628)
 # has no grain to keep
@@ -64,6 +71,7 @@ CODE_AUTO_MAX_LENGTH = 20
 CODE_MAX_LENGTH = 50  # characters are kept per position up to this length
 LAT_LONG_MAX_DECIMALS = 6  # 0.000001° is about 10 cm
 DATETIME_PARTS = ("year", "month", "day", "hour", "minute", "second")
+DATE_RESOLUTION_NS = {"day": 86_400e9, "hour": 3_600e9, "minute": 60e9, "second": 1e9}
 
 Kind = Literal["categorical", "numeric", "datetime"]
 TextForm = Literal["category", "code", "lat_long"]
@@ -124,9 +132,22 @@ class TableStats(BaseModel):
                                                      "(no parent's records share a value, none is null)")
 
 
+class ValueProtection(BaseModel):
+    """How the stats were protected: what the report, the model's ε and `show` say about them."""
+
+    mode: Literal["rare_values", "off", "differential_privacy"] = "rare_values"
+    rare_threshold: int = RARE_THRESHOLD
+    epsilon: float = Field(0.0, description="ε value protection spent (differential privacy only)")
+    delta: float = Field(0.0, description="δ value protection spent (its thresholds over values seen in the data)")
+    delta_total: float | None = Field(None, description="δ of the dataset's whole guarantee (differential privacy)")
+    subjects: int = Field(0, description="training subjects: the unit of privacy")
+    release: str = Field("", description="this run of the stats: a model counts its ε once")
+
+
 class DatasetStats(BaseModel):
     dataset: str
     tables: dict[str, TableStats]
+    privacy: ValueProtection = Field(default_factory=ValueProtection)
 
 
 def compute_stats(spec: DatasetSpec, train: dict[str, pd.DataFrame], *, dataset: str,
@@ -137,13 +158,15 @@ def compute_stats(spec: DatasetSpec, train: dict[str, pd.DataFrame], *, dataset:
         from synth_assets.plugins import get_backend  # plugins import the backend interface, which imports us
 
         hints = get_backend(spec.backend).column_encodings
+    protection, privacy = dataset_protection(spec, train)
     tables = {}
     for name, table_spec in spec.tables.items():
         df = train[name]
-        if len(df) < MIN_TRAINING_ROWS:
-            raise SynthError(f"has {len(df)} training rows; at least {MIN_TRAINING_ROWS} are needed, since values held "
-                             f"by fewer than {RARE_THRESHOLD} rows are never shown", dataset=dataset, table=name,
-                             hint="synthesize a larger table")
+        least = 2 * protection.threshold if protection.enabled else 2
+        if len(df) < max(least, 2):
+            raise SynthError(f"has {len(df)} training rows; at least {least} are needed, since values held by "
+                             f"fewer than {protection.threshold} rows are never shown", dataset=dataset, table=name,
+                             hint="synthesize a larger table, or lower privacy.rare_threshold")
     units = table_units(spec, train)
     for name, table_spec in spec.tables.items():
         df = train[name]
@@ -160,10 +183,11 @@ def compute_stats(spec: DatasetSpec, train: dict[str, pd.DataFrame], *, dataset:
             requested = override.encoding if override and override.encoding != "auto" else None
             columns[column] = column_stats(df[column], unit, requested=requested,
                                            hint=hints.get(requested) if requested else None,
-                                           where=(dataset, name, column))
+                                           where=(dataset, name, column), protection=protection.column())
         fk = context_key(name, table_spec)
         lengths = None if fk is None else sequence_lengths(
-            df[fk.column], train[fk.references][spec.tables[fk.references].primary_key])
+            df[fk.column], train[fk.references][spec.tables[fk.references].primary_key], protection.column(),
+            units[fk.references])
         tables[name] = TableStats(
             name=name, rows=len(df), primary_key=table_spec.primary_key, foreign_keys=table_spec.foreign_keys,
             column_order=[str(c) for c in df.columns], dtypes={str(c): str(t) for c, t in df.dtypes.items()},
@@ -171,7 +195,29 @@ def compute_stats(spec: DatasetSpec, train: dict[str, pd.DataFrame], *, dataset:
             order_increases=fk is not None and bool(table_spec.order_by)
             and rises_strictly(df[fk.column], df[table_spec.order_by[0]]),
         )
-    return DatasetStats(dataset=dataset, tables=tables)
+    return DatasetStats(dataset=dataset, tables=tables, privacy=privacy)
+
+
+def dataset_protection(spec: DatasetSpec, train: dict[str, pd.DataFrame]) -> tuple[Protection, ValueProtection]:
+    """The protection the dataset's privacy section and differential privacy ask for. With DP, ε and δ are split
+    over every modelled column and each child table's sequence lengths."""
+    subjects = len(train[next(iter(spec.tables))])  # the root table is listed first
+    settings = spec.privacy
+    dp = spec.differential_privacy
+    if dp is None:
+        protection = Protection(threshold=settings.rare_threshold, enabled=settings.value_protection)
+        return protection, ValueProtection(mode=protection.mode, rare_threshold=settings.rare_threshold,
+                                           subjects=subjects, release=new_release())
+    delta_total = dp.delta if dp.delta is not None else default_delta(subjects)
+    keys = {name: {t.primary_key, *(fk.column for fk in t.foreign_keys)} for name, t in spec.tables.items()}
+    charges = sum(len([c for c in train[name].columns if c not in keys[name]]) + bool(t.foreign_keys)
+                  for name, t in spec.tables.items())
+    delta = delta_total * VALUE_PROTECTION_DELTA_SHARE
+    protection = Protection(threshold=settings.rare_threshold, epsilon=dp.value_protection_epsilon, delta=delta,
+                            columns=max(charges, 1))
+    return protection, ValueProtection(mode=protection.mode, rare_threshold=settings.rare_threshold,
+                                       epsilon=dp.value_protection_epsilon, delta=delta, delta_total=delta_total,
+                                       subjects=subjects, release=new_release())
 
 
 def rises_strictly(parents: pd.Series, order: pd.Series) -> bool:
@@ -187,15 +233,26 @@ def records_per_parent(child_keys: pd.Series, parent_keys: pd.Series) -> np.ndar
     return child_keys.value_counts().reindex(parent_keys, fill_value=0).to_numpy(dtype=np.int64)
 
 
-def sequence_lengths(child_keys: pd.Series, parent_keys: pd.Series) -> dict[int, float]:
+def sequence_lengths(child_keys: pd.Series, parent_keys: pd.Series,
+                     protection: ColumnProtection | None = None, parent_units: pd.Series | None = None) -> dict[int, float]:
     """Share of parent rows with each number of child records (0 included). Lengths longer than the one
-    `RARE_THRESHOLD` parents reach count as that one, so no single subject's long history shows."""
-    per_parent = records_per_parent(child_keys, parent_keys)
+    the rare threshold's parents reach count as that one, so no single subject's long history shows (with DP:
+    the longest length whose noisy count is kept, and the shares from the noisy counts)."""
+    protection = protection or Protection().column()
+    per_parent = pd.Series(records_per_parent(child_keys, parent_keys))
     if len(per_parent) == 0:
         return {}
-    cap = np.sort(per_parent)[::-1][min(RARE_THRESHOLD, len(per_parent)) - 1]
-    shares = pd.Series(np.minimum(per_parent, cap)).value_counts(normalize=True).sort_index()
-    return {int(length): float(share) for length, share in shares.items()}
+    if protection.budget is None:
+        ordered = np.sort(per_parent.to_numpy())[::-1]
+        cap = ordered[min(protection.threshold, len(ordered)) - 1]
+        shares = np.minimum(per_parent, cap).value_counts(normalize=True).sort_index()
+        return {int(length): float(share) for length, share in shares.items()}
+    units = None if parent_units is None else pd.Series(parent_units.to_numpy(), index=per_parent.index)
+    counts = protection.value_tree(protection.one_per_subject(per_parent.astype(float), units), 1.0).exact_values()
+    if counts is None or counts.empty:
+        return {1: 1.0}
+    counts = counts.sort_index()
+    return {int(length): float(count / counts.sum()) for length, count in counts.items()}
 
 
 def table_units(spec: DatasetSpec, tables: dict[str, pd.DataFrame]) -> dict[str, pd.Series | None]:
@@ -222,22 +279,35 @@ def table_units(spec: DatasetSpec, tables: dict[str, pd.DataFrame]) -> dict[str,
 
 
 def column_stats(series: pd.Series, unit: pd.Series | None, *, requested: str | None = None,
-                 hint: str | None = None, where: tuple) -> ColumnStats:
+                 hint: str | None = None, where: tuple, protection: ColumnProtection | None = None) -> ColumnStats:
     """`requested`: the override's word in synth.yaml (for messages, and carried on for the backend);
-    `hint`: what it means here (one of `HINTS`)."""
+    `hint`: what it means here (one of `HINTS`); `protection`: the column's value protection (default: the rare
+    rule at RARE_THRESHOLD)."""
     dataset, table, column = where
+    protection = protection or Protection().column()
     asked = (hint, requested or hint)
     kind, values, datetime_format = _infer_kind(series, asked, where)
-    non_null = values.dropna()
-    base = dict(
-        name=str(column), dtype=str(series.dtype), kind=kind, null_share=float(series.isna().mean()),
-        n_unique=int(non_null.nunique()), datetime_format=datetime_format, requested_encoding=requested,
-    )
+    null_share = float(series.isna().mean())
+    if protection.budget is not None:
+        # with DP every query sees one value per subject (the number of subjects is public); format facts come
+        # from every row (the schema)
+        values, unit = protection.one_per_subject(values, unit), None
+        if kind == "categorical":
+            nulls = protection.count(int(values.isna().sum()), TEXT_SHARES["nulls"])
+            null_share = nulls / max(len(values), 1)
+            protection.present = max(len(values) - nulls, 0.0)
+    base = dict(name=str(column), dtype=str(series.dtype), kind=kind, null_share=null_share,
+                n_unique=int(values.dropna().nunique()), datetime_format=datetime_format, requested_encoding=requested)
     if kind == "categorical":
-        return ColumnStats(**base, **_text_stats(values, unit, hint, where))
-    if kind == "numeric":
-        return ColumnStats(**base, **_numeric_stats(values, unit, hint, where))
-    return ColumnStats(**base, **_datetime_stats(non_null, unit))
+        out = _text_stats(values, unit, hint, where, protection)
+    elif kind == "numeric":
+        out = _numeric_stats(values, unit, hint, where, protection, rows=series)
+    else:
+        out = _datetime_stats(values, unit, protection, where)
+    if protection.budget is not None:  # nulls come from the value tree; distinct values only as far as kept
+        base["null_share"] = float(min(out.pop("null_share", base["null_share"]), 1.0))
+        base["n_unique"] = len(out.get("categories") or [])
+    return ColumnStats(**base, **out)
 
 
 # kinds ---------------------------------------------------------------------------------------------
@@ -297,24 +367,26 @@ def _parse_dates(series: pd.Series) -> tuple[pd.Series | None, str | None]:
 
 # text: categorical, character, lat_long ------------------------------------------------------------
 
-def _text_stats(values: pd.Series, unit: pd.Series | None, forced: str | None, where: tuple) -> dict:
-    categories, shares, rare_share = _protected_categories(values, unit)
+def _text_stats(values: pd.Series, unit: pd.Series | None, forced: str | None, where: tuple,
+                protection: ColumnProtection) -> dict:
+    """`values` (and `unit`) are what the queries see: every row, or with DP one value per subject."""
+    categories, shares, rare_share = _protected_categories(values, unit, protection, TEXT_SHARES["values"])
     out = dict(categories=categories, category_shares=shares, rare_share=rare_share)
     form = {"categorical": "category", "code": "code", "lat_long": "lat_long"}.get(forced)
     is_text = form in TEXT_HINTS or _all_text(values.dropna())
     if not is_text:
         if not categories:  # only text has a _RARE_ token to show instead
-            raise SynthError(f"every value is held by fewer than {RARE_THRESHOLD} rows", dataset=where[0],
+            raise SynthError(f"every value is held by fewer than {_enough(protection)}", dataset=where[0],
                              table=where[1], column=where[2], hint="drop the column, or encode it as numbers")
         return dict(out, text_form="category")
     if form in (None, "lat_long"):
-        pairs = _lat_long_stats(values, unit)
+        pairs = _lat_long_stats(values, unit, protection)
         if pairs is not None:
             return dict(out, text_form="lat_long", **pairs)
         if form == "lat_long":
-            raise SynthError(_why_not_lat_long(values), dataset=where[0], table=where[1], column=where[2],
-                             hint="use categorical or character, or remove the override")
-    length = _protected_length(values.dropna().str.len(), unit)
+            raise SynthError(_why_not_lat_long(values, protection), dataset=where[0], table=where[1],
+                             column=where[2], hint="use categorical or character, or remove the override")
+    length = _protected_length(values.dropna().str.len(), unit, protection)
     if form is None:
         wanted = rare_share >= CODE_AUTO_MIN_RARE_SHARE and 0 < length <= CODE_AUTO_MAX_LENGTH
         form = "code" if wanted else "category"
@@ -323,20 +395,31 @@ def _text_stats(values: pd.Series, unit: pd.Series | None, forced: str | None, w
             raise SynthError(f"values are up to {length} characters long; text codes are at most "
                              f"{CODE_MAX_LENGTH}", dataset=where[0], table=where[1], column=where[2],
                              hint="use categorical, or remove the override")
-        out["characters"] = _kept_characters(values, unit, length)
+        out["characters"] = _kept_characters(values, unit, length, protection)
     return dict(out, text_form=form)
+
+
+def _enough(protection: ColumnProtection) -> str:
+    """How many hold a value that is shown, in words (for messages)."""
+    if protection.budget is not None:
+        return f"enough subjects to pass differential privacy's noise (privacy.rare_threshold {protection.threshold})"
+    return f"{protection.threshold} rows (privacy.rare_threshold)"
 
 
 def _all_text(non_null: pd.Series) -> bool:
     return pd.api.types.infer_dtype(non_null, skipna=True) == "string"
 
 
-def _protected_length(lengths: pd.Series, unit: pd.Series | None) -> int:
-    """The length at least RARE_THRESHOLD rows (or keys) reach: longer values are cut to it."""
+def _protected_length(lengths: pd.Series, unit: pd.Series | None, protection: ColumnProtection) -> int:
+    """The length at least the rare threshold's rows (or keys) reach: longer values are cut to it (with DP: the
+    longest length whose noisy count is kept)."""
+    if protection.budget is not None:
+        kept = protection.kept(lengths, None, TEXT_SHARES["length"])
+        return int(kept.index.max()) if len(kept) else 0
     if unit is not None:
         lengths = lengths.groupby(unit[lengths.index]).max()
     ordered = np.sort(lengths.to_numpy())[::-1]
-    return int(ordered[min(RARE_THRESHOLD, len(ordered)) - 1]) if len(ordered) else 0
+    return int(ordered[min(protection.threshold, len(ordered)) - 1]) if len(ordered) else 0
 
 
 def character_matrix(text: pd.Series, length: int) -> np.ndarray:
@@ -345,20 +428,16 @@ def character_matrix(text: pd.Series, length: int) -> np.ndarray:
     return fixed.view(np.uint32).reshape(len(text), max(length, 1))[:, :length]
 
 
-def _kept_characters(values: pd.Series, unit: pd.Series | None, length: int) -> list[str]:
-    """Per position, the characters held by at least RARE_THRESHOLD rows (or keys), most frequent first;
-    trailing positions that keep nothing are dropped."""
+def _kept_characters(values: pd.Series, unit: pd.Series | None, length: int, protection: ColumnProtection) -> list[str]:
+    """Per position, the characters held by at least the rare threshold's rows (or keys), most frequent first;
+    trailing positions that keep nothing are dropped. With DP each position is a query of its own."""
     present = values.dropna()
     points = character_matrix(present, length)
     kept = []
     for j in range(length):
         column = pd.Series(points[:, j], index=present.index)
         column = column[column > 0]
-        if unit is not None:
-            holders = unit[column.index].groupby(column.to_numpy()).nunique()
-        else:
-            holders = column.value_counts()
-        held = holders[holders >= RARE_THRESHOLD].sort_values(ascending=False, kind="stable")
+        held = protection.kept(column, unit, TEXT_SHARES["characters"] / max(length, 1))
         kept.append("".join(chr(int(c)) for c in held.index))
     while kept and not kept[-1]:
         kept.pop()
@@ -406,7 +485,7 @@ def lat_long_cell(lat_n: np.ndarray, long_n: np.ndarray, decimals: int) -> np.nd
     return lat_n // 10**decimals * 360 + long_n // 10**decimals
 
 
-def _lat_long_stats(values: pd.Series, unit: pd.Series | None) -> dict | None:
+def _lat_long_stats(values: pd.Series, unit: pd.Series | None, protection: ColumnProtection) -> dict | None:
     """Stats of a column whose every value is a valid "lat, long" pair, else None."""
     present = values.dropna()
     if not _all_text(present) or not present.iloc[:1000].str.match(LAT_LONG_PATTERN).all():
@@ -418,15 +497,14 @@ def _lat_long_stats(values: pd.Series, unit: pd.Series | None) -> dict | None:
     decimals = int(min(parts.decimals.max(), LAT_LONG_MAX_DECIMALS))
     grid = lat_long_grid(parts.lat.to_numpy(), parts.long.to_numpy(), decimals)
     cells = pd.Series(lat_long_cell(*grid, decimals), index=present.index)
-    holders = unit[cells.index].groupby(cells.to_numpy()).nunique() if unit is not None else cells.value_counts()
-    kept = holders[holders >= RARE_THRESHOLD].sort_values(ascending=False, kind="stable")
+    kept = protection.kept(cells, unit, LAT_LONG_SHARES["cells"])
     if kept.empty:
         return None
     return dict(lat_long_cells=[int(c) for c in kept.index], lat_long_separator=str(parts.separator.mode().iloc[0]),
                 decimals=decimals)
 
 
-def _why_not_lat_long(values: pd.Series) -> str:
+def _why_not_lat_long(values: pd.Series, protection: ColumnProtection) -> str:
     present = values.dropna()
     parts = lat_long_parts(present)
     bad = parts.lat.isna() | ~parts.lat.between(-90, 90) | ~parts.long.between(-180, 180)
@@ -434,73 +512,105 @@ def _why_not_lat_long(values: pd.Series) -> str:
         return f"value {present[bad].iloc[0]!r} is not a 'latitude, longitude' pair within ±90, ±180"
     if parts.decimals.max() == 0:
         return "values are pairs of whole numbers, not coordinates"
-    return f"every 1° cell is held by fewer than {RARE_THRESHOLD} rows, so no location could be shown"
+    return f"every 1° cell is held by fewer than {_enough(protection)}, so no location could be shown"
 
 
 # numbers -------------------------------------------------------------------------------------------
 
-def _numeric_stats(values: pd.Series, unit: pd.Series | None, forced: str | None, where: tuple) -> dict:
+def _numeric_stats(values: pd.Series, unit: pd.Series | None, forced: str | None, where: tuple,
+                   protection: ColumnProtection, rows: pd.Series) -> dict:
+    """`values` (and `unit`) are what the queries see (with DP one value per subject); `rows`, every row, give the
+    format facts: whether the numbers are whole, how many decimals."""
     values = values.astype(float)
     infinite = np.isinf(values)
     finite = values.where(~infinite)  # infinities are modelled apart, as values of their own
     numbers = finite.dropna()
-    if numbers.empty:
+    all_numbers = pd.to_numeric(rows, errors="coerce").astype(float)
+    all_numbers = all_numbers[np.isfinite(all_numbers)]
+    if numbers.empty or all_numbers.empty:
         raise SynthError("holds only infinite values", dataset=where[0], table=where[1], column=where[2],
                          hint="store them as text, or drop the column")
-    out = dict(_numeric_range(numbers, unit), is_integer=_is_integer(numbers), decimals=_decimals(numbers),
-               infinite_shares=_infinite_shares(values, unit))
+    grain = dict(is_integer=_is_integer(all_numbers), decimals=_decimals(all_numbers))
+    if protection.budget is not None:
+        return _private_numeric_stats(values, protection, forced, where, grain)
+    out = dict(protection.value_range(numbers, unit), **grain,
+               infinite_shares=_infinite_shares(values, unit, protection))
+    # the values held often enough: a discrete number's values, or a continuous one's heaped values
+    categories, shares, rare_share = _protected_categories(finite, unit, protection)
     distinct = numbers.nunique()
-    if forced == "discrete" or (forced != "continuous" and distinct < DISCRETE_AUTO_MAX_VALUES):
-        categories, shares, rare_share = _protected_categories(finite, unit)
-        few = distinct <= DISCRETE_MAX_VALUES or rare_share <= 1 - DISCRETE_AUTO_MIN_KEPT_SHARE
+    auto = distinct < DISCRETE_AUTO_MAX_VALUES
+    few = distinct <= DISCRETE_MAX_VALUES or rare_share <= 1 - DISCRETE_AUTO_MIN_KEPT_SHARE
+    if forced == "discrete" or (forced != "continuous" and auto):
         if categories and (forced == "discrete" or few):  # with no kept value there is nothing to show
             return dict(out, discrete=True, categories=categories, category_shares=shares, rare_share=rare_share)
         if forced == "discrete":
-            raise SynthError(f"every value is held by fewer than {RARE_THRESHOLD} rows, so none could be shown "
+            raise SynthError(f"every value is held by fewer than {_enough(protection)}, so none could be shown "
                              "as a value of its own", dataset=where[0], table=where[1], column=where[2],
                              hint="remove the override")
-    return dict(out, **_heaped_values(finite, unit, out))
+    return dict(out, **_heaped_values(finite, unit, out, protection, categories, shares))
 
 
-def _heaped_values(values: pd.Series, unit: pd.Series | None, numeric: dict) -> dict:
+def _heaped_values(values: pd.Series, unit: pd.Series | None, numeric: dict, protection: ColumnProtection,
+                   categories: list, shares: list[float]) -> dict:
     """Values that many rows hold exactly (incomes of 3.0 and 3.5 among 3.1234; prices of 9.99): a backend
     that smears values across bins should keep these exact, or a reader (or a classifier) tells the
     synthetic rows apart by them. Also the quantiles of the rest."""
-    categories, shares, _ = _protected_categories(values, unit)
     kept = [(c, s) for c, s in zip(categories, shares) if s >= HEAPED_MIN_SHARE][:HEAPED_MAX_VALUES]
     if not kept:
         return {}
+    out = dict(categories=[c for c, _ in kept], category_shares=[s for _, s in kept],
+               rare_share=1.0 - sum(s for _, s in kept))
     rest = values.dropna()
     rest = rest[~rest.isin([c for c, _ in kept])]
-    quantiles = _numeric_range(rest, unit)["quantiles"] if len(rest) else numeric["quantiles"]
+    quantiles = protection.value_range(rest, unit)["quantiles"] if len(rest) else numeric["quantiles"]
     clipped = np.clip(quantiles, numeric["min"], numeric["max"])
-    return dict(categories=[c for c, _ in kept], category_shares=[s for _, s in kept],
-                rare_share=1.0 - sum(s for _, s in kept), rest_quantiles=[float(q) for q in clipped])
+    return dict(out, rest_quantiles=[float(q) for q in clipped])
 
 
-def _infinite_shares(values: pd.Series, unit: pd.Series | None) -> dict[str, float] | None:
+def _infinite_shares(values: pd.Series, unit: pd.Series | None, protection: ColumnProtection) -> dict[str, float] | None:
     """Share of rows holding 'inf' and '-inf', for those held by enough rows (or keys); rarer ones are
     clipped to the protected range like any extreme value."""
     infinities = values[np.isinf(values)]
-    categories, shares, _ = _protected_categories(np.sign(infinities).map({1.0: "inf", -1.0: "-inf"}), unit)
+    if infinities.empty:
+        return None
+    signs = np.sign(infinities).map({1.0: "inf", -1.0: "-inf"})
+    categories, shares, _ = _protected_categories(signs, unit, protection)
     return {c: share * len(infinities) / len(values) for c, share in zip(categories, shares)} or None
 
 
-def _numeric_range(numbers: pd.Series, unit: pd.Series | None = None) -> dict:
-    """min: the RARE_THRESHOLD-th smallest of the units' minima; max: the RARE_THRESHOLD-th largest of their
-    maxima (at most the median's rank, so that min <= max); each row is its own unit without `unit`."""
-    ordered = np.sort(numbers.to_numpy(dtype=float))
-    lows = highs = ordered
-    if unit is not None:
-        holders = unit[numbers.index]
-        if not holders.is_unique:
-            by_unit = numbers.astype(float).groupby(holders.to_numpy())
-            lows, highs = np.sort(by_unit.min().to_numpy()), np.sort(by_unit.max().to_numpy())
-    k = min(RARE_THRESHOLD - 1, (len(lows) - 1) // 2)
-    low, high = float(lows[k]), float(highs[len(highs) - 1 - k])
-    clipped = np.clip(ordered, low, high)
-    quantiles = np.quantile(clipped, np.linspace(0, 1, N_QUANTILES))
-    return dict(min=low, max=high, quantiles=[float(q) for q in quantiles])
+def _private_numeric_stats(values: pd.Series, protection: ColumnProtection, forced: str | None, where: tuple,
+                           grain: dict) -> dict:
+    """A number's stats from its noisy value tree (one value per subject): range, quantiles, nulls, infinities,
+    and where the tree's bins are the values themselves (whole numbers, few of them), the values of a discrete
+    number. No heaped values: their exact positions would cost a query of their own."""
+    step = 1.0 if grain["is_integer"] else 10.0 ** -grain["decimals"] if grain["decimals"] < MAX_DECIMALS else 0.0
+    tree = protection.value_tree(values, step)
+    numbers = _tree_range(tree, where, protection, "values")
+    n = max(len(values), 1)
+    out = dict(numbers, **grain, null_share=tree.nulls / n,
+               infinite_shares={k: v / n for k, v in tree.infinities.items() if v > 0} or None)
+    exact = tree.exact_values()
+    discrete = exact is not None and len(exact) < DISCRETE_AUTO_MAX_VALUES and forced != "continuous"
+    if forced == "discrete" and exact is None:  # the bins' middles stand for the values
+        low, high, count = tree._points()
+        exact = pd.Series(count, index=np.round((low + high) / 2, 12)).groupby(level=0).sum()
+        exact = exact.sort_values(ascending=False, kind="stable")
+    if discrete or forced == "discrete":
+        total = max(tree.present, 1.0)
+        categories = [int(v) if grain["is_integer"] else float(v) for v in exact.index]
+        return dict(out, discrete=True, categories=categories,
+                    category_shares=[float(c) / total for c in exact.to_numpy()], rare_share=0.0,
+                    min=float(min(exact.index)), max=float(max(exact.index)))
+    return out
+
+
+def _tree_range(tree: ValueTree, where: tuple, protection: ColumnProtection, what: str) -> dict:
+    found = tree.range()
+    if found is None:
+        raise SynthError(f"no range of {what} is held by {_enough(protection)}", dataset=where[0], table=where[1],
+                         column=where[2], hint="raise train.differential_privacy.value_protection_epsilon, or drop "
+                                               "the column")
+    return found
 
 
 def _is_integer(numbers: pd.Series) -> bool:
@@ -518,10 +628,17 @@ def _decimals(numbers: pd.Series, most: int = MAX_DECIMALS) -> int:
 
 # dates ---------------------------------------------------------------------------------------------
 
-def _datetime_stats(stamps: pd.Series, unit: pd.Series | None) -> dict:
-    stamps = stamps.astype("datetime64[ns]")
-    return dict(_numeric_range(stamps.astype("int64").astype(float), unit),
-                datetime_parts=_datetime_parts(stamps))
+def _datetime_stats(values: pd.Series, unit: pd.Series | None, protection: ColumnProtection, where: tuple) -> dict:
+    stamps = values.dropna().astype("datetime64[ns]")
+    parts = _datetime_parts(stamps)
+    if protection.budget is None:
+        return dict(protection.value_range(stamps.astype("int64").astype(float), unit), datetime_parts=parts)
+    # with DP, nanoseconds since 1970 in a value tree whose finest bins are the dates' resolution
+    nanoseconds = pd.Series(np.nan, index=values.index)
+    nanoseconds[values.notna()] = stamps.astype("int64").astype(float)
+    tree = protection.value_tree(nanoseconds, DATE_RESOLUTION_NS[parts[-1]])
+    return dict(_tree_range(tree, where, protection, "dates"), datetime_parts=parts,
+                null_share=tree.nulls / max(len(values), 1))
 
 
 def _datetime_parts(stamps: pd.Series) -> list[str]:
@@ -539,20 +656,23 @@ def _datetime_parts(stamps: pd.Series) -> list[str]:
 
 # shared --------------------------------------------------------------------------------------------
 
-def _protected_categories(values: pd.Series, unit: pd.Series | None) -> tuple[list, list[float], float]:
-    """Categories held by at least RARE_THRESHOLD distinct units, most frequent first."""
+def _protected_categories(values: pd.Series, unit: pd.Series | None, protection: ColumnProtection | None = None,
+                          share: float = 1.0) -> tuple[list, list[float], float]:
+    """Categories held by at least the rare threshold's distinct units, most frequent first, with their shares of
+    the rows (with DP: of the subjects, from the noisy counts) and the share left to rare values."""
+    protection = protection or Protection().column()
     non_null = values.dropna()
-    counts = non_null.value_counts()
-    if unit is not None:
-        holders = pd.DataFrame({"v": values, "u": unit}).dropna(subset=["v"]).groupby("v")["u"].nunique()
-    else:
-        holders = counts
-    kept = holders[holders >= RARE_THRESHOLD].index
-    counts = counts[counts.index.isin(kept)]
+    kept = protection.kept(values, unit, share)
     total = max(len(non_null), 1)
+    if protection.budget is None:
+        counts = non_null.value_counts()
+        counts = counts[counts.index.isin(kept.index)]
+    else:  # one value per subject: shares of subjects, from the noisy counts
+        counts = kept
+        total = max(protection.present or total, float(counts.sum()), 1.0)
     categories = [plain_value(v) for v in counts.index]
     shares = [float(c) / total for c in counts.to_numpy()]
-    return categories, shares, float(1.0 - counts.sum() / total)
+    return categories, shares, float(max(0.0, 1.0 - counts.sum() / total))
 
 
 def plain_value(value):

@@ -10,7 +10,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from synth_assets.plugin_api import GenerateOptions, Options, TrainOptions
+from synth_assets.plugin_api import DifferentialPrivacy, GenerateOptions, Options, TrainOptions
 
 TASKS = ("rel_synth", "rel_semi_synth", "rel_predict")
 PLACEHOLDERS = ("schema", "ctx", "out_schema")
@@ -49,6 +49,9 @@ class LLMTrainOptions(TrainOptions):
     batch_size: int = Field(4, ge=1, description="Examples per step.")
     learning_rate: float = Field(2e-3, gt=0, description="AdamW's; fine-tuning a base model wants ~1e-4.")
     early_stopping_patience: int = Field(3, ge=1, description="Validations without improvement.")
+    differential_privacy: DifferentialPrivacy | None = Field(
+        None, description="DP-SGD (opacus) over samples, one subject each, clipped and noised; from scratch (with a "
+                          "tokenizer of the protected stats) or LoRA fine-tuning; stops before ε passes max_epsilon.")
 
     @model_validator(mode="after")
     def _task_options(self):

@@ -9,7 +9,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from synth_assets.plugin_api import GenerateOptions, TrainOptions
+from synth_assets.plugin_api import DifferentialPrivacy, GenerateOptions, TrainOptions
 
 
 class ARGNTrainOptions(TrainOptions):
@@ -23,6 +23,9 @@ class ARGNTrainOptions(TrainOptions):
     early_stopping_patience: int = Field(4, ge=1, description="Epochs without validation improvement.")
     flexible_generation: bool = Field(
         True, description="Train on a random column order per batch, so any columns can condition the rest.")
+    differential_privacy: DifferentialPrivacy | None = Field(
+        None, description="DP-SGD (opacus): each subject's gradient clipped and noised; training stops before ε "
+                          "would pass max_epsilon.")
 
 
 class ARGNGenerateOptions(GenerateOptions):

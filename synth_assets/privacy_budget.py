@@ -1,0 +1,143 @@
+"""Differential privacy's bookkeeping: what the stats and each training spent, and how many DP-SGD steps fit in
+what is left of the budget.
+
+A model's guarantee is (ε, δ) for one subject (a root row with all its records), and it adds up over:
+- value protection: the stats stage's noisy counts and histograms, pure ε (plus the δ of its thresholds);
+- training: every DP-SGD step of every model of the dataset (a tree trains one per table, on the same
+  subjects), composed with opacus's RDP accountant and turned into ε at the δ left for training.
+The two are added (basic composition). A model reused or resumed carries its ledger on, so ε only grows.
+
+opacus is imported lazily: only a backend that trains with DP needs it.
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+
+from pydantic import BaseModel, Field
+
+# δ's share for the stats' thresholds; training gets the rest, so the total is the configured δ
+VALUE_PROTECTION_DELTA_SHARE = 0.5
+LEDGER_FILE = "privacy.json"  # beside a checkpoint
+
+
+def default_delta(subjects: int) -> float:
+    """1/n^1.2: well below 1/n, so that no one subject is likely to be an exception to the guarantee."""
+    return 1.0 / max(subjects, 2) ** 1.2
+
+
+def new_release() -> str:
+    """An id for one run of the stats: a model counts each release's ε once, however often it is reused."""
+    return uuid.uuid4().hex[:12]
+
+
+class TrainingSteps(BaseModel):
+    """A run of DP-SGD steps with the same noise and sampling rate (opacus's accountant history entry)."""
+
+    model: str  # which model of the dataset (a table's, or the language model)
+    noise_multiplier: float
+    sample_rate: float
+    steps: int
+
+
+class PrivacyLedger(BaseModel):
+    """Everything a model's ε is made of; saved beside its checkpoint as `privacy.json`."""
+
+    delta: float = Field(description="δ of the whole guarantee")
+    value_protection: dict[str, float] = Field(
+        default_factory=dict, description="stats release -> ε its value protection spent")
+    value_protection_delta: float = 0.0
+    training: list[TrainingSteps] = Field(default_factory=list)
+
+    @property
+    def training_delta(self) -> float:
+        return self.delta - self.value_protection_delta
+
+    def value_protection_epsilon(self) -> float:
+        return float(sum(self.value_protection.values()))
+
+    def training_epsilon(self, extra: tuple[float, float, int] | None = None) -> float:
+        """ε of every DP-SGD step taken (and of `extra` = (noise, rate, steps) more), at the training's δ."""
+        rdp = self._rdp(extra)
+        if rdp is None:
+            return 0.0
+        from opacus.accountants.analysis import rdp as analysis
+
+        epsilon, _ = analysis.get_privacy_spent(orders=_orders(), rdp=rdp, delta=self.training_delta)
+        return float(epsilon)
+
+    def epsilon(self) -> float:
+        return self.value_protection_epsilon() + self.training_epsilon()
+
+    def record_stats(self, release: str, epsilon: float, delta: float) -> None:
+        """Count a stats release's ε once (a resumed or reused model may see the same release again)."""
+        if release not in self.value_protection:
+            self.value_protection[release] = epsilon
+            self.value_protection_delta += delta
+
+    def record_steps(self, model: str, noise_multiplier: float, sample_rate: float, steps: int = 1) -> None:
+        last = self.training[-1] if self.training else None
+        if last is not None and (last.model, last.noise_multiplier, last.sample_rate) == (model, noise_multiplier, sample_rate):
+            last.steps += steps
+        elif steps:
+            self.training.append(TrainingSteps(model=model, noise_multiplier=noise_multiplier,
+                                               sample_rate=sample_rate, steps=steps))
+
+    def steps_within(self, epsilon: float | None, noise_multiplier: float, sample_rate: float,
+                     most: int = 10**9) -> int:
+        """How many more steps at this noise and rate keep the total ε at most `epsilon` (None: no cap)."""
+        if epsilon is None:
+            return most
+        room = epsilon - self.value_protection_epsilon()
+        if room <= 0 or self.training_epsilon() > room:
+            return 0
+        low, high = 0, 1
+        while high < most and self.training_epsilon((noise_multiplier, sample_rate, high)) <= room:
+            low, high = high, high * 2
+        high = min(high, most)
+        while high - low > 1:  # ε grows with every step: the last count still within the budget
+            middle = (low + high) // 2
+            if self.training_epsilon((noise_multiplier, sample_rate, middle)) <= room:
+                low = middle
+            else:
+                high = middle
+        if high == most and self.training_epsilon((noise_multiplier, sample_rate, high)) <= room:
+            return most
+        return low
+
+    def summary(self) -> dict:
+        """What the model asset, the report and `show` print."""
+        return {"epsilon": round(self.epsilon(), 4), "delta": float(f"{self.delta:.3g}"),
+                "epsilon_training": round(self.training_epsilon(), 4),
+                "epsilon_value_protection": round(self.value_protection_epsilon(), 4),
+                "steps": sum(t.steps for t in self.training)}
+
+    def _rdp(self, extra):
+        entries = [(t.noise_multiplier, t.sample_rate, t.steps) for t in self.training]
+        if extra is not None and extra[2] > 0:
+            entries.append(extra)
+        if not entries:
+            return None
+        from opacus.accountants.analysis import rdp as analysis
+
+        return sum(analysis.compute_rdp(q=q, noise_multiplier=sigma, steps=steps, orders=_orders())
+                   for sigma, q, steps in entries)
+
+
+def _orders() -> list[float]:
+    from opacus.accountants import RDPAccountant
+
+    return RDPAccountant.DEFAULT_ALPHAS
+
+
+def budget_share(total: float | None, spent_before: float, share: float) -> float | None:
+    """ε a model of a tree may bring the total to: what was spent before it, plus its share of what is left
+    (the last model's share is 1: the whole budget)."""
+    if total is None:
+        return None
+    return spent_before + max(total - spent_before, 0.0) * min(max(share, 0.0), 1.0)
+
+
+def finite(value: float) -> bool:
+    return value is not None and math.isfinite(value)

@@ -1,0 +1,305 @@
+"""Value protection: which values, ranges and lengths the stats may show, so that no one subject's rare value or
+extreme value reaches a model or its output. Every count counts subjects (units, see `stats.table_units`).
+
+Three modes behind one interface (`Protection`, and per column `ColumnProtection`):
+- the rare rule (default): a value is kept when at least `rare_threshold` subjects hold it; a range is clipped
+  to the threshold-th most extreme subject's values;
+- off (`privacy.value_protection: false`): everything seen in training is kept, ranges are the true ones;
+- differential privacy (`train.differential_privacy.value_protection_epsilon`): Gaussian noise, composed as
+  zero-concentrated DP (ρ adds up over queries, and the total turns into (ε, δ) at the end, far tighter than
+  adding ε per query). ρ is split evenly over the dataset's columns and child tables' sequence lengths, and
+  within a column over its queries. Each subject contributes one value per column (one of its records' values,
+  drawn at random), so every count moves by at most 1 when a subject comes or goes.
+  - Text: counts of the values seen in the data. Their domain is not known in advance, so a value held by one
+    subject could appear at all; it is kept only above max(rare_threshold, 1 + σ·z(1 − δ_q)), which it passes
+    with probability δ_q (the δ of the thresholds, split over such queries). Also the null count.
+  - Numbers and dates: a value tree over a fixed domain, so no δ is spent on it: level 0 counts nulls, ±inf, 0
+    and each sign × power of two (|x| in [2^k, 2^(k+1)), whatever the data); level 1 splits each level-0 bin
+    that enough subjects hold into at most 256 bins, no finer than the column's grain (whole numbers: 1). Then
+    min, max, quantiles and, where the bins are the grain itself, the exact values a discrete number takes,
+    are read off the noisy counts.
+  Shares of kept values come from the noisy counts, so nothing on disk is an unprotected statistic of a column.
+  Format facts (dtype, decimals, whether a number is whole, a date's resolution, text forms) are the schema:
+  public, like the column's name. So is the number of subjects.
+The noise comes from the operating system's entropy, never from a configured seed: knowing the noise would undo it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from statistics import NormalDist
+
+import numpy as np
+import pandas as pd
+
+N_QUANTILES = 101
+POWER_OFFSET = 20  # the smallest magnitude told apart from 0: 2^-20, about 1e-6
+POWERS = 64 + POWER_OFFSET  # power-of-two bins per sign, up to 2^63 (dates in nanoseconds reach 2^61)
+SUB_BINS = 256  # level 1 of the value tree: bins a level-0 bin is split into...
+GRAIN_BINS = 4096  # ...or up to this many where that makes each bin one value of the grain (years: 1024..2047)
+TREE_SHARE = 0.3  # of a number's ρ, for level 0; level 1 gets the rest
+# a bin of noise alone passes the cut with probability PHANTOM over all bins of its level: a value nobody holds.
+# Level 0 is stricter: one phantom power of two far out would stretch a range by orders of magnitude
+PHANTOM = 0.01
+PHANTOM_LEVEL0 = 1e-6
+# shares of a text column's ρ: values, nulls, length (codes), characters (codes, split over positions)
+TEXT_SHARES = {"values": 0.6, "nulls": 0.1, "length": 0.1, "characters": 0.2}
+LAT_LONG_SHARES = {"cells": 0.9, "nulls": 0.1}
+THRESHOLD_DELTA_SHARE = 0.5  # of value protection's δ, for the thresholds over values seen; the rest converts ρ
+
+
+def rho_for(epsilon: float, delta: float) -> float:
+    """The ρ (zero-concentrated DP) whose guarantee is (ε, δ): ε = ρ + 2·sqrt(ρ·ln(1/δ)) (Bun & Steinke)."""
+    log = math.log(1.0 / delta)
+    root = (-2.0 * math.sqrt(log) + math.sqrt(4.0 * log + 4.0 * epsilon)) / 2.0
+    return root * root
+
+
+@dataclass
+class Budget:
+    """ρ and threshold δ one query may spend."""
+
+    rho: float
+    delta: float
+
+    def part(self, share: float) -> "Budget":
+        return Budget(self.rho * share, self.delta * share)
+
+    @property
+    def sigma(self) -> float:
+        """The Gaussian noise of a count that one subject moves by at most 1."""
+        return 1.0 / math.sqrt(2.0 * self.rho)
+
+
+@dataclass
+class Protection:
+    """The dataset's value protection: mode, threshold and (with DP) each column's budget."""
+
+    threshold: int = 5
+    enabled: bool = True
+    epsilon: float | None = None  # value protection's ε, for the whole dataset (None: not DP)
+    delta: float = 0.0  # value protection's δ, for the whole dataset
+    columns: int = 1  # how many columns (and sequence lengths) share the budget
+    rng: np.random.Generator = field(default_factory=lambda: np.random.default_rng())  # OS entropy
+
+    @property
+    def private(self) -> bool:
+        return self.epsilon is not None
+
+    @property
+    def mode(self) -> str:
+        return "differential_privacy" if self.private else "rare_values" if self.enabled else "off"
+
+    def column(self) -> "ColumnProtection":
+        if not self.private:
+            return ColumnProtection(self, None)
+        rho = rho_for(self.epsilon, self.delta * (1 - THRESHOLD_DELTA_SHARE))
+        return ColumnProtection(self, Budget(rho / self.columns, self.delta * THRESHOLD_DELTA_SHARE / self.columns))
+
+
+@dataclass
+class ColumnProtection:
+    """One column's protected queries (with DP, each takes its share of the column's budget)."""
+
+    protection: Protection
+    budget: Budget | None
+    present: float | None = None  # with DP: the noisy count of subjects holding a value (shares divide by it)
+
+    @property
+    def threshold(self) -> int:
+        return self.protection.threshold if self.protection.enabled else 1
+
+    def _part(self, share: float) -> Budget | None:
+        return self.budget.part(share) if self.budget is not None else None
+
+    def _noise(self, sigma: float, size=None):
+        return self.protection.rng.normal(0.0, sigma, size=size)
+
+    def one_per_subject(self, values: pd.Series, unit: pd.Series | None) -> pd.Series:
+        """Each subject's values down to one, drawn at random: a subject then moves one count by one."""
+        if unit is None or unit[values.index].is_unique:
+            return values
+        order = self.protection.rng.permutation(len(values))
+        shuffled = values.iloc[order]
+        first = ~unit[shuffled.index].duplicated().to_numpy()
+        return shuffled[first].sort_index()
+
+    # values seen in the data -------------------------------------------------------------------------
+    def kept(self, values: pd.Series, unit: pd.Series | None, share: float = 1.0) -> pd.Series:
+        """The values kept, with how many subjects hold each (noisy with DP), most held first."""
+        present = values.dropna()
+        budget = self._part(share)
+        if budget is None:
+            if unit is None:
+                holders = present.value_counts()
+            else:
+                holders = pd.DataFrame({"v": present, "u": unit[present.index]}).groupby("v")["u"].nunique()
+            holders = holders[holders >= self.threshold]
+            return holders.sort_values(ascending=False, kind="stable")
+        holders = self.one_per_subject(present, unit).value_counts()
+        if holders.empty:
+            return holders.astype(float)
+        noisy = holders + self._noise(budget.sigma, len(holders))
+        kept = noisy[noisy >= max(self.threshold, unknown_domain_threshold(budget))]
+        return kept.sort_values(ascending=False, kind="stable")
+
+    # a count over a fixed domain ---------------------------------------------------------------------------
+    def count(self, exact: int, share: float = 1.0) -> float:
+        """A count (rows with a null, say); with DP noisy, and 0 unless it stands out of the noise."""
+        budget = self._part(share)
+        if budget is None:
+            return float(exact)
+        noisy = exact + self._noise(budget.sigma)
+        return float(noisy) if noisy >= max(self.threshold, phantom_cut(budget.sigma, 1)) else 0.0
+
+    # numbers and dates -------------------------------------------------------------------------------------
+    def value_range(self, numbers: pd.Series, unit: pd.Series | None) -> dict:
+        """min, max and quantiles of finite `numbers`, clipped to the threshold-th most extreme subject's values
+        (the rare rule) or the true ones (off). Without DP only; with DP see `value_tree`."""
+        return exact_range(numbers, unit, self.threshold - 1)
+
+    def value_tree(self, values: pd.Series, grain: float, share: float = 1.0) -> "ValueTree":
+        """With DP: a column of numbers (float, with NaN and ±inf) as a noisy value tree (one value per subject:
+        call `one_per_subject` first)."""
+        return ValueTree.build(values.to_numpy(dtype=float), grain, self._part(share), self.threshold,
+                               self.protection.rng)
+
+
+def unknown_domain_threshold(budget: Budget) -> float:
+    """The noisy count a value held by one subject passes with probability δ."""
+    return 1.0 + budget.sigma * NormalDist().inv_cdf(1.0 - max(budget.delta, 1e-300))
+
+
+def phantom_cut(sigma: float, bins: int, chance: float = PHANTOM) -> float:
+    """A count that noise alone passes with probability `chance` in any of `bins` bins."""
+    return sigma * NormalDist().inv_cdf(1.0 - chance / max(bins, 1))
+
+
+def exact_range(numbers: pd.Series, unit: pd.Series | None, k: int) -> dict:
+    """min: the (k+1)-th smallest of the units' minima; max: the (k+1)-th largest of their maxima (at most the
+    median's rank, so that min <= max); each row is its own unit without `unit`. Quantiles after clipping."""
+    ordered = np.sort(numbers.to_numpy(dtype=float))
+    lows = highs = ordered
+    if unit is not None:
+        holders = unit[numbers.index]
+        if not holders.is_unique:
+            by_unit = numbers.astype(float).groupby(holders.to_numpy())
+            lows, highs = np.sort(by_unit.min().to_numpy()), np.sort(by_unit.max().to_numpy())
+    k = min(max(k, 0), (len(lows) - 1) // 2)
+    low, high = float(lows[k]), float(highs[len(highs) - 1 - k])
+    clipped = np.clip(ordered, low, high)
+    quantiles = np.quantile(clipped, np.linspace(0, 1, N_QUANTILES))
+    return dict(min=low, max=high, quantiles=[float(q) for q in quantiles])
+
+
+# the value tree ------------------------------------------------------------------------------------------
+
+def level0_edges() -> np.ndarray:
+    """Edges of the power-of-two bins: -2^63 .. -2^-20, 0, 2^-20 .. 2^63 (0 and the smallest magnitudes share the
+    bins next to 0; exact zeros are counted apart)."""
+    powers = 2.0 ** np.arange(-POWER_OFFSET, POWERS - POWER_OFFSET + 1)
+    return np.concatenate([-powers[::-1], powers])  # the bin between -2^-20 and 2^-20 holds what rounds to 0
+
+
+@dataclass
+class ValueTree:
+    """A column's noisy counts: nulls, infinities, zeros, and fine bins within the power-of-two bins enough
+    subjects hold. Everything the stats need is read off it (post-processing: no further privacy cost)."""
+
+    nulls: float
+    infinities: dict[str, float]
+    edges: list[np.ndarray]  # per kept level-0 bin, its level-1 edges
+    counts: list[np.ndarray]  # the level-0 bin's noisy count spread over them by their own noisy counts
+    held: list[np.ndarray]  # which of them stand out of the noise: values that are there
+    zeros: float
+    grain: float
+    threshold: int
+
+    @classmethod
+    def build(cls, values: np.ndarray, grain: float, budget: Budget, threshold: int,
+              rng: np.random.Generator) -> "ValueTree":
+        top, fine = budget.part(TREE_SHARE), budget.part(1 - TREE_SHARE)
+        null, finite = np.isnan(values), np.isfinite(values)
+        zero = finite & (values == 0)
+        body = values[finite & ~zero]
+        edges0 = level0_edges()
+        counts0 = np.histogram(np.clip(body, edges0[0], edges0[-1]), bins=edges0)[0].astype(float)
+        exact = np.array([null.sum(), (values == -np.inf).sum(), (values == np.inf).sum(), zero.sum(), *counts0])
+        noisy = exact + rng.normal(0.0, top.sigma, size=len(exact))
+        cut0 = max(threshold, phantom_cut(top.sigma, len(exact), PHANTOM_LEVEL0))
+        noisy[noisy < cut0] = 0.0
+        heavy = np.flatnonzero(noisy[4:] > 0)
+        edges, counts, held = [], [], []
+        for b in heavy:
+            low, high = edges0[b], edges0[b + 1]
+            inside = body[(body >= low) & (body < high)]
+            if grain > 0 and (high - low) / grain <= GRAIN_BINS:
+                # a bin per value of the grain's grid, counted by index so no value falls on an edge
+                first, last = math.ceil(low / grain - 1e-9), math.ceil(high / grain - 1e-9) - 1
+                index = np.clip(np.round(inside / grain).astype(np.int64) - first, 0, max(last - first, 0))
+                exact1 = np.bincount(index, minlength=last - first + 1).astype(float)
+                sub = (np.arange(first, last + 2) - 0.5) * grain
+            else:
+                sub = np.linspace(low, high, SUB_BINS + 1)
+                exact1 = np.histogram(inside, bins=sub)[0].astype(float)
+            edges.append(sub)
+            noisy1 = exact1 + rng.normal(0.0, fine.sigma, size=len(exact1))
+            # which bins hold values for sure (a bin nobody holds passes with probability PHANTOM), and the level-0
+            # bin's count spread over them (evenly where none stands out): the noise of many empty bins adds no
+            # mass where there is none, and the level-0 counts keep the tails
+            there = noisy1 >= max(threshold, phantom_cut(fine.sigma, len(noisy1) * len(heavy)))
+            shape = np.where(there, noisy1, 0.0)
+            shape = shape / shape.sum() if shape.sum() > 0 else np.full(len(shape), 1.0 / len(shape))
+            held.append(there)
+            counts.append(noisy[4 + b] * shape)
+        return cls(nulls=float(noisy[0]), infinities={"-inf": float(noisy[1]), "inf": float(noisy[2])},
+                   edges=edges, counts=counts, held=held, zeros=float(noisy[3]), grain=grain, threshold=threshold)
+
+    @property
+    def present(self) -> float:
+        """Subjects with a finite value."""
+        return self.zeros + float(sum(c.sum() for c in self.counts))
+
+    def _points(self, held: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Every bin with a count as (low edge, high edge, count), zeros as a bin of width 0, in rising order; with
+        `held`, only the bins that stand out of the noise."""
+        lows = [np.array([0.0])] + [e[:-1] for e in self.edges]
+        highs = [np.array([0.0])] + [e[1:] for e in self.edges]
+        counts = [np.array([self.zeros])] + list(self.counts)
+        there = [np.array([self.zeros > 0])] + list(self.held)
+        low, high, count, mask = (np.concatenate(x) for x in (lows, highs, counts, there))
+        order = np.argsort(low, kind="stable")
+        keep = (count[order] > 0) & (mask[order] if held else True)
+        return low[order][keep], high[order][keep], count[order][keep]
+
+    def range(self) -> dict | None:
+        """min and max where the noisy count from either end reaches the rare threshold, and the quantiles
+        between (values spread evenly within a bin). None when no bin stands out of the noise."""
+        low, high, count = self._points()
+        total = count.sum()
+        if total <= 0:
+            return None
+        # the cumulative count at each bin's edges: a piecewise linear distribution function
+        xs = np.ravel(np.column_stack([low, high]))
+        cumulative = np.cumsum(count)
+        ys = np.ravel(np.column_stack([cumulative - count, cumulative]))
+        lo = float(np.interp(min(self.threshold, total / 2), ys, xs))
+        hi = float(np.interp(max(total - self.threshold, total / 2), ys, xs))
+        if self.grain > 0:  # a value of the grid, as the data hold them
+            lo, hi = round(lo / self.grain) * self.grain, round(hi / self.grain) * self.grain
+        quantiles = np.clip(np.interp(np.linspace(0, 1, N_QUANTILES) * total, ys, xs), lo, hi)
+        return dict(min=lo, max=hi, quantiles=[float(q) for q in quantiles])
+
+    def exact_values(self) -> pd.Series | None:
+        """Where every bin is one step of the grain: the values that stand out of the noise with their counts, most
+        held first (a discrete number's values); else None."""
+        low, high, count = self._points()
+        if len(low) == 0 or np.any((high - low) > self.grain * (1 + 1e-9)):
+            return None
+        low, high, count = self._points(held=True)
+        if len(low) == 0:
+            return None
+        values = np.where(high == low, low, np.round((low + high) / 2 / self.grain) * self.grain)
+        values = np.round(values, 12)
+        return pd.Series(count, index=values).groupby(level=0).sum().sort_values(ascending=False, kind="stable")
