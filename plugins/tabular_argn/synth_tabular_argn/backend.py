@@ -26,7 +26,10 @@ from synth_assets.plugin_api import (
     TableStats,
     TrainRequest,
     TrainResult,
+    budget_share,
     read_json,
+    save_ledger,
+    start_ledger,
     read_parquet,
     tree_problem,
     write_json,
@@ -43,7 +46,9 @@ from synth_tabular_argn.encoding import (
 )
 from synth_tabular_argn.generation import Planner, draw, token_labels
 from synth_tabular_argn.options import ARGNGenerateOptions, ARGNTrainOptions
-from synth_tabular_argn.sequences import generate_tree, given_sub_columns, model_frames, model_tables, tree_order
+from synth_tabular_argn.training import Privacy
+from synth_tabular_argn.sequences import (SUBJECT, generate_tree, given_sub_columns, model_frames, model_tables,
+                                          tree_order)
 
 PARTITIONS = ("train", "validation")
 SEQUENCE_WINDOW = 1  # previous records a child's model sees besides its parent row
@@ -51,6 +56,7 @@ MIN_BUDGET_SHARE = 0.05  # of the training time, for each model of a tree
 # a child table's model overfits its subjects' histories within a few epochs: it gets this much dropout
 # unless train.dropout says otherwise (bench/RESULTS.md, "Design measurements: sequences")
 SEQUENCE_DROPOUT = 0.5
+SUBJECTS_FILE = "subjects.parquet"  # beside a tree model's encoding: each training row's subject
 
 
 class TabularARGNBackend(Backend):
@@ -74,22 +80,40 @@ class TabularARGNBackend(Backend):
             return _encode_model(table, {p: split.partition(p)[table.name] for p in PARTITIONS}, out_dir,
                                  stats.dataset)
         tables = model_tables(stats, SEQUENCE_WINDOW)
-        frames = {p: model_frames(split.partition(p), stats, SEQUENCE_WINDOW) for p in PARTITIONS}
+        frames = {p: model_frames(split.partition(p), stats, SEQUENCE_WINDOW, subjects=True) for p in PARTITIONS}
+        for name in tables:  # which subject each training row belongs to: DP-SGD clips a subject as one
+            subjects = frames["train"][name].pop(SUBJECT).astype("int64").to_frame("subject")
+            write_parquet(subjects, out_dir / name / SUBJECTS_FILE)
+            frames["validation"][name].pop(SUBJECT)
         return {name: _encode_model(table, {p: frames[p][name] for p in PARTITIONS}, out_dir / name, stats.dataset)
                 for name, table in tables.items()}
 
     # train ---------------------------------------------------------------------------------------
     def train(self, encoded_dir: Path, stats: DatasetStats, request: TrainRequest, out_dir: Path) -> TrainResult:
+        dp = request.options.differential_privacy
+        ledger = start_ledger(stats, dataset=stats.dataset) if dp is not None else None
         if len(stats.tables) == 1:
-            return self._train_model(encoded_dir, _only_table(stats).name, request, out_dir, flexible=None)
+            name = _only_table(stats).name
+            privacy = dp and Privacy(ledger, name, dp.max_epsilon, dp.max_epsilon, None, stats.privacy.subjects)
+            result = self._train_model(encoded_dir, name, request, out_dir, flexible=None, privacy=privacy)
+            return _with_ledger(result, ledger, out_dir)
         names = tree_order(stats)
         # the time budget shared by the models in proportion to their tokens (rows x sub-columns), at least a
         # twentieth each: a small root table (persons and their number of records) still has to converge
         sizes = {name: _tokens(encoded_dir / name) for name in names}
         shares = {name: max(size / (sum(sizes.values()) or 1), MIN_BUDGET_SHARE) for name, size in sizes.items()}
         results = {}
-        for name in names:
+        for k, name in enumerate(names):
             share = request.options.max_training_time * shares[name] / sum(shares.values())
+            privacy = None
+            if dp is not None:
+                # each model may bring ε to an even share of what is left (the last to the whole budget): a small
+                # root model takes few steps, but each costs as much as a large model's, so time shares would
+                # starve it; what a model leaves unspent goes to the next
+                left = 1 / (len(names) - k)
+                subjects = read_parquet(encoded_dir / name / SUBJECTS_FILE)["subject"].to_numpy()
+                privacy = Privacy(ledger, name, dp.max_epsilon, budget_share(dp.max_epsilon, ledger.epsilon(), left),
+                                  None if k == 0 else subjects, stats.privacy.subjects)
             sub = replace(request, options=request.options.model_copy(update={"max_training_time": share}),
                           previous_model=request.previous_model / name if request.previous_model else None,
                           resume_dir=request.resume_dir / name if request.resume_dir else None)
@@ -99,20 +123,20 @@ class TabularARGNBackend(Backend):
             if child and request.options.dropout is None:
                 sub = replace(sub, options=sub.options.model_copy(update={"dropout": SEQUENCE_DROPOUT}))
             results[name] = self._train_model(encoded_dir / name, name, sub, out_dir / name,
-                                              flexible=False if child else None, context=child)
+                                              flexible=False if child else None, context=child, privacy=privacy)
         write_json({"tables": names, "window": SEQUENCE_WINDOW}, out_dir / "tree.json")
         parts = list(results.values())
-        return TrainResult(
+        return _with_ledger(TrainResult(
             epochs=sum(r.epochs for r in parts), best_epoch=parts[-1].best_epoch,
             best_validation_loss=sum(r.best_validation_loss for r in parts), seconds=sum(r.seconds for r in parts),
             stopped_because=", ".join(f"{n}: {r.stopped_because}" for n, r in results.items()),
             device=parts[0].device, parameters=sum(r.parameters for r in parts),
             progress=[p for r in parts for p in r.progress],
             settings={name: r.settings for name, r in results.items()},
-        )
+        ), ledger, out_dir)
 
     def _train_model(self, encoded_dir: Path, table: str, request: TrainRequest, out_dir: Path,
-                     flexible: bool | None, context: bool = False) -> TrainResult:
+                     flexible: bool | None, context: bool = False, privacy: Privacy | None = None) -> TrainResult:
         """Train one model. `flexible`: None takes the option; `context`: its leading columns are given (a child
         table's model), and do not count in its loss."""
         from synth_tabular_argn.model import ARGNNetwork, resolve_device
@@ -129,12 +153,12 @@ class TabularARGNBackend(Backend):
         valid = read_parquet(encoded_dir / "validation.parquet").to_numpy()
         flexible = options.flexible_generation if flexible is None else flexible
         # the per-column-head network, or for wide tables the one with a shared first layer
-        model = ARGNNetwork.build(cardinalities(codes), options.model_size).to(device)
+        model = ARGNNetwork.build(cardinalities(codes), options.model_size, private=privacy is not None).to(device)
         config = {**model.config(), "backend": self.name, "table": table,
                   "order": list(range(model.n_columns)), "flexible_generation": flexible,
                   "given": given_sub_columns(codes) if context else 0}
         request = replace(request, options=options.model_copy(update={"flexible_generation": flexible}))
-        state, stopped, seconds = fit(model, train, valid, sub_column_groups(codes), request, out_dir, config)
+        state, stopped, seconds = fit(model, train, valid, sub_column_groups(codes), request, out_dir, config, privacy)
         write_json([c.model_dump() for c in codes], out_dir / "codes.json")
         if (encoded_dir / "table.json").is_file():
             write_json(read_json(encoded_dir / "table.json"), out_dir / "table.json")
@@ -164,6 +188,14 @@ class TabularARGNBackend(Backend):
                                                                       device=request.device))
         request.report[DRAW_SECONDS] = time.perf_counter() - started
         return out
+
+
+def _with_ledger(result: TrainResult, ledger, out_dir: Path) -> TrainResult:
+    """With DP: the whole dataset's ledger beside the checkpoint, and its ε on the result."""
+    if ledger is not None:
+        save_ledger(ledger, out_dir)
+        result.privacy = ledger.summary()
+    return result
 
 
 def _encode_model(table: TableStats, frames: dict[str, pd.DataFrame], out_dir: Path, dataset: str) -> dict[str, Any]:

@@ -68,9 +68,11 @@ class _Network(nn.Module):
                 "hidden": list(self.hidden), "embedding_scale": self.embedding_scale}
 
     @classmethod
-    def build(cls, cardinalities: list[int], model_size: str = "medium") -> "_Network":
-        """A new network of the variant that suits this many columns."""
-        variant = choose_variant(cardinalities, model_size)
+    def build(cls, cardinalities: list[int], model_size: str = "medium", private: bool = False) -> "_Network":
+        """A new network of the variant that suits this many columns. `private` (DP-SGD) takes the per-head
+        network whatever the width: opacus computes its per-sample gradient norms layer by layer (Linear,
+        Embedding), which the wide network's stacked parameters and custom prefix sums do not allow."""
+        variant = "per_head" if private else choose_variant(cardinalities, model_size)
         return VARIANTS[variant](cardinalities, model_size)
 
     @classmethod
@@ -120,11 +122,12 @@ class ARGNNetwork(_Network):
         self.register_buffer("slices", torch.tensor([0, *torch.tensor(widths).cumsum(0).tolist()]), persistent=False)
 
     def embed(self, tokens: torch.Tensor) -> torch.Tensor:
-        return torch.cat([emb(tokens[:, j]) for j, emb in enumerate(self.embeddings)], dim=1)
+        return torch.cat([emb(tokens[..., j]) for j, emb in enumerate(self.embeddings)], dim=-1)
 
     def forward(self, tokens: torch.Tensor, order: torch.Tensor, skip: int = 0) -> list[torch.Tensor | None]:
         """Logits of every column given the columns before it in `order` (a permutation of columns); None for
-        the first `skip` columns (given, never drawn: the context of a sequence model)."""
+        the first `skip` columns (given, never drawn: the context of a sequence model). `tokens` is (rows,
+        columns), or (subjects, records, columns) for DP-SGD, which clips each subject's gradient as one."""
         z = self.embed(tokens)
         position = torch.empty_like(order)
         position[order] = torch.arange(len(order), device=order.device)
@@ -136,6 +139,19 @@ class ARGNNetwork(_Network):
         """Negative log-likelihood per row, in nats, summed over columns (but the first `skip`)."""
         logits = self.forward(tokens, order, skip)
         return sum(nn.functional.cross_entropy(l, tokens[:, i].long()) for i, l in enumerate(logits) if l is not None)
+
+    def row_nll(self, tokens: torch.Tensor, order: torch.Tensor, skip: int = 0) -> torch.Tensor:
+        """Negative log-likelihood of each row (each record of each subject), summed over columns but the first
+        `skip`: shape tokens.shape[:-1]."""
+        logits = self.forward(tokens, order, skip)
+        shape = tokens.shape[:-1]
+        return sum(nn.functional.cross_entropy(l.reshape(-1, l.shape[-1]), tokens[..., i].reshape(-1).long(),
+                                               reduction="none").reshape(shape)
+                   for i, l in enumerate(logits) if l is not None)
+
+    def given_heads(self, skip: int) -> list[nn.Module]:
+        """The heads of the first `skip` columns: given, never drawn, so never trained."""
+        return list(self.heads[:skip])
 
     @torch.no_grad()
     def log_prob(self, tokens: torch.Tensor, order: torch.Tensor) -> torch.Tensor:

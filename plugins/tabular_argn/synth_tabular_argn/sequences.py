@@ -38,6 +38,7 @@ POSITION = "@position"
 CONTEXT_EXACT_SHARE = 0.01
 CONTEXT_BINS = 10
 RECORDS = "@records:"  # + child table: how many records of that table a row has
+SUBJECT = "@subject"  # the root row a model's training row belongs to (DP-SGD clips a subject as one)
 
 
 def previous(k: int) -> str:
@@ -135,14 +136,23 @@ def model_tables(stats: DatasetStats, window: int) -> dict[str, TableStats]:
     return out
 
 
-def model_frames(frames: dict[str, pd.DataFrame], stats: DatasetStats, window: int) -> dict[str, pd.DataFrame]:
-    """The rows each table's model trains on: per table the columns of `model_tables`, from real tables."""
+def model_frames(frames: dict[str, pd.DataFrame], stats: DatasetStats, window: int,
+                 subjects: bool = False) -> dict[str, pd.DataFrame]:
+    """The rows each table's model trains on: per table the columns of `model_tables`, from real tables. With
+    `subjects`, each frame also holds SUBJECT: the position of the root row each row belongs to."""
     kids = children(stats)
     out = {}
+    subject_of: dict[str, pd.Series] = {}  # table -> subject by primary key value
     for name in tree_order(stats):
         table = stats.tables[name]
         df = frames[name]
         fk = parent_of(table, stats)
+        if fk is None:
+            df = df.assign(**{SUBJECT: np.arange(len(df))})
+        else:
+            df = df.assign(**{SUBJECT: df[fk.column].map(subject_of[fk.references]).to_numpy()})
+        if table.primary_key:
+            subject_of[name] = pd.Series(df[SUBJECT].to_numpy(), index=df[table.primary_key].to_numpy())
         if fk is not None:
             parent = stats.tables[fk.references]
             df = df.sort_values([fk.column, *table.order_by], kind="stable").reset_index(drop=True)
@@ -163,6 +173,8 @@ def model_frames(frames: dict[str, pd.DataFrame], stats: DatasetStats, window: i
             rows = pd.concat(parts, axis=1)
         else:
             rows = df[list(table.columns)].reset_index(drop=True)
+        if subjects:
+            rows[SUBJECT] = df[SUBJECT].to_numpy()
         for child in kids[name]:
             child_fk = parent_of(stats.tables[child], stats)
             cap = max(stats.tables[child].sequence_lengths or {0: 1.0})

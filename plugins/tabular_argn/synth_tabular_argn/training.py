@@ -21,7 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
-from synth_assets.plugin_api import IncompatibleModel, ProgressRecord, SynthError, TrainRequest, atomic_dir, recover_dir
+from synth_assets.plugin_api import (IncompatibleModel, ProgressRecord, SynthError, TrainRequest, atomic_dir,
+                                     budget_spent, continue_ledger, recover_dir, save_ledger)
+from synth_tabular_argn.private_training import BATCH_SCALE, PrivateSteps, Subjects
 
 # With flexible generation, this share of batches sees a random column order (so any columns can
 # condition the rest); the others see the data order, which unconditional generation uses (pure random
@@ -41,12 +43,26 @@ class Progress:
     settings: dict = field(default_factory=dict)  # batch size, learning rate and dropout, given or chosen
 
 
+@dataclass
+class Privacy:
+    """What a DP training needs beyond the options: the ledger it adds its steps to, the ε it may bring the total
+    to, and which subject each training row belongs to (None: each row is one)."""
+
+    ledger: object  # plugin_api.PrivacyLedger, shared by the models of a tree
+    model_name: str
+    max_epsilon: float | None
+    epsilon_cap: float | None
+    subject_ids: np.ndarray | None
+    total_subjects: int
+
+
 def fit(model, train_tokens: np.ndarray, valid_tokens: np.ndarray, groups: list[list[int]], request: TrainRequest,
-        out_dir: Path, config: dict) -> tuple[Progress, str, float]:
+        out_dir: Path, config: dict, privacy: Privacy | None = None) -> tuple[Progress, str, float]:
     """Train `model` in place and write its checkpoint to `out_dir`. Returns (progress, why it stopped, seconds).
 
     `config` (the network's and the backend's settings) is written beside every checkpoint, the resumable
-    ones included.
+    ones included. With `privacy`, DP-SGD (private_training.py): Poisson-sampled subjects, clipped and noised,
+    until the time, the epochs or the privacy budget runs out; the ledger is saved with every checkpoint.
 
     The caller seeds torch before building `model`, so that its initial weights are reproducible too."""
     import torch
@@ -62,12 +78,11 @@ def fit(model, train_tokens: np.ndarray, valid_tokens: np.ndarray, groups: list[
     # narrow integer tensors; a batch is widened to int64 only when it is used
     train = torch.as_tensor(train_tokens, device=device)
     valid = torch.as_tensor(valid_tokens, device=device)
-    batch = options.batch_size or default_batch_size(len(train))
+    batch = options.batch_size or default_batch_size(len(train)) * (BATCH_SCALE if privacy else 1)
     dropout = options.dropout if options.dropout is not None else default_dropout(len(train))
     set_dropout(model, dropout)
     learning_rate = options.learning_rate or default_learning_rate(batch)
     optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate, weight_decay=1e-4)
-    plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.5, patience=1)
     shuffler = torch.Generator(device="cpu").manual_seed(options.seed or 0)
     state = Progress()
     best_weights = None
@@ -80,29 +95,56 @@ def fit(model, train_tokens: np.ndarray, valid_tokens: np.ndarray, groups: list[
         best_weights = load_file(str(source / BEST_WEIGHTS))
         saved = torch.load(source / STATE_FILE, weights_only=True)
         optimizer.load_state_dict(saved["optimizer"])
-        plateau.load_state_dict(saved["plateau"])
         shuffler.set_state(saved["shuffler"])
         state = Progress(**json.loads((source / "progress_state.json").read_text()))
     state.settings = {"batch_size": batch, "learning_rate": learning_rate, "dropout": dropout}
+    private = None
+    if privacy is not None:
+        if source is not None:  # what the weights trained on before counts too
+            continue_ledger(privacy.ledger, source)
+        budget_spent(privacy.ledger, privacy.max_epsilon)
+        # a subject's records come as one sample: a batch of `batch` rows holds about this many subjects
+        subjects = Subjects.of(privacy.subject_ids, len(train))
+        per_subject = len(train) / max(len(subjects), 1)
+        private = PrivateSteps(model, optimizer, options.differential_privacy, privacy.ledger,
+                               model_name=privacy.model_name, subjects=subjects,
+                               total_subjects=privacy.total_subjects, batch_subjects=max(1, round(batch / per_subject)),
+                               epsilon_cap=privacy.epsilon_cap, given=given, device=device)
+        optimizer = private.optimizer
+        state.settings.update(private.settings())
+    plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.5, patience=1)
+    if options.model_state == "resume" and source is not None:
+        plateau.load_state_dict(saved["plateau"])
 
     data_order = torch.arange(model.n_columns, device=device)
     group_tensors = [torch.tensor(g, device=device) for g in groups]
     stopped = "max epochs"
+    out_of_budget = private is not None and private.exhausted
     for epoch in range(state.epoch + 1, options.max_epochs + 1):
+        if out_of_budget:
+            break
         model.train()
         epoch_started = time.perf_counter()
         permutation = torch.randperm(len(train), generator=shuffler).to(device)
         total, seen, out_of_time = 0.0, 0, False
-        for start in range(0, len(train), batch):
-            rows = train[permutation[start : start + batch]].long()
+        steps = private.steps_per_epoch if private else -(-len(train) // batch)
+        for step in range(steps):
             flexible = options.flexible_generation and torch.rand(1, generator=shuffler).item() < RANDOM_ORDER_SHARE
             order = _random_order(group_tensors, shuffler) if flexible else data_order
-            loss = model.loss(rows, order, skip=given)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            total += float(loss.detach()) * len(rows)
-            seen += len(rows)
+            if private is not None:
+                loss_sum, rows = private.step(train, order)
+            else:
+                batch_rows = train[permutation[step * batch : (step + 1) * batch]].long()
+                loss = model.loss(batch_rows, order, skip=given)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                loss_sum, rows = float(loss.detach()) * len(batch_rows), len(batch_rows)
+            total += loss_sum
+            seen += rows
+            if private is not None and private.exhausted:
+                out_of_budget = True
+                break
             if time.perf_counter() - started > budget:
                 out_of_time = True
                 break
@@ -125,6 +167,9 @@ def fit(model, train_tokens: np.ndarray, valid_tokens: np.ndarray, groups: list[
             best_weights = {k: v.detach().to("cpu").clone() for k, v in model.state_dict().items()}
         if request.progress:
             request.progress(ProgressRecord(**record))
+        if out_of_budget:
+            stopped = "privacy budget"
+            break
         if out_of_time:
             stopped = "time budget"
             break
@@ -133,12 +178,18 @@ def fit(model, train_tokens: np.ndarray, valid_tokens: np.ndarray, groups: list[
             break
         if request.resume_dir is not None:
             with atomic_dir(request.resume_dir) as tmp:
-                _save_state(tmp, config, model, best_weights, optimizer, plateau, shuffler, state)
+                _save_state(tmp, config, model, best_weights, optimizer, plateau, shuffler, state, privacy)
 
+    if private is not None:
+        private.close()
     if best_weights is None:
+        if privacy is not None and out_of_budget:
+            raise SynthError("the privacy budget allowed no training step",
+                             hint="raise train.differential_privacy.max_epsilon or noise_multiplier, or lower "
+                                  "value_protection_epsilon")
         raise SynthError("training ended before one epoch finished",
                          hint="raise train.max_training_time or train.max_epochs")
-    _save_state(out_dir, config, model, best_weights, optimizer, plateau, shuffler, state)
+    _save_state(out_dir, config, model, best_weights, optimizer, plateau, shuffler, state, privacy)
     if request.resume_dir is not None:
         shutil.rmtree(request.resume_dir, ignore_errors=True)  # finished: nothing left to resume
     return state, stopped, time.perf_counter() - started
@@ -185,10 +236,14 @@ def _checkpoint_source(request: TrainRequest, model) -> Path | None:
     return None  # nothing to reuse or resume yet: a fresh start
 
 
-def _save_state(folder: Path, config: dict, model, best_weights, optimizer, plateau, shuffler, state: Progress) -> None:
+def _save_state(folder: Path, config: dict, model, best_weights, optimizer, plateau, shuffler, state: Progress,
+                privacy: Privacy | None = None) -> None:
     import torch
     from safetensors.torch import save_file
 
+    if privacy is not None:  # every step taken so far, so a resumed training continues the count
+        save_ledger(privacy.ledger, folder)
+    optimizer = getattr(optimizer, "original_optimizer", optimizer)  # opacus's wraps the plain one
     save_file(best_weights, str(folder / BEST_WEIGHTS))
     save_file({k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}, str(folder / LAST_WEIGHTS))
     torch.save({"optimizer": optimizer.state_dict(), "plateau": plateau.state_dict(),

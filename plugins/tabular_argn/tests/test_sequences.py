@@ -77,7 +77,7 @@ def dg_launch(folder: Path) -> Path:
     log = (out.stdout + out.stderr).lower()
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     assert "asset check 'schema_matches_source' on 'panel/synthetic' passed" in log
-    assert "asset check 'dcr_share_below_threshold' on 'panel/synthetic' passed" in log
+    assert "asset check 'privacy_gate' on 'panel/synthetic' passed" in log
     return folder / "store" / "panel"
 
 
