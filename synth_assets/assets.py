@@ -28,7 +28,7 @@ from synth_assets.plugins import get_backend
 from synth_assets.storage import write_bytes
 from synth_assets.releases import new_version
 from synth_assets.stages.charts import inline_images, loss_curve, markdown_image
-from synth_assets.stages.report import CHARTS, chart_file
+from synth_assets.stages.report import CHARTS, chart_file, protection_words
 from synth_assets.resources import ComputeDevice, SynthStorage, engine_options, engine_resource_key
 
 
@@ -139,6 +139,14 @@ def build_dataset_assets(project: Project, name: str) -> list[dg.AssetsDefinitio
         with user_errors():
             result = pipeline.stats()
         metadata = location_metadata(pipeline.paths.uri("stats.json"))
+        protection = result.privacy
+        metadata["value_protection"] = dg.MetadataValue.md(protection_words(
+            {"mode": protection.mode, "rare_threshold": protection.rare_threshold,
+             "epsilon_value_protection": protection.epsilon}))
+        metadata["value_protection/mode"] = protection.mode
+        if protection.mode == "differential_privacy":
+            metadata["value_protection/epsilon"] = dg.MetadataValue.float(protection.epsilon)
+            metadata["value_protection/delta"] = dg.MetadataValue.float(protection.delta)
         for table, table_stats in result.tables.items():
             metadata[f"{table}/columns"] = dg.MetadataValue.md(stats_markdown(table_stats))
             metadata[f"{table}/training_rows"] = table_stats.rows
@@ -155,7 +163,7 @@ def build_dataset_assets(project: Project, name: str) -> list[dg.AssetsDefinitio
                                               "encoding": dg.MetadataValue.json(info)})
 
     @dg.asset(key=key("model"), deps=[key("encoded")], group_name=name, pool=gpu_pool,
-              kinds={"model", *backend.kinds}, check_specs=model_check_specs(key("model")),
+              kinds={"model", *backend.kinds}, check_specs=model_check_specs(key("model"), spec),
               code_version=backend_code_version(backend), automation_condition=when("model"),
               op_tags=pod("model"),
               description=f"A '{backend.name}' checkpoint (safetensors weights, config, training progress), "
@@ -183,8 +191,9 @@ def build_dataset_assets(project: Project, name: str) -> list[dg.AssetsDefinitio
                 result = pipeline.train(options, device=compute.device, progress=log, version=version, publish=False,
                                         reset_if_incompatible=reset_if_incompatible, warn=context.log.warning)
         curve = loss_curve_markdown(pipeline, version, result)  # written beside the checkpoint before its audit
-        audit = audit_model(pipeline.paths.version_folder("model", version), result)
+        audit = audit_model(pipeline.paths.version_folder("model", version), result, options.differential_privacy)
         return dg.MaterializeResult(check_results=audit, metadata={
+            **privacy_metadata(result.privacy, options.differential_privacy),
             **publish_if_passed(pipeline, "model", version, audit, context),
             "model_state": result.model_state, "trained_in": compute.training,
             "epochs": result.epochs, "best_epoch": result.best_epoch,
@@ -208,7 +217,10 @@ def build_dataset_assets(project: Project, name: str) -> list[dg.AssetsDefinitio
         pipeline = storage.pipeline(project, name)
         with user_errors():
             results, report = pipeline.quality()
+        protection = pipeline.protection()
         metadata = {"report": dg.MetadataValue.md(inline_images(report, pipeline.paths.quality)),
+                    "privacy/protection": protection["mode"],
+                    **{f"privacy/{k}": v for k, v in protection.items() if k in ("epsilon", "delta", "rare_threshold")},
                     **location_metadata(pipeline.paths.uri("quality")),
                     "report_path": location_metadata(pipeline.paths.uri("quality/report.md"))["path"],
                     "synthetic_version": pipeline.paths.releases("synthetic").current_version() or ""}
@@ -222,6 +234,8 @@ def build_dataset_assets(project: Project, name: str) -> list[dg.AssetsDefinitio
                 f"{prefix}dcr_share": dg.MetadataValue.float(round(q.dcr_share, 4)),
                 f"{prefix}discriminator_auc": dg.MetadataValue.float(round(q.discriminator_auc, 4)),
             })
+            if q.privacy:  # against real unseen data: the privacy figures and their baselines
+                metadata.update({f"{prefix}privacy/{k}": dg.MetadataValue.float(v) for k, v in q.privacy.items()})
             if q.sequence is not None:  # a child table: its records as sequences under their parents
                 metadata.update({f"{prefix}{key}": dg.MetadataValue.float(round(getattr(q.sequence, key), 4))
                                  for key in ("length_accuracy", "coherence", "parent_child_accuracy",
@@ -303,6 +317,19 @@ def synthetic_graph_asset(project: Project, name: str, backend, GenerateConfig, 
         return {"result": joined.result, **{output: getattr(joined, output) for output in check_outputs}}
 
     return synthetic
+
+
+def privacy_metadata(spent: dict | None, dp) -> dict:
+    """A DP model's ε and δ (training plus value protection) beside its budget; nothing without DP."""
+    if dp is None:
+        return {}
+    spent = spent or {}
+    return {"privacy/epsilon": dg.MetadataValue.float(spent.get("epsilon", float("nan"))),
+            "privacy/delta": dg.MetadataValue.float(spent.get("delta", float("nan"))),
+            "privacy/epsilon_training": dg.MetadataValue.float(spent.get("epsilon_training", float("nan"))),
+            "privacy/epsilon_value_protection": dg.MetadataValue.float(spent.get("epsilon_value_protection", float("nan"))),
+            "privacy/max_epsilon": dg.MetadataValue.float(dp.max_epsilon) if dp.max_epsilon is not None else "none",
+            "privacy/steps": spent.get("steps", 0)}
 
 
 def synthetic_metadata(pipeline, result, audit: list[dg.AssetCheckResult], context) -> dict:

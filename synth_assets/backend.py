@@ -99,6 +99,9 @@ class TrainResult:
     progress: list[ProgressRecord] = field(default_factory=list)
     settings: dict[str, Any] = field(default_factory=dict)  # what the backend chose: batch size, learning rate, ...
     model_state: str | None = None  # how training started (reset, reuse, resume): the core fills it in
+    # with differential privacy, the model's ledger summary (privacy_budget.PrivacyLedger.summary: epsilon, delta,
+    # epsilon_training, epsilon_value_protection, steps); its privacy.json lies beside the weights
+    privacy: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)

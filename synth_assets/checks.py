@@ -1,6 +1,7 @@
 """The audits of write-audit-publish: blocking asset checks on a candidate version, before it is published.
-The synthetic schema must match the source, the synthetic rows must not sit closer to the training data than
-the configured DCR share allows (the privacy gate), and a model checkpoint must be sound."""
+The synthetic schema must match the source, the synthetic data must not reveal its training subjects beyond
+what real unseen data does (the privacy gate: DCR share against its floor, a membership attack, exact
+copies), a model checkpoint must be sound, and with differential privacy its ε within the budget."""
 
 import warnings
 
@@ -20,6 +21,8 @@ from dagster_pandas.validation import validate_constraints
 
 from synth_assets import storage
 from synth_assets.config import DatasetSpec
+from synth_assets.privacy_budget import LEDGER_FILE
+from synth_assets.stages.privacy import gate_problems
 from synth_assets.stages.stats import MAX_DECIMALS, RARE_TOKEN, ColumnStats, DatasetStats, TableStats
 
 # the finest datetime part a column keeps, as a pandas frequency
@@ -151,7 +154,8 @@ def key_problems(tables: dict[str, pd.DataFrame], stats: DatasetStats) -> dict[s
 
 
 # the audits: blocking checks run in the asset's own step against the candidate version, before it is published
-SCHEMA_CHECK, PRIVACY_CHECK, MODEL_CHECK = "schema_matches_source", "dcr_share_below_threshold", "checkpoint_is_sound"
+SCHEMA_CHECK, PRIVACY_CHECK, MODEL_CHECK = "schema_matches_source", "privacy_gate", "checkpoint_is_sound"
+BUDGET_CHECK = "privacy_budget_respected"
 
 
 def synthetic_check_specs(asset: dg.AssetKey, spec: DatasetSpec) -> list[dg.AssetCheckSpec]:
@@ -160,9 +164,13 @@ def synthetic_check_specs(asset: dg.AssetKey, spec: DatasetSpec) -> list[dg.Asse
                           description="Columns, order, dtypes, null-free columns, categories and value ranges match "
                                       "the source's stats; keys are unique and every foreign key resolves."),
         dg.AssetCheckSpec(PRIVACY_CHECK, asset=asset, blocking=True,
-                          description=f"The privacy gate: fails when more than {spec.quality.max_dcr_share} "
-                                      "(quality.max_dcr_share) of the synthetic rows sit closer to a training row "
-                                      "than to a holdout row."),
+                          description=f"The privacy gate, each figure against real unseen data judged the same way "
+                                      f"and beyond its noise: the DCR share above its floor (quality.max_dcr_excess "
+                                      f"{spec.quality.max_dcr_excess}), a membership attack's AUC "
+                                      f"(quality.max_membership_auc {spec.quality.max_membership_auc}), exact copies "
+                                      f"of training subjects above the holdout's (quality.max_copy_excess "
+                                      f"{spec.quality.max_copy_excess}), and the plain DCR share "
+                                      f"(quality.max_dcr_share {spec.quality.max_dcr_share})."),
     ]
 
 
@@ -173,9 +181,13 @@ def audit_synthetic(pipeline, version: str) -> list[dg.AssetCheckResult]:
     folder = pipeline.paths.synthetic_folder(version)
     problems = stored_table_problems(folder, stats, pipeline.seeded_columns(version))
     failed = {t: p for t, p in problems.items() if p}
-    threshold = pipeline.spec.quality.max_dcr_share
-    shares = pipeline.dcr_shares(version)
-    too_close = {t: share for t, share in shares.items() if share > threshold}
+    gate = pipeline.privacy_gate()
+    judged = pipeline.privacy_figures(version)
+    found = {t: gate_problems(figures, gate, share) for t, (figures, share) in judged.items()}
+    privacy = {}
+    for t, (figures, share) in judged.items():
+        privacy.update({f"{t}/privacy/{k}": dg.MetadataValue.float(v) for k, v in figures.summary().items()})
+        privacy[f"{t}/dcr_share"] = dg.MetadataValue.float(round(share, 4))  # the quality report's DCR share
     return [
         dg.AssetCheckResult(
             check_name=SCHEMA_CHECK, passed=not failed,
@@ -183,12 +195,11 @@ def audit_synthetic(pipeline, version: str) -> list[dg.AssetCheckResult]:
             metadata={"version": version, **{f"{t}/problems": dg.MetadataValue.json(p) for t, p in problems.items()}},
         ),
         dg.AssetCheckResult(
-            check_name=PRIVACY_CHECK, passed=not too_close,
-            description="; ".join(f"table '{t}': DCR share {v:.3f} above {threshold} (quality.max_dcr_share): train "
-                                  "longer with a smaller model, or raise the threshold" for t, v in too_close.items())
-                        or f"every table's DCR share is at most {threshold}",
-            metadata={"version": version, "threshold": threshold,
-                      **{f"{t}/dcr_share": dg.MetadataValue.float(round(v, 4)) for t, v in shares.items()}},
+            check_name=PRIVACY_CHECK, passed=not any(found.values()),
+            description="; ".join(f"table '{t}': {' | '.join(p)}" for t, p in found.items() if p)
+                        or "no table reveals its training subjects beyond what real unseen data does",
+            metadata={"version": version, **{f"threshold/{k}": v for k, v in gate.model_dump().items() if v is not None},
+                      **privacy},
         ),
     ]
 
@@ -214,14 +225,22 @@ def stored_table_problems(folder, stats: DatasetStats, given: dict[str, frozense
     return problems
 
 
-def model_check_specs(asset: dg.AssetKey) -> list[dg.AssetCheckSpec]:
-    return [dg.AssetCheckSpec(MODEL_CHECK, asset=asset, blocking=True,
-                              description="The training finished at least one epoch with a finite validation "
-                                          "loss, and the checkpoint folder holds its files.")]
+def model_check_specs(asset: dg.AssetKey, spec: DatasetSpec | None = None) -> list[dg.AssetCheckSpec]:
+    checks = [dg.AssetCheckSpec(MODEL_CHECK, asset=asset, blocking=True,
+                                description="The training finished at least one epoch with a finite validation "
+                                            "loss, and the checkpoint folder holds its files.")]
+    if spec is not None and spec.differential_privacy is not None:
+        checks.append(dg.AssetCheckSpec(
+            BUDGET_CHECK, asset=asset, blocking=True,
+            description=f"Differential privacy: the model's ε (training plus value protection) is within "
+                        f"train.differential_privacy.max_epsilon ({spec.differential_privacy.max_epsilon}), and its "
+                        "ledger lies beside the weights."))
+    return checks
 
 
-def audit_model(folder, result) -> list[dg.AssetCheckResult]:
-    """The model check on a candidate checkpoint `folder` and its `TrainResult`."""
+def audit_model(folder, result, dp=None) -> list[dg.AssetCheckResult]:
+    """The model checks on a candidate checkpoint `folder` and its `TrainResult`; with `dp` (the dataset's
+    DifferentialPrivacy section) the budget check too."""
     problems = []
     if result.epochs < 1:
         problems.append("no epoch finished")
@@ -229,6 +248,29 @@ def audit_model(folder, result) -> list[dg.AssetCheckResult]:
         problems.append(f"the validation loss is {result.best_validation_loss} (diverged: lower the learning rate)")
     if not any(folder.iterdir()):
         problems.append("the checkpoint folder is empty")
-    return [dg.AssetCheckResult(check_name=MODEL_CHECK, passed=not problems,
-                                description="; ".join(problems) or "checkpoint is sound",
-                                metadata={"version": folder.name})]
+    results = [dg.AssetCheckResult(check_name=MODEL_CHECK, passed=not problems,
+                                   description="; ".join(problems) or "checkpoint is sound",
+                                   metadata={"version": folder.name})]
+    if dp is not None:
+        results.append(audit_budget(folder, result, dp))
+    return results
+
+
+def budget_problems(folder, result, dp) -> list[str]:
+    """Why a DP model may not be published: no ledger, or an ε above the budget."""
+    if result.privacy is None or not (folder / LEDGER_FILE).is_file():
+        return ["the checkpoint has no privacy ledger: it was not trained with differential privacy"]
+    spent = result.privacy["epsilon"]
+    if dp.max_epsilon is not None and spent > dp.max_epsilon + 1e-9:
+        return [f"ε {spent:.3f} exceeds train.differential_privacy.max_epsilon {dp.max_epsilon}: nothing is published"]
+    return []
+
+
+def audit_budget(folder, result, dp) -> dg.AssetCheckResult:
+    problems = budget_problems(folder, result, dp)
+    spent = (result.privacy or {}).get("epsilon")
+    return dg.AssetCheckResult(
+        check_name=BUDGET_CHECK, passed=not problems,
+        description="; ".join(problems) or f"ε {spent:.3f} within the budget {dp.max_epsilon}",
+        metadata={"version": folder.name, **{k: v for k, v in (result.privacy or {}).items()},
+                  "max_epsilon": dp.max_epsilon if dp.max_epsilon is not None else "none"})

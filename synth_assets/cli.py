@@ -82,7 +82,8 @@ def _audit(pipeline):
     from synth_assets.checks import audit_model, audit_synthetic
 
     def audit(stage: str, version: str, result) -> list[str]:
-        checks = audit_model(pipeline.paths.version_folder("model", version), result) if stage == "model" \
+        checks = audit_model(pipeline.paths.version_folder("model", version), result,
+                             pipeline.spec.differential_privacy) if stage == "model" \
             else audit_synthetic(pipeline, version)
         return [f"{check.check_name}: {check.description}" for check in checks if not check.passed]
 
@@ -147,6 +148,7 @@ def _rollback(args) -> int:
 
 def _show(args) -> int:
     from synth_assets import storage
+    from synth_assets.stages.report import protection_words
     from synth_assets.config import load_project
     from synth_assets.pipeline import DatasetPipeline
 
@@ -159,6 +161,8 @@ def _show(args) -> int:
     for table in pipeline.spec.tables if published else []:  # the path consumers read, stable across versions
         print(f"synthetic table '{table}': {pipeline.paths.published_uri('synthetic', f'{table}.parquet')} "
               f"(version {published})")
+    if pipeline.paths.stats.is_file():
+        print(f"privacy: {protection_words(pipeline.protection()).replace('**', '')}")
     scores_path = pipeline.paths.quality / "scores.json"
     if not scores_path.is_file():
         print(f"no quality report yet: materialize {args.dataset}/quality")
@@ -168,6 +172,15 @@ def _show(args) -> int:
         print(f"quality '{table}': accuracy {q['accuracy']:.3f} (holdout ceiling {q['holdout_accuracy']:.3f}), "
               f"univariate {q['univariate']:.3f}, bivariate {q['bivariate']:.3f}, DCR share {q['dcr_share']:.3f}, "
               f"discriminator AUC {'–' if auc is None else f'{auc:.3f}'}")
+        figures = q.get("privacy")
+        if figures:  # absent from reports written before the privacy evaluation
+            attributes = "".join(f", infer {key.split('/')[1]} {value:.3f} (holdout {figures[key + '/holdout']:.3f})"
+                                 for key, value in figures.items()
+                                 if key.startswith("attribute_inference/") and key.count("/") == 1)
+            print(f"privacy '{table}': DCR share {figures['dcr_share']:.3f} against its floor {figures['dcr_floor']:.3f} "
+                  f"(excess {figures['dcr_excess']:+.3f} ± {figures['dcr_excess_noise']:.3f}), membership AUC "
+                  f"{figures['membership_auc']:.3f}, exact copies {figures['exact_copy_share']:.1%} (holdout "
+                  f"{figures['holdout_exact_copy_share']:.1%}){attributes}")
     print(f"report: {pipeline.report_path()}")
     return 0
 

@@ -19,6 +19,8 @@ from synth_assets.plugins import get_backend
 from synth_assets.parts import (PLAN, REPORT as PART_REPORT, STALE_SECONDS, PartsFolder, Plan, join_parts,
                                 plan_parts)
 from synth_assets.releases import new_version
+from synth_assets.privacy_budget import LEDGER_FILE, PrivacyLedger
+from synth_assets.stages.privacy import PrivacyFigures, PrivacyGate, evaluate_privacy
 from synth_assets.stages.quality import TableQuality, dcr, evaluate_table, synthetic_sample
 from synth_assets.stages.charts import table_charts
 from synth_assets.stages.report import chart_file, render_report
@@ -326,6 +328,44 @@ class DatasetPipeline:
                 tables[table] = storage.read_parquet_rows(path, synthetic_sample(storage.parquet_rows(path), max_rows))
         return tables
 
+    def privacy_figures(self, version: str | None = None) -> dict[str, tuple[PrivacyFigures, float]]:
+        """Per table, the privacy figures of the synthetic tables (the published version's, or `version`'s) against
+        real unseen data, and quality.py's DCR share (for quality.max_dcr_share): what the privacy gate judges
+        and the report shows, from the same seeded samples. A flat table reads only the rows judged; a tree
+        reads whole tables (a subject's records must be whole)."""
+        split, stats = self.load_split(), self.load_stats()
+        quality = self.spec.quality
+        flat = len(stats.tables) == 1
+        synthetic = self.load_synthetic(version, max_rows=quality.max_rows if flat else None)
+        out = {}
+        for name, table in stats.tables.items():
+            sensitive = [c for c, column in self.spec.tables[name].columns.items() if column.sensitive]
+            figures = evaluate_privacy(stats, name, split.train, split.validation, synthetic, sensitive=sensitive,
+                                       max_rows=quality.max_rows, draws=quality.privacy_draws)
+            share = dcr(list(table.columns.values()), split.train[name], split.validation[name], synthetic[name],
+                        max_rows=quality.max_rows)[0]
+            out[name] = (figures, share)
+        return out
+
+    def protection(self, version: str | None = None) -> dict:
+        """How the data behind the published model (or model `version`) are protected: the stats' value
+        protection and, with differential privacy, the model's ε and δ and the budget."""
+        stats = self.load_stats().privacy
+        out = {"mode": stats.mode, "rare_threshold": stats.rare_threshold}
+        if stats.mode == "differential_privacy":
+            dp = self.spec.differential_privacy
+            out.update(epsilon_value_protection=stats.epsilon, max_epsilon=dp.max_epsilon if dp else None)
+            folder = self.paths.version_folder("model", version) if version else self.paths.model
+            ledger = folder / LEDGER_FILE if folder is not None else None
+            if ledger is not None and ledger.is_file():
+                out.update(PrivacyLedger.model_validate_json(ledger.read_text()).summary())
+        return out
+
+    def privacy_gate(self) -> PrivacyGate:
+        quality = self.spec.quality
+        return PrivacyGate(max_dcr_share=quality.max_dcr_share, max_dcr_excess=quality.max_dcr_excess,
+                           max_membership_auc=quality.max_membership_auc, max_copy_excess=quality.max_copy_excess)
+
     def dcr_shares(self, version: str | None = None) -> dict[str, float]:
         """Per table, the share of synthetic rows (the published version's, or `version`'s) closer to a training
         row than to a holdout row: what the privacy gate judges before a version is published. Only the rows
@@ -356,7 +396,10 @@ class DatasetPipeline:
                 results[name].sequence = evaluate_sequences(
                     table, stats.tables[context.references], split.train, split.validation, synthetic,
                     max_parents=self.spec.quality.max_rows)
-        report = render_report(self.name, self.spec.backend, results, self.spec.quality.max_dcr_share)
+        for name, (figures, _) in self.privacy_figures().items():
+            results[name].privacy = figures.summary()
+        report = render_report(self.name, self.spec.backend, results, self.spec.quality.max_dcr_share,
+                               self.protection())
         charts = {name: table_charts(stats.tables[name], split.train[name], synthetic[name], split.validation[name],
                                      results[name], max_rows=self.spec.quality.max_rows)
                   for name in stats.tables}

@@ -16,6 +16,9 @@ A backend built on these names keeps working while the core changes underneath; 
   (`RARE_THRESHOLD`, `RARE_TOKEN`), and the value helpers the stats use for text codes, coordinates and dates;
   a backend chooses its own encodings from them, and maps the per-column `encoding:` words it takes to `HINTS`
   (`Backend.column_encodings`);
+- differential privacy's bookkeeping: `start_ledger` (the ledger a DP training adds its steps to), `continue_ledger`
+  (what a reused or resumed checkpoint spent, added), `PrivacyLedger.steps_within` (how many DP-SGD steps the budget leaves),
+  `save_ledger` (beside the checkpoint, as `LEDGER_FILE`), `budget_spent`, `budget_share` (a tree's models);
 - files: `write_parquet`, `read_parquet`, `write_json`, `read_json`, `atomic_dir` (write, then rename), and
   `recover_dir` (a folder a killed writer left aside, put back);
 - errors: `SynthError` (a problem the user can fix: name the table and column, say what to do), and
@@ -53,6 +56,8 @@ from synth_assets.hookspecs import hookimpl
 from synth_assets.options import (DifferentialPrivacy, Fairness, GenerateOptions, Imputation, Options, Rebalancing,
                                   TrainOptions)
 from synth_assets.pipeline import DatasetPipeline
+from synth_assets.privacy_budget import (LEDGER_FILE, PrivacyLedger, budget_share, budget_spent, continue_ledger,
+                                         save_ledger, start_ledger)
 from synth_assets.stages.schema import restore_schema
 from synth_assets.stages.split import Split, context_key, parent_first
 from synth_assets.stages.stats import (
@@ -119,4 +124,5 @@ __all__ = [
     "SynthError", "IncompatibleModel", "hookimpl",
     "ColumnSpec", "DatasetSpec", "ForeignKey", "SplitSpec", "TableSpec", "DatasetPipeline", "restore_schema",
     "run_on_frames", "open_workspace", "workspace_pipeline", "parse_options",
+    "PrivacyLedger", "LEDGER_FILE", "start_ledger", "continue_ledger", "save_ledger", "budget_spent", "budget_share",
 ]

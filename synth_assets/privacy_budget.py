@@ -12,10 +12,12 @@ opacus is imported lazily: only a backend that trains with DP needs it.
 
 from __future__ import annotations
 
-import math
 import uuid
+from pathlib import Path
 
 from pydantic import BaseModel, Field
+
+from synth_assets.errors import SynthError
 
 # δ's share for the stats' thresholds; training gets the rest, so the total is the configured δ
 VALUE_PROTECTION_DELTA_SHARE = 0.5
@@ -35,6 +37,7 @@ def new_release() -> str:
 class TrainingSteps(BaseModel):
     """A run of DP-SGD steps with the same noise and sampling rate (opacus's accountant history entry)."""
 
+    run: str = ""  # the training run that took them: ledgers of two runs merge without counting a step twice
     model: str  # which model of the dataset (a table's, or the language model)
     noise_multiplier: float
     sample_rate: float
@@ -49,6 +52,7 @@ class PrivacyLedger(BaseModel):
         default_factory=dict, description="stats release -> ε its value protection spent")
     value_protection_delta: float = 0.0
     training: list[TrainingSteps] = Field(default_factory=list)
+    run: str = Field(default_factory=new_release, description="the training run now adding steps")
 
     @property
     def training_delta(self) -> float:
@@ -78,11 +82,27 @@ class PrivacyLedger(BaseModel):
 
     def record_steps(self, model: str, noise_multiplier: float, sample_rate: float, steps: int = 1) -> None:
         last = self.training[-1] if self.training else None
-        if last is not None and (last.model, last.noise_multiplier, last.sample_rate) == (model, noise_multiplier, sample_rate):
+        key = (self.run, model, noise_multiplier, sample_rate)
+        if last is not None and (last.run, last.model, last.noise_multiplier, last.sample_rate) == key:
             last.steps += steps
         elif steps:
-            self.training.append(TrainingSteps(model=model, noise_multiplier=noise_multiplier,
+            self.training.append(TrainingSteps(run=self.run, model=model, noise_multiplier=noise_multiplier,
                                                sample_rate=sample_rate, steps=steps))
+
+    def merge(self, other: "PrivacyLedger") -> None:
+        """Take in what `other` (the ledger of a checkpoint this training continues from) spent: its stats
+        releases, and its steps, the most a run and model took where both hold them."""
+        for release, epsilon in other.value_protection.items():
+            self.value_protection.setdefault(release, epsilon)
+        self.value_protection_delta = max(self.value_protection_delta, other.value_protection_delta)
+        self.delta = max(self.delta, other.delta)
+        mine = {(t.run, t.model, t.noise_multiplier, t.sample_rate): t for t in self.training}
+        for steps in other.training:
+            key = (steps.run, steps.model, steps.noise_multiplier, steps.sample_rate)
+            if key in mine:
+                mine[key].steps = max(mine[key].steps, steps.steps)
+            else:
+                self.training.insert(0, steps.model_copy())
 
     def steps_within(self, epsilon: float | None, noise_multiplier: float, sample_rate: float,
                      most: int = 10**9) -> int:
@@ -139,5 +159,35 @@ def budget_share(total: float | None, spent_before: float, share: float) -> floa
     return spent_before + max(total - spent_before, 0.0) * min(max(share, 0.0), 1.0)
 
 
-def finite(value: float) -> bool:
-    return value is not None and math.isfinite(value)
+def start_ledger(stats, *, dataset: str | None = None) -> PrivacyLedger:
+    """A training run's ledger, starting from the stats' value protection. Refuses stats that were not made with
+    differential privacy: their unprotected values would reach the model, and no ε would hold."""
+    protection = stats.privacy
+    if protection.mode != "differential_privacy":
+        raise SynthError("train.differential_privacy is set, but the stats were computed without it", dataset=dataset,
+                         hint="materialize the stats again (they then spend value_protection_epsilon)")
+    ledger = PrivacyLedger(delta=protection.delta_total)
+    ledger.record_stats(protection.release, protection.epsilon, protection.delta)
+    return ledger
+
+
+def continue_ledger(ledger: PrivacyLedger, source: Path, *, dataset: str | None = None) -> None:
+    """Add to `ledger` what the checkpoint a training continues from (model_state reuse or resume) spent. Refuses
+    weights trained without differential privacy: they are not private, and no ε would hold."""
+    path = Path(source) / LEDGER_FILE
+    if not path.is_file():
+        raise SynthError("the model to continue from was trained without differential privacy, so its weights are "
+                         "not private", dataset=dataset, hint="set train.model_state: reset")
+    ledger.merge(PrivacyLedger.model_validate_json(path.read_text()))
+
+
+def save_ledger(ledger: PrivacyLedger, folder: Path) -> None:
+    (Path(folder) / LEDGER_FILE).write_text(ledger.model_dump_json(indent=1))
+
+
+def budget_spent(ledger: PrivacyLedger, max_epsilon: float | None, *, dataset: str | None = None) -> None:
+    """Refuse to train when nothing of the budget is left (a model reused until ε reached max_epsilon)."""
+    if max_epsilon is not None and ledger.epsilon() >= max_epsilon:
+        raise SynthError(f"the privacy budget is spent: the model to continue from has used ε {ledger.epsilon():.3f} "
+                         f"of train.differential_privacy.max_epsilon {max_epsilon}", dataset=dataset,
+                         hint="set train.model_state: reset to train a new model, or raise max_epsilon")

@@ -261,4 +261,4 @@ class BackendContract:
             instance=dg.DagsterInstance.ephemeral(), raise_on_error=False)
         assert result.success
         checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
-        assert checks == {"checkpoint_is_sound": True, "schema_matches_source": True, "dcr_share_below_threshold": True}
+        assert checks == {"checkpoint_is_sound": True, "schema_matches_source": True, "privacy_gate": True}

@@ -57,7 +57,7 @@ def test_materializing_the_group_writes_tables_report_and_metadata(small_project
     assert 0.5 < meta["gems/quality"]["accuracy"].value <= 1.0
     assert 0.0 <= meta["gems/quality"]["dcr_share"].value <= 1.0
     checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
-    assert checks == {"checkpoint_is_sound": True, "schema_matches_source": True, "dcr_share_below_threshold": True}
+    assert checks == {"checkpoint_is_sound": True, "schema_matches_source": True, "privacy_gate": True}
     # charts: files beside the report, linked from it, and inlined in the UI's metadata
     report = (home / "quality" / "report.md").read_text()
     for chart in ("distributions", "correlations", "accuracy"):
@@ -105,7 +105,7 @@ def test_blocking_dcr_check_fails_the_run(small_project):
     result = run_job(build_definitions(small_project), "gems")
     assert not result.success
     checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
-    assert checks["dcr_share_below_threshold"] is False
+    assert checks["privacy_gate"] is False
 
 
 def test_bad_input_fails_with_a_clear_message_and_keeps_earlier_outputs(small_project, diamonds_small):
@@ -210,7 +210,7 @@ def test_a_table_with_booleans_and_odd_dtypes_passes_the_blocking_checks(tmp_pat
     result = run_job(build_definitions(tmp_path), "survey")
     assert result.success
     checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
-    assert checks == {"checkpoint_is_sound": True, "schema_matches_source": True, "dcr_share_below_threshold": True}
+    assert checks == {"checkpoint_is_sound": True, "schema_matches_source": True, "privacy_gate": True}
     out = pd.read_parquet(tmp_path / ".synth" / "survey" / "synthetic" / "CURRENT" / "people.parquet")
     assert out.dtypes.astype(str).tolist() == source.dtypes.astype(str).tolist()
     assert set(out.educ) <= set(source.educ)  # few-valued floats take only values of the source

@@ -328,7 +328,7 @@ def run_the_story(page, base: str, steps: Steps, expect) -> None:
     # 4. the synthetic table's blocking checks passed
     page.goto(f"{base}/assets/{DATASET}/synthetic")
     page.get_by_role("tablist").first.get_by_role("tab", name="Checks").click()
-    for check in ("schema_matches_source", "dcr_share_below_threshold"):
+    for check in ("schema_matches_source", "privacy_gate"):
         item = page.locator("span", has=page.locator(f"[title='{check}']"), has_text="Succeeded")
         expect(item.first).to_be_visible()
     steps.shot("synthetic-checks")

@@ -333,7 +333,7 @@ def test_a_two_table_panel_materializes_through_dagster_with_fresh_keys(toy_plug
         instance=dg.DagsterInstance.ephemeral())
     assert result.success
     assert {e.check_name: e.passed for e in result.get_asset_check_evaluations()} == {
-        "checkpoint_is_sound": True, "schema_matches_source": True, "dcr_share_below_threshold": True}
+        "checkpoint_is_sound": True, "schema_matches_source": True, "privacy_gate": True}
     persons = pd.read_parquet(tmp_path / ".synth" / "panel" / "synthetic" / "CURRENT" / "persons.parquet")
     visits = pd.read_parquet(tmp_path / ".synth" / "panel" / "synthetic" / "CURRENT" / "visits.parquet")
     assert persons.id.tolist() == list(range(1, 801))

@@ -115,6 +115,6 @@ def test_seed_rows_are_shared_out_among_the_parts_in_order(tmp_path, monkeypatch
     # the gate reads only the rows the DCR share judges (max_rows of them), and finds the report's figure
     gate = {c.check_name: c.metadata for c in audit_synthetic(pipeline, generated.version)}
     results, _ = pipeline.quality()
-    assert gate["dcr_share_below_threshold"]["shop/dcr_share"].value == round(results["shop"].dcr_share, 4)
+    assert gate["privacy_gate"]["shop/dcr_share"].value == round(results["shop"].dcr_share, 4)
 
 # `dg launch` with parts as parallel steps: tests/test_object_store.py (into S3, every stage)

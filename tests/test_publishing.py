@@ -45,7 +45,7 @@ def test_a_failed_audit_leaves_consumers_on_the_last_good_release(small_project,
     result = regenerate(small_project, seed=11)
     assert not result.success
     checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
-    assert checks == {"schema_matches_source": True, "dcr_share_below_threshold": False}
+    assert checks == {"schema_matches_source": True, "privacy_gate": False}
     # the candidate was written and audited, but not published: consumers still read the good release
     candidate = metadata(result, "gems__synthetic")
     assert candidate["published"] is False and candidate["published_version"] == good
@@ -142,7 +142,7 @@ def test_the_command_line_run_audits_before_publishing_too(small_project, capsys
     monkeypatch.chdir(small_project)
     assert main(["run", "gems"]) == 2
     err = capsys.readouterr().err
-    assert "synthetic version" in err and "failed its audit (dcr_share_below_threshold" in err
+    assert "synthetic version" in err and "failed its audit (privacy_gate" in err
     assert "consumers stay on nothing (no release yet)" in err
     home = small_project / ".synth" / "gems"
     assert Releases(home / "model").current_version() is not None  # the model passed its own audit

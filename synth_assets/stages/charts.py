@@ -93,16 +93,20 @@ def _png(plt, figure) -> bytes:
 
 def table_charts(stats: TableStats, train: pd.DataFrame, synthetic: pd.DataFrame, holdout: pd.DataFrame,
                  quality: TableQuality, *, max_rows: int = 10_000, seed: int = 0) -> dict[str, bytes]:
-    """`distributions`, `correlations` and `accuracy` charts of one table, as PNG bytes."""
+    """`distributions`, `correlations`, `accuracy` (and with privacy figures, `privacy`) charts of one table, as
+    PNG bytes."""
     rng = np.random.default_rng(seed)
     frames = [df if len(df) <= max_rows else df.iloc[rng.choice(len(df), max_rows, replace=False)]
               for df in (train, synthetic, holdout)]
     # the columns that differ most first
     columns = sorted(stats.columns.values(), key=lambda c: quality.columns.get(c.name, 1.0))[:MAX_COLUMNS]
     bins = {c.name: binned(c, [df[c.name].reset_index(drop=True) for df in frames]) for c in columns}
-    return {"distributions": _distributions(columns, bins),
-            "correlations": _correlations(columns, bins),
-            "accuracy": _accuracy(quality)}
+    charts = {"distributions": _distributions(columns, bins),
+              "correlations": _correlations(columns, bins),
+              "accuracy": _accuracy(quality)}
+    if quality.privacy:
+        charts["privacy"] = privacy_chart(quality.privacy)
+    return charts
 
 
 def _distributions(columns: list[ColumnStats], bins: dict) -> bytes:
@@ -158,6 +162,26 @@ def _accuracy(quality: TableQuality) -> bytes:
     ax.set_xlim(0, 1)
     ax.set_xlabel("univariate accuracy (1 − total variation distance to training)")
     ax.legend(fontsize=8, loc="lower left")  # scores sit near 1, on the right
+    return _png(plt, figure)
+
+
+def privacy_chart(figures: dict) -> bytes:
+    """Each privacy figure beside its baseline, real unseen data judged the same way: the gap is the risk."""
+    rows = [("DCR share", figures["dcr_share"], figures["dcr_floor"]),
+            ("membership AUC", figures["membership_auc"], 0.5),
+            ("exact copies", figures["exact_copy_share"], figures["holdout_exact_copy_share"])]
+    rows += [(f"infer {key.split('/')[1]}", value, figures[f"{key}/holdout"])
+             for key, value in figures.items() if key.startswith("attribute_inference/") and key.count("/") == 1]
+    plt, figure = _figure(7.0, 0.9 + 0.45 * len(rows))
+    ax = figure.add_subplot(1, 1, 1)
+    y = np.arange(len(rows))
+    ax.barh(y - 0.2, [r[1] for r in rows], height=0.4, label="synthetic", color=COLOURS["synthetic"])
+    ax.barh(y + 0.2, [r[2] for r in rows], height=0.4, label="baseline: real unseen data", color=COLOURS["holdout"])
+    ax.set_yticks(y, [r[0] for r in rows], fontsize=8)
+    ax.set_xlim(0, 1)
+    ax.invert_yaxis()
+    ax.set_xlabel("synthetic against its baseline (a gap is a risk)")
+    ax.legend(fontsize=8, loc="lower right")
     return _png(plt, figure)
 
 

@@ -25,6 +25,7 @@ Backend-neutral, without Dagster or torch: numpy distances on the points of qual
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -67,6 +68,80 @@ class PrivacyFigures(BaseModel):
     exact_copy_share: float  # synthetic rows (subjects) identical to a training one
     holdout_exact_copy_share: float  # holdout rows (subjects) identical to a training one: the baseline
     attribute_risks: list[AttributeRisk] = []
+    membership_compared: int = 0  # training units and as many validation units the attack judged
+    copies_compared: int = 0  # synthetic units checked for copies (and as many holdout units at most)
+
+    @property
+    def dcr_excess_noise(self) -> float:
+        """Two standard errors of the excess: each share is a proportion near 0.5 over `compared` points, the
+        draws averaging some of that away."""
+        return 2.0 * math.sqrt(0.5 / max(self.compared, 1) / self.draws)
+
+    @property
+    def membership_auc_noise(self) -> float:
+        """Two standard errors of an AUC of no signal over n members and n non-members (Hanley & McNeil)."""
+        n = max(self.membership_compared, 1)
+        return 2.0 * math.sqrt((2 * n + 1) / (12.0 * n * n))
+
+    @property
+    def copy_excess(self) -> float:
+        return self.exact_copy_share - self.holdout_exact_copy_share
+
+    @property
+    def copy_excess_noise(self) -> float:
+        """Two standard errors of the difference of the two shares (at least one unit's worth)."""
+        n = max(self.copies_compared, 1)
+        p = min(max(self.holdout_exact_copy_share, 1.0 / n), 1.0)
+        return 2.0 * math.sqrt(2 * p * (1 - p) / n) + 1.0 / n
+
+    def summary(self) -> dict[str, float]:
+        """The figures the quality metadata, the report and `show` print."""
+        out = {"dcr_share": self.dcr_share, "dcr_floor": self.dcr_floor, "dcr_excess": self.dcr_excess,
+               "dcr_excess_noise": self.dcr_excess_noise, "membership_auc": self.membership_auc,
+               "exact_copy_share": self.exact_copy_share, "holdout_exact_copy_share": self.holdout_exact_copy_share}
+        for risk in self.attribute_risks:
+            out[f"attribute_inference/{risk.column}"] = risk.synthetic_score
+            out[f"attribute_inference/{risk.column}/holdout"] = risk.holdout_score
+        return {key: round(float(value), 4) for key, value in out.items()}
+
+
+class PrivacyGate(BaseModel):
+    """The thresholds of the blocking privacy gate (quality: in synth.yaml); None: not gated. max_dcr_share judges
+    quality.py's DCR share (every training row against as many holdout rows), the figure gated before there
+    was a floor to measure against."""
+
+    max_dcr_share: float | None = None
+    max_dcr_excess: float | None = None
+    max_membership_auc: float | None = None
+    max_copy_excess: float | None = None
+
+
+def gate_problems(figures: PrivacyFigures, gate: PrivacyGate, dcr_share: float | None = None) -> list[str]:
+    """What the gate finds wrong with a table's figures, each with what to do. A figure fails when it lies above
+    its threshold by more than its noise (two standard errors): the gate holds against a real signal, not
+    against chance, so real unseen data passes it on any table, and a small table's wide noise does not fail
+    an honest model (its copies still do: they lie far above)."""
+    problems = []
+    if gate.max_dcr_excess is not None and figures.dcr_excess - figures.dcr_excess_noise > gate.max_dcr_excess:
+        problems.append(f"DCR share {figures.dcr_share:.3f} lies {figures.dcr_excess:+.3f} above its floor "
+                        f"{figures.dcr_floor:.3f} (real unseen {figures.unit}), beyond quality.max_dcr_excess "
+                        f"{gate.max_dcr_excess} and its noise ±{figures.dcr_excess_noise:.3f}")
+    if gate.max_membership_auc is not None and \
+            figures.membership_auc - figures.membership_auc_noise > gate.max_membership_auc:
+        problems.append(f"a membership attack tells training {figures.unit} from unseen ones with AUC "
+                        f"{figures.membership_auc:.3f}, beyond quality.max_membership_auc {gate.max_membership_auc} "
+                        f"and its noise ±{figures.membership_auc_noise:.3f}")
+    if gate.max_copy_excess is not None and figures.copy_excess - figures.copy_excess_noise > gate.max_copy_excess:
+        problems.append(f"{figures.exact_copy_share:.1%} of the synthetic {figures.unit} are exact copies of "
+                        f"training ones, against {figures.holdout_exact_copy_share:.1%} of unseen ones, beyond "
+                        f"quality.max_copy_excess {gate.max_copy_excess}")
+    if gate.max_dcr_share is not None and dcr_share is not None and dcr_share > gate.max_dcr_share:
+        problems.append(f"DCR share {dcr_share:.3f} (all training rows against as many holdout rows) above "
+                        f"quality.max_dcr_share {gate.max_dcr_share}")
+    if problems:
+        problems[-1] += ("; train with differential privacy (train.differential_privacy), a smaller model or "
+                         "fewer epochs, or raise the threshold")
+    return problems
 
 
 def evaluate_privacy(
@@ -119,6 +194,8 @@ def evaluate_privacy(
         dcr_share=share, dcr_floor=floor, dcr_excess=share - floor,
         dcr_draws=draw_figures, membership_auc=auc,
         exact_copy_share=copied, holdout_exact_copy_share=holdout_copied, attribute_risks=risks,
+        membership_compared=min(cap // 2, len(pools[0]), len(pools[1])),
+        copies_compared=min(max_rows, len(syn), len(val)),
     )
 
 

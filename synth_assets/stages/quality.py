@@ -79,6 +79,9 @@ class TableQuality(BaseModel):
     holdout_columns: dict[str, float]
     worst_pairs: list[tuple[str, str, float]]
     sequence: SequenceQuality | None = None  # child tables: lengths, coherence, parent-child accuracy
+    # the privacy figures against real unseen data (privacy.PrivacyFigures.summary: dcr_floor, dcr_excess,
+    # membership_auc, exact copies, attribute inference), filled in by the pipeline
+    privacy: dict[str, float] | None = None
 
 
 def evaluate_table(

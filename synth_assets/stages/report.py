@@ -25,7 +25,7 @@ def discriminator_verdict(auc: float) -> str:
     return "**easily told apart**"
 
 
-CHARTS = ("distributions", "correlations", "accuracy")
+CHARTS = ("distributions", "correlations", "accuracy", "privacy")
 
 
 def chart_file(table: str, chart: str) -> str:
@@ -33,7 +33,9 @@ def chart_file(table: str, chart: str) -> str:
     return f"{table}_{chart}.png"
 
 
-def render_report(dataset: str, backend: str, results: dict[str, TableQuality], max_dcr_share: float) -> str:
+def render_report(dataset: str, backend: str, results: dict[str, TableQuality], max_dcr_share: float,
+                  protection: dict | None = None) -> str:
+    """`protection`: how the stats protected values and what the model's training spent (`privacy_lines`)."""
     lines = [f"# Quality report: {dataset}", "", f"Backend: `{backend}`", ""]
     lines += [
         "| table | rows compared | accuracy | holdout ceiling | univariate | bivariate | DCR share | discriminator AUC |",
@@ -74,6 +76,7 @@ def render_report(dataset: str, backend: str, results: dict[str, TableQuality], 
                   + (f"{s.repeated_order_share:.3f} ({s.training_repeated_order_share:.3f}) |"
                      if s.repeated_order_share is not None else "– |")
                   for t, s in sequences.items()]
+    lines += privacy_lines(results, protection or {})
     for q in results.values():
         lines += ["", f"## {q.table}", "", f"Privacy: DCR share {q.dcr_share:.3f}: {verdict(q.dcr_share, max_dcr_share)}."]
         lines.append(f"Told apart from real rows: discriminator AUC {q.discriminator_auc:.3f}"
@@ -87,8 +90,58 @@ def render_report(dataset: str, backend: str, results: dict[str, TableQuality], 
         ]
         for column, score in sorted(q.columns.items(), key=lambda kv: kv[1]):
             lines.append(f"| {column} | {score:.3f} | {q.holdout_columns[column]:.3f} |")
-        lines += ["", *(f"![{q.table}: {chart}]({chart_file(q.table, chart)})" for chart in CHARTS)]
+        lines += ["", *(f"![{q.table}: {chart}]({chart_file(q.table, chart)})" for chart in CHARTS
+                        if chart != "privacy" or q.privacy)]
         if q.worst_pairs:
             lines += ["", "Weakest column pairs:", "", "| columns | accuracy |", "|---|---:|"]
             lines += [f"| {a} × {b} | {s:.3f} |" for a, b, s in q.worst_pairs]
     return "\n".join(lines) + "\n"
+
+
+def protection_words(protection: dict) -> str:
+    """What protects the data, in one sentence: differential privacy's (ε, δ), or the rare-value rule, or nothing."""
+    mode = protection.get("mode", "rare_values")
+    if mode == "differential_privacy":
+        spent = protection.get("epsilon")
+        if spent is None:
+            return (f"**differential privacy**: the stats spent ε {protection.get('epsilon_value_protection', 0):.2f}; "
+                    "the model's ε shows once it is trained with it")
+        return (f"**differential privacy, ε = {spent:.2f}, δ = {protection.get('delta', 0):.2g}** per subject "
+                f"(training {protection.get('epsilon_training', 0):.2f} + value protection "
+                f"{protection.get('epsilon_value_protection', 0):.2f}; budget "
+                f"{protection.get('max_epsilon') if protection.get('max_epsilon') is not None else 'none'})")
+    if mode == "off":
+        return ("**no value protection** (privacy.value_protection: false): every value, rare ones and extremes "
+                "included, may appear in the output; no formal guarantee")
+    return (f"rare-value protection: values held by fewer than {protection.get('rare_threshold', 5)} subjects and "
+            "the most extreme ones are withheld; no formal guarantee (train.differential_privacy gives one)")
+
+
+def privacy_lines(results: dict[str, TableQuality], protection: dict) -> list[str]:
+    """The privacy section: how the data were protected, then each table's figures beside their baselines."""
+    lines = ["", "## Privacy", "", f"Protection: {protection_words(protection)}."]
+    judged = {t: q.privacy for t, q in results.items() if q.privacy}
+    if not judged:
+        return lines
+    lines += [
+        "",
+        "Each figure beside what real unseen data (the holdout) scores when judged the same way: the gap is the",
+        "risk. DCR share against its floor: holdout rows posing as synthetic, averaged over seeded draws (excess",
+        "± two standard errors). Membership AUC: an attacker calling the rows nearest the synthetic data training",
+        "members (0.5: no signal). Exact copies: synthetic rows (subjects) identical to a training one, beside",
+        "the holdout's. Attribute inference, for columns marked `sensitive`: the share of training rows whose",
+        "value the nearest synthetic row on the other columns gives away, beside the same attack with holdout rows.",
+        "",
+        "| table | DCR share | floor | excess | membership AUC | exact copies (holdout) |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for table, f in judged.items():
+        lines.append(f"| {table} | {f['dcr_share']:.3f} | {f['dcr_floor']:.3f} | {f['dcr_excess']:+.3f} "
+                     f"± {f['dcr_excess_noise']:.3f} | {f['membership_auc']:.3f} | {f['exact_copy_share']:.1%} "
+                     f"({f['holdout_exact_copy_share']:.1%}) |")
+    attributes = [(t, key.split("/")[1], v, f[f"{key}/holdout"]) for t, f in judged.items()
+                  for key, v in f.items() if key.startswith("attribute_inference/") and key.count("/") == 1]
+    if attributes:
+        lines += ["", "| table | sensitive column | inferred from synthetic | from holdout | excess |", "|---|---|---:|---:|---:|"]
+        lines += [f"| {t} | {c} | {s:.3f} | {h:.3f} | {s - h:+.3f} |" for t, c, s, h in attributes]
+    return lines
