@@ -180,7 +180,7 @@ def test_the_three_tasks_materialize_through_dg_launch_with_the_checks_on(tmp_pa
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     for dataset in datasets:
         assert f"asset check 'schema_matches_source' on '{dataset}/synthetic' passed" in log, dataset
-        assert f"asset check 'dcr_share_below_threshold' on '{dataset}/synthetic' passed" in log, dataset
+        assert f"asset check 'privacy_gate' on '{dataset}/synthetic' passed" in log, dataset
     store = tmp_path / "store"
     visits_out = pd.read_parquet(store / "visits_synth" / "synthetic" / "CURRENT" / "visits.parquet")
     persons_out = pd.read_parquet(store / "visits_synth" / "synthetic" / "CURRENT" / "persons.parquet")
