@@ -26,7 +26,11 @@ from synth_assets.plugin_api import (
     SynthError,
     TrainRequest,
     TrainResult,
+    budget_spent,
+    continue_ledger,
     read_json,
+    save_ledger,
+    start_ledger,
     tree_problem,
     write_json,
 )
@@ -35,6 +39,7 @@ from synth_llm.options import LLMEngineOptions, LLMGenerateOptions, LLMTrainOpti
 from synth_llm.samples import Tree, from_samples, to_samples
 from synth_llm.schema import full_shape, output_model
 from synth_llm.order_keys import keyed_tables
+from synth_llm.stats_samples import stats_frames
 from synth_llm.tasks import Task, dumps
 
 PARTITIONS = ("train", "validation")
@@ -81,7 +86,7 @@ class LLMBackend(Backend):
 
         from synth_llm import model as lm
         from synth_llm.assemblers import Segment, assemble
-        from synth_llm.training import fit, resolve_device
+        from synth_llm.training import Privacy, fit, resolve_device
 
         started = time.perf_counter()  # the budget covers the tokenizer and the examples too
         lm.quiet()
@@ -95,49 +100,58 @@ class LLMBackend(Backend):
         texts = {}
         for partition in PARTITIONS:
             keys, samples = _read_samples(encoded_dir / f"{partition}.jsonl")
-            prompts, outputs = [], []
-            for sample in samples:
-                context = task.context(sample, rng)
-                prompts.append(task.prompt(context, full_schema, out_schemas[context is not None]))
-                outputs.append(dumps(task.output(sample, context)))
-            texts[partition] = (keys, prompts, outputs)
+            texts[partition] = (keys, *_prompts(task, samples, full_schema, out_schemas, rng))
         if not texts["train"][0]:
             raise SynthError("no training samples", dataset=stats.dataset, hint="give the dataset more rows")
 
         if options.seed is not None:
             torch.manual_seed(options.seed)
+        dp = options.differential_privacy
+        ledger = start_ledger(stats, dataset=stats.dataset) if dp is not None else None
         source = _checkpoint_source(request)
         history: list[dict] = []
         if source is not None:
             model, tokenizer = lm.load_model(source, dataset=stats.dataset)
             if (source / "progress.json").is_file() and options.model_state == "resume":
                 history = read_json(source / "progress.json")
+            if ledger is not None:  # what the weights were trained on before counts too
+                continue_ledger(ledger, source, dataset=stats.dataset)
+                budget_spent(ledger, dp.max_epsilon, dataset=stats.dataset)
         elif options.base_model:
             model, tokenizer = lm.load_model(Path(options.base_model), dataset=stats.dataset)
         else:
-            _, prompts, outputs = texts["train"]
+            if dp is not None:  # merges of the real samples would be an unprotected statistic: the stats' draws
+                prompts, outputs = _prompts(task, stats_samples(stats, tree, rng), full_schema, out_schemas, rng)
+            else:
+                _, prompts, outputs = texts["train"]
             tokenizer = lm.train_tokenizer([p + o for p, o in zip(prompts, outputs)])
-            model = lm.new_model(tokenizer, options.model_size, options.context_window, options.dropout)
+            model = lm.new_model(tokenizer, options.model_size, options.context_window, options.dropout,
+                                 tie=dp is None)
+        device = resolve_device(request.device)
         if options.lora_rank:  # a reused model was saved with its adapters merged: new ones go on top
-            model = lm.with_lora(model, options.lora_rank)
+            model = lm.with_lora(model.to(device), options.lora_rank)  # on its device first: peft and opacus
         window = min(options.context_window, lm.context_window(model))
+        # with DP a sample is a subject, clipped as one: one sample per example, never packed with others
+        assembler = "grouped" if dp is not None else options.assembler
 
         examples = {}
         for partition, (keys, prompts, outputs) in texts.items():
             prompt_ids = tokenizer(prompts, add_special_tokens=False)["input_ids"] if prompts else []
             output_ids = tokenizer(outputs, add_special_tokens=False)["input_ids"] if outputs else []
             segments = [Segment(p, o, k) for p, o, k in zip(prompt_ids, output_ids, keys)]
-            examples[partition] = assemble(segments, options.assembler, window, bos=tokenizer.bos_token_id,
+            examples[partition] = assemble(segments, assembler, window, bos=tokenizer.bos_token_id,
                                            eos=tokenizer.eos_token_id, pad=tokenizer.pad_token_id, rng=rng,
                                            table=tree.root)
         if len(examples["validation"]) == 0:
             examples["validation"] = examples["train"]  # tiny data: early stopping watches the training loss
 
-        device = resolve_device(request.device)
+        privacy = Privacy(ledger, dp.max_epsilon) if dp is not None else None
         outcome = fit(model, examples["train"], examples["validation"], request,
                       lambda m, folder: lm.save(_merged_copy(m), tokenizer, folder), device, history,
-                      spent=time.perf_counter() - started)
+                      spent=time.perf_counter() - started, privacy=privacy)
         lm.save(model, tokenizer, out_dir)
+        if ledger is not None:
+            save_ledger(ledger, out_dir)
         write_json({"options": options.model_dump(mode="json"), "window": window, KEYED: sorted(keyed)},
                    out_dir / TASK_FILE)
         write_json(outcome.history, out_dir / "progress.json")
@@ -153,7 +167,8 @@ class LLMBackend(Backend):
             settings={"task": task.name, "model": options.base_model or f"gpt2 {options.model_size} (from scratch)",
                       "lora_rank": options.lora_rank, "vocabulary": len(tokenizer), "context_window": window,
                       "dropout": None if source is not None or options.base_model else options.dropout,
-                      "assembler": options.assembler, **outcome.settings},
+                      "assembler": assembler, **outcome.settings},
+            privacy=ledger.summary() if ledger is not None else None,
         )
 
     # generate ------------------------------------------------------------------------------------
@@ -254,6 +269,21 @@ class LLMBackend(Backend):
         elif options.sample_size:
             real = real[: options.sample_size]
         return [task.context(sample, rng) for sample in real]
+
+
+def _prompts(task: Task, samples: list[dict], full_schema: dict, out_schemas: dict, rng) -> tuple[list[str], list[str]]:
+    """Each sample's prompt (its context, if the task gives one) and output, as text."""
+    prompts, outputs = [], []
+    for sample in samples:
+        context = task.context(sample, rng)
+        prompts.append(task.prompt(context, full_schema, out_schemas[context is not None]))
+        outputs.append(dumps(task.output(sample, context)))
+    return prompts, outputs
+
+
+def stats_samples(stats: DatasetStats, tree: Tree, rng) -> list[dict]:
+    """Samples of tables drawn from the protected stats alone (stats_samples.py)."""
+    return to_samples(stats_frames(stats, rng), tree)[0]
 
 
 def _checkpoint_source(request: TrainRequest) -> Path | None:

@@ -44,9 +44,8 @@ class LLMTrainOptions(TrainOptions):
     context_window: int = Field(512, ge=32, description="Tokens per training example.")
     dropout: float = Field(0.1, ge=0, lt=1, description="From scratch: dropout on embeddings and residuals; more "
                                                        "keeps a model of little data from memorising it.")
-    # on the CPU, more steps beat larger batches: diamonds at 1.5 minutes reached accuracy 0.82 with 2-4 examples
-    # a step, 0.75 with 16 (bench/RESULTS.md)
-    batch_size: int = Field(4, ge=1, description="Examples per step.")
+    batch_size: int | None = Field(None, ge=1, description="Examples per step; null: 4 (packed examples), or 64 "
+                                                           "samples with differential privacy.")
     learning_rate: float = Field(2e-3, gt=0, description="AdamW's; fine-tuning a base model wants ~1e-4.")
     early_stopping_patience: int = Field(3, ge=1, description="Validations without improvement.")
     differential_privacy: DifferentialPrivacy | None = Field(
@@ -63,6 +62,9 @@ class LLMTrainOptions(TrainOptions):
             raise ValueError("cols_ctx is for task rel_synth")
         if self.lora_rank and not self.base_model:
             raise ValueError("lora_rank fine-tunes a base_model: name a local model folder")
+        if self.differential_privacy is not None and self.task != "rel_synth":
+            raise ValueError(f"differential_privacy covers task rel_synth: {self.task} writes real rows into its "
+                             "output (semi-synthesis keeps training values, prediction copies the rows it is given)")
         import string
 
         unknown = [name for _, name, _, _ in string.Formatter().parse(self.prompt_template)
