@@ -185,9 +185,16 @@ def save_ledger(ledger: PrivacyLedger, folder: Path) -> None:
     (Path(folder) / LEDGER_FILE).write_text(ledger.model_dump_json(indent=1))
 
 
-def budget_spent(ledger: PrivacyLedger, max_epsilon: float | None, *, dataset: str | None = None) -> None:
-    """Refuse to train when nothing of the budget is left (a model reused until ε reached max_epsilon)."""
-    if max_epsilon is not None and ledger.epsilon() >= max_epsilon:
-        raise SynthError(f"the privacy budget is spent: the model to continue from has used ε {ledger.epsilon():.3f} "
-                         f"of train.differential_privacy.max_epsilon {max_epsilon}", dataset=dataset,
-                         hint="set train.model_state: reset to train a new model, or raise max_epsilon")
+def budget_spent(ledger: PrivacyLedger, max_epsilon: float | None, steps_left: int | None = None, *,
+                 dataset: str | None = None) -> None:
+    """Refuse to train when nothing of the budget is left (a model reused until ε reached max_epsilon), or when
+    not one more step fits in it (`steps_left`)."""
+    if max_epsilon is None:
+        return
+    spent = ledger.epsilon()
+    if spent >= max_epsilon or steps_left == 0:
+        before = "the model to continue from has used" if ledger.training else "the stats have used"
+        raise SynthError(f"the privacy budget is spent: {before} ε {spent:.3f} of train.differential_privacy."
+                         f"max_epsilon {max_epsilon}, and not one more training step fits in it", dataset=dataset,
+                         hint="set train.model_state: reset to train a new model, raise max_epsilon or "
+                              "noise_multiplier, or lower value_protection_epsilon")

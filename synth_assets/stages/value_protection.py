@@ -47,6 +47,9 @@ PHANTOM_LEVEL0 = 1e-6
 TEXT_SHARES = {"values": 0.6, "nulls": 0.1, "length": 0.1, "characters": 0.2}
 LAT_LONG_SHARES = {"cells": 0.9, "nulls": 0.1}
 THRESHOLD_DELTA_SHARE = 0.5  # of value protection's δ, for the thresholds over values seen; the rest converts ρ
+# a number's bins of one value each are its values only where those standing out of the noise hold this share of
+# the noisy mass; else the noise hides too many (62 ages held by 48 subjects each), and its quantiles serve better
+HELD_SHARE_FOR_VALUES = 0.9
 
 
 def rho_for(epsilon: float, delta: float) -> float:
@@ -215,6 +218,7 @@ class ValueTree:
     zeros: float
     grain: float
     threshold: int
+    held_share: float = 1.0  # of the level-0 bins' noisy counts, the share their level-1 bins that stand out hold
 
     @classmethod
     def build(cls, values: np.ndarray, grain: float, budget: Budget, threshold: int,
@@ -231,6 +235,7 @@ class ValueTree:
         noisy[noisy < cut0] = 0.0
         heavy = np.flatnonzero(noisy[4:] > 0)
         edges, counts, held = [], [], []
+        held_mass = all_mass = max(float(noisy[3]), 0.0)  # exact zeros are a value of their own
         for b in heavy:
             low, high = edges0[b], edges0[b + 1]
             inside = body[(body >= low) & (body < high)]
@@ -245,16 +250,23 @@ class ValueTree:
                 exact1 = np.histogram(inside, bins=sub)[0].astype(float)
             edges.append(sub)
             noisy1 = exact1 + rng.normal(0.0, fine.sigma, size=len(exact1))
-            # which bins hold values for sure (a bin nobody holds passes with probability PHANTOM), and the level-0
-            # bin's count spread over them (evenly where none stands out): the noise of many empty bins adds no
-            # mass where there is none, and the level-0 counts keep the tails
+            # which bins hold values for sure (a bin nobody holds passes with probability PHANTOM). The level-0 count
+            # spreads over them where they hold most of it; else over every bin by its noisy count less the noise's
+            # scale (so the noise of many empty bins adds little mass where there is none); evenly where neither
+            # leaves anything. The level-0 counts keep the tails.
             there = noisy1 >= max(threshold, phantom_cut(fine.sigma, len(noisy1) * len(heavy)))
-            shape = np.where(there, noisy1, 0.0)
+            if noisy1[there].sum() >= 0.5 * noisy[4 + b]:
+                shape = np.where(there, noisy1, 0.0)
+            else:
+                shape = np.clip(noisy1 - fine.sigma, 0.0, None)
             shape = shape / shape.sum() if shape.sum() > 0 else np.full(len(shape), 1.0 / len(shape))
             held.append(there)
             counts.append(noisy[4 + b] * shape)
+            held_mass += float(noisy1[there].sum())
+            all_mass += float(noisy[4 + b])  # the best count of what the bin holds: noise of empty bins left out
         return cls(nulls=float(noisy[0]), infinities={"-inf": float(noisy[1]), "inf": float(noisy[2])},
-                   edges=edges, counts=counts, held=held, zeros=float(noisy[3]), grain=grain, threshold=threshold)
+                   edges=edges, counts=counts, held=held, zeros=float(noisy[3]), grain=grain, threshold=threshold,
+                   held_share=held_mass / all_mass if all_mass > 0 else 1.0)
 
     @property
     def present(self) -> float:
@@ -274,20 +286,25 @@ class ValueTree:
         return low[order][keep], high[order][keep], count[order][keep]
 
     def range(self) -> dict | None:
-        """min and max where the noisy count from either end reaches the rare threshold, and the quantiles
-        between (values spread evenly within a bin). None when no bin stands out of the noise."""
+        """min and max: the outermost bins that stand out of the noise (a power-of-two bin where none of its own
+        bins does: its edge), so they are values enough subjects reach; the quantiles from the noisy counts (values
+        spread evenly within a bin), within them. None when no bin stands out."""
         low, high, count = self._points()
         total = count.sum()
         if total <= 0:
             return None
+        spans = [(0.0, 0.0)] if self.zeros > 0 else []
+        for edges, there in zip(self.edges, self.held):
+            inside = np.flatnonzero(there)
+            spans.append((edges[inside[0]], edges[inside[-1] + 1]) if len(inside) else (edges[0], edges[-1]))
+        lo, hi = float(min(a for a, _ in spans)), float(max(b for _, b in spans))
+        if self.grain > 0:  # a value of the grid, as the data hold them
+            lo, hi = math.ceil(lo / self.grain - 1e-9) * self.grain, math.floor(hi / self.grain + 1e-9) * self.grain
+            hi = max(hi, lo)
         # the cumulative count at each bin's edges: a piecewise linear distribution function
         xs = np.ravel(np.column_stack([low, high]))
         cumulative = np.cumsum(count)
         ys = np.ravel(np.column_stack([cumulative - count, cumulative]))
-        lo = float(np.interp(min(self.threshold, total / 2), ys, xs))
-        hi = float(np.interp(max(total - self.threshold, total / 2), ys, xs))
-        if self.grain > 0:  # a value of the grid, as the data hold them
-            lo, hi = round(lo / self.grain) * self.grain, round(hi / self.grain) * self.grain
         quantiles = np.clip(np.interp(np.linspace(0, 1, N_QUANTILES) * total, ys, xs), lo, hi)
         return dict(min=lo, max=hi, quantiles=[float(q) for q in quantiles])
 
@@ -295,7 +312,7 @@ class ValueTree:
         """Where every bin is one step of the grain: the values that stand out of the noise with their counts, most
         held first (a discrete number's values); else None."""
         low, high, count = self._points()
-        if len(low) == 0 or np.any((high - low) > self.grain * (1 + 1e-9)):
+        if len(low) == 0 or np.any((high - low) > self.grain * (1 + 1e-9)) or self.held_share < HELD_SHARE_FOR_VALUES:
             return None
         low, high, count = self._points(held=True)
         if len(low) == 0:

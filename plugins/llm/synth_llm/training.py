@@ -22,7 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from synth_assets.plugin_api import ProgressRecord, SynthError, TrainRequest, atomic_dir, save_ledger, write_json
+from synth_assets.plugin_api import (ProgressRecord, SynthError, TrainRequest, atomic_dir, budget_spent, save_ledger,
+                                     write_json)
 from synth_llm.assemblers import Examples
 from synth_llm.private_training import PRIVATE_BATCH, PrivateSteps
 
@@ -106,6 +107,7 @@ def fit(model, train: Examples, valid: Examples, request: TrainRequest, save_bes
     if privacy is not None:
         private = PrivateSteps(model, optimizer, options.differential_privacy, privacy.ledger, samples=len(train),
                                batch=batch, epsilon_cap=privacy.epsilon_cap, device=device)
+        budget_spent(privacy.ledger, privacy.epsilon_cap, private.steps_left)
         optimizer = private.optimizer
     rng = np.random.default_rng(options.seed)
     budget = max(options.max_training_time * 60 - spent, 1.0)

@@ -110,6 +110,7 @@ def fit(model, train_tokens: np.ndarray, valid_tokens: np.ndarray, groups: list[
                                model_name=privacy.model_name, subjects=subjects,
                                total_subjects=privacy.total_subjects, batch_subjects=max(1, round(batch / per_subject)),
                                epsilon_cap=privacy.epsilon_cap, given=given, device=device)
+        budget_spent(privacy.ledger, privacy.epsilon_cap, private.steps_left)
         optimizer = private.optimizer
         state.settings.update(private.settings())
     plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.5, patience=1)

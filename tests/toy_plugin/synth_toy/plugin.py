@@ -89,4 +89,6 @@ def _columns(table, n, rng) -> pd.DataFrame:
 
 @hookimpl
 def synth_register_backends():
-    return [MarginalsBackend]
+    from synth_toy.controls import CopyingBackend, UnseenRowsBackend  # controls of the privacy gate
+
+    return [MarginalsBackend, CopyingBackend, UnseenRowsBackend]

@@ -1,0 +1,304 @@
+"""Privacy a compliance team can sign: value protection's modes, differential privacy end to end (the stats,
+DP-SGD in TabularARGN, ε in the metadata and the budget check), and the privacy gate's controls: a backend that
+copies its training rows fails it, real rows no model saw pass it, planted canaries never come out."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from synth_assets.checks import audit_synthetic
+from synth_assets.config import load_project, parse_project
+from synth_assets.errors import ConfigError, SynthError
+from synth_assets.pipeline import DatasetPipeline
+from synth_assets.privacy_budget import LEDGER_FILE, PrivacyLedger
+from synth_assets.stages.quality import _features, _nearest
+from synth_assets.stages.split import split_tables
+from synth_assets.stages.stats import compute_stats
+from synth_assets.testing import IN_ONE_PROCESS, survey_table
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+DP = {"max_epsilon": 4.0, "noise_multiplier": 1.5}
+PANEL = {"persons": {"source": "persons.parquet", "primary_key": "id"},
+         "years": {"source": "years.parquet", "foreign_keys": [{"column": "id", "references": "persons"}],
+                   "order_by": "year"}}
+
+
+def project(folder: Path, datasets: dict, monkeypatch) -> DatasetPipeline:
+    (folder / "synth.yaml").write_text(yaml.safe_dump({"datasets": datasets}, sort_keys=False))
+    monkeypatch.delenv("SYNTH_CONFIG", raising=False)
+    monkeypatch.delenv("SYNTH_HOME", raising=False)
+    return DatasetPipeline(load_project(folder), next(iter(datasets)))
+
+
+def spec_of(dataset: dict):
+    return parse_project({"datasets": {"d": dataset}}).datasets["d"]
+
+
+@pytest.fixture(scope="module")
+def panel_frames():
+    persons = pd.read_csv(REPO / "data" / "demo" / "persons.csv.gz").head(1500)
+    years = pd.read_csv(REPO / "data" / "demo" / "years.csv.gz")
+    return persons, years[years.id.isin(persons.id)].reset_index(drop=True)
+
+
+# options ------------------------------------------------------------------------------------------------
+
+def test_a_backend_without_differential_privacy_refuses_the_section_naming_it(toy_plugin):
+    with pytest.raises(ConfigError, match="train.differential_privacy: backend 'marginals' does not train with "
+                                          "differential privacy.*choose a backend that does.*llm, tabular_argn"):
+        parse_project({"datasets": {"d": {"backend": "marginals", "tables": {"t": {"source": "t.csv"}},
+                                          "train": {"differential_privacy": {"max_epsilon": 4}}}}})
+
+
+def test_dp_needs_value_protection_and_leaves_room_for_training():
+    with pytest.raises(ConfigError, match="privacy.value_protection: false leaves every value of the stats unprotected"):
+        spec_of({"tables": {"t": {"source": "t.csv"}}, "privacy": {"value_protection": False},
+                 "train": {"differential_privacy": {}}})
+    with pytest.raises(ConfigError, match=r"value_protection_epsilon \(2.0\) leaves nothing of max_epsilon \(2.0\)"):
+        spec_of({"tables": {"t": {"source": "t.csv"}}, "train": {"differential_privacy": {
+            "max_epsilon": 2, "value_protection_epsilon": 2}}})
+    with pytest.raises(ConfigError, match="privacy.rare_threshold: Input should be greater than or equal to 2"):
+        spec_of({"tables": {"t": {"source": "t.csv"}}, "privacy": {"rare_threshold": 1}})
+
+
+# the stats ----------------------------------------------------------------------------------------------
+
+def planted(n: int = 3000) -> pd.DataFrame:
+    """A survey with values held by 3, 7 and 30 rows, and one extreme income."""
+    df = survey_table(n)
+    df["region"] = df["region"].astype(object)
+    df.loc[:2, "region"], df.loc[3:9, "region"], df.loc[10:39, "region"] = "atoll", "fjord", "steppe"
+    df.loc[0, "income"] = 10_000_000.0
+    return df
+
+
+def stats_with(privacy: dict | None = None, train: dict | None = None, df: pd.DataFrame | None = None):
+    spec = spec_of({"tables": {"t": {"source": "t.csv"}}, "privacy": privacy or {}, "train": train or {},
+                    "split": {"validation_share": 0.01}})
+    df = planted() if df is None else df
+    return compute_stats(spec, {"t": df}, dataset="d", hints={}), df
+
+
+def test_the_rare_threshold_is_configurable_and_value_protection_can_be_switched_off():
+    default, df = stats_with()
+    kept = set(default.tables["t"].columns["region"].categories)
+    assert {"fjord", "steppe"} <= kept and "atoll" not in kept
+    assert default.tables["t"].columns["income"].max < 1_000_000
+    assert default.privacy.mode == "rare_values" and default.privacy.rare_threshold == 5
+
+    strict, _ = stats_with({"rare_threshold": 10})
+    assert "fjord" not in strict.tables["t"].columns["region"].categories
+    assert "steppe" in strict.tables["t"].columns["region"].categories
+
+    off, _ = stats_with({"value_protection": False})
+    assert {"atoll", "fjord", "steppe"} <= set(off.tables["t"].columns["region"].categories)
+    assert off.tables["t"].columns["income"].max == 10_000_000.0 and off.privacy.mode == "off"
+
+
+def test_dp_stats_hide_single_subjects_spend_their_epsilon_and_draw_fresh_noise():
+    first, df = stats_with(train={"differential_privacy": DP})
+    second, _ = stats_with(train={"differential_privacy": DP})
+    for stats in (first, second):
+        columns = stats.tables["t"].columns
+        assert "atoll" not in columns["region"].categories and "fjord" not in columns["region"].categories
+        assert columns["income"].max < 1_000_000  # the planted extreme is not revealed
+        assert columns["income"].min <= np.quantile(df.income, 0.2) and columns["income"].max >= df.income.median()
+        # 62 ages held by about 48 subjects each: the noise would hide most of them as values, so the ages are a
+        # range with quantiles (whole numbers, as the source); two values held by half the subjects each are kept
+        assert not columns["age"].discrete and 18 <= columns["age"].min < columns["age"].max <= 79
+        assert columns["age"].is_integer and columns["age"].quantiles[50] == pytest.approx(df.age.median(), abs=5)
+        assert set(columns["female"].categories) == {False, True} and columns["female"].null_share == 0
+        assert sum(columns["region"].category_shares) <= 1 + 1e-9
+        assert stats.privacy.mode == "differential_privacy" and stats.privacy.epsilon == 1.0
+        assert 0 < stats.privacy.delta < stats.privacy.delta_total <= 1 / 3000 ** 1.2
+    # the noise comes from the system's entropy, not from any seed: two runs differ
+    assert first.tables["t"].columns["income"].quantiles != second.tables["t"].columns["income"].quantiles
+    assert first.privacy.release != second.privacy.release
+
+
+def test_dp_stats_count_subjects_not_records(panel_frames):
+    persons, years = panel_frames
+    # one person holds an age nobody else has, in each of their five records: five records, one subject
+    years = years.copy()
+    lone = years.id == years.id.value_counts().index[0]
+    years.loc[lone, "age"] = 99
+    spec = spec_of({"tables": PANEL, "train": {"differential_privacy": DP}})
+    stats = compute_stats(spec, {"persons": persons, "years": years}, dataset="d", hints={})
+    age = stats.tables["years"].columns["age"]
+    assert 99 not in (age.categories or []) and age.max < 99
+    assert set(stats.tables["years"].sequence_lengths) <= {1, 2, 3, 4, 5}
+    assert abs(sum(stats.tables["years"].sequence_lengths.values()) - 1) < 1e-9
+
+
+# DP-SGD ---------------------------------------------------------------------------------------------------
+
+def test_a_dp_dataset_materializes_through_dg_launch_with_epsilon_within_its_budget(tmp_path):
+    survey_table(2500).to_parquet(tmp_path / "survey.parquet")
+    datasets = {"survey": {"tables": {"survey": {"source": "survey.parquet"}},
+                           "train": {"max_training_time": 0.15, "max_epochs": 3, "differential_privacy": DP},
+                           "generate": {"sample_size": 400, "seed": 1}}}
+    (tmp_path / "synth.yaml").write_text(yaml.safe_dump({"datasets": datasets}))
+    (tmp_path / "home").mkdir()
+    (tmp_path / "home" / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    env = {**os.environ, "SYNTH_CONFIG": str(tmp_path / "synth.yaml"), "SYNTH_HOME": str(tmp_path / "store"),
+           "DAGSTER_HOME": str(tmp_path / "home")}
+    out = subprocess.run([str(BIN / "dg"), "launch", "--job", "synthesize_survey", *IN_ONE_PROCESS], cwd=REPO,
+                         env=env, capture_output=True, text=True, timeout=900)
+    log = (out.stdout + out.stderr).lower()
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    for check, asset in (("privacy_budget_respected", "model"), ("checkpoint_is_sound", "model"),
+                         ("schema_matches_source", "synthetic"), ("privacy_gate", "synthetic")):
+        assert f"asset check '{check}' on 'survey/{asset}' passed" in log, check
+    home = tmp_path / "store" / "survey"
+    ledger = PrivacyLedger.model_validate_json((home / "model" / "CURRENT" / LEDGER_FILE).read_text())
+    assert 1.0 < ledger.epsilon() <= 4.0 and ledger.value_protection_epsilon() == 1.0
+    assert ledger.training and all(step.noise_multiplier == 1.5 for step in ledger.training)
+    report = (home / "quality" / "report.md").read_text()
+    assert f"differential privacy, ε = {ledger.epsilon():.2f}" in report and "| survey |" in report
+    assert (home / "quality" / "survey_privacy.png").read_bytes()[:4] == b"\x89PNG"
+    shown = subprocess.run([sys.executable, "-m", "synth_assets", "show", "survey"], cwd=tmp_path, env=env,
+                           capture_output=True, text=True, timeout=300).stdout
+    assert f"privacy: differential privacy, ε = {ledger.epsilon():.2f}" in shown
+    assert "privacy 'survey': DCR share" in shown and "membership AUC" in shown
+
+
+def dp_pipeline(tmp_path, monkeypatch, **train) -> DatasetPipeline:
+    survey_table(2000).to_parquet(tmp_path / "survey.parquet")
+    pipeline = project(tmp_path, {"survey": {"tables": {"survey": {"source": "survey.parquet"}},
+                                             "train": {"max_training_time": 0.1, "differential_privacy": DP, **train}}},
+                       monkeypatch)
+    pipeline.split(), pipeline.stats(), pipeline.encode()
+    return pipeline
+
+
+def test_resume_continues_the_count_and_reuse_adds_to_it(tmp_path, monkeypatch):
+    pipeline = dp_pipeline(tmp_path, monkeypatch, max_epochs=4)
+
+    def killed_after_two_epochs(record):
+        if record.epoch == 2:
+            raise KeyboardInterrupt  # as a killed process: the state of epoch 1 stays in model.partial
+
+    with pytest.raises(KeyboardInterrupt):
+        pipeline.train(progress=killed_after_two_epochs)
+    interrupted = PrivacyLedger.model_validate_json(
+        (pipeline.paths.root / "model.partial" / LEDGER_FILE).read_text())
+    resumed = pipeline.train(pipeline.spec.train.model_copy(update={"model_state": "resume"}))
+    assert resumed.privacy["steps"] > sum(t.steps for t in interrupted.training)
+    assert resumed.privacy["epsilon"] > interrupted.epsilon()  # never reset: the count goes on
+
+    reused = pipeline.train(pipeline.spec.train.model_copy(update={"model_state": "reuse", "max_epochs": 1}))
+    assert reused.privacy["epsilon"] > resumed.privacy["epsilon"]  # fine-tuning spends on top of the model's ε
+    assert reused.privacy["epsilon_value_protection"] == 1.0  # the same stats count once
+
+
+def test_a_spent_budget_trains_and_publishes_nothing_and_says_why(tmp_path, monkeypatch):
+    pipeline = dp_pipeline(tmp_path, monkeypatch, max_epochs=2)
+    first = pipeline.train()
+    published = pipeline.paths.releases("model").current_version()
+    tight = pipeline.spec.train.differential_privacy.model_copy(update={"max_epsilon": first.privacy["epsilon"] - 0.01})
+    options = pipeline.spec.train.model_copy(update={"model_state": "reuse", "differential_privacy": tight})
+    with pytest.raises(SynthError, match=r"the privacy budget is spent: the model to continue from has used ε "
+                                         r"[0-9.]+ of train.differential_privacy.max_epsilon [0-9.]+, and not one "
+                                         r"more training step fits"):
+        pipeline.train(options)
+    assert pipeline.paths.releases("model").current_version() == published
+    # weights trained without DP cannot be continued with it: they are not private
+    plain = pipeline.spec.train.model_copy(update={"differential_privacy": None, "max_epochs": 1})
+    pipeline.train(plain)
+    with pytest.raises(SynthError, match="trained without differential privacy, so its weights are not private"):
+        pipeline.train(pipeline.spec.train.model_copy(update={"model_state": "reuse"}))
+
+
+def test_a_panel_trains_with_each_subject_clipped_as_one(tmp_path, monkeypatch, panel_frames):
+    persons, years = panel_frames
+    persons.to_parquet(tmp_path / "persons.parquet")
+    years.to_parquet(tmp_path / "years.parquet")
+    pipeline = project(tmp_path, {"panel": {"tables": PANEL, "train": {
+        "max_training_time": 0.15, "max_epochs": 3, "differential_privacy": DP}, "generate": {"sample_size": 200}}},
+                       monkeypatch)
+    pipeline.split(), pipeline.stats(), pipeline.encode()
+    result = pipeline.train()
+    assert result.settings["years"]["differential_privacy"]["unit"] == "subject"
+    assert result.settings["persons"]["differential_privacy"]["unit"] == "row"
+    assert result.settings["years"]["network"] == "per_head"
+    ledger = PrivacyLedger.model_validate_json((pipeline.paths.model / LEDGER_FILE).read_text())
+    assert {t.model for t in ledger.training} == {"persons", "years"}  # both models spend the same subjects'
+    assert ledger.epsilon() <= 4.0 and result.privacy["epsilon"] == pytest.approx(ledger.epsilon(), abs=1e-3)
+    out = pipeline.generate(publish=False).tables
+    assert out["years"]["id"].isin(out["persons"]["id"]).all()
+
+
+# the privacy gate's controls --------------------------------------------------------------------------------
+
+def test_a_backend_that_copies_its_training_rows_fails_the_gate_and_publishes_nothing(toy_plugin, tmp_path,
+                                                                                     monkeypatch, panel_frames):
+    persons, years = panel_frames
+    persons.to_parquet(tmp_path / "persons.parquet")
+    years.to_parquet(tmp_path / "years.parquet")
+    pipeline = project(tmp_path, {"copied": {"backend": "copycat", "tables": PANEL}}, monkeypatch)
+    pipeline.split(), pipeline.stats(), pipeline.encode(), pipeline.train()
+    generated = pipeline.generate(publish=False)
+    [_, gate] = audit_synthetic(pipeline, generated.version)
+    assert not gate.passed
+    assert "membership attack tells training subjects from unseen ones with AUC" in gate.description
+    assert "are exact copies of training ones" in gate.description
+    assert gate.metadata["years/privacy/exact_copy_share"].value == 1.0
+    assert pipeline.paths.releases("synthetic").current_version() is None
+
+
+def test_real_rows_no_model_saw_pass_the_gate(toy_plugin, tmp_path, monkeypatch, diamonds):
+    # a third of diamonds is never a source: real rows of the same population that no model saw
+    shuffled = diamonds.sample(frac=1.0, random_state=3).reset_index(drop=True)
+    shuffled.iloc[:15000].to_parquet(tmp_path / "gems.parquet")
+    shuffled.iloc[15000:20000].to_parquet(tmp_path / "unseen_gems.parquet")
+    pipeline = project(tmp_path, {"gems": {
+        "backend": "unseen_rows", "tables": {"gems": {"source": "gems.parquet"}},
+        "train": {"rows": str(tmp_path / "unseen_{table}.parquet")}, "generate": {"sample_size": 5000},
+        "privacy": {"value_protection": False}}}, monkeypatch)
+    pipeline.split(), pipeline.stats(), pipeline.encode(), pipeline.train()
+    generated = pipeline.generate(publish=False)
+    [_, gate] = audit_synthetic(pipeline, generated.version)
+    assert gate.passed, gate.description
+    figures = {key.split("/", 2)[2]: value.value for key, value in gate.metadata.items() if "/privacy/" in key}
+    assert abs(figures["dcr_excess"]) <= figures["dcr_excess_noise"] < 0.03  # within its own noise
+    assert abs(figures["membership_auc"] - 0.5) < 0.04
+    pipeline.publish("synthetic", generated.version)
+    _, report = pipeline.quality()
+    assert "**no value protection** (privacy.value_protection: false)" in report
+
+
+def test_planted_canaries_never_come_out_and_the_attack_does_not_single_them_out(tmp_path, monkeypatch):
+    df = survey_table(3000, seed=4)
+    df["region"] = df["region"].astype(object)
+    canaries = pd.DataFrame({"female": [True, False, True], "married": pd.array([True, None, False], dtype="boolean"),
+                             "kids": pd.array([7, 9, 8], dtype="Int64"), "region": ["canary-1", "canary-2", "canary-3"],
+                             "age": np.array([79, 18, 64], dtype="uint8"), "educ": [27.5, 31.0, 29.0],
+                             "visits": [61.0, 73.0, 67.0], "income": [987_654.32, 876_543.21, 765_432.19]})
+    pd.concat([canaries, df], ignore_index=True).to_parquet(tmp_path / "survey.parquet")
+    pipeline = project(tmp_path, {"survey": {"tables": {"survey": {"source": "survey.parquet"}},
+                                             "split": {"validation_share": 0.2, "seed": 1},
+                                             "train": {"max_training_time": 0.15, "max_epochs": 6},
+                                             "generate": {"sample_size": 3000, "seed": 2}}}, monkeypatch)
+    split = pipeline.split()
+    train = split.train["survey"]
+    planted_in_training = train[train.region.astype(str).str.startswith("canary")]
+    assert len(planted_in_training) >= 2  # most canaries land in training (the split is seeded)
+    pipeline.stats(), pipeline.encode(), pipeline.train()
+    out = pipeline.generate(publish=False).tables["survey"]
+    assert not out.region.astype(str).str.startswith("canary").any()
+    for column in ("kids", "educ", "visits", "income"):  # none of their extremes either
+        assert pd.to_numeric(out[column]).max() < planted_in_training[column].astype(float).min()
+    # the attacker's score (distance to the nearest synthetic row) does not pick the canaries out from real
+    # rows the model never saw
+    stats = pipeline.load_stats().tables["survey"]
+    columns = list(stats.columns.values())
+    nearest = lambda rows: _nearest(_features(rows, columns, train), _features(out, columns, train))  # noqa: E731
+    unseen = nearest(split.validation["survey"])
+    assert nearest(planted_in_training).min() > np.quantile(unseen, 0.5)
