@@ -670,6 +670,10 @@ def _protected_categories(values: pd.Series, unit: pd.Series | None, protection:
     else:  # one value per subject: shares of subjects, from the noisy counts
         counts = kept
         total = max(protection.present or total, float(counts.sum()), 1.0)
+        # a gap the noise alone explains is no rare share: a boolean whose two values are kept keeps them whole
+        noise = 3.0 * protection.noise_of_counts(len(counts), share)
+        if total - counts.sum() <= noise:
+            total = max(float(counts.sum()), 1.0)
     categories = [plain_value(v) for v in counts.index]
     shares = [float(c) / total for c in counts.to_numpy()]
     return categories, shares, float(max(0.0, 1.0 - counts.sum() / total))

@@ -128,6 +128,13 @@ class ColumnProtection:
         first = ~unit[shuffled.index].duplicated().to_numpy()
         return shuffled[first].sort_index()
 
+    def noise_of_counts(self, counts: int, share: float) -> float:
+        """The standard deviation of the sum of `counts` noisy counts of a query and of the null count."""
+        if self.budget is None:
+            return 0.0
+        nulls = self.budget.part(TEXT_SHARES["nulls"]).sigma
+        return math.sqrt(max(counts, 1) * self.budget.part(share).sigma ** 2 + nulls ** 2)
+
     # values seen in the data -------------------------------------------------------------------------
     def kept(self, values: pd.Series, unit: pd.Series | None, share: float = 1.0) -> pd.Series:
         """The values kept, with how many subjects hold each (noisy with DP), most held first."""

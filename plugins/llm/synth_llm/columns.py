@@ -134,6 +134,9 @@ def from_json(values: list, col: ColumnStats) -> pd.Series:
 
 # what an output value may be -------------------------------------------------------------------------
 
+TEXT_DTYPES = ("object", "string", "str", "category")  # the dtypes that can hold RARE_TOKEN
+
+
 def column_rule(col: ColumnStats, *, impute_na: bool = False, impute_protected: bool = False,
                 mask: list | tuple = ()) -> ColumnRule:
     masked = {_key(_python(v)) for v in mask}
@@ -149,7 +152,10 @@ def column_rule(col: ColumnStats, *, impute_na: bool = False, impute_protected: 
             return v
     elif col.kind == "categorical" or _is_categorical_number(col):
         allowed = [canonical(c) for c in col.categories or [] if _key(c) not in masked]
-        if col.kind == "categorical" and col.rare_share > 0 and not impute_protected and _key(RARE_TOKEN) not in masked:
+        # only text can hold the rare token: a boolean's withheld values come out as its kept ones
+        text = col.dtype.split("[")[0] in TEXT_DTYPES
+        if col.kind == "categorical" and text and col.rare_share > 0 and not impute_protected \
+                and _key(RARE_TOKEN) not in masked:
             allowed.append(RARE_TOKEN)
         if not allowed and not nullable:
             raise SynthError("the directives leave no value to generate", table=None, column=col.name,

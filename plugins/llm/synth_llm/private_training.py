@@ -15,6 +15,7 @@ in the dataset's privacy ledger, which stops training before ε would pass the b
 from __future__ import annotations
 
 import secrets
+import warnings
 
 import numpy as np
 
@@ -75,7 +76,9 @@ class PrivateSteps:
                     p.grad = torch.zeros_like(p)
         else:
             per_sample = self.sample_losses(examples, chosen)
-            DPTensorFastGradientClipping(self.module, self.optimizer, per_sample, "mean").backward()
+            with warnings.catch_warnings():  # torch notes the hooks fire on outputs: opacus's design, not a fault
+                warnings.filterwarnings("ignore", message="Full backward hook is firing")
+                DPTensorFastGradientClipping(self.module, self.optimizer, per_sample, "mean").backward()
             loss = float(per_sample.detach().mean())
         self.optimizer.step()
         self.ledger.record_steps("language model", self.dp.noise_multiplier, self.sample_rate)

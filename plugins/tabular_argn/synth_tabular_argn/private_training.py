@@ -16,6 +16,7 @@ the dataset's privacy ledger (opacus's RDP accountant), which stops training bef
 from __future__ import annotations
 
 import secrets
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -108,7 +109,9 @@ class PrivateSteps:
                 tokens = tokens.reshape(*positions.shape, -1)
                 weight = torch.as_tensor(mask, dtype=torch.float32, device=tokens.device)
                 per_subject = (self.model.row_nll(tokens, order, skip=self.given) * weight).sum(dim=1)
-            DPTensorFastGradientClipping(self.module, self.optimizer, per_subject, "mean").backward()
+            with warnings.catch_warnings():  # torch notes the hooks fire on outputs: opacus's design, not a fault
+                warnings.filterwarnings("ignore", message="Full backward hook is firing")
+                DPTensorFastGradientClipping(self.module, self.optimizer, per_subject, "mean").backward()
             loss_sum, rows = float(per_subject.detach().sum()), int(mask.sum())
         self.optimizer.step()
         self.ledger.record_steps(self.name, self.dp.noise_multiplier, self.sample_rate)
