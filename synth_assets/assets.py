@@ -17,7 +17,7 @@ import pydantic
 from synth_assets.automation import launched_by_automation, source_key, stage_condition
 from synth_assets.backend import ProgressRecord, backend_code_version
 from synth_assets.checks import audit_model, audit_synthetic, model_check_specs, synthetic_check_specs
-from synth_assets.config import Project
+from synth_assets.config import DP_OPTION, Project
 from synth_assets.errors import SynthError
 from synth_assets.kubernetes import stage_k8s_tags
 from synth_assets.pipes import train_through_pipes
@@ -191,9 +191,10 @@ def build_dataset_assets(project: Project, name: str) -> list[dg.AssetsDefinitio
                 result = pipeline.train(options, device=compute.device, progress=log, version=version, publish=False,
                                         reset_if_incompatible=reset_if_incompatible, warn=context.log.warning)
         curve = loss_curve_markdown(pipeline, version, result)  # written beside the checkpoint before its audit
-        audit = audit_model(pipeline.paths.version_folder("model", version), result, options.differential_privacy)
+        dp = getattr(options, DP_OPTION, None)  # only a backend that trains with DP has the section
+        audit = audit_model(pipeline.paths.version_folder("model", version), result, dp)
         return dg.MaterializeResult(check_results=audit, metadata={
-            **privacy_metadata(result.privacy, options.differential_privacy),
+            **privacy_metadata(result.privacy, dp),
             **publish_if_passed(pipeline, "model", version, audit, context),
             "model_state": result.model_state, "trained_in": compute.training,
             "epochs": result.epochs, "best_epoch": result.best_epoch,
