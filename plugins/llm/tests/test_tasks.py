@@ -160,10 +160,11 @@ def test_the_three_tasks_materialize_through_dg_launch_with_the_checks_on(tmp_pa
         "visits_synth": {"backend": "llm", "tables": tree, "train": FAST, "generate": {"sample_size": 150, "seed": 1},
                          "quality": {"max_dcr_share": 0.7}},
         # semi-synthetic rows keep half their real fields, so they sit nearer their training rows by design:
-        # its privacy gate is the user's explicit, looser threshold
+        # its privacy gate is the user's explicit, looser threshold, without the attacks
         "panel_semi": {"backend": "llm", "tables": years, "train": {**FAST, "task": "rel_semi_synth"},
                         "generate": {"sample_size": 100, "seed": 1, "engine": "vllm"},
-                        "quality": {"max_dcr_share": 0.95}},
+                        "quality": {"max_dcr_share": 0.95, "max_dcr_excess": None, "max_membership_auc": None,
+                                    "max_copy_excess": None}},
         "customers_predict": {"backend": "llm", "tables": {"customers": {"source": "customers.parquet"}},
                               "train": {**FAST, "task": "rel_predict", "cols_tgt": {"customers": ["plan"]}},
                               "generate": {"n_pred": 2, "seed": 1, "directives": {"customers": {
