@@ -179,7 +179,7 @@ def dp_pipeline(tmp_path, monkeypatch, **train) -> DatasetPipeline:
 
 
 def test_resume_continues_the_count_and_reuse_adds_to_it(tmp_path, monkeypatch):
-    pipeline = dp_pipeline(tmp_path, monkeypatch, max_epochs=4)
+    pipeline = dp_pipeline(tmp_path, monkeypatch, max_epochs=4, max_training_time=0.5)  # epochs, not time, end it
 
     def killed_after_two_epochs(record):
         if record.epoch == 2:

@@ -2,22 +2,20 @@
 training example and one clipped unit, drawn by Poisson sampling; Gaussian noise on the sum; every step counted
 in the dataset's privacy ledger, which stops training before ε would pass the budget.
 
-- Ghost clipping (opacus's GradSampleModuleFastGradientClipping): per-sample gradient norms layer by layer,
-  without per-sample gradients. transformers' GPT-2 writes its projections as `Conv1D` (a Linear with its weight
-  transposed): the same norm as a Linear's, registered here.
+- Ghost clipping (synth_assets.dp_sgd, opacus): per-sample gradient norms layer by layer, without per-sample
+  gradients. transformers' GPT-2 writes its projections as `Conv1D` (a Linear with its weight transposed): the
+  same norm as a Linear's, registered here.
 - From scratch, GPT-2's output layer is untied from its token embeddings (opacus cannot clip a parameter two
   layers share), and the positions are passed per sample (opacus reads a batch size of 1 from HF's defaults).
 - With LoRA only the adapters train (Linear layers), the base model stays frozen.
 - Each sample's loss is the mean over its own output tokens: samples never weigh on each other's gradients.
-- The noise and the sampling draw from the operating system's entropy, never from train.seed.
 """
 
 from __future__ import annotations
 
-import secrets
-import warnings
-
 import numpy as np
+
+from synth_assets.plugin_api import PrivateOptimizer
 
 # DP-SGD's noise shrinks against the signal as batches grow, so a private model takes this many samples a step
 # (expected, under Poisson sampling) unless train.batch_size says otherwise
@@ -39,24 +37,12 @@ class PrivateSteps:
     """The optimiser steps of DP-SGD over the training examples (one sample each)."""
 
     def __init__(self, model, optimizer, dp, ledger, *, samples: int, batch: int, epsilon_cap: float | None, device):
-        import torch
-        from opacus.grad_sample import GradSampleModuleFastGradientClipping
-        from opacus.optimizers import DPOptimizerFastGradientClipping
-
         register_conv1d_norms()
         self.model, self.dp, self.ledger, self.device = model, dp, ledger, device
-        self.sample_rate = min(1.0, batch / max(samples, 1))
-        self.expected = max(1, round(self.sample_rate * samples))
-        self.samples = samples
-        self.steps_per_epoch = max(1, round(1 / self.sample_rate))
+        self.private = PrivateOptimizer.wrap(model, optimizer, dp, samples=samples, batch=batch, device=device)
+        self.optimizer = self.private.optimizer
+        self.sample_rate, self.steps_per_epoch = self.private.sample_rate, self.private.steps_per_epoch
         self.steps_left = ledger.steps_within(epsilon_cap, dp.noise_multiplier, self.sample_rate)
-        self.module = GradSampleModuleFastGradientClipping(model, max_grad_norm=dp.max_grad_norm,
-                                                           use_ghost_clipping=True, loss_reduction="mean")
-        noise = torch.Generator(device=device).manual_seed(secrets.randbits(63))
-        self.optimizer = DPOptimizerFastGradientClipping(
-            optimizer, noise_multiplier=dp.noise_multiplier, max_grad_norm=dp.max_grad_norm,
-            expected_batch_size=self.expected, loss_reduction="mean", generator=noise)
-        self.sampler = torch.Generator().manual_seed(secrets.randbits(63))
 
     @property
     def exhausted(self) -> bool:
@@ -64,26 +50,13 @@ class PrivateSteps:
 
     def step(self, examples) -> float | None:
         """One DP-SGD step on a Poisson sample of the examples; the sample's mean loss (None if it was empty)."""
-        import torch
-        from opacus.utils.fast_gradient_clipping_utils import DPTensorFastGradientClipping
-
-        chosen = (torch.rand(len(examples), generator=self.sampler) < self.sample_rate).nonzero().flatten().numpy()
+        chosen = self.private.draw(len(examples))
         self.optimizer.zero_grad(set_to_none=True)
-        loss = None
-        if len(chosen) == 0:  # an empty Poisson batch is still a step: noise alone
-            for p in self.model.parameters():
-                if p.requires_grad:
-                    p.grad = torch.zeros_like(p)
-        else:
-            per_sample = self.sample_losses(examples, chosen)
-            with warnings.catch_warnings():  # torch notes the hooks fire on outputs: opacus's design, not a fault
-                warnings.filterwarnings("ignore", message="Full backward hook is firing")
-                DPTensorFastGradientClipping(self.module, self.optimizer, per_sample, "mean").backward()
-            loss = float(per_sample.detach().mean())
-        self.optimizer.step()
+        per_sample = self.sample_losses(examples, chosen) if len(chosen) else None
+        self.private.step(self.model, per_sample)
         self.ledger.record_steps("language model", self.dp.noise_multiplier, self.sample_rate)
         self.steps_left -= 1
-        return loss
+        return float(per_sample.detach().mean()) if per_sample is not None else None
 
     def sample_losses(self, examples, chosen: np.ndarray):
         """Each chosen example's mean loss over its own output tokens, cut to the longest one's length."""
@@ -106,8 +79,7 @@ class PrivateSteps:
     def settings(self) -> dict:
         return {"differential_privacy": {"noise_multiplier": self.dp.noise_multiplier,
                                          "max_grad_norm": self.dp.max_grad_norm, "sample_rate": round(self.sample_rate, 6),
-                                         "expected_batch_samples": self.expected, "unit": "sample (subject)"}}
+                                         "expected_batch_samples": self.private.expected, "unit": "sample (subject)"}}
 
     def close(self) -> None:
-        """Take opacus's hooks off the model, so saving and generation see the plain model."""
-        self.module._close()
+        self.private.close()

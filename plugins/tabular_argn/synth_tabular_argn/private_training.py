@@ -2,24 +2,21 @@
 `noise_multiplier` times that added to their sum, subjects drawn by Poisson sampling, and every step counted in
 the dataset's privacy ledger (opacus's RDP accountant), which stops training before ε would pass the budget.
 
-- Ghost clipping (opacus's GradSampleModuleFastGradientClipping): each subject's gradient norm comes from each
-  Linear and Embedding layer's inputs and output gradients, without holding per-subject gradients; a second
-  backward pass applies the clipping factors. On diamonds a step costs about 1.8 times a plain one, where
-  per-sample gradients (opacus's hooks) cost 6 times.
+- Ghost clipping (synth_assets.dp_sgd, opacus): each subject's gradient norm comes from each Linear and
+  Embedding layer's inputs and output gradients, without holding per-subject gradients. On diamonds a step costs
+  about 1.8 times a plain one, where per-sample gradients (opacus's hooks) cost 6 times.
 - A subject is one sample: a flat table's row, or in a child table's model all the subject's records, as a
   (subjects, records, columns) batch padded with masked records; opacus's norms over 3-d inputs are the norms
   of the records' summed gradients, so a subject is clipped as one.
-- The noise and the sampling draw from the operating system's entropy, never from train.seed: a known seed would
-  undo both.
 """
 
 from __future__ import annotations
 
-import secrets
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
+
+from synth_assets.plugin_api import PrivateOptimizer
 
 # DP-SGD's noise shrinks against the signal as batches grow (σ·C/B), so a private model takes batches this many
 # times larger than a plain one (bench/RESULTS.md, "Differential privacy")
@@ -64,25 +61,15 @@ class PrivateSteps:
 
     def __init__(self, model, optimizer, dp, ledger, *, model_name: str, subjects: Subjects, total_subjects: int,
                  batch_subjects: int, epsilon_cap: float | None, given: int, device):
-        import torch
-        from opacus.grad_sample import GradSampleModuleFastGradientClipping
-        from opacus.optimizers import DPOptimizerFastGradientClipping
-
         self.model, self.dp, self.ledger, self.name = model, dp, ledger, model_name
-        self.subjects, self.given, self.device = subjects, given, device
+        self.subjects, self.given = subjects, given
         for head in model.given_heads(given):  # never drawn, never trained: opacus would find no norm for them
             head.requires_grad_(False)
-        self.sample_rate = min(1.0, batch_subjects / max(total_subjects, 1))
-        self.expected = max(1, round(self.sample_rate * total_subjects))
-        self.steps_per_epoch = max(1, round(1 / self.sample_rate))
+        self.private = PrivateOptimizer.wrap(model, optimizer, dp, samples=total_subjects, batch=batch_subjects,
+                                             device=device)
+        self.optimizer = self.private.optimizer
+        self.sample_rate, self.steps_per_epoch = self.private.sample_rate, self.private.steps_per_epoch
         self.steps_left = ledger.steps_within(epsilon_cap, dp.noise_multiplier, self.sample_rate)
-        self.module = GradSampleModuleFastGradientClipping(model, max_grad_norm=dp.max_grad_norm,
-                                                           use_ghost_clipping=True, loss_reduction="mean")
-        noise = torch.Generator(device=device).manual_seed(secrets.randbits(63))
-        self.optimizer = DPOptimizerFastGradientClipping(
-            optimizer, noise_multiplier=dp.noise_multiplier, max_grad_norm=dp.max_grad_norm,
-            expected_batch_size=self.expected, loss_reduction="mean", generator=noise)
-        self.sampler = torch.Generator().manual_seed(secrets.randbits(63))
 
     @property
     def exhausted(self) -> bool:
@@ -91,16 +78,11 @@ class PrivateSteps:
     def step(self, train, order) -> tuple[float, int]:
         """One DP-SGD step on a Poisson sample of subjects; returns (summed loss, rows seen)."""
         import torch
-        from opacus.utils.fast_gradient_clipping_utils import DPTensorFastGradientClipping
 
-        chosen = (torch.rand(len(self.subjects), generator=self.sampler) < self.sample_rate).nonzero().flatten().numpy()
+        chosen = self.private.draw(len(self.subjects))
         self.optimizer.zero_grad(set_to_none=True)
-        loss_sum, rows = 0.0, 0
-        if len(chosen) == 0:  # an empty Poisson batch is still a step: noise alone
-            for p in self.model.parameters():
-                if p.requires_grad:
-                    p.grad = torch.zeros_like(p)
-        else:
+        per_subject, rows = None, 0
+        if len(chosen):
             positions, mask = self.subjects.batch(chosen)
             tokens = train[torch.as_tensor(positions.reshape(-1), device=train.device)].long()
             if self.subjects.flat:
@@ -109,21 +91,17 @@ class PrivateSteps:
                 tokens = tokens.reshape(*positions.shape, -1)
                 weight = torch.as_tensor(mask, dtype=torch.float32, device=tokens.device)
                 per_subject = (self.model.row_nll(tokens, order, skip=self.given) * weight).sum(dim=1)
-            with warnings.catch_warnings():  # torch notes the hooks fire on outputs: opacus's design, not a fault
-                warnings.filterwarnings("ignore", message="Full backward hook is firing")
-                DPTensorFastGradientClipping(self.module, self.optimizer, per_subject, "mean").backward()
-            loss_sum, rows = float(per_subject.detach().sum()), int(mask.sum())
-        self.optimizer.step()
+            rows = int(mask.sum())
+        self.private.step(self.model, per_subject)
         self.ledger.record_steps(self.name, self.dp.noise_multiplier, self.sample_rate)
         self.steps_left -= 1
-        return loss_sum, rows
+        return (float(per_subject.detach().sum()) if per_subject is not None else 0.0), rows
 
     def settings(self) -> dict:
         return {"differential_privacy": {"noise_multiplier": self.dp.noise_multiplier,
                                          "max_grad_norm": self.dp.max_grad_norm, "sample_rate": round(self.sample_rate, 6),
-                                         "expected_batch_subjects": self.expected,
+                                         "expected_batch_subjects": self.private.expected,
                                          "unit": "subject" if not self.subjects.flat else "row"}}
 
     def close(self) -> None:
-        """Take opacus's hooks off the network, so the checkpoint and generation see the plain model."""
-        self.module._close()
+        self.private.close()
