@@ -21,6 +21,10 @@ from synth_assets.errors import SynthError
 
 # δ's share for the stats' thresholds; training gets the rest, so the total is the configured δ
 VALUE_PROTECTION_DELTA_SHARE = 0.5
+# a DP training's batch shrinks until its budget allows this many passes over the data, but not below this many
+# subjects a step (a tree's small root model at ε 1 could take no step of its default batch)
+MIN_PRIVATE_EPOCHS = 3
+MIN_PRIVATE_BATCH = 16
 LEDGER_FILE = "privacy.json"  # beside a checkpoint
 
 
@@ -125,6 +129,18 @@ class PrivacyLedger(BaseModel):
         if high == most and self.training_epsilon((noise_multiplier, sample_rate, high)) <= room:
             return most
         return low
+
+    def batch_within(self, epsilon: float | None, noise_multiplier: float, samples: int, batch: int,
+                     epochs: float = MIN_PRIVATE_EPOCHS, least: int = MIN_PRIVATE_BATCH) -> int:
+        """`batch` halved until the budget allows `epochs` passes over the `samples` (or the batch reaches `least`).
+        A step's privacy cost grows about with the square of its sampling rate, so smaller batches buy passes on a
+        tight budget (each step noisier, more of them: the same signal to first order)."""
+        while batch > least:
+            rate = min(1.0, batch / max(samples, 1))
+            if self.steps_within(epsilon, noise_multiplier, rate, most=int(epochs / rate) + 1) >= epochs / rate:
+                break
+            batch = max(least, batch // 2)
+        return batch
 
     def summary(self) -> dict:
         """What the model asset, the report and `show` print."""

@@ -39,10 +39,16 @@ class PrivateSteps:
     def __init__(self, model, optimizer, dp, ledger, *, samples: int, batch: int, epsilon_cap: float | None, device):
         register_conv1d_norms()
         self.model, self.dp, self.ledger, self.device = model, dp, ledger, device
+        batch = ledger.batch_within(epsilon_cap, dp.noise_multiplier, samples, batch)
         self.private = PrivateOptimizer.wrap(model, optimizer, dp, samples=samples, batch=batch, device=device)
         self.optimizer = self.private.optimizer
         self.sample_rate, self.steps_per_epoch = self.private.sample_rate, self.private.steps_per_epoch
         self.steps_left = ledger.steps_within(epsilon_cap, dp.noise_multiplier, self.sample_rate)
+        self.steps_planned, self.steps_taken = self.steps_left, 0
+
+    def spent_share(self) -> float:
+        """The share of the steps the budget allows that this training has taken."""
+        return self.steps_taken / max(self.steps_planned, 1) if self.steps_planned < 10**8 else 0.0
 
     @property
     def exhausted(self) -> bool:
@@ -56,6 +62,7 @@ class PrivateSteps:
         self.private.step(self.model, per_sample)
         self.ledger.record_steps("language model", self.dp.noise_multiplier, self.sample_rate)
         self.steps_left -= 1
+        self.steps_taken += 1
         return float(per_sample.detach().mean()) if per_sample is not None else None
 
     def sample_losses(self, examples, chosen: np.ndarray):

@@ -127,7 +127,8 @@ def fit(model, train: Examples, valid: Examples, request: TrainRequest, save_bes
         order = rng.permutation(len(train))
         in_epoch = private.steps_per_epoch if private else -(-len(order) // batch)
         for step in range(in_epoch):
-            progress = max((time.perf_counter() - started) / budget, (passes + step / in_epoch) / options.max_epochs)
+            progress = max((time.perf_counter() - started) / budget, (passes + step / in_epoch) / options.max_epochs,
+                           private.spent_share() if private else 0.0)  # DP-SGD ends where its budget does too
             for group in optimizer.param_groups:
                 group["lr"] = options.learning_rate * learning_rate_share(steps, progress)
             if private is not None:

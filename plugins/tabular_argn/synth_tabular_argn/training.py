@@ -14,6 +14,7 @@ Weights are written with safetensors; optimizer state with torch.save and read b
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -23,7 +24,7 @@ import numpy as np
 
 from synth_assets.plugin_api import (IncompatibleModel, ProgressRecord, SynthError, TrainRequest, atomic_dir,
                                      budget_spent, continue_ledger, recover_dir, save_ledger)
-from synth_tabular_argn.private_training import BATCH_SCALE, PrivateSteps, Subjects
+from synth_tabular_argn.private_training import BATCH_SCALE, LEARNING_RATE_SCALE, PrivateSteps, Subjects
 
 # With flexible generation, this share of batches sees a random column order (so any columns can
 # condition the rest); the others see the data order, which unconditional generation uses (pure random
@@ -81,7 +82,7 @@ def fit(model, train_tokens: np.ndarray, valid_tokens: np.ndarray, groups: list[
     batch = options.batch_size or default_batch_size(len(train)) * (BATCH_SCALE if privacy else 1)
     dropout = options.dropout if options.dropout is not None else default_dropout(len(train))
     set_dropout(model, dropout)
-    learning_rate = options.learning_rate or default_learning_rate(batch)
+    learning_rate = options.learning_rate or default_learning_rate(batch) * (LEARNING_RATE_SCALE if privacy else 1)
     optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate, weight_decay=1e-4)
     shuffler = torch.Generator(device="cpu").manual_seed(options.seed or 0)
     state = Progress()
@@ -133,6 +134,12 @@ def fit(model, train_tokens: np.ndarray, valid_tokens: np.ndarray, groups: list[
             flexible = options.flexible_generation and torch.rand(1, generator=shuffler).item() < RANDOM_ORDER_SHARE
             order = _random_order(group_tensors, shuffler) if flexible else data_order
             if private is not None:
+                # DP-SGD knows its end, the time or the privacy budget: its rate follows a cosine down to a tenth,
+                # averaging out the noise of its last steps (diamonds, 5 minutes at ε 4: accuracy 0.939 against
+                # 0.927 at a constant rate)
+                done = max((time.perf_counter() - started) / budget, private.spent_share())
+                for group in optimizer.param_groups:
+                    group["lr"] = learning_rate * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(done, 1.0))))
                 loss_sum, rows = private.step(train, order)
             else:
                 batch_rows = train[permutation[step * batch : (step + 1) * batch]].long()
