@@ -12,6 +12,7 @@ opacus is imported lazily: only a backend that trains with DP needs it.
 
 from __future__ import annotations
 
+import functools
 import uuid
 from pathlib import Path
 
@@ -155,16 +156,21 @@ class PrivacyLedger(BaseModel):
             entries.append(extra)
         if not entries:
             return None
-        from opacus.accountants.analysis import rdp as analysis
-
-        return sum(analysis.compute_rdp(q=q, noise_multiplier=sigma, steps=steps, orders=_orders())
-                   for sigma, q, steps in entries)
+        return sum(steps * _step_rdp(q, sigma) for sigma, q, steps in entries)
 
 
 def _orders() -> list[float]:
     from opacus.accountants import RDPAccountant
 
     return RDPAccountant.DEFAULT_ALPHAS
+
+
+@functools.lru_cache(maxsize=256)
+def _step_rdp(q: float, sigma: float):
+    """One step's RDP at every order (opacus's analysis); steps add linearly, so the searches reuse it."""
+    from opacus.accountants.analysis import rdp as analysis
+
+    return analysis.compute_rdp(q=q, noise_multiplier=sigma, steps=1, orders=_orders())
 
 
 def budget_share(total: float | None, spent_before: float, share: float) -> float | None:

@@ -592,7 +592,7 @@ def _private_numeric_stats(values: pd.Series, protection: ColumnProtection, forc
     exact = tree.exact_values()
     discrete = exact is not None and len(exact) < DISCRETE_AUTO_MAX_VALUES and forced != "continuous"
     if forced == "discrete" and exact is None:  # the bins' middles stand for the values
-        low, high, count = tree._points()
+        low, high, count = tree.bins()
         exact = pd.Series(count, index=np.round((low + high) / 2, 12)).groupby(level=0).sum()
         exact = exact.sort_values(ascending=False, kind="stable")
     if discrete or forced == "discrete":

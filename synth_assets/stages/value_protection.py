@@ -280,7 +280,7 @@ class ValueTree:
         """Subjects with a finite value."""
         return self.zeros + float(sum(c.sum() for c in self.counts))
 
-    def _points(self, held: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def bins(self, held: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Every bin with a count as (low edge, high edge, count), zeros as a bin of width 0, in rising order; with
         `held`, only the bins that stand out of the noise."""
         lows = [np.array([0.0])] + [e[:-1] for e in self.edges]
@@ -296,7 +296,7 @@ class ValueTree:
         """min and max: the outermost bins that stand out of the noise (a power-of-two bin where none of its own
         bins does: its edge), so they are values enough subjects reach; the quantiles from the noisy counts (values
         spread evenly within a bin), within them. None when no bin stands out."""
-        low, high, count = self._points()
+        low, high, count = self.bins()
         total = count.sum()
         if total <= 0:
             return None
@@ -318,10 +318,10 @@ class ValueTree:
     def exact_values(self) -> pd.Series | None:
         """Where every bin is one step of the grain: the values that stand out of the noise with their counts, most
         held first (a discrete number's values); else None."""
-        low, high, count = self._points()
+        low, high, count = self.bins()
         if len(low) == 0 or np.any((high - low) > self.grain * (1 + 1e-9)) or self.held_share < HELD_SHARE_FOR_VALUES:
             return None
-        low, high, count = self._points(held=True)
+        low, high, count = self.bins(held=True)
         if len(low) == 0:
             return None
         values = np.where(high == low, low, np.round((low + high) / 2 / self.grain) * self.grain)

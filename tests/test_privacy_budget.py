@@ -1,0 +1,59 @@
+"""The privacy ledger's arithmetic: ε over DP-SGD steps (opacus's RDP accountant), steps that fit a budget, what
+a continued training counts, and the stats' ρ for their ε."""
+
+import math
+
+import pytest
+
+from synth_assets.privacy_budget import PrivacyLedger, default_delta
+from synth_assets.stages.value_protection import rho_for
+
+
+def ledger() -> PrivacyLedger:
+    out = PrivacyLedger(delta=default_delta(10_000))
+    out.record_stats("stats-1", 1.0, out.delta / 2)
+    return out
+
+
+def test_the_steps_that_fit_a_budget_are_the_most_that_stay_within_it():
+    book = ledger()
+    steps = book.steps_within(4.0, 1.5, 0.05)
+    assert steps > 0
+    assert book.value_protection_epsilon() + book.training_epsilon((1.5, 0.05, steps)) <= 4.0
+    assert book.value_protection_epsilon() + book.training_epsilon((1.5, 0.05, steps + 1)) > 4.0
+    book.record_steps("t", 1.5, 0.05, steps)
+    assert book.epsilon() <= 4.0 and book.steps_within(4.0, 1.5, 0.05) == 0
+    assert ledger().steps_within(None, 1.5, 0.05, most=123) == 123  # no cap
+    assert ledger().steps_within(0.9, 1.5, 0.05) == 0  # the stats took more than that
+
+
+def test_a_continued_training_counts_what_its_checkpoint_spent_once():
+    first = ledger()
+    first.record_steps("persons", 1.5, 0.05, 100)
+    first.record_steps("years", 1.5, 0.02, 300)
+    again = ledger()  # a resumed run: the same stats release, a new run
+    again.merge(first)
+    again.merge(first)  # merged twice: nothing counts twice
+    assert again.epsilon() == pytest.approx(first.epsilon())
+    again.record_steps("years", 1.5, 0.02, 50)
+    assert again.epsilon() > first.epsilon()
+    assert sum(t.steps for t in again.training) == 450
+    fresh_stats = PrivacyLedger(delta=first.delta)
+    fresh_stats.record_stats("stats-2", 1.0, first.delta / 2)  # reuse after the stats ran again: both count
+    fresh_stats.merge(first)
+    assert fresh_stats.value_protection_epsilon() == 2.0
+
+
+def test_a_tight_budget_halves_the_batch_until_it_allows_passes():
+    book = ledger()
+    assert book.batch_within(8.0, 1.5, 10_000, 512) == 512
+    tight = book.batch_within(1.5, 1.5, 10_000, 512)
+    assert 16 <= tight < 512
+    rate = tight / 10_000
+    assert tight == 16 or book.steps_within(1.5, 1.5, rate) >= 3 / rate
+
+
+def test_the_stats_rho_turns_back_into_their_epsilon():
+    for epsilon, delta in ((1.0, 1e-6), (0.5, 1e-5), (4.0, 1e-8)):
+        rho = rho_for(epsilon, delta)
+        assert rho + 2 * math.sqrt(rho * math.log(1 / delta)) == pytest.approx(epsilon)
