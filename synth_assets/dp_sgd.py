@@ -21,6 +21,31 @@ from dataclasses import dataclass
 import numpy as np
 
 
+GRAM_EMBEDDING_MAX_TOKENS = 256  # longer inputs fall back to opacus's own embedding norms
+
+
+def embedding_norms(layer, activations, backprops):
+    """Each sample's gradient norm of an nn.Embedding, from its token ids and their output gradients: a sample's
+    gradient row for token v sums the gradients of the positions holding v, so its squared norm is the sum of
+    g_t·g_s over the pairs of positions holding the same token. A Gram matrix per sample: on the CPU about 50
+    times faster than opacus's torch.unique over (sample, token) pairs, which took 70% of a TabularARGN child
+    model's private step."""
+    import torch
+    from opacus.grad_sample.embedding_norm_sample import compute_embedding_norm_sample
+
+    ids = activations[0].reshape(activations[0].shape[0], -1)
+    if ids.shape[1] > GRAM_EMBEDDING_MAX_TOKENS:
+        return compute_embedding_norm_sample(layer, activations, backprops)
+    grads = backprops.reshape(ids.shape[0], ids.shape[1], -1)
+    if layer.padding_idx is not None:  # the padding row gets no gradient
+        grads = grads * (ids != layer.padding_idx).unsqueeze(-1).to(grads.dtype)
+    if ids.shape[1] == 1:
+        return {layer.weight: grads[:, 0].norm(dim=-1)}
+    gram = torch.bmm(grads, grads.transpose(1, 2))
+    same = (ids[:, :, None] == ids[:, None, :]).to(gram.dtype)
+    return {layer.weight: (gram * same).sum(dim=(1, 2)).clamp(min=0).sqrt()}
+
+
 @dataclass
 class PrivateOptimizer:
     """A model and its optimiser wrapped for DP-SGD, with the Poisson sampler of its batches."""
@@ -39,6 +64,9 @@ class PrivateOptimizer:
         from opacus.grad_sample import GradSampleModuleFastGradientClipping
         from opacus.optimizers import DPOptimizerFastGradientClipping
 
+        from torch import nn
+
+        GradSampleModuleFastGradientClipping.NORM_SAMPLERS[nn.Embedding] = embedding_norms
         rate = min(1.0, batch / max(samples, 1))
         expected = max(1, round(rate * samples))
         module = GradSampleModuleFastGradientClipping(model, max_grad_norm=dp.max_grad_norm, use_ghost_clipping=True,

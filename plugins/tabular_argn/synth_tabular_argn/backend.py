@@ -107,10 +107,10 @@ class TabularARGNBackend(Backend):
             share = request.options.max_training_time * shares[name] / sum(shares.values())
             privacy = None
             if dp is not None:
-                # each model may bring ε to an even share of what is left (the last to the whole budget): a small
-                # root model takes few steps, but each costs as much as a large model's, so time shares would
-                # starve it; what a model leaves unspent goes to the next
-                left = 1 / (len(names) - k)
+                # each model may bring ε to its share of what is left: its share of the time, but at least half an
+                # even share (the last model: the whole budget). A step of a small root model costs as much ε as
+                # a large model's, so time shares alone would starve it; what a model leaves goes to the next
+                left = max(shares[name] / sum(shares[n] for n in names[k:]), 0.5 / (len(names) - k))
                 subjects = read_parquet(encoded_dir / name / SUBJECTS_FILE)["subject"].to_numpy()
                 privacy = Privacy(ledger, name, dp.max_epsilon, budget_share(dp.max_epsilon, ledger.epsilon(), left),
                                   None if k == 0 else subjects, stats.privacy.subjects)
