@@ -120,7 +120,7 @@ class TabularARGNBackend(Backend):
             (out_dir / name).mkdir(parents=True, exist_ok=True)
             # a child's model draws its record after its context, given in full: always in the data order
             child = name != names[0]
-            if child and request.options.dropout is None:
+            if child and request.options.dropout is None and dp is None:
                 sub = replace(sub, options=sub.options.model_copy(update={"dropout": SEQUENCE_DROPOUT}))
             results[name] = self._train_model(encoded_dir / name, name, sub, out_dir / name,
                                               flexible=False if child else None, context=child, privacy=privacy)

@@ -80,7 +80,9 @@ def fit(model, train_tokens: np.ndarray, valid_tokens: np.ndarray, groups: list[
     train = torch.as_tensor(train_tokens, device=device)
     valid = torch.as_tensor(valid_tokens, device=device)
     batch = options.batch_size or default_batch_size(len(train)) * (BATCH_SCALE if privacy else 1)
-    dropout = options.dropout if options.dropout is not None else default_dropout(len(train))
+    # DP-SGD's noise regularizes as it is: dropout on top only hides more of the signal (rwm5yr's years at ε 4,
+    # 5 minutes: accuracy 0.913 and coherence 0.884 without it, 0.871 and 0.710 with the sequences' 0.5)
+    dropout = options.dropout if options.dropout is not None else 0.0 if privacy else default_dropout(len(train))
     set_dropout(model, dropout)
     learning_rate = options.learning_rate or default_learning_rate(batch) * (LEARNING_RATE_SCALE if privacy else 1)
     optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate, weight_decay=1e-4)
