@@ -22,6 +22,9 @@ import numpy as np
 
 
 GRAM_EMBEDDING_MAX_TOKENS = 256  # longer inputs fall back to opacus's own embedding norms
+AUTO_NOISE = (0.3, 20.0)  # the noise multipliers `noise_multiplier: null` chooses between
+FIRST_CALIBRATION = 10  # steps before the auto noise first looks at the seconds per step
+RECALIBRATE_EVERY = 100
 
 
 def embedding_norms(layer, activations, backprops):
@@ -48,38 +51,73 @@ def embedding_norms(layer, activations, backprops):
 
 @dataclass
 class PrivateOptimizer:
-    """A model and its optimiser wrapped for DP-SGD, with the Poisson sampler of its batches."""
+    """A model and its optimiser wrapped for DP-SGD: Poisson sampling of its batches, every step counted in the
+    dataset's privacy ledger, and the steps that fit its ε budget.
+
+    With `noise_multiplier: null` the noise is chosen from the budget: the least noise that lets the steps this
+    training has time for (and max_epochs allows) spend the budget by its end. It starts from the noise that
+    would spend it over max_epochs, and is recalibrated from the measured seconds per step after the first steps
+    and every RECALIBRATE_EVERY steps; each step is counted at the noise it took."""
 
     module: object  # opacus's GradSampleModuleFastGradientClipping around the model
     optimizer: object  # opacus's DPOptimizerFastGradientClipping around the plain optimiser
     sampler: object  # a torch.Generator seeded from entropy
     sample_rate: float
     expected: int  # samples a step, on average
+    ledger: object  # privacy_budget.PrivacyLedger
+    model_name: str
+    epsilon_cap: float | None
+    noise: float
+    auto: bool  # the noise is the budget's choice
+    seconds: float  # the time this training may take
+    most_steps: int  # what max_epochs allows
+    steps_left: int = 0
+    steps_taken: int = 0
+    started: float = 0.0
 
     @classmethod
-    def wrap(cls, model, optimizer, dp, *, samples: int, batch: int, device) -> "PrivateOptimizer":
+    def wrap(cls, model, optimizer, dp, ledger, *, model_name: str, samples: int, batch: int,
+             epsilon_cap: float | None, device, seconds: float, max_epochs: int) -> "PrivateOptimizer":
         """`samples`: how many subjects there are (the sampling rate is batch / samples); `dp`: the dataset's
-        DifferentialPrivacy section."""
+        DifferentialPrivacy section; `epsilon_cap`: the total ε this training may bring the ledger to."""
+        import time
+
         import torch
         from opacus.grad_sample import GradSampleModuleFastGradientClipping
         from opacus.optimizers import DPOptimizerFastGradientClipping
-
         from torch import nn
 
         GradSampleModuleFastGradientClipping.NORM_SAMPLERS[nn.Embedding] = embedding_norms
+        auto = dp.noise_multiplier is None
+        # a budget too tight for the batch halves it (at the noise given, or the auto noise's most: AUTO_NOISE_MOST)
+        batch = ledger.batch_within(epsilon_cap, dp.noise_multiplier or AUTO_NOISE[1], samples, batch)
         rate = min(1.0, batch / max(samples, 1))
+        most_steps = max(1, round(max_epochs / rate))
+        noise = ledger.noise_for_steps(epsilon_cap, rate, most_steps, AUTO_NOISE) if auto else dp.noise_multiplier
         expected = max(1, round(rate * samples))
         module = GradSampleModuleFastGradientClipping(model, max_grad_norm=dp.max_grad_norm, use_ghost_clipping=True,
                                                       loss_reduction="mean")
-        noise = torch.Generator(device=device).manual_seed(secrets.randbits(63))
-        wrapped = DPOptimizerFastGradientClipping(optimizer, noise_multiplier=dp.noise_multiplier,
-                                                  max_grad_norm=dp.max_grad_norm, expected_batch_size=expected,
-                                                  loss_reduction="mean", generator=noise)
-        return cls(module, wrapped, torch.Generator().manual_seed(secrets.randbits(63)), rate, expected)
+        generator = torch.Generator(device=device).manual_seed(secrets.randbits(63))
+        wrapped = DPOptimizerFastGradientClipping(optimizer, noise_multiplier=noise, max_grad_norm=dp.max_grad_norm,
+                                                  expected_batch_size=expected, loss_reduction="mean",
+                                                  generator=generator)
+        out = cls(module, wrapped, torch.Generator().manual_seed(secrets.randbits(63)), rate, expected, ledger,
+                  model_name, epsilon_cap, noise, auto, seconds, most_steps, started=time.perf_counter())
+        out.steps_left = ledger.steps_within(epsilon_cap, noise, rate)
+        return out
 
     @property
     def steps_per_epoch(self) -> int:
         return max(1, round(1 / self.sample_rate))
+
+    @property
+    def exhausted(self) -> bool:
+        return self.steps_left <= 0
+
+    def spent_share(self) -> float:
+        """The share of the steps the budget allows that this training has taken (0 without a cap)."""
+        planned = self.steps_taken + self.steps_left
+        return self.steps_taken / planned if self.epsilon_cap is not None and planned > 0 else 0.0
 
     def draw(self, samples: int) -> np.ndarray:
         """A Poisson sample: each of `samples` subjects in this step's batch with the sampling rate."""
@@ -89,7 +127,7 @@ class PrivateOptimizer:
 
     def step(self, model, per_sample) -> None:
         """One private step: `per_sample` holds each sampled subject's loss (None for an empty Poisson batch,
-        which is still a step: noise alone)."""
+        which is still a step: noise alone). It is counted in the ledger at the noise it took."""
         import torch
         from opacus.utils.fast_gradient_clipping_utils import DPTensorFastGradientClipping
 
@@ -102,6 +140,32 @@ class PrivateOptimizer:
                 warnings.filterwarnings("ignore", message="Full backward hook is firing")
                 DPTensorFastGradientClipping(self.module, self.optimizer, per_sample, "mean").backward()
         self.optimizer.step()
+        self.ledger.record_steps(self.model_name, self.noise, self.sample_rate)
+        self.steps_left -= 1
+        self.steps_taken += 1
+        if self.auto and (self.steps_taken == FIRST_CALIBRATION or self.steps_taken % RECALIBRATE_EVERY == 0):
+            self.recalibrate()
+
+    def recalibrate(self) -> None:
+        """The least noise that lets the steps still to come spend what is left of the budget: as many steps as
+        the time left holds at the seconds per step so far, and no more than max_epochs allows."""
+        import time
+
+        elapsed = time.perf_counter() - self.started
+        per_step = elapsed / max(self.steps_taken, 1)
+        coming = int(min(self.most_steps - self.steps_taken, max(self.seconds - elapsed, 0.0) / max(per_step, 1e-6)))
+        if coming < 1:
+            return
+        self.noise = self.ledger.noise_for_steps(self.epsilon_cap, self.sample_rate, coming, AUTO_NOISE)
+        self.optimizer.noise_multiplier = self.noise
+        self.steps_left = self.ledger.steps_within(self.epsilon_cap, self.noise, self.sample_rate)
+
+    def settings(self, unit: str) -> dict:
+        used = sorted({round(t.noise_multiplier, 3) for t in self.ledger.training if t.model == self.model_name})
+        return {"differential_privacy": {
+            "noise_multiplier": ("auto: " if self.auto else "") + ", ".join(str(n) for n in used) if used else self.noise,
+            "max_grad_norm": self.optimizer.max_grad_norm, "sample_rate": round(self.sample_rate, 6),
+            "expected_batch": self.expected, "unit": unit}}
 
     def close(self) -> None:
         """Take opacus's hooks off the model, so the checkpoint and generation see the plain model."""

@@ -46,7 +46,9 @@ class DifferentialPrivacy(Options):
                                "pass it, keeping only weights under budget. null: no cap (ε is still counted).")
     delta: float | None = Field(
         None, gt=0, lt=1, description="δ of the (ε, δ) guarantee; null: 1/n^1.2 for n training subjects.")
-    noise_multiplier: float = Field(1.5, gt=0, description="Gaussian noise of DP-SGD, in units of max_grad_norm.")
+    noise_multiplier: float | None = Field(
+        None, gt=0, description="Gaussian noise of DP-SGD, in units of max_grad_norm; null: the least noise that lets "
+                                "the steps training has time for spend max_epsilon by its end.")
     max_grad_norm: float = Field(1.0, gt=0, description="Each subject's gradient is clipped to this L2 norm.")
     value_protection_epsilon: float = Field(
         1.0, gt=0, description="ε spent by the stats stage: which categories are kept (noisy counts), numeric and "
@@ -54,6 +56,8 @@ class DifferentialPrivacy(Options):
 
     @model_validator(mode="after")
     def _budget_left_for_training(self):
+        if self.noise_multiplier is None and self.max_epsilon is None:
+            raise ValueError("noise_multiplier: null chooses the noise from max_epsilon: set one of the two")
         if self.max_epsilon is not None and self.value_protection_epsilon >= self.max_epsilon:
             raise ValueError(f"value_protection_epsilon ({self.value_protection_epsilon}) leaves nothing of "
                              f"max_epsilon ({self.max_epsilon}) for training: lower it, or raise max_epsilon")

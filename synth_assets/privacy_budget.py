@@ -131,6 +131,26 @@ class PrivacyLedger(BaseModel):
             return most
         return low
 
+    def noise_for_steps(self, epsilon: float | None, sample_rate: float, steps: int,
+                        bounds: tuple[float, float]) -> float:
+        """The least noise multiplier within `bounds` at which `steps` more steps keep the total ε at most `epsilon`
+        (the most noise when even that does not; the least without a cap)."""
+        low, high = bounds
+        if epsilon is None:
+            return low
+        room = epsilon - self.value_protection_epsilon()
+        fits = lambda noise: self.training_epsilon((noise, sample_rate, steps)) <= room  # noqa: E731
+        if not fits(high):
+            return high
+        if fits(low):
+            return low
+        for _ in range(20):  # ε falls as the noise grows: bisect to within 2%
+            if high / low < 1.02:
+                break
+            middle = (low * high) ** 0.5
+            low, high = (low, middle) if fits(middle) else (middle, high)
+        return high
+
     def batch_within(self, epsilon: float | None, noise_multiplier: float, samples: int, batch: int,
                      epochs: float = MIN_PRIVATE_EPOCHS, least: int = MIN_PRIVATE_BATCH) -> int:
         """`batch` halved until the budget allows `epochs` passes over the `samples` (or the batch reaches `least`).

@@ -44,7 +44,7 @@ class LLMTrainOptions(TrainOptions):
     context_window: int = Field(512, ge=32, description="Tokens per training example.")
     dropout: float = Field(0.1, ge=0, lt=1, description="From scratch: dropout on embeddings and residuals; more "
                                                        "keeps a model of little data from memorising it.")
-    batch_size: int | None = Field(None, ge=1, description="Examples per step; null: 4 (packed examples), or 64 "
+    batch_size: int | None = Field(None, ge=1, description="Examples per step; null: 4 (packed examples), or 512 "
                                                            "samples with differential privacy.")
     learning_rate: float = Field(2e-3, gt=0, description="AdamW's; fine-tuning a base model wants ~1e-4.")
     early_stopping_patience: int = Field(3, ge=1, description="Validations without improvement.")

@@ -19,7 +19,7 @@ from synth_assets.plugin_api import PrivateOptimizer
 
 # DP-SGD's noise shrinks against the signal as batches grow, so a private model takes this many samples a step
 # (expected, under Poisson sampling) unless train.batch_size says otherwise
-PRIVATE_BATCH = 64
+PRIVATE_BATCH = 512
 IGNORE = -100
 
 
@@ -34,25 +34,32 @@ def register_conv1d_norms() -> None:
 
 
 class PrivateSteps:
-    """The optimiser steps of DP-SGD over the training examples (one sample each)."""
+    """The optimiser steps of DP-SGD over the training examples, one sample each (the budget's bookkeeping:
+    PrivateOptimizer)."""
 
-    def __init__(self, model, optimizer, dp, ledger, *, samples: int, batch: int, epsilon_cap: float | None, device):
+    def __init__(self, model, optimizer, dp, ledger, *, samples: int, batch: int, epsilon_cap: float | None, device,
+                 seconds: float, max_epochs: int):
         register_conv1d_norms()
-        self.model, self.dp, self.ledger, self.device = model, dp, ledger, device
-        batch = ledger.batch_within(epsilon_cap, dp.noise_multiplier, samples, batch)
-        self.private = PrivateOptimizer.wrap(model, optimizer, dp, samples=samples, batch=batch, device=device)
+        self.model, self.device = model, device
+        self.private = PrivateOptimizer.wrap(model, optimizer, dp, ledger, model_name="language model",
+                                             samples=samples, batch=batch, epsilon_cap=epsilon_cap, device=device,
+                                             seconds=seconds, max_epochs=max_epochs)
         self.optimizer = self.private.optimizer
-        self.sample_rate, self.steps_per_epoch = self.private.sample_rate, self.private.steps_per_epoch
-        self.steps_left = ledger.steps_within(epsilon_cap, dp.noise_multiplier, self.sample_rate)
-        self.steps_planned, self.steps_taken = self.steps_left, 0
 
-    def spent_share(self) -> float:
-        """The share of the steps the budget allows that this training has taken."""
-        return self.steps_taken / max(self.steps_planned, 1) if self.steps_planned < 10**8 else 0.0
+    @property
+    def steps_per_epoch(self) -> int:
+        return self.private.steps_per_epoch
+
+    @property
+    def steps_left(self) -> int:
+        return self.private.steps_left
 
     @property
     def exhausted(self) -> bool:
-        return self.steps_left <= 0
+        return self.private.exhausted
+
+    def spent_share(self) -> float:
+        return self.private.spent_share()
 
     def step(self, examples) -> float | None:
         """One DP-SGD step on a Poisson sample of the examples; the sample's mean loss (None if it was empty)."""
@@ -60,9 +67,6 @@ class PrivateSteps:
         self.optimizer.zero_grad(set_to_none=True)
         per_sample = self.sample_losses(examples, chosen) if len(chosen) else None
         self.private.step(self.model, per_sample)
-        self.ledger.record_steps("language model", self.dp.noise_multiplier, self.sample_rate)
-        self.steps_left -= 1
-        self.steps_taken += 1
         return float(per_sample.detach().mean()) if per_sample is not None else None
 
     def sample_losses(self, examples, chosen: np.ndarray):
@@ -84,9 +88,7 @@ class PrivateSteps:
         return tokens.sum(dim=1) / counted
 
     def settings(self) -> dict:
-        return {"differential_privacy": {"noise_multiplier": self.dp.noise_multiplier,
-                                         "max_grad_norm": self.dp.max_grad_norm, "sample_rate": round(self.sample_rate, 6),
-                                         "expected_batch_samples": self.private.expected, "unit": "sample (subject)"}}
+        return self.private.settings("sample (subject)")
 
     def close(self) -> None:
         self.private.close()

@@ -106,7 +106,8 @@ def fit(model, train: Examples, valid: Examples, request: TrainRequest, save_bes
     private = None
     if privacy is not None:
         private = PrivateSteps(model, optimizer, options.differential_privacy, privacy.ledger, samples=len(train),
-                               batch=batch, epsilon_cap=privacy.epsilon_cap, device=device)
+                               batch=batch, epsilon_cap=privacy.epsilon_cap, device=device,
+                               seconds=max(options.max_training_time * 60 - spent, 1.0), max_epochs=options.max_epochs)
         budget_spent(privacy.ledger, privacy.epsilon_cap, private.steps_left)
         optimizer = private.optimizer
     rng = np.random.default_rng(options.seed)

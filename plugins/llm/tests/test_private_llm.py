@@ -25,7 +25,7 @@ def test_a_model_trained_from_scratch_with_dp_counts_epsilon_and_learns_no_canar
     model = RelSynth(workspace=tmp_path, differential_privacy=DP, **FAST).fit(with_canary())
     settings = model.training.settings
     assert settings["assembler"] == "grouped"  # a sample is a subject: never packed with others
-    assert settings["differential_privacy"]["unit"] == "sample (subject)" and settings["batch_size"] == 64
+    assert settings["differential_privacy"]["unit"] == "sample (subject)" and settings["batch_size"] == 512
     folder = model.pipeline.paths.model
     ledger = PrivacyLedger.model_validate_json((folder / LEDGER_FILE).read_text())
     assert 1.0 < ledger.epsilon() <= 8.0 and model.training.privacy["epsilon"] == pytest.approx(ledger.epsilon(), abs=1e-3)

@@ -59,29 +59,32 @@ class Subjects:
 
 
 class PrivateSteps:
-    """The optimiser steps of DP-SGD over one model's training rows."""
+    """The optimiser steps of DP-SGD over one model's training rows (the budget's bookkeeping: PrivateOptimizer)."""
 
     def __init__(self, model, optimizer, dp, ledger, *, model_name: str, subjects: Subjects, total_subjects: int,
-                 batch_subjects: int, epsilon_cap: float | None, given: int, device):
-        self.model, self.dp, self.ledger, self.name = model, dp, ledger, model_name
-        self.subjects, self.given = subjects, given
+                 batch_subjects: int, epsilon_cap: float | None, given: int, device, seconds: float, max_epochs: int):
+        self.model, self.subjects, self.given = model, subjects, given
         for head in model.given_heads(given):  # never drawn, never trained: opacus would find no norm for them
             head.requires_grad_(False)
-        batch_subjects = ledger.batch_within(epsilon_cap, dp.noise_multiplier, total_subjects, batch_subjects)
-        self.private = PrivateOptimizer.wrap(model, optimizer, dp, samples=total_subjects, batch=batch_subjects,
-                                             device=device)
+        self.private = PrivateOptimizer.wrap(model, optimizer, dp, ledger, model_name=model_name,
+                                             samples=total_subjects, batch=batch_subjects, epsilon_cap=epsilon_cap,
+                                             device=device, seconds=seconds, max_epochs=max_epochs)
         self.optimizer = self.private.optimizer
-        self.sample_rate, self.steps_per_epoch = self.private.sample_rate, self.private.steps_per_epoch
-        self.steps_left = ledger.steps_within(epsilon_cap, dp.noise_multiplier, self.sample_rate)
-        self.steps_planned, self.steps_taken = self.steps_left, 0
 
-    def spent_share(self) -> float:
-        """The share of the steps the budget allows that this training has taken."""
-        return self.steps_taken / max(self.steps_planned, 1) if self.steps_planned < 10**8 else 0.0
+    @property
+    def steps_per_epoch(self) -> int:
+        return self.private.steps_per_epoch
+
+    @property
+    def steps_left(self) -> int:
+        return self.private.steps_left
 
     @property
     def exhausted(self) -> bool:
-        return self.steps_left <= 0
+        return self.private.exhausted
+
+    def spent_share(self) -> float:
+        return self.private.spent_share()
 
     def step(self, train, order) -> tuple[float, int]:
         """One DP-SGD step on a Poisson sample of subjects; returns (summed loss, rows seen)."""
@@ -101,16 +104,10 @@ class PrivateSteps:
                 per_subject = (self.model.row_nll(tokens, order, skip=self.given) * weight).sum(dim=1)
             rows = int(mask.sum())
         self.private.step(self.model, per_subject)
-        self.ledger.record_steps(self.name, self.dp.noise_multiplier, self.sample_rate)
-        self.steps_left -= 1
-        self.steps_taken += 1
         return (float(per_subject.detach().sum()) if per_subject is not None else 0.0), rows
 
     def settings(self) -> dict:
-        return {"differential_privacy": {"noise_multiplier": self.dp.noise_multiplier,
-                                         "max_grad_norm": self.dp.max_grad_norm, "sample_rate": round(self.sample_rate, 6),
-                                         "expected_batch_subjects": self.private.expected,
-                                         "unit": "subject" if not self.subjects.flat else "row"}}
+        return self.private.settings("row" if self.subjects.flat else "subject")
 
     def close(self) -> None:
         self.private.close()

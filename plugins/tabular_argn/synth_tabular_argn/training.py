@@ -112,7 +112,9 @@ def fit(model, train_tokens: np.ndarray, valid_tokens: np.ndarray, groups: list[
         private = PrivateSteps(model, optimizer, options.differential_privacy, privacy.ledger,
                                model_name=privacy.model_name, subjects=subjects,
                                total_subjects=privacy.total_subjects, batch_subjects=max(1, round(batch / per_subject)),
-                               epsilon_cap=privacy.epsilon_cap, given=given, device=device)
+                               epsilon_cap=privacy.epsilon_cap, given=given, device=device,
+                               seconds=budget - (time.perf_counter() - started),
+                               max_epochs=options.max_epochs - state.epoch)
         budget_spent(privacy.ledger, privacy.epsilon_cap, private.steps_left)
         optimizer = private.optimizer
         state.settings.update(private.settings())
@@ -191,6 +193,7 @@ def fit(model, train_tokens: np.ndarray, valid_tokens: np.ndarray, groups: list[
                 _save_state(tmp, config, model, best_weights, optimizer, plateau, shuffler, state, privacy)
 
     if private is not None:
+        state.settings.update(private.settings())  # the noise the steps took
         private.close()
     if best_weights is None:
         if privacy is not None and out_of_budget:
