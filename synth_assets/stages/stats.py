@@ -248,7 +248,11 @@ def sequence_lengths(child_keys: pd.Series, parent_keys: pd.Series,
         shares = np.minimum(per_parent, cap).value_counts(normalize=True).sort_index()
         return {int(length): float(share) for length, share in shares.items()}
     units = None if parent_units is None else pd.Series(parent_units.to_numpy(), index=per_parent.index)
-    counts = protection.value_tree(protection.one_per_subject(per_parent.astype(float), units), 1.0).exact_values()
+    tree = protection.value_tree(protection.one_per_subject(per_parent.astype(float), units), 1.0)
+    # lengths are whole numbers, a bin each: where too few stand out of the noise, every bin's noisy count serves
+    # (the values alone would leave every subject one record)
+    counts = tree.exact_values()
+    counts = tree.grid_counts() if counts is None else counts
     if counts is None or counts.empty:
         return {1: 1.0}
     counts = counts.sort_index()

@@ -318,11 +318,15 @@ class ValueTree:
     def exact_values(self) -> pd.Series | None:
         """Where every bin is one step of the grain: the values that stand out of the noise with their counts, most
         held first (a discrete number's values); else None."""
-        low, high, count = self.bins()
-        if len(low) == 0 or np.any((high - low) > self.grain * (1 + 1e-9)) or self.held_share < HELD_SHARE_FOR_VALUES:
+        if self.held_share < HELD_SHARE_FOR_VALUES or self.grid_counts() is None:
             return None
-        low, high, count = self.bins(held=True)
-        if len(low) == 0:
+        return self.grid_counts(held=True)
+
+    def grid_counts(self, held: bool = False) -> pd.Series | None:
+        """Where every bin is one step of the grain: each bin's value with its noisy count, most held first (with
+        `held`, only those that stand out of the noise); else None."""
+        low, high, count = self.bins(held=held)
+        if len(low) == 0 or np.any((high - low) > self.grain * (1 + 1e-9)):
             return None
         values = np.where(high == low, low, np.round((low + high) / 2 / self.grain) * self.grain)
         values = np.round(values, 12)
