@@ -3,7 +3,7 @@
     OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 .venv/bin/python bench/run_dp.py [--budget 5] [--seed 0]
         [--datasets diamonds rwm5yr] [--epsilons 1 4 8 none] [--llm-epsilons 8 none] [--no-llm]
         [--llm-rows 5000] [--ours-extra DATASET:EPS:KEY=VALUE[,KEY=VALUE] ...] [--work /tmp/bench_dp]
-        [--retry-failed] [--no-results]
+        [--retry-failed] [--pin] [--no-results]
 
 Per dataset, one split (diamonds: bench/tables.py's split_once, 80/20 rows; rwm5yr: run_sequential.py's
 split_subjects, persons as the context of their yearly records, 80/20 persons), then one run after another:
@@ -70,6 +70,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                                                                "as many as the training split, as for the others)")
     ap.add_argument("--work", type=Path, default=Path("/tmp/bench_dp"))
     ap.add_argument("--retry-failed", action="store_true", help="run again the runs whose result.json says failed")
+    ap.add_argument("--pin", action="store_true",
+                    help="run ours from a snapshot of HEAD (git archive into <work>/code-<commit>), so that commits "
+                         "made while the benchmark runs do not change the code under it")
     ap.add_argument("--no-results", action="store_true", help="leave bench/RESULTS.md alone")
     ap.add_argument("--peer-python", default=PEER_PYTHON)
     ap.add_argument("--qa-script", type=Path, default=QA_SCRIPT)
@@ -123,6 +126,26 @@ def prepare(name: str, args) -> dict:
 
 # --- one run ----------------------------------------------------------------------------------------------------
 
+def snapshot(work: Path) -> tuple[Path, str]:
+    """HEAD's files (git archive) in <work>/code-<commit>: ours runs from there with --pin."""
+    commit = git_commit()
+    folder = work / f"code-{commit}"
+    if not folder.is_dir():
+        tmp = work / f".code-{commit}.tmp"
+        tmp.mkdir(parents=True, exist_ok=True)
+        subprocess.run(f"git -C {REPO} archive {commit} | tar -x -C {tmp}", shell=True, check=True)
+        tmp.rename(folder)
+    return folder, commit
+
+
+def ours_python(args) -> list[str]:
+    """The project's python; with --pin, importing the snapshot's core and plugins before the editable installs."""
+    if args.code is None:
+        return [sys.executable]
+    paths = [args.code, args.code / "plugins" / "tabular_argn", args.code / "plugins" / "llm"]
+    return ["env", "PYTHONPATH=" + os.pathsep.join(map(str, paths)), sys.executable]
+
+
 def extra_runs(args, name: str) -> list[tuple[float | None, dict]]:
     """--ours-extra for this dataset: (ε, train options)."""
     out = []
@@ -147,7 +170,7 @@ def engine_command(args, data: dict, engine: str, eps: float | None, out: Path, 
                 *(["--dp", json.dumps(dp)] if dp else [])]
     options = [f"differential_privacy={json.dumps(ours_dp(eps))}"] if eps is not None else []
     options += [f"{k}={v}" for k, v in (extra or {}).items()]
-    cmd = [sys.executable, str(REPO / "bench" / "dp_ours.py"), *common, *data["ours_args"]]
+    cmd = [*ours_python(args), str((args.code or REPO) / "bench" / "dp_ours.py"), *common, *data["ours_args"]]
     if engine == "llm":
         return [*cmd, "--backend", "llm", "--train-option", "model_size=tiny", *options,
                 "--generate-option", "engine=transformers"]
@@ -175,23 +198,27 @@ def run_one(args, data: dict, engine: str, eps: float | None, extra: dict | None
         try:
             result = run_engine(f"{data['name']} {engine} ε {eps_label(eps)}", cmd, out)
         except SystemExit as failure:
-            return record_failure(saved, cmd, str(failure), out)
-        result.update(cmd=cmd, load_at_start=load, commit=git_commit())
+            return record_failure(saved, cmd, str(failure), out, run_commit(args, engine))
+        result.update(cmd=cmd, load_at_start=load, commit=run_commit(args, engine))
         (out / "result.json").write_text(json.dumps(result, indent=2))
     result = json.loads((out / "result.json").read_text())
     try:
         result["scores"] = score(args, data, out)
     except Exception as failure:  # noqa: BLE001 - the judge's failure: kept, the next runs go on
-        return record_failure(saved, cmd, f"scoring failed: {failure}", out)
+        return record_failure(saved, cmd, f"scoring failed: {failure}", out, result.get("commit", "?"))
     result["summary"] = summarize(engine, eps, result, data["models"])
     saved.write_text(json.dumps(result, indent=2, default=str))
     say(f"{data['name']} {engine} ε {eps_label(eps)}: {json.dumps(result['summary'])}")
     return result
 
 
-def record_failure(saved: Path, cmd: list[str], why: str, out: Path) -> dict:
+def run_commit(args, engine: str) -> str:
+    return args.code_commit if args.code is not None and engine != "reference" else git_commit()
+
+
+def record_failure(saved: Path, cmd: list[str], why: str, out: Path, commit: str) -> dict:
     log = out / "error.txt"
-    result = {"failed": why, "cmd": cmd, "commit": git_commit(),
+    result = {"failed": why, "cmd": cmd, "commit": commit,
               "traceback": log.read_text() if log.is_file() else None}
     saved.write_text(json.dumps(result, indent=2))
     say(f"FAILED: {why}; recorded in {saved}")
@@ -261,6 +288,7 @@ def summarize(engine: str, eps: float | None, result: dict, models: int) -> dict
     privacy = result.get("privacy") or {}
     figures = (result.get("quality") or {}).get(RECORDS if models > 1 else next(iter(result.get("quality") or {}), ""))
     out.update(epsilon=privacy.get("epsilon") if eps is not None else None, ledger=privacy or None,
+               dp_settings=dp_settings(result.get("train_settings") or {}),
                stopped=result.get("stopped_because"), optimizer_steps=result.get("optimizer_steps"),
                ours_privacy=(figures or {}).get("privacy"), quality_error=result.get("quality_error"),
                context_epochs=len(progress["context"]) if "context" in progress else None)
@@ -271,6 +299,14 @@ def summarize(engine: str, eps: float | None, result: dict, models: int) -> dict
     else:
         out.update(epochs=len(main_model), seconds_per_epoch=seconds_per_epoch(main_model, "seconds"))
     return out
+
+
+def dp_settings(settings: dict) -> dict:
+    """The DP-SGD settings each of ours' models chose ({"": ...} for one model, {table: ...} for a tree)."""
+    if "differential_privacy" in settings:
+        return {"": settings["differential_privacy"]}
+    return {name: s["differential_privacy"] for name, s in settings.items()
+            if isinstance(s, dict) and "differential_privacy" in s}
 
 
 def _sum(values: list) -> float | None:
@@ -381,6 +417,10 @@ def notes(results: dict) -> list[str]:
             text = f"- {what}: commit {run.get('commit', '?')}, train stage {s.get('train_stage_seconds') or 0:.0f}s"
             if s.get("stopped"):
                 text += f", stopped: {s['stopped']}"
+            if s.get("dp_settings"):
+                text += "; DP-SGD " + "; ".join(f"{k + ': ' if k else ''}noise {d.get('noise_multiplier')}, sample rate "
+                                                f"{d.get('sample_rate')}, batch {d.get('expected_batch', d.get('expected_batch_subjects'))}"
+                                                for k, d in s["dp_settings"].items())
             if s.get("ledger"):
                 text += (f"; ledger ε {s['ledger']['epsilon']} (value protection {s['ledger']['epsilon_value_protection']}"
                          f", training {s['ledger']['epsilon_training']}), δ {s['ledger']['delta']}, "
@@ -394,15 +434,18 @@ def notes(results: dict) -> list[str]:
 
 def record(args, datasets: dict, results: dict, llm_results: dict, started: float, commit: str) -> None:
     heading = f"## Differential privacy (issue 22) · budget {args.budget:g} min each · seed {args.seed}"
-    commits = {run.get("commit", "?") for runs in (*results.values(), *llm_results.values()) for run in runs.values()
-               if "failed" not in run}
+    commits = {run.get("commit", "?") for runs in (*results.values(), *llm_results.values())
+               for (engine, _), run in runs.items() if engine != "reference"}
     body = [f"- date: {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC",
             f"- machine: {machine()}", f"- command: `{command_line('bench/run_dp.py')}`",
-            f"- commit: {commit} at the end; the runs started from " + ", ".join(sorted(commits)) + " (each run's below)",
+            f"- commit: {commit} at the start, {git_commit()} at the end"
+            + (f"; ours ran from a snapshot of {args.code_commit} (--pin)" if args.code is not None else "")
+            + "; ours' runs started from " + ", ".join(sorted(commits)) + " (each run's below; the reference's runs "
+            "use none of our code)",
             f"- wall time: {(time.time() - started) / 60:.0f} min (this invocation; finished runs are reused)",
             "- settings: ε is the total budget (value protection + training); value protection takes ε/2 at ε ≤ 1, "
             "else 1.0; the reference's two-table runs give each of its two models half of both. Each engine's defaults "
-            "otherwise (noise multiplier 1.5, max grad norm 1; δ: ours 1/n^1.2, the reference 1e-5 per model). "
+            "otherwise (noise multiplier 1.5, max grad norm 1; δ: ours 1/n^1.2, the reference 1e-5 a model). "
             "ε spent: ours the model's privacy ledger, the reference the ε it reports last (summed over its models; "
             "'kept': at the checkpoint it keeps). Epochs and s/epoch: the records' model for rwm5yr ('+N': the "
             "context model's epochs); s/epoch is the median epoch, validation included, the last epoch left out. "
@@ -437,7 +480,8 @@ def main(argv=None) -> None:
     args = parse_args(argv)
     started = time.time()
     commit = git_commit()
-    say(f"commit {commit}; runs under {args.work}")
+    args.code, args.code_commit = snapshot(args.work) if args.pin else (None, None)
+    say(f"commit {commit}; runs under {args.work}" + (f"; ours from {args.code}" if args.code else ""))
     datasets = {name: prepare(name, args) for name in args.datasets}
     results, llm_results = {}, {}
     for name, data in datasets.items():

@@ -323,7 +323,7 @@ def test_planted_canaries_never_come_out_and_the_attack_does_not_single_them_out
 def test_null_noise_spends_the_budget_over_the_steps_training_has(tmp_path, monkeypatch):
     # three passes and time to spare: the noise is the least that lets three passes spend ε 4
     pipeline = dp_pipeline(tmp_path, monkeypatch, max_epochs=3, max_training_time=1.0,
-                           differential_privacy={"max_epsilon": 4.0})
+                           differential_privacy={"max_epsilon": 4.0, "noise_multiplier": None})
     result = pipeline.train()
     assert result.stopped_because in ("max epochs", "privacy budget") and result.epochs <= 3
     assert 3.5 < result.privacy["epsilon"] <= 4.0
