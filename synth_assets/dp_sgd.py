@@ -170,3 +170,28 @@ class PrivateOptimizer:
     def close(self) -> None:
         """Take opacus's hooks off the model, so the checkpoint and generation see the plain model."""
         self.module._close()
+
+
+class BudgetedSteps:
+    """A backend's DP-SGD steps around its PrivateOptimizer (`self.private`): what its training loop asks of the
+    budget. A backend adds its own `step` (how a batch of samples becomes per-sample losses) and `settings`."""
+
+    private: PrivateOptimizer
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return self.private.steps_per_epoch
+
+    @property
+    def steps_left(self) -> int:
+        return self.private.steps_left
+
+    @property
+    def exhausted(self) -> bool:
+        return self.private.exhausted
+
+    def spent_share(self) -> float:
+        return self.private.spent_share()
+
+    def close(self) -> None:
+        self.private.close()

@@ -20,7 +20,7 @@ A backend built on these names keeps working while the core changes underneath; 
   (what a reused or resumed checkpoint spent, added), `PrivacyLedger.steps_within` (how many DP-SGD steps the budget leaves),
   `save_ledger` (beside the checkpoint, as `LEDGER_FILE`), `budget_spent`, `budget_share` (a tree's models);
   and DP-SGD's machinery, `PrivateOptimizer` (opacus's ghost clipping around a model and its optimiser, Poisson
-  sampling, a private step);
+  sampling, a private step) and `BudgetedSteps` (a backend's private steps as its training loop sees the budget);
 - files: `write_parquet`, `read_parquet`, `write_json`, `read_json`, `atomic_dir` (write, then rename), and
   `recover_dir` (a folder a killed writer left aside, put back);
 - errors: `SynthError` (a problem the user can fix: name the table and column, say what to do), and
@@ -52,7 +52,7 @@ from synth_assets.backend import (
     dataset_shape,
     tree_problem,
 )
-from synth_assets.dp_sgd import PrivateOptimizer
+from synth_assets.dp_sgd import PrivateOptimizer, BudgetedSteps
 from synth_assets.config import ColumnSpec, DatasetSpec, ForeignKey, Project, ProjectSpec, SplitSpec, TableSpec
 from synth_assets.errors import IncompatibleModel, SynthError
 from synth_assets.hookspecs import hookimpl
@@ -127,5 +127,5 @@ __all__ = [
     "SynthError", "IncompatibleModel", "hookimpl",
     "ColumnSpec", "DatasetSpec", "ForeignKey", "SplitSpec", "TableSpec", "DatasetPipeline", "restore_schema",
     "run_on_frames", "open_workspace", "workspace_pipeline", "parse_options",
-    "PrivacyLedger", "PrivateOptimizer", "LEDGER_FILE", "start_ledger", "continue_ledger", "save_ledger", "budget_spent", "budget_share",
+    "PrivacyLedger", "PrivateOptimizer", "BudgetedSteps", "LEDGER_FILE", "start_ledger", "continue_ledger", "save_ledger", "budget_spent", "budget_share",
 ]

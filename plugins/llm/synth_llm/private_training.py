@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from synth_assets.plugin_api import PrivateOptimizer
+from synth_assets.plugin_api import BudgetedSteps, PrivateOptimizer
 
 # DP-SGD's noise shrinks against the signal as batches grow, so a private model takes this many samples a step
 # (expected, under Poisson sampling) unless train.batch_size says otherwise
@@ -33,7 +33,7 @@ def register_conv1d_norms() -> None:
     GradSampleModuleFastGradientClipping.NORM_SAMPLERS.setdefault(Conv1D, compute_linear_norm_sample)
 
 
-class PrivateSteps:
+class PrivateSteps(BudgetedSteps):
     """The optimiser steps of DP-SGD over the training examples, one sample each (the budget's bookkeeping:
     PrivateOptimizer)."""
 
@@ -45,21 +45,6 @@ class PrivateSteps:
                                              samples=samples, batch=batch, epsilon_cap=epsilon_cap, device=device,
                                              seconds=seconds, max_epochs=max_epochs)
         self.optimizer = self.private.optimizer
-
-    @property
-    def steps_per_epoch(self) -> int:
-        return self.private.steps_per_epoch
-
-    @property
-    def steps_left(self) -> int:
-        return self.private.steps_left
-
-    @property
-    def exhausted(self) -> bool:
-        return self.private.exhausted
-
-    def spent_share(self) -> float:
-        return self.private.spent_share()
 
     def step(self, examples) -> float | None:
         """One DP-SGD step on a Poisson sample of the examples; the sample's mean loss (None if it was empty)."""
@@ -89,6 +74,3 @@ class PrivateSteps:
 
     def settings(self) -> dict:
         return self.private.settings("sample (subject)")
-
-    def close(self) -> None:
-        self.private.close()

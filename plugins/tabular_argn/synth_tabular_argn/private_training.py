@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from synth_assets.plugin_api import PrivateOptimizer
+from synth_assets.plugin_api import BudgetedSteps, PrivateOptimizer
 
 # DP-SGD's noise shrinks against the signal as batches grow (σ·C/B), so a private model takes batches this many
 # times larger than a plain one, and a rate this many times higher: its clipped, noisy steps are few (diamonds, 5
@@ -58,7 +58,7 @@ class Subjects:
         return self.order[positions], mask
 
 
-class PrivateSteps:
+class PrivateSteps(BudgetedSteps):
     """The optimiser steps of DP-SGD over one model's training rows (the budget's bookkeeping: PrivateOptimizer)."""
 
     def __init__(self, model, optimizer, dp, ledger, *, model_name: str, subjects: Subjects, total_subjects: int,
@@ -70,21 +70,6 @@ class PrivateSteps:
                                              samples=total_subjects, batch=batch_subjects, epsilon_cap=epsilon_cap,
                                              device=device, seconds=seconds, max_epochs=max_epochs)
         self.optimizer = self.private.optimizer
-
-    @property
-    def steps_per_epoch(self) -> int:
-        return self.private.steps_per_epoch
-
-    @property
-    def steps_left(self) -> int:
-        return self.private.steps_left
-
-    @property
-    def exhausted(self) -> bool:
-        return self.private.exhausted
-
-    def spent_share(self) -> float:
-        return self.private.spent_share()
 
     def step(self, train, order) -> tuple[float, int]:
         """One DP-SGD step on a Poisson sample of subjects; returns (summed loss, rows seen)."""
@@ -108,6 +93,3 @@ class PrivateSteps:
 
     def settings(self) -> dict:
         return self.private.settings("row" if self.subjects.flat else "subject")
-
-    def close(self) -> None:
-        self.private.close()
