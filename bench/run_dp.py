@@ -65,7 +65,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--llm-epsilons", nargs="*", default=[8.0, None], type=epsilon)
     ap.add_argument("--no-llm", action="store_true")
     ap.add_argument("--ours-extra", nargs="*", default=[], metavar="DATASET:EPS:KEY=VALUE[,KEY=VALUE]",
-                    help="more runs of ours with other train options, e.g. diamonds:1:batch_size=128 (extra rows)")
+                    help="more runs of ours with other train options, e.g. diamonds:1:batch_size=128 (extra rows); "
+                         "dp.KEY sets one of differential_privacy's, e.g. rwm5yr:4:dp.noise_multiplier=null")
     ap.add_argument("--llm-rows", type=int, default=5000, help="diamonds rows the LLM generates (rwm5yr: persons "
                                                                "as many as the training split, as for the others)")
     ap.add_argument("--work", type=Path, default=Path("/tmp/bench_dp"))
@@ -168,8 +169,10 @@ def engine_command(args, data: dict, engine: str, eps: float | None, out: Path, 
         dp = reference_dp(eps, data["models"])
         return [args.peer_python, str(REPO / "bench" / "dp_reference.py"), *common,
                 *(["--dp", json.dumps(dp)] if dp else [])]
-    options = [f"differential_privacy={json.dumps(ours_dp(eps))}"] if eps is not None else []
-    options += [f"{k}={v}" for k, v in (extra or {}).items()]
+    # an extra `dp.KEY=VALUE` (VALUE as JSON: dp.noise_multiplier=null) goes into the differential_privacy section
+    dp = {**(ours_dp(eps) or {}), **{k[3:]: json.loads(v) for k, v in (extra or {}).items() if k.startswith("dp.")}}
+    options = [f"differential_privacy={json.dumps(dp)}"] if eps is not None else []
+    options += [f"{k}={v}" for k, v in (extra or {}).items() if not k.startswith("dp.")]
     cmd = [*ours_python(args), str((args.code or REPO) / "bench" / "dp_ours.py"), *common, *data["ours_args"]]
     if engine == "llm":
         return [*cmd, "--backend", "llm", "--train-option", "model_size=tiny", *options,
