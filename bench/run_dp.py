@@ -67,6 +67,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--ours-extra", nargs="*", default=[], metavar="DATASET:EPS:KEY=VALUE[,KEY=VALUE]",
                     help="more runs of ours with other train options, e.g. diamonds:1:batch_size=128 (extra rows); "
                          "dp.KEY sets one of differential_privacy's, e.g. rwm5yr:4:dp.noise_multiplier=null")
+    ap.add_argument("--llm-extra", nargs="*", default=[], metavar="DATASET:EPS:KEY=VALUE[,KEY=VALUE]",
+                    help="more runs of the LLM backend, as --ours-extra")
     ap.add_argument("--llm-rows", type=int, default=5000, help="diamonds rows the LLM generates (rwm5yr: persons "
                                                                "as many as the training split, as for the others)")
     ap.add_argument("--work", type=Path, default=Path("/tmp/bench_dp"))
@@ -147,10 +149,10 @@ def ours_python(args) -> list[str]:
     return ["env", "PYTHONPATH=" + os.pathsep.join(map(str, paths)), sys.executable]
 
 
-def extra_runs(args, name: str) -> list[tuple[float | None, dict]]:
-    """--ours-extra for this dataset: (ε, train options)."""
+def extra_runs(args, name: str, llm: bool = False) -> list[tuple[float | None, dict]]:
+    """--ours-extra (--llm-extra with `llm`) for this dataset: (ε, train options)."""
     out = []
-    for text in args.ours_extra:
+    for text in args.llm_extra if llm else args.ours_extra:
         dataset, eps, options = text.split(":", 2)
         if dataset == name:
             out.append((epsilon(eps), dict(o.split("=", 1) for o in options.split(","))))
@@ -462,8 +464,10 @@ def record(args, datasets: dict, results: dict, llm_results: dict, started: floa
     if llm_results:
         body += ["", f"### LLM backend (ours, model_size tiny) · {args.budget:g} min each · diamonds "
                      f"{args.llm_rows:,} rows, rwm5yr as many persons as the training split", ""]
-        merged = {(f"{name}", eps): run for name, runs in llm_results.items() for (_, eps), run in runs.items()}
-        keys = [(name, eps) for name in llm_results for eps in args.llm_epsilons]
+        # rows named by dataset, an extra run's options after it ("diamonds (dp.noise_multiplier=null)")
+        merged = {(name + engine[len("llm"):], eps): run for name, runs in llm_results.items()
+                  for (engine, eps), run in runs.items()}
+        keys = list(merged)
         body.append(table(merged, keys, True, first="dataset"))
     body += ["", "Runs:", *notes(results), *notes({f"{n} (llm)": r for n, r in llm_results.items()})]
     combined = {name: {**results.get(name, {}), **llm_results.get(name, {})} for name in datasets}
@@ -497,6 +501,8 @@ def main(argv=None) -> None:
     if not args.no_llm:
         for name, data in datasets.items():
             llm_results[name] = {("llm", eps): run_one(args, data, "llm", eps) for eps in args.llm_epsilons}
+            for eps, extra in extra_runs(args, name, llm=True):
+                llm_results[name][(label("llm", extra), eps)] = run_one(args, data, "llm", eps, extra)
     if not args.no_results:
         record(args, datasets, results, llm_results, started, commit)
     say(f"done in {(time.time() - started) / 60:.0f} min")
