@@ -47,8 +47,9 @@ class DifferentialPrivacy(Options):
     delta: float | None = Field(
         None, gt=0, lt=1, description="δ of the (ε, δ) guarantee; null: 1/n^1.2 for n training subjects.")
     noise_multiplier: float | None = Field(
-        1.5, gt=0, description="Gaussian noise of DP-SGD, in units of max_grad_norm; null: the least noise that lets "
-                               "the steps training has time for spend max_epsilon by its end.")
+        None, gt=0, description="Gaussian noise of DP-SGD, in units of max_grad_norm; null: chosen from the budget "
+                                "and the time, the least noise that spends max_epsilon by training's end but no "
+                                "more than 1.5 unless three passes over the data need more.")
     max_grad_norm: float = Field(1.0, gt=0, description="Each subject's gradient is clipped to this L2 norm.")
     value_protection_epsilon: float = Field(
         1.0, gt=0, description="ε spent by the stats stage: which categories are kept (noisy counts), numeric and "

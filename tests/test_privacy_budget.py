@@ -57,3 +57,32 @@ def test_the_stats_rho_turns_back_into_their_epsilon():
     for epsilon, delta in ((1.0, 1e-6), (0.5, 1e-5), (4.0, 1e-8)):
         rho = rho_for(epsilon, delta)
         assert rho + 2 * math.sqrt(rho * math.log(1 / delta)) == pytest.approx(epsilon)
+
+
+def chosen_noise(epsilon_cap: float, *, seconds: float, max_epochs: int, samples: int = 10_000, batch: int = 256):
+    """The noise `noise_multiplier: null` starts from, for a small model (the rule lives in PrivateOptimizer.wrap)."""
+    import torch
+
+    from synth_assets.dp_sgd import PrivateOptimizer
+    from synth_assets.options import DifferentialPrivacy
+
+    model = torch.nn.Linear(4, 2)
+    book = ledger()
+    private = PrivateOptimizer.wrap(model, torch.optim.SGD(model.parameters(), lr=0.1),
+                                    DifferentialPrivacy(max_epsilon=epsilon_cap, noise_multiplier=None), book,
+                                    model_name="t", samples=samples, batch=batch, epsilon_cap=epsilon_cap,
+                                    device="cpu", seconds=seconds, max_epochs=max_epochs)
+    private.close()
+    return private.noise, private.steps_left * private.sample_rate  # the noise, the passes the budget allows
+
+
+def test_null_noise_is_the_least_that_spends_the_budget_but_no_more_than_1_5_unless_three_passes_need_it():
+    # the clock (here max_epochs) ends training first: less noise, so that the budget is spent by then
+    noise, passes = chosen_noise(4.0, seconds=1e6, max_epochs=3)
+    assert noise < 1.5 and 2.9 <= passes <= 4
+    # the budget ends it first: 1.5, and training stops when the budget is spent
+    noise, passes = chosen_noise(4.0, seconds=1e6, max_epochs=10_000)
+    assert noise == 1.5 and passes < 10_000
+    # a budget too tight for three passes at 1.5 (whatever the batch): more noise, three passes
+    noise, passes = chosen_noise(1.2, seconds=1e6, max_epochs=10_000, samples=1_000, batch=16)
+    assert noise > 1.5 and passes >= 3
