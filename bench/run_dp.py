@@ -450,7 +450,9 @@ def record(args, datasets: dict, results: dict, llm_results: dict, started: floa
             f"- wall time: {(time.time() - started) / 60:.0f} min (this invocation; finished runs are reused)",
             "- settings: ε is the total budget (value protection + training); value protection takes ε/2 at ε ≤ 1, "
             "else 1.0; the reference's two-table runs give each of its two models half of both. Each engine's defaults "
-            "otherwise (noise multiplier 1.5, max grad norm 1; δ: ours 1/n^1.2, the reference 1e-5 a model). "
+            "otherwise (max grad norm 1; noise multiplier: the reference 1.5, ours 1.5 up to a14ed43 and chosen "
+            "(`noise_multiplier: null`) from 387c94b on, each run's in the notes below; δ: ours 1/n^1.2, the reference "
+            "1e-5 a model). "
             "ε spent: ours the model's privacy ledger, the reference the ε it reports last (summed over its models; "
             "'kept': at the checkpoint it keeps). Epochs and s/epoch: the records' model for rwm5yr ('+N': the "
             "context model's epochs); s/epoch is the median epoch, validation included, the last epoch left out. "
