@@ -32,6 +32,7 @@ class Subjects:
     order: np.ndarray  # row positions, grouped by subject
     starts: np.ndarray  # per subject, where its run begins in `order`
     lengths: np.ndarray
+    by_subject: bool = False  # a child table's model: its rows grouped by the root row they belong to
 
     @classmethod
     def of(cls, subject_ids: np.ndarray | None, rows: int) -> "Subjects":
@@ -39,7 +40,7 @@ class Subjects:
             return cls(np.arange(rows), np.arange(rows), np.ones(rows, dtype=np.int64))
         order = np.argsort(subject_ids, kind="stable")
         _, starts, lengths = np.unique(subject_ids[order], return_index=True, return_counts=True)
-        return cls(order, starts, lengths)
+        return cls(order, starts, lengths, by_subject=True)
 
     @property
     def flat(self) -> bool:
@@ -92,4 +93,4 @@ class PrivateSteps(BudgetedSteps):
         return (float(per_subject.detach().sum()) if per_subject is not None else 0.0), rows
 
     def settings(self) -> dict:
-        return self.private.settings("row" if self.subjects.flat else "subject")
+        return self.private.settings("subject" if self.subjects.by_subject else "row")
