@@ -84,20 +84,7 @@ def main() -> None:
     print(f"[ours] privacy {json.dumps(result['privacy'])}; quality stage {result['quality_seconds']:.0f}s", flush=True)
 
 
-def keep_traceback() -> None:
-    """main(), leaving the traceback of a failure in <out>/error.txt for run_dp.py's record."""
-    try:
-        main()
-    except BaseException:
-        import traceback
-
-        argv = sys.argv[1:]
-        if "--out" in argv:
-            folder = Path(argv[argv.index("--out") + 1])
-            folder.mkdir(parents=True, exist_ok=True)
-            (folder / "error.txt").write_text(traceback.format_exc())
-        raise
-
-
 if __name__ == "__main__":
-    keep_traceback()
+    from bench.procs import keep_traceback
+
+    keep_traceback(main)

@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 import time
+import traceback
 from dataclasses import dataclass
+from pathlib import Path
 
 
 @dataclass
@@ -32,3 +35,17 @@ def run_measured(cmd: list[str], env: dict[str, str] | None = None, cwd: str | N
         raise
     proc.returncode = os.waitstatus_to_exitcode(status)  # we reaped it; tell Popen so it does not wait again
     return ProcResult(proc.returncode, time.perf_counter() - started, usage.ru_maxrss / 1024)
+
+
+def keep_traceback(main) -> None:
+    """Run an engine script's `main()`, leaving the traceback of a failure in its --out folder (error.txt), where
+    a driver (run_dp.py) records it."""
+    try:
+        main()
+    except BaseException:
+        argv = sys.argv[1:]
+        if "--out" in argv:
+            folder = Path(argv[argv.index("--out") + 1])
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / "error.txt").write_text(traceback.format_exc())
+        raise
