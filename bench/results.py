@@ -62,6 +62,15 @@ def comparison_table(runs: dict[str, dict], extra: dict[str, str] | None = None,
     return "\n".join(lines)
 
 
+def cell(value, digits: int = 3) -> str:
+    """A table cell: a number to `digits` places (thousands separated), a string as it is, None as a dash."""
+    if value is None:
+        return "–"
+    if isinstance(value, str):
+        return value
+    return f"{value:,.{digits}f}"
+
+
 def machine() -> str:
     cpu = platform.processor() or "unknown CPU"
     try:

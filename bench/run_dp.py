@@ -42,7 +42,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from bench.judge import judge  # noqa: E402
-from bench.results import command_line, machine, update_results_file  # noqa: E402
+from bench.results import cell as fmt, command_line, machine, update_results_file  # noqa: E402
 from bench.run_bench import PEER_PYTHON, QA_SCRIPT, run_engine, say  # noqa: E402
 from bench.run_sequential import RECORDS, split_subjects  # noqa: E402
 from bench.tables import split_once  # noqa: E402
@@ -319,14 +319,6 @@ def _sum(values: list) -> float | None:
 
 
 # --- the results ------------------------------------------------------------------------------------------------
-
-def fmt(value, digits: int = 3) -> str:
-    if value is None:
-        return "–"
-    if isinstance(value, str):
-        return value
-    return f"{value:.{digits}f}"
-
 
 def ratio(runs: dict, engine: str, eps) -> float | None:
     plain = runs.get((engine.split(" (")[0], None), {}).get("summary", {}).get("seconds_per_epoch")

@@ -38,7 +38,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from bench.judge import judge  # noqa: E402
-from bench.results import command_line, machine, update_results_file  # noqa: E402
+from bench.results import cell as _f, command_line, machine, update_results_file  # noqa: E402
 from bench.run_bench import PEER_PYTHON, QA_SCRIPT, run_engine, say  # noqa: E402
 from bench.run_sequential import CONTEXT, RECORDS, our_sequence_scores, split_subjects  # noqa: E402
 from bench.tables import split_once  # noqa: E402
@@ -303,14 +303,6 @@ def now() -> str:
 
 
 # --- tables -----------------------------------------------------------------------------------------------------
-
-def _f(value, digits: int = 3) -> str:
-    if value is None:
-        return "–"
-    if isinstance(value, str):
-        return value
-    return f"{value:,.{digits}f}"
-
 
 def _table(columns: list[str], rows: list[list]) -> str:
     lines = ["| " + " | ".join(columns) + " |", "|" + "|".join("---" for _ in columns) + "|"]
