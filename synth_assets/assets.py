@@ -9,6 +9,7 @@ to see in the UI as metadata.
 
 import contextlib
 import copy
+import math
 import typing
 
 import dagster as dg
@@ -227,21 +228,20 @@ def build_dataset_assets(project: Project, name: str) -> list[dg.AssetsDefinitio
                     "synthetic_version": pipeline.paths.releases("synthetic").current_version() or ""}
         for table, q in results.items():
             prefix = "" if len(results) == 1 else f"{table}/"
-            metadata.update({
-                f"{prefix}accuracy": dg.MetadataValue.float(round(q.accuracy, 4)),
-                f"{prefix}holdout_accuracy": dg.MetadataValue.float(round(q.holdout_accuracy, 4)),
-                f"{prefix}univariate_accuracy": dg.MetadataValue.float(round(q.univariate, 4)),
-                f"{prefix}bivariate_accuracy": dg.MetadataValue.float(round(q.bivariate, 4)),
-                f"{prefix}dcr_share": dg.MetadataValue.float(round(q.dcr_share, 4)),
-                f"{prefix}discriminator_auc": dg.MetadataValue.float(round(q.discriminator_auc, 4)),
-            })
+            figures = {"accuracy": q.accuracy, "holdout_accuracy": q.holdout_accuracy,
+                       "univariate_accuracy": q.univariate, "bivariate_accuracy": q.bivariate,
+                       "dcr_share": q.dcr_share, "discriminator_auc": q.discriminator_auc}
+            metadata.update({f"{prefix}{k}": dg.MetadataValue.float(round(v, 4))
+                             for k, v in figures.items() if not math.isnan(v)})
+            # a figure that could not be computed says why, instead of failing the run
+            metadata.update({f"{prefix}unavailable/{k}": why for k, why in q.unavailable.items()})
             if q.privacy:  # against real unseen data: the privacy figures and their baselines
                 metadata.update({f"{prefix}privacy/{k}": dg.MetadataValue.float(v) for k, v in q.privacy.items()})
             if q.sequence is not None:  # a child table: its records as sequences under their parents
                 metadata.update({f"{prefix}{key}": dg.MetadataValue.float(round(getattr(q.sequence, key), 4))
                                  for key in ("length_accuracy", "coherence", "parent_child_accuracy",
                                              "holdout_coherence", "repeated_order_share")
-                                 if getattr(q.sequence, key) is not None})
+                                 if getattr(q.sequence, key) is not None and not math.isnan(getattr(q.sequence, key))})
         for table in results:  # the charts beside the report, shown in the UI
             for chart in CHARTS:
                 png = pipeline.paths.quality / chart_file(table, chart)

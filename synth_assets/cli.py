@@ -148,7 +148,7 @@ def _rollback(args) -> int:
 
 def _show(args) -> int:
     from synth_assets import storage
-    from synth_assets.stages.report import protection_words
+    from synth_assets.stages.report import protection_words, score
     from synth_assets.config import load_project
     from synth_assets.pipeline import DatasetPipeline
 
@@ -168,10 +168,12 @@ def _show(args) -> int:
         print(f"no quality report yet: materialize {args.dataset}/quality")
         return 1
     for table, q in storage.read_json(scores_path).items():
-        auc = q.get("discriminator_auc")  # absent from reports written before it existed
-        print(f"quality '{table}': accuracy {q['accuracy']:.3f} (holdout ceiling {q['holdout_accuracy']:.3f}), "
-              f"univariate {q['univariate']:.3f}, bivariate {q['bivariate']:.3f}, DCR share {q['dcr_share']:.3f}, "
-              f"discriminator AUC {'–' if auc is None else f'{auc:.3f}'}")
+        # the discriminator is absent from reports written before it existed; NaN: not computed, for a reason given
+        print(f"quality '{table}': accuracy {score(q['accuracy'])} (holdout ceiling {score(q['holdout_accuracy'])}), "
+              f"univariate {score(q['univariate'])}, bivariate {score(q['bivariate'])}, DCR share "
+              f"{score(q['dcr_share'])}, discriminator AUC {score(q.get('discriminator_auc'))}")
+        for figure, why in q.get("unavailable", {}).items():
+            print(f"  not measured: {figure}: {why}")
         figures = q.get("privacy")
         if figures:  # absent from reports written before the privacy evaluation
             attributes = "".join(f", infer {key.split('/')[1]} {value:.3f} (holdout {figures[key + '/holdout']:.3f})"

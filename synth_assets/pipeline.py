@@ -21,7 +21,7 @@ from synth_assets.parts import (PLAN, REPORT as PART_REPORT, STALE_SECONDS, Part
 from synth_assets.releases import new_version
 from synth_assets.privacy_budget import LEDGER_FILE, PrivacyLedger
 from synth_assets.stages.privacy import PrivacyFigures, PrivacyGate, evaluate_privacy
-from synth_assets.stages.quality import TableQuality, dcr, evaluate_table, synthetic_sample
+from synth_assets.stages.quality import TableQuality, dcr, evaluate_table, measured, synthetic_sample
 from synth_assets.stages.charts import table_charts
 from synth_assets.stages.report import chart_file, render_report
 from synth_assets.stages.schema import restore_tables
@@ -339,6 +339,8 @@ class DatasetPipeline:
         synthetic = self.load_synthetic(version, max_rows=quality.max_rows if flat else None)
         out = {}
         for name, table in stats.tables.items():
+            if not table.columns:  # keys only: fresh keys give nothing away; its subjects are judged in its children
+                continue
             sensitive = [c for c, column in self.spec.tables[name].columns.items() if column.sensitive]
             figures = evaluate_privacy(stats, name, split.train, split.validation, synthetic, sensitive=sensitive,
                                        max_rows=quality.max_rows, draws=quality.privacy_draws)
@@ -393,16 +395,18 @@ class DatasetPipeline:
         for name, table in stats.tables.items():
             context = context_key(name, self.spec.tables[name])
             if context is not None:
-                results[name].sequence = evaluate_sequences(
+                results[name].sequence = measured("sequences", lambda: evaluate_sequences(
                     table, stats.tables[context.references], split.train, split.validation, synthetic,
-                    max_parents=self.spec.quality.max_rows)
-        for name, (figures, _) in self.privacy_figures().items():
+                    max_parents=self.spec.quality.max_rows), results[name].unavailable, default=None)
+        privacy = measured("privacy", self.privacy_figures, results[next(iter(results))].unavailable, default={})
+        for name, (figures, _) in privacy.items():
             results[name].privacy = figures.summary()
-        report = render_report(self.name, self.spec.backend, results, self.spec.quality.max_dcr_share,
-                               self.protection())
-        charts = {name: table_charts(stats.tables[name], split.train[name], synthetic[name], split.validation[name],
-                                     results[name], max_rows=self.spec.quality.max_rows)
+        charts = {name: measured("charts", lambda: table_charts(
+                      stats.tables[name], split.train[name], synthetic[name], split.validation[name], results[name],
+                      max_rows=self.spec.quality.max_rows), results[name].unavailable, default={})
                   for name in stats.tables}
+        report = render_report(self.name, self.spec.backend, results, self.spec.quality.max_dcr_share,
+                               self.protection(), drawn={name: set(pictures) for name, pictures in charts.items()})
         with storage.atomic_dir(self.paths.root / "quality") as tmp:
             storage.write_text(report, tmp / "report.md")
             for name, pictures in charts.items():

@@ -17,7 +17,11 @@ on. Needs pytest (the `test` extra).
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import textwrap
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +41,40 @@ DATASET = "contract"
 # `dg launch` arguments that run every step in one process: each step's own would import torch and load the code
 # location again, which on two cores costs more than the parallel steps gain
 IN_ONE_PROCESS = ["--config-json", '{"execution": {"config": {"in_process": {}}}}']
+# the dg project whose code location reads SYNTH_CONFIG: this checkout's (a plugin's own tests pass theirs)
+DG_PROJECT = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class Launch:
+    """What `dg launch` did: its exit code and everything it printed."""
+
+    returncode: int
+    log: str
+
+    def check_passed(self, check: str, asset: str) -> bool:
+        return f"asset check '{check}' on '{asset}' passed" in self.log.lower()
+
+    def assert_passed(self, *checks: tuple[str, str]) -> "Launch":
+        """The run succeeded and each (check, asset) passed; the log's end otherwise."""
+        assert self.returncode == 0, self.log[-6000:]
+        for check, asset in checks:
+            assert self.check_passed(check, asset), f"asset check '{check}' on '{asset}' did not pass"
+        return self
+
+
+def dg_launch(folder: Path, *selection: str, store: Path | str | None = None, env: dict[str, str] | None = None,
+              in_one_process: bool = True, project: Path = DG_PROJECT, timeout: float = 900) -> Launch:
+    """`dg launch` (with `selection`, e.g. "--job", "synthesize_x") of the project file `folder`/synth.yaml, as a
+    user runs it: its own Dagster home, outputs under `store` (default `folder`/store), the checks on."""
+    home = folder / ".dagster_home"
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    env = {**os.environ, "SYNTH_CONFIG": str(folder / "synth.yaml"), "SYNTH_HOME": str(store or folder / "store"),
+           "DAGSTER_HOME": str(home), **(env or {})}
+    command = [str(Path(sys.executable).parent / "dg"), "launch", *selection, *(IN_ONE_PROCESS if in_one_process else [])]
+    out = subprocess.run(command, cwd=project, env=env, capture_output=True, text=True, timeout=timeout)
+    return Launch(out.returncode, out.stdout + out.stderr)
 
 
 def contract_table(n: int = 600, seed: int = 0) -> pd.DataFrame:

@@ -2,14 +2,19 @@
 passes the blocking schema check, or it fails before training with a SynthError that names the dataset,
 table and column and says what to do. Never a traceback from inside pandas, torch or Dagster."""
 
+import json
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
 from synth_assets.checks import schema_problems
 from synth_assets.config import load_project
 from synth_assets.errors import SynthError
 from synth_assets.pipeline import DatasetPipeline
+from synth_assets.testing import dg_launch
 
 N = 400
 PLANTED = "PLANTED-only-in-row-7"
@@ -239,3 +244,38 @@ def test_a_file_that_is_not_what_its_suffix_says_or_is_missing(project, tmp_path
     (tmp_path / "t.parquet").unlink()
     with pytest.raises(SynthError, match=r"table 't': source file .*t.parquet not found — fix 'source'"):
         pipeline.split()
+
+
+def test_a_parent_of_keys_only_and_a_column_null_in_nearly_every_row_through_dg_launch_with_both_backends(tmp_path):
+    """Two real two-table shapes that published their tables and then failed at `quality`: a parent holding
+    nothing but the subject id (no column to chart), and a child column with a value in 1% of its rows (a
+    discriminator fold with no value in it; with its values unrounded, rounding stepped out of the protected
+    range and the schema check failed). Each backend's run passes its checks, and the report says what it
+    could not measure instead of failing."""
+    r = np.random.default_rng(0)
+    persons = pd.DataFrame({"pid": np.arange(300)})
+    records = r.integers(1, 5, len(persons))
+    m = int(records.sum())
+    visits = pd.DataFrame({"pid": np.repeat(persons.pid, records), "cost": np.round(r.gamma(2, 30, m), 2),
+                           "kind": r.choice(["a", "b"], m), "rare": np.where(r.random(m) < 0.01, r.normal(size=m), np.nan)})
+    persons.to_parquet(tmp_path / "persons.parquet")
+    visits.to_parquet(tmp_path / "visits.parquet")
+    tables = {"persons": {"source": "persons.parquet", "primary_key": "pid"},
+              "visits": {"source": "visits.parquet", "foreign_keys": [{"column": "pid", "references": "persons"}]}}
+    train = {"tabular_argn": {"max_training_time": 0.1, "max_epochs": 3},
+             "llm": {"max_training_time": 0.2, "max_epochs": 200, "model_size": "tiny", "context_window": 256}}
+    datasets = {f"keys_{backend}": {"backend": backend, "tables": tables, "train": options,
+                                     "generate": {"sample_size": 100, "seed": 1}} for backend, options in train.items()}
+    (tmp_path / "synth.yaml").write_text(yaml.safe_dump({"datasets": datasets}, sort_keys=False))
+    launch = dg_launch(tmp_path, "--assets", "*")
+    launch.assert_passed(*((check, f"{name}/synthetic") for name in datasets
+                           for check in ("schema_matches_source", "privacy_gate")))
+    for name in datasets:
+        quality = tmp_path / "store" / name / "quality"
+        report = (quality / "report.md").read_text()
+        assert re.search(r"\| persons \| \d+ \| – \| – \| – \| – \| – \| – \|", report), name
+        assert "- accuracy: the table holds only keys: no column to compare" in report, name
+        assert "nan" not in report.lower(), name
+        scores = json.loads((quality / "scores.json").read_text())
+        assert 0.5 < scores["visits"]["accuracy"] <= 1 and scores["visits"]["unavailable"] == {}, name
+        assert not (quality / "persons_distributions.png").exists() and (quality / "visits_distributions.png").is_file()

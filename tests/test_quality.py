@@ -306,3 +306,45 @@ def test_quality_takes_columns_of_every_kind(kind):
             assert q.columns[name] > 0.8 and q.discriminator_auc < 0.65
     report = render_report("d", "toy", {"t": q}, max_dcr_share=0.6)
     assert f"| {q.discriminator_auc:.3f} |" in report
+
+
+# a figure that cannot be computed is reported with its reason, never raised ------------------------------
+
+def test_a_column_null_in_all_but_one_row_is_scored_by_the_discriminator():
+    # the one value falls in a single fold: the other folds' classifiers saw the column only as nulls, which
+    # scikit-learn's binning refuses ("window shape cannot be larger than input array shape")
+    def frame(n: int, seed: int) -> pd.DataFrame:
+        g = np.random.default_rng(seed)
+        return pd.DataFrame({"x": g.normal(size=n).round(2), "rare": np.where(np.arange(n) == 0, 0.5, np.nan)})
+
+    train, valid = frame(300, 1), frame(300, 2)
+    synthetic = frame(300, 3).assign(rare=np.nan)
+    q = evaluate_table(table_stats(train), train, valid, synthetic)
+    assert q.unavailable == {} and 0.3 < q.discriminator_auc < 0.7, q
+
+
+def test_a_table_of_keys_only_reports_why_it_has_no_scores():
+    stats = compute_stats(parse_project({"datasets": {"d": {"tables": {"t": {"source": "t.csv", "primary_key": "id"}}}}})
+                          .datasets["d"], {"t": pd.DataFrame({"id": range(200)})}, dataset="d").tables["t"]
+    q = evaluate_table(stats, pd.DataFrame({"id": range(200)}), pd.DataFrame({"id": range(200, 300)}),
+                       pd.DataFrame({"id": range(1, 101)}))
+    assert np.isnan(q.accuracy) and np.isnan(q.dcr_share) and q.columns == {}
+    assert q.unavailable["accuracy"] == "the table holds only keys: no column to compare"
+    report = render_report("d", "toy", {"t": q}, max_dcr_share=0.6)
+    assert "| t | 100 | – | – |" in report and "- accuracy: the table holds only keys" in report
+    assert "nan" not in report
+
+
+def test_a_figure_that_fails_is_reported_unavailable_and_the_others_stand(people_stats, monkeypatch):
+    stats, train, valid = people_stats
+
+    def broken(*args, **kwargs):
+        raise ValueError("window shape cannot be larger than input array shape")
+
+    monkeypatch.setattr(quality, "discriminator_auc", broken)
+    q = evaluate_table(stats, train, valid, people(4000, 3))
+    assert np.isnan(q.discriminator_auc)
+    assert q.unavailable == {"discriminator_auc": "ValueError: window shape cannot be larger than input array shape"}
+    assert q.accuracy > 0.8 and 0.4 < q.dcr_share < 0.6  # the other figures are still there
+    report = render_report("d", "toy", {"t": q}, max_dcr_share=0.6)
+    assert "- discriminator_auc: ValueError: window shape" in report and "nan" not in report.lower()

@@ -101,9 +101,10 @@ def table_charts(stats: TableStats, train: pd.DataFrame, synthetic: pd.DataFrame
     # the columns that differ most first
     columns = sorted(stats.columns.values(), key=lambda c: quality.columns.get(c.name, 1.0))[:MAX_COLUMNS]
     bins = {c.name: binned(c, [df[c.name].reset_index(drop=True) for df in frames]) for c in columns}
-    charts = {"distributions": _distributions(columns, bins),
-              "correlations": _correlations(columns, bins),
-              "accuracy": _accuracy(quality)}
+    charts = {}
+    if columns:  # a table holding only keys has nothing to chart but its privacy figures
+        charts = {"distributions": _distributions(columns, bins), "correlations": _correlations(columns, bins),
+                  "accuracy": _accuracy(quality)}
     if quality.privacy:
         charts["privacy"] = privacy_chart(quality.privacy)
     return charts

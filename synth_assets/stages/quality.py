@@ -82,6 +82,19 @@ class TableQuality(BaseModel):
     # the privacy figures against real unseen data (privacy.PrivacyFigures.summary: dcr_floor, dcr_excess,
     # membership_auc, exact copies, attribute inference), filled in by the pipeline
     privacy: dict[str, float] | None = None
+    # figures that could not be computed (NaN above, or left out), with the reason: the report says so, and the
+    # run goes on, its tables already published
+    unavailable: dict[str, str] = Field(default_factory=dict)
+
+
+def measured(figure: str, compute, unavailable: dict[str, str], default=float("nan")):
+    """`compute()`, or `default` with the reason recorded under `figure` when it fails: no quality figure may fail
+    a run whose synthetic tables are out."""
+    try:
+        return compute()
+    except Exception as exc:  # noqa: BLE001 - any failure of one figure is reported, not raised
+        unavailable[figure] = f"{type(exc).__name__}: {exc}"
+        return default
 
 
 def evaluate_table(
@@ -99,27 +112,42 @@ def evaluate_table(
     if n == 0:
         raise ValueError(f"table '{stats.name}': nothing to compare (validation or synthetic is empty)")
     tr, va, sy = (_sample(df, n, rng) for df in (train, validation, synthetic))
-
-    codes, n_codes = _bin_codes([tr, va, sy], columns, tr)
-    names = [c.name for c in columns]
-    uni_syn = dict(zip(names, _univariate(codes[0], codes[2], n_codes)))
-    uni_val = dict(zip(names, _univariate(codes[0], codes[1], n_codes)))
-    pairs = list(combinations(names, 2))
-    syn_scores, val_scores = _bivariate(codes[0], [codes[2], codes[1]], n_codes)
-    bi_syn, bi_val = dict(zip(pairs, syn_scores)), dict(zip(pairs, val_scores))
-
+    nan = float("nan")
+    unavailable: dict[str, str] = {}
+    if not columns:  # a parent holding only its key: its rows are judged through its children
+        unavailable.update(dict.fromkeys(("accuracy", "dcr_share", "discriminator_auc"),
+                                         "the table holds only keys: no column to compare"))
+    accuracy = measured("accuracy", lambda: _accuracies(columns, tr, va, sy), unavailable,
+                        default=({}, {}, {}, {})) if columns else ({}, {}, {}, {})
+    uni_syn, uni_val, bi_syn, bi_val = accuracy
     uni, bi = _mean(uni_syn.values()), _mean(bi_syn.values())
     h_uni, h_bi = _mean(uni_val.values()), _mean(bi_val.values())
-    dcr_share, d_syn, d_hold = dcr(columns, train, validation, synthetic, max_rows=max_rows, seed=seed)
-    auc = discriminator_auc(columns, tr, sy, seed=seed)
+    paired = len(columns) > 1
+    dcr_share, d_syn, d_hold = measured(
+        "dcr_share", lambda: dcr(columns, train, validation, synthetic, max_rows=max_rows, seed=seed), unavailable,
+        default=(nan, nan, nan)) if columns else (nan, nan, nan)
+    auc = measured("discriminator_auc", lambda: discriminator_auc(columns, tr, sy, seed=seed), unavailable) \
+        if columns else nan
     worst = sorted(((a, b, s) for (a, b), s in bi_syn.items()), key=lambda t: t[2])[:5]
     return TableQuality(
         table=stats.name, rows_compared=n,
-        accuracy=_mean([uni, bi] if pairs else [uni]), univariate=uni, bivariate=bi,
-        holdout_accuracy=_mean([h_uni, h_bi] if pairs else [h_uni]), holdout_univariate=h_uni, holdout_bivariate=h_bi,
+        accuracy=_mean([uni, bi] if paired else [uni]), univariate=uni, bivariate=bi,
+        holdout_accuracy=_mean([h_uni, h_bi] if paired else [h_uni]), holdout_univariate=h_uni, holdout_bivariate=h_bi,
         dcr_share=dcr_share, dcr_synthetic_median=d_syn, dcr_holdout_median=d_hold, discriminator_auc=auc,
-        columns=uni_syn, holdout_columns=uni_val, worst_pairs=worst,
+        columns=uni_syn, holdout_columns=uni_val, worst_pairs=worst, unavailable=unavailable,
     )
+
+
+def _accuracies(columns: list[ColumnStats], train: pd.DataFrame, validation: pd.DataFrame, synthetic: pd.DataFrame):
+    """Per column and per pair of columns, the score of the synthetic rows and of the validation rows against
+    training: (univariate synthetic, univariate validation, bivariate synthetic, bivariate validation)."""
+    codes, n_codes = _bin_codes([train, validation, synthetic], columns, train)
+    names = [c.name for c in columns]
+    pairs = list(combinations(names, 2))
+    syn_scores, val_scores = _bivariate(codes[0], [codes[2], codes[1]], n_codes)
+    return (dict(zip(names, _univariate(codes[0], codes[2], n_codes))),
+            dict(zip(names, _univariate(codes[0], codes[1], n_codes))),
+            dict(zip(pairs, syn_scores)), dict(zip(pairs, val_scores)))
 
 
 def synthetic_sample(rows: int, max_rows: int, seed: int = 0) -> np.ndarray:
@@ -372,12 +400,17 @@ def discriminator_auc(columns: list[ColumnStats], real: pd.DataFrame, synthetic:
         for fit, held in StratifiedKFold(folds, shuffle=True, random_state=seed).split(features, labels):
             # early stopping (on a tenth of the fitting rows) ends the fit after a few trees when nothing tells
             # the rows apart: 300 indistinguishable columns x 3,000 rows take 2.7 s instead of 6.8 s
+            # a feature with no value in the fitting rows (a column null in nearly every row) cannot be binned
+            present = ~np.isnan(features[fit]).all(axis=0)
+            if not present.any():
+                aucs.append(0.5)
+                continue
             model = HistGradientBoostingClassifier(
                 max_iter=DISCRIMINATOR_MAX_ITER, max_bins=DISCRIMINATOR_MAX_BINS,
-                max_leaf_nodes=DISCRIMINATOR_MAX_LEAF_NODES, categorical_features=categorical, early_stopping=True,
-                random_state=seed)
-            model.fit(features[fit], labels[fit])
-            aucs.append(roc_auc_score(labels[held], model.predict_proba(features[held])[:, 1]))
+                max_leaf_nodes=DISCRIMINATOR_MAX_LEAF_NODES, categorical_features=categorical[present],
+                early_stopping=True, random_state=seed)
+            model.fit(features[fit][:, present], labels[fit])
+            aucs.append(roc_auc_score(labels[held], model.predict_proba(features[held][:, present])[:, 1]))
     return float(np.mean(aucs))
 
 

@@ -33,9 +33,15 @@ def chart_file(table: str, chart: str) -> str:
     return f"{table}_{chart}.png"
 
 
+def score(value: float | None, spec: str = ".3f") -> str:
+    """A figure as the report writes it; a dash where there is none (NaN: not computed, see its reason)."""
+    return "–" if value is None or math.isnan(value) else format(value, spec)
+
+
 def render_report(dataset: str, backend: str, results: dict[str, TableQuality], max_dcr_share: float,
-                  protection: dict | None = None) -> str:
-    """`protection`: how the stats protected values and what the model's training spent (`privacy_lines`)."""
+                  protection: dict | None = None, drawn: dict[str, set[str]] | None = None) -> str:
+    """`protection`: how the stats protected values and what the model's training spent (`privacy_lines`);
+    `drawn`: the charts each table has (all of them when not given)."""
     lines = [f"# Quality report: {dataset}", "", f"Backend: `{backend}`", ""]
     lines += [
         "| table | rows compared | accuracy | holdout ceiling | univariate | bivariate | DCR share | discriminator AUC |",
@@ -43,8 +49,8 @@ def render_report(dataset: str, backend: str, results: dict[str, TableQuality], 
     ]
     for q in results.values():
         lines.append(
-            f"| {q.table} | {q.rows_compared:,} | {q.accuracy:.3f} | {q.holdout_accuracy:.3f} | {q.univariate:.3f}"
-            f" | {q.bivariate:.3f} | {q.dcr_share:.3f} | {q.discriminator_auc:.3f} |"
+            f"| {q.table} | {q.rows_compared:,} | {score(q.accuracy)} | {score(q.holdout_accuracy)} | "
+            f"{score(q.univariate)} | {score(q.bivariate)} | {score(q.dcr_share)} | {score(q.discriminator_auc)} |"
         )
     lines += [
         "",
@@ -71,27 +77,31 @@ def render_report(dataset: str, backend: str, results: dict[str, TableQuality], 
             "|---|---|---:|---:|---:|---:|---:|",
         ]
         lines += [f"| {t} | {s.parent} | {s.mean_length:.2f} ({s.training_mean_length:.2f}) | "
-                  f"{s.length_accuracy:.3f} / {s.holdout_length_accuracy:.3f} | {s.coherence:.3f} / "
-                  f"{s.holdout_coherence:.3f} | {s.parent_child_accuracy:.3f} / {s.holdout_parent_child_accuracy:.3f} | "
+                  f"{score(s.length_accuracy)} / {score(s.holdout_length_accuracy)} | {score(s.coherence)} / "
+                  f"{score(s.holdout_coherence)} | {score(s.parent_child_accuracy)} / "
+                  f"{score(s.holdout_parent_child_accuracy)} | "
                   + (f"{s.repeated_order_share:.3f} ({s.training_repeated_order_share:.3f}) |"
                      if s.repeated_order_share is not None else "– |")
                   for t, s in sequences.items()]
     lines += privacy_lines(results, protection or {})
     for q in results.values():
-        lines += ["", f"## {q.table}", "", f"Privacy: DCR share {q.dcr_share:.3f}: {verdict(q.dcr_share, max_dcr_share)}."]
-        lines.append(f"Told apart from real rows: discriminator AUC {q.discriminator_auc:.3f}"
-                     f" ({discriminator_verdict(q.discriminator_auc)}).")
-        lines += [
-            f"Median distance to the closest training row: synthetic {q.dcr_synthetic_median:.4f},"
-            f" holdout {q.dcr_holdout_median:.4f}.",
-            "",
-            "| column | accuracy | holdout |",
-            "|---|---:|---:|",
-        ]
-        for column, score in sorted(q.columns.items(), key=lambda kv: kv[1]):
-            lines.append(f"| {column} | {score:.3f} | {q.holdout_columns[column]:.3f} |")
-        lines += ["", *(f"![{q.table}: {chart}]({chart_file(q.table, chart)})" for chart in CHARTS
-                        if chart != "privacy" or q.privacy)]
+        lines += ["", f"## {q.table}", ""]
+        if q.unavailable:
+            lines += ["Not measured:", "", *(f"- {figure}: {why}" for figure, why in q.unavailable.items()), ""]
+        if not math.isnan(q.dcr_share):
+            lines.append(f"Privacy: DCR share {q.dcr_share:.3f}: {verdict(q.dcr_share, max_dcr_share)}.")
+        if not math.isnan(q.discriminator_auc):
+            lines.append(f"Told apart from real rows: discriminator AUC {q.discriminator_auc:.3f}"
+                         f" ({discriminator_verdict(q.discriminator_auc)}).")
+        if not math.isnan(q.dcr_synthetic_median):
+            lines.append(f"Median distance to the closest training row: synthetic {q.dcr_synthetic_median:.4f},"
+                         f" holdout {q.dcr_holdout_median:.4f}.")
+        if q.columns:
+            lines += ["", "| column | accuracy | holdout |", "|---|---:|---:|"]
+            lines += [f"| {column} | {score(value)} | {score(q.holdout_columns[column])} |"
+                      for column, value in sorted(q.columns.items(), key=lambda kv: kv[1])]
+        charts = drawn.get(q.table, set()) if drawn is not None else {c for c in CHARTS if c != "privacy" or q.privacy}
+        lines += ["", *(f"![{q.table}: {chart}]({chart_file(q.table, chart)})" for chart in CHARTS if chart in charts)]
         if q.worst_pairs:
             lines += ["", "Weakest column pairs:", "", "| columns | accuracy |", "|---|---:|"]
             lines += [f"| {a} × {b} | {s:.3f} |" for a, b, s in q.worst_pairs]

@@ -274,9 +274,18 @@ def _decode_binned(body: np.ndarray, code: ColumnCode, stats: ColumnStats, rng) 
 
 
 def _to_precision(numbers: np.ndarray, stats: ColumnStats) -> np.ndarray:
-    if stats.is_integer:
-        return np.round(numbers)
-    return np.round(numbers, stats.decimals) if stats.decimals is not None else numbers
+    """Rounded to the source's precision, and still within the protected range: a range bound with more digits
+    than the rounding keeps (-0.16691277060617613 rounded to 8 decimals) would otherwise round outside it. The
+    bounds themselves are rounded inwards, so a clipped value stays on the grid; where no grid value lies
+    within the range, the bounds are kept as they are."""
+    decimals = 0 if stats.is_integer else stats.decimals
+    if decimals is None:
+        return numbers
+    scale = 10.0**decimals
+    low, high = np.ceil(stats.min * scale - 1e-6) / scale, np.floor(stats.max * scale + 1e-6) / scale
+    if low > high:
+        low, high = stats.min, stats.max
+    return np.clip(np.round(numbers, decimals), low, high)
 
 
 # numeric_digit -------------------------------------------------------------------------------------

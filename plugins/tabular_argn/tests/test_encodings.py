@@ -147,6 +147,21 @@ def test_binned_values_stay_inside_their_bin(rng):
     assert out.between(stats.min, stats.max).all()
 
 
+@pytest.mark.parametrize("encoding", ["numeric_binned", "numeric_digit"])
+def test_a_range_of_one_unrounded_value_is_never_left_by_rounding(rng, encoding):
+    # the protected range of three subjects' values is the middle one alone; rounded to the 8 decimals kept,
+    # -0.16691277060617613 became -0.16691277, outside it, and the blocking schema check failed the run
+    series = pd.Series(rng.normal(size=N))
+    stats = table_stats(pd.DataFrame({"v": series}), {"v": {"encoding": encoding}}).columns["v"]
+    narrowed = stats.model_copy(update={"min": -0.16691277060617613, "max": -0.16691277060617613, "decimals": 8})
+    tokens, out = round_trip(series, narrowed)
+    assert (out == -0.16691277060617613).all()
+    # on a grid, a clipped value stays on it: a range of [0.123, 0.457] at 2 decimals gives 0.13 to 0.45
+    gridded = stats.model_copy(update={"min": 0.123, "max": 0.457, "decimals": 2})
+    out = round_trip(series, gridded)[1]
+    assert out.between(0.13, 0.45).all() and np.allclose(out, out.round(2)), out.unique()
+
+
 def test_datetime_parts_are_exact_and_stay_in_the_protected_range(rng):
     stamps = pd.Timestamp("2019-06-01") + pd.to_timedelta(rng.integers(0, 3 * 10**7, N), unit="s")
     series = pd.Series(stamps)
