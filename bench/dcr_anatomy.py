@@ -36,6 +36,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from bench.results import run_lines, update_results_file  # noqa: E402
+from bench.tables import read_parquet  # noqa: E402
 
 COUNT = "__sequence_length"
 
@@ -108,7 +109,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--baseline-draws", type=int, default=3)
     ap.add_argument("--results", type=Path, default=REPO / "bench" / "RESULTS.md")
     args = ap.parse_args(argv)
-    read = pd.read_parquet
+    read = read_parquet
     trn, trn_ctx = read(args.split / "train.parquet"), read(args.split / "train-ctx.parquet")
     hol, hol_ctx = read(args.split / "holdout.parquet"), read(args.split / "holdout-ctx.parquet")
 

@@ -26,7 +26,7 @@ from bench.judge import judge  # noqa: E402
 from bench.results import run_lines, update_results_file  # noqa: E402
 from bench.run_bench import PEER_PYTHON, QA_SCRIPT, say  # noqa: E402
 from bench.run_sequential import DEFAULT_DATA, split_subjects  # noqa: E402
-from bench.tables import table_name  # noqa: E402
+from bench.tables import read_parquet, table_name  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -42,8 +42,8 @@ def main(argv: list[str] | None = None) -> None:
 
     work = Path("/tmp/synth-bench") / f"{table_name(args.data)}_dcr_baseline"
     split = split_subjects(args.data, args.key, work, args.seed)
-    records, context = pd.read_parquet(split["train"]), pd.read_parquet(split["train_ctx"])
-    holdout_subjects = len(pd.read_parquet(split["holdout_ctx"]))
+    records, context = read_parquet(split["train"]), read_parquet(split["train_ctx"])
+    holdout_subjects = len(read_parquet(split["holdout_ctx"]))
     rows = []
     for draw in range(args.draws):
         aside = set(context[args.key].sample(n=holdout_subjects, random_state=100 + draw))

@@ -41,7 +41,7 @@ from bench.judge import judge  # noqa: E402
 from bench.results import cell as _f, command_line, machine, update_results_file  # noqa: E402
 from bench.run_bench import PEER_PYTHON, QA_SCRIPT, run_engine, say  # noqa: E402
 from bench.run_sequential import CONTEXT, RECORDS, our_sequence_scores, split_subjects  # noqa: E402
-from bench.tables import split_once  # noqa: E402
+from bench.tables import read_parquet, split_once  # noqa: E402
 
 DATA = REPO.parent / "shared" / "data"
 DIAMONDS, RWM5YR = DATA / "diamonds.csv.gz", DATA / "rwm5yr.csv.gz"
@@ -193,7 +193,7 @@ def bench_rwm5yr(args, size: str, summary: dict) -> None:
     split = split_subjects(RWM5YR, key, work, args.seed)
     import pandas as pd
 
-    persons = args.rwm5yr_gen_persons or len(pd.read_parquet(split["holdout_ctx"]))
+    persons = args.rwm5yr_gen_persons or len(read_parquet(split["holdout_ctx"]))
     common = ["--train", str(split["train"]), "--ctx", str(split["train_ctx"]), "--ctx-key", key,
               "--order-by", *order_by, "--table", RECORDS, "--budget", f"{args.budget:g}", "--gen-rows", str(persons),
               "--seed", str(args.seed)]

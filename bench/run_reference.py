@@ -25,6 +25,14 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 
 
+
+def read_parquet(path):
+    """By path (pandas hands pyarrow a Python file object, after which a process aborts at exit now and then:
+    apache/arrow#34314); standalone, like the rest of this script."""
+    import pyarrow.parquet as pq
+
+    return pq.read_table(path).to_pandas()
+
 def log_to_file(path: Path) -> None:
     logger = logging.getLogger("mostlyai.engine")
     handler = logging.FileHandler(path, mode="w")
@@ -82,14 +90,14 @@ def main() -> None:
 
     log_to_file(out / "engine.log")
     engine.set_random_state(args.seed)
-    tgt = pd.read_parquet(args.train)
+    tgt = read_parquet(args.train)
     seconds: dict[str, float] = {}
 
     started = time.perf_counter()
     budget_minutes = args.budget
     synthetic_ctx = None
     if args.ctx is not None:
-        ctx = pd.read_parquet(args.ctx)
+        ctx = read_parquet(args.ctx)
         share = ctx.size / (ctx.size + tgt.size)
         ctx_budget = None if args.budget is None else args.budget * share
         budget_minutes = None if args.budget is None else args.budget - ctx_budget
@@ -129,7 +137,7 @@ def main() -> None:
     else:
         engine.generate(workspace_dir=ws, sample_size=args.gen_rows)
     generation_seconds = time.perf_counter() - t
-    synthetic = pd.read_parquet(ws / "SyntheticData").reset_index(drop=True)  # parts are written with an index
+    synthetic = read_parquet(ws / "SyntheticData").reset_index(drop=True)  # parts are written with an index
     synthetic.to_parquet(out / "synthetic.parquet", index=False)
     sampling_seconds = generation_seconds - seconds.get("model_load", 0.0)
     print(f"[reference] generated {len(synthetic):,} rows in {generation_seconds:.2f}s "
@@ -166,7 +174,7 @@ def context_model(engine, ctx, key: str, ws: Path, budget: float | None, seconds
     engine.train(workspace_dir=ws, **({} if budget is None else {"max_training_time": budget}))
     seconds["context_train"] = time.perf_counter() - t
     engine.generate(workspace_dir=ws, sample_size=len(ctx))
-    return pd.read_parquet(ws / "SyntheticData").reset_index(drop=True)
+    return read_parquet(ws / "SyntheticData").reset_index(drop=True)
 
 
 def progress_summary(path: Path) -> dict:

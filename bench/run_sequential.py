@@ -29,7 +29,7 @@ sys.path.insert(0, str(REPO))
 from bench.judge import judge  # noqa: E402
 from bench.results import command_line, comparison_table, machine, update_results_file  # noqa: E402
 from bench.run_bench import PEER_PYTHON, QA_SCRIPT, run_engine, say  # noqa: E402
-from bench.tables import HOLDOUT_SHARE, fingerprint, read_table, table_name  # noqa: E402
+from bench.tables import HOLDOUT_SHARE, fingerprint, read_parquet, read_table, table_name  # noqa: E402
 
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "rwm5yr.csv.gz"
 RECORDS = "records"
@@ -51,10 +51,10 @@ def split_subjects(source: Path, key: str, work: Path, seed: int) -> dict:
         paths[f"{part}_ctx"] = work / f"{part}-ctx.parquet"
         records[in_part(records[key])].reset_index(drop=True).to_parquet(paths[part], index=False)
         ctx[in_part(ctx[key])].reset_index(drop=True).to_parquet(paths[f"{part}_ctx"], index=False)
-    train_ctx = pd.read_parquet(paths["train_ctx"])
+    train_ctx = read_parquet(paths["train_ctx"])
     return {**paths, "context_columns": constant, "subjects": len(train_ctx),
-            "records": len(pd.read_parquet(paths["train"])),
-            "fingerprint": fingerprint(pd.read_parquet(paths["train"]))}
+            "records": len(read_parquet(paths["train"])),
+            "fingerprint": fingerprint(read_parquet(paths["train"]))}
 
 
 def context_dcr_share(python: str, qa_script: Path, split: dict, key: str, folder: Path) -> float | None:
@@ -66,7 +66,7 @@ def context_dcr_share(python: str, qa_script: Path, split: dict, key: str, folde
     for side, source in (("syn", folder / "synthetic-ctx.parquet"), ("trn", split["train_ctx"]),
                          ("hol", split["holdout_ctx"])):
         paths[side] = folder / f"ctx-{side}-keyless.parquet"
-        pd.read_parquet(source)[split["context_columns"]].to_parquet(paths[side], index=False)
+        read_parquet(source)[split["context_columns"]].to_parquet(paths[side], index=False)
     qa = judge(python, qa_script, paths["syn"], paths["trn"], paths["hol"], folder / "qa-report-ctx.html")
     return qa.get("dcr_share")
 
@@ -81,10 +81,10 @@ def our_sequence_scores(split: dict, key: str, order_by: list[str], synthetic: P
         CONTEXT: TableSpec(source="c.parquet", primary_key=key),
         RECORDS: TableSpec(source="r.parquet", foreign_keys=[ForeignKey(column=key, references=CONTEXT)],
                            order_by=order_by)})
-    frames = {side: {CONTEXT: pd.read_parquet(split[f"{side}_ctx"]), RECORDS: pd.read_parquet(split[side])}
+    frames = {side: {CONTEXT: read_parquet(split[f"{side}_ctx"]), RECORDS: read_parquet(split[side])}
               for side in ("train", "holdout")}
     stats = compute_stats(spec, frames["train"], dataset="bench")
-    syn = {CONTEXT: pd.read_parquet(synthetic_ctx), RECORDS: pd.read_parquet(synthetic)}
+    syn = {CONTEXT: read_parquet(synthetic_ctx), RECORDS: read_parquet(synthetic)}
     q = evaluate_sequences(stats.tables[RECORDS], stats.tables[CONTEXT], frames["train"], frames["holdout"], syn)
     return q.model_dump()
 

@@ -8,6 +8,7 @@ import pytest
 
 from synth_assets.testing import survey_table, write_project
 from synth_assets.definitions import build_definitions
+from synth_assets.storage import read_parquet
 
 
 STAGES = ["split", "stats", "encoded", "model", "synthetic", "quality"]
@@ -37,7 +38,7 @@ def test_materializing_the_group_writes_tables_report_and_metadata(small_project
     result = run_job(defs, "gems")
     assert result.success, result.all_events
     home = small_project / ".synth" / "gems"
-    synthetic = pd.read_parquet(home / "synthetic" / "CURRENT" / "gems.parquet")
+    synthetic = read_parquet(home / "synthetic" / "CURRENT" / "gems.parquet")
     assert len(synthetic) == 1000  # sample_size from synth.yaml
     assert list(synthetic.columns) == list(diamonds_small.columns)
     assert synthetic.dtypes.astype(str).tolist() == diamonds_small.dtypes.astype(str).tolist()
@@ -83,7 +84,7 @@ def test_launchpad_config_overrides_generation(small_project):
     defs = dg.Definitions.merge(defs, dg.Definitions(jobs=[job]))
     result = defs.resolve_job_def("regen").execute_in_process(instance=dg.DagsterInstance.ephemeral(), run_config=config)
     assert result.success
-    assert len(pd.read_parquet(small_project / ".synth" / "gems" / "synthetic" / "CURRENT" / "gems.parquet")) == 123
+    assert len(read_parquet(small_project / ".synth" / "gems" / "synthetic" / "CURRENT" / "gems.parquet")) == 123
 
 
 def test_launchpad_config_overrides_training(small_project):
@@ -145,7 +146,7 @@ def test_a_second_dataset_via_synth_config_is_its_own_group(small_project, tmp_p
     groups = {defs.resolve_assets_def(k).group_names_by_key[k] for k in defs.resolve_asset_graph().get_all_asset_keys()}
     assert groups == {"gems", "gems_copy"}
     assert run_job(defs, "gems_copy").success
-    assert len(pd.read_parquet(small_project / ".synth" / "gems_copy" / "synthetic" / "CURRENT" / "stones.parquet")) == 200
+    assert len(read_parquet(small_project / ".synth" / "gems_copy" / "synthetic" / "CURRENT" / "stones.parquet")) == 200
 
 
 def test_schedule_is_declared_from_the_project_file(small_project):
@@ -163,7 +164,7 @@ def test_generation_options_from_synth_yaml(small_project, diamonds_small):
         "generate: {seed: 7, seed_data: seed.csv, imputation: {columns: [depth]}, sampling_temperature: 0.9}")
     (small_project / "synth.yaml").write_text(text)
     assert run_job(build_definitions(small_project), "gems").success
-    out = pd.read_parquet(small_project / ".synth" / "gems" / "synthetic" / "CURRENT" / "gems.parquet")
+    out = read_parquet(small_project / ".synth" / "gems" / "synthetic" / "CURRENT" / "gems.parquet")
     assert len(out) == 80 and out.cut.tolist() == seed.cut.tolist()
     assert out.depth.notna().all() and (out.depth[10:] == 61.0).all()
 
@@ -177,7 +178,7 @@ def test_launchpad_rebalancing(small_project):
     defs = dg.Definitions.merge(defs, dg.Definitions(jobs=[job]))
     result = defs.resolve_job_def("regen").execute_in_process(instance=dg.DagsterInstance.ephemeral(), run_config=config)
     assert result.success
-    out = pd.read_parquet(small_project / ".synth" / "gems" / "synthetic" / "CURRENT" / "gems.parquet")
+    out = read_parquet(small_project / ".synth" / "gems" / "synthetic" / "CURRENT" / "gems.parquet")
     assert (out.cut == "Good").mean() == pytest.approx(0.5, abs=0.03)
 
 
@@ -211,7 +212,7 @@ def test_a_table_with_booleans_and_odd_dtypes_passes_the_blocking_checks(tmp_pat
     assert result.success
     checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
     assert checks == {"checkpoint_is_sound": True, "schema_matches_source": True, "privacy_gate": True}
-    out = pd.read_parquet(tmp_path / ".synth" / "survey" / "synthetic" / "CURRENT" / "people.parquet")
+    out = read_parquet(tmp_path / ".synth" / "survey" / "synthetic" / "CURRENT" / "people.parquet")
     assert out.dtypes.astype(str).tolist() == source.dtypes.astype(str).tolist()
     assert set(out.educ) <= set(source.educ)  # few-valued floats take only values of the source
     assert (out.visits == out.visits.round()).all() and (out.income == out.income.round(2)).all()

@@ -5,9 +5,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pandas as pd
 
 from synth_assets.testing import survey_table
+from synth_assets.storage import read_parquet
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -53,7 +53,7 @@ def test_dg_launch_materializes_a_dataset_added_through_synth_config(tmp_path):
            "DAGSTER_HOME": str(tmp_path / "home")}
     out = run([str(BIN / "dg"), "launch", "--job", "synthesize_stones"], env=env)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
-    synthetic = pd.read_parquet(tmp_path / "store" / "stones" / "synthetic" / "CURRENT" / "stones.parquet")
+    synthetic = read_parquet(tmp_path / "store" / "stones" / "synthetic" / "CURRENT" / "stones.parquet")
     assert len(synthetic) == 300
     assert synthetic.dtypes.astype(str).tolist() == source.dtypes.astype(str).tolist()
     assert "asset check 'schema_matches_source' on 'stones/synthetic' passed" in (out.stdout + out.stderr).lower()

@@ -8,11 +8,11 @@ import textwrap
 from pathlib import Path
 
 import dagster as dg
-import pandas as pd
 import pytest
 import yaml
 
 from synth_assets.testing import IN_ONE_PROCESS
+from synth_assets.storage import read_parquet
 
 REPO = Path(__file__).resolve().parents[1]
 DG = str(Path(sys.executable).parent / "dg")
@@ -99,7 +99,7 @@ def test_scaffold_check_and_launch_a_dataset_component(dg_project):
 
     out = dg_command(dg_project, "launch", "--job", "synthesize_gems", *IN_ONE_PROCESS)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
-    synthetic = pd.read_parquet(dg_project / ".synth" / "gems" / "synthetic" / "CURRENT" / "gem_sales.parquet")
+    synthetic = read_parquet(dg_project / ".synth" / "gems" / "synthetic" / "CURRENT" / "gem_sales.parquet")
     assert len(synthetic) == 200
     assert synthetic["certified"].dtype == bool
     assert (dg_project / ".synth" / "gems" / "quality" / "report.md").is_file()
@@ -133,7 +133,7 @@ def test_the_loaded_spec_is_what_runs_beside_a_project_file(dg_project, monkeypa
     result = defs.resolve_job_def("synthesize_gem_shop").execute_in_process(
         instance=dg.DagsterInstance.ephemeral(), raise_on_error=False)
     assert result.success
-    synthetic = pd.read_parquet(dg_project / ".synth" / "gem_shop" / "synthetic" / "CURRENT" / "sales.parquet")
+    synthetic = read_parquet(dg_project / ".synth" / "gem_shop" / "synthetic" / "CURRENT" / "sales.parquet")
     assert len(synthetic) == 200
 
 

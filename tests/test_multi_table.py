@@ -14,6 +14,7 @@ from synth_assets.errors import SynthError
 from synth_assets.stages.schema import restore_tables
 from synth_assets.stages.split import split_tables
 from synth_assets.stages.stats import RARE_THRESHOLD, compute_stats
+from synth_assets.storage import read_parquet
 
 RWM5YR = Path(__file__).resolve().parent.parent / "data" / "demo" / "rwm5yr.csv.gz"
 PERSON_COLUMNS = ["female"]  # the only column constant within every person (edlevel, educ change for some)
@@ -334,8 +335,8 @@ def test_a_two_table_panel_materializes_through_dagster_with_fresh_keys(toy_plug
     assert result.success
     assert {e.check_name: e.passed for e in result.get_asset_check_evaluations()} == {
         "checkpoint_is_sound": True, "schema_matches_source": True, "privacy_gate": True}
-    persons = pd.read_parquet(tmp_path / ".synth" / "panel" / "synthetic" / "CURRENT" / "persons.parquet")
-    visits = pd.read_parquet(tmp_path / ".synth" / "panel" / "synthetic" / "CURRENT" / "visits.parquet")
+    persons = read_parquet(tmp_path / ".synth" / "panel" / "synthetic" / "CURRENT" / "persons.parquet")
+    visits = read_parquet(tmp_path / ".synth" / "panel" / "synthetic" / "CURRENT" / "visits.parquet")
     assert persons.id.tolist() == list(range(1, 801))
     assert visits.id.isin(persons.id).all() and visits.visit_id.tolist() == list(range(1, len(visits) + 1))
     per_person = visits.groupby("id").size()

@@ -7,7 +7,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pandas as pd
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 import pytest
@@ -19,6 +18,7 @@ from synth_assets.errors import ConfigError, SynthError
 from synth_assets.object_store import MANIFEST, Mirror, ObjectStore
 from synth_assets.pipeline import DatasetPipeline
 from synth_assets.testing import contract_table, contract_tree
+from synth_assets.storage import read_parquet
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -198,7 +198,7 @@ def test_dg_launch_writes_every_stage_to_s3_and_draws_parts_in_parallel_steps(tm
     fs, base = s3(bucket)
     version = fs.open_input_stream(f"{base}/shop/synthetic/CURRENT").read().decode()
     shop = pq.read_table(f"{base}/shop/synthetic/{version}/shop.parquet", filesystem=fs).to_pandas()
-    source = pd.read_parquet(tmp_path / "shop.parquet")
+    source = read_parquet(tmp_path / "shop.parquet")
     assert len(shop) == 1000 and shop.dtypes.astype(str).to_dict() == source.dtypes.astype(str).to_dict()
     report = json.loads(fs.open_input_stream(f"{base}/shop/synthetic/{version}/generation.json").read())
     assert [p["rows"]["shop"] for p in report["parts"]] == [334, 333, 333]
@@ -233,6 +233,6 @@ def test_a_scheme_pyarrow_lacks_goes_through_fsspec(tmp_path, monkeypatch):
         getattr(DatasetPipeline(load_project(tmp_path), "shop"), step)()
     memory = fsspec.filesystem("memory")
     stats = json.loads(memory.cat("/synth-test/home/shop/stats.json"))
-    assert stats["tables"]["shop"]["rows"] == len(pd.read_parquet(tmp_path / "split" / "shop" / "split" / "train" /
+    assert stats["tables"]["shop"]["rows"] == len(read_parquet(tmp_path / "split" / "shop" / "split" / "train" /
                                                                   "shop.parquet"))
     memory.rm("/synth-test", recursive=True)

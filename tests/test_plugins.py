@@ -1,5 +1,4 @@
 import dagster as dg
-import pandas as pd
 import pytest
 
 from synth_assets.definitions import build_definitions
@@ -7,6 +6,7 @@ from synth_assets.errors import ConfigError, SynthError
 from synth_assets.plugins import get_backend, registered_backends
 
 from synth_assets.testing import write_project
+from synth_assets.storage import read_parquet
 
 
 def test_builtin_backend_is_registered_through_its_entry_point():
@@ -34,7 +34,7 @@ def test_third_party_backend_materializes_a_dataset(tmp_path, toy_plugin, diamon
     defs = build_definitions(root)
     result = defs.resolve_job_def("synthesize_toy").execute_in_process(instance=dg.DagsterInstance.ephemeral())
     assert result.success
-    synthetic = pd.read_parquet(tmp_path / ".synth" / "toy" / "synthetic" / "CURRENT" / "gems.parquet")
+    synthetic = read_parquet(tmp_path / ".synth" / "toy" / "synthetic" / "CURRENT" / "gems.parquet")
     assert len(synthetic) == 500 and list(synthetic.columns) == list(diamonds_small.columns)
     assert all(e.passed for e in result.get_asset_check_evaluations())
 

@@ -12,7 +12,7 @@ from synth_assets.checks import audit_model
 from synth_assets.cli import main
 from synth_assets.definitions import build_definitions
 from synth_assets.releases import CURRENT, Releases, new_version
-from synth_assets.storage import DatasetPaths
+from synth_assets.storage import DatasetPaths, read_parquet
 
 
 def materialize(root, selection="*", run_config=None):
@@ -52,7 +52,7 @@ def test_a_failed_audit_leaves_consumers_on_the_last_good_release(small_project,
     assert candidate["dagster/uri"] == (synthetic / CURRENT).as_uri()  # where consumers read
     assert os.readlink(synthetic / CURRENT) == good
     assert (synthetic / CURRENT / "gems.parquet").read_bytes() == good_bytes
-    assert len(pd.read_parquet(synthetic / candidate["version"] / "gems.parquet")) == 300
+    assert len(read_parquet(synthetic / candidate["version"] / "gems.parquet")) == 300
     # the report was not redone for a release that did not happen
     assert not result.asset_materializations_for_node("gems__quality")
 
@@ -81,7 +81,7 @@ def test_versions_are_pruned_and_a_user_can_roll_back(small_project, capsys, mon
     assert main(["rollback", "gems", "synthetic"]) == 0
     assert f"published {second} (was {third})" in capsys.readouterr().out
     assert releases.current_version() == second
-    assert len(pd.read_parquet(releases.root / CURRENT / "gems.parquet")) == 300
+    assert len(read_parquet(releases.root / CURRENT / "gems.parquet")) == 300
     # a rollback is a publication like any other: rolling back again returns to the newer one
     assert main(["rollback", "gems", "synthetic", "--to", third]) == 0
     assert releases.current_version() == third
@@ -110,14 +110,14 @@ def test_a_store_written_before_versions_reads_as_its_one_release(tmp_path):
     legacy.mkdir(parents=True)
     pd.DataFrame({"a": [1, 2]}).to_parquet(legacy / "gems.parquet")
     paths = DatasetPaths(tmp_path / "gems", "gems")
-    assert paths.synthetic == legacy and len(pd.read_parquet(paths.synthetic_table("gems"))) == 2
+    assert paths.synthetic == legacy and len(read_parquet(paths.synthetic_table("gems"))) == 2
     # the first versioned run publishes beside it, and from then on CURRENT decides
     releases = paths.releases("synthetic")
     version = new_version()
     with releases.write(version) as tmp:
         pd.DataFrame({"a": [1, 2, 3]}).to_parquet(tmp / "gems.parquet")
     releases.publish(version, keep=3)
-    assert paths.synthetic == legacy / version and len(pd.read_parquet(paths.synthetic_table("gems"))) == 3
+    assert paths.synthetic == legacy / version and len(read_parquet(paths.synthetic_table("gems"))) == 3
 
 
 def test_where_symlinks_are_missing_the_pointer_is_a_file_naming_the_version(tmp_path, monkeypatch):

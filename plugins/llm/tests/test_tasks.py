@@ -13,6 +13,7 @@ import yaml
 
 from synth_assets.plugin_api import SynthError
 from synth_assets.testing import IN_ONE_PROCESS, contract_table, contract_tree
+from synth_assets.storage import read_parquet
 from synth_llm.api import RelPredict, RelSemiSynth, RelSynth
 
 REPO = Path(__file__).resolve().parents[3]
@@ -186,12 +187,12 @@ def test_the_three_tasks_materialize_through_dg_launch_with_the_checks_on(tmp_pa
         assert f"asset check 'schema_matches_source' on '{dataset}/synthetic' passed" in log, dataset
         assert f"asset check 'privacy_gate' on '{dataset}/synthetic' passed" in log, dataset
     store = tmp_path / "store"
-    visits_out = pd.read_parquet(store / "visits_synth" / "synthetic" / "CURRENT" / "visits.parquet")
-    persons_out = pd.read_parquet(store / "visits_synth" / "synthetic" / "CURRENT" / "persons.parquet")
+    visits_out = read_parquet(store / "visits_synth" / "synthetic" / "CURRENT" / "visits.parquet")
+    persons_out = read_parquet(store / "visits_synth" / "synthetic" / "CURRENT" / "persons.parquet")
     assert len(persons_out) == 150 and visits_out.person_id.isin(persons_out.person_id).all()
-    semi = pd.read_parquet(store / "panel_semi" / "synthetic" / "CURRENT" / "records.parquet")
+    semi = read_parquet(store / "panel_semi" / "synthetic" / "CURRENT" / "records.parquet")
     assert len(semi) > 100 and not semi.duplicated(["id", "year"]).any() and semi.year.between(1984, 1988).all()
-    predicted = pd.read_parquet(store / "customers_predict" / "synthetic" / "CURRENT" / "customers.parquet")
+    predicted = read_parquet(store / "customers_predict" / "synthetic" / "CURRENT" / "customers.parquet")
     assert predicted.plan.notna().all() and predicted.plan.isin(["basic", "plus", "pro"]).all()
     assert np.isclose(len(predicted), 120, atol=1)  # the holdout's rows
 

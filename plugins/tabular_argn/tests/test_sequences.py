@@ -14,6 +14,7 @@ from synth_assets.checks import key_problems, schema_problems
 from synth_assets.config import load_project
 from synth_assets.pipeline import DatasetPipeline
 from synth_assets.testing import IN_ONE_PROCESS
+from synth_assets.storage import read_parquet
 
 REPO = Path(__file__).resolve().parents[3]
 BIN = Path(sys.executable).parent
@@ -83,8 +84,8 @@ def dg_launch(folder: Path) -> Path:
 
 def test_persons_and_their_years_materialize_through_dg_launch(panel, tmp_path):
     store = dg_launch(write_panel(tmp_path, panel))
-    persons = pd.read_parquet(store / "synthetic" / "CURRENT" / "persons.parquet")
-    visits = pd.read_parquet(store / "synthetic" / "CURRENT" / "visits.parquet")
+    persons = read_parquet(store / "synthetic" / "CURRENT" / "persons.parquet")
+    visits = read_parquet(store / "synthetic" / "CURRENT" / "visits.parquet")
     # as many persons as training holds, fresh keys, every record one of theirs, records in order
     assert persons["id"].tolist() == list(range(1, len(persons) + 1)) and len(persons) == 1200
     assert visits["id"].isin(persons["id"]).all() and visits["id"].is_monotonic_increasing
@@ -122,8 +123,8 @@ def test_given_persons_get_records_of_their_own(panel, tmp_path, monkeypatch):
 
 def test_a_three_level_tree_materializes_through_dg_launch_with_keys_that_resolve(panel, tmp_path):
     synthetic = dg_launch(write_panel(tmp_path, panel, third_level=True)) / "synthetic" / "CURRENT"
-    visits = pd.read_parquet(synthetic / "visits.parquet")
-    prescriptions = pd.read_parquet(synthetic / "prescriptions.parquet")
+    visits = read_parquet(synthetic / "visits.parquet")
+    prescriptions = read_parquet(synthetic / "prescriptions.parquet")
     assert visits["visit_id"].tolist() == list(range(1, len(visits) + 1))
     assert prescriptions["visit_id"].isin(visits["visit_id"]).all() and prescriptions["visit_id"].is_monotonic_increasing
     # more doctor visits, more prescriptions: learned through the visit row each prescription hangs under

@@ -5,6 +5,7 @@ import json
 
 import numpy as np
 import pandas as pd
+from synth_assets.storage import read_parquet
 import pytest
 import torch
 
@@ -211,7 +212,7 @@ def test_a_wide_checkpoint_loads_back_and_conditions(wide):
     assert not ARGNNetwork(config["cardinalities"]).same_shape(config)  # reuse across variants is refused
 
     # the same weights give the same likelihoods after a second load
-    tokens = pd.read_parquet(pipeline.paths.encoded / "validation.parquet").to_numpy()[:200]
+    tokens = read_parquet(pipeline.paths.encoded / "validation.parquet").to_numpy()[:200]
     again = TrainedModel.load(pipeline.paths.model, table, "cpu")
     np.testing.assert_array_equal(loaded.log_prob(tokens), again.log_prob(tokens))
     assert np.isfinite(loaded.log_prob(tokens)).all()

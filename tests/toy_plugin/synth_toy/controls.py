@@ -3,7 +3,6 @@ must stop it), one hands out real rows it was given that no model saw (the gate 
 register through the toy plugin's entry point, as a third party's backend would."""
 
 import numpy as np
-import pandas as pd
 from pydantic import Field
 
 from synth_assets.plugin_api import (
@@ -70,7 +69,7 @@ class UnseenRowsBackend(Backend):
 
     def train(self, encoded_dir, stats, request, out_dir):
         for name in stats.tables:
-            write_parquet(pd.read_parquet(request.options.rows.format(table=name)), out_dir / f"{name}.parquet")
+            write_parquet(read_parquet(request.options.rows.format(table=name)), out_dir / f"{name}.parquet")
         return _trained(request, out_dir)
 
     def generate(self, model_dir, stats, request):
