@@ -26,7 +26,7 @@ from synth_assets.metadata import (location_metadata, preview_markdown, progress
                                    tables_metadata)
 from synth_assets.options import CONDITIONING
 from synth_assets.plugins import get_backend
-from synth_assets.storage import write_bytes
+from synth_assets.files import write_bytes
 from synth_assets.releases import new_version
 from synth_assets.stages.charts import inline_images, loss_curve, markdown_image
 from synth_assets.stages.report import CHARTS, chart_file, protection_words

@@ -19,7 +19,7 @@ from dagster_pandas.constraints import (
 )
 from dagster_pandas.validation import validate_constraints
 
-from synth_assets import storage
+from synth_assets import files
 from synth_assets.config import DatasetSpec
 from synth_assets.privacy_budget import LEDGER_FILE
 from synth_assets.stages.privacy import gate_problems
@@ -210,13 +210,13 @@ def stored_table_problems(folder, stats: DatasetStats, given: dict[str, frozense
     keys alone are read whole). A column's problem is told once, from the first batch that shows it."""
     keys = {}
     for name, table in stats.tables.items():
-        stored = storage.parquet_columns(folder / f"{name}.parquet")  # a missing key column: the schema check's
+        stored = files.parquet_columns(folder / f"{name}.parquet")  # a missing key column: the schema check's
         wanted = [table.primary_key, *(fk.column for fk in table.foreign_keys)]
-        keys[name] = storage.read_parquet(folder / f"{name}.parquet", columns=[c for c in wanted if c in stored])
+        keys[name] = files.read_parquet(folder / f"{name}.parquet", columns=[c for c in wanted if c in stored])
     problems = key_problems(keys, stats)
     for name, table in stats.tables.items():
         told = {p.split(":", 1)[0] for p in problems[name]}
-        for frame in storage.iter_parquet(folder / f"{name}.parquet", batch_rows):
+        for frame in files.iter_parquet(folder / f"{name}.parquet", batch_rows):
             for problem in schema_problems(frame, table, given.get(name, frozenset())):
                 subject = problem.split(":", 1)[0]  # the column, or the table's columns as a whole
                 if subject not in told:

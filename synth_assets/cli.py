@@ -147,7 +147,7 @@ def _rollback(args) -> int:
 
 
 def _show(args) -> int:
-    from synth_assets import storage
+    from synth_assets import files
     from synth_assets.stages.report import protection_words, score
     from synth_assets.config import load_project
     from synth_assets.pipeline import DatasetPipeline
@@ -167,7 +167,7 @@ def _show(args) -> int:
     if not scores_path.is_file():
         print(f"no quality report yet: materialize {args.dataset}/quality")
         return 1
-    for table, q in storage.read_json(scores_path).items():
+    for table, q in files.read_json(scores_path).items():
         # the discriminator is absent from reports written before it existed; NaN: not computed, for a reason given
         print(f"quality '{table}': accuracy {score(q['accuracy'])} (holdout ceiling {score(q['holdout_accuracy'])}), "
               f"univariate {score(q['univariate'])}, bivariate {score(q['bivariate'])}, DCR share "

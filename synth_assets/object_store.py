@@ -28,7 +28,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from synth_assets import storage
+from synth_assets import files
 from synth_assets.errors import ConfigError, SynthError
 
 MANIFEST = ".manifest.json"
@@ -279,7 +279,7 @@ class Mirror:
         if data is None:
             target.unlink(missing_ok=True)  # the store is the truth: no stale copy stands in for it
         elif not target.is_file() or target.read_bytes() != data:
-            storage.write_bytes(data, target)
+            files.write_bytes(data, target)
 
     def _pull_folder(self, entry: str) -> None:
         token = self.store.read_text(self.key(f"{entry}/{POINTER}"))
@@ -291,11 +291,11 @@ class Mirror:
         token = token.strip()
         if target.is_dir() and record.is_file() and record.read_text() == token:
             return
-        with storage.atomic_dir(target) as tmp:
+        with files.atomic_dir(target) as tmp:
             if not self.store.download_dir(self.key(f"{entry}/{token}"), tmp):
                 raise SynthError(f"{self.uri(f'{entry}/{token}')} is incomplete", dataset=self.dataset,
                                  hint=f"materialize {self.dataset}/{entry} again")
-        storage.write_text(token, record)
+        files.write_text(token, record)
 
     def _pull_release(self, stage: str) -> None:
         version = self.pull_history(stage)
@@ -311,7 +311,7 @@ class Mirror:
         store's pointer names, without fetching it."""
         history = self.store.read_text(self.key(f"{stage}/{HISTORY}"))
         if history is not None:
-            storage.write_text(history, self._releases(stage).root / HISTORY)
+            files.write_text(history, self._releases(stage).root / HISTORY)
         version = self.store.read_text(self.key(f"{stage}/{POINTER}"))
         return None if version is None else version.strip()
 
@@ -319,7 +319,7 @@ class Mirror:
         """The folder of one version of `stage` (a candidate under audit, a release to roll back to)."""
         folder = self._releases(stage).path(version)
         if not folder.is_dir():
-            with storage.atomic_dir(folder) as tmp:
+            with files.atomic_dir(folder) as tmp:
                 if not self.store.download_dir(self.key(f"{stage}/{version}"), tmp):
                     raise SynthError(f"{stage} version {version} is not in {self.uri(stage)}", dataset=self.dataset,
                                      hint="list the versions with `python -m synth_assets versions`")
@@ -350,7 +350,7 @@ class Mirror:
             before = (self.store.read_text(self.key(f"{entry}/{POINTER}")) or "").strip()
             self.store.upload_dir(self.local / entry, self.key(f"{entry}/{token}"))
             self.store.write_text(token, self.key(f"{entry}/{POINTER}"))
-            storage.write_text(token, self._token_file(entry))
+            files.write_text(token, self._token_file(entry))
             for old in self.store.list_dirs(self.key(entry)):  # the folder before stays for readers fetching it
                 if old not in (token, before):
                     self.store.delete_dir(self.key(f"{entry}/{old}"))
@@ -394,9 +394,9 @@ class Mirror:
         if relative.suffix == ".json":
             data = self.store.read_bytes(self.key(relative.as_posix()))
             if data is not None:
-                storage.write_bytes(data, local)
+                files.write_bytes(data, local)
             return data is not None
-        with storage.atomic_dir(local) as tmp:
+        with files.atomic_dir(local) as tmp:
             found = self.store.download_dir(self.key(relative.as_posix()), tmp)
         if not found:
             shutil.rmtree(local, ignore_errors=True)

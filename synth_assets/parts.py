@@ -24,7 +24,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from pydantic import BaseModel
 
-from synth_assets import storage
+from synth_assets import files
 from synth_assets.stages.schema import offset_keys
 from synth_assets.stages.split import parent_first
 from synth_assets.stages.stats import DatasetStats
@@ -67,29 +67,29 @@ def plan_parts(total: int, part_rows: int, seed: int | None) -> list[Part]:
 class PartsFolder:
     """`<dataset>/synthetic/.parts/<job>/`: one generation's plan and its parts until they are joined. The
     leading dot keeps it out of the versions. `job` is a Dagster run's id (its steps share the folder), or a
-    temporary of the one process that draws every part (`storage.temporary_name`)."""
+    temporary of the one process that draws every part (`files.temporary_name`)."""
 
     def __init__(self, synthetic_root: Path, job: str):
         self.base = Path(synthetic_root) / ".parts"
         self.root = self.base / job
 
     def write_plan(self, plan: Plan) -> None:
-        storage.sweep_temporaries(self.base)  # parts of a process that died drawing them in one process
+        files.sweep_temporaries(self.base)  # parts of a process that died drawing them in one process
         self.sweep_stale()
-        storage.write_json(plan.model_dump(mode="json"), self.plan_path)
+        files.write_json(plan.model_dump(mode="json"), self.plan_path)
 
     @property
     def plan_path(self) -> Path:
         return self.root / PLAN
 
     def plan(self) -> Plan:
-        return Plan.model_validate(storage.read_json(self.plan_path))
+        return Plan.model_validate(files.read_json(self.plan_path))
 
     def part(self, part: Part) -> Path:
         return self.root / part.name
 
     def reports(self, plan: Plan) -> list[dict]:
-        return [storage.read_json(self.part(p) / REPORT) for p in plan.parts]
+        return [files.read_json(self.part(p) / REPORT) for p in plan.parts]
 
     def remove(self) -> None:
         shutil.rmtree(self.root, ignore_errors=True)
@@ -107,13 +107,13 @@ def join_parts(folders: list[Path], stats: DatasetStats, out_dir: Path) -> dict[
     """Write each table of the parts in `folders` (in order) to `out_dir/<table>.parquet`, one part in memory at
     a time, keys offset so they stay unique and resolve; returns the rows per table."""
     tables = parent_first(stats.tables)
-    totals = {t: sum(storage.parquet_rows(f / f"{t}.parquet") for f in folders) for t in tables}
+    totals = {t: sum(files.parquet_rows(f / f"{t}.parquet") for f in folders) for t in tables}
     schemas = {t: joined_schema([f / f"{t}.parquet" for f in folders]) for t in tables}
     writers = {t: pq.ParquetWriter(out_dir / f"{t}.parquet", schemas[t]) for t in tables}
     offsets = dict.fromkeys(tables, 0)
     try:
         for folder in folders:
-            part = offset_keys({t: storage.read_parquet(folder / f"{t}.parquet") for t in tables}, stats,
+            part = offset_keys({t: files.read_parquet(folder / f"{t}.parquet") for t in tables}, stats,
                                offsets, totals)
             for t in tables:
                 writers[t].write_table(pa.Table.from_pandas(part[t], schema=schemas[t], preserve_index=False))

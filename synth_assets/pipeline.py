@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from synth_assets import storage
+from synth_assets import files, storage
 from synth_assets.backend import DRAW_SECONDS, Backend, GenerateRequest, ProgressCallback, TrainRequest, TrainResult
 from synth_assets.config import DatasetSpec, Project
 from synth_assets.errors import IncompatibleModel, SynthError
@@ -50,11 +50,11 @@ class Generated:
     @property
     def tables(self) -> dict[str, pd.DataFrame]:
         """The tables, read back whole from their Parquet files (for a large sample, read those in batches)."""
-        return {t: storage.read_parquet(self.folder / f"{t}.parquet") for t in self.rows}
+        return {t: files.read_parquet(self.folder / f"{t}.parquet") for t in self.rows}
 
     def preview(self, rows: int = 10) -> dict[str, pd.DataFrame]:
         """The first `rows` rows of each table, without reading the rest."""
-        return {t: next(storage.iter_parquet(self.folder / f"{t}.parquet", batch_rows=rows)) for t in self.rows}
+        return {t: next(files.iter_parquet(self.folder / f"{t}.parquet", batch_rows=rows)) for t in self.rows}
 
 
 class DatasetPipeline:
@@ -89,17 +89,17 @@ class DatasetPipeline:
             check_keys(self.spec, frames, dataset=self.name)
             frames = {name: _mixed_objects_as_text(df) for name, df in frames.items()}
         split = split_tables(self.spec, frames)
-        with storage.atomic_dir(self.paths.root / "split") as tmp:
+        with files.atomic_dir(self.paths.root / "split") as tmp:
             for partition in PARTITIONS:
                 for table, df in split.partition(partition).items():
-                    storage.write_parquet(df, tmp / partition / f"{table}.parquet")
+                    files.write_parquet(df, tmp / partition / f"{table}.parquet")
         self.paths.push("split")
         return split
 
     def load_split(self) -> Split:
         self._need(self.paths.split, "split")
         frames = {
-            partition: {t: storage.read_parquet(self.paths.split_table(partition, t)) for t in self.spec.tables}
+            partition: {t: files.read_parquet(self.paths.split_table(partition, t)) for t in self.spec.tables}
             for partition in PARTITIONS
         }
         return Split(**frames)
@@ -107,17 +107,17 @@ class DatasetPipeline:
     # stats ---------------------------------------------------------------------------------------
     def stats(self) -> DatasetStats:
         stats = compute_stats(self.spec, self.load_split().train, dataset=self.name)
-        storage.write_json(stats.model_dump(mode="json"), self.paths.root / "stats.json")
+        files.write_json(stats.model_dump(mode="json"), self.paths.root / "stats.json")
         self.paths.push("stats.json")
         return stats
 
     def load_stats(self) -> DatasetStats:
-        return DatasetStats.model_validate(storage.read_json(self._need(self.paths.stats, "stats")))
+        return DatasetStats.model_validate(files.read_json(self._need(self.paths.stats, "stats")))
 
     # encoded -------------------------------------------------------------------------------------
     def encode(self) -> dict:
         split, stats = self.load_split(), self.load_stats()
-        with storage.atomic_dir(self.paths.root / "encoded") as tmp:
+        with files.atomic_dir(self.paths.root / "encoded") as tmp:
             info = self.backend.encode(split, stats, tmp)
         self.paths.push("encoded")
         return info
@@ -185,7 +185,7 @@ class DatasetPipeline:
         one after another here (as separate steps under Dagster)."""
         started = time.perf_counter()
         version = version or new_version()
-        job = storage.temporary_name(version)  # if this process dies, the next generation sweeps its parts
+        job = files.temporary_name(version)  # if this process dies, the next generation sweeps its parts
         # one process draws every part: they stay in its scratch folder, never uploaded
         plan = self.plan_generation(options, seed_data=seed_data, job=job, version=version, share=False)
         try:
@@ -241,10 +241,10 @@ class DatasetPipeline:
         tables = self.generate_frames(options, device=device, seed_data=seed_data, report=backend_report, engine=engine)
         report = {"rows": {t: len(df) for t, df in tables.items()}, "seconds": time.perf_counter() - started,
                   "draw_seconds": backend_report.pop(DRAW_SECONDS, None), "backend": backend_report}
-        with storage.atomic_dir(folder.part(part)) as tmp:
+        with files.atomic_dir(folder.part(part)) as tmp:
             for name, df in tables.items():
-                storage.write_parquet(df, tmp / f"{name}.parquet")
-            storage.write_json(report, tmp / PART_REPORT)
+                files.write_parquet(df, tmp / f"{name}.parquet")
+            files.write_json(report, tmp / PART_REPORT)
         if share:
             self.paths.push_parts(folder.part(part))
         return report
@@ -268,7 +268,7 @@ class DatasetPipeline:
             rows = join_parts([folder.part(p) for p in plan.parts], stats, tmp)
             backend = reports[0]["backend"] if len(reports) == 1 else {
                 "parts": len(reports), "part_reports": [r["backend"] for r in reports]}
-            storage.write_json({"seeded_columns": plan.seeded_columns, "backend_report": backend,
+            files.write_json({"seeded_columns": plan.seeded_columns, "backend_report": backend,
                                 "parts": [{"index": p.index, "seed": p.seed, **r} for p, r in zip(plan.parts, reports)]},
                                tmp / SEEDED_FILE)
         self.paths.push_version("synthetic", plan.version)
@@ -287,7 +287,7 @@ class DatasetPipeline:
         """Per table, the columns a generation (the published one, or `version`) took from seed data (the
         user's values, as given)."""
         path = self.paths.synthetic_folder(version) / SEEDED_FILE
-        seeded = storage.read_json(path)["seeded_columns"] if path.is_file() else {}
+        seeded = files.read_json(path)["seeded_columns"] if path.is_file() else {}
         return {table: frozenset(columns) for table, columns in seeded.items()}
 
     def _read_seed_data(self, options: GenerateOptions) -> pd.DataFrame | None:
@@ -323,9 +323,9 @@ class DatasetPipeline:
         for table in self.spec.tables:
             path = self.paths.synthetic_table(table, version)
             if max_rows is None:
-                tables[table] = storage.read_parquet(path)
+                tables[table] = files.read_parquet(path)
             else:
-                tables[table] = storage.read_parquet_rows(path, synthetic_sample(storage.parquet_rows(path), max_rows))
+                tables[table] = files.read_parquet_rows(path, synthetic_sample(files.parquet_rows(path), max_rows))
         return tables
 
     def privacy_figures(self, version: str | None = None) -> dict[str, tuple[PrivacyFigures, float]]:
@@ -407,12 +407,12 @@ class DatasetPipeline:
                   for name in stats.tables}
         report = render_report(self.name, self.spec.backend, results, self.spec.quality.max_dcr_share,
                                self.protection(), drawn={name: set(pictures) for name, pictures in charts.items()})
-        with storage.atomic_dir(self.paths.root / "quality") as tmp:
-            storage.write_text(report, tmp / "report.md")
+        with files.atomic_dir(self.paths.root / "quality") as tmp:
+            files.write_text(report, tmp / "report.md")
             for name, pictures in charts.items():
                 for chart, png in pictures.items():
                     (tmp / chart_file(name, chart)).write_bytes(png)
-            storage.write_json({n: q.model_dump(mode="json") for n, q in results.items()}, tmp / "scores.json")
+            files.write_json({n: q.model_dump(mode="json") for n, q in results.items()}, tmp / "scores.json")
         self.paths.push("quality")
         return results, report
 

@@ -77,7 +77,7 @@ from synth_assets.stages.stats import (
     lat_long_parts,
     records_per_parent,
 )
-from synth_assets.storage import atomic_dir, read_json, read_parquet, recover_dir, write_json, write_parquet
+from synth_assets.files import atomic_dir, read_json, read_parquet, recover_dir, write_json, write_parquet
 
 WORKSPACE_DATASET = "frames"  # the dataset name of a Python API's workspace
 

@@ -20,7 +20,7 @@ import shutil
 import uuid
 from pathlib import Path
 
-from synth_assets import storage
+from synth_assets import files
 from synth_assets.errors import SynthError
 
 CURRENT = "CURRENT"
@@ -82,12 +82,12 @@ class Releases:
 
     def history(self) -> list[dict]:
         path = self.root / HISTORY
-        return storage.read_json(path) if path.is_file() else []
+        return files.read_json(path) if path.is_file() else []
 
     # writing -------------------------------------------------------------------------------------
     def write(self, version: str):
         """A context manager yielding an empty temporary folder that becomes `<stage>/<version>/` on success."""
-        return storage.atomic_dir(self.path(version))
+        return files.atomic_dir(self.path(version))
 
     def publish(self, version: str, *, keep: int, reason: str = "audit passed") -> None:
         """Point CURRENT at `version`, record it, and prune old versions down to `keep`."""
@@ -97,7 +97,7 @@ class Releases:
         self.point_at(version)
         now = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
         history = [*self.history(), {"version": version, "published_at": now, "reason": reason}]
-        storage.write_json(history, self.root / HISTORY)
+        files.write_json(history, self.root / HISTORY)
         self.prune(keep)
 
     def point_at(self, version: str) -> None:
@@ -106,7 +106,7 @@ class Releases:
             raise SynthError(f"{pointer} is a folder, not a pointer to a version (was the store copied without "
                              "its symlinks?)", dataset=self.dataset,
                              hint="copy stores with `cp -a` or `rsync -a`; here, delete that folder and publish again")
-        with storage.atomic_path(pointer) as tmp:
+        with files.atomic_path(pointer) as tmp:
             tmp.unlink()
             try:
                 os.symlink(version, tmp, target_is_directory=True)

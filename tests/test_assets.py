@@ -8,7 +8,7 @@ import pytest
 
 from synth_assets.testing import survey_table, write_project
 from synth_assets.definitions import build_definitions
-from synth_assets.storage import read_parquet
+from synth_assets.files import read_parquet
 
 
 STAGES = ["split", "stats", "encoded", "model", "synthetic", "quality"]

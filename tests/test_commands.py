@@ -7,7 +7,7 @@ from pathlib import Path
 
 
 from synth_assets.testing import survey_table
-from synth_assets.storage import read_parquet
+from synth_assets.files import read_parquet
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from synth_assets.testing import IN_ONE_PROCESS
-from synth_assets.storage import read_parquet
+from synth_assets.files import read_parquet
 
 REPO = Path(__file__).resolve().parents[1]
 DG = str(Path(sys.executable).parent / "dg")

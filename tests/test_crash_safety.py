@@ -18,10 +18,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from synth_assets import storage
+from synth_assets import files, storage
 from synth_assets.config import load_project
 from synth_assets.pipeline import DatasetPipeline
-from synth_assets.storage import read_parquet
+from synth_assets.files import read_parquet
 
 # Runs stages of one dataset in its own process: `python -c RUNNER <dataset> <stage> ...`. Prints
 # "stage <name>" before each stage, "epoch <n>" after each training epoch, and "done" at the end.
@@ -31,19 +31,19 @@ from synth_assets.storage import read_parquet
 RUNNER = textwrap.dedent("""
     import os, sys, time
     from pathlib import Path
-    from synth_assets import storage
+    from synth_assets import files
     from synth_assets.config import load_project
     from synth_assets.pipeline import DatasetPipeline
 
     pause_after = os.environ.get("PAUSE_AFTER_WRITING")
     if pause_after:
-        write_parquet = storage.write_parquet
+        write_parquet = files.write_parquet
         def write_and_pause(df, target):
             write_parquet(df, target)
             if Path(target).name == pause_after:
                 print("paused after writing", target, flush=True)
                 time.sleep(120)
-        storage.write_parquet = write_and_pause
+        files.write_parquet = write_and_pause
 
     kill_after = os.environ.get("KILL_AFTER_RENAME")
     if kill_after:
@@ -205,7 +205,7 @@ def test_killed_training_keeps_the_last_model_and_resume_continues(trained, tmp_
         ["weights.safetensors", "last.safetensors", "training_state.pt", "progress_state.json", "config.json",
          "codes.json", "progress.json", "table.json"])
     # (read as resume reads it: a kill between the two renames of a save leaves the state as .model.partial.old)
-    state = json.loads((storage.recover_dir(partial) / "progress_state.json").read_text())
+    state = json.loads((files.recover_dir(partial) / "progress_state.json").read_text())
     done = state["epoch"]
     assert done >= 3 and [r["epoch"] for r in state["history"]] == list(range(1, done + 1))
 
@@ -336,7 +336,7 @@ def test_same_seeds_same_synthetic_table(trained, side_by_side):
 KILL_AFTER_RENAME = textwrap.dedent("""
     import os, signal, sys
     from pathlib import Path
-    from synth_assets import storage
+    from synth_assets import files, storage
 
     replace = os.replace
     def replace_then_die(src, dst):
@@ -344,7 +344,7 @@ KILL_AFTER_RENAME = textwrap.dedent("""
         if Path(dst).name == sys.argv[2]:
             os.kill(os.getpid(), signal.SIGKILL)
     os.replace = replace_then_die
-    with storage.atomic_dir(Path(sys.argv[1])) as tmp:
+    with files.atomic_dir(Path(sys.argv[1])) as tmp:
         (tmp / "t.txt").write_text("new")
 """)
 
@@ -352,7 +352,7 @@ KILL_AFTER_RENAME = textwrap.dedent("""
 def test_a_kill_between_the_two_renames_loses_nothing(tmp_path):
     root = tmp_path / "gems"
     target = root / "synthetic"
-    with storage.atomic_dir(target) as tmp:
+    with files.atomic_dir(target) as tmp:
         (tmp / "t.txt").write_text("old")
     # killed right after the target was moved aside, before the new folder took its place
     killed = subprocess.run([sys.executable, "-c", KILL_AFTER_RENAME, str(target), ".synthetic.old"], timeout=60)
@@ -360,7 +360,7 @@ def test_a_kill_between_the_two_renames_loses_nothing(tmp_path):
     # a reader finds the previous version
     assert (storage.DatasetPaths(root).synthetic / "t.txt").read_text() == "old"
     # and the next writer puts its own in place, leaving nothing else
-    with storage.atomic_dir(target) as tmp:
+    with files.atomic_dir(target) as tmp:
         (tmp / "t.txt").write_text("newer")
     assert (target / "t.txt").read_text() == "newer"
     assert sorted(p.name for p in root.iterdir()) == ["synthetic"]
@@ -376,7 +376,7 @@ def test_states_a_kill_can_leave_are_recovered(tmp_path):
     """Each state simulated on disk as a killed writer leaves it, then read and written over."""
     root = tmp_path / "gems"
     paths = storage.DatasetPaths(root)
-    stale = f"{dead_pid()}-{storage.HOST_TAG}"
+    stale = f"{dead_pid()}-{files.HOST_TAG}"
     # 1. killed between the renames: no target, the previous version as .old, the new one in a temporary
     (root / ".synthetic.old").mkdir(parents=True)
     (root / ".synthetic.old" / "t.txt").write_text("old")
@@ -387,29 +387,29 @@ def test_states_a_kill_can_leave_are_recovered(tmp_path):
     # 2. killed after the renames, before the old version was removed; and a file write killed midway
     (root / ".synthetic.old").mkdir()
     (root / f".stats.json.{stale}.xyz789.tmp").write_text("{")
-    with storage.atomic_dir(paths.synthetic) as tmp:
+    with files.atomic_dir(paths.synthetic) as tmp:
         (tmp / "t.txt").write_text("newer")
     assert (paths.synthetic / "t.txt").read_text() == "newer"
     assert sorted(p.name for p in root.iterdir()) == ["synthetic"]
     # 3. the same for a single file
     (root / f".stats.json.{stale}.xyz789.tmp").write_text("{")
-    storage.write_json({"a": 1}, paths.stats)
+    files.write_json({"a": 1}, paths.stats)
     assert sorted(p.name for p in root.iterdir()) == ["stats.json", "synthetic"]
 
 
 def test_temporaries_of_live_processes_and_other_machines_are_kept(tmp_path):
     target = tmp_path / "synthetic"
     live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
-    keep = [f".synthetic.{live.pid}-{storage.HOST_TAG}.aaa.tmp",  # a live writer on this machine
-            f".synthetic.{os.getpid()}-{storage.HOST_TAG}.bbb.tmp",  # this process
+    keep = [f".synthetic.{live.pid}-{files.HOST_TAG}.aaa.tmp",  # a live writer on this machine
+            f".synthetic.{os.getpid()}-{files.HOST_TAG}.bbb.tmp",  # this process
             f".synthetic.{dead_pid()}-00000000.ccc.tmp",  # another machine sharing the folder
             ".synthetic.ddd.tmp",  # not ours to judge
             "notes.tmp"]
-    gone = [f".synthetic.{dead_pid()}-{storage.HOST_TAG}.eee.tmp", f".encoded.{dead_pid()}-{storage.HOST_TAG}.fff.tmp"]
+    gone = [f".synthetic.{dead_pid()}-{files.HOST_TAG}.eee.tmp", f".encoded.{dead_pid()}-{files.HOST_TAG}.fff.tmp"]
     for name in keep + gone:
         (tmp_path / name).mkdir()
     try:
-        with storage.atomic_dir(target) as tmp:
+        with files.atomic_dir(target) as tmp:
             (tmp / "t.txt").write_text("x")
     finally:
         live.kill()
@@ -420,7 +420,7 @@ def test_temporaries_of_live_processes_and_other_machines_are_kept(tmp_path):
 WRITER = textwrap.dedent("""
     import sys, time
     from pathlib import Path
-    from synth_assets import storage
+    from synth_assets import files
     target, me, go = Path(sys.argv[1]), sys.argv[2], Path(sys.argv[3])
     print("ready", flush=True)
     deadline = time.monotonic() + 30
@@ -429,7 +429,7 @@ WRITER = textwrap.dedent("""
     i, stop = 0, time.monotonic() + 1.5
     while time.monotonic() < stop:
         i += 1
-        with storage.atomic_dir(target) as tmp:
+        with files.atomic_dir(target) as tmp:
             (tmp / "a.txt").write_text(f"{me} {i}")
             (tmp / "b.txt").write_text(f"{me} {i}")
     print(f"{me} {i}")
@@ -470,20 +470,20 @@ def test_two_writers_of_one_target(tmp_path):
 EXIT_STRESS = textwrap.dedent("""
     import json, os, sys
     from pathlib import Path
-    from synth_assets import storage
+    from synth_assets import files
     from synth_assets.tables import read_source
 
-    files, n = [Path(f) for f in sys.argv[2:]], int(sys.argv[1])
+    sources, n = [Path(f) for f in sys.argv[2:]], int(sys.argv[1])
     running, codes, child = [], {}, False
     for _ in range(n):
         pid = os.fork()
         if pid == 0:
             child = True
-            for f in files:
+            for f in sources:
                 read_source(f, dataset="d", table="t")
-                storage.read_parquet(f, columns=["a"])
-                storage.read_parquet_rows(f, [0, 5, 9], batch_rows=4_000)
-                storage.parquet_rows(f)
+                files.read_parquet(f, columns=["a"])
+                files.read_parquet_rows(f, [0, 5, 9], batch_rows=4_000)
+                files.parquet_rows(f)
             break
         running.append(pid)
         if len(running) == 4:
@@ -502,13 +502,12 @@ def test_processes_that_read_parquet_never_abort_at_exit(tmp_path):
     # pandas' read_parquet hands pyarrow a Python file object; a process that did so aborts at exit now and then
     # ("terminate called without an active exception", SIGABRT: apache/arrow#34314): 22 of 400 such children on
     # 2 cores, and 0 of 400 reading by path. Every Dagster step, the CLI and the test process read Parquet and
-    # exit: the project reads by path, and its tests read through storage.read_parquet.
+    # exit: the project reads by path, and its tests read through files.read_parquet.
     r = np.random.default_rng(0)
-    files = []
-    for i in range(2):
-        files.append(tmp_path / f"f{i}.parquet")
-        storage.write_parquet(pd.DataFrame({"a": r.normal(size=20_000), "b": r.choice(["x", "y"], 20_000)}), files[-1])
-    out = subprocess.run([sys.executable, "-c", EXIT_STRESS, "300", *map(str, files)], capture_output=True, text=True,
+    sources = [tmp_path / f"f{i}.parquet" for i in range(2)]
+    for source in sources:
+        files.write_parquet(pd.DataFrame({"a": r.normal(size=20_000), "b": r.choice(["x", "y"], 20_000)}), source)
+    out = subprocess.run([sys.executable, "-c", EXIT_STRESS, "300", *map(str, sources)], capture_output=True, text=True,
                          timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]
     assert json.loads(out.stdout.strip().splitlines()[-1]) == {"0": 300}, out.stderr[-3000:]
@@ -516,7 +515,7 @@ def test_processes_that_read_parquet_never_abort_at_exit(tmp_path):
 
 def test_no_code_of_the_project_reads_parquet_through_pandas():
     """The rule the test above relies on, for code not written yet: pandas' read_parquet (which hands pyarrow a
-    Python file object) is used nowhere; storage.read_parquet (bench: bench.tables.read_parquet) reads by path."""
+    Python file object) is used nowhere; files.read_parquet (bench: bench.tables.read_parquet) reads by path."""
     repo = Path(__file__).resolve().parent.parent
     found = [f"{path.relative_to(repo)}:{n}" for folder in ("synth_assets", "plugins", "tests", "bench")
              for path in (repo / folder).rglob("*.py")

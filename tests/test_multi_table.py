@@ -14,7 +14,7 @@ from synth_assets.errors import SynthError
 from synth_assets.stages.schema import restore_tables
 from synth_assets.stages.split import split_tables
 from synth_assets.stages.stats import RARE_THRESHOLD, compute_stats
-from synth_assets.storage import read_parquet
+from synth_assets.files import read_parquet
 
 RWM5YR = Path(__file__).resolve().parent.parent / "data" / "demo" / "rwm5yr.csv.gz"
 PERSON_COLUMNS = ["female"]  # the only column constant within every person (edlevel, educ change for some)

@@ -18,7 +18,7 @@ from synth_assets.errors import ConfigError, SynthError
 from synth_assets.object_store import MANIFEST, Mirror, ObjectStore
 from synth_assets.pipeline import DatasetPipeline
 from synth_assets.testing import contract_table, contract_tree
-from synth_assets.storage import read_parquet
+from synth_assets.files import read_parquet
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent

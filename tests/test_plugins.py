@@ -6,7 +6,7 @@ from synth_assets.errors import ConfigError, SynthError
 from synth_assets.plugins import get_backend, registered_backends
 
 from synth_assets.testing import write_project
-from synth_assets.storage import read_parquet
+from synth_assets.files import read_parquet
 
 
 def test_builtin_backend_is_registered_through_its_entry_point():

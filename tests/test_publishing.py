@@ -12,7 +12,8 @@ from synth_assets.checks import audit_model
 from synth_assets.cli import main
 from synth_assets.definitions import build_definitions
 from synth_assets.releases import CURRENT, Releases, new_version
-from synth_assets.storage import DatasetPaths, read_parquet
+from synth_assets.files import read_parquet
+from synth_assets.storage import DatasetPaths
 
 
 def materialize(root, selection="*", run_config=None):

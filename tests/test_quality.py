@@ -210,7 +210,7 @@ def test_other_category_shares_give_the_rows_away(people_stats):
 
 
 def test_show_prints_the_discriminator_auc(tmp_path, monkeypatch, capsys):
-    from synth_assets import cli, storage
+    from synth_assets import cli, files
 
     (tmp_path / "synth.yaml").write_text("datasets:\n  d:\n    tables:\n      t: {source: t.csv}\n")
     monkeypatch.setenv("SYNTH_CONFIG", str(tmp_path / "synth.yaml"))
@@ -218,10 +218,10 @@ def test_show_prints_the_discriminator_auc(tmp_path, monkeypatch, capsys):
     scores = {"accuracy": 0.9, "holdout_accuracy": 0.95, "univariate": 0.97, "bivariate": 0.93, "dcr_share": 0.5}
     path = tmp_path / "home" / "d" / "quality" / "scores.json"
     path.parent.mkdir(parents=True)
-    storage.write_json({"t": {**scores, "discriminator_auc": 0.5432}}, path)
+    files.write_json({"t": {**scores, "discriminator_auc": 0.5432}}, path)
     assert cli.main(["show", "d"]) == 0
     assert "DCR share 0.500, discriminator AUC 0.543" in capsys.readouterr().out
-    storage.write_json({"t": scores}, path)  # written before the discriminator existed
+    files.write_json({"t": scores}, path)  # written before the discriminator existed
     assert cli.main(["show", "d"]) == 0
     assert "discriminator AUC –" in capsys.readouterr().out
 

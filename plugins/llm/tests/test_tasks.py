@@ -13,7 +13,7 @@ import yaml
 
 from synth_assets.plugin_api import SynthError
 from synth_assets.testing import IN_ONE_PROCESS, contract_table, contract_tree
-from synth_assets.storage import read_parquet
+from synth_assets.files import read_parquet
 from synth_llm.api import RelPredict, RelSemiSynth, RelSynth
 
 REPO = Path(__file__).resolve().parents[3]

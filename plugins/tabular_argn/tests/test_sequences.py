@@ -14,7 +14,7 @@ from synth_assets.checks import key_problems, schema_problems
 from synth_assets.config import load_project
 from synth_assets.pipeline import DatasetPipeline
 from synth_assets.testing import IN_ONE_PROCESS
-from synth_assets.storage import read_parquet
+from synth_assets.files import read_parquet
 
 REPO = Path(__file__).resolve().parents[3]
 BIN = Path(sys.executable).parent

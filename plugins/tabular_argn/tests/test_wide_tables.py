@@ -5,7 +5,7 @@ import json
 
 import numpy as np
 import pandas as pd
-from synth_assets.storage import read_parquet
+from synth_assets.files import read_parquet
 import pytest
 import torch
 
