@@ -87,7 +87,7 @@ def small_project(tmp_path, diamonds_small, monkeypatch):
 @pytest.fixture
 def run_one_table(tmp_path, monkeypatch):
     """Put `df` in a one-table project ('mixed', table 't') and run every stage; returns the pipeline."""
-    from synth_assets.config import load_project
+    from synth_assets.project import load_project
     from synth_assets.pipeline import DatasetPipeline
 
     monkeypatch.delenv("SYNTH_CONFIG", raising=False)

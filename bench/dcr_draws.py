@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> None:
     run = args.run.resolve()
     os.environ["SYNTH_CONFIG"] = str(run / "synth.yaml")
     os.environ["SYNTH_HOME"] = str(run / "home")
-    from synth_assets.config import load_project
+    from synth_assets.project import load_project
     from synth_assets.pipeline import DatasetPipeline
 
     name, spec = next(iter(yaml.safe_load((run / "synth.yaml").read_text())["datasets"].items()))

@@ -24,7 +24,7 @@ def main() -> None:
 
     from synth_assets.definitions import build_definitions
     from synth_assets.pipeline import DatasetPipeline
-    from synth_assets.config import load_project
+    from synth_assets.project import load_project
     from synth_assets.stages.charts import table_charts
     from synth_assets.stages.quality import evaluate_table
 

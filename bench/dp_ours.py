@@ -47,7 +47,7 @@ def model_progress(model_dir: Path) -> dict[str, list[dict]]:
 
 def our_figures(table: str) -> dict:
     """The quality stage on the published synthetic tables, and the model's ledger and progress."""
-    from synth_assets.config import load_project
+    from synth_assets.project import load_project
     from synth_assets.pipeline import DatasetPipeline
     from synth_assets.privacy_budget import LEDGER_FILE, PrivacyLedger
 

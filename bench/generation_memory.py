@@ -30,7 +30,8 @@ from bench.tables import diamonds_project  # noqa: E402
 DRAW = """
 import json, sys, time
 from synth_assets.checks import audit_synthetic
-from synth_assets.config import PartsSpec, load_project
+from synth_assets.config import PartsSpec
+from synth_assets.project import load_project
 from synth_assets.pipeline import DatasetPipeline
 pipeline = DatasetPipeline(load_project(sys.argv[1]), "diamonds")
 pipeline.spec = pipeline.spec.model_copy(update={"parts": PartsSpec(rows=int(sys.argv[3]))})
@@ -61,7 +62,7 @@ def main() -> None:
     work = args.work.resolve()
     if not (work / ".synth" / "diamonds" / "model" / "CURRENT").exists():
         diamonds_project(work, f"max_training_time: {args.budget:g}")
-        from synth_assets.config import load_project
+        from synth_assets.project import load_project
         from synth_assets.pipeline import DatasetPipeline
 
         pipeline = DatasetPipeline(load_project(work), "diamonds")

@@ -37,7 +37,8 @@ def free_port() -> int:
 
 def run_stages(work: Path, home: str, fresh_pods: bool, part_rows: int, rows: int) -> dict[str, float]:
     """Each stage once, timed; with `fresh_pods`, each (and each part) on an empty scratch folder."""
-    from synth_assets.config import PartsSpec, load_project
+    from synth_assets.config import PartsSpec
+    from synth_assets.project import load_project
     from synth_assets.pipeline import DatasetPipeline
     from synth_assets.releases import new_version
 

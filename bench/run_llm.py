@@ -263,7 +263,7 @@ def generate_from(args) -> None:
     """One --speed-check process: generate twice from <out>'s trained model, print the two backend reports."""
     os.environ["SYNTH_CONFIG"] = str(args.generate_from / "synth.yaml")
     os.environ["SYNTH_HOME"] = str(args.generate_from / "home")
-    from synth_assets.config import load_project
+    from synth_assets.project import load_project
     from synth_assets.pipeline import DatasetPipeline
 
     project = load_project()

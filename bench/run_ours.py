@@ -125,7 +125,7 @@ def main() -> None:
     # imported after the environment is set, and before the clock starts: the backend imports torch lazily,
     # the reference imports it with the engine, so neither engine's time includes importing torch
     import torch  # noqa: F401
-    from synth_assets.config import load_project
+    from synth_assets.project import load_project
     from synth_assets.pipeline import DatasetPipeline
 
     pipeline = DatasetPipeline(load_project(), args.table)

@@ -148,6 +148,9 @@ class Backend(ABC):
     # `<name>_engine`, configurable per deployment or in the launchpad, and `generate` gets it as request.engine
     EngineOptions: ClassVar[type[BaseModel] | None] = None
     kinds: ClassVar[frozenset[str]] = frozenset()  # shown as badges on the model asset in the UI
+    # the backend a dataset that names none gets when several are installed (with one installed, that one);
+    # at most one installed backend may claim it
+    default: ClassVar[bool] = False
     # the per-column `encoding:` words synth.yaml may use with this backend, each with what it asks the stats
     # stage to treat the column as (one of stats.HINTS); the word itself reaches `encode` in the stats
     column_encodings: ClassVar[dict[str, str]] = {hint: hint for hint in HINTS}

@@ -54,7 +54,7 @@ def _plugins(args) -> int:
 
 
 def _check(args) -> int:
-    from synth_assets.config import load_project
+    from synth_assets.project import load_project
     from synth_assets.plugins import get_backend
 
     project = load_project()
@@ -91,7 +91,7 @@ def _audit(pipeline):
 
 
 def _run(args) -> int:
-    from synth_assets.config import load_project
+    from synth_assets.project import load_project
     from synth_assets.pipeline import DatasetPipeline
 
     pipeline = DatasetPipeline(load_project(), args.dataset)
@@ -104,7 +104,7 @@ def _train(args) -> int:
 
     if under_pipes():
         return train_in_pipes_process()
-    from synth_assets.config import load_project
+    from synth_assets.project import load_project
     from synth_assets.pipeline import DatasetPipeline
     from synth_assets.releases import new_version
 
@@ -117,7 +117,7 @@ def _train(args) -> int:
 
 
 def _versions(args) -> int:
-    from synth_assets.config import load_project
+    from synth_assets.project import load_project
     from synth_assets.pipeline import DatasetPipeline
 
     pipeline = DatasetPipeline(load_project(), args.dataset)
@@ -136,7 +136,7 @@ def _versions(args) -> int:
 
 
 def _rollback(args) -> int:
-    from synth_assets.config import load_project
+    from synth_assets.project import load_project
     from synth_assets.pipeline import DatasetPipeline
 
     pipeline = DatasetPipeline(load_project(), args.dataset)
@@ -149,7 +149,7 @@ def _rollback(args) -> int:
 def _show(args) -> int:
     from synth_assets import files
     from synth_assets.stages.report import protection_words, score
-    from synth_assets.config import load_project
+    from synth_assets.project import load_project
     from synth_assets.pipeline import DatasetPipeline
 
     pipeline = DatasetPipeline(load_project(), args.dataset)

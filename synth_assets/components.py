@@ -16,10 +16,12 @@ import dagster as dg
 import yaml
 from pydantic import Field
 
-from synth_assets.config import ProjectSpec, Project, default_home, load_project, parse_dataset
+from synth_assets.config import ProjectSpec, Project, default_home
+from synth_assets.project import load_project, parse_dataset
 from synth_assets.definitions import datasets_definitions
 from synth_assets.errors import ConfigError
 from synth_assets.options import SOURCE_SUFFIXES
+from synth_assets.plugins import get_backend
 
 
 class SynthDatasetScaffoldParams(dg.Model):
@@ -50,7 +52,7 @@ class SynthDatasetScaffolder(dg.Scaffolder[SynthDatasetScaffoldParams]):
             tables[table] = {"source": path.name}
         if not tables:  # a template to fill in
             tables[table_name(folder)] = {"source": f"{table_name(folder)}.csv"}
-        attributes = {"backend": "tabular_argn", "tables": tables,
+        attributes = {"backend": get_backend(None).name, "tables": tables,  # the installed default, said aloud
                       "train": {"max_training_time": 10.0}, "generate": {"sample_size": 10_000}}
         header = ("# A dataset synthesized by synth-assets: split -> stats -> encoded -> model -> synthetic -> quality.\n"
                   "# Sources are relative to this file. Add primary_key / foreign_keys / order_by to link tables;\n"
@@ -81,7 +83,8 @@ class SynthDataset(dg.Component, dg.Resolvable, dg.Model):
     failed."""
 
     name: str | None = Field(None, description="The asset group (and key prefix); default: this folder's name.")
-    backend: str = Field("tabular_argn", description="A registered backend (python -m synth_assets plugins).")
+    backend: str | None = Field(None, description="A registered backend (python -m synth_assets plugins); left out: "
+                                                  "the one installed, or the one that is the default.")
     tables: dict[str, dict[str, Any]] = Field(description="Table name -> source (a file relative to defs.yaml), "
                                                           "primary_key, foreign_keys, order_by, columns.")
     split: dict[str, Any] = Field(default_factory=dict, description="validation_share, seed.")

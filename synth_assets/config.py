@@ -10,11 +10,12 @@ import copy
 import os
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, ValidationError, field_validator, model_validator
+from pydantic import (BaseModel, ConfigDict, Field, SerializeAsAny, ValidationError, ValidationInfo, field_validator,
+                      model_validator)
 
+from synth_assets import object_store
 from synth_assets.errors import ConfigError
 from synth_assets.options import SOURCE_SUFFIXES, GenerateOptions, TrainOptions, describe_error
 
@@ -22,12 +23,18 @@ NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 DP_OPTION = "differential_privacy"  # the train section a backend declares when it trains with DP
 
 
-def dp_backends() -> list[str]:
-    """The registered backends whose training takes `train.differential_privacy`."""
-    from synth_assets.plugins import registered_backends
+# the validation context's key for the installed backends, which synth_assets.project hands in: the models here
+# never look the backends up themselves
+BACKENDS = "backends"
 
-    return sorted(name for name, (backend, _) in registered_backends().items()
-                  if DP_OPTION in backend.TrainOptions.model_fields)
+
+class BackendCatalogue(Protocol):
+    """The installed backends as validation needs them (plugins.InstalledBackends)."""
+
+    def choose(self, name: str | None) -> Any:
+        """The backend called `name` (None: the installed default); a ConfigError naming the choices otherwise."""
+
+    def names(self, *, with_train_option: str | None = None) -> list[str]: ...
 
 
 class StrictModel(BaseModel):
@@ -159,7 +166,8 @@ class KubernetesSpec(StrictModel):
 
 
 class DatasetSpec(StrictModel):
-    backend: str = "tabular_argn"
+    backend: str | None = Field(None, description="A registered backend (python -m synth_assets plugins); left out: "
+                                                  "the one installed, or the one that is the default")
     tables: dict[str, TableSpec] = Field(min_length=1)
     split: SplitSpec = Field(default_factory=SplitSpec)
     # the backend's own option models (its TrainOptions and GenerateOptions), validated against them
@@ -175,20 +183,22 @@ class DatasetSpec(StrictModel):
 
     @model_validator(mode="before")
     @classmethod
-    def _backend_options(cls, data: Any) -> Any:
-        """Validate `train` and `generate` against the chosen backend's option models, and its capabilities."""
+    def _backend_options(cls, data: Any, info: ValidationInfo) -> Any:
+        """Validate `train` and `generate` against the chosen backend's option models, and its capabilities, when
+        the installed backends are handed in (synth_assets.project); a spec built in code keeps what it is given."""
         if not isinstance(data, dict):
             return data
         if "backend_options" in data:
             raise OptionErrors(["backend_options: no longer exists: backends declare their options; "
                                 "put them under train: or generate:"])
-        from synth_assets.plugins import get_backend  # plugins import the backend interface, which imports us
-
+        catalogue: BackendCatalogue | None = (info.context or {}).get(BACKENDS)
+        if catalogue is None:
+            return data
         try:
-            backend = get_backend(data.get("backend", "tabular_argn"))
+            backend = catalogue.choose(data.get("backend"))
         except ConfigError as exc:
             raise OptionErrors([f"backend: {exc.message} ({exc.hint})"]) from None
-        data = dict(data)
+        data = {**data, "backend": backend.name}
         problems = []
         for section, model in (("train", backend.TrainOptions), ("generate", backend.GenerateOptions)):
             value = data.get(section)
@@ -198,7 +208,7 @@ class DatasetSpec(StrictModel):
                     and DP_OPTION not in model.model_fields:
                 problems.append(f"train.{DP_OPTION}: backend '{backend.name}' does not train with differential "
                                 f"privacy; remove the section, or choose a backend that does "
-                                f"({', '.join(dp_backends()) or 'none is installed'})")
+                                f"({', '.join(catalogue.names(with_train_option=DP_OPTION)) or 'none is installed'})")
                 continue
             if value is None:  # left out: the backend's defaults
                 value = {}
@@ -256,12 +266,10 @@ class DatasetSpec(StrictModel):
                     )
         return self
 
-    def unsupported_shape(self) -> str | None:
-        """Why the chosen backend cannot model these tables, or None. Checked on loading a project file and
+    def unsupported_shape(self, backend) -> str | None:
+        """Why `backend` (this dataset's) cannot model these tables, or None. Checked on loading a project file and
         before a pipeline runs (not on parsing alone, so that the core's stages can be used on any tree)."""
-        from synth_assets.plugins import get_backend
-
-        why = get_backend(self.backend).unsupported_shape({n: t.foreign_keys for n, t in self.tables.items()})
+        why = backend.unsupported_shape({n: t.foreign_keys for n, t in self.tables.items()})
         return f"{why}; choose another backend, or change the tables' keys" if why else None
 
 
@@ -295,9 +303,7 @@ class Project:
         """The dataset's outputs in the object store, or None for a local storage root."""
         if self.store is None:
             return None
-        from synth_assets.object_store import Mirror
-
-        return Mirror(self.store, self.dataset_home(dataset), dataset)
+        return object_store.Mirror(self.store, self.dataset_home(dataset), dataset)
 
     @property
     def datasets(self) -> dict[str, DatasetSpec]:
@@ -331,8 +337,6 @@ def default_home(root: Path) -> tuple[Path, Any]:
 def storage_root(home: str | Path, where: str) -> tuple[Path, Any]:
     """The local folder stages are written to, and the object store it mirrors (None for a local root). An
     object store's URL (s3://, gs://) is opened as one, never taken for a local folder named 's3:'."""
-    from synth_assets import object_store
-
     text = str(home)
     if text.startswith("file://"):
         text = text[len("file://"):]
@@ -364,59 +368,14 @@ class OptionErrors(ValueError):
         super().__init__("; ".join(problems))
 
 
+def describe_errors(exc: ValidationError, prefix: tuple = ()) -> str:
+    """A validation error's problems in one line, each naming its key path (under `prefix`)."""
+    return "; ".join(line for error in exc.errors() for line in _describe(error, prefix))
+
+
 def _describe(error: dict, prefix: tuple = ()) -> list[str]:
     found = (error.get("ctx") or {}).get("error")
     if isinstance(found, OptionErrors):  # a dataset's options: name each key under the dataset's path
         where = ".".join(str(part) for part in (*prefix, *error["loc"]))
         return [f"{where}.{problem}" if where else problem for problem in found.problems]
     return [describe_error(error, prefix=prefix)]
-
-
-def parse_project(raw: Any, origin: str = "synth.yaml") -> ProjectSpec:
-    if raw is None:
-        raw = {}
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{origin}: the top level must be a mapping with a 'datasets' key")
-    try:
-        return ProjectSpec.model_validate(raw)
-    except ValidationError as exc:
-        problems = "; ".join(line for error in exc.errors() for line in _describe(error))
-        raise ConfigError(f"{origin}: {problems}", hint="see README.md for the keys synth.yaml accepts") from None
-
-
-def parse_dataset(raw: Any, origin: str, prefix: tuple = ()) -> DatasetSpec:
-    """One dataset's keys (a SynthDataset component's attributes), checked as in a project file; problems are
-    named under `prefix` (e.g. ('attributes',))."""
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{origin}: a dataset must be a mapping with at least 'tables'")
-    try:
-        spec = DatasetSpec.model_validate(raw)
-    except ValidationError as exc:
-        problems = "; ".join(line for error in exc.errors() for line in _describe(error, prefix))
-        raise ConfigError(f"{origin}: {problems}", hint="see README.md for the keys a dataset accepts") from None
-    why = spec.unsupported_shape()
-    if why:
-        raise ConfigError(f"{origin}: {'.'.join((*prefix, 'backend'))}: {why}")
-    return spec
-
-
-def load_project(root: Path | None = None, config_path: Path | None = None) -> Project:
-    """Read the project file: `config_path`, else `$SYNTH_CONFIG`, else `<root>/synth.yaml`; storage at
-    `$SYNTH_HOME`, else `<root>/.synth`."""
-    root = Path(root or Path.cwd()).resolve()
-    config_path = Path(config_path or os.environ.get("SYNTH_CONFIG") or root / "synth.yaml").expanduser().resolve()
-    home, store = default_home(root)
-    if not config_path.is_file():
-        raise ConfigError(
-            f"project file {config_path} not found", hint="create synth.yaml or point SYNTH_CONFIG at one"
-        )
-    try:
-        raw = yaml.safe_load(config_path.read_text())
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{config_path}: not valid YAML ({exc})") from None
-    spec = parse_project(raw, origin=str(config_path))
-    for name, dataset in spec.datasets.items():
-        why = dataset.unsupported_shape()
-        if why:
-            raise ConfigError(f"{config_path}: datasets.{name}.backend: {why}")
-    return Project(spec, config_path, home, store)

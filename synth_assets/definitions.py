@@ -6,7 +6,8 @@ import dagster as dg
 
 from synth_assets.assets import build_dataset_assets
 from synth_assets.automation import automation_sensor, source_assets
-from synth_assets.config import Project, load_project
+from synth_assets.config import Project
+from synth_assets.project import load_project
 from synth_assets.kubernetes import executor
 from synth_assets.plugins import get_backend
 from synth_assets.resources import ComputeDevice, SynthStorage, engine_resource, engine_resource_key, shared

@@ -30,6 +30,7 @@ from pathlib import Path
 
 from synth_assets import files
 from synth_assets.errors import ConfigError, SynthError
+from synth_assets.releases import Releases, is_version, new_version
 
 MANIFEST = ".manifest.json"
 POINTER = "CURRENT"
@@ -333,8 +334,6 @@ class Mirror:
         self.pull(stage)
 
     def remote_versions(self, stage: str) -> list[str]:
-        from synth_assets.releases import is_version
-
         return [v for v in self.store.list_dirs(self.key(stage))
                 if is_version(v) and self.store.is_complete(self.key(f"{stage}/{v}"))]
 
@@ -344,8 +343,6 @@ class Mirror:
         if entry in FILES:
             self.store.write_bytes((self.local / entry).read_bytes(), self.key(entry))
         elif entry in FOLDERS:
-            from synth_assets.releases import new_version
-
             token = new_version()
             before = (self.store.read_text(self.key(f"{entry}/{POINTER}")) or "").strip()
             self.store.upload_dir(self.local / entry, self.key(f"{entry}/{token}"))
@@ -416,7 +413,5 @@ class Mirror:
                 removed.append(job)
         return removed
 
-    def _releases(self, stage: str):
-        from synth_assets.releases import Releases
-
+    def _releases(self, stage: str) -> Releases:
         return Releases(self.local / stage, dataset=self.dataset, stage=stage)

@@ -63,7 +63,7 @@ class DatasetPipeline:
         self.name = dataset
         self.spec: DatasetSpec = project.dataset(dataset)
         self.paths = storage.DatasetPaths(project.dataset_home(dataset), dataset, mirror=project.mirror(dataset))
-        why = self.spec.unsupported_shape()
+        why = self.spec.unsupported_shape(self.backend)
         if why:
             raise SynthError(why, dataset=dataset)
 
@@ -106,7 +106,8 @@ class DatasetPipeline:
 
     # stats ---------------------------------------------------------------------------------------
     def stats(self) -> DatasetStats:
-        stats = compute_stats(self.spec, self.load_split().train, dataset=self.name)
+        stats = compute_stats(self.spec, self.load_split().train, dataset=self.name,
+                              hints=self.backend.column_encodings)
         files.write_json(stats.model_dump(mode="json"), self.paths.root / "stats.json")
         self.paths.push("stats.json")
         return stats

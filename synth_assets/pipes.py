@@ -101,7 +101,8 @@ def train_in_pipes_process() -> int:
     """The external side: train as the orchestrating asset asked, reporting epochs and the result over Pipes."""
     from dagster_pipes import open_dagster_pipes
 
-    from synth_assets.config import Project, ProjectSpec, parse_dataset, storage_root
+    from synth_assets.config import Project, ProjectSpec, storage_root
+    from synth_assets.project import parse_dataset
     from synth_assets.pipeline import DatasetPipeline
 
     with open_dagster_pipes() as pipes:

@@ -59,6 +59,7 @@ from synth_assets.hookspecs import hookimpl
 from synth_assets.options import (DifferentialPrivacy, Fairness, GenerateOptions, Imputation, Options, Rebalancing,
                                   TrainOptions)
 from synth_assets.pipeline import DatasetPipeline
+from synth_assets.project import parse_dataset
 from synth_assets.privacy_budget import (LEDGER_FILE, PrivacyLedger, budget_share, budget_spent, continue_ledger,
                                          save_ledger, start_ledger)
 from synth_assets.stages.schema import restore_schema
@@ -114,7 +115,7 @@ def open_workspace(workspace: Path) -> DatasetPipeline:
     path = Path(workspace) / WORKSPACE_DATASET / "spec.json"
     if not path.is_file():
         raise SynthError(f"{workspace} holds no fitted model", hint="fit one first, or give the workspace it used")
-    return workspace_pipeline(workspace, DatasetSpec.model_validate(read_json(path)))
+    return workspace_pipeline(workspace, parse_dataset(read_json(path), origin=str(path)))
 
 
 __all__ = [
@@ -126,6 +127,6 @@ __all__ = [
     "write_parquet", "read_parquet", "write_json", "read_json", "atomic_dir", "recover_dir",
     "SynthError", "IncompatibleModel", "hookimpl",
     "ColumnSpec", "DatasetSpec", "ForeignKey", "SplitSpec", "TableSpec", "DatasetPipeline", "restore_schema",
-    "run_on_frames", "open_workspace", "workspace_pipeline", "parse_options",
+    "run_on_frames", "open_workspace", "workspace_pipeline", "parse_options", "parse_dataset",
     "PrivacyLedger", "PrivateOptimizer", "BudgetedSteps", "LEDGER_FILE", "start_ledger", "continue_ledger", "save_ledger", "budget_spent", "budget_share",
 ]

@@ -23,12 +23,18 @@ def plugin_manager() -> pluggy.PluginManager:
 def reload_plugins() -> pluggy.PluginManager:
     """Forget the loaded plugins and read the entry points again (after installing a plugin)."""
     plugin_manager.cache_clear()
+    _registered.cache_clear()
     return plugin_manager()
 
 
 def registered_backends(manager: pluggy.PluginManager | None = None) -> dict[str, tuple[Backend, str]]:
-    """Backend name -> (backend, name of the plugin that registered it)."""
-    manager = manager or plugin_manager()
+    """Backend name -> (backend, name of the plugin that registered it). Each backend is made once per loading of
+    the plugins, so what a backend caches (an engine, a loaded model) is shared by every dataset that uses it."""
+    return _registered(manager or plugin_manager())
+
+
+@functools.lru_cache(maxsize=8)
+def _registered(manager: pluggy.PluginManager) -> dict[str, tuple[Backend, str]]:
     found: dict[str, tuple[Backend, str]] = {}
     for impl in manager.hook.synth_register_backends.get_hookimpls():
         for item in impl.function() or []:
@@ -45,12 +51,39 @@ def registered_backends(manager: pluggy.PluginManager | None = None) -> dict[str
     return found
 
 
-def get_backend(name: str, *, dataset: str | None = None) -> Backend:
-    available = registered_backends()
-    if name not in available:
-        raise ConfigError(
-            f"unknown backend '{name}'",
-            dataset=dataset,
-            hint=f"registered backends: {', '.join(sorted(available)) or 'none (is the plugin installed?)'}",
-        )
-    return available[name][0]
+class InstalledBackends:
+    """The installed backends, as the project file's validation sees them (config.BackendCatalogue)."""
+
+    def __init__(self, backends: dict[str, Backend]):
+        self.backends = backends
+
+    def choose(self, name: str | None, *, dataset: str | None = None) -> Backend:
+        """The backend called `name`; without a name, the only one installed, or the one that claims to be the
+        default (Backend.default); otherwise an error listing them."""
+        listed = ", ".join(sorted(self.backends)) or "none (is the plugin installed?)"
+        if name is None:
+            if len(self.backends) == 1:
+                return next(iter(self.backends.values()))
+            claims = [b for b in self.backends.values() if b.default]
+            if len(claims) == 1:
+                return claims[0]
+            raise ConfigError("no backend given, and " + ("none is installed" if not self.backends else
+                              f"{len(claims) or 'none'} of the installed ones claim to be the default"),
+                              dataset=dataset, hint=f"set backend: to one of {listed}")
+        if name not in self.backends:
+            raise ConfigError(f"unknown backend '{name}'", dataset=dataset, hint=f"registered backends: {listed}")
+        return self.backends[name]
+
+    def names(self, *, with_train_option: str | None = None) -> list[str]:
+        """The backends' names; with `with_train_option`, those whose training takes that section."""
+        return sorted(name for name, backend in self.backends.items()
+                      if with_train_option is None or with_train_option in backend.TrainOptions.model_fields)
+
+
+def installed_backends() -> InstalledBackends:
+    return InstalledBackends({name: backend for name, (backend, _) in registered_backends().items()})
+
+
+def get_backend(name: str | None, *, dataset: str | None = None) -> Backend:
+    """The backend called `name` (None: the installed default), or a ConfigError listing the installed ones."""
+    return installed_backends().choose(name, dataset=dataset)

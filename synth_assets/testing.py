@@ -31,7 +31,7 @@ import yaml
 
 from synth_assets.backend import FLAT, SEQUENTIAL, Backend
 from synth_assets.checks import key_problems, schema_problems
-from synth_assets.config import load_project
+from synth_assets.project import load_project
 from synth_assets.errors import ConfigError, SynthError
 from synth_assets.options import CONDITIONING, GenerateOptions, TrainOptions
 from synth_assets.pipeline import DatasetPipeline

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from synth_assets.checks import schema_problems
-from synth_assets.config import load_project
+from synth_assets.project import load_project
 from synth_assets.errors import SynthError
 from synth_assets.pipeline import DatasetPipeline
 from synth_assets.testing import dg_launch
@@ -162,7 +162,7 @@ def test_awkward_column_synthesizes_with_the_source_dtype(project, case):
 
 
 def test_infinities_have_tokens_of_their_own():
-    from synth_assets.config import parse_project
+    from synth_assets.project import parse_project
     from synth_assets.stages.stats import compute_stats
     from synth_tabular_argn.encoding import build_codes, decode_table, encode_table
 

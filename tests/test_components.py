@@ -144,3 +144,23 @@ def test_the_repository_code_location_loads_the_demo_through_its_component():
                          env={k: v for k, v in os.environ.items() if k not in ("SYNTH_CONFIG", "SYNTH_HOME")})
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "['diamonds', 'panel', 'panel_llm']"
+
+
+def test_two_llm_datasets_as_separate_components_share_one_engine_resource(dg_project, monkeypatch):
+    """Each component's definitions carry the `llm_engine` resource; Dagster merges them only where the key holds
+    the same object, which needs the one LLM backend object (made once per loading of the plugins)."""
+    exports = dg_project.parent / "exports"
+    for name in ("gems_a", "gems_b"):
+        folder = dg_project / "shop" / "defs" / name
+        folder.mkdir()
+        (folder / "gem_sales.csv").write_bytes((exports / "gem_sales.csv").read_bytes())
+        (folder / "defs.yaml").write_text(yaml.safe_dump({"type": "synth_assets.SynthDataset", "attributes": {
+            "backend": "llm", "tables": {"sales": {"source": "gem_sales.csv"}}}}))
+    monkeypatch.syspath_prepend(str(dg_project))
+    for module in [m for m in sys.modules if m == "shop" or m.startswith("shop.")]:  # another test's project
+        monkeypatch.delitem(sys.modules, module)
+    defs = dg.load_from_defs_folder(path_within_project=dg_project)
+    assert {key.path[0] for key in defs.resolve_asset_graph().get_all_asset_keys()} == {"gems_a", "gems_b"}
+    assert "llm_engine" in defs.resources
+    for name in ("gems_a", "gems_b"):
+        assert defs.resolve_job_def(f"synthesize_{name}") is not None

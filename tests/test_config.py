@@ -1,6 +1,6 @@
 import pytest
 
-from synth_assets.config import load_project, parse_project
+from synth_assets.project import load_project, parse_project
 from synth_assets.errors import ConfigError
 
 from synth_assets.testing import write_project

@@ -19,7 +19,7 @@ import pandas as pd
 import pytest
 
 from synth_assets import files, storage
-from synth_assets.config import load_project
+from synth_assets.project import load_project
 from synth_assets.pipeline import DatasetPipeline
 from synth_assets.files import read_parquet
 
@@ -32,7 +32,7 @@ RUNNER = textwrap.dedent("""
     import os, sys, time
     from pathlib import Path
     from synth_assets import files
-    from synth_assets.config import load_project
+    from synth_assets.project import load_project
     from synth_assets.pipeline import DatasetPipeline
 
     pause_after = os.environ.get("PAUSE_AFTER_WRITING")

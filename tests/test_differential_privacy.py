@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from synth_assets.checks import audit_synthetic
-from synth_assets.config import load_project, parse_project
+from synth_assets.project import load_project, parse_project
 from synth_assets.errors import ConfigError, SynthError
 from synth_assets.pipeline import DatasetPipeline
 from synth_assets.privacy_budget import LEDGER_FILE, PrivacyLedger

@@ -113,7 +113,7 @@ def test_a_training_pod_through_pipes_asks_for_the_gpu(small_project):
     """compute.training: pipes_k8s runs `python -m synth_assets train` in a pod: the pod PipesK8sClient builds."""
     from dagster_k8s.pipes import build_pod_body
 
-    from synth_assets.config import load_project
+    from synth_assets.project import load_project
     from synth_assets.pipes import k8s_client, train_command, training_pod_spec
     from synth_assets.resources import ComputeDevice
 

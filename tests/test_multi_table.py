@@ -359,7 +359,7 @@ def test_sequence_lengths_count_parents_and_hide_the_longest_histories(panel):
 
 
 def test_bad_links_fail_before_training_naming_table_and_column(tmp_path):
-    from synth_assets.config import parse_project
+    from synth_assets.project import parse_project
     from synth_assets.errors import ConfigError
     from synth_assets.tables import check_keys
 
@@ -384,7 +384,7 @@ def test_bad_links_fail_before_training_naming_table_and_column(tmp_path):
 def test_sequence_quality_sees_what_per_table_scores_cannot(toy_plugin, panel, tmp_path, monkeypatch):
     """The toy backend draws family sizes from the stats but every record on its own: lengths match, while
     coherence (a person's record against their next one) falls well below the holdout's."""
-    from synth_assets.config import load_project
+    from synth_assets.project import load_project
     from synth_assets.pipeline import DatasetPipeline
 
     root = toy_panel_project(tmp_path, monkeypatch, panel["persons"], panel["visits"].drop(columns="visit_id"), "order_by: year",

@@ -13,7 +13,7 @@ import pytest
 
 from synth_assets.checks import key_problems
 from synth_assets.cli import main
-from synth_assets.config import load_project
+from synth_assets.project import load_project
 from synth_assets.errors import ConfigError, SynthError
 from synth_assets.object_store import MANIFEST, Mirror, ObjectStore
 from synth_assets.pipeline import DatasetPipeline

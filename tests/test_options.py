@@ -7,7 +7,7 @@ import dagster as dg
 import pytest
 from pydantic import Field
 
-from synth_assets.config import parse_project
+from synth_assets.project import parse_project
 from synth_assets.definitions import build_definitions
 from synth_assets.errors import ConfigError
 from synth_assets.plugin_api import FLAT, Capabilities, TrainOptions, hookimpl

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from synth_assets.checks import audit_synthetic, key_problems, schema_problems
-from synth_assets.config import load_project
+from synth_assets.project import load_project
 from synth_assets.parts import joined_schema, plan_parts
 from synth_assets.pipeline import DatasetPipeline
 from synth_assets.testing import contract_table, contract_tree

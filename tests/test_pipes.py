@@ -9,7 +9,7 @@ import dagster as dg
 import pyarrow.fs as pafs
 import pytest
 
-from synth_assets.config import load_project
+from synth_assets.project import load_project
 from synth_assets.definitions import build_definitions
 from synth_assets.pipeline import DatasetPipeline
 from synth_assets.releases import CURRENT

@@ -52,9 +52,32 @@ def test_a_backend_refuses_data_it_cannot_model_before_any_work(tmp_path):
               doctors: {source: d.csv, primary_key: did}
               visits: {source: v.csv, foreign_keys: [{column: pid, references: people}, {column: did, references: doctors}]}
         """)
-    from synth_assets.config import load_project
+    from synth_assets.project import load_project
 
     with pytest.raises(ConfigError, match="datasets.linked.backend: backend 'tabular_argn' models trees of tables "
                                           "\\(one foreign key per table\\), but table 'visits' has 2"):
         load_project(root)
     assert not (tmp_path / ".synth").exists()
+
+
+def test_a_dataset_without_a_backend_gets_the_installed_default_or_an_error_listing_them(tmp_path, toy_plugin):
+    from synth_assets.plugins import InstalledBackends
+    from synth_assets.project import load_project
+
+    installed = {name: backend for name, (backend, _) in registered_backends().items()}
+    assert {"tabular_argn", "llm", "marginals"} <= set(installed)
+    write_project(tmp_path, "datasets:\n  gems:\n    tables:\n      gems: {source: gems.csv}\n")
+    assert load_project(tmp_path).dataset("gems").backend == "tabular_argn"  # the one that claims the default
+    # no core name: the only installed backend, whatever its name; none claiming it among several: an error
+    toy = installed["marginals"]
+    assert InstalledBackends({"marginals": toy}).choose(None) is toy
+    undecided = InstalledBackends({"marginals": toy, "llm": installed["llm"]})
+    with pytest.raises(ConfigError, match="none of the installed ones claim to be the default") as error:
+        undecided.choose(None)
+    assert error.value.hint == "set backend: to one of llm, marginals"
+
+
+def test_each_backend_is_made_once_and_shared(toy_plugin):
+    first, again = registered_backends(), registered_backends()
+    assert all(first[name][0] is again[name][0] for name in first)
+    assert get_backend("tabular_argn") is first["tabular_argn"][0]

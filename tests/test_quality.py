@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from synth_assets.config import parse_project
+from synth_assets.project import parse_project
 from synth_assets.errors import SynthError
 from synth_assets.stages import quality
 from synth_assets.stages.quality import discriminator_auc, discriminator_features, evaluate_table

@@ -2,7 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from synth_assets.config import parse_project
+from synth_assets.project import parse_project
 from synth_assets.errors import SynthError
 from synth_assets.stages.quality import evaluate_table
 from synth_assets.stages.schema import restore_schema

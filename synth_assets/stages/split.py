@@ -15,17 +15,20 @@ at random, by row, with the same validation share and seed, and their own descen
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import numpy as np
 import pandas as pd
 
-from synth_assets.config import DatasetSpec, ForeignKey, TableSpec
-
-if TYPE_CHECKING:
-    from synth_assets.stages.stats import TableStats
+from synth_assets.config import DatasetSpec, ForeignKey
 
 PARTITIONS = ("train", "validation")
+
+
+class Linked(Protocol):
+    """A table as its links describe it: a table spec, or its stats."""
+
+    foreign_keys: list[ForeignKey]
 
 
 @dataclass
@@ -42,8 +45,8 @@ def table_order(spec: DatasetSpec) -> list[str]:
     return parent_first(spec.tables)
 
 
-def parent_first(tables: dict) -> list[str]:
-    """Names of `tables` (anything with `foreign_keys`: table specs or stats), every parent before its children."""
+def parent_first(tables: dict[str, Linked]) -> list[str]:
+    """Names of `tables` (table specs or stats), every parent before its children."""
     ordered: list[str] = []
     pending = dict(tables)
     while pending:
@@ -59,7 +62,7 @@ def parent_first(tables: dict) -> list[str]:
     return ordered
 
 
-def context_key(name: str, table: TableSpec | TableStats) -> ForeignKey | None:
+def context_key(name: str, table: Linked) -> ForeignKey | None:
     """The foreign key linking a table to its parent in the tree (its first one that refers to another
     table), or None for a root."""
     return next((fk for fk in table.foreign_keys if fk.references != name), None)

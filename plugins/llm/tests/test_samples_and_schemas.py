@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from synth_assets.plugin_api import RARE_TOKEN, DatasetSpec, SynthError, workspace_pipeline
+from synth_assets.plugin_api import RARE_TOKEN, SynthError, parse_dataset, workspace_pipeline
 from synth_assets.testing import contract_table, contract_tree
 from synth_llm.assemblers import IGNORE, Segment, assemble
 from synth_llm.engines import Decoded, Engine
@@ -19,8 +19,8 @@ from synth_llm.tasks import Task, dumps
 
 
 def stats_of(tmp_path, frames: dict[str, pd.DataFrame], tables: dict[str, dict]):
-    spec = DatasetSpec.model_validate({"backend": "llm", "tables": {
-        name: {"source": f"{name}.parquet", **tables.get(name, {})} for name in frames}})
+    spec = parse_dataset({"backend": "llm", "tables": {
+        name: {"source": f"{name}.parquet", **tables.get(name, {})} for name in frames}}, origin="test")
     pipeline = workspace_pipeline(tmp_path, spec)
     split = pipeline.split(frames)
     return pipeline.stats(), split

@@ -69,6 +69,7 @@ class TabularARGNBackend(Backend):
     GenerateOptions = ARGNGenerateOptions
     column_encodings = COLUMN_ENCODINGS
     kinds = frozenset({"pytorch"})
+    default = True  # flat tables, sequences and trees alike: what a dataset that names no backend gets
 
     def unsupported_shape(self, foreign_keys) -> str | None:
         return super().unsupported_shape(foreign_keys) or tree_problem(self.name, foreign_keys)

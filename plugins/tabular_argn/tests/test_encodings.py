@@ -4,10 +4,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from synth_assets.config import load_project, parse_project
+from synth_assets.project import load_project, parse_project
 from synth_assets.errors import SynthError
 from synth_assets.stages.stats import RARE_TOKEN, column_stats, compute_stats
-from synth_tabular_argn.encoding import build_code, build_codes, choose_encoding, decode_column, encode_column
+from synth_tabular_argn.encoding import (COLUMN_ENCODINGS, build_code, build_codes, choose_encoding, decode_column,
+                                         encode_column)
 
 N = 2000
 
@@ -15,7 +16,7 @@ N = 2000
 def table_stats(df: pd.DataFrame, columns: dict | None = None):
     """The core's stats of `df`, after the backend has chosen every column's encoding (its errors included)."""
     spec = parse_project({"datasets": {"d": {"tables": {"t": {"source": "t.csv", "columns": columns or {}}}}}})
-    table = compute_stats(spec.datasets["d"], {"t": df}, dataset="d").tables["t"]
+    table = compute_stats(spec.datasets["d"], {"t": df}, dataset="d", hints=COLUMN_ENCODINGS).tables["t"]
     build_codes(table, "d")
     return table
 
@@ -81,7 +82,7 @@ def test_overrides_in_synth_yaml(tmp_path, rng, monkeypatch):
         "          price: {encoding: numeric_binned}\n          weight: {encoding: numeric_discrete}\n"
         "          code: {encoding: character}\n          amount: {encoding: numeric}\n")
     spec = load_project(tmp_path).dataset("d")
-    stats = compute_stats(spec, {"t": df}, dataset="d").tables["t"]
+    stats = compute_stats(spec, {"t": df}, dataset="d", hints=COLUMN_ENCODINGS).tables["t"]
     assert [choose_encoding(c) for c in stats.columns.values()] == ["numeric_binned", "numeric_discrete",
                                                                    "character", "numeric_discrete"]
 

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from synth_assets.checks import key_problems, schema_problems
-from synth_assets.config import load_project
+from synth_assets.project import load_project
 from synth_assets.pipeline import DatasetPipeline
 from synth_assets.testing import IN_ONE_PROCESS
 from synth_assets.files import read_parquet

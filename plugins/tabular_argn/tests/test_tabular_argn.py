@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from synth_assets.config import load_project
+from synth_assets.project import load_project
 from synth_assets.pipeline import DatasetPipeline
 from synth_assets.stages.stats import RARE_TOKEN
 

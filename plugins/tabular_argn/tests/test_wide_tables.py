@@ -48,7 +48,7 @@ def wide(tmp_path_factory):
     import os
     import time
 
-    from synth_assets.config import load_project
+    from synth_assets.project import load_project
     from synth_assets.pipeline import DatasetPipeline
 
     root = tmp_path_factory.mktemp("wide")
@@ -75,7 +75,7 @@ def wide(tmp_path_factory):
 
 
 def test_the_wide_network_is_chosen_by_the_size_of_the_per_column_layers(diamonds_small, tmp_path, wide):
-    from synth_assets.config import load_project
+    from synth_assets.project import load_project
     from synth_assets.pipeline import DatasetPipeline
     from synth_tabular_argn.backend import _load_codes
     from synth_tabular_argn.encoding import cardinalities

@@ -1,0 +1,78 @@
+"""The shape of the core, as its imports draw it: no circle of imports (none hidden inside a function or behind
+TYPE_CHECKING), and the models and stages handed their backend instead of looking it up in the registry."""
+
+import ast
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parent.parent / "synth_assets"
+REGISTRY = {"synth_assets.plugins", "synth_assets.project"}
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def imports() -> dict[str, set[str]]:
+    """Module -> the synth_assets modules it imports anywhere in its text (functions included)."""
+    modules = {module_name(p): p for p in PACKAGE.rglob("*.py")}
+    graph = {}
+    for name, path in modules.items():
+        found = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("synth_assets"):
+                # `from synth_assets import files` imports a module; `from synth_assets.x import y` imports x
+                found |= {f"{node.module}.{a.name}" for a in node.names if f"{node.module}.{a.name}" in modules}
+                if node.module in modules and node.module != "synth_assets":
+                    found.add(node.module)
+            elif isinstance(node, ast.Import):
+                found |= {a.name for a in node.names if a.name in modules}
+        graph[name] = found - {name}
+    return graph
+
+
+def circles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Every strongly connected group of more than one module (Tarjan)."""
+    index, low, stack, on_stack, groups = {}, {}, [], set(), []
+
+    def visit(v):
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in graph.get(v, ()):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            group = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                group.append(w)
+                if w == v:
+                    break
+            if len(group) > 1:
+                groups.append(sorted(group))
+
+    for v in graph:
+        if v not in index:
+            visit(v)
+    return groups
+
+
+def test_the_core_has_no_import_circles():
+    graph = imports()
+    assert "synth_assets.files" in graph["synth_assets.storage"]  # the reading sees imports at all
+    assert circles(graph) == []
+
+
+def test_the_models_and_the_stages_do_not_look_backends_up():
+    graph = imports()
+    for module in ("synth_assets.config", "synth_assets.options", *(m for m in graph if ".stages." in m)):
+        assert not graph[module] & REGISTRY, module
+
+
+def test_a_circle_is_found_wherever_its_import_hides():
+    assert circles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
