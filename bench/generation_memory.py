@@ -29,7 +29,6 @@ from bench.tables import diamonds_project  # noqa: E402
 
 DRAW = """
 import json, sys, time
-from synth_assets.checks import audit_synthetic
 from synth_assets.config import PartsSpec
 from synth_assets.project import load_project
 from synth_assets.pipeline import DatasetPipeline
@@ -39,9 +38,8 @@ options = pipeline.spec.generate.model_copy(update={"sample_size": int(sys.argv[
 started = time.perf_counter()
 generated = pipeline.generate(options, device="cpu", publish=False)
 generated_at = time.perf_counter()
-audit = audit_synthetic(pipeline, generated.version)
+audit = pipeline.release("synthetic", generated.version, generated)  # audited, then published
 assert all(check.passed for check in audit), [check.description for check in audit]
-pipeline.publish("synthetic", generated.version)
 audited_at = time.perf_counter()
 pipeline.quality()
 open(sys.argv[4], "w").write(json.dumps({

@@ -71,7 +71,7 @@ def run_stages(work: Path, home: str, fresh_pods: bool, part_rows: int, rows: in
     for part in plan.parts:
         timed("parts", lambda: pod().generate_part(job, part.index, device="cpu"))
     generated = timed("join", lambda: pod().join_parts(job, publish=False))
-    timed("publish", lambda: pod().publish("synthetic", generated.version))
+    timed("publish", lambda: pod().release("synthetic", generated.version, generated))  # the audit, then publish
     timed("quality", lambda: pod().quality())
     return seconds
 

@@ -17,7 +17,8 @@ import pydantic
 
 from synth_assets.automation import launched_by_automation, source_key, stage_condition
 from synth_assets.backend import ProgressRecord, backend_code_version
-from synth_assets.checks import audit_model, audit_synthetic, model_check_specs, synthetic_check_specs
+from synth_assets.audit import Check
+from synth_assets.checks import asset_check_results, model_check_specs, synthetic_check_specs
 from synth_assets.config import DP_OPTION, Project
 from synth_assets.errors import SynthError
 from synth_assets.kubernetes import stage_k8s_tags
@@ -193,10 +194,10 @@ def build_dataset_assets(project: Project, name: str) -> list[dg.AssetsDefinitio
                                         reset_if_incompatible=reset_if_incompatible, warn=context.log.warning)
         curve = loss_curve_markdown(pipeline, version, result)  # written beside the checkpoint before its audit
         dp = getattr(options, DP_OPTION, None)  # only a backend that trains with DP has the section
-        audit = audit_model(pipeline.paths.version_folder("model", version), result, dp)
-        return dg.MaterializeResult(check_results=audit, metadata={
+        audit = pipeline.release("model", version, result, dp)
+        return dg.MaterializeResult(check_results=asset_check_results(audit), metadata={
             **privacy_metadata(result.privacy, dp),
-            **publish_if_passed(pipeline, "model", version, audit, context),
+            **release_metadata(pipeline, "model", version, audit, context),
             "model_state": result.model_state, "trained_in": compute.training,
             "epochs": result.epochs, "best_epoch": result.best_epoch,
             "best_validation_loss": dg.MetadataValue.float(result.best_validation_loss),
@@ -298,9 +299,9 @@ def synthetic_graph_asset(project: Project, name: str, backend, GenerateConfig, 
         pipeline = context.resources.storage.pipeline(project, name)
         with user_errors():
             result = pipeline.join_parts(job(context), publish=False)
-            audit = audit_synthetic(pipeline, result.version)
+            audit = pipeline.release("synthetic", result.version, result)
         yield dg.Output(None, "result", metadata=synthetic_metadata(pipeline, result, audit, context))
-        yield from audit
+        yield from asset_check_results(audit)
 
     def config_for_plan(config: dict) -> dict:  # the launchpad's config of the asset goes to its planning step
         return {plan_generation.name: {"config": config}}
@@ -333,7 +334,7 @@ def privacy_metadata(spent: dict | None, dp) -> dict:
             "privacy/steps": spent.get("steps", 0)}
 
 
-def synthetic_metadata(pipeline, result, audit: list[dg.AssetCheckResult], context) -> dict:
+def synthetic_metadata(pipeline, result, audit: list[Check], context) -> dict:
     """What the synthetic asset shows: rows and rates, the backend's figures, schemas, previews, the release."""
     rows = sum(result.rows.values())
     # the draw rate apart from the fixed costs (imports, loading the model, restoring dtypes), which
@@ -352,7 +353,7 @@ def synthetic_metadata(pipeline, result, audit: list[dg.AssetCheckResult], conte
     metadata.update(tables_metadata(preview, lambda table: pipeline.paths.uri(f"synthetic/{result.version}/{table}.parquet"),
                                     rows=result.rows))
     metadata.update({f"{table}/preview": dg.MetadataValue.md(preview_markdown(df)) for table, df in preview.items()})
-    metadata.update(publish_if_passed(pipeline, "synthetic", result.version, audit, context))
+    metadata.update(release_metadata(pipeline, "synthetic", result.version, audit, context))
     return metadata
 
 
@@ -367,15 +368,12 @@ def loss_curve_markdown(pipeline, version: str, result) -> str:
     return markdown_image(png, "loss curve") + "\n\n" + progress_markdown(progress)
 
 
-def publish_if_passed(pipeline, stage: str, version: str, audit: list[dg.AssetCheckResult],
-                      context: dg.AssetExecutionContext) -> dict:
-    """Publish candidate `version` of `stage` when every check of its audit passed; the metadata that says
-    which version consumers now read."""
+def release_metadata(pipeline, stage: str, version: str, audit: list[Check], context) -> dict:
+    """After `pipeline.release` (which published candidate `version` of `stage` if its audit passed): the
+    metadata that says which version consumers now read."""
     releases = pipeline.paths.releases(stage)
-    passed = all(result.passed for result in audit)
-    if passed:
-        pipeline.publish(stage, version)
-    else:
+    passed = all(check.passed for check in audit)
+    if not passed:
         still = releases.current_version()
         context.log.warning(f"{stage} version {version} failed its audit and is not published; consumers stay on "
                             f"{still or 'nothing (no release yet)'}")

@@ -77,25 +77,12 @@ def _show_epoch(record) -> None:
           f"validation {record.validation_loss:.4f}  {record.seconds:.0f}s", flush=True)
 
 
-def _audit(pipeline):
-    """The checks the Dagster assets run, with the same outcome: a candidate that fails stays unpublished."""
-    from synth_assets.checks import audit_model, audit_synthetic
-
-    def audit(stage: str, version: str, result) -> list[str]:
-        checks = audit_model(pipeline.paths.version_folder("model", version), result,
-                             pipeline.spec.differential_privacy) if stage == "model" \
-            else audit_synthetic(pipeline, version)
-        return [f"{check.check_name}: {check.description}" for check in checks if not check.passed]
-
-    return audit
-
-
 def _run(args) -> int:
     from synth_assets.project import load_project
     from synth_assets.pipeline import DatasetPipeline
 
     pipeline = DatasetPipeline(load_project(), args.dataset)
-    pipeline.run_all(device=args.device, progress=_show_epoch, audit=_audit(pipeline))
+    pipeline.run_all(device=args.device, progress=_show_epoch)  # each version audited as Dagster's checks do
     return _show(args)
 
 
@@ -110,8 +97,7 @@ def _train(args) -> int:
 
     pipeline = DatasetPipeline(load_project(), args.dataset)
     version = new_version()
-    result = pipeline.train(device=args.device, progress=_show_epoch, version=version, publish=False)
-    pipeline.publish_audited("model", version, result, _audit(pipeline))
+    result = pipeline.train(device=args.device, progress=_show_epoch, version=version)  # audited, then published
     print(f"{args.dataset}/model: published {version} ({result.epochs} epochs, {result.stopped_because})")
     return 0
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 from synth_assets import files, storage
+from synth_assets.audit import Check, audit_model, audit_synthetic, failures
 from synth_assets.backend import DRAW_SECONDS, Backend, GenerateRequest, ProgressCallback, TrainRequest, TrainResult
 from synth_assets.config import DatasetSpec, Project
 from synth_assets.errors import IncompatibleModel, SynthError
@@ -130,7 +131,8 @@ class DatasetPipeline:
         warn: Callable[[str], None] | None = None,
     ) -> TrainResult:
         """Train with `options` (the backend's TrainOptions; default: synth.yaml's `train`) into a new model
-        version, published at once unless `publish` is False (then `publish("model", version)` after an audit).
+        version, audited and published when it passes (`release`); with `publish` False a candidate only, for the
+        caller to `release`.
         With `reset_if_incompatible`, a published model that no longer fits the data (reuse after a new category,
         say) makes way for a new one, with a `warn`ing, instead of failing."""
         options = options or self.spec.train
@@ -156,11 +158,35 @@ class DatasetPipeline:
         result.model_state = options.model_state
         self.paths.push_version("model", version)  # for the audit, wherever it runs
         if publish:
-            self.publish("model", version)
+            self.release_or_fail("model", version, result)
         return result
 
-    # publishing ----------------------------------------------------------------------------------
-    def publish(self, stage: str, version: str, reason: str = "audit passed") -> None:
+    # publishing: write, audit, publish ----------------------------------------------------------------
+    def release(self, stage: str, version: str, result, dp=None) -> list[Check]:
+        """Audit candidate `version` of `stage` (`result`: its TrainResult or Generated) and publish it when every
+        check passes: the one way a new version reaches consumers, for Dagster's assets, the command line and the
+        Python API alike. `dp`: the DifferentialPrivacy section the model was trained with (default: the
+        dataset's). Returns the checks."""
+        if stage == "model":
+            dp = dp if dp is not None else self.spec.differential_privacy
+            checks = audit_model(self.paths.version_folder("model", version), result, dp)
+        else:
+            checks = audit_synthetic(self, version)
+        if all(check.passed for check in checks):
+            self._publish(stage, version)
+        return checks
+
+    def release_or_fail(self, stage: str, version: str, result) -> list[Check]:
+        """`release`, raising what failed when the audit does."""
+        checks = self.release(stage, version, result)
+        problems = failures(checks)
+        if problems:
+            still = self.paths.releases(stage).current_version()
+            raise SynthError(f"{stage} version {version} failed its audit ({'; '.join(problems)}); consumers stay "
+                             f"on {still or 'nothing (no release yet)'}", dataset=self.name)
+        return checks
+
+    def _publish(self, stage: str, version: str, reason: str = "audit passed") -> None:
         """Make `version` of `stage` (model, synthetic) the one consumers and later stages read."""
         keep = self.spec.publish.keep_versions
         self.paths.pull_history(stage)
@@ -181,7 +207,8 @@ class DatasetPipeline:
                  seed_data: pd.DataFrame | None = None, engine=None, *, version: str | None = None,
                  publish: bool = True) -> Generated:
         """Generate with `options` (the backend's GenerateOptions; default: synth.yaml's `generate`) and write
-        the synthetic tables as a new version, published at once unless `publish` is False. `seed_data` (a frame)
+        the synthetic tables as a new version, audited and published when it passes (`release`; with `publish`
+        False a candidate only). `seed_data` (a frame)
         takes the place of the file named by `options.seed_data`. A sample above `parts.rows` is drawn in parts,
         one after another here (as separate steps under Dagster)."""
         started = time.perf_counter()
@@ -252,7 +279,8 @@ class DatasetPipeline:
 
     def join_parts(self, job: str, *, publish: bool = True, started: float | None = None,
                    share: bool = True) -> Generated:
-        """Join the parts generated under `job` into their version (published unless `publish` is False)."""
+        """Join the parts generated under `job` into their version (audited and published when it passes, unless
+        `publish` is False)."""
         folder = self.parts_folder(job)
         if share:
             self.paths.pull_parts(folder.plan_path)
@@ -276,13 +304,14 @@ class DatasetPipeline:
         if share:
             self.paths.remove_parts(folder.root)
         folder.remove()
-        if publish:
-            self.publish("synthetic", plan.version)
         draws = [r["draw_seconds"] for r in reports]
         seconds = time.perf_counter() - started if started is not None else sum(r["seconds"] for r in reports)
-        return Generated(rows=rows, folder=self.paths.releases("synthetic").path(plan.version), seconds=seconds,
-                         report=backend, version=plan.version, parts=len(plan.parts),
-                         draw_seconds=None if None in draws else sum(draws))
+        generated = Generated(rows=rows, folder=self.paths.releases("synthetic").path(plan.version), seconds=seconds,
+                              report=backend, version=plan.version, parts=len(plan.parts),
+                              draw_seconds=None if None in draws else sum(draws))
+        if publish:
+            self.release_or_fail("synthetic", plan.version, generated)
+        return generated
 
     def seeded_columns(self, version: str | None = None) -> dict[str, frozenset[str]]:
         """Per table, the columns a generation (the published one, or `version`) took from seed data (the
@@ -420,29 +449,15 @@ class DatasetPipeline:
     def report_path(self) -> Path:
         return self.paths.quality / "report.md"
 
-    def run_all(self, device: str = "auto", progress: ProgressCallback | None = None,
-                audit: Callable[[str, str, object], list[str]] | None = None) -> dict[str, TableQuality]:
-        """Every stage in order: what `python -m synth_assets run <dataset>` does outside Dagster. With `audit`
-        (stage, version, the stage's result -> problems found), a new model or synthetic version is published only
-        when it finds none, as the Dagster assets' checks decide."""
+    def run_all(self, device: str = "auto", progress: ProgressCallback | None = None) -> dict[str, TableQuality]:
+        """Every stage in order: what `python -m synth_assets run <dataset>` does outside Dagster. A new model or
+        synthetic version is published only when it passes the audit the Dagster assets' checks run."""
         self.split()
         self.stats()
         self.encode()
-        version = new_version()
-        trained = self.train(device=device, progress=progress, version=version, publish=False)
-        self.publish_audited("model", version, trained, audit)
-        version = new_version()
-        generated = self.generate(device=device, version=version, publish=False)
-        self.publish_audited("synthetic", version, generated, audit)
+        self.train(device=device, progress=progress)
+        self.generate(device=device)
         return self.quality()[0]
-
-    def publish_audited(self, stage: str, version: str, result, audit) -> None:
-        problems = audit(stage, version, result) if audit is not None else []
-        if problems:
-            still = self.paths.releases(stage).current_version()
-            raise SynthError(f"{stage} version {version} failed its audit ({'; '.join(problems)}); consumers stay "
-                             f"on {still or 'nothing (no release yet)'}", dataset=self.name)
-        self.publish(stage, version)
 
 
 def _mixed_objects_as_text(df: pd.DataFrame) -> pd.DataFrame:

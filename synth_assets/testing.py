@@ -30,7 +30,7 @@ import pytest
 import yaml
 
 from synth_assets.backend import FLAT, SEQUENTIAL, Backend
-from synth_assets.checks import key_problems, schema_problems
+from synth_assets.audit import key_problems, schema_problems
 from synth_assets.project import load_project
 from synth_assets.errors import ConfigError, SynthError
 from synth_assets.options import CONDITIONING, GenerateOptions, TrainOptions

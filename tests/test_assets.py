@@ -222,7 +222,7 @@ def test_a_table_with_booleans_and_odd_dtypes_passes_the_blocking_checks(tmp_pat
 
 
 def test_schema_check_fails_on_values_a_user_would_spot(small_project):
-    from synth_assets.checks import schema_problems
+    from synth_assets.audit import schema_problems
     from synth_assets.project import load_project
     from synth_assets.pipeline import DatasetPipeline
 

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from synth_assets.checks import schema_problems
+from synth_assets.audit import schema_problems
 from synth_assets.project import load_project
 from synth_assets.errors import SynthError
 from synth_assets.pipeline import DatasetPipeline

@@ -32,6 +32,30 @@ def test_bad_project_file_is_one_clear_line(tmp_path):
     assert "datasets.d.trian: unknown key" in out.stderr and "Traceback" not in out.stderr
 
 
+# `python -m synth_assets run <dataset>`, then the names of the Dagster modules the process loaded
+RUN_AND_LIST_DAGSTER = """
+import runpy, sys
+sys.argv = ["synth_assets", "run", "survey"]
+try:
+    runpy.run_module("synth_assets", run_name="__main__")
+except SystemExit as done:
+    assert done.code in (0, None), done.code
+print("loaded:", sorted(m for m in sys.modules if m.split(".")[0] in ("dagster", "dagster_pandas", "dagster_pipes")))
+"""
+
+
+def test_the_command_line_runs_every_stage_and_its_audit_without_loading_dagster(tmp_path):
+    survey_table(600).to_parquet(tmp_path / "survey.parquet")
+    (tmp_path / "synth.yaml").write_text(
+        "datasets:\n  survey:\n    tables:\n      survey: {source: survey.parquet}\n"
+        "    train: {max_training_time: 0.05, max_epochs: 2}\n    generate: {sample_size: 200, seed: 1}\n")
+    out = run([sys.executable, "-c", RUN_AND_LIST_DAGSTER], cwd=tmp_path, env={"SYNTH_CONFIG": "", "SYNTH_HOME": ""})
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "quality 'survey': accuracy" in out.stdout  # every stage ran, its versions audited and published
+    assert out.stdout.strip().splitlines()[-1] == "loaded: []"
+    assert (tmp_path / ".synth" / "survey" / "synthetic" / "CURRENT" / "survey.parquet").is_file()
+
+
 def test_dg_check_defs_passes():
     out = run([str(BIN / "dg"), "check", "defs"], env={"DAGSTER_HOME": ""})
     assert out.returncode == 0, out.stdout + out.stderr

@@ -11,7 +11,7 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 import pytest
 
-from synth_assets.checks import key_problems
+from synth_assets.audit import key_problems
 from synth_assets.cli import main
 from synth_assets.project import load_project
 from synth_assets.errors import ConfigError, SynthError

@@ -8,7 +8,7 @@ import dagster as dg
 import pandas as pd
 
 from synth_assets.backend import TrainResult
-from synth_assets.checks import audit_model
+from synth_assets.audit import audit_model
 from synth_assets.cli import main
 from synth_assets.definitions import build_definitions
 from synth_assets.releases import CURRENT, Releases, new_version

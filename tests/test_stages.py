@@ -141,7 +141,7 @@ def test_stats_are_facts_any_backend_can_use_without_encodings():
 
 
 def test_the_schema_check_passes_the_source_itself_when_numbers_carry_float32_artefacts():
-    from synth_assets.checks import schema_problems
+    from synth_assets.audit import schema_problems
 
     r = np.random.default_rng(0)
     # incomes stored as float32 once: 3.96 reads back as 3.9600000381, on the grid of cents all the same

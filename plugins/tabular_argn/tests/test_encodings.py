@@ -279,7 +279,7 @@ def test_nulls_are_a_token_of_the_first_sub_column(rng, column, forced):
 # the synthetic schema check --------------------------------------------------------------------------
 
 def test_schema_check_takes_new_character_values_and_still_checks_ranges(rng):
-    from synth_assets.checks import schema_problems
+    from synth_assets.audit import schema_problems
 
     df = pd.DataFrame({"pc": postcodes(rng), "price": rng.integers(300, 19_000, N)})
     stats = table_stats(df)
@@ -291,7 +291,7 @@ def test_schema_check_takes_new_character_values_and_still_checks_ranges(rng):
 # end to end ---------------------------------------------------------------------------------------
 
 def test_a_short_training_generates_every_encoding(run_one_table, rng):
-    from synth_assets.checks import schema_problems
+    from synth_assets.audit import schema_problems
 
     n = 1500
     codes = list(postcodes(rng, n))

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from synth_assets.checks import key_problems, schema_problems
+from synth_assets.audit import key_problems, schema_problems
 from synth_assets.project import load_project
 from synth_assets.pipeline import DatasetPipeline
 from synth_assets.testing import IN_ONE_PROCESS
