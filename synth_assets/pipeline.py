@@ -14,7 +14,7 @@ import pandas as pd
 from synth_assets import files, storage
 from synth_assets.audit import Check, audit_model, audit_synthetic, failures
 from synth_assets.backend import DRAW_SECONDS, Backend, GenerateRequest, ProgressCallback, TrainRequest, TrainResult
-from synth_assets.config import DatasetSpec, Project
+from synth_assets.config import DP_OPTION, DatasetSpec, Project
 from synth_assets.errors import IncompatibleModel, SynthError
 from synth_assets.plugins import get_backend
 from synth_assets.parts import (PLAN, REPORT as PART_REPORT, STALE_SECONDS, PartsFolder, Plan, join_parts,
@@ -158,17 +158,16 @@ class DatasetPipeline:
         result.model_state = options.model_state
         self.paths.push_version("model", version)  # for the audit, wherever it runs
         if publish:
-            self.release_or_fail("model", version, result)
+            self.release_or_fail("model", version, result, dp=getattr(options, DP_OPTION, None))
         return result
 
     # publishing: write, audit, publish ----------------------------------------------------------------
     def release(self, stage: str, version: str, result, dp=None) -> list[Check]:
         """Audit candidate `version` of `stage` (`result`: its TrainResult or Generated) and publish it when every
         check passes: the one way a new version reaches consumers, for Dagster's assets, the command line and the
-        Python API alike. `dp`: the DifferentialPrivacy section the model was trained with (default: the
-        dataset's). Returns the checks."""
+        Python API alike. `dp`: the DifferentialPrivacy section a model was trained with (None: without DP).
+        Returns the checks."""
         if stage == "model":
-            dp = dp if dp is not None else self.spec.differential_privacy
             checks = audit_model(self.paths.version_folder("model", version), result, dp)
         else:
             checks = audit_synthetic(self, version)
@@ -176,9 +175,9 @@ class DatasetPipeline:
             self._publish(stage, version)
         return checks
 
-    def release_or_fail(self, stage: str, version: str, result) -> list[Check]:
+    def release_or_fail(self, stage: str, version: str, result, dp=None) -> list[Check]:
         """`release`, raising what failed when the audit does."""
-        checks = self.release(stage, version, result)
+        checks = self.release(stage, version, result, dp)
         problems = failures(checks)
         if problems:
             still = self.paths.releases(stage).current_version()

@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 from synth_assets.audit import audit_synthetic
+from synth_assets.stages.report import protection_words
 from synth_assets.project import load_project, parse_project
 from synth_assets.errors import ConfigError, SynthError
 from synth_assets.pipeline import DatasetPipeline
@@ -285,9 +286,9 @@ def test_real_rows_no_model_saw_pass_the_gate(toy_plugin, tmp_path, monkeypatch,
     figures = {key.split("/", 2)[2]: value for key, value in gate.metadata.items() if "/privacy/" in key}
     assert abs(figures["dcr_excess"]) <= figures["dcr_excess_noise"] < 0.03  # within its own noise
     assert abs(figures["membership_auc"] - 0.5) < 0.04
-    assert all(check.passed for check in pipeline.release("synthetic", generated.version, generated))
-    _, report = pipeline.quality()
-    assert "**no value protection** (privacy.value_protection: false)" in report
+    # (real unseen rows break the schema check, whose ranges are the training rows': this candidate is not
+    # published, and its report is not drawn; the report's words on protection are these)
+    assert "**no value protection** (privacy.value_protection: false)" in protection_words(pipeline.protection())
 
 
 def test_planted_canaries_never_come_out_and_the_attack_does_not_single_them_out(tmp_path, monkeypatch):
