@@ -205,6 +205,20 @@ class Backend(ABC):
         nobody refers to may leave its primary key out."""
 
 
+def resolve_device(device: str) -> str:
+    """The one device rule of every backend that runs torch: `auto` takes CUDA where torch sees a GPU, else the
+    CPU; `cuda` where torch sees none is an error that says what to do (never a silent fall back to the CPU)."""
+    import torch  # only a backend that runs torch asks, so the core loads without it
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise SynthError("the compute device is cuda, but torch sees no GPU on this machine",
+                         hint="set the compute device (SYNTH_DEVICE or the launchpad's compute resource) to auto "
+                              "or cpu, or run on a machine with CUDA")
+    return device
+
+
 def backend_code_version(backend: Backend) -> str:
     """The backend's name and its package's version: a Dagster code version, so switching backends or upgrading
     one marks the models trained before as stale."""

@@ -50,6 +50,7 @@ from synth_assets.backend import (
     TrainRequest,
     TrainResult,
     dataset_shape,
+    resolve_device,
     tree_problem,
 )
 from synth_assets.dp_sgd import PrivateOptimizer, BudgetedSteps
@@ -63,7 +64,7 @@ from synth_assets.project import parse_dataset
 from synth_assets.privacy_budget import (LEDGER_FILE, PrivacyLedger, budget_share, budget_spent, continue_ledger,
                                          save_ledger, start_ledger)
 from synth_assets.stages.schema import restore_schema
-from synth_assets.stages.split import Split, context_key, parent_first
+from synth_assets.stages.split import PARTITIONS, Split, context_key, parent_first
 from synth_assets.stages.stats import (
     DATETIME_PARTS,
     HINTS,
@@ -120,9 +121,9 @@ def open_workspace(workspace: Path) -> DatasetPipeline:
 
 __all__ = [
     "FLAT", "SEQUENTIAL", "RELATIONAL", "Backend", "Capabilities", "DRAW_SECONDS", "GenerateRequest", "ProgressCallback",
-    "ProgressRecord", "TrainRequest", "TrainResult", "dataset_shape",
+    "ProgressRecord", "TrainRequest", "TrainResult", "dataset_shape", "resolve_device",
     "Options", "TrainOptions", "GenerateOptions", "DifferentialPrivacy", "Rebalancing", "Imputation", "Fairness",
-    "Split", "context_key", "parent_first", "DatasetStats", "TableStats", "ColumnStats", "RARE_THRESHOLD", "RARE_TOKEN", "DATETIME_PARTS", "HINTS",
+    "PARTITIONS", "Split", "context_key", "parent_first", "DatasetStats", "TableStats", "ColumnStats", "RARE_THRESHOLD", "RARE_TOKEN", "DATETIME_PARTS", "HINTS",
     "character_matrix", "lat_long_cell", "lat_long_grid", "lat_long_parts", "records_per_parent",
     "write_parquet", "read_parquet", "write_json", "read_json", "atomic_dir", "recover_dir",
     "SynthError", "IncompatibleModel", "hookimpl",

@@ -288,6 +288,23 @@ class BackendContract:
                 with pytest.raises(SynthError, match=f"backend '{self.backend}' runs on"):
                     backend.check_device(device)
 
+    def test_cuda_asked_for_where_torch_sees_no_gpu_is_a_clear_error(self, tmp_path, monkeypatch):
+        """The one device rule (plugin_api.resolve_device): never a silent fall back to the CPU."""
+        if "cuda" not in self.implementation.capabilities.devices:
+            pytest.skip(f"backend '{self.backend}' does not run on CUDA (test_an_unsupported_device_is_refused)")
+        import torch
+
+        if torch.cuda.is_available():
+            pytest.skip("torch sees a GPU here")
+        root = self.project(tmp_path, self.tables_of(self.shapes()[0]), monkeypatch=monkeypatch)
+        pipeline = DatasetPipeline(load_project(root), DATASET)
+        pipeline.split()
+        pipeline.stats()
+        pipeline.encode()
+        with pytest.raises(SynthError, match="the compute device is cuda, but torch sees no GPU"):
+            pipeline.train(device="cuda")
+        assert pipeline.paths.releases("model").current_version() is None
+
     def test_materializes_through_dagster_with_the_checks_on(self, tmp_path, monkeypatch):
         import dagster as dg
 

@@ -8,7 +8,6 @@ import pandas as pd
 import pytest
 
 from synth_assets.project import parse_project
-from synth_assets.errors import SynthError
 from synth_assets.stages import quality
 from synth_assets.stages.quality import discriminator_auc, discriminator_features, evaluate_table
 from synth_assets.stages.report import render_report
@@ -133,7 +132,7 @@ def test_300_columns_are_scored_pair_by_pair():
     assert q.univariate == pytest.approx(q.holdout_univariate, abs=0.01)
     assert q.holdout_bivariate - 0.01 < q.bivariate < q.holdout_bivariate  # 3 of 300 columns off
     assert 0.4 < q.dcr_share < 0.6
-    assert 0.0 <= q.discriminator_auc <= 1.0
+    assert 0.6 < q.discriminator_auc < 0.95  # three columns' pairs broken among 300: partly told apart (0.79)
 
 
 # the discriminator -----------------------------------------------------------------------------------
@@ -288,16 +287,10 @@ def test_quality_takes_columns_of_every_kind(kind):
     train, valid, synthetic = frame(1), frame(2), frame(3)
     if kind == "all null in synthetic only":
         synthetic[name] = np.nan
-    try:
-        stats = table_stats(train)
-    except SynthError as exc:
-        if kind == "all null":
-            pytest.xfail(f"compute_stats refuses an all-null column today ({exc}); the stats stage is being changed")
-        raise
+    stats = table_stats(train)
     q = evaluate_table(stats, train, valid, synthetic)
-    scores = [q.accuracy, q.univariate, q.holdout_accuracy, q.dcr_share, q.discriminator_auc, *q.columns.values()]
-    assert all(0.0 <= s <= 1.0 for s in scores), q
-    assert 0.0 <= q.bivariate <= 1.0 if len(q.columns) > 1 else np.isnan(q.bivariate)  # no pair to score
+    # every figure computed, none left for a reason
+    assert q.unavailable == {} and not np.isnan([q.accuracy, q.dcr_share, q.discriminator_auc]).any(), q
     if name in stats.columns:
         assert name in q.columns
         if kind == "all null in synthetic only":

@@ -14,6 +14,7 @@ import pandas as pd
 
 from synth_assets.plugin_api import (
     FLAT,
+    PARTITIONS,
     RELATIONAL,
     SEQUENTIAL,
     Backend,
@@ -33,6 +34,7 @@ from synth_assets.plugin_api import (
     start_ledger,
     tree_problem,
     write_json,
+    resolve_device,
 )
 from synth_llm.columns import json_values
 from synth_llm.options import LLMEngineOptions, LLMGenerateOptions, LLMTrainOptions
@@ -42,7 +44,6 @@ from synth_llm.order_keys import keyed_tables
 from synth_llm.stats_samples import stats_frames
 from synth_llm.tasks import Task, dumps
 
-PARTITIONS = ("train", "validation")
 TASK_FILE = "task.json"  # the train options the model was trained with, its context window, its keyed tables
 KEYED = "order_keys"  # the child tables whose records the model writes keyed by their order value (none before)
 REAL_SAMPLES = "samples.jsonl"  # real samples a task generates from: semi-synthetic (train), predict (holdout)
@@ -86,7 +87,7 @@ class LLMBackend(Backend):
 
         from synth_llm import model as lm
         from synth_llm.assemblers import Segment, assemble
-        from synth_llm.training import Privacy, fit, resolve_device
+        from synth_llm.training import Privacy, fit
 
         started = time.perf_counter()  # the budget covers the tokenizer and the examples too
         lm.quiet()

@@ -48,14 +48,6 @@ class Outcome:
     settings: dict = field(default_factory=dict)
 
 
-def resolve_device(device: str) -> str:
-    import torch
-
-    if device == "cuda" or (device == "auto" and torch.cuda.is_available()):
-        return "cuda"
-    return "cpu"
-
-
 def validation_loss(model, examples: Examples, batch_size: int, device: str) -> float:
     import torch
 

@@ -26,8 +26,10 @@ from synth_assets.plugin_api import (
     TableStats,
     TrainRequest,
     TrainResult,
+    PARTITIONS,
     budget_share,
     read_json,
+    resolve_device,
     save_ledger,
     start_ledger,
     read_parquet,
@@ -50,7 +52,6 @@ from synth_tabular_argn.training import Privacy
 from synth_tabular_argn.sequences import (SUBJECT, generate_tree, given_sub_columns, model_frames, model_tables,
                                           tree_order)
 
-PARTITIONS = ("train", "validation")
 SEQUENCE_WINDOW = 1  # previous records a child's model sees besides its parent row
 MIN_BUDGET_SHARE = 0.05  # of the training time, for each model of a tree
 # a child table's model overfits its subjects' histories within a few epochs: it gets this much dropout
@@ -140,13 +141,13 @@ class TabularARGNBackend(Backend):
                      flexible: bool | None, context: bool = False, privacy: Privacy | None = None) -> TrainResult:
         """Train one model. `flexible`: None takes the option; `context`: its leading columns are given (a child
         table's model), and do not count in its loss."""
-        from synth_tabular_argn.model import ARGNNetwork, resolve_device
+        from synth_tabular_argn.model import ARGNNetwork
         from synth_tabular_argn.training import fit
 
         import torch
 
         options: ARGNTrainOptions = request.options
-        device = resolve_device(request.device)
+        device = torch.device(resolve_device(request.device))
         if options.seed is not None:
             torch.manual_seed(options.seed)  # before the network exists: its initial weights count too
         codes = _load_codes(encoded_dir)
@@ -231,14 +232,15 @@ class TrainedModel:
 
     @classmethod
     def load(cls, model_dir: Path, table: TableStats, device: str = "auto") -> "TrainedModel":
+        import torch
         from safetensors.torch import load_file
 
-        from synth_tabular_argn.model import ARGNNetwork, resolve_device
+        from synth_tabular_argn.model import ARGNNetwork
 
         config = json.loads((Path(model_dir) / "config.json").read_text())
         model = ARGNNetwork.from_config(config)
         model.load_state_dict(load_file(str(Path(model_dir) / "weights.safetensors")))
-        model.to(resolve_device(device)).eval()
+        model.to(torch.device(resolve_device(device))).eval()
         return cls(model, _load_codes(model_dir), table, config)
 
     def tokens(self, request: GenerateRequest, stop_after_columns: list[str] | None = None):
