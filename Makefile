@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 TORCH ?= torch==2.13.0
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 
-.PHONY: install demo test dev check clean chromium
+.PHONY: install demo test test-fast dev check clean chromium
 
 install: $(VENV)/.installed
 
@@ -39,6 +39,11 @@ chromium:
 
 test: install chromium
 	$(BIN)/python -m pytest
+
+# the inner loop: no end-to-end runs (dg launch, the browser, killed processes), no test of ten seconds or more,
+# none of the LLM backend's; `make test` (what CI runs) still runs every test
+test-fast: install
+	$(BIN)/python -m pytest -m "not e2e and not slow and not llm"
 
 check: install
 	$(BIN)/dg check defs

@@ -16,6 +16,14 @@ S3_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "test
 DEMO = REPO / "data" / "demo" / "diamonds.csv.gz"
 
 
+def pytest_collection_modifyitems(config, items):
+    """The LLM backend's tests carry the `llm` marker, by their folder."""
+    llm = REPO / "plugins" / "llm"
+    for item in items:
+        if llm in Path(item.fspath).parents:
+            item.add_marker(pytest.mark.llm)
+
+
 @pytest.fixture(scope="session")
 def s3_endpoint():
     """A real S3 API: moto's server, in a process of its own on loopback, for the session. (Not moto's threaded

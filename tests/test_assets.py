@@ -33,6 +33,7 @@ def test_every_stage_is_an_asset_with_lineage(small_project):
     assert model.node_def.pool == "gpu"  # training waits for the gpu pool
 
 
+@pytest.mark.slow
 def test_materializing_the_group_writes_tables_report_and_metadata(small_project, diamonds_small):
     defs = build_definitions(small_project)
     result = run_job(defs, "gems")
@@ -76,6 +77,7 @@ def test_materializing_the_group_writes_tables_report_and_metadata(small_project
     assert drawn["rows_per_second"].value >= drawn["end_to_end_rows_per_second"].value > 0
 
 
+@pytest.mark.slow
 def test_launchpad_config_overrides_generation(small_project):
     defs = build_definitions(small_project)
     assert run_job(defs, "gems").success
@@ -87,6 +89,7 @@ def test_launchpad_config_overrides_generation(small_project):
     assert len(read_parquet(small_project / ".synth" / "gems" / "synthetic" / "CURRENT" / "gems.parquet")) == 123
 
 
+@pytest.mark.slow
 def test_launchpad_config_overrides_training(small_project):
     import json
 
@@ -100,6 +103,7 @@ def test_launchpad_config_overrides_training(small_project):
     assert saved["model_size"] == "small"
 
 
+@pytest.mark.slow
 def test_blocking_dcr_check_fails_the_run(small_project):
     yaml = (small_project / "synth.yaml").read_text() + "    quality: {max_dcr_share: 0.01}\n"
     (small_project / "synth.yaml").write_text(yaml)
@@ -109,6 +113,7 @@ def test_blocking_dcr_check_fails_the_run(small_project):
     assert checks["privacy_gate"] is False
 
 
+@pytest.mark.slow
 def test_bad_input_fails_with_a_clear_message_and_keeps_earlier_outputs(small_project, diamonds_small):
     defs = build_definitions(small_project)
     assert run_job(defs, "gems").success
@@ -128,6 +133,7 @@ def test_bad_input_fails_with_a_clear_message_and_keeps_earlier_outputs(small_pr
     assert not [p for p in (small_project / ".synth" / "gems").iterdir() if p.name.endswith(".tmp")]
 
 
+@pytest.mark.slow
 def test_a_second_dataset_via_synth_config_is_its_own_group(small_project, tmp_path, monkeypatch, diamonds_small):
     other = tmp_path / "other"
     other.mkdir()
@@ -156,6 +162,7 @@ def test_schedule_is_declared_from_the_project_file(small_project):
     assert schedule.cron_schedule == "0 3 * * *" and schedule.job_name == "resample_gems"
 
 
+@pytest.mark.slow
 def test_generation_options_from_synth_yaml(small_project, diamonds_small):
     seed = pd.DataFrame({"cut": ["Fair"] * 40 + ["Ideal"] * 40, "depth": [None] * 10 + [61.0] * 70})
     seed.to_csv(small_project / "seed.csv", index=False)
@@ -169,6 +176,7 @@ def test_generation_options_from_synth_yaml(small_project, diamonds_small):
     assert out.depth.notna().all() and (out.depth[10:] == 61.0).all()
 
 
+@pytest.mark.slow
 def test_launchpad_rebalancing(small_project):
     defs = build_definitions(small_project)
     assert run_job(defs, "gems").success
@@ -182,6 +190,7 @@ def test_launchpad_rebalancing(small_project):
     assert (out.cut == "Good").mean() == pytest.approx(0.5, abs=0.03)
 
 
+@pytest.mark.slow
 def test_bad_generation_option_is_a_clear_failure(small_project):
     defs = build_definitions(small_project)
     assert run_job(defs, "gems").success
@@ -195,6 +204,7 @@ def test_bad_generation_option_is_a_clear_failure(small_project):
     assert "column 'nope'" in failure.event_specific_data.error.message
 
 
+@pytest.mark.slow
 def test_a_table_with_booleans_and_odd_dtypes_passes_the_blocking_checks(tmp_path, monkeypatch):
     monkeypatch.delenv("SYNTH_CONFIG", raising=False)
     monkeypatch.delenv("SYNTH_HOME", raising=False)
@@ -221,6 +231,7 @@ def test_a_table_with_booleans_and_odd_dtypes_passes_the_blocking_checks(tmp_pat
     assert 0.5 < quality["accuracy"].value <= 1
 
 
+@pytest.mark.slow
 def test_schema_check_fails_on_values_a_user_would_spot(small_project):
     from synth_assets.audit import schema_problems
     from synth_assets.project import load_project

@@ -46,6 +46,7 @@ def run(defs, instance, tags=None):
                                                                       raise_on_error=False)
 
 
+@pytest.mark.slow
 def test_a_changed_source_refreshes_every_stage_and_an_unchanged_one_nothing(small_project):
     defs = build_definitions(small_project)
     graph = defs.resolve_asset_graph()
@@ -111,6 +112,7 @@ def test_automation_off_leaves_the_stages_alone(small_project):
     assert requested(defs, instance, cursor)[0] == set()
 
 
+@pytest.mark.slow
 def test_automated_training_fine_tunes_the_published_model_or_starts_anew_when_the_encoding_changed(small_project):
     defs = build_definitions(small_project)
     instance = dg.DagsterInstance.ephemeral()
@@ -137,6 +139,7 @@ def test_automated_training_fine_tunes_the_published_model_or_starts_anew_when_t
     assert "started by automation" not in logs(instance, manual)
 
 
+@pytest.mark.slow
 def test_the_schedule_redraws_from_the_published_model_without_retraining(small_project):
     config = small_project / "synth.yaml"
     config.write_text(config.read_text() + '    schedule: "0 3 * * *"\n')

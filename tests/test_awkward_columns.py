@@ -115,6 +115,7 @@ def project(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("case", list(CASES))
+@pytest.mark.slow
 def test_awkward_column_synthesizes_with_the_source_dtype(project, case):
     source = with_columns(**CASES[case]["columns"])
     pipeline = project(source)
@@ -180,6 +181,7 @@ def test_infinities_have_tokens_of_their_own():
     assert (back.ratio[finite] == df.ratio[finite].clip(stats.columns["ratio"].min, stats.columns["ratio"].max)).all()
 
 
+@pytest.mark.slow
 def test_three_hundred_columns(project):
     r = np.random.default_rng(3)
     wide = pd.DataFrame({f"c{i:03d}": np.round(r.normal(i, 1 + i % 7, 300), i % 3) for i in range(310)})
@@ -246,6 +248,7 @@ def test_a_file_that_is_not_what_its_suffix_says_or_is_missing(project, tmp_path
         pipeline.split()
 
 
+@pytest.mark.e2e
 def test_a_parent_of_keys_only_and_a_column_null_in_nearly_every_row_through_dg_launch_with_both_backends(tmp_path):
     """Two real two-table shapes that published their tables and then failed at `quality`: a parent holding
     nothing but the subject id (no column to chart), and a child column with a value in 1% of its rows (a

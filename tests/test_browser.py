@@ -29,6 +29,8 @@ import pytest
 
 from synth_assets.testing import write_project
 
+pytestmark = pytest.mark.e2e
+
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 CHROMIUM = os.environ.get("SYNTH_CHROMIUM", "/usr/bin/chromium")

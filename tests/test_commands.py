@@ -5,6 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 
 from synth_assets.testing import survey_table
 from synth_assets.files import read_parquet
@@ -44,6 +45,7 @@ print("loaded:", sorted(m for m in sys.modules if m.split(".")[0] in ("dagster",
 """
 
 
+@pytest.mark.e2e
 def test_the_command_line_runs_every_stage_and_its_audit_without_loading_dagster(tmp_path):
     survey_table(600).to_parquet(tmp_path / "survey.parquet")
     (tmp_path / "synth.yaml").write_text(
@@ -56,12 +58,14 @@ def test_the_command_line_runs_every_stage_and_its_audit_without_loading_dagster
     assert (tmp_path / ".synth" / "survey" / "synthetic" / "CURRENT" / "survey.parquet").is_file()
 
 
+@pytest.mark.e2e
 def test_dg_check_defs_passes():
     out = run([str(BIN / "dg"), "check", "defs"], env={"DAGSTER_HOME": ""})
     assert out.returncode == 0, out.stdout + out.stderr
     assert "All definitions loaded successfully" in out.stdout + out.stderr
 
 
+@pytest.mark.e2e
 def test_dg_launch_materializes_a_dataset_added_through_synth_config(tmp_path):
     # booleans, nullable booleans and integers, a category, unsigned and rounded numbers: the blocking
     # schema check used to crash on the booleans, failing the run

@@ -75,6 +75,7 @@ QUICK = {"train": {"max_training_time": 0.1, "max_epochs": 3}, "generate": {"sam
          "quality": {"max_dcr_share": 0.9}}
 
 
+@pytest.mark.e2e
 def test_scaffold_check_and_launch_a_dataset_component(dg_project):
     out = dg_command(dg_project, "scaffold", "defs", "synth_assets.SynthDataset", "gems",
                      "--source", str(dg_project.parent / "exports" / "gem_sales.csv"))
@@ -105,6 +106,7 @@ def test_scaffold_check_and_launch_a_dataset_component(dg_project):
     assert (dg_project / ".synth" / "gems" / "quality" / "report.md").is_file()
 
 
+@pytest.mark.slow
 def test_the_loaded_spec_is_what_runs_beside_a_project_file(dg_project, monkeypatch):
     """A SynthDataset and a SynthProjectFile in one code location share their resources; a run uses the spec
     loaded with the definitions, not the file as it is when the run starts."""
@@ -137,6 +139,7 @@ def test_the_loaded_spec_is_what_runs_beside_a_project_file(dg_project, monkeypa
     assert len(synthetic) == 200
 
 
+@pytest.mark.e2e
 def test_the_repository_code_location_loads_the_demo_through_its_component():
     out = subprocess.run([sys.executable, "-c", "import definitions; d = definitions.defs(); "
                           "print(sorted({k.path[0] for k in d.resolve_asset_graph().get_all_asset_keys()}))"],

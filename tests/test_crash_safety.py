@@ -176,6 +176,7 @@ def copy_project(trained: Path, tmp_path: Path) -> Path:
     return Path(shutil.copytree(trained, tmp_path / "project", symlinks=True))
 
 
+@pytest.mark.e2e
 def test_killed_training_keeps_the_last_model_and_resume_continues(trained, tmp_path):
     project = copy_project(trained, tmp_path)
     home = project / "home" / "gems"
@@ -229,6 +230,7 @@ def test_killed_training_keeps_the_last_model_and_resume_continues(trained, tmp_
     assert leftovers(project / "home") == []  # the killed runs' temporaries are gone too
 
 
+@pytest.mark.e2e
 def test_killed_generation_keeps_the_previous_table(trained, tmp_path, monkeypatch):
     project = copy_project(trained, tmp_path)
     home = project / "home" / "gems"
@@ -294,6 +296,7 @@ def side_by_side(tmp_path_factory, diamonds_small):
     return project, runs, {"gems": diamonds_small, "people": people}
 
 
+@pytest.mark.e2e
 def test_two_datasets_materialize_at_the_same_time(side_by_side):
     project, runs, sources = side_by_side
     # they really ran at the same time: each started before the other finished
@@ -316,6 +319,7 @@ def test_two_datasets_materialize_at_the_same_time(side_by_side):
     assert leftovers(home) == []
 
 
+@pytest.mark.e2e
 def test_same_seeds_same_synthetic_table(trained, side_by_side):
     """Split, train and generate seeds fixed: two full runs in separate homes (one of them beside another
     dataset's) give the same split, the same weights and the same synthetic table."""
@@ -498,6 +502,7 @@ EXIT_STRESS = textwrap.dedent("""
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="forks the reading processes")
+@pytest.mark.e2e
 def test_processes_that_read_parquet_never_abort_at_exit(tmp_path):
     # pandas' read_parquet hands pyarrow a Python file object; a process that did so aborts at exit now and then
     # ("terminate called without an active exception", SIGABRT: apache/arrow#34314): 22 of 400 such children on

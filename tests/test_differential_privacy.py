@@ -156,6 +156,7 @@ def test_dp_sequence_lengths_keep_the_panel_shape_whatever_the_noise(panel_frame
 
 # DP-SGD ---------------------------------------------------------------------------------------------------
 
+@pytest.mark.e2e
 def test_a_dp_dataset_materializes_through_dg_launch_with_epsilon_within_its_budget(tmp_path):
     survey_table(2500).to_parquet(tmp_path / "survey.parquet")
     datasets = {"survey": {"tables": {"survey": {"source": "survey.parquet"}},
@@ -233,6 +234,7 @@ def test_a_spent_budget_trains_and_publishes_nothing_and_says_why(tmp_path, monk
         pipeline.train(pipeline.spec.train.model_copy(update={"model_state": "reuse"}))
 
 
+@pytest.mark.slow
 def test_a_panel_trains_with_each_subject_clipped_as_one(tmp_path, monkeypatch, panel_frames):
     persons, years = panel_frames
     persons.to_parquet(tmp_path / "persons.parquet")

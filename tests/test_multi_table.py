@@ -321,6 +321,7 @@ def toy_panel_project(folder, monkeypatch, persons: pd.DataFrame, visits: pd.Dat
         """)
 
 
+@pytest.mark.slow
 def test_a_two_table_panel_materializes_through_dagster_with_fresh_keys(toy_plugin, panel, tmp_path, monkeypatch):
     """The real panel, persons -> yearly records, through the asset graph: a backend's own keys become fresh
     ones, every record belongs to a generated person, and the blocking checks pass."""
@@ -381,6 +382,7 @@ def test_bad_links_fail_before_training_naming_table_and_column(tmp_path):
         check_keys(spec, {"persons": persons, "visits": orphans}, dataset="d")
 
 
+@pytest.mark.slow
 def test_sequence_quality_sees_what_per_table_scores_cannot(toy_plugin, panel, tmp_path, monkeypatch):
     """The toy backend draws family sizes from the stats but every record on its own: lengths match, while
     coherence (a person's record against their next one) falls well below the holdout's."""

@@ -35,6 +35,7 @@ def in_a_fresh_pod(monkeypatch, tmp_path: Path, project_dir: Path, step: str) ->
     return DatasetPipeline(load_project(project_dir), "clinic")
 
 
+@pytest.mark.slow
 def test_each_stage_finds_its_inputs_in_the_store_from_an_empty_disk(tmp_path, monkeypatch, bucket, capsys):
     persons, visits = contract_tree(300)
     persons.to_parquet(tmp_path / "persons.parquet")
@@ -172,6 +173,7 @@ def test_generations_that_failed_runs_left_in_the_store_are_swept_by_age(tmp_pat
     assert mirror.store.list_dirs("ds/synthetic/.parts") == []
 
 
+@pytest.mark.e2e
 def test_dg_launch_writes_every_stage_to_s3_and_draws_parts_in_parallel_steps(tmp_path, s3_endpoint, bucket):
     """The product's path: `dg launch` of the whole dataset with the default multiprocess executor and the checks
     on, into S3; a sample above `parts.rows` as one step (one process) per part; every asset's `dagster/uri`."""

@@ -15,6 +15,7 @@ from synth_assets.pipeline import DatasetPipeline
 from synth_assets.releases import CURRENT
 
 
+@pytest.mark.e2e
 def test_the_model_trains_in_a_pipes_subprocess_and_reports_back(small_project, bucket, tmp_path, monkeypatch):
     """With an object store as the storage root: the training process uploads the version it wrote, which the
     step audits and publishes."""
@@ -46,6 +47,7 @@ def test_the_model_trains_in_a_pipes_subprocess_and_reports_back(small_project, 
     assert checks["checkpoint_is_sound"] is True
 
 
+@pytest.mark.e2e
 def test_train_from_the_shell_publishes_an_audited_model(small_project):
     pipeline = DatasetPipeline(load_project(small_project), "gems")
     pipeline.split(), pipeline.stats(), pipeline.encode()

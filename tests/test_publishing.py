@@ -6,6 +6,7 @@ import os
 
 import dagster as dg
 import pandas as pd
+import pytest
 
 from synth_assets.backend import TrainResult
 from synth_assets.audit import audit_model
@@ -33,6 +34,7 @@ def metadata(result, node):
     return {k: getattr(v, "value", v) for k, v in result.asset_materializations_for_node(node)[0].metadata.items()}
 
 
+@pytest.mark.slow
 def test_a_failed_audit_leaves_consumers_on_the_last_good_release(small_project, capsys, monkeypatch):
     assert materialize(small_project).success
     synthetic = small_project / ".synth" / "gems" / "synthetic"
@@ -63,6 +65,7 @@ def test_a_failed_audit_leaves_consumers_on_the_last_good_release(small_project,
     assert f"* {good}  published" in listing and f"  {candidate['version']}  never published" in listing
 
 
+@pytest.mark.slow
 def test_versions_are_pruned_and_a_user_can_roll_back(small_project, capsys, monkeypatch):
     config = small_project / "synth.yaml"
     config.write_text(config.read_text() + "    publish: {keep_versions: 2}\n")
@@ -137,6 +140,7 @@ def test_where_symlinks_are_missing_the_pointer_is_a_file_naming_the_version(tmp
     assert releases.current() == releases.root / version
 
 
+@pytest.mark.slow
 def test_the_command_line_run_audits_before_publishing_too(small_project, capsys, monkeypatch):
     config = small_project / "synth.yaml"
     config.write_text(config.read_text() + "    quality: {max_dcr_share: 0.01}\n")

@@ -119,6 +119,7 @@ def wide_table(n: int, columns: int, seed: int, shuffled: int = 0) -> pd.DataFra
     return df
 
 
+@pytest.mark.slow
 def test_300_columns_are_scored_pair_by_pair():
     # 44,850 pairs: were 44,850 x 2 pandas value_counts (minutes), are one bincount per column and frame
     train, valid = wide_table(3000, 300, 1), wide_table(3000, 300, 2)

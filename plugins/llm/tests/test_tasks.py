@@ -143,6 +143,7 @@ def test_the_dropout_option_reaches_embeddings_and_residuals_and_attention_gets_
 
 
 # through dg launch ---------------------------------------------------------------------------------
+@pytest.mark.e2e
 def test_the_three_tasks_materialize_through_dg_launch_with_the_checks_on(tmp_path):
     persons, visits = contract_tree(300)
     persons.to_parquet(tmp_path / "persons.parquet")

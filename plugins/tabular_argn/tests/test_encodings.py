@@ -290,6 +290,7 @@ def test_schema_check_takes_new_character_values_and_still_checks_ranges(rng):
 
 # end to end ---------------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_a_short_training_generates_every_encoding(run_one_table, rng):
     from synth_assets.audit import schema_problems
 

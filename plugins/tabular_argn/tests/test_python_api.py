@@ -21,6 +21,7 @@ def model(gems, tmp_path_factory):
     return TabularARGN(**FAST, workspace=tmp_path_factory.mktemp("api")).fit(gems.iloc[:5000])
 
 
+@pytest.mark.slow
 def test_sample_has_the_source_schema(model, gems):
     out = model.sample(n_samples=700, seed=1)
     assert len(out) == 700 and list(out.columns) == list(gems.columns)
@@ -33,6 +34,7 @@ def test_same_seed_same_model_same_rows(gems, tmp_path):
     pd.testing.assert_frame_equal(first.sample(300, seed=5), second.sample(300, seed=5))
 
 
+@pytest.mark.slow
 def test_dropout_regularizes_training_and_shrinks_with_the_data(gems, tmp_path):
     from synth_tabular_argn.model import default_dropout
 
@@ -166,6 +168,7 @@ def test_rare_categories_constant_or_sampled(tmp_path):
     assert set(sampled.city) <= {"Oslo", "Bergen"}
 
 
+@pytest.mark.slow
 def test_checkpoint_strategies(gems, tmp_path):
     data = gems.iloc[:3000]
     first = TabularARGN(max_training_time=5, max_epochs=3, early_stopping_patience=10, workspace=tmp_path).fit(data)

@@ -82,6 +82,7 @@ def dg_launch(folder: Path) -> Path:
     return folder / "store" / "panel"
 
 
+@pytest.mark.e2e
 def test_persons_and_their_years_materialize_through_dg_launch(panel, tmp_path):
     store = dg_launch(write_panel(tmp_path, panel))
     persons = read_parquet(store / "synthetic" / "CURRENT" / "persons.parquet")
@@ -103,6 +104,7 @@ def test_persons_and_their_years_materialize_through_dg_launch(panel, tmp_path):
     assert scores["visits"]["dcr_share"] < 0.6
 
 
+@pytest.mark.slow
 def test_given_persons_get_records_of_their_own(panel, tmp_path, monkeypatch):
     monkeypatch.delenv("SYNTH_CONFIG", raising=False)
     monkeypatch.delenv("SYNTH_HOME", raising=False)
@@ -121,6 +123,7 @@ def test_given_persons_get_records_of_their_own(panel, tmp_path, monkeypatch):
     pd.testing.assert_frame_equal(again["visits"], pipeline.generate_frames(device="cpu")["visits"])
 
 
+@pytest.mark.e2e
 def test_a_three_level_tree_materializes_through_dg_launch_with_keys_that_resolve(panel, tmp_path):
     synthetic = dg_launch(write_panel(tmp_path, panel, third_level=True)) / "synthetic" / "CURRENT"
     visits = read_parquet(synthetic / "visits.parquet")
@@ -133,6 +136,7 @@ def test_a_three_level_tree_materializes_through_dg_launch_with_keys_that_resolv
     assert per_visit[busy].mean() > per_visit[~busy].mean() + 0.5
 
 
+@pytest.mark.slow
 def test_the_python_api_takes_subjects_and_their_records(panel, tmp_path):
     from synth_tabular_argn import TabularARGN
 

@@ -28,6 +28,7 @@ def trained(tmp_path_factory, diamonds):
     return pipeline, results["gems"], sample
 
 
+@pytest.mark.slow
 def test_tables_are_believable(trained):
     pipeline, quality, source = trained
     assert quality.accuracy > 0.88, quality

@@ -74,6 +74,7 @@ def wide(tmp_path_factory):
     return pipeline, df, trained, seconds, quality
 
 
+@pytest.mark.slow
 def test_the_wide_network_is_chosen_by_the_size_of_the_per_column_layers(diamonds_small, tmp_path, wide):
     from synth_assets.project import load_project
     from synth_assets.pipeline import DatasetPipeline
