@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 TORCH ?= torch==2.13.0
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 
-.PHONY: install demo test test-fast dev check clean chromium
+.PHONY: install demo test test-fast gpu-check dev check clean chromium
 
 install: $(VENV)/.installed
 
@@ -47,6 +47,11 @@ test-fast: install
 
 check: install
 	$(BIN)/dg check defs
+
+# the CUDA paths (TabularARGN flat and sequences, the LLM backend with transformers and vLLM) on a machine with
+# CUDA, figures in bench/results/gpu_check.json; without CUDA it says so and exits 0
+gpu-check: install
+	$(BIN)/python -m bench.gpu_check
 
 dev: install $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/dg dev

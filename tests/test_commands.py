@@ -86,3 +86,13 @@ def test_dg_launch_materializes_a_dataset_added_through_synth_config(tmp_path):
     assert synthetic.dtypes.astype(str).tolist() == source.dtypes.astype(str).tolist()
     assert "asset check 'schema_matches_source' on 'stones/synthetic' passed" in (out.stdout + out.stderr).lower()
     assert (tmp_path / "store" / "stones" / "quality" / "report.md").is_file()
+
+
+def test_the_gpu_check_says_there_is_no_cuda_and_exits_cleanly_where_there_is_none():
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA: `make gpu-check` runs the real check")
+    out = run([sys.executable, "-m", "bench.gpu_check"])
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "no CUDA on this machine" in out.stdout
