@@ -342,3 +342,20 @@ def test_a_figure_that_fails_is_reported_unavailable_and_the_others_stand(people
     assert q.accuracy > 0.8 and 0.4 < q.dcr_share < 0.6  # the other figures are still there
     report = render_report("d", "toy", {"t": q}, max_dcr_share=0.6)
     assert "- discriminator_auc: ValueError: window shape" in report and "nan" not in report.lower()
+
+
+def test_the_charts_draw_the_bins_the_accuracy_scores():
+    from synth_assets.stages.charts import binned, shares, table_charts
+
+    train, valid, synthetic = mixed_table(800, 1), mixed_table(800, 2), mixed_table(800, 3, shift=0.2)
+    stats = table_stats(train)
+    q = evaluate_table(stats, train, valid, synthetic)
+    for column in stats.columns.values():  # numbers, a discrete number, a category, dates, codes, lat/long, flags
+        labels, (a, b) = binned(column, [train[column.name], synthetic[column.name]])
+        n = len(labels)
+        drawn = 1 - 0.5 * np.abs(shares(a, n) - shares(b, n)).sum()
+        assert drawn == pytest.approx(q.columns[column.name], abs=1e-9), column.name
+        assert all(labels[k] for k in np.unique(np.r_[a, b])), (column.name, labels)  # every bin drawn is named
+    charts = table_charts(stats, train, synthetic, valid, q)
+    assert set(charts) == {"distributions", "correlations", "accuracy"}
+    assert all(png[:4] == b"\x89PNG" for png in charts.values())

@@ -5,8 +5,9 @@
 - the accuracy per column, with the holdout ceiling;
 - the loss curve of a training.
 
-The same binning as a user would read a column: up to 10 most frequent categories (and "other"), deciles of
-the training data for numbers and dates, the shape of codes (`AB-1234` → `AA-9999`); nulls get a bin of their own.
+The bins are those the accuracy scores (quality.labelled_bins): up to 10 most frequent categories (and "other"),
+deciles of the training data for continuous numbers and dates, the shape of codes (`AB-1234` → `AA-9999`), a grid
+of quantile ranges for lat/long pairs; nulls get a bin of their own.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from synth_assets.stages.quality import TableQuality, _as_number, _shape
+from synth_assets.stages.quality import TableQuality, labelled_bins
 from synth_assets.stages.stats import ColumnStats, TableStats
 
 SERIES = ("training", "synthetic", "holdout")
@@ -28,29 +29,9 @@ MAX_COLUMNS = 16  # small multiples beyond this stop being readable; the worst c
 
 
 def binned(column: ColumnStats, frames: list[pd.Series]) -> tuple[list[str], list[np.ndarray]]:
-    """Bin labels, and each series' bin index per row, binned by the first (training) series."""
-    reference = frames[0]
-    if column.kind in ("numeric", "datetime"):
-        numbers = [_as_number(values, column) for values in frames]
-        edges = np.unique(np.nanquantile(numbers[0].dropna(), np.linspace(0, 1, 11))) if numbers[0].notna().any() \
-            else np.array([0.0])
-        inner = edges[1:-1]
-        labels = [_edge_label(e, column) for e in edges[:-1]] if len(edges) > 1 else [_edge_label(edges[0], column)]
-        codes = [np.where(n.isna(), len(labels), np.searchsorted(inner, n.fillna(0).to_numpy(), side="right"))
-                 for n in numbers]
-        return [*labels, "null"], codes
-    text = [(_shape(v) if column.text_form in ("code", "lat_long") else v.astype(object)) for v in frames]
-    top = text[0].dropna().astype(str).value_counts().index[:10].tolist()
-    index = {value: i for i, value in enumerate(top)}
-    codes = [np.array([len(top) + 1 if pd.isna(v) else index.get(str(v), len(top)) for v in values])
-             for values in text]
-    return [*[_short(v) for v in top], "other", "null"], codes
-
-
-def _edge_label(edge: float, column: ColumnStats) -> str:
-    if column.kind == "datetime":
-        return "≥" + str(pd.Timestamp(int(edge)).date())
-    return f"≥{edge:.4g}"
+    """Bin labels (shortened), and each series' bin index per row, binned by the first (training) series."""
+    labels, codes = labelled_bins(frames, column, frames[0])
+    return [_short(label) for label in labels], codes
 
 
 def _short(value: str, width: int = 14) -> str:

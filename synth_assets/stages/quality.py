@@ -218,12 +218,43 @@ def _bin_column(values: list[pd.Series], column: ColumnStats, reference: pd.Seri
     return out
 
 
+def labelled_bins(values: list[pd.Series], column: ColumnStats, reference: pd.Series
+                  ) -> tuple[list[str], list[np.ndarray]]:
+    """The bins the accuracy scores (`_bin_column`) with a label for every code, what the charts draw: "≥1.5"
+    (the lower edge of a quantile bin), a category or a code's shape, "other", "null", "-inf", "+inf"; a
+    lat/long cell as its two ranges. Codes no value falls in have an empty label."""
+    codes = _bin_column(values, column, reference)
+    if _is_continuous(column):
+        return _range_labels(_quantile_edges(_as_number(reference, column), N_BINS), N_BINS, column), codes
+    if column.text_form == "lat_long":
+        ref = lat_long_parts(reference.dropna().astype("string"))
+        lat, long = (_range_labels(_quantile_edges(ref[axis], LAT_LONG_BINS), LAT_LONG_BINS) for axis in ("lat", "long"))
+        return [*(f"{a} / {b}" for a in lat for b in long), "null"], codes
+    top = (_shape(reference) if column.text_form == "code" else reference).dropna().astype(str)
+    return [*top.value_counts().index[:N_BINS], "other", "null"], codes
+
+
+def _range_labels(edges: np.ndarray, bins: int, column: ColumnStats | None = None) -> list[str]:
+    """Labels of `_quantile_codes`' codes: each bin's lower edge, unused codes empty, then null, -inf, +inf."""
+    def edge(x: float) -> str:
+        return "≥" + str(pd.Timestamp(int(x)).date()) if column is not None and column.kind == "datetime" \
+            else f"≥{x:.4g}"
+
+    used = [edge(x) for x in edges[:-1]] if len(edges) > 1 else [edge(edges[0])]
+    return [*used, *[""] * (bins - len(used)), "null", "-inf", "+inf"]
+
+
+def _quantile_edges(reference: pd.Series, bins: int) -> np.ndarray:
+    """The distinct quantiles (bins + 1 of them at most) of the reference's finite values."""
+    ref = reference.to_numpy(dtype=float, na_value=np.nan)
+    ref = ref[np.isfinite(ref)]
+    return np.unique(np.quantile(ref, np.linspace(0, 1, bins + 1))) if len(ref) else np.array([0.0])
+
+
 def _quantile_codes(numbers: list[pd.Series], reference: pd.Series, bins: int) -> list[np.ndarray]:
     """The bin of each number among the reference's quantiles (0 .. bins - 1; edges from its finite values);
     `bins` where there is no number, bins + 1 for -inf and bins + 2 for +inf."""
-    ref = reference.to_numpy(dtype=float, na_value=np.nan)
-    ref = ref[np.isfinite(ref)]
-    edges = np.unique(np.quantile(ref, np.linspace(0, 1, bins + 1))) if len(ref) else np.array([0.0])
+    edges = _quantile_edges(reference, bins)
     out = []
     for x in numbers:
         values = x.to_numpy(dtype=float, na_value=np.nan)
