@@ -17,7 +17,8 @@ from pydantic import BaseModel, Field
 from synth_assets import files
 from synth_assets.privacy_budget import LEDGER_FILE
 from synth_assets.stages.privacy import gate_problems
-from synth_assets.stages.stats import MAX_DECIMALS, RARE_TOKEN, ColumnStats, DatasetStats, TableStats
+from synth_assets.stages.stats import (MAX_DECIMALS, RARE_TOKEN, ColumnStats, DatasetStats, TableStats,
+                                       written_with)
 
 SCHEMA_CHECK, PRIVACY_CHECK, MODEL_CHECK = "schema_matches_source", "privacy_gate", "checkpoint_is_sound"
 BUDGET_CHECK = "privacy_budget_respected"
@@ -63,9 +64,9 @@ def value_rules(stats: ColumnStats) -> list[Rule]:
             rules.append((f"values among the {len(kept)} kept values",
                           lambda v: np.isin(finite(v), kept) | np.isin(finite(v), infinities)))
         elif stats.decimals is not None and (stats.is_integer or stats.decimals < MAX_DECIMALS):
-            scale = 10.0 ** (0 if stats.is_integer else stats.decimals)
+            digits = 0 if stats.is_integer else stats.decimals
             rules.append(("whole numbers" if stats.is_integer else f"at most {stats.decimals} decimals",
-                          lambda v: on_grid(finite(v), scale) | np.isin(finite(v), infinities)))
+                          lambda v: written_with(finite(v), digits) | np.isin(finite(v), infinities)))
         return rules
     if stats.kind == "datetime" and stats.min is not None:
         low, high = (pd.Timestamp(int(round(x))) for x in (stats.min, stats.max))
@@ -79,14 +80,6 @@ def value_rules(stats: ColumnStats) -> list[Rule]:
                  lambda v: stamps(v).between(low.floor(unit), high.ceil(unit))),
                 (f"no finer than the source's resolution ({unit})", lambda v: stamps(v) == stamps(v).dt.floor(unit))]
     return []
-
-
-def on_grid(numbers: np.ndarray, scale: float) -> np.ndarray:
-    """Numbers that are whole multiples of 1/scale, within a thousandth of a step: the tolerance with which the
-    stats count decimals, so float32 artefacts (3.9600000381 for 3.96) sit on the grid they were read from."""
-    scaled = numbers * scale
-    with np.errstate(invalid="ignore"):  # infinities are judged by their own rule
-        return np.abs(scaled - np.round(scaled)) <= np.maximum(1e-3, 1e-9 * np.abs(scaled))
 
 
 def schema_problems(df: pd.DataFrame, table: TableStats, given: frozenset[str] = frozenset()) -> list[str]:

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, Field
 
-from synth_assets.stages.stats import ColumnStats, TableStats, character_matrix, lat_long_parts
+from synth_assets.stages.stats import ColumnStats, TableStats, character_matrix, lat_long_parts, value_decimals
 
 N_BINS = 10
 LAT_LONG_BINS = 4  # per axis: a 4 x 4 grid
@@ -39,7 +39,6 @@ DISCRIMINATOR_MAX_ITER = 100
 DISCRIMINATOR_MAX_BINS = 63
 DISCRIMINATOR_MAX_LEAF_NODES = 15
 DISCRIMINATOR_TOP = (DISCRIMINATOR_MAX_BINS - 2) // 2
-MAX_DECIMALS = 6  # decimals counted up to this; more count as MAX_DECIMALS + 1
 
 
 class SequenceQuality(BaseModel):
@@ -463,7 +462,8 @@ def discriminator_features(columns: list[ColumnStats], real: pd.DataFrame, synth
             if c.kind == "datetime":
                 blocks.append((np.r_[_date_precision(a, c), _date_precision(b, c)], False))
             else:
-                blocks.append((np.r_[_decimals(na), _decimals(nb)], False))
+                blocks.append((np.r_[value_decimals(na.to_numpy(dtype=float, na_value=np.nan)),
+                                     value_decimals(nb.to_numpy(dtype=float, na_value=np.nan))], False))
         elif c.text_form == "lat_long":
             pa, pb = lat_long_parts(a.astype("string")), lat_long_parts(b.astype("string"))
             for axis in ("lat", "long"):
@@ -497,20 +497,6 @@ def _number_features(a: pd.Series, b: pd.Series) -> list[tuple[np.ndarray, bool]
     if infinite.any():
         features.append((np.where(infinite, np.sign(values), 0.0), False))
     return features
-
-
-def _decimals(numbers: pd.Series) -> np.ndarray:
-    """Digits after the point each number shows (MAX_DECIMALS + 1: more); NaN where there is no finite number."""
-    x = numbers.to_numpy(dtype=float, na_value=np.nan)
-    out = np.full(len(x), float(MAX_DECIMALS + 1))
-    out[~np.isfinite(x)] = np.nan
-    todo = np.flatnonzero(np.isfinite(x))
-    for d in range(MAX_DECIMALS + 1):
-        scaled = x[todo] * 10.0**d
-        whole = np.abs(scaled - np.round(scaled)) <= 1e-15 * np.maximum(1.0, np.abs(scaled))  # a few float steps
-        out[todo[whole]] = d
-        todo = todo[~whole]
-    return out
 
 
 _DATE_UNITS = np.array([86_400 * 10**9, 3_600 * 10**9, 60 * 10**9, 10**9, 10**6, 10**3, 1], dtype=np.int64)  # in ns

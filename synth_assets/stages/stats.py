@@ -620,10 +620,31 @@ def _is_integer(numbers: pd.Series) -> bool:
     return bool(np.all(np.isfinite(values)) and np.all(values == np.round(values)))
 
 
+def written_with(values: np.ndarray, digits: int) -> np.ndarray:
+    """Which values are written with at most `digits` decimals, within a thousandth of the last digit (a
+    billionth of the value for huge ones), so that float32 artefacts (3.9600000381 for 3.96) count as what they
+    were read from: the one decimals rule of the stats, the schema check and the discriminator."""
+    with np.errstate(invalid="ignore"):  # infinities and NaN are never written with decimals
+        return np.abs(values - np.round(values, digits)) <= np.maximum(10.0 ** -(digits + 3), 1e-9 * np.abs(values))
+
+
+def value_decimals(values: np.ndarray, most: int = MAX_DECIMALS) -> np.ndarray:
+    """The decimals each finite value is written with (most + 1: more); NaN where there is no finite number."""
+    out = np.full(len(values), float(most + 1))
+    out[~np.isfinite(values)] = np.nan
+    todo = np.flatnonzero(np.isfinite(values))
+    for digits in range(most + 1):
+        done = written_with(values[todo], digits)
+        out[todo[done]] = digits
+        todo = todo[~done]
+    return out
+
+
 def _decimals(numbers: pd.Series, most: int = MAX_DECIMALS) -> int:
+    """The decimals a column is written with: the fewest that hold for every value (of the first 10,000)."""
     values = numbers.to_numpy(dtype=float)[:10_000]
     for digits in range(most + 1):
-        if np.allclose(values, np.round(values, digits), rtol=0, atol=10.0 ** -(digits + 3)):
+        if written_with(values, digits).all():
             return digits
     return most
 
