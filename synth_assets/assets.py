@@ -27,7 +27,6 @@ from synth_assets.metadata import (location_metadata, preview_markdown, progress
                                    tables_metadata)
 from synth_assets.options import CONDITIONING
 from synth_assets.plugins import get_backend
-from synth_assets.files import write_bytes
 from synth_assets.releases import new_version
 from synth_assets.stages.charts import inline_images, loss_curve, markdown_image
 from synth_assets.stages.report import CHARTS, chart_file, protection_words
@@ -363,8 +362,7 @@ def loss_curve_markdown(pipeline, version: str, result) -> str:
     png = loss_curve(progress)
     if png is None:
         return progress_markdown(progress)
-    write_bytes(png, pipeline.paths.version_folder("model", version) / "loss_curve.png")
-    pipeline.paths.push_version("model", version)  # beside the checkpoint in an object store too
+    pipeline.paths.add_to_version("model", version, "loss_curve.png", png)  # beside the checkpoint, wherever
     return markdown_image(png, "loss curve") + "\n\n" + progress_markdown(progress)
 
 

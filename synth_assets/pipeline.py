@@ -90,11 +90,10 @@ class DatasetPipeline:
             check_keys(self.spec, frames, dataset=self.name)
             frames = {name: _mixed_objects_as_text(df) for name, df in frames.items()}
         split = split_tables(self.spec, frames)
-        with files.atomic_dir(self.paths.root / "split") as tmp:
+        with self.paths.output("split") as tmp:
             for partition in PARTITIONS:
                 for table, df in split.partition(partition).items():
                     files.write_parquet(df, tmp / partition / f"{table}.parquet")
-        self.paths.push("split")
         return split
 
     def load_split(self) -> Split:
@@ -109,8 +108,8 @@ class DatasetPipeline:
     def stats(self) -> DatasetStats:
         stats = compute_stats(self.spec, self.load_split().train, dataset=self.name,
                               hints=self.backend.column_encodings)
-        files.write_json(stats.model_dump(mode="json"), self.paths.root / "stats.json")
-        self.paths.push("stats.json")
+        with self.paths.output("stats.json") as tmp:
+            files.write_json(stats.model_dump(mode="json"), tmp)
         return stats
 
     def load_stats(self) -> DatasetStats:
@@ -119,9 +118,8 @@ class DatasetPipeline:
     # encoded -------------------------------------------------------------------------------------
     def encode(self) -> dict:
         split, stats = self.load_split(), self.load_stats()
-        with files.atomic_dir(self.paths.root / "encoded") as tmp:
+        with self.paths.output("encoded") as tmp:
             info = self.backend.encode(split, stats, tmp)
-        self.paths.push("encoded")
         return info
 
     # model ---------------------------------------------------------------------------------------
@@ -146,7 +144,7 @@ class DatasetPipeline:
         request = TrainRequest(options=options, device=device, progress=progress, previous_model=published,
                                resume_dir=self.paths.root / "model.partial")
         try:
-            with releases.write(version) as tmp:
+            with self.paths.new_version("model", version) as tmp:  # pushed for the audit, wherever it runs
                 result = self.backend.train(encoded, stats, request, tmp)
         except IncompatibleModel as exc:
             if not reset_if_incompatible or options.model_state == "reset":
@@ -156,7 +154,6 @@ class DatasetPipeline:
             return self.train(options.model_copy(update={"model_state": "reset"}), device, progress,
                               version=version, publish=publish)
         result.model_state = options.model_state
-        self.paths.push_version("model", version)  # for the audit, wherever it runs
         if publish:
             self.release_or_fail("model", version, result, dp=getattr(options, DP_OPTION, None))
         return result
@@ -268,12 +265,10 @@ class DatasetPipeline:
         tables = self.generate_frames(options, device=device, seed_data=seed_data, report=backend_report, engine=engine)
         report = {"rows": {t: len(df) for t, df in tables.items()}, "seconds": time.perf_counter() - started,
                   "draw_seconds": backend_report.pop(DRAW_SECONDS, None), "backend": backend_report}
-        with files.atomic_dir(folder.part(part)) as tmp:
+        with self.paths.shared_part(folder.part(part), share) as tmp:
             for name, df in tables.items():
                 files.write_parquet(df, tmp / f"{name}.parquet")
             files.write_json(report, tmp / PART_REPORT)
-        if share:
-            self.paths.push_parts(folder.part(part))
         return report
 
     def join_parts(self, job: str, *, publish: bool = True, started: float | None = None,
@@ -292,14 +287,13 @@ class DatasetPipeline:
                              dataset=self.name, hint="generate those parts (materialize synthetic again)")
         reports = folder.reports(plan)
         stats = self.load_stats()
-        with self.paths.releases("synthetic").write(plan.version) as tmp:
+        with self.paths.new_version("synthetic", plan.version) as tmp:
             rows = join_parts([folder.part(p) for p in plan.parts], stats, tmp)
             backend = reports[0]["backend"] if len(reports) == 1 else {
                 "parts": len(reports), "part_reports": [r["backend"] for r in reports]}
             files.write_json({"seeded_columns": plan.seeded_columns, "backend_report": backend,
                                 "parts": [{"index": p.index, "seed": p.seed, **r} for p, r in zip(plan.parts, reports)]},
                                tmp / SEEDED_FILE)
-        self.paths.push_version("synthetic", plan.version)
         if share:
             self.paths.remove_parts(folder.root)
         folder.remove()
@@ -436,13 +430,12 @@ class DatasetPipeline:
                   for name in stats.tables}
         report = render_report(self.name, self.spec.backend, results, self.spec.quality.max_dcr_share,
                                self.protection(), drawn={name: set(pictures) for name, pictures in charts.items()})
-        with files.atomic_dir(self.paths.root / "quality") as tmp:
+        with self.paths.output("quality") as tmp:
             files.write_text(report, tmp / "report.md")
             for name, pictures in charts.items():
                 for chart, png in pictures.items():
                     (tmp / chart_file(name, chart)).write_bytes(png)
             files.write_json({n: q.model_dump(mode="json") for n, q in results.items()}, tmp / "scores.json")
-        self.paths.push("quality")
         return results, report
 
     def report_path(self) -> Path:

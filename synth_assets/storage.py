@@ -3,11 +3,14 @@ through `files` (a temporary path, then a rename) and versioned by `releases` wh
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 from pathlib import Path
+from typing import Iterator
 
+from synth_assets import files
 from synth_assets.files import recover_dir
 from synth_assets.releases import CURRENT, Releases
 
@@ -23,6 +26,7 @@ class DatasetPaths:
     store (synth_assets.object_store): reading a stage's output here fetches it first; writers `push` theirs."""
 
     VERSIONED = ("model", "synthetic")
+    FILES = ("stats.json",)  # outputs that are one file; the others are folders
 
     def __init__(self, root: Path, dataset: str = "", mirror=None):
         self.root = Path(root)
@@ -33,6 +37,38 @@ class DatasetPaths:
         if stage not in self.VERSIONED:
             raise ValueError(f"stage '{stage}' is not versioned")
         return Releases(self.root / stage, dataset=self.dataset, stage=stage)
+
+    # writing: atomically here, then in the object store, by construction ----------------------------------
+    @contextlib.contextmanager
+    def output(self, entry: str) -> Iterator[Path]:
+        """Write a stage's output (`split`, `encoded`, `quality`: a folder; `stats.json`: a file): yields a
+        temporary path that becomes `entry` on success and is then pushed to the object store, if any. A stage
+        that writes through this cannot forget its push."""
+        target = self.root / entry
+        with (files.atomic_path(target) if entry in self.FILES else files.atomic_dir(target)) as tmp:
+            yield tmp
+        self.push(entry)
+
+    @contextlib.contextmanager
+    def new_version(self, stage: str, version: str) -> Iterator[Path]:
+        """Write candidate `version` of `stage` (model, synthetic): a temporary folder that becomes
+        `<stage>/<version>/` on success and is then pushed (the audit may run in another pod)."""
+        with self.releases(stage).write(version) as tmp:
+            yield tmp
+        self.push_version(stage, version)
+
+    def add_to_version(self, stage: str, version: str, name: str, data: bytes) -> None:
+        """A file added to a written version (a model's loss curve), here and in the object store."""
+        files.write_bytes(data, self.version_folder(stage, version) / name)
+        self.push_version(stage, version)
+
+    @contextlib.contextmanager
+    def shared_part(self, folder: Path, share: bool = True) -> Iterator[Path]:
+        """Write a generation's part `folder` (under `synthetic/.parts/`): pushed for the joining step when `share`."""
+        with files.atomic_dir(folder) as tmp:
+            yield tmp
+        if share:
+            self.push_parts(folder)
 
     # the object store, where there is one ---------------------------------------------------------
     def pull(self, entry: str) -> None:

@@ -76,3 +76,13 @@ def test_the_models_and_the_stages_do_not_look_backends_up():
 
 def test_a_circle_is_found_wherever_its_import_hides():
     assert circles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+def test_the_stages_write_their_outputs_through_the_layout_that_pushes_them():
+    """Every stage writes through `DatasetPaths.output` / `new_version` / `shared_part`, which push to the object
+    store on success: no stage calls a push of its own, which a new stage could forget (tests/test_object_store.py
+    runs each stage from an empty disk, finding its inputs in the store)."""
+    source = (PACKAGE / "pipeline.py").read_text() + (PACKAGE / "assets.py").read_text()
+    assert not [line for line in source.splitlines()
+                if ".push(" in line or ".push_version(" in line or "atomic_dir(" in line or "releases(" in line
+                and ".write(" in line]
