@@ -22,10 +22,9 @@ from synth_assets.stages.quality import _features, _nearest
 from synth_assets.stages.split import split_tables
 from synth_assets.stages.stats import compute_stats, sequence_lengths
 from synth_assets.stages.value_protection import Protection
-from synth_assets.testing import IN_ONE_PROCESS, survey_table
+from synth_assets.testing import dg_launch, survey_table
 
 REPO = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
 DP = {"max_epsilon": 4.0, "noise_multiplier": 1.5}
 PANEL = {"persons": {"source": "persons.parquet", "primary_key": "id"},
          "years": {"source": "years.parquet", "foreign_keys": [{"column": "id", "references": "persons"}],
@@ -163,17 +162,12 @@ def test_a_dp_dataset_materializes_through_dg_launch_with_epsilon_within_its_bud
                            "train": {"max_training_time": 0.15, "max_epochs": 3, "differential_privacy": DP},
                            "generate": {"sample_size": 400, "seed": 1}}}
     (tmp_path / "synth.yaml").write_text(yaml.safe_dump({"datasets": datasets}))
-    (tmp_path / "home").mkdir()
-    (tmp_path / "home" / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
-    env = {**os.environ, "SYNTH_CONFIG": str(tmp_path / "synth.yaml"), "SYNTH_HOME": str(tmp_path / "store"),
-           "DAGSTER_HOME": str(tmp_path / "home")}
-    out = subprocess.run([str(BIN / "dg"), "launch", "--job", "synthesize_survey", *IN_ONE_PROCESS], cwd=REPO,
-                         env=env, capture_output=True, text=True, timeout=900)
-    log = (out.stdout + out.stderr).lower()
-    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
-    for check, asset in (("privacy_budget_respected", "model"), ("checkpoint_is_sound", "model"),
-                         ("schema_matches_source", "synthetic"), ("privacy_gate", "synthetic")):
-        assert f"asset check '{check}' on 'survey/{asset}' passed" in log, check
+    dg_launch(tmp_path, "--job", "synthesize_survey").assert_passed(
+        *((check, f"survey/{asset}") for check, asset in (("privacy_budget_respected", "model"),
+                                                          ("checkpoint_is_sound", "model"),
+                                                          ("schema_matches_source", "synthetic"),
+                                                          ("privacy_gate", "synthetic"))))
+    env = {**os.environ, "SYNTH_CONFIG": str(tmp_path / "synth.yaml"), "SYNTH_HOME": str(tmp_path / "store")}
     home = tmp_path / "store" / "survey"
     ledger = PrivacyLedger.model_validate_json((home / "model" / "CURRENT" / LEDGER_FILE).read_text())
     assert 1.0 < ledger.epsilon() <= 4.0 and ledger.value_protection_epsilon() == 1.0

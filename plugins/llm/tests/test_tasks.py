@@ -1,10 +1,6 @@
 """The three tasks end to end from Python, fine-tuning a local model with LoRA, and the vLLM engine; and from
 synth.yaml through `dg launch` with the blocking checks on."""
 
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -12,12 +8,10 @@ import pytest
 import yaml
 
 from synth_assets.plugin_api import SynthError
-from synth_assets.testing import IN_ONE_PROCESS, contract_table, contract_tree
+from synth_assets.testing import contract_table, contract_tree, dg_launch
 from synth_assets.files import read_parquet
 from synth_llm.api import RelPredict, RelSemiSynth, RelSynth
 
-REPO = Path(__file__).resolve().parents[3]
-BIN = Path(sys.executable).parent
 FAST = {"max_training_time": 0.25, "max_epochs": 200, "model_size": "tiny", "context_window": 256}
 LINKS = {"persons": {"primary_key": "person_id"},
          "visits": {"primary_key": "visit_id", "order_by": "day",
@@ -177,17 +171,8 @@ def test_the_three_tasks_materialize_through_dg_launch_with_the_checks_on(tmp_pa
                                   "plan": {"impute_na": True, "impute_protected": True}}}}},
     }
     (tmp_path / "synth.yaml").write_text(yaml.safe_dump({"datasets": datasets}, sort_keys=False))
-    (tmp_path / "home").mkdir()
-    (tmp_path / "home" / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
-    env = {**os.environ, "SYNTH_CONFIG": str(tmp_path / "synth.yaml"), "SYNTH_HOME": str(tmp_path / "store"),
-           "DAGSTER_HOME": str(tmp_path / "home")}
-    out = subprocess.run([str(BIN / "dg"), "launch", "--assets", "*", *IN_ONE_PROCESS], cwd=REPO, env=env,
-                         capture_output=True, text=True, timeout=900)
-    log = (out.stdout + out.stderr).lower()
-    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
-    for dataset in datasets:
-        assert f"asset check 'schema_matches_source' on '{dataset}/synthetic' passed" in log, dataset
-        assert f"asset check 'privacy_gate' on '{dataset}/synthetic' passed" in log, dataset
+    dg_launch(tmp_path, "--assets", "*").assert_passed(*((check, f"{dataset}/synthetic") for dataset in datasets
+                                                         for check in ("schema_matches_source", "privacy_gate")))
     store = tmp_path / "store"
     visits_out = read_parquet(store / "visits_synth" / "synthetic" / "CURRENT" / "visits.parquet")
     persons_out = read_parquet(store / "visits_synth" / "synthetic" / "CURRENT" / "persons.parquet")

@@ -1,9 +1,6 @@
 """TabularARGN on trees of tables: persons with yearly records (the real rwm5yr panel), and a third level."""
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -13,11 +10,10 @@ import pytest
 from synth_assets.audit import key_problems, schema_problems
 from synth_assets.project import load_project
 from synth_assets.pipeline import DatasetPipeline
-from synth_assets.testing import IN_ONE_PROCESS
+from synth_assets.testing import dg_launch as launch
 from synth_assets.files import read_parquet
 
 REPO = Path(__file__).resolve().parents[3]
-BIN = Path(sys.executable).parent
 PERSONS = 1500  # of 6,127: seconds of training
 
 
@@ -69,16 +65,8 @@ def consecutive(visits: pd.DataFrame, column: str) -> pd.Series:
 def dg_launch(folder: Path) -> Path:
     """`dg launch` the panel job of the project in `folder`, asserting that it and its blocking checks passed;
     returns where the dataset's outputs are."""
-    (folder / "home").mkdir()
-    (folder / "home" / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
-    env = {**os.environ, "SYNTH_CONFIG": str(folder / "synth.yaml"), "SYNTH_HOME": str(folder / "store"),
-           "DAGSTER_HOME": str(folder / "home")}
-    out = subprocess.run([str(BIN / "dg"), "launch", "--job", "synthesize_panel", *IN_ONE_PROCESS], cwd=REPO, env=env,
-                         capture_output=True, text=True, timeout=600)
-    log = (out.stdout + out.stderr).lower()
-    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
-    assert "asset check 'schema_matches_source' on 'panel/synthetic' passed" in log
-    assert "asset check 'privacy_gate' on 'panel/synthetic' passed" in log
+    launch(folder, "--job", "synthesize_panel").assert_passed(("schema_matches_source", "panel/synthetic"),
+                                                              ("privacy_gate", "panel/synthetic"))
     return folder / "store" / "panel"
 
 
