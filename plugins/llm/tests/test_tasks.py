@@ -1,7 +1,6 @@
 """The three tasks end to end from Python, fine-tuning a local model with LoRA, and the vLLM engine; and from
 synth.yaml through `dg launch` with the blocking checks on."""
 
-
 import numpy as np
 import pandas as pd
 import pytest
