@@ -191,8 +191,6 @@ def bench_rwm5yr(args, size: str, summary: dict) -> None:
     key, order_by = "id", ["year"]
     work = args.work / "rwm5yr"
     split = split_subjects(RWM5YR, key, work, args.seed)
-    import pandas as pd
-
     persons = args.rwm5yr_gen_persons or len(read_parquet(split["holdout_ctx"]))
     common = ["--train", str(split["train"]), "--ctx", str(split["train_ctx"]), "--ctx-key", key,
               "--order-by", *order_by, "--table", RECORDS, "--budget", f"{args.budget:g}", "--gen-rows", str(persons),
