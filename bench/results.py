@@ -102,7 +102,7 @@ def run_lines(script: str) -> list[str]:
 
 HEADER = """# Benchmark results
 
-Written by `bench/run_bench.py` (see README.md, "Benchmark"). One section per table and settings; a rerun
+Written by `bench/run_bench.py` (see docs/benchmarks.md). One section per table and settings; a rerun
 with the same settings replaces its section. Accuracy, DCR share and discriminator AUC are mostlyai-qa's
 (`qa_eval.py`): accuracy against the train split, "holdout (ceiling)" is what the unseen 20% holdout itself scores;
 DCR share about 0.5 is private; discriminator AUC (training vs synthetic rows) about 0.5 means they cannot be

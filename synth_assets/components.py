@@ -56,7 +56,7 @@ class SynthDatasetScaffolder(dg.Scaffolder[SynthDatasetScaffoldParams]):
                       "train": {"max_training_time": 10.0}, "generate": {"sample_size": 10_000}}
         header = ("# A dataset synthesized by synth-assets: split -> stats -> encoded -> model -> synthetic -> quality.\n"
                   "# Sources are relative to this file. Add primary_key / foreign_keys / order_by to link tables;\n"
-                  "# README.md (The project file) lists every key. Check it with `dg check defs`.\n")
+                  "# docs/project-file.md lists every key. Check it with `dg check defs`.\n")
         body = yaml.safe_dump({"type": request.type_name, "attributes": attributes}, sort_keys=False)
         (folder / "defs.yaml").write_text(header + body)
 

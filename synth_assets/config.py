@@ -101,7 +101,7 @@ class QualitySpec(StrictModel):
 
 
 class PrivacySpec(StrictModel):
-    """What the stats stage protects, for every backend (see README, "Privacy")."""
+    """What the stats stage protects, for every backend (see docs/privacy.md)."""
 
     value_protection: bool = Field(
         True, description="Rare categories, extreme values and rare characters are withheld from the stats (and so "

@@ -4,7 +4,7 @@ The `model` asset hands the loaded dataset spec, the training options, the devic
 Pipes to `python -m synth_assets train <dataset>`, which trains into that version, logs each epoch back to the
 run, and reports its result as a Pipes message. The asset then audits and publishes as it does for in-process
 training. `PipesSubprocessClient` starts the process here; `PipesK8sClient` runs the same command in a pod of
-its own, with the GPU settings of the dataset's `kubernetes.gpu_step` (see README.md, Deploying).
+its own, with the GPU settings of the dataset's `kubernetes.gpu_step` (see docs/deploying.md).
 
 The external side imports only `dagster_pipes` (and what training needs), not Dagster.
 """

@@ -24,7 +24,7 @@ def parse_project(raw: Any, origin: str = "synth.yaml") -> ProjectSpec:
     try:
         return ProjectSpec.model_validate(raw, context={BACKENDS: installed_backends()})
     except ValidationError as exc:
-        raise ConfigError(f"{origin}: {describe_errors(exc)}", hint="see README.md for the keys synth.yaml accepts") \
+        raise ConfigError(f"{origin}: {describe_errors(exc)}", hint="see docs/project-file.md for the keys synth.yaml accepts") \
             from None
 
 
@@ -36,7 +36,7 @@ def parse_dataset(raw: Any, origin: str, prefix: tuple = ()) -> DatasetSpec:
     try:
         spec = DatasetSpec.model_validate(raw, context={BACKENDS: installed_backends()})
     except ValidationError as exc:
-        raise ConfigError(f"{origin}: {describe_errors(exc, prefix)}", hint="see README.md for the keys a dataset "
+        raise ConfigError(f"{origin}: {describe_errors(exc, prefix)}", hint="see docs/project-file.md for the keys a dataset "
                                                                             "accepts") from None
     why = spec.unsupported_shape(get_backend(spec.backend))
     if why:

@@ -86,3 +86,20 @@ def test_the_stages_write_their_outputs_through_the_layout_that_pushes_them():
     assert not [line for line in source.splitlines()
                 if ".push(" in line or ".push_version(" in line or "atomic_dir(" in line or "releases(" in line
                 and ".write(" in line]
+
+
+def test_the_readme_and_the_docs_link_to_what_exists_and_the_readme_example_loads():
+    import re
+
+    import yaml
+
+    from synth_assets.project import parse_project
+
+    repo = PACKAGE.parent
+    pages = [repo / "README.md", *(repo / "docs").glob("*.md")]
+    broken = [(page.name, target) for page in pages
+              for target in re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", page.read_text())
+              if not target.startswith(("http", "data:")) and not (page.parent / target).exists()]
+    assert broken == []
+    example = re.search(r"```yaml\n(.*?)```", (repo / "README.md").read_text(), re.S).group(1)
+    assert set(parse_project(yaml.safe_load(example)).datasets) == {"diamonds", "panel"}

