@@ -2,9 +2,6 @@
 the stages before it in the store, through a real S3 API (moto's server, on loopback)."""
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pyarrow.fs as pafs
@@ -17,11 +14,10 @@ from synth_assets.project import load_project
 from synth_assets.errors import ConfigError, SynthError
 from synth_assets.object_store import MANIFEST, Mirror, ObjectStore
 from synth_assets.pipeline import DatasetPipeline
-from synth_assets.testing import contract_table, contract_tree
+from synth_assets.testing import contract_table, contract_tree, dg_launch
 from synth_assets.files import read_parquet
 
 REPO = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
 
 
 def s3(url: str) -> tuple[pafs.FileSystem, str]:
@@ -182,20 +178,13 @@ def test_dg_launch_writes_every_stage_to_s3_and_draws_parts_in_parallel_steps(tm
         "datasets:\n  shop:\n    tables: {shop: {source: shop.parquet}}\n"
         "    train: {max_training_time: 0.1, max_epochs: 3}\n"
         "    generate: {sample_size: 1000, seed: 1}\n    parts: {rows: 400}\n")
-    home = tmp_path / "dagster_home"
-    home.mkdir()
-    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
     # the environment holds the bucket's credentials (the `bucket` fixture)
-    env = {**os.environ, "SYNTH_CONFIG": str(tmp_path / "synth.yaml"), "SYNTH_HOME": bucket,
-           "SYNTH_SCRATCH": str(tmp_path / "scratch"), "DAGSTER_HOME": str(home)}
-    out = subprocess.run([str(BIN / "dg"), "launch", "--job", "synthesize_shop"], cwd=REPO, env=env,
-                         capture_output=True, text=True, timeout=900)
-    log = out.stdout + out.stderr
-    assert out.returncode == 0, log[-4000:]
+    launch = dg_launch(tmp_path, "--job", "synthesize_shop", store=bucket, in_one_process=False,
+                       env={"SYNTH_SCRATCH": str(tmp_path / "scratch")})
+    launch.assert_passed(("schema_matches_source", "shop/synthetic"))
     for part in ("part_00000", "part_00001", "part_00002"):  # three part steps, each its own process
-        assert f"shop__synthetic.shop__generate_part[{part}]" in log, part
-    assert "Launching subprocess for" in log  # the multiprocess executor ran the steps
-    assert "asset check 'schema_matches_source' on 'shop/synthetic' passed" in log.lower()
+        assert f"shop__synthetic.shop__generate_part[{part}]" in launch.log, part
+    assert "Launching subprocess for" in launch.log  # the multiprocess executor ran the steps
 
     fs, base = s3(bucket)
     version = fs.open_input_stream(f"{base}/shop/synthetic/CURRENT").read().decode()
@@ -211,7 +200,7 @@ def test_dg_launch_writes_every_stage_to_s3_and_draws_parts_in_parallel_steps(tm
 
     import dagster as dg
 
-    instance = dg.DagsterInstance.from_config(str(home))
+    instance = dg.DagsterInstance.from_config(str(tmp_path / ".dagster_home"))  # dg_launch's Dagster home
     where = bucket.split("?")[0]
     for stage, expected in [("split", f"{where}/shop/split"), ("stats", f"{where}/shop/stats.json"),
                             ("encoded", f"{where}/shop/encoded"), ("model", f"{where}/shop/model/"),
