@@ -113,20 +113,20 @@ def evaluate_table(
     tr, va, sy = (_sample(df, n, rng) for df in (train, validation, synthetic))
     nan = float("nan")
     unavailable: dict[str, str] = {}
-    if not columns:  # a parent holding only its key: its rows are judged through its children
-        unavailable.update(dict.fromkeys(("accuracy", "dcr_share", "discriminator_auc"),
-                                         "the table holds only keys: no column to compare"))
-    accuracy = measured("accuracy", lambda: _accuracies(columns, tr, va, sy), unavailable,
-                        default=({}, {}, {}, {})) if columns else ({}, {}, {}, {})
-    uni_syn, uni_val, bi_syn, bi_val = accuracy
+
+    def figure(name: str, compute, default):
+        if not columns:  # a parent holding only its key: its rows are judged through its children
+            unavailable[name] = "the table holds only keys: no column to compare"
+            return default
+        return measured(name, compute, unavailable, default)
+
+    uni_syn, uni_val, bi_syn, bi_val = figure("accuracy", lambda: _accuracies(columns, tr, va, sy), ({}, {}, {}, {}))
     uni, bi = _mean(uni_syn.values()), _mean(bi_syn.values())
     h_uni, h_bi = _mean(uni_val.values()), _mean(bi_val.values())
     paired = len(columns) > 1
-    dcr_share, d_syn, d_hold = measured(
-        "dcr_share", lambda: dcr(columns, train, validation, synthetic, max_rows=max_rows, seed=seed), unavailable,
-        default=(nan, nan, nan)) if columns else (nan, nan, nan)
-    auc = measured("discriminator_auc", lambda: discriminator_auc(columns, tr, sy, seed=seed), unavailable) \
-        if columns else nan
+    dcr_share, d_syn, d_hold = figure(
+        "dcr_share", lambda: dcr(columns, train, validation, synthetic, max_rows=max_rows, seed=seed), (nan, nan, nan))
+    auc = figure("discriminator_auc", lambda: discriminator_auc(columns, tr, sy, seed=seed), nan)
     worst = sorted(((a, b, s) for (a, b), s in bi_syn.items()), key=lambda t: t[2])[:5]
     return TableQuality(
         table=stats.name, rows_compared=n,
