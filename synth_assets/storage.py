@@ -12,6 +12,7 @@ from typing import Iterator
 
 from synth_assets import files
 from synth_assets.files import recover_dir
+from synth_assets.object_store import FILES  # the outputs that are one file; the others are folders
 from synth_assets.releases import CURRENT, Releases
 
 
@@ -26,7 +27,6 @@ class DatasetPaths:
     store (synth_assets.object_store): reading a stage's output here fetches it first; writers `push` theirs."""
 
     VERSIONED = ("model", "synthetic")
-    FILES = ("stats.json",)  # outputs that are one file; the others are folders
 
     def __init__(self, root: Path, dataset: str = "", mirror=None):
         self.root = Path(root)
@@ -45,7 +45,7 @@ class DatasetPaths:
         temporary path that becomes `entry` on success and is then pushed to the object store, if any. A stage
         that writes through this cannot forget its push."""
         target = self.root / entry
-        with (files.atomic_path(target) if entry in self.FILES else files.atomic_dir(target)) as tmp:
+        with (files.atomic_path(target) if entry in FILES else files.atomic_dir(target)) as tmp:
             yield tmp
         self.push(entry)
 
