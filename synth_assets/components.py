@@ -10,17 +10,18 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
-from typing import Any
 
 import dagster as dg
 import yaml
 from pydantic import Field
 
-from synth_assets.config import ProjectSpec, Project, default_home
+from synth_assets.component_schema import described
+from synth_assets.config import (AutomationSpec, KubernetesSpec, PartsSpec, PrivacySpec, Project, ProjectSpec,
+                                 PublishSpec, QualitySpec, SplitSpec, TableSpec, default_home)
 from synth_assets.project import load_project, parse_dataset
 from synth_assets.definitions import datasets_definitions
 from synth_assets.errors import ConfigError
-from synth_assets.options import SOURCE_SUFFIXES
+from synth_assets.options import SOURCE_SUFFIXES, GenerateOptions, TrainOptions
 from synth_assets.plugins import get_backend
 
 
@@ -76,26 +77,28 @@ def table_name(path: Path) -> str:
 class SynthDataset(dg.Component, dg.Resolvable, dg.Model):
     """One dataset to synthesize, as an asset group: split -> stats -> encoded -> model -> synthetic -> quality,
     with blocking checks, write-audit-publish and automation on source change. Its keys are a synth.yaml
-    dataset's; `train` and `generate` take the chosen backend's options.
+    dataset's (docs/project-file.md); `train` and `generate` take the chosen backend's options.
 
-    The sections are plain mappings here and are checked when the component loads, so that `dg check defs` names
-    the very key at fault (`attributes.quality.max_dcr_share: ...`), where a schema would only say which section
-    failed."""
+    The schema lists every key with its type, default and meaning (synth_assets.component_schema); the values are
+    checked when the component loads, so that `dg check defs` names the very key at fault
+    (`attributes.quality.max_dcr_share: ...`)."""
 
     name: str | None = Field(None, description="The asset group (and key prefix); default: this folder's name.")
     backend: str | None = Field(None, description="A registered backend (python -m synth_assets plugins); left out: "
                                                   "the one installed, or the one that is the default.")
-    tables: dict[str, dict[str, Any]] = Field(description="Table name -> source (a file relative to defs.yaml), "
-                                                          "primary_key, foreign_keys, order_by, columns.")
-    split: dict[str, Any] = Field(default_factory=dict, description="validation_share, seed.")
-    train: dict[str, Any] = Field(default_factory=dict, description="The backend's training options.")
-    generate: dict[str, Any] = Field(default_factory=dict, description="The backend's generation options.")
-    quality: dict[str, Any] = Field(default_factory=dict, description="The privacy gates (max_dcr_excess, "
-                                    "max_membership_auc, max_dcr_share), privacy_draws, max_rows.")
-    privacy: dict[str, Any] = Field(default_factory=dict, description="value_protection, rare_threshold.")
-    publish: dict[str, Any] = Field(default_factory=dict, description="keep_versions.")
-    automation: dict[str, Any] = Field(default_factory=dict, description="on_source_change, observe_sources, "
-                                                                           "model_state.")
+    tables: dict[str, described(TableSpec)] = Field(description="Table name -> its source (a file relative to "
+                                                                "defs.yaml), keys and column overrides.")
+    split: described(SplitSpec) = Field(default_factory=dict, description="The train/holdout split.")
+    train: described(TrainOptions) = Field(default_factory=dict, description="The backend's training options: "
+                                           "these every backend takes, and its own (python -m synth_assets plugins).")
+    generate: described(GenerateOptions) = Field(default_factory=dict, description="The backend's generation "
+                                                 "options: these every backend takes, and its own.")
+    quality: described(QualitySpec) = Field(default_factory=dict, description="The privacy gates and the scores.")
+    privacy: described(PrivacySpec) = Field(default_factory=dict, description=PrivacySpec.__doc__)
+    parts: described(PartsSpec) = Field(default_factory=dict, description="Large samples generated in parts.")
+    publish: described(PublishSpec) = Field(default_factory=dict, description="Versions kept for rollback.")
+    automation: described(AutomationSpec) = Field(default_factory=dict, description="Refreshing on source change.")
+    kubernetes: described(KubernetesSpec) = Field(default_factory=dict, description=KubernetesSpec.__doc__)
     schedule: str | None = Field(None, description="Cron string for a regeneration schedule.")
 
     def build_defs(self, context: dg.ComponentLoadContext) -> dg.Definitions:

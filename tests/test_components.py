@@ -65,6 +65,14 @@ def dg_project(tmp_path, diamonds_small, monkeypatch) -> Path:
     return project
 
 
+def load_user_defs(dg_project: Path, monkeypatch) -> dg.Definitions:
+    """The user project's definitions, loaded in this process (afresh: another test's `shop` is forgotten)."""
+    monkeypatch.syspath_prepend(str(dg_project))
+    for module in [m for m in sys.modules if m == "shop" or m.startswith("shop.")]:
+        monkeypatch.delitem(sys.modules, module)
+    return dg.load_from_defs_folder(path_within_project=dg_project)
+
+
 def edit_attributes(defs_yaml: Path, **sections) -> None:
     component = yaml.safe_load(defs_yaml.read_text())
     component["attributes"].update(sections)
@@ -124,8 +132,7 @@ def test_the_loaded_spec_is_what_runs_beside_a_project_file(dg_project, monkeypa
         "tables": {"stones": {"source": str(exports / "gem_sales.csv")}}, **QUICK}}}))
     (legacy / "defs.yaml").write_text("type: synth_assets.SynthProjectFile\nattributes: {path: synth.yaml}\n")
 
-    monkeypatch.syspath_prepend(str(dg_project))
-    defs = dg.load_from_defs_folder(path_within_project=dg_project)
+    defs = load_user_defs(dg_project, monkeypatch)
     groups = {key.path[0] for key in defs.resolve_asset_graph().get_all_asset_keys()}
     assert groups == {"gem_shop", "stones"}
     assert {s.name for s in defs.sensors} == {"synth_automation_gem_shop", "synth_automation"}
@@ -159,11 +166,43 @@ def test_two_llm_datasets_as_separate_components_share_one_engine_resource(dg_pr
         (folder / "gem_sales.csv").write_bytes((exports / "gem_sales.csv").read_bytes())
         (folder / "defs.yaml").write_text(yaml.safe_dump({"type": "synth_assets.SynthDataset", "attributes": {
             "backend": "llm", "tables": {"sales": {"source": "gem_sales.csv"}}}}))
-    monkeypatch.syspath_prepend(str(dg_project))
-    for module in [m for m in sys.modules if m == "shop" or m.startswith("shop.")]:  # another test's project
-        monkeypatch.delitem(sys.modules, module)
-    defs = dg.load_from_defs_folder(path_within_project=dg_project)
+    defs = load_user_defs(dg_project, monkeypatch)
     assert {key.path[0] for key in defs.resolve_asset_graph().get_all_asset_keys()} == {"gems_a", "gems_b"}
     assert "llm_engine" in defs.resources
     for name in ("gems_a", "gems_b"):
         assert defs.resolve_job_def(f"synthesize_{name}") is not None
+
+
+def test_the_component_schema_lists_every_key_of_a_dataset_with_its_type_and_default():
+    """`dg utils inspect-component` and editors read this schema: every section of a synth.yaml dataset, each key
+    with its type and default, nested keys too; the values themselves are judged by the project file's models."""
+    from synth_assets import SynthDataset
+    from synth_assets.config import DatasetSpec
+
+    schema = SynthDataset.get_model_cls().model_json_schema()
+    attributes = schema["properties"]
+    assert set(attributes) == {"name", *DatasetSpec.model_fields}
+    definitions = schema["$defs"]
+    quality = definitions["QualitySpecSchema"]["properties"]["max_dcr_excess"]
+    assert quality["default"] == 0.02 and quality["description"].startswith("(number or null) Blocking check")
+    table = definitions["TableSpecSchema"]
+    assert table["required"] == ["source"]
+    assert definitions["ForeignKeySchema"]["properties"]["references"]["description"].startswith("(string)")
+    assert definitions["TrainOptionsSchema"]["properties"]["model_state"]["description"].startswith(
+        "(one of reset, reuse, resume)")
+
+
+def test_a_value_the_schema_lets_through_is_judged_naming_its_key(dg_project, monkeypatch):
+    folder = dg_project / "shop" / "defs" / "gems"
+    folder.mkdir()
+    (folder / "defs.yaml").write_text(yaml.safe_dump({"type": "synth_assets.SynthDataset", "attributes": {
+        "tables": {"sales": {"source": "sales.csv", "order_bye": ["year"]}},
+        "quality": {"max_dcr_share": "high"}, "parts": {"rows": 0}}}))
+    with pytest.raises(Exception) as failure:
+        load_user_defs(dg_project, monkeypatch)
+    message, error = "", failure.value
+    while error is not None:  # Dagster wraps the component's error
+        message, error = message + str(error), error.__cause__ or error.__context__
+    for named in ("attributes.tables.sales.order_bye: unknown key", "attributes.quality.max_dcr_share: Input should "
+                  "be a valid number", "attributes.parts.rows: Input should be greater than or equal to 1"):
+        assert named in message
