@@ -17,6 +17,7 @@ from typing import Any, Callable, ClassVar, Iterable
 import pandas as pd
 from pydantic import BaseModel
 
+from synth_assets.hookspecs import PROJECT
 from synth_assets.errors import SynthError
 from synth_assets.options import CONDITIONING, GenerateOptions, TrainOptions
 from synth_assets.stages.split import Split
@@ -227,8 +228,9 @@ def backend_code_version(backend: Backend) -> str:
 
 @functools.lru_cache(maxsize=None)
 def _package_version(module: str) -> str:
-    dists = importlib.metadata.packages_distributions().get(module, [])
-    try:
-        return importlib.metadata.version(dists[0]) if dists else "unversioned"
-    except importlib.metadata.PackageNotFoundError:
-        return "unversioned"
+    """The version of the distribution whose `synth_assets` entry point lives in the package `module` (read from
+    the entry points, not from every installed package's file list, which costs a code location 0.5 s)."""
+    for entry_point in importlib.metadata.entry_points(group=PROJECT):
+        if entry_point.module.split(".")[0] == module and entry_point.dist is not None:
+            return entry_point.dist.version
+    return "unversioned"
