@@ -1,5 +1,6 @@
 """Fixtures shared by the core's tests (tests/) and the plugins' (plugins/*/tests/)."""
 
+import shutil
 import socket
 import subprocess
 import sys
@@ -75,21 +76,54 @@ def diamonds_small(diamonds) -> pd.DataFrame:
     return diamonds.sample(3000, random_state=0).reset_index(drop=True)
 
 
+GEMS = """
+    datasets:
+      gems:
+        backend: tabular_argn
+        tables:
+          gems: {source: gems.csv}
+        train: {max_training_time: 5, max_epochs: 8}
+        generate: {sample_size: 1000, seed: 7}
+    """
+
+
 @pytest.fixture
 def small_project(tmp_path, diamonds_small, monkeypatch):
     """A project with one small flat dataset and a training budget of seconds."""
     diamonds_small.to_csv(tmp_path / "gems.csv", index=False)
     monkeypatch.delenv("SYNTH_CONFIG", raising=False)
     monkeypatch.delenv("SYNTH_HOME", raising=False)
-    return write_project(tmp_path, """
-        datasets:
-          gems:
-            backend: tabular_argn
-            tables:
-              gems: {source: gems.csv}
-            train: {max_training_time: 5, max_epochs: 8}
-            generate: {sample_size: 1000, seed: 7}
-        """)
+    return write_project(tmp_path, GEMS)
+
+
+@pytest.fixture(scope="session")
+def gems_run(tmp_path_factory, diamonds_small):
+    """small_project materialized once for the session through Dagster, the checks on: (its folder, the run's
+    result). Read it, never change it: a test that changes the project takes `materialized_project`."""
+    import dagster as dg
+
+    from synth_assets.definitions import build_definitions
+
+    folder = tmp_path_factory.mktemp("gems")
+    diamonds_small.to_csv(folder / "gems.csv", index=False)
+    write_project(folder, GEMS)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.delenv("SYNTH_CONFIG", raising=False)
+        patch.delenv("SYNTH_HOME", raising=False)
+        result = build_definitions(folder).resolve_job_def("synthesize_gems").execute_in_process(
+            instance=dg.DagsterInstance.ephemeral(), raise_on_error=False)
+    assert result.success, [event.message for event in result.all_events if event.is_failure]
+    return folder, result
+
+
+@pytest.fixture
+def materialized_project(tmp_path, gems_run, monkeypatch):
+    """A copy of gems_run's project, its outputs (published model, synthetic tables, report) included: a test
+    that starts from a materialized dataset without training one."""
+    shutil.copytree(gems_run[0], tmp_path, symlinks=True, dirs_exist_ok=True)
+    monkeypatch.delenv("SYNTH_CONFIG", raising=False)
+    monkeypatch.delenv("SYNTH_HOME", raising=False)
+    return tmp_path
 
 
 @pytest.fixture

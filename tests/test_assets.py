@@ -19,6 +19,15 @@ def run_job(defs, name, **kwargs):
         instance=dg.DagsterInstance.ephemeral(), raise_on_error=False, **kwargs)
 
 
+def run_stages(root, *stages, **kwargs):
+    """Materialize only `stages` of gems (the others are on disk already), as a user selecting them in the UI."""
+    defs = build_definitions(root)
+    job = dg.define_asset_job("selected", selection=dg.AssetSelection.assets(*(["gems", s] for s in stages)))
+    defs = dg.Definitions.merge(defs, dg.Definitions(jobs=[job]))
+    return defs.resolve_job_def("selected").execute_in_process(
+        instance=dg.DagsterInstance.ephemeral(), raise_on_error=False, **kwargs)
+
+
 def test_every_stage_is_an_asset_with_lineage(small_project):
     defs = build_definitions(small_project)
     graph = defs.resolve_asset_graph()
@@ -34,11 +43,10 @@ def test_every_stage_is_an_asset_with_lineage(small_project):
 
 
 @pytest.mark.slow
-def test_materializing_the_group_writes_tables_report_and_metadata(small_project, diamonds_small):
-    defs = build_definitions(small_project)
-    result = run_job(defs, "gems")
+def test_materializing_the_group_writes_tables_report_and_metadata(gems_run, diamonds_small):
+    folder, result = gems_run  # small_project, materialized with the checks on
     assert result.success, result.all_events
-    home = small_project / ".synth" / "gems"
+    home = folder / ".synth" / "gems"
     synthetic = read_parquet(home / "synthetic" / "CURRENT" / "gems.parquet")
     assert len(synthetic) == 1000  # sample_size from synth.yaml
     assert list(synthetic.columns) == list(diamonds_small.columns)
@@ -77,60 +85,48 @@ def test_materializing_the_group_writes_tables_report_and_metadata(small_project
     assert drawn["rows_per_second"].value >= drawn["end_to_end_rows_per_second"].value > 0
 
 
-@pytest.mark.slow
-def test_launchpad_config_overrides_generation(small_project):
-    defs = build_definitions(small_project)
-    assert run_job(defs, "gems").success
+def test_launchpad_config_overrides_generation(materialized_project):
     config = {"ops": {"gems__synthetic": {"config": {"sample_size": 123, "seed": 3, "sampling_temperature": 0.8}}}}
-    job = dg.define_asset_job("regen", selection="gems/synthetic")
-    defs = dg.Definitions.merge(defs, dg.Definitions(jobs=[job]))
-    result = defs.resolve_job_def("regen").execute_in_process(instance=dg.DagsterInstance.ephemeral(), run_config=config)
-    assert result.success
-    assert len(read_parquet(small_project / ".synth" / "gems" / "synthetic" / "CURRENT" / "gems.parquet")) == 123
+    assert run_stages(materialized_project, "synthetic", run_config=config).success
+    assert len(read_parquet(materialized_project / ".synth" / "gems" / "synthetic" / "CURRENT" / "gems.parquet")) == 123
 
 
-@pytest.mark.slow
-def test_launchpad_config_overrides_training(small_project):
+def test_launchpad_config_overrides_training(materialized_project):
     import json
 
-    defs = build_definitions(small_project)
     config = {"ops": {"gems__model": {"config": {"max_epochs": 2, "model_size": "small", "dropout": 0.3}}}}
-    result = run_job(defs, "gems", run_config=config)
+    result = run_stages(materialized_project, "model", run_config=config)
     assert result.success
     epochs = result.asset_materializations_for_node("gems__model")[0].metadata["epochs"].value
     assert epochs == 2  # synth.yaml says 8
-    saved = json.loads((small_project / ".synth" / "gems" / "model" / "CURRENT" / "config.json").read_text())
+    saved = json.loads((materialized_project / ".synth" / "gems" / "model" / "CURRENT" / "config.json").read_text())
     assert saved["model_size"] == "small"
 
 
-@pytest.mark.slow
-def test_blocking_dcr_check_fails_the_run(small_project):
-    yaml = (small_project / "synth.yaml").read_text() + "    quality: {max_dcr_share: 0.01}\n"
-    (small_project / "synth.yaml").write_text(yaml)
-    result = run_job(build_definitions(small_project), "gems")
+def test_blocking_dcr_check_fails_the_run(materialized_project):
+    yaml = (materialized_project / "synth.yaml").read_text() + "    quality: {max_dcr_share: 0.01}\n"
+    (materialized_project / "synth.yaml").write_text(yaml)
+    result = run_stages(materialized_project, "synthetic", "quality")
     assert not result.success
     checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
     assert checks["privacy_gate"] is False
 
 
-@pytest.mark.slow
-def test_bad_input_fails_with_a_clear_message_and_keeps_earlier_outputs(small_project, diamonds_small):
-    defs = build_definitions(small_project)
-    assert run_job(defs, "gems").success
-    synthetic = small_project / ".synth" / "gems" / "synthetic" / "CURRENT" / "gems.parquet"
+def test_bad_input_fails_with_a_clear_message_and_keeps_earlier_outputs(materialized_project, diamonds_small):
+    synthetic = materialized_project / ".synth" / "gems" / "synthetic" / "CURRENT" / "gems.parquet"
     before = synthetic.read_bytes()
     # the source changes: the declared primary key now has duplicates
     bad = diamonds_small.assign(gem_id=[1, 1] + list(range(2, len(diamonds_small))))
-    bad.to_csv(small_project / "gems.csv", index=False)
-    text = (small_project / "synth.yaml").read_text().replace("{source: gems.csv}", "{source: gems.csv, primary_key: gem_id}")
-    (small_project / "synth.yaml").write_text(text)
-    result = run_job(build_definitions(small_project), "gems")
+    bad.to_csv(materialized_project / "gems.csv", index=False)
+    text = (materialized_project / "synth.yaml").read_text().replace("{source: gems.csv}", "{source: gems.csv, primary_key: gem_id}")
+    (materialized_project / "synth.yaml").write_text(text)
+    result = run_job(build_definitions(materialized_project), "gems")
     assert not result.success
     failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
     message = failure.event_specific_data.error.message
     assert "table 'gems'" in message and "column 'gem_id'" in message and "not unique" in message
     assert synthetic.read_bytes() == before  # nothing already written is lost
-    assert not [p for p in (small_project / ".synth" / "gems").iterdir() if p.name.endswith(".tmp")]
+    assert not [p for p in (materialized_project / ".synth" / "gems").iterdir() if p.name.endswith(".tmp")]
 
 
 @pytest.mark.slow
@@ -162,43 +158,30 @@ def test_schedule_is_declared_from_the_project_file(small_project):
     assert schedule.cron_schedule == "0 3 * * *" and schedule.job_name == "resample_gems"
 
 
-@pytest.mark.slow
-def test_generation_options_from_synth_yaml(small_project, diamonds_small):
+def test_generation_options_from_synth_yaml(materialized_project):
     seed = pd.DataFrame({"cut": ["Fair"] * 40 + ["Ideal"] * 40, "depth": [None] * 10 + [61.0] * 70})
-    seed.to_csv(small_project / "seed.csv", index=False)
-    text = (small_project / "synth.yaml").read_text().replace(
+    seed.to_csv(materialized_project / "seed.csv", index=False)
+    text = (materialized_project / "synth.yaml").read_text().replace(
         "generate: {sample_size: 1000, seed: 7}",
         "generate: {seed: 7, seed_data: seed.csv, imputation: {columns: [depth]}, sampling_temperature: 0.9}")
-    (small_project / "synth.yaml").write_text(text)
-    assert run_job(build_definitions(small_project), "gems").success
-    out = read_parquet(small_project / ".synth" / "gems" / "synthetic" / "CURRENT" / "gems.parquet")
+    (materialized_project / "synth.yaml").write_text(text)
+    assert run_stages(materialized_project, "synthetic").success
+    out = read_parquet(materialized_project / ".synth" / "gems" / "synthetic" / "CURRENT" / "gems.parquet")
     assert len(out) == 80 and out.cut.tolist() == seed.cut.tolist()
     assert out.depth.notna().all() and (out.depth[10:] == 61.0).all()
 
 
-@pytest.mark.slow
-def test_launchpad_rebalancing(small_project):
-    defs = build_definitions(small_project)
-    assert run_job(defs, "gems").success
+def test_launchpad_rebalancing(materialized_project):
     config = {"ops": {"gems__synthetic": {"config": {
         "sample_size": 3000, "rebalancing": {"column": "cut", "probabilities": {"Good": 0.5}}}}}}
-    job = dg.define_asset_job("regen", selection="gems/synthetic")
-    defs = dg.Definitions.merge(defs, dg.Definitions(jobs=[job]))
-    result = defs.resolve_job_def("regen").execute_in_process(instance=dg.DagsterInstance.ephemeral(), run_config=config)
-    assert result.success
-    out = read_parquet(small_project / ".synth" / "gems" / "synthetic" / "CURRENT" / "gems.parquet")
+    assert run_stages(materialized_project, "synthetic", run_config=config).success
+    out = read_parquet(materialized_project / ".synth" / "gems" / "synthetic" / "CURRENT" / "gems.parquet")
     assert (out.cut == "Good").mean() == pytest.approx(0.5, abs=0.03)
 
 
-@pytest.mark.slow
-def test_bad_generation_option_is_a_clear_failure(small_project):
-    defs = build_definitions(small_project)
-    assert run_job(defs, "gems").success
+def test_bad_generation_option_is_a_clear_failure(materialized_project):
     config = {"ops": {"gems__synthetic": {"config": {"fairness": {"target_column": "nope", "sensitive_columns": ["cut"]}}}}}
-    job = dg.define_asset_job("regen", selection="gems/synthetic")
-    defs = dg.Definitions.merge(defs, dg.Definitions(jobs=[job]))
-    result = defs.resolve_job_def("regen").execute_in_process(
-        instance=dg.DagsterInstance.ephemeral(), run_config=config, raise_on_error=False)
+    result = run_stages(materialized_project, "synthetic", run_config=config)
     assert not result.success
     failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
     assert "column 'nope'" in failure.event_specific_data.error.message
@@ -231,14 +214,12 @@ def test_a_table_with_booleans_and_odd_dtypes_passes_the_blocking_checks(tmp_pat
     assert 0.5 < quality["accuracy"].value <= 1
 
 
-@pytest.mark.slow
-def test_schema_check_fails_on_values_a_user_would_spot(small_project):
+def test_schema_check_fails_on_values_a_user_would_spot(gems_run):
     from synth_assets.audit import schema_problems
     from synth_assets.project import load_project
     from synth_assets.pipeline import DatasetPipeline
 
-    assert run_job(build_definitions(small_project), "gems").success
-    pipeline = DatasetPipeline(load_project(small_project), "gems")
+    pipeline = DatasetPipeline(load_project(gems_run[0]), "gems")
     stats, synthetic = pipeline.load_stats().tables["gems"], pipeline.load_synthetic()["gems"]
     assert schema_problems(synthetic, stats) == []
     smeared = synthetic.assign(carat=synthetic.carat.clip(upper=2) + 0.004)  # carats have two decimals in the source

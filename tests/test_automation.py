@@ -41,6 +41,12 @@ def model_state(result) -> str:
     return result.asset_materializations_for_node("gems__model")[0].metadata["model_state"].value
 
 
+def fewer_epochs(project: Path) -> None:
+    """Two epochs instead of eight: what these tests watch is which runs train and how, not the model."""
+    config = project / "synth.yaml"
+    config.write_text(config.read_text().replace("max_epochs: 8", "max_epochs: 2"))
+
+
 def run(defs, instance, tags=None):
     return defs.resolve_job_def("synthesize_gems").execute_in_process(instance=instance, tags=tags or {},
                                                                       raise_on_error=False)
@@ -48,6 +54,7 @@ def run(defs, instance, tags=None):
 
 @pytest.mark.slow
 def test_a_changed_source_refreshes_every_stage_and_an_unchanged_one_nothing(small_project):
+    fewer_epochs(small_project)
     defs = build_definitions(small_project)
     graph = defs.resolve_asset_graph()
     assert graph.get(dg.AssetKey(["gems", "split"])).parent_keys == {source_key("gems", "gems")}
@@ -113,10 +120,12 @@ def test_automation_off_leaves_the_stages_alone(small_project):
 
 
 @pytest.mark.slow
-def test_automated_training_fine_tunes_the_published_model_or_starts_anew_when_the_encoding_changed(small_project):
+def test_automated_training_fine_tunes_the_published_model_or_starts_anew_when_the_encoding_changed(
+        materialized_project):
+    small_project = materialized_project  # its model is published
+    fewer_epochs(small_project)
     defs = build_definitions(small_project)
     instance = dg.DagsterInstance.ephemeral()
-    assert run(defs, instance).success
     models = Releases(small_project / ".synth" / "gems" / "model")
     first = models.current_version()
 
@@ -139,13 +148,12 @@ def test_automated_training_fine_tunes_the_published_model_or_starts_anew_when_t
     assert "started by automation" not in logs(instance, manual)
 
 
-@pytest.mark.slow
-def test_the_schedule_redraws_from_the_published_model_without_retraining(small_project):
+def test_the_schedule_redraws_from_the_published_model_without_retraining(materialized_project):
+    small_project = materialized_project  # its model and synthetic tables are published
     config = small_project / "synth.yaml"
     config.write_text(config.read_text() + '    schedule: "0 3 * * *"\n')
     defs = build_definitions(small_project)
     instance = dg.DagsterInstance.ephemeral()
-    assert run(defs, instance).success
     schedule = defs.resolve_schedule_def("regenerate_gems")
     assert schedule.job_name == "resample_gems"
     context = dg.build_schedule_context(instance=instance, scheduled_execution_time=datetime.datetime(2026, 11, 25, 3))

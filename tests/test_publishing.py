@@ -34,18 +34,17 @@ def metadata(result, node):
     return {k: getattr(v, "value", v) for k, v in result.asset_materializations_for_node(node)[0].metadata.items()}
 
 
-@pytest.mark.slow
-def test_a_failed_audit_leaves_consumers_on_the_last_good_release(small_project, capsys, monkeypatch):
-    assert materialize(small_project).success
-    synthetic = small_project / ".synth" / "gems" / "synthetic"
+def test_a_failed_audit_leaves_consumers_on_the_last_good_release(materialized_project, capsys, monkeypatch):
+    # published once: its model and synthetic tables are the good release
+    synthetic = materialized_project / ".synth" / "gems" / "synthetic"
     good = os.readlink(synthetic / CURRENT)
     good_bytes = (synthetic / CURRENT / "gems.parquet").read_bytes()
-    assert (small_project / ".synth" / "gems" / "model" / CURRENT / "weights.safetensors").is_file()
+    assert (materialized_project / ".synth" / "gems" / "model" / CURRENT / "weights.safetensors").is_file()
 
     # the privacy gate is tightened past what any generation meets
-    config = small_project / "synth.yaml"
+    config = materialized_project / "synth.yaml"
     config.write_text(config.read_text() + "    quality: {max_dcr_share: 0.01}\n")
-    result = regenerate(small_project, seed=11)
+    result = regenerate(materialized_project, seed=11)
     assert not result.success
     checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
     assert checks == {"schema_matches_source": True, "privacy_gate": False}
@@ -59,27 +58,25 @@ def test_a_failed_audit_leaves_consumers_on_the_last_good_release(small_project,
     # the report was not redone for a release that did not happen
     assert not result.asset_materializations_for_node("gems__quality")
 
-    monkeypatch.chdir(small_project)  # the CLI reads ./synth.yaml and stores in ./.synth
+    monkeypatch.chdir(materialized_project)  # the CLI reads ./synth.yaml and stores in ./.synth
     assert main(["versions", "gems"]) == 0
     listing = capsys.readouterr().out
     assert f"* {good}  published" in listing and f"  {candidate['version']}  never published" in listing
 
 
-@pytest.mark.slow
-def test_versions_are_pruned_and_a_user_can_roll_back(small_project, capsys, monkeypatch):
-    config = small_project / "synth.yaml"
+def test_versions_are_pruned_and_a_user_can_roll_back(materialized_project, capsys, monkeypatch):
+    config = materialized_project / "synth.yaml"
     config.write_text(config.read_text() + "    publish: {keep_versions: 2}\n")
-    assert materialize(small_project).success
-    releases = Releases(small_project / ".synth" / "gems" / "synthetic")
+    releases = Releases(materialized_project / ".synth" / "gems" / "synthetic")
     first = releases.current_version()
     for seed in (21, 22):
-        result = regenerate(small_project, seed)
+        result = regenerate(materialized_project, seed)
         assert result.success and metadata(result, "gems__synthetic")["published"] is True
     second, third = releases.versions()  # the oldest went: two kept
     assert first not in releases.versions() and releases.current_version() == third
     assert metadata(result, "gems__quality")["synthetic_version"] == third
 
-    monkeypatch.chdir(small_project)  # the CLI reads ./synth.yaml and stores in ./.synth
+    monkeypatch.chdir(materialized_project)  # the CLI reads ./synth.yaml and stores in ./.synth
     assert main(["show", "gems"]) == 0  # where consumers read, and which version that is
     assert f"gems/synthetic/CURRENT/gems.parquet (version {third})" in capsys.readouterr().out
     assert main(["rollback", "gems", "synthetic"]) == 0
