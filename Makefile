@@ -37,13 +37,17 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 chromium:
 	command -v chromium >/dev/null || ($(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q chromium)
 
+# two pytest-xdist workers (conftest.py gives each its share of the cores): tests wait on processes they start
+# (dg launch, dg dev, a browser) as much as they compute, so two keep two cores busy; --dist loadfile keeps a
+# file's tests, and the trained fixtures they share, on one worker
+TEST_WORKERS ?= 2
 test: install chromium
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 # the inner loop: no end-to-end runs (dg launch, the browser, killed processes), no test of ten seconds or more,
 # none of the LLM backend's; `make test` (what CI runs) still runs every test
 test-fast: install
-	$(BIN)/python -m pytest -m "not e2e and not slow and not llm"
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile -m "not e2e and not slow and not llm"
 
 check: install
 	$(BIN)/dg check defs

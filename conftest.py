@@ -1,11 +1,20 @@
 """Fixtures shared by the core's tests (tests/) and the plugins' (plugins/*/tests/)."""
 
+import os
 import shutil
 import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+# `make test` runs two pytest-xdist workers. Each gets its share of the cores for torch's and the BLAS libraries'
+# threads (set before numpy or torch is imported, and inherited by the `dg` processes tests start): their threads
+# spin while they wait, and two workers each spinning on every core run several times slower than one alone.
+if os.environ.get("PYTEST_XDIST_WORKER_COUNT"):
+    _share = str(max(1, (os.cpu_count() or 1) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"])))
+    for _threads in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ.setdefault(_threads, _share)
 
 import pandas as pd
 import pytest

@@ -8,7 +8,7 @@
         train = {"max_training_time": 0.1}           # a budget of seconds
 
 It runs the core's stages (split → stats → encode → train → generate) on small tables of each shape the
-backend claims, with booleans, nulls, nullable integers, categories, cents and dates, and checks what the
+backend claims (training once per shape and training options; each test works on a copy), with booleans, nulls, nullable integers, categories, cents and dates, and checks what the
 core promises users whatever the backend: the source's columns, order and dtypes, the blocking schema
 check's rules, fresh keys that resolve, seeds, the conditioning it claims, and clear errors before any work
 for what it does not support. The last test materializes the dataset through Dagster with the asset checks
@@ -17,7 +17,9 @@ on. Needs pytest (the `test` extra).
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -175,14 +177,30 @@ class BackendContract:
             monkeypatch.delenv("SYNTH_HOME", raising=False)
         return folder
 
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        cls._trained: dict[tuple, Path] = {}  # (tables, train options) -> a trained project, per backend
+
+    @pytest.fixture(autouse=True)
+    def _folders(self, tmp_path_factory):
+        self._factory = tmp_path_factory
+
     def trained(self, folder: Path, tables: dict[str, dict], monkeypatch, generate: dict | None = None,
                 train: dict | None = None) -> DatasetPipeline:
-        pipeline = DatasetPipeline(load_project(self.project(folder, tables, generate, monkeypatch, train)), DATASET)
-        pipeline.split()
-        pipeline.stats()
-        pipeline.encode()
-        pipeline.train(device="cpu")
-        return pipeline
+        """A pipeline in `folder` whose model is trained: the suite trains once per backend, tables and training
+        options, and each test gets a copy of that project (and its own `generate`)."""
+        train = dict(self.train if train is None else train)
+        key = (tuple(tables), json.dumps(train, sort_keys=True, default=str))
+        if key not in self._trained:
+            once = self._factory.mktemp(f"{self.backend}-trained")
+            pipeline = DatasetPipeline(load_project(self.project(once, tables, None, monkeypatch, train)), DATASET)
+            pipeline.split()
+            pipeline.stats()
+            pipeline.encode()
+            pipeline.train(device="cpu")
+            self._trained[key] = once
+        shutil.copytree(self._trained[key], folder, symlinks=True, dirs_exist_ok=True)
+        return DatasetPipeline(load_project(self.project(folder, tables, generate, monkeypatch, train)), DATASET)
 
     def flat(self) -> dict[str, dict]:
         return {"customers": {"frame": contract_table()}}
