@@ -205,6 +205,32 @@ def exact_range(numbers: pd.Series, unit: pd.Series | None, k: int) -> dict:
 
 # the value tree ------------------------------------------------------------------------------------------
 
+def _extent(edges: np.ndarray, noisy: np.ndarray, there: np.ndarray, sigma: float, threshold: int,
+            heavy_bins: int) -> tuple[float, float]:
+    """Where a power-of-two bin's values lie: from the first to the last of its bins that stand out of the noise.
+    Where none does (values spread thin: ages held by 48 subjects each, cents), groups of 2, 4, 8, ... neighbouring
+    bins are tried, whose sums stand out sooner (their noise grows as the square root of their width), and the
+    finest grouping with a group that stands out decides; the bin's own edges only where no grouping does. Before,
+    a column of ages 18 to 79 got 127 as its maximum in one draw of twenty. Post-processing of the noisy counts: no
+    further privacy cost. Each grouping gets its share of PHANTOM, so that noise alone passes one rarely."""
+    inside = np.flatnonzero(there)
+    if len(inside):
+        return float(edges[inside[0]]), float(edges[inside[-1] + 1])
+    bins = len(noisy)
+    groupings = max(int(math.ceil(math.log2(bins))), 1)
+    width = 2
+    while width < bins:
+        starts = np.arange(0, bins, width)
+        sums = np.add.reduceat(noisy, starts)
+        cut = max(threshold, phantom_cut(sigma * math.sqrt(width), len(starts) * heavy_bins, PHANTOM / groupings))
+        standing = np.flatnonzero(sums >= cut)
+        if len(standing):
+            first, last = starts[standing[0]], min(starts[standing[-1]] + width, bins)
+            return float(edges[first]), float(edges[last])
+        width *= 2
+    return float(edges[0]), float(edges[-1])
+
+
 def level0_edges() -> np.ndarray:
     """Edges of the power-of-two bins: -2^63 .. -2^-20, 0, 2^-20 .. 2^63 (0 and the smallest magnitudes share the
     bins next to 0; exact zeros are counted apart)."""
@@ -222,6 +248,7 @@ class ValueTree:
     edges: list[np.ndarray]  # per kept level-0 bin, its level-1 edges
     counts: list[np.ndarray]  # the level-0 bin's noisy count spread over them by their own noisy counts
     held: list[np.ndarray]  # which of them stand out of the noise: values that are there
+    extents: list[tuple[float, float]]  # per kept level-0 bin, where its values lie (see _extent)
     zeros: float
     grain: float
     threshold: int
@@ -241,7 +268,7 @@ class ValueTree:
         cut0 = max(threshold, phantom_cut(top.sigma, len(exact), PHANTOM_LEVEL0))
         noisy[noisy < cut0] = 0.0
         heavy = np.flatnonzero(noisy[4:] > 0)
-        edges, counts, held = [], [], []
+        edges, counts, held, extents = [], [], [], []
         held_mass = all_mass = max(float(noisy[3]), 0.0)  # exact zeros are a value of their own
         for b in heavy:
             low, high = edges0[b], edges0[b + 1]
@@ -268,11 +295,12 @@ class ValueTree:
                 shape = np.clip(noisy1 - fine.sigma, 0.0, None)
             shape = shape / shape.sum() if shape.sum() > 0 else np.full(len(shape), 1.0 / len(shape))
             held.append(there)
+            extents.append(_extent(sub, noisy1, there, fine.sigma, threshold, len(heavy)))
             counts.append(noisy[4 + b] * shape)
             held_mass += float(noisy1[there].sum())
             all_mass += float(noisy[4 + b])  # the best count of what the bin holds: noise of empty bins left out
         return cls(nulls=float(noisy[0]), infinities={"-inf": float(noisy[1]), "inf": float(noisy[2])},
-                   edges=edges, counts=counts, held=held, zeros=float(noisy[3]), grain=grain, threshold=threshold,
+                   edges=edges, counts=counts, held=held, extents=extents, zeros=float(noisy[3]), grain=grain, threshold=threshold,
                    held_share=held_mass / all_mass if all_mass > 0 else 1.0)
 
     @property
@@ -293,17 +321,14 @@ class ValueTree:
         return low[order][keep], high[order][keep], count[order][keep]
 
     def range(self) -> dict | None:
-        """min and max: the outermost bins that stand out of the noise (a power-of-two bin where none of its own
-        bins does: its edge), so they are values enough subjects reach; the quantiles from the noisy counts (values
-        spread evenly within a bin), within them. None when no bin stands out."""
+        """min and max: the outermost bins (or groups of bins, see _extent) that stand out of the noise, so they are
+        values enough subjects reach; the quantiles from the noisy counts (values spread evenly within a bin), within
+        them. None when no bin stands out."""
         low, high, count = self.bins()
         total = count.sum()
         if total <= 0:
             return None
-        spans = [(0.0, 0.0)] if self.zeros > 0 else []
-        for edges, there in zip(self.edges, self.held):
-            inside = np.flatnonzero(there)
-            spans.append((edges[inside[0]], edges[inside[-1] + 1]) if len(inside) else (edges[0], edges[-1]))
+        spans = ([(0.0, 0.0)] if self.zeros > 0 else []) + list(self.extents)
         lo, hi = float(min(a for a, _ in spans)), float(max(b for _, b in spans))
         if self.grain > 0:  # a value of the grid, as the data hold them
             lo, hi = math.ceil(lo / self.grain - 1e-9) * self.grain, math.floor(hi / self.grain + 1e-9) * self.grain
