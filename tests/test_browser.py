@@ -184,7 +184,7 @@ def dagster_ui(ui_project, tmp_path):
         (ARTIFACTS / "dg_dev.log").write_text(tail(log, 200_000))
 
 
-def stop_group(proc: subprocess.Popen, grace: float = 10) -> None:
+def stop_group(proc: subprocess.Popen, grace: float = 3) -> None:
     """SIGTERM to `dg dev`'s process group, then SIGKILL to whatever is left of it (its webserver and code
     servers can outlive a polite request by minutes)."""
     try:

@@ -6,11 +6,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
 from synth_assets.audit import key_problems, schema_problems
 from synth_assets.project import load_project
 from synth_assets.pipeline import DatasetPipeline
-from synth_assets.testing import dg_launch as launch
+from synth_assets.testing import dg_launch
 from synth_assets.files import read_parquet
 
 REPO = Path(__file__).resolve().parents[3]
@@ -27,8 +28,11 @@ def panel() -> dict[str, pd.DataFrame]:
     return {"persons": persons, "visits": visits}
 
 
-def write_panel(folder: Path, panel, extra: str = "", third_level: bool = False) -> Path:
-    panel["persons"].to_parquet(folder / "persons.parquet")
+def write_panel(folder: Path, panel, third_level: bool = False, max_epochs: int = 12) -> Path:
+    """The panel's tables in `folder` and a synth.yaml declaring them as the dataset `panel` (with a third level of
+    prescriptions: `panel3`; both when `folder` holds the other already)."""
+    dataset, prefix = ("panel3", "panel3_") if third_level else ("panel", "")
+    panel["persons"].to_parquet(folder / f"{prefix}persons.parquet")
     visits = panel["visits"].reset_index(drop=True)
     if third_level:
         # a made-up third level: prescriptions per visit, more for visits with more doctor visits
@@ -39,20 +43,22 @@ def write_panel(folder: Path, panel, extra: str = "", third_level: bool = False)
             "visit_id": np.repeat(visits["visit_id"].to_numpy(), per_visit),
             "drug": rng.choice(["ibuprofen", "insulin", "statin"], int(per_visit.sum())),
             "doses": rng.integers(1, 30, int(per_visit.sum())),
-        }).to_parquet(folder / "prescriptions.parquet")
-    visits.to_parquet(folder / "visits.parquet")
-    tables = ("      persons: {source: persons.parquet, primary_key: id}\n"
-              "      visits: {source: visits.parquet, foreign_keys: [{column: id, references: persons}], "
-              f"order_by: year{', primary_key: visit_id' if third_level else ''}}}\n")
+        }).to_parquet(folder / f"{prefix}prescriptions.parquet")
+    visits.to_parquet(folder / f"{prefix}visits.parquet")
+    tables = {"persons": {"source": f"{prefix}persons.parquet", "primary_key": "id"},
+              "visits": {"source": f"{prefix}visits.parquet", "foreign_keys": [{"column": "id", "references": "persons"}],
+                         "order_by": "year", **({"primary_key": "visit_id"} if third_level else {})}}
     if third_level:
-        tables += ("      prescriptions: {source: prescriptions.parquet, "
-                   "foreign_keys: [{column: visit_id, references: visits}]}\n")
-    (folder / "synth.yaml").write_text(
-        "datasets:\n  panel:\n    tables:\n" + tables +
-        # seconds of training (on two busy cores the budget ends it, about 9 epochs): less dropout than a child's
-        # model gets by default, to converge in time
-        "    train: {max_training_time: 0.5, max_epochs: 12, model_size: small, dropout: 0.2}\n"
-        f"    generate: {{seed: 3{extra}}}\n")
+        tables["prescriptions"] = {"source": f"{prefix}prescriptions.parquet",
+                                   "foreign_keys": [{"column": "visit_id", "references": "visits"}]}
+    config = folder / "synth.yaml"
+    datasets = yaml.safe_load(config.read_text())["datasets"] if config.exists() else {}
+    # seconds of training (on two busy cores the budget ends it, about 9 epochs): less dropout than a child's model
+    # gets by default, to converge in time
+    datasets[dataset] = {"tables": tables,
+                         "train": {"max_training_time": 0.5, "max_epochs": max_epochs, "model_size": "small", "dropout": 0.2},
+                         "generate": {"seed": 3}}
+    config.write_text(yaml.safe_dump({"datasets": datasets}, sort_keys=False))
     return folder
 
 
@@ -62,17 +68,20 @@ def consecutive(visits: pd.DataFrame, column: str) -> pd.Series:
     return pd.Series(np.diff(visits[column].to_numpy())[same])
 
 
-def dg_launch(folder: Path) -> Path:
-    """`dg launch` the panel job of the project in `folder`, asserting that it and its blocking checks passed;
-    returns where the dataset's outputs are."""
-    launch(folder, "--job", "synthesize_panel").assert_passed(("schema_matches_source", "panel/synthetic"),
-                                                              ("privacy_gate", "panel/synthetic"))
-    return folder / "store" / "panel"
+@pytest.fixture(scope="module")
+def launched(panel, tmp_path_factory) -> Path:
+    """The two-level and the three-level panel as two datasets of one project, through one `dg launch` of every
+    asset, asserting that it and each dataset's blocking checks passed; returns the store."""
+    folder = tmp_path_factory.mktemp("panels")
+    write_panel(write_panel(folder, panel), panel, third_level=True)
+    dg_launch(folder, "--assets", "*").assert_passed(*((check, f"{dataset}/synthetic") for dataset in ("panel", "panel3")
+                                                       for check in ("schema_matches_source", "privacy_gate")))
+    return folder / "store"
 
 
 @pytest.mark.e2e
-def test_persons_and_their_years_materialize_through_dg_launch(panel, tmp_path):
-    store = dg_launch(write_panel(tmp_path, panel))
+def test_persons_and_their_years_materialize_through_dg_launch(launched):
+    store = launched / "panel"
     persons = read_parquet(store / "synthetic" / "CURRENT" / "persons.parquet")
     visits = read_parquet(store / "synthetic" / "CURRENT" / "visits.parquet")
     # as many persons as training holds, fresh keys, every record one of theirs, records in order
@@ -96,7 +105,8 @@ def test_persons_and_their_years_materialize_through_dg_launch(panel, tmp_path):
 def test_given_persons_get_records_of_their_own(panel, tmp_path, monkeypatch):
     monkeypatch.delenv("SYNTH_CONFIG", raising=False)
     monkeypatch.delenv("SYNTH_HOME", raising=False)
-    pipeline = DatasetPipeline(load_project(write_panel(tmp_path, panel)), "panel")
+    # what is checked here is how given persons are used, not what the model learned: three epochs
+    pipeline = DatasetPipeline(load_project(write_panel(tmp_path, panel, max_epochs=3)), "panel")
     pipeline.split(), pipeline.stats(), pipeline.encode(), pipeline.train(device="cpu")
     given = pd.DataFrame({"female": [1] * 150 + [0] * 50})
     out = pipeline.generate(device="cpu", seed_data=given, publish=False).tables  # a candidate: seconds of training
@@ -112,8 +122,8 @@ def test_given_persons_get_records_of_their_own(panel, tmp_path, monkeypatch):
 
 
 @pytest.mark.e2e
-def test_a_three_level_tree_materializes_through_dg_launch_with_keys_that_resolve(panel, tmp_path):
-    synthetic = dg_launch(write_panel(tmp_path, panel, third_level=True)) / "synthetic" / "CURRENT"
+def test_a_three_level_tree_materializes_through_dg_launch_with_keys_that_resolve(launched):
+    synthetic = launched / "panel3" / "synthetic" / "CURRENT"
     visits = read_parquet(synthetic / "visits.parquet")
     prescriptions = read_parquet(synthetic / "prescriptions.parquet")
     assert visits["visit_id"].tolist() == list(range(1, len(visits) + 1))
