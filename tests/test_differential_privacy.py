@@ -116,7 +116,9 @@ def test_dp_stats_hide_single_subjects_spend_their_epsilon_and_draw_fresh_noise(
         # (a bin nobody holds passes the cut with probability PHANTOM, 1%: 16 or 17 at worst, never the 127 at the
         # power of two's edge that one draw in twenty gave before value_protection._extent)
         assert not columns["age"].discrete and 16 <= columns["age"].min < columns["age"].max <= 79
-        assert columns["age"].is_integer and columns["age"].quantiles[50] == pytest.approx(df.age.median(), abs=5)
+        # the median from noisy counts: 45.1 to 50.8 in 90% of 80 draws, 40.8 to 53.5 at the extremes (the true
+        # one is 48); ±5 failed one draw in 27, and the test by chance
+        assert columns["age"].is_integer and columns["age"].quantiles[50] == pytest.approx(df.age.median(), abs=10)
         assert set(columns["female"].categories) == {False, True} and columns["female"].null_share == 0
         assert sum(columns["region"].category_shares) <= 1 + 1e-9
         assert stats.privacy.mode == "differential_privacy" and stats.privacy.epsilon == 1.0
