@@ -12,6 +12,9 @@ from synth_assets.files import read_parquet
 from synth_llm.api import RelPredict, RelSemiSynth, RelSynth
 
 FAST = {"max_training_time": 0.25, "max_epochs": 200, "model_size": "tiny", "context_window": 256}
+# three seconds: for tests of what the tasks do with given values, which the schema-constrained decoding keeps
+# valid whatever the model learned
+BRIEF = {**FAST, "max_training_time": 0.05}
 LINKS = {"persons": {"primary_key": "person_id"},
          "visits": {"primary_key": "visit_id", "order_by": "day",
                     "foreign_keys": [{"column": "person_id", "references": "persons"}]}}
@@ -68,7 +71,7 @@ def test_the_vllm_engine_generates_valid_tables_from_the_same_model(tree_model):
 
 def test_seed_columns_are_given_and_the_rest_completed(tmp_path):
     df = contract_table(600)
-    model = RelSynth(workspace=tmp_path, cols_ctx=["region", "member"], **FAST).fit(df)
+    model = RelSynth(workspace=tmp_path, cols_ctx=["region", "member"], **BRIEF).fit(df)
     given = df[["region", "member"]].head(25)
     out = model.generate(ctx=given, seed=2)
     assert out.region.astype(str).tolist() == given.region.astype(str).tolist()
@@ -80,20 +83,20 @@ def test_seed_columns_are_given_and_the_rest_completed(tmp_path):
 
 def test_semi_synthetic_rows_keep_their_given_part(tmp_path):
     df = contract_table(600)
-    model = RelSemiSynth(workspace=tmp_path, p_field=1.0, **FAST).fit(df)
+    model = RelSemiSynth(workspace=tmp_path, p_field=1.0, **BRIEF).fit(df)
     out = model.generate(sample_size=30, seed=4)
     # every field is kept and held constant: each row is a (protected) training row
     train = model.pipeline.load_split().train["data"]
     keys = ["member", "region", "age", "joined"]
     real = set(map(tuple, train[keys].astype(str).to_numpy()))
     assert all(tuple(row) in real for row in out[keys].astype(str).to_numpy())
-    nothing_kept = RelSemiSynth(workspace=tmp_path / "none", p_field=0.0, p_child=0.0, **FAST).fit(df)
+    nothing_kept = RelSemiSynth(workspace=tmp_path / "none", p_field=0.0, p_child=0.0, **BRIEF).fit(df)
     assert len(nothing_kept.generate(sample_size=10, seed=4)) == 10
 
 
 def test_rel_predict_fills_the_targets_and_keeps_the_rest(tmp_path):
     df = contract_table(600)
-    model = RelPredict(workspace=tmp_path, cols_tgt={"data": ["plan", "spend"]}, **FAST).fit(df)
+    model = RelPredict(workspace=tmp_path, cols_tgt={"data": ["plan", "spend"]}, **BRIEF).fit(df)
     rows = df.drop(columns=["plan", "spend"]).tail(20).reset_index(drop=True)
     out = model.predict(rows, n_pred=3, seed=5)
     assert len(out) == 20
@@ -114,7 +117,7 @@ def test_a_local_model_fine_tuned_with_lora_is_saved_merged_and_generates(tmp_pa
     base.save_pretrained(tmp_path / "base")
     tokenizer.save_pretrained(tmp_path / "base")
     model = RelSynth(workspace=tmp_path / "w", base_model=str(tmp_path / "base"), lora_rank=4,
-                     learning_rate=5e-3, **{k: v for k, v in FAST.items() if k != "model_size"}).fit(df)
+                     learning_rate=5e-3, **{k: v for k, v in BRIEF.items() if k != "model_size"}).fit(df)
     assert model.training.settings["lora_rank"] == 4 and model.training.settings["vocabulary"] == len(tokenizer)
     folder = model.pipeline.paths.model
     assert (folder / "model.safetensors").is_file() and not (folder / "adapter_config.json").exists()
