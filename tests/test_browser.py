@@ -322,6 +322,8 @@ def run_the_story(page, base: str, steps: Steps, expect) -> None:
     chart = page.get_by_role("dialog").locator("img[src^='data:image/png']")
     expect(chart).to_be_visible()
     assert chart.evaluate("img => img.complete && img.naturalWidth > 100 && img.naturalHeight > 100")
+    # the dialog fades in: the screenshot waits for its animations to end
+    page.wait_for_function("() => document.getAnimations().every(a => a.playState !== 'running')")
     shot = steps.shot("quality-chart")
     if UPDATE_DOCS:
         DOCS_SCREENSHOT.parent.mkdir(exist_ok=True)
