@@ -300,8 +300,8 @@ class ValueTree:
             held_mass += float(noisy1[there].sum())
             all_mass += float(noisy[4 + b])  # the best count of what the bin holds: noise of empty bins left out
         return cls(nulls=float(noisy[0]), infinities={"-inf": float(noisy[1]), "inf": float(noisy[2])},
-                   edges=edges, counts=counts, held=held, extents=extents, zeros=float(noisy[3]), grain=grain, threshold=threshold,
-                   held_share=held_mass / all_mass if all_mass > 0 else 1.0)
+                   edges=edges, counts=counts, held=held, extents=extents, zeros=float(noisy[3]), grain=grain,
+                   threshold=threshold, held_share=held_mass / all_mass if all_mass > 0 else 1.0)
 
     @property
     def present(self) -> float:
