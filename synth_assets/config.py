@@ -197,7 +197,7 @@ class DatasetSpec(StrictModel):
         try:
             backend = catalogue.choose(data.get("backend"))
         except ConfigError as exc:
-            raise OptionErrors([f"backend: {exc.message} ({exc.hint})"]) from None
+            raise OptionErrors([f"backend: {exc.message} ({exc.hint})"] + _other_problems(data)) from None
         data = {**data, "backend": backend.name}
         problems = []
         for section, model in (("train", backend.TrainOptions), ("generate", backend.GenerateOptions)):
@@ -223,7 +223,7 @@ class DatasetSpec(StrictModel):
         if isinstance(generate, GenerateOptions):
             problems += [f"generate.{name}: {why}" for name, why in backend.unsupported_options(generate).items()]
         if problems:
-            raise OptionErrors(problems)
+            raise OptionErrors(problems + _other_problems(data))
         return data
 
     @field_validator("tables")
@@ -344,6 +344,18 @@ def storage_root(home: str | Path, where: str) -> tuple[Path, Any]:
         store = object_store.ObjectStore(text, where)
         return object_store.scratch_for(text), store
     return Path(text).expanduser().resolve(), None
+
+
+def _other_problems(data: dict) -> list[str]:
+    """The problems of a dataset's keys besides `train` and `generate`, checked as if those were right: raising the
+    backend's problems stops pydantic before the other sections, so a user would otherwise meet a bad `quality` key
+    only after fixing `train`. One report names every key at fault."""
+    rest = {key: value for key, value in data.items() if key not in ("train", "generate")}
+    try:
+        DatasetSpec.model_validate(rest)  # no backends handed in: the sections the core declares
+    except ValidationError as exc:
+        return [describe_error(error) for error in exc.errors()]
+    return []
 
 
 def _unknown_encodings(tables: Any, backend) -> list[str]:

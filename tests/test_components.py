@@ -94,13 +94,13 @@ def test_scaffold_check_and_launch_a_dataset_component(dg_project):
     assert component["type"] == "synth_assets.SynthDataset"
     assert component["attributes"]["tables"] == {"gem_sales": {"source": "gem_sales.csv"}}
 
-    # a bad key fails `dg check defs`, named by its path, and the good file passes
-    for bad, named in [({"quality": {"max_dcr_share": 2}}, "attributes.quality.max_dcr_share: Input should be "
-                                                           "less than or equal to 1"),
-                       ({"train": {"max_epoks": 3}}, "attributes.train.max_epoks: unknown key")]:  # the backend's
-        edit_attributes(folder / "defs.yaml", **bad)
-        out = dg_command(dg_project, "check", "defs")
-        assert out.returncode != 0
+    # bad keys fail `dg check defs`, each named by its path (the backend's and the core's at once), and the good
+    # file passes
+    edit_attributes(folder / "defs.yaml", quality={"max_dcr_share": 2}, train={"max_epoks": 3})
+    out = dg_command(dg_project, "check", "defs")
+    assert out.returncode != 0
+    for named in ("attributes.quality.max_dcr_share: Input should be less than or equal to 1",
+                  "attributes.train.max_epoks: unknown key"):
         assert named in out.stdout + out.stderr
     edit_attributes(folder / "defs.yaml", **QUICK)
     out = dg_command(dg_project, "check", "defs")

@@ -35,6 +35,16 @@ def test_bad_config_names_the_key(body, named):
     assert named in str(err.value)
 
 
+def test_every_bad_key_is_named_at_once_the_backends_options_and_the_rest():
+    body = {"datasets": {"d": {"tables": {"t": {"source": "x.csv", "order_bye": ["year"]}}, "train": {"max_epoch": 3},
+                               "generate": {"sample_size": 0}, "quality": {"max_dcr_share": 2}}}}
+    with pytest.raises(ConfigError) as err:
+        parse_project(body)
+    for named in ("datasets.d.train.max_epoch: unknown key", "datasets.d.generate.sample_size: Input should be greater",
+                  "datasets.d.tables.t.order_bye: unknown key", "datasets.d.quality.max_dcr_share: Input should be less"):
+        assert named in str(err.value)
+
+
 def test_foreign_key_must_reference_a_table_with_a_primary_key():
     body = {"datasets": {"d": {"tables": {
         "people": {"source": "p.csv"},
