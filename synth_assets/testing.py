@@ -8,11 +8,11 @@
         train = {"max_training_time": 0.1}           # a budget of seconds
 
 It runs the core's stages (split → stats → encode → train → generate) on small tables of each shape the
-backend claims (training once per shape and training options; each test works on a copy), with booleans, nulls, nullable integers, categories, cents and dates, and checks what the
-core promises users whatever the backend: the source's columns, order and dtypes, the blocking schema
-check's rules, fresh keys that resolve, seeds, the conditioning it claims, and clear errors before any work
-for what it does not support. The last test materializes the dataset through Dagster with the asset checks
-on. Needs pytest (the `test` extra).
+backend claims (training once per shape and training options; each test works on a copy), with booleans,
+nulls, nullable integers, categories, cents and dates, and checks what the core promises users whatever the
+backend: the source's columns, order and dtypes, the blocking schema check's rules, fresh keys that resolve,
+seeds, the conditioning it claims, and clear errors before any work for what it does not support. The last test
+materializes the dataset through Dagster with the asset checks on. Needs pytest (the `test` extra).
 """
 
 from __future__ import annotations
@@ -77,6 +77,19 @@ def dg_launch(folder: Path, *selection: str, store: Path | str | None = None, en
     command = [str(Path(sys.executable).parent / "dg"), "launch", *selection, *(IN_ONE_PROCESS if in_one_process else [])]
     out = subprocess.run(command, cwd=project, env=env, capture_output=True, text=True, timeout=timeout)
     return Launch(out.returncode, out.stdout + out.stderr)
+
+
+def materialize(root: Path, selection="*", run_config: dict | None = None):
+    """Materialize `selection` (a Dagster asset selection; default: everything) of the project file in `root`, in
+    this process with the checks on, as a user selecting assets in the UI; returns Dagster's result."""
+    import dagster as dg
+
+    from synth_assets.definitions import build_definitions
+
+    defs = dg.Definitions.merge(build_definitions(root),
+                                dg.Definitions(jobs=[dg.define_asset_job("selected", selection=selection)]))
+    return defs.resolve_job_def("selected").execute_in_process(
+        instance=dg.DagsterInstance.ephemeral(), raise_on_error=False, run_config=run_config or {})
 
 
 def contract_table(n: int = 600, seed: int = 0) -> pd.DataFrame:

@@ -6,7 +6,7 @@ import dagster as dg
 import pandas as pd
 import pytest
 
-from synth_assets.testing import survey_table, write_project
+from synth_assets.testing import materialize, survey_table, write_project
 from synth_assets.definitions import build_definitions
 from synth_assets.files import read_parquet
 
@@ -19,13 +19,9 @@ def run_job(defs, name, **kwargs):
         instance=dg.DagsterInstance.ephemeral(), raise_on_error=False, **kwargs)
 
 
-def run_stages(root, *stages, **kwargs):
+def run_stages(root, *stages, run_config=None):
     """Materialize only `stages` of gems (the others are on disk already), as a user selecting them in the UI."""
-    defs = build_definitions(root)
-    job = dg.define_asset_job("selected", selection=dg.AssetSelection.assets(*(["gems", s] for s in stages)))
-    defs = dg.Definitions.merge(defs, dg.Definitions(jobs=[job]))
-    return defs.resolve_job_def("selected").execute_in_process(
-        instance=dg.DagsterInstance.ephemeral(), raise_on_error=False, **kwargs)
+    return materialize(root, dg.AssetSelection.assets(*(["gems", s] for s in stages)), run_config)
 
 
 def test_every_stage_is_an_asset_with_lineage(small_project):

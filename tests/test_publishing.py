@@ -11,18 +11,10 @@ import pytest
 from synth_assets.backend import TrainResult
 from synth_assets.audit import audit_model
 from synth_assets.cli import main
-from synth_assets.definitions import build_definitions
 from synth_assets.releases import CURRENT, Releases, new_version
 from synth_assets.files import read_parquet
 from synth_assets.storage import DatasetPaths
-
-
-def materialize(root, selection="*", run_config=None):
-    defs = build_definitions(root)
-    job = dg.define_asset_job("selected", selection=selection)
-    defs = dg.Definitions.merge(defs, dg.Definitions(jobs=[job]))
-    return defs.resolve_job_def("selected").execute_in_process(
-        instance=dg.DagsterInstance.ephemeral(), raise_on_error=False, run_config=run_config or {})
+from synth_assets.testing import materialize
 
 
 def regenerate(root, seed):
