@@ -152,9 +152,17 @@ class Backend(ABC):
     # the backend a dataset that names none gets when several are installed (with one installed, that one);
     # at most one installed backend may claim it
     default: ClassVar[bool] = False
+    # whether the backend writes free-text columns (stats text_form "text") itself; if not, it never sees them,
+    # and a text model writes them (text_columns.py)
+    writes_text: ClassVar[bool] = False
     # the per-column `encoding:` words synth.yaml may use with this backend, each with what it asks the stats
     # stage to treat the column as (one of stats.HINTS); the word itself reaches `encode` in the stats
     column_encodings: ClassVar[dict[str, str]] = {hint: hint for hint in HINTS}
+
+    def encoding_hints(self) -> dict[str, str]:
+        """Every per-column `encoding:` word a dataset of this backend may use: its own, and `text`, which the
+        core takes for every backend (a text model writes the column where the backend writes no text)."""
+        return {**self.column_encodings, "text": "text"}
 
     # checks the core runs before any work ----------------------------------------------------------
     def unsupported_shape(self, foreign_keys: dict[str, Iterable]) -> str | None:

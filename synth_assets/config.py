@@ -51,8 +51,9 @@ class ForeignKey(StrictModel):
 class ColumnSpec(StrictModel):
     """Per-column overrides; anything not given is inferred from the data."""
 
-    encoding: str = Field("auto", description="auto, or one of the backend's `column_encodings` "
-                                              "(TabularARGN: categorical, numeric, numeric_discrete, ...).")
+    encoding: str = Field("auto", description="auto, text (free text, written by a text model), or one of the "
+                                              "backend's `column_encodings` (TabularARGN: categorical, numeric, "
+                                              "numeric_discrete, ...).")
     sensitive: bool = Field(False, description="The privacy evaluation measures how well the other columns (the "
                                                "quasi-identifiers) reveal this one's value for training rows.")
 
@@ -361,7 +362,7 @@ def _other_problems(data: dict) -> list[str]:
 def _unknown_encodings(tables: Any, backend) -> list[str]:
     """Per-column `encoding:` words the backend does not know."""
     problems = []
-    known = ["auto", *backend.column_encodings]
+    known = ["auto", *backend.encoding_hints()]
     for table, spec in (tables or {}).items() if isinstance(tables, dict) else ():
         columns = spec.get("columns") if isinstance(spec, dict) else getattr(spec, "columns", None)
         for column, override in (columns or {}).items() if isinstance(columns, dict) else ():

@@ -23,3 +23,11 @@ def synth_register_backends():
     Each item is a subclass of `synth_assets.backend.Backend` (or an instance of one) with a unique
     `name`; datasets choose it with `backend: <name>` in synth.yaml.
     """
+
+
+@hookspec
+def synth_register_text_models():
+    """Return a list of text models this plugin provides: subclasses of `synth_assets.text_model.TextModel` (or
+    instances), each with a unique `name`. They write the free-text columns of datasets whose backend writes no
+    text itself; `train: {text: {model: <name>}}` chooses one where several are installed.
+    """

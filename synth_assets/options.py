@@ -23,6 +23,15 @@ class Options(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class TextOptions(Options):
+    """The text model that writes a dataset's free-text columns (where its backend writes none itself)."""
+
+    model: str | None = Field(None, description="An installed text model; default: the first installed.")
+    time_share: float = Field(0.3, gt=0, lt=1, description="Share of max_training_time the text model takes.")
+    model_size: Literal["tiny", "small", "medium"] = Field("small", description="The text model's size.")
+    max_epochs: int = Field(100, ge=1, description="Passes over the texts, at most.")
+
+
 class TrainOptions(Options):
     """Options every backend's training takes."""
 
@@ -31,6 +40,8 @@ class TrainOptions(Options):
     seed: int | None = Field(0, description="Same seed and data: same model.")
     model_state: Literal["reset", "reuse", "resume"] = Field(
         "reset", description="reset: train anew; reuse: fine-tune the last model; resume: continue an interrupted training.")
+    text: TextOptions = Field(default_factory=TextOptions, description="Free-text columns' model "
+                              "(for backends that write no text themselves).")
 
 
 class DifferentialPrivacy(Options):
@@ -105,6 +116,8 @@ class GenerateOptions(Options):
     rebalancing: Rebalancing | None = None
     imputation: Imputation | None = None
     fairness: Fairness | None = None
+    text_temperature: float = Field(1.0, gt=0, description="Free-text columns: below 1 more typical texts, above 1 "
+                                                           "more diverse ones.")
 
     @field_validator("seed_data")
     @classmethod

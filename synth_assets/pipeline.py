@@ -31,6 +31,8 @@ from synth_assets.stages.split import PARTITIONS, Split, context_key, split_tabl
 from synth_assets.stages.stats import DatasetStats, compute_stats
 from synth_assets.options import GenerateOptions, TrainOptions
 from synth_assets.tables import check_keys, read_source, read_sources
+from synth_assets.text_columns import (TEXT_MODEL_DIR, for_backend, split_for_backend, text_time_share,
+                                       train_text_model, with_empty_texts, write_texts)
 
 
 SEEDED_FILE = "generation.json"  # beside the synthetic tables: which columns came from seed data
@@ -107,7 +109,7 @@ class DatasetPipeline:
     # stats ---------------------------------------------------------------------------------------
     def stats(self) -> DatasetStats:
         stats = compute_stats(self.spec, self.load_split().train, dataset=self.name,
-                              hints=self.backend.column_encodings)
+                              hints=self.backend.encoding_hints())
         with self.paths.output("stats.json") as tmp:
             files.write_json(stats.model_dump(mode="json"), tmp)
         return stats
@@ -118,6 +120,8 @@ class DatasetPipeline:
     # encoded -------------------------------------------------------------------------------------
     def encode(self) -> dict:
         split, stats = self.load_split(), self.load_stats()
+        if not self.backend.writes_text:
+            split, stats = split_for_backend(split, stats), for_backend(stats)
         with self.paths.output("encoded") as tmp:
             info = self.backend.encode(split, stats, tmp)
         return info
@@ -141,11 +145,21 @@ class DatasetPipeline:
         releases = self.paths.releases("model")
         self.paths.pull("model")  # the published model, for model_state reuse
         published = releases.current()
-        request = TrainRequest(options=options, device=device, progress=progress, previous_model=published,
+        text_share = 0.0 if self.backend.writes_text else text_time_share(stats, options)
+        backend_options = options.model_copy(update={"max_training_time": options.max_training_time * (1 - text_share)})
+        request = TrainRequest(options=backend_options, device=device, progress=progress, previous_model=published,
                                resume_dir=self.paths.root / "model.partial")
+        started = time.perf_counter()
         try:
             with self.paths.new_version("model", version) as tmp:  # pushed for the audit, wherever it runs
-                result = self.backend.train(encoded, stats, request, tmp)
+                result = self.backend.train(encoded, stats if self.backend.writes_text else for_backend(stats),
+                                            request, tmp)
+                if text_share:  # its share of the budget, and what the backend left of its own
+                    seconds = max(text_share * options.max_training_time * 60,
+                                  options.max_training_time * 60 - (time.perf_counter() - started))
+                    result.settings["text_model"] = train_text_model(
+                        self.load_split(), stats, options, tmp / TEXT_MODEL_DIR, device=device, seconds=seconds,
+                        progress=progress)
         except IncompatibleModel as exc:
             if not reset_if_incompatible or options.model_state == "reset":
                 raise
@@ -333,10 +347,16 @@ class DatasetPipeline:
         if seed_data is None:
             seed_data = self._read_seed_data(options)
         request = GenerateRequest(options=options, seed_data=seed_data, device=device, engine=engine)
-        raw = self.backend.generate(model, stats, request)
+        if self.backend.writes_text:
+            raw = self.backend.generate(model, stats, request)
+        else:
+            raw = with_empty_texts(self.backend.generate(model, for_backend(stats), request), stats)
         if report is not None:
             report.update(request.report)
-        return restore_tables(raw, stats, dataset=self.name)
+        tables = restore_tables(raw, stats, dataset=self.name)
+        if not self.backend.writes_text:
+            tables = write_texts(tables, stats, model, options, device=device, report=report)
+        return tables
 
     def load_synthetic(self, version: str | None = None, *, max_rows: int | None = None) -> dict[str, pd.DataFrame]:
         """The published synthetic tables, or those of `version` (a candidate under audit). With `max_rows`, a

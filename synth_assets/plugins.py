@@ -10,6 +10,7 @@ import pluggy
 from synth_assets import hookspecs
 from synth_assets.backend import Backend
 from synth_assets.errors import ConfigError, SynthError
+from synth_assets.text_model import TextModel
 
 
 @functools.lru_cache(maxsize=1)
@@ -24,6 +25,7 @@ def reload_plugins() -> pluggy.PluginManager:
     """Forget the loaded plugins and read the entry points again (after installing a plugin)."""
     plugin_manager.cache_clear()
     _registered.cache_clear()
+    _text_models.cache_clear()
     return plugin_manager()
 
 
@@ -87,3 +89,33 @@ def installed_backends() -> InstalledBackends:
 def get_backend(name: str | None, *, dataset: str | None = None) -> Backend:
     """The backend called `name` (None: the installed default), or a ConfigError listing the installed ones."""
     return installed_backends().choose(name, dataset=dataset)
+
+
+@functools.lru_cache(maxsize=8)
+def _text_models(manager: pluggy.PluginManager) -> dict[str, TextModel]:
+    found: dict[str, TextModel] = {}
+    for impl in manager.hook.synth_register_text_models.get_hookimpls():
+        for item in impl.function() or []:
+            model = item() if isinstance(item, type) else item
+            if not isinstance(model, TextModel):
+                raise SynthError(f"plugin '{impl.plugin_name}' registered {item!r}, which is not a TextModel")
+            if model.name in found:
+                raise SynthError(f"text model '{model.name}' is registered twice", hint="uninstall one of the plugins")
+            found[model.name] = model
+    return found
+
+
+def get_text_model(name: str | None, *, dataset: str | None = None, table: str | None = None,
+                   column: str | None = None) -> TextModel:
+    """The text model called `name`; without a name, the first installed (by name). An error where none is."""
+    models = _text_models(plugin_manager())
+    if not models:
+        raise ConfigError("this column is free text, but no installed plugin writes text", dataset=dataset,
+                          table=table, column=column, hint="install synth-assets-llm (plugins/llm), or set the column's "
+                                              "encoding: categorical")
+    if name is None:
+        return models[sorted(models)[0]]
+    if name not in models:
+        raise ConfigError(f"unknown text model '{name}'", dataset=dataset,
+                          hint=f"train.text.model takes one of {', '.join(sorted(models))}")
+    return models[name]

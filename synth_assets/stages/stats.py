@@ -44,6 +44,7 @@ from synth_assets.config import DatasetSpec, ForeignKey
 from synth_assets.errors import SynthError
 from synth_assets.privacy_budget import VALUE_PROTECTION_DELTA_SHARE, default_delta, new_release
 from synth_assets.stages.split import context_key, table_order
+from synth_assets.free_text import MAX_KEPT_WORDS, TEXT_AUTO_MIN_RARE_SHARE, reads_as_text, words
 from synth_assets.stages.value_protection import LAT_LONG_SHARES, TEXT_SHARES, ColumnProtection, Protection, ValueTree
 
 RARE_THRESHOLD = 5  # the default of privacy.rare_threshold
@@ -74,11 +75,11 @@ DATETIME_PARTS = ("year", "month", "day", "hour", "minute", "second")
 DATE_RESOLUTION_NS = {"day": 86_400e9, "hour": 3_600e9, "minute": 60e9, "second": 1e9}
 
 Kind = Literal["categorical", "numeric", "datetime"]
-TextForm = Literal["category", "code", "lat_long"]
+TextForm = Literal["category", "code", "lat_long", "text"]
 # what a per-column override can ask the stats to treat a column as; backends map their encodings to these
-HINTS = ("categorical", "code", "lat_long", "numeric", "discrete", "continuous", "datetime")
+HINTS = ("categorical", "code", "lat_long", "text", "numeric", "discrete", "continuous", "datetime")
 NUMERIC_HINTS = ("numeric", "discrete", "continuous")
-TEXT_HINTS = ("code", "lat_long")
+TEXT_HINTS = ("code", "lat_long", "text")
 
 LAT_LONG_PATTERN = r"^\s*(?P<lat>[-+]?\d{1,3}(?:\.\d+)?)(?P<separator>\s*[,;]\s*)(?P<long>[-+]?\d{1,3}(?:\.\d+)?)\s*$"
 
@@ -112,6 +113,12 @@ class ColumnStats(BaseModel):
     lat_long_separator: str | None = None
     infinite_shares: dict[str, float] | None = Field(
         None, description="share of rows holding 'inf' or '-inf', for those held by enough rows")
+    words: list[str] | None = Field(
+        None, description="free text: the words (lower case) held by enough units, most held first; no other word "
+                          "comes out")
+    text_characters: str | None = Field(None, description="free text: the characters held by enough units")
+    text_lengths: list[float] | None = Field(None, description="free text: quantiles of its length in characters")
+    max_length: int | None = Field(None, description="free text: the length enough units reach; longer texts are cut")
 
 
 class TableStats(BaseModel):
@@ -374,7 +381,7 @@ def _text_stats(values: pd.Series, unit: pd.Series | None, forced: str | None, w
     """`values` (and `unit`) are what the queries see: every row, or with DP one value per subject."""
     categories, shares, rare_share = _protected_categories(values, unit, protection, TEXT_SHARES["values"])
     out = dict(categories=categories, category_shares=shares, rare_share=rare_share)
-    form = {"categorical": "category", "code": "code", "lat_long": "lat_long"}.get(forced)
+    form = {"categorical": "category", "code": "code", "lat_long": "lat_long", "text": "text"}.get(forced)
     is_text = form in TEXT_HINTS or _all_text(values.dropna())
     if not is_text:
         if not categories:  # only text has a _RARE_ token to show instead
@@ -388,6 +395,14 @@ def _text_stats(values: pd.Series, unit: pd.Series | None, forced: str | None, w
         if form == "lat_long":
             raise SynthError(_why_not_lat_long(values, protection), dataset=where[0], table=where[1],
                              column=where[2], hint="use categorical or character, or remove the override")
+    if form is None and _free_text(values, rare_share, protection):
+        form = "text"
+    if form == "text":
+        if protection.budget is not None:
+            raise SynthError("free text is not covered by differential privacy yet", dataset=where[0],
+                             table=where[1], column=where[2], hint="encode the column as categorical (texts held "
+                             "by too few subjects become _RARE_), or drop it from the source")
+        return dict(out, text_form="text", **_free_text_stats(values, unit, protection))
     length = _protected_length(values.dropna().str.len(), unit, protection)
     if form is None:
         wanted = rare_share >= CODE_AUTO_MIN_RARE_SHARE and 0 < length <= CODE_AUTO_MAX_LENGTH
@@ -399,6 +414,29 @@ def _text_stats(values: pd.Series, unit: pd.Series | None, forced: str | None, w
                              hint="use categorical, or remove the override")
         out["characters"] = _kept_characters(values, unit, length, protection)
     return dict(out, text_form=form)
+
+
+def _free_text(values: pd.Series, rare_share: float, protection: ColumnProtection) -> bool:
+    """Whether a string column reads as free text (names, titles, comments): see free_text.py. Never with
+    differential privacy, whose stats have no rule for text yet: there it stays a category."""
+    present = values.dropna()
+    if protection.budget is not None or present.empty or rare_share < TEXT_AUTO_MIN_RARE_SHARE:
+        return False
+    return float(present.map(reads_as_text).mean()) >= 0.5
+
+
+def _free_text_stats(values: pd.Series, unit: pd.Series | None, protection: ColumnProtection) -> dict:
+    """The facts a text model and the privacy filter need: the words and characters enough units hold, the
+    length enough reach, and the length's quantiles."""
+    present = values.dropna()
+    lengths = present.str.len()
+    held_words = present.map(words).explode().dropna()
+    kept_words = protection.kept(held_words, unit, TEXT_SHARES["values"]).index[:MAX_KEPT_WORDS]
+    held_characters = present.map(lambda text: sorted(set(text))).explode().dropna()
+    kept_characters = protection.kept(held_characters, unit, TEXT_SHARES["characters"]).index
+    quantiles = np.quantile(lengths.to_numpy(), np.linspace(0, 1, 21)).tolist() if len(lengths) else []
+    return dict(words=[str(w) for w in kept_words], text_characters="".join(sorted(map(str, kept_characters))),
+                text_lengths=quantiles, max_length=_protected_length(lengths, unit, protection))
 
 
 def _enough(protection: ColumnProtection) -> str:

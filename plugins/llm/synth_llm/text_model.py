@@ -1,0 +1,165 @@
+"""The LLM plugin's text model: writes the free-text columns of any dataset whose backend writes no text (the
+core's seam: synth_assets.text_model).
+
+A small GPT-2 trained from scratch with the backend's own training loop (training.fit: AdamW under the time
+budget, early stopping, the best weights kept). Each example is the core's prompt (the row's other values and the
+column's name), then the text as a JSON string (or `null` for an empty cell), so the engines write it under a
+JSON schema: a string of at most the column's protected length, or null. Generation takes vLLM on CUDA where it
+is installed, else transformers.
+
+Its tokenizer has a token per word, not per piece of a word: the words the stats kept (held by enough units,
+in every casing seen), the prompts' frequent words, and single non-word characters (space, punctuation). A word
+too few units hold is the unknown token in training, and the unknown token can never be written (below), so the
+model cannot spell a rare name or number: what it writes is made of kept words by construction, and learns
+faster than from bytes.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from synth_assets.plugin_api import (TextGenerateRequest, TextModel, TextTrainRequest, TextTrainResult, TrainRequest,
+                                     read_json, resolve_device, write_json)
+from synth_llm import model as lm
+from synth_llm.assemblers import Segment, assemble
+from synth_llm.options import LLMTrainOptions
+from synth_llm.training import fit
+
+SETTINGS_FILE = "text_model_settings.json"
+PIECE = r"\w+|[^\w]"  # a word, or one other character
+# the special tokens hold a line break, which the JSON string grammar never lets into a text: a written text
+# cannot hold the unknown token (nor padding or BOS)
+BOS, EOS, PAD, UNK = "<|bos|>\n", "<|eos|>\n", "<|pad|>\n", "<|unk|>\n"
+MIN_PIECE_EXAMPLES = 5  # a prompt's word or a character is a token where this many examples hold it
+JSON_PIECES = ('"', "null", "{", "}", ":", ",", "\n")  # what a prompt and the grammar need, always tokens
+MAX_WINDOW = 512  # tokens of one training example
+GENERATE_BATCH = 128  # prompts decoded together
+PROMPT_SHARE = 0.75  # of the window at most for a prompt: the rest is the text's
+
+
+class LanguageTextModel(TextModel):
+    name = "language_model"
+    description = "a small GPT-2 trained from scratch on the dataset's texts, given each row's other values"
+
+    def train(self, request: TextTrainRequest, out_dir: Path) -> TextTrainResult:
+        lm.quiet()
+        started = time.perf_counter()
+        outputs = {part: [json.dumps(e.text, ensure_ascii=False) for e in examples]
+                   for part, examples in (("train", request.train), ("validation", request.validation))}
+        tokenizer = word_tokenizer([e.prompt for e in request.train], outputs["train"], request.words)
+        encoded = {}
+        for part, examples in (("train", request.train), ("validation", request.validation)):
+            prompts = tokenizer([e.prompt for e in examples], add_special_tokens=False)["input_ids"] if examples else []
+            texts = tokenizer(outputs[part], add_special_tokens=False)["input_ids"] if examples else []
+            encoded[part] = (prompts, texts)
+        longest_text = max((len(t) for t in encoded["train"][1]), default=1) + 1
+        longest = max((len(p) + len(t) + 2 for p, t in zip(*encoded["train"])), default=8)
+        window = min(MAX_WINDOW, longest)
+        room = max(window - longest_text - 2, int(window * (1 - PROMPT_SHARE)))
+        rng = np.random.default_rng(request.seed)
+        examples = {}
+        for part, (prompts, texts) in encoded.items():
+            segments = [Segment(p[-room:], t[: window - 2 - min(len(p), room)]) for p, t in zip(prompts, texts)]
+            examples[part] = assemble(segments, "tabular", window, bos=tokenizer.bos_token_id,
+                                      eos=tokenizer.eos_token_id, pad=tokenizer.pad_token_id, rng=rng)
+        if len(examples["validation"]) == 0:
+            examples["validation"] = examples["train"]
+        model = lm.new_model(tokenizer, request.model_size, window)
+        device = resolve_device(request.device)
+        options = LLMTrainOptions(max_training_time=max(request.seconds, 1.0) / 60, max_epochs=request.max_epochs,
+                                  seed=request.seed, model_size=request.model_size, context_window=max(window, 32))
+        outcome = fit(model, examples["train"], examples["validation"],
+                      TrainRequest(options=options, device=device, progress=request.progress), lambda m, folder: None,
+                      device, spent=time.perf_counter() - started)
+        lm.save(model, tokenizer, out_dir)
+        write_json({"window": window, "prompt_tokens": room, "max_new_tokens": longest_text + 1,
+                    "model_size": request.model_size}, Path(out_dir) / SETTINGS_FILE)
+        return TextTrainResult(epochs=outcome.epochs, seconds=time.perf_counter() - started,
+                               stopped_because=outcome.stopped_because or "max epochs",
+                               parameters=sum(p.numel() for p in model.parameters()),
+                               validation_loss=outcome.best_loss,
+                               settings={"model": f"gpt2 {request.model_size} (from scratch)", "window": window,
+                                         "vocabulary": len(tokenizer), **outcome.settings})
+
+    def generate(self, model_dir: Path, request: TextGenerateRequest) -> list[str | None]:
+        from transformers import AutoTokenizer
+
+        from synth_llm.engines import DecodeRequest, make_engine
+
+        if not request.prompts:
+            return []
+        lm.quiet()
+        settings = read_json(Path(model_dir) / SETTINGS_FILE)
+        device = resolve_device(request.device)
+        tokenizer = AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
+        prompts = tokenizer(request.prompts, add_special_tokens=False)["input_ids"]
+        prompts = [[tokenizer.bos_token_id, *p[-settings["prompt_tokens"]:]] for p in prompts]
+        schema = {"type": "string", "maxLength": max(request.max_length, 1)}
+        if request.nullable:
+            schema = {"anyOf": [schema, {"type": "null"}]}
+        texts: list[str | None] = []
+        tokens, started = 0, time.perf_counter()
+        with make_engine(_engine_for(device), Path(model_dir), device, request.engine) as engine:
+            for start in range(0, len(prompts), GENERATE_BATCH):
+                decoded = engine.decode(DecodeRequest(
+                    prompts=prompts[start:start + GENERATE_BATCH], schema=schema, temperature=request.temperature,
+                    max_new_tokens=settings["max_new_tokens"], seed=request.seed + start))
+                texts += [_parse(text) for text in decoded.texts]
+                tokens += decoded.tokens
+        seconds = time.perf_counter() - started
+        request.report.update({"text_tokens_per_second": tokens / max(seconds, 1e-9)})
+        return texts
+
+
+def word_tokenizer(prompts: list[str], outputs: list[str], words: frozenset[str]):
+    """A tokenizer with one token per kept word (see the module's docstring), saved and loaded as any Hugging
+    Face tokenizer (tokenizer.json), so both engines and xgrammar take it as it is."""
+    import re
+    from collections import Counter
+
+    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    piece = re.compile(PIECE)
+    in_prompts: Counter = Counter()
+    for prompt in prompts:
+        in_prompts.update(set(piece.findall(prompt)))
+    in_outputs: Counter = Counter()
+    for output in outputs:
+        in_outputs.update(set(piece.findall(output)))
+    held = in_prompts + in_outputs
+    kept = {p for p, n in in_prompts.items() if n >= MIN_PIECE_EXAMPLES}
+    kept |= {p for p in in_outputs if re.fullmatch(r"\w+", p) and p.lower() in words}
+    kept |= {p for p, n in held.items() if not re.fullmatch(r"\w+", p) and n >= MIN_PIECE_EXAMPLES}
+    kept |= set(JSON_PIECES)
+    vocab = {token: i for i, token in enumerate([BOS, EOS, PAD, UNK, *sorted(kept)])}
+    tokenizer = Tokenizer(models.WordLevel(vocab, unk_token=UNK))
+    tokenizer.pre_tokenizer = pre_tokenizers.Split(Regex(PIECE), behavior="isolated")
+    tokenizer.decoder = decoders.Fuse()
+    tokenizer.add_special_tokens([BOS, EOS, PAD, UNK])
+    return PreTrainedTokenizerFast(tokenizer_object=tokenizer, bos_token=BOS, eos_token=EOS, pad_token=PAD,
+                                   unk_token=UNK)
+
+
+def _engine_for(device: str) -> str:
+    """vLLM on CUDA where it is installed; transformers otherwise (on the CPU it is the faster for a small model)."""
+    if device != "cuda":
+        return "transformers"
+    try:
+        import vllm  # noqa: F401
+    except ImportError:
+        return "transformers"
+    return "vllm"
+
+
+def _parse(text: str) -> str | None:
+    """A decoded JSON string (or null); a text cut short by the token budget is kept as far as it goes."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError:
+        value = text[1:] if text.startswith('"') else None
+    return value if isinstance(value, str) else None

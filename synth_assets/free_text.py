@@ -1,0 +1,66 @@
+"""Free text's rules, shared by the stats, the generation and the quality stage: what a word is, when a string
+column is free text, and the privacy filter every generated text passes.
+
+A word is a run of letters and digits (`\\w+`), counted in lower case: "Smith" and "SMITH" are one word. The stats
+keep the words and characters enough units (rows, or subjects) hold; a generated text keeps only those, so a
+word, name or number held by fewer than the rare threshold never comes out, whatever the text model learned.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+WORD = re.compile(r"\w+")
+# a string column is free text, unless synth.yaml says otherwise, where this share of its rows hold a value
+# fewer units than the rare threshold hold (as a category it would be mostly _RARE_) ...
+TEXT_AUTO_MIN_RARE_SHARE = 0.2
+# ... and its values have at least this many words (separated by white space) at the median: names, titles,
+# descriptions; IDs and codes (no white space) stay codes or categories
+TEXT_AUTO_MIN_WORDS = 2
+# ... of which at least this share are words of letters at the median: "AB1 2CD" is a postcode, not text
+TEXT_AUTO_MIN_LETTER_WORDS = 0.5
+LETTERS = re.compile(r"[^\W\d_]+")
+MAX_KEPT_WORDS = 50_000
+
+
+def words(text: str) -> list[str]:
+    """The words of a text, in lower case, in order."""
+    return [w.lower() for w in WORD.findall(text)]
+
+
+def reads_as_text(text: str) -> bool:
+    """Whether one value looks like free text: several words, mostly of letters."""
+    pieces = text.split()
+    if len(pieces) < TEXT_AUTO_MIN_WORDS:
+        return False
+    found = WORD.findall(text)
+    return sum(1 for w in found if LETTERS.fullmatch(w)) >= TEXT_AUTO_MIN_LETTER_WORDS * max(len(found), 1)
+
+
+@dataclass(frozen=True)
+class TextFilter:
+    """What a generated text may hold: the kept words and characters, and a length."""
+
+    words: frozenset[str]
+    characters: frozenset[str]
+    max_length: int
+
+    @classmethod
+    def of(cls, column) -> "TextFilter":
+        """From a free-text column's stats (ColumnStats)."""
+        return cls(frozenset(column.words or ()), frozenset(column.text_characters or ""), int(column.max_length or 0))
+
+    def unknown_words(self, text: str) -> list[str]:
+        return [w for w in words(text) if w not in self.words]
+
+    def passes(self, text: str) -> bool:
+        return (len(text) <= self.max_length and all(c in self.characters for c in text)
+                and not self.unknown_words(text))
+
+    def scrub(self, text: str) -> str:
+        """The text without its unknown characters and words, its white space tidied, cut to the length."""
+        text = "".join(c for c in text if c in self.characters)
+        text = WORD.sub(lambda m: m.group(0) if m.group(0).lower() in self.words else "", text)
+        text = re.sub(r"\s+", " ", text).strip()
+        return text[: self.max_length].strip()

@@ -1,0 +1,108 @@
+"""Free text: which string columns the stats take for text, what they keep of it, and the filter every written text
+passes (the text model itself: plugins/llm/tests/test_text_columns.py)."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from synth_assets.errors import SynthError
+from synth_assets.free_text import TextFilter, words
+from synth_assets.stages.stats import column_stats
+from synth_assets.stages.value_protection import Protection
+from synth_assets.text_columns import for_backend, prompts, split_for_backend, text_columns
+
+WHERE = ("d", "t", "c")
+
+
+def titles(n: int = 400, seed: int = 0) -> pd.Series:
+    """Titles of artworks: common words in combinations few rows share, one surname held by a single row."""
+    r = np.random.default_rng(seed)
+    out = [f"{r.choice(['Quiet', 'Distant', 'Golden', 'Broken'])} {r.choice(['River', 'Garden', 'Bridge'])} "
+           f"{r.integers(1, 60)}" for _ in range(n)]
+    out[3] = "Portrait of Vondequist"
+    return pd.Series(out)
+
+
+def test_titles_are_text_and_keep_only_words_enough_rows_hold():
+    stats = column_stats(titles(), None, where=WHERE)
+    assert stats.kind == "categorical" and stats.text_form == "text"
+    assert {"quiet", "river", "garden"} <= set(stats.words)
+    assert "vondequist" not in stats.words and "portrait" not in stats.words  # held by one row
+    assert "V" not in stats.text_characters and "Q" in stats.text_characters
+    assert stats.max_length >= 15 and stats.text_lengths[0] <= stats.text_lengths[-1]
+
+
+def test_words_count_subjects_not_rows():
+    texts = pd.Series(["Dear Mr Oakenshield, thanks"] * 10 + [f"Hello there {i}" for i in range(40)])
+    person = pd.Series([7] * 10 + list(range(40)))  # one person wrote the first ten
+    stats = column_stats(texts, person, requested="text", hint="text", where=WHERE,
+                         protection=Protection().column())
+    assert "oakenshield" not in stats.words and "hello" in stats.words
+
+
+@pytest.mark.parametrize("values", [
+    [f"AB{i % 9} {i % 7}CD" for i in range(300)],  # postcodes: several pieces, not words
+    [f"{i:032x}" for i in range(300)],  # unique IDs: no white space
+    [["red", "green", "blue"][i % 3] + " car" for i in range(300)],  # two words, but few values: a category
+])
+def test_codes_ids_and_categories_stay_what_they_are(values):
+    assert column_stats(pd.Series(values), None, where=WHERE).text_form != "text"
+
+
+def test_the_encoding_forces_text_or_a_category():
+    few = pd.Series(["Oil on canvas", "Ink on paper"] * 100)
+    assert column_stats(few, None, requested="text", hint="text", where=WHERE).text_form == "text"
+    assert column_stats(titles(), None, requested="categorical", hint="categorical",
+                        where=WHERE).text_form == "category"
+    with pytest.raises(SynthError, match="numbers cannot be encoded as text") as caught:
+        column_stats(pd.Series(range(100)), None, requested="text", hint="text", where=WHERE)
+    assert caught.value.column == "c"
+
+
+def test_differential_privacy_refuses_text_naming_the_column_and_keeps_auto_text_a_category():
+    dp = Protection(epsilon=1.0, delta=1e-6)
+    assert column_stats(titles(), None, where=WHERE, protection=dp.column()).text_form != "text"
+    with pytest.raises(SynthError, match="not covered by differential privacy") as caught:
+        column_stats(titles(), None, requested="text", hint="text", where=WHERE, protection=dp.column())
+    assert caught.value.column == "c"
+
+
+def test_the_filter_passes_kept_words_and_cuts_the_rest():
+    stats = column_stats(titles(), None, where=WHERE)
+    text_filter = TextFilter.of(stats)
+    assert text_filter.passes("Quiet River 12")
+    assert not text_filter.passes("Quiet Vondequist") and text_filter.unknown_words("Quiet Vondequist") == ["vondequist"]
+    assert text_filter.scrub("Quiet  Vondequist River") == "Quiet River"
+    assert text_filter.scrub("Quiet River " * 20) == ("Quiet River " * 20)[: text_filter.max_length].strip()
+    assert words("Mr. O'Neil's 2nd") == ["mr", "o", "neil", "s", "2nd"]
+
+
+def test_a_backend_never_sees_text_and_prompts_carry_the_row_and_its_parent():
+    from synth_assets.stages.split import Split
+    from synth_assets.stages.stats import DatasetStats, TableStats
+
+    works = pd.DataFrame({"id": [1, 2], "title": ["Quiet River", "Golden Bridge"], "year": [1990, 2001]})
+    loans = pd.DataFrame({"loan": [10, 11, 12], "id": [1, 1, 2], "note": ["a b", "c d", None],
+                          "insured": [True, False, True]})
+    stats = DatasetStats.model_validate({"dataset": "d", "tables": {
+        "works": TableStats.model_validate({
+            "name": "works", "rows": 2, "primary_key": "id", "foreign_keys": [], "column_order": ["id", "title", "year"],
+            "dtypes": {"id": "int64", "title": "object", "year": "int64"},
+            "columns": {"title": column_stats(titles(), None, where=WHERE).model_copy(update={"name": "title"}),
+                        "year": column_stats(pd.Series([1990, 2001] * 50), None, where=WHERE).model_copy(update={"name": "year"})}}),
+        "loans": TableStats.model_validate({
+            "name": "loans", "rows": 3, "primary_key": "loan", "foreign_keys": [{"column": "id", "references": "works"}],
+            "column_order": ["loan", "id", "note", "insured"],
+            "dtypes": {"loan": "int64", "id": "int64", "note": "object", "insured": "bool"},
+            "columns": {"note": column_stats(titles(), None, where=WHERE).model_copy(update={"name": "note"}),
+                        "insured": column_stats(pd.Series([True, False] * 50), None, where=WHERE).model_copy(update={"name": "insured"})}}),
+    }})
+    assert text_columns(stats) == {"works": ["title"], "loans": ["note"]}
+    seen = for_backend(stats)
+    assert list(seen.tables["works"].columns) == ["year"] and "note" not in seen.tables["loans"].column_order
+    split = split_for_backend(Split(train={"works": works, "loans": loans}, validation={"works": works, "loans": loans}),
+                              stats)
+    assert list(split.train["loans"].columns) == ["loan", "id", "insured"]
+    asked = prompts({"works": works, "loans": loans}, stats, "loans", "note")
+    assert asked[0] == '{"works.year":"1990","insured":"True"}\nnote:' and '"works.year":"2001"' in asked[2]
+    assert all("Quiet" not in p for p in asked)  # another text column is no context
