@@ -23,8 +23,8 @@ from synth_assets.config import DP_OPTION, Project
 from synth_assets.errors import SynthError
 from synth_assets.kubernetes import stage_k8s_tags
 from synth_assets.pipes import train_through_pipes
-from synth_assets.metadata import (location_metadata, preview_markdown, progress_markdown, stats_markdown,
-                                   tables_metadata)
+from synth_assets.metadata import (location_metadata, markdown_table, preview_markdown, progress_markdown,
+                                   stats_markdown, tables_metadata)
 from synth_assets.options import CONDITIONING
 from synth_assets.plugins import get_backend
 from synth_assets.releases import new_version
@@ -242,6 +242,13 @@ def build_dataset_assets(project: Project, name: str) -> list[dg.AssetsDefinitio
                                  for key in ("length_accuracy", "coherence", "parent_child_accuracy",
                                              "holdout_coherence", "repeated_order_share")
                                  if getattr(q.sequence, key) is not None and not math.isnan(getattr(q.sequence, key))})
+            for column, t in q.text.items():  # free text: its figures, and written texts beside real ones
+                metadata.update({f"{prefix}text/{column}/{k}": dg.MetadataValue.float(round(getattr(t, k), 4))
+                                 for k in ("length_similarity", "word_similarity", "exact_copy_share",
+                                           "holdout_exact_copy_share", "mean_characters", "mean_words")
+                                 if not math.isnan(getattr(t, k))})
+                metadata[f"{prefix}text/{column}/samples"] = dg.MetadataValue.md(markdown_table(
+                    ["written", "real"], [[a, b] for a, b in zip(t.samples, t.real_samples)]))
         for table in results:  # the charts beside the report, shown in the UI
             for chart in CHARTS:
                 png = pipeline.paths.quality / chart_file(table, chart)

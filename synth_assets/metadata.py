@@ -5,6 +5,7 @@ from pathlib import Path
 import dagster as dg
 import pandas as pd
 
+from synth_assets.stages.report import markdown_table
 from synth_assets.stages.stats import TableStats
 
 
@@ -39,22 +40,6 @@ def tables_metadata(frames: dict[str, pd.DataFrame], path_of, rows_label: str = 
             metadata.update(table_metadata(df, path_of(table), count))
         metadata[f"{table}/{rows_label}"] = count
     return metadata
-
-
-def markdown_table(headers: list[str], rows: list[list]) -> str:
-    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
-    lines += ["| " + " | ".join(_cell(v) for v in row) + " |" for row in rows]
-    return "\n".join(lines)
-
-
-def _cell(value, width: int = 80) -> str:
-    if value is None or value is pd.NA:
-        return ""
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    text = " ".join(str(value).split())  # a newline would end the Markdown row
-    text = text if len(text) <= width else text[: width - 1] + "…"
-    return text.replace("|", "\\|")
 
 
 def stats_markdown(table: TableStats) -> str:

@@ -106,3 +106,32 @@ def test_a_backend_never_sees_text_and_prompts_carry_the_row_and_its_parent():
     asked = prompts({"works": works, "loans": loans}, stats, "loans", "note")
     assert asked[0] == '{"works.year":"1990","insured":"True"}\nnote:' and '"works.year":"2001"' in asked[2]
     assert all("Quiet" not in p for p in asked)  # another text column is no context
+
+
+def test_text_quality_tells_copies_and_word_salad_from_real_texts():
+    from synth_assets.stages.text_quality import text_quality
+
+    train, holdout = titles(400, seed=1), titles(400, seed=2)
+    copies = text_quality("t", train, holdout, train.sample(frac=1, random_state=0))
+    assert copies.exact_copy_share == 1.0 and copies.holdout_exact_copy_share < 0.6
+    real = text_quality("t", train, holdout, titles(400, seed=3))
+    rng = np.random.default_rng(0)
+    salad = pd.Series([" ".join(rng.choice(["river", "of", "x", "golden"], rng.integers(1, 8))) for _ in range(400)])
+    bad = text_quality("t", train, holdout, salad)
+    assert real.word_similarity > 0.8 and bad.word_similarity < 0.4  # 60 numbers over 400 rows: noise near 0.1
+    assert real.length_similarity > 0.85 and bad.length_similarity < 0.5
+    assert real.mean_words == pytest.approx(real.training_mean_words, abs=0.2)
+    assert len(real.samples) == len(real.real_samples) == 5
+
+
+def test_the_discriminator_sees_what_texts_say():
+    from synth_assets.stages.quality import discriminator_auc
+
+    column = column_stats(titles(), None, where=WHERE).model_copy(update={"name": "title"})
+    real = pd.DataFrame({"title": titles(600, seed=1)})
+    same = pd.DataFrame({"title": titles(600, seed=2)})
+    rng = np.random.default_rng(0)
+    salad = pd.DataFrame({"title": [" ".join(rng.choice(["River", "Quiet", "Garden", "7"], rng.integers(1, 6)))
+                                    for _ in range(600)]})
+    assert discriminator_auc([column], real, same) < 0.6
+    assert discriminator_auc([column], real, salad) > 0.8

@@ -12,7 +12,8 @@
   rows, scored out of sample (ROC AUC, stratified k-fold): 0.5 means it cannot tell them apart, 1.0 that it
   always can. It sees the values as a user would: numbers and dates as they are, with the number of decimals
   (or a date's precision) beside them, so integers drawn as 12.85 give the rows away; categories as
-  categories.
+  categories; free text also by its length, its words and its character trigrams (text_quality.py).
+- free text (text_quality.py): lengths, word frequencies, copies of training texts beside the holdout's.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import pandas as pd
 from pydantic import BaseModel, Field
 
 from synth_assets.stages.stats import ColumnStats, TableStats, character_matrix, lat_long_parts, value_decimals
+from synth_assets.stages.text_quality import TextQuality, text_features, text_quality
 
 N_BINS = 10
 LAT_LONG_BINS = 4  # per axis: a 4 x 4 grid
@@ -78,6 +80,7 @@ class TableQuality(BaseModel):
     holdout_columns: dict[str, float]
     worst_pairs: list[tuple[str, str, float]]
     sequence: SequenceQuality | None = None  # child tables: lengths, coherence, parent-child accuracy
+    text: dict[str, TextQuality] = Field(default_factory=dict)  # free-text columns (text_quality.py)
     # the privacy figures against real unseen data (privacy.PrivacyFigures.summary: dcr_floor, dcr_excess,
     # membership_auc, exact copies, attribute inference), filled in by the pipeline
     privacy: dict[str, float] | None = None
@@ -128,12 +131,16 @@ def evaluate_table(
         "dcr_share", lambda: dcr(columns, train, validation, synthetic, max_rows=max_rows, seed=seed), (nan, nan, nan))
     auc = figure("discriminator_auc", lambda: discriminator_auc(columns, tr, sy, seed=seed), nan)
     worst = sorted(((a, b, s) for (a, b), s in bi_syn.items()), key=lambda t: t[2])[:5]
+    texts = {c.name: measured(f"text/{c.name}", lambda c=c: text_quality(
+        c.name, tr[c.name], va[c.name], sy[c.name], every_training_text=train[c.name], seed=seed), unavailable, None)
+        for c in columns if c.text_form == "text"}
     return TableQuality(
         table=stats.name, rows_compared=n,
         accuracy=_mean([uni, bi] if paired else [uni]), univariate=uni, bivariate=bi,
         holdout_accuracy=_mean([h_uni, h_bi] if paired else [h_uni]), holdout_univariate=h_uni, holdout_bivariate=h_bi,
         dcr_share=dcr_share, dcr_synthetic_median=d_syn, dcr_holdout_median=d_hold, discriminator_auc=auc,
         columns=uni_syn, holdout_columns=uni_val, worst_pairs=worst, unavailable=unavailable,
+        text={name: q for name, q in texts.items() if q is not None},
     )
 
 
@@ -472,6 +479,8 @@ def discriminator_features(columns: list[ColumnStats], real: pd.DataFrame, synth
             blocks.append((np.r_[digits[0].to_numpy(), digits[1].to_numpy()], False))
         else:
             blocks.append((_category_codes(a, b), True))
+            if c.text_form == "text":
+                blocks += [(feature, False) for feature in text_features(a, b)]
             if c.text_form == "code":
                 blocks.append((_category_codes(_shape(a), _shape(b)), True))
                 blocks.append((np.r_[_length(a), _length(b)], False))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 
+import pandas as pd
+
 from synth_assets.stages.quality import TableQuality
 
 
@@ -83,6 +85,7 @@ def render_report(dataset: str, backend: str, results: dict[str, TableQuality], 
                   + (f"{s.repeated_order_share:.3f} ({s.training_repeated_order_share:.3f}) |"
                      if s.repeated_order_share is not None else "– |")
                   for t, s in sequences.items()]
+    lines += text_lines(results)
     lines += privacy_lines(results, protection or {})
     for q in results.values():
         lines += ["", f"## {q.table}", ""]
@@ -106,6 +109,45 @@ def render_report(dataset: str, backend: str, results: dict[str, TableQuality], 
             lines += ["", "Weakest column pairs:", "", "| columns | accuracy |", "|---|---:|"]
             lines += [f"| {a} × {b} | {s:.3f} |" for a, b, s in q.worst_pairs]
     return "\n".join(lines) + "\n"
+
+
+def text_lines(results: dict[str, TableQuality]) -> list[str]:
+    """Free-text columns: lengths, words and copies (synthetic against training, the holdout's beside), and a
+    few written texts beside real ones."""
+    texts = [(t, q) for t, quality in results.items() for q in quality.text.values()]
+    if not texts:
+        return []
+    lines = [
+        "", "Free-text columns (synthetic / holdout ceiling): length and word-frequency similarity to the training",
+        "texts, mean characters and words (training's in brackets), and copies of a training text (the holdout's",
+        "own share beside: common texts such as 'Untitled' are copies in real data too).", "",
+        "| table | column | length | words | mean characters | mean words | copies (holdout) |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
+    lines += [f"| {t} | {q.column} | {score(q.length_similarity)} / {score(q.holdout_length_similarity)} | "
+              f"{score(q.word_similarity)} / {score(q.holdout_word_similarity)} | {q.mean_characters:.1f} "
+              f"({q.training_mean_characters:.1f}) | {q.mean_words:.1f} ({q.training_mean_words:.1f}) | "
+              f"{q.exact_copy_share:.3f} ({q.holdout_exact_copy_share:.3f}) |" for t, q in texts]
+    for t, q in texts:
+        lines += ["", f"Written `{t}.{q.column}` beside real ones:", "",
+                  markdown_table(["written", "real"], [[a, b] for a, b in zip(q.samples, q.real_samples)])]
+    return lines
+
+
+def markdown_table(headers: list[str], rows: list[list]) -> str:
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(_cell(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _cell(value, width: int = 80) -> str:
+    if value is None or value is pd.NA:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    text = " ".join(str(value).split())  # a newline would end the Markdown row
+    text = text if len(text) <= width else text[: width - 1] + "…"
+    return text.replace("|", "\\|")
 
 
 def protection_words(protection: dict) -> str:

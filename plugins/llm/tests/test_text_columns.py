@@ -98,6 +98,17 @@ def test_the_model_says_which_model_wrote_which_column(launched):
     assert info["columns"] == {"works": ["title", "description"], "loans": ["note"]}
 
 
+def test_the_quality_report_judges_every_text_column(launched):
+    _, store, _, _ = launched
+    report = (store / "quality" / "report.md").read_text()
+    assert "Free-text columns" in report
+    for column in ("title", "description", "note"):
+        assert f"Written `" in report and f".{column}` beside real ones" in report
+    row = next(line for line in report.splitlines() if line.startswith("| works | title |"))
+    length, word_similarity = (float(cell.split("/")[0]) for cell in row.split("|")[3:5])
+    assert 0.5 < length <= 1 and 0.5 < word_similarity <= 1
+
+
 def test_a_planted_canary_never_comes_out(launched):
     _, store, _, _ = launched
     texts = " ".join(read_parquet(store / "synthetic" / "CURRENT" / "works.parquet").title.dropna())
