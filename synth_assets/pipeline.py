@@ -31,8 +31,9 @@ from synth_assets.stages.split import PARTITIONS, Split, context_key, split_tabl
 from synth_assets.stages.stats import DatasetStats, compute_stats
 from synth_assets.options import GenerateOptions, TrainOptions
 from synth_assets.tables import check_keys, read_source, read_sources
-from synth_assets.text_columns import (TEXT_MODEL_DIR, for_backend, split_for_backend, text_time_share,
-                                       train_text_model, with_empty_texts, write_texts)
+from synth_assets.text_columns import (TEXT_MODEL_DIR, for_backend, keep_seeded_texts, seed_without_texts,
+                                       split_for_backend, text_time_share, train_text_model, with_empty_texts,
+                                       write_texts)
 
 
 SEEDED_FILE = "generation.json"  # beside the synthetic tables: which columns came from seed data
@@ -346,16 +347,19 @@ class DatasetPipeline:
         model = self._need(self.paths.model, "model")
         if seed_data is None:
             seed_data = self._read_seed_data(options)
-        request = GenerateRequest(options=options, seed_data=seed_data, device=device, engine=engine)
         if self.backend.writes_text:
+            request = GenerateRequest(options=options, seed_data=seed_data, device=device, engine=engine)
             raw = self.backend.generate(model, stats, request)
-        else:
+        else:  # the backend writes the other columns, a text model the texts (text_columns.py)
+            seed_data, seeded_texts = seed_without_texts(seed_data, stats)
+            request = GenerateRequest(options=options, seed_data=seed_data, device=device, engine=engine)
             raw = with_empty_texts(self.backend.generate(model, for_backend(stats), request), stats)
         if report is not None:
             report.update(request.report)
         tables = restore_tables(raw, stats, dataset=self.name)
         if not self.backend.writes_text:
             tables = write_texts(tables, stats, model, options, device=device, report=report)
+            tables = keep_seeded_texts(tables, stats, seeded_texts)
         return tables
 
     def load_synthetic(self, version: str | None = None, *, max_rows: int | None = None) -> dict[str, pd.DataFrame]:

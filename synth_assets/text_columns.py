@@ -64,6 +64,31 @@ def with_empty_texts(raw: dict[str, pd.DataFrame], stats: DatasetStats) -> dict[
     return out
 
 
+def seed_without_texts(seed_data: pd.DataFrame | None, stats: DatasetStats
+                       ) -> tuple[pd.DataFrame | None, pd.DataFrame | None]:
+    """Seed rows (of the root table) as the backend takes them, without text columns, and the texts they give."""
+    texts = text_columns(stats).get(_root(stats), [])
+    given = [c for c in texts if seed_data is not None and c in seed_data.columns]
+    if not given:
+        return seed_data, None
+    return seed_data.drop(columns=given), seed_data[given].reset_index(drop=True)
+
+
+def keep_seeded_texts(frames: dict[str, pd.DataFrame], stats: DatasetStats,
+                      given: pd.DataFrame | None) -> dict[str, pd.DataFrame]:
+    """The seed rows' own texts, where they give one, in place of the written ones (one row per seed row)."""
+    if given is None:
+        return frames
+    root = frames[_root(stats)]
+    for column in given.columns:
+        root[column] = given[column].where(given[column].notna(), root[column].to_numpy()).to_numpy()
+    return frames
+
+
+def _root(stats: DatasetStats) -> str:
+    return next(name for name, table in stats.tables.items() if context_key(name, table) is None)
+
+
 def split_for_backend(split: Split, stats: DatasetStats) -> Split:
     texts = text_columns(stats)
     if not texts:

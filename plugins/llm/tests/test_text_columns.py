@@ -52,6 +52,8 @@ def artworks(n: int = 500, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 @pytest.fixture(scope="module")
 def launched(tmp_path_factory):
+    """The text model trains for a number of passes, not seconds: what it learns does not depend on how busy the
+    machine is."""
     folder = tmp_path_factory.mktemp("texts")
     works, loans = artworks()
     works.to_csv(folder / "works.csv", index=False)
@@ -66,7 +68,7 @@ def launched(tmp_path_factory):
                 source: loans.csv
                 primary_key: loan_id
                 foreign_keys: [{column: work_id, references: works}]
-            train: {max_training_time: 0.5, text: {model_size: tiny}}
+            train: {max_training_time: 2, max_epochs: 40, text: {model_size: tiny, time_share: 0.5, max_epochs: 8}}
             generate: {sample_size: 300, seed: 1}
         """)
     launch = dg_launch(folder, "--assets", "group:art")
@@ -116,3 +118,17 @@ def test_a_planted_canary_never_comes_out(launched):
     pieces = {CANARY[i:i + 8].lower() for i in range(len(CANARY) - 7)}
     assert not any(piece in texts.lower() for piece in pieces)
     assert not re.search("zyxw|plimb|vonde", texts, re.IGNORECASE)
+
+
+def test_seed_rows_keep_their_own_texts_and_get_the_rest_written(launched, monkeypatch):
+    from synth_assets.pipeline import DatasetPipeline
+    from synth_assets.project import load_project
+
+    _, store, _, _ = launched
+    monkeypatch.setenv("SYNTH_CONFIG", str(store.parent.parent / "synth.yaml"))
+    monkeypatch.setenv("SYNTH_HOME", str(store.parent))
+    seed = pd.DataFrame({"year": [1990, 2005, 1970], "title": ["Quiet Harbour", None, "My Own Title"]})
+    out = DatasetPipeline(load_project(), "art").generate_frames(seed_data=seed)["works"]
+    assert out.year.tolist() == [1990, 2005, 1970]
+    assert out.title[0] == "Quiet Harbour" and out.title[2] == "My Own Title"  # the user's, as given
+    assert isinstance(out.title[1], str) and out.title[1]  # written where the seed gives none
