@@ -193,8 +193,9 @@ def write_texts(frames: dict[str, pd.DataFrame], stats: DatasetStats, model_dir:
             text_filter = TextFilter.of(col)
             asked = prompts(frames, stats, table, column)
             def ask(which: list[str], seed: int) -> list[str | None]:
-                return model.generate(folder, TextGenerateRequest(which, text_filter.max_length, col.null_share > 0,
-                                                                  seed, device, options.text_temperature))
+                return model.generate(folder, TextGenerateRequest(
+                    which, text_filter.max_length, col.null_share > 0, seed, device, options.text_temperature,
+                    words=text_filter.words))
 
             written = ask(asked, seed)
             for round_ in range(RETRIES):

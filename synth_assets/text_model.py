@@ -60,6 +60,9 @@ class TextGenerateRequest:
     device: str = "auto"
     temperature: float = 1.0
     engine: BaseModel | None = None  # the settings of the generating machine, if the plugin has them
+    # the words (lower case) this column's texts may hold: a text model that keeps to them has none of its
+    # texts written again (empty: any word; the core's filter still judges every text)
+    words: frozenset[str] = frozenset()
     report: dict[str, Any] = field(default_factory=dict)  # figures for the synthetic asset (tokens/s, ...)
 
 

@@ -43,7 +43,7 @@ MAX_WINDOW = 512  # tokens of one training example
 PACKED = 1
 MIN_WINDOW = 128
 LEARNING_RATE = 3e-3
-GENERATE_BATCH = 128  # prompts decoded together
+GENERATE_BATCH = 512  # prompts decoded together (128: 8% slower on tate's titles)
 PROMPT_SHARE = 0.75  # of the window at most for a prompt: the rest is the text's
 
 
@@ -111,13 +111,15 @@ class LanguageTextModel(TextModel):
         schema = {"type": "string", "minLength": 1, "maxLength": max(request.max_length, 1)}  # empty: null
         if request.nullable:
             schema = {"anyOf": [schema, {"type": "null"}]}
+        suppressed = _other_words(tokenizer, request.words)
         texts: list[str | None] = []
         tokens, started = 0, time.perf_counter()
         with make_engine(_engine_for(device), Path(model_dir), device, request.engine) as engine:
             for start in range(0, len(prompts), GENERATE_BATCH):
                 decoded = engine.decode(DecodeRequest(
                     prompts=prompts[start:start + GENERATE_BATCH], schema=schema, temperature=request.temperature,
-                    max_new_tokens=settings["max_new_tokens"], seed=request.seed + start))
+                    max_new_tokens=settings["max_new_tokens"], seed=request.seed + start,
+                    suppressed_token_ids=suppressed))
                 texts += [_parse(text) for text in decoded.texts]
                 tokens += decoded.tokens
         seconds = time.perf_counter() - started
@@ -153,6 +155,16 @@ def word_tokenizer(prompts: list[str], outputs: list[str], words: frozenset[str]
     tokenizer.add_special_tokens([BOS, EOS, PAD, UNK])
     return PreTrainedTokenizerFast(tokenizer_object=tokenizer, bos_token=BOS, eos_token=EOS, pad_token=PAD,
                                    unk_token=UNK)
+
+
+def _other_words(tokenizer, words: frozenset[str]) -> tuple[int, ...]:
+    """The word tokens this column may not hold (prompts' words, other columns' words): none if `words` is empty."""
+    import re
+
+    if not words:
+        return ()
+    return tuple(sorted(i for token, i in tokenizer.get_vocab().items()
+                        if re.fullmatch(r"\w+", token) and token.lower() not in words and token != "null"))
 
 
 def _engine_for(device: str) -> str:

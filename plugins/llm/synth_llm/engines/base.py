@@ -21,6 +21,7 @@ class DecodeRequest:
     top_p: float = 1.0
     max_new_tokens: int = 512
     seed: int = 0
+    suppressed_token_ids: tuple[int, ...] = ()  # tokens never to write
 
 
 @dataclass

@@ -54,6 +54,7 @@ class TransformersEngine(Engine):
                 input_ids=ids, attention_mask=mask, max_new_tokens=max(new_tokens, 1), do_sample=True,
                 temperature=request.temperature, top_p=request.top_p, top_k=0,
                 logits_processor=[LogitsProcessor(grammar)],
+                suppress_tokens=list(request.suppressed_token_ids) or None,
                 eos_token_id=self.tokenizer.eos_token_id, pad_token_id=pad)
         generated = out[:, width:]
         lengths = [int(((row != pad) & (row != self.tokenizer.eos_token_id)).sum()) for row in generated]

@@ -109,6 +109,7 @@ class VLLMEngine(Engine):
                 stop_token_ids=[self.eos_id],
                 skip_special_tokens=True,
                 structured_outputs=StructuredOutputsParams(json=request.schema),
+                logit_bias={token: -100.0 for token in request.suppressed_token_ids} or None,
             )
             for _ in request.prompts
         ]
