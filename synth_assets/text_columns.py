@@ -118,6 +118,8 @@ def prompts(frames: dict[str, pd.DataFrame], stats: DatasetStats, table: str, co
 
 
 def _context(df: pd.DataFrame, stats: DatasetStats, table: str, prefix: str = "") -> list[dict]:
+    """Each row's values as text, by column: the structured columns only. A text given another (tate's titles
+    given the artist's name) copied more training texts than real unseen ones hold: 45% against 30%."""
     spec = stats.tables[table]
     names = [c for c in spec.column_order if c in spec.columns and spec.columns[c].text_form != "text"
              and c in df.columns][:MAX_CONTEXT_COLUMNS]
