@@ -18,7 +18,9 @@ def synthetic_check_specs(asset: dg.AssetKey, spec: DatasetSpec) -> list[dg.Asse
                                       f"{spec.quality.max_dcr_excess}), a membership attack's AUC "
                                       f"(quality.max_membership_auc {spec.quality.max_membership_auc}), exact copies "
                                       f"of training subjects above the holdout's (quality.max_copy_excess "
-                                      f"{spec.quality.max_copy_excess}), and the plain DCR share "
+                                      f"{spec.quality.max_copy_excess}), copies of training texts in free-text "
+                                      f"columns above the holdout's (quality.max_text_copy_excess "
+                                      f"{spec.quality.max_text_copy_excess}), and the plain DCR share "
                                       f"(quality.max_dcr_share {spec.quality.max_dcr_share})."),
     ]
 

@@ -413,7 +413,8 @@ class DatasetPipeline:
     def privacy_gate(self) -> PrivacyGate:
         quality = self.spec.quality
         return PrivacyGate(max_dcr_share=quality.max_dcr_share, max_dcr_excess=quality.max_dcr_excess,
-                           max_membership_auc=quality.max_membership_auc, max_copy_excess=quality.max_copy_excess)
+                           max_membership_auc=quality.max_membership_auc, max_copy_excess=quality.max_copy_excess,
+                           max_text_copy_excess=quality.max_text_copy_excess)
 
     def dcr_shares(self, version: str | None = None) -> dict[str, float]:
         """Per table, the share of synthetic rows (the published version's, or `version`'s) closer to a training

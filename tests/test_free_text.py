@@ -135,3 +135,30 @@ def test_the_discriminator_sees_what_texts_say():
                                     for _ in range(600)]})
     assert discriminator_auc([column], real, same) < 0.6
     assert discriminator_auc([column], real, salad) > 0.8
+
+
+def test_the_privacy_gate_fails_written_texts_that_copy_training_texts_and_passes_unseen_ones():
+    from synth_assets.stages.privacy import PrivacyGate, evaluate_privacy, gate_problems
+    from synth_assets.stages.stats import DatasetStats, TableStats
+
+    def table(seed: int) -> pd.DataFrame:
+        rng = np.random.default_rng(seed)
+        return pd.DataFrame({"title": [f"{t} {rng.integers(1000)}" for t in titles(600, seed=seed)],
+                             "year": rng.integers(1950, 2020, 600)})
+
+    train, holdout, unseen = table(1), table(2), table(3)
+    stats = DatasetStats.model_validate({"dataset": "d", "tables": {"works": TableStats.model_validate({
+        "name": "works", "rows": 600, "primary_key": None, "foreign_keys": [], "column_order": ["title", "year"],
+        "dtypes": {"title": "object", "year": "int64"},
+        "columns": {"title": column_stats(train.title, None, requested="text", hint="text", where=WHERE
+                                          ).model_copy(update={"name": "title"}),
+                    "year": column_stats(train.year, None, where=WHERE).model_copy(update={"name": "year"})}})}})
+    gate = PrivacyGate(max_text_copy_excess=0.02)
+    copying = unseen.assign(title=train.title.sample(frac=1, random_state=0).to_numpy())  # other years: no row copied
+    figures = evaluate_privacy(stats, "works", {"works": train}, {"works": holdout}, {"works": copying}, draws=1)
+    assert figures.text_copies[0].exact_copy_share == 1.0 and figures.exact_copy_share < 0.05
+    problems = gate_problems(figures, gate)
+    assert len(problems) == 1 and "column 'title'" in problems[0] and "max_text_copy_excess" in problems[0]
+    honest = evaluate_privacy(stats, "works", {"works": train}, {"works": holdout}, {"works": unseen}, draws=1)
+    assert honest.text_copies[0].exact_copy_share < 0.1 and gate_problems(honest, gate) == []
+    assert "text_copies/title" in honest.summary()

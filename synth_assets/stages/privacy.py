@@ -55,6 +55,23 @@ class AttributeRisk(BaseModel):
     excess: float  # synthetic_score - holdout_score (> 0: the synthetic data reveals more than unseen data would)
 
 
+class TextCopies(BaseModel):
+    """A free-text column's written texts identical to a training text, beside real unseen texts' share."""
+
+    column: str
+    exact_copy_share: float
+    holdout_exact_copy_share: float
+    compared: int  # written texts checked (and as many holdout texts at most)
+
+    @property
+    def excess(self) -> float:
+        return self.exact_copy_share - self.holdout_exact_copy_share
+
+    @property
+    def noise(self) -> float:
+        return _share_difference_noise(self.holdout_exact_copy_share, self.compared)
+
+
 class PrivacyFigures(BaseModel):
     table: str
     unit: str  # "rows" or "subjects" (a child table: whole subjects on every side)
@@ -68,6 +85,7 @@ class PrivacyFigures(BaseModel):
     exact_copy_share: float  # synthetic rows (subjects) identical to a training one
     holdout_exact_copy_share: float  # holdout rows (subjects) identical to a training one: the baseline
     attribute_risks: list[AttributeRisk] = []
+    text_copies: list[TextCopies] = []  # the table's free-text columns
     membership_compared: int = 0  # training units and as many validation units the attack judged
     copies_compared: int = 0  # synthetic units checked for copies (and as many holdout units at most)
 
@@ -89,16 +107,16 @@ class PrivacyFigures(BaseModel):
 
     @property
     def copy_excess_noise(self) -> float:
-        """Two standard errors of the difference of the two shares (at least one unit's worth)."""
-        n = max(self.copies_compared, 1)
-        p = min(max(self.holdout_exact_copy_share, 1.0 / n), 1.0)
-        return 2.0 * math.sqrt(2 * p * (1 - p) / n) + 1.0 / n
+        return _share_difference_noise(self.holdout_exact_copy_share, self.copies_compared)
 
     def summary(self) -> dict[str, float]:
         """The figures the quality metadata, the report and `show` print."""
         out = {"dcr_share": self.dcr_share, "dcr_floor": self.dcr_floor, "dcr_excess": self.dcr_excess,
                "dcr_excess_noise": self.dcr_excess_noise, "membership_auc": self.membership_auc,
                "exact_copy_share": self.exact_copy_share, "holdout_exact_copy_share": self.holdout_exact_copy_share}
+        for copies in self.text_copies:
+            out[f"text_copies/{copies.column}"] = copies.exact_copy_share
+            out[f"text_copies/{copies.column}/holdout"] = copies.holdout_exact_copy_share
         for risk in self.attribute_risks:
             out[f"attribute_inference/{risk.column}"] = risk.synthetic_score
             out[f"attribute_inference/{risk.column}/holdout"] = risk.holdout_score
@@ -114,6 +132,7 @@ class PrivacyGate(BaseModel):
     max_dcr_excess: float | None = None
     max_membership_auc: float | None = None
     max_copy_excess: float | None = None
+    max_text_copy_excess: float | None = None
 
 
 def gate_problems(figures: PrivacyFigures, gate: PrivacyGate, dcr_share: float | None = None) -> list[str]:
@@ -135,6 +154,12 @@ def gate_problems(figures: PrivacyFigures, gate: PrivacyGate, dcr_share: float |
         problems.append(f"{figures.exact_copy_share:.1%} of the synthetic {figures.unit} are exact copies of "
                         f"training ones, against {figures.holdout_exact_copy_share:.1%} of unseen ones, beyond "
                         f"quality.max_copy_excess {gate.max_copy_excess}")
+    if gate.max_text_copy_excess is not None:
+        for copies in figures.text_copies:
+            if copies.excess - copies.noise > gate.max_text_copy_excess:
+                problems.append(f"column '{copies.column}': {copies.exact_copy_share:.1%} of the written texts are "
+                                f"copies of training texts, against {copies.holdout_exact_copy_share:.1%} of unseen "
+                                f"ones, beyond quality.max_text_copy_excess {gate.max_text_copy_excess}")
     if gate.max_dcr_share is not None and dcr_share is not None and dcr_share > gate.max_dcr_share:
         problems.append(f"DCR share {dcr_share:.3f} (all training rows against as many holdout rows) above "
                         f"quality.max_dcr_share {gate.max_dcr_share}")
@@ -142,6 +167,14 @@ def gate_problems(figures: PrivacyFigures, gate: PrivacyGate, dcr_share: float |
         problems[-1] += ("; train with differential privacy (train.differential_privacy), a smaller model or "
                          "fewer epochs, or raise the threshold")
     return problems
+
+
+def _share_difference_noise(baseline: float, compared: int) -> float:
+    """Two standard errors of the difference of two shares near `baseline` over `compared` each (at least one
+    unit's worth)."""
+    n = max(compared, 1)
+    p = min(max(baseline, 1.0 / n), 1.0)
+    return 2.0 * math.sqrt(2 * p * (1 - p) / n) + 1.0 / n
 
 
 def evaluate_privacy(
@@ -186,6 +219,9 @@ def evaluate_privacy(
     share, floor = (float(np.mean([f[k] for f in draw_figures])) for k in (0, 1))
     auc = _membership_auc(pools, points, cap // 2, np.random.default_rng([seed, _MEMBERSHIP]))
     copied, holdout_copied = _exact_copy_shares(layout, sides, max_rows, np.random.default_rng([seed, _COPIES]))
+    texts = [_text_copies(c.name, train[table], validation[table], synthetic[table], max_rows,
+                          np.random.default_rng([seed, _COPIES, k]))
+             for k, c in enumerate(layout.own) if c.text_form == "text"]
     risks = [_attribute_risk(column, qis, pools, reference, cap // 2,
                              np.random.default_rng([seed, _ATTRIBUTES, k]))
              for k, (column, qis) in enumerate(attacks)]
@@ -193,7 +229,7 @@ def evaluate_privacy(
         table=table, unit=layout.unit, draws=draws, compared=len(pools[1]) // 2,
         dcr_share=share, dcr_floor=floor, dcr_excess=share - floor,
         dcr_draws=draw_figures, membership_auc=auc,
-        exact_copy_share=copied, holdout_exact_copy_share=holdout_copied, attribute_risks=risks,
+        exact_copy_share=copied, holdout_exact_copy_share=holdout_copied, attribute_risks=risks, text_copies=texts,
         membership_compared=min(cap // 2, len(pools[0]), len(pools[1])),
         copies_compared=min(max_rows, len(syn), len(val)),
     )
@@ -428,6 +464,19 @@ def _exact_copy_shares(layout: _Layout, sides: list[_Units], most: int, rng: np.
     seen = _fingerprints(layout, trn)
     shares = [float(np.isin(_fingerprints(layout, side.sample(most, rng)), seen).mean()) for side in (syn, val)]
     return shares[0], shares[1]
+
+
+def _text_copies(column: str, train: pd.DataFrame, validation: pd.DataFrame, synthetic: pd.DataFrame, most: int,
+                 rng: np.random.Generator) -> TextCopies:
+    """Share of written texts (up to `most`), then of holdout texts, identical to some training text."""
+    seen = set(train[column].dropna().astype(str))
+    drawn = []
+    for frame in (synthetic, validation):
+        texts = frame[column].dropna().astype(str).to_numpy()
+        texts = texts[rng.permutation(len(texts))[:most]]
+        drawn.append(float(np.mean([t in seen for t in texts])) if len(texts) else 0.0)
+    compared = min(most, int(synthetic[column].notna().sum()), int(validation[column].notna().sum()))
+    return TextCopies(column=column, exact_copy_share=drawn[0], holdout_exact_copy_share=drawn[1], compared=compared)
 
 
 def _fingerprints(layout: _Layout, units: _Units) -> np.ndarray:
