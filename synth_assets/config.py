@@ -99,7 +99,8 @@ class QualitySpec(StrictModel):
                                       "above the share of unseen ones identical to one, beyond its noise. null: not gated.")
     max_text_copy_excess: float | None = Field(
         0.02, ge=0, le=1, description="Blocking check: per free-text column, the share of written texts identical to "
-                                      "a training text, above unseen texts' share, beyond its noise. null: not gated.")
+                                      "a training text too few subjects hold, above unseen texts' share, beyond its "
+                                      "noise. null: not gated.")
     privacy_draws: int = Field(5, ge=1, le=50, description="Seeded draws the DCR share and its floor are averaged over.")
     max_rows: int = Field(10_000, ge=100, description="Rows sampled from each table to compute the scores.")
 

@@ -40,27 +40,34 @@ def reads_as_text(text: str) -> bool:
 
 @dataclass(frozen=True)
 class TextFilter:
-    """What a generated text may hold: the kept words and characters, and a length."""
+    """What a generated text may hold: the kept words and characters, and a length; and what it may not be: a
+    training text too few units hold (made of common words, it is still one subject's own text)."""
 
     words: frozenset[str]
     characters: frozenset[str]
     max_length: int
+    rare_texts: frozenset[str] = frozenset()
 
     @classmethod
-    def of(cls, column) -> "TextFilter":
-        """From a free-text column's stats (ColumnStats)."""
-        return cls(frozenset(column.words or ()), frozenset(column.text_characters or ""), int(column.max_length or 0))
+    def of(cls, column, training_texts=None) -> "TextFilter":
+        """From a free-text column's stats (ColumnStats), and its training texts (an iterable of str, or None):
+        those the stats did not keep as common texts are rare."""
+        common = {c for c in column.categories or () if isinstance(c, str)}
+        rare = frozenset(t for t in training_texts or () if isinstance(t, str) and t not in common)
+        return cls(frozenset(column.words or ()), frozenset(column.text_characters or ""), int(column.max_length or 0),
+                   rare)
 
     def unknown_words(self, text: str) -> list[str]:
         return [w for w in words(text) if w not in self.words]
 
     def passes(self, text: str) -> bool:
         return (len(text) <= self.max_length and all(c in self.characters for c in text)
-                and not self.unknown_words(text))
+                and not self.unknown_words(text) and text not in self.rare_texts)
 
     def scrub(self, text: str) -> str:
-        """The text without its unknown characters and words, its white space tidied, cut to the length."""
+        """The text without its unknown characters and words, its white space tidied, cut to the length; empty
+        where that leaves a rare training text."""
         text = "".join(c for c in text if c in self.characters)
         text = WORD.sub(lambda m: m.group(0) if m.group(0).lower() in self.words else "", text)
-        text = re.sub(r"\s+", " ", text).strip()
-        return text[: self.max_length].strip()
+        text = re.sub(r"\s+", " ", text).strip()[: self.max_length].strip()
+        return "" if text in self.rare_texts else text

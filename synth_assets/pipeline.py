@@ -32,8 +32,8 @@ from synth_assets.stages.stats import DatasetStats, compute_stats
 from synth_assets.options import GenerateOptions, TrainOptions
 from synth_assets.tables import check_keys, read_source, read_sources
 from synth_assets.text_columns import (TEXT_MODEL_DIR, for_backend, keep_seeded_texts, seed_without_texts,
-                                       split_for_backend, text_time_share, train_text_model, with_empty_texts,
-                                       write_texts)
+                                       split_for_backend, text_columns, text_time_share, train_text_model,
+                                       with_empty_texts, write_texts)
 
 
 SEEDED_FILE = "generation.json"  # beside the synthetic tables: which columns came from seed data
@@ -357,8 +357,9 @@ class DatasetPipeline:
         if report is not None:
             report.update(request.report)
         tables = restore_tables(raw, stats, dataset=self.name)
-        if not self.backend.writes_text:
-            tables = write_texts(tables, stats, model, options, device=device, report=report)
+        if not self.backend.writes_text and text_columns(stats):
+            tables = write_texts(tables, stats, model, options, training=self.load_split().train, device=device,
+                                 report=report)
             tables = keep_seeded_texts(tables, stats, seeded_texts)
         return tables
 

@@ -5,8 +5,8 @@ from whichever plugin registers one) learns, for every text column, to write a r
 values and its parent row's, as a prompt the core writes (`prompts`). It trains in the model stage, on its share
 of the time budget, into the model version's `text_model/` folder, so it is audited, published and pushed with
 the backend's model. In the synthetic stage it writes the texts of the generated rows, and every text passes the
-privacy filter (free_text.TextFilter): a text with a word or character too few units hold is written again, and
-what still holds one has it cut out.
+privacy filter (free_text.TextFilter): a text with a word or character too few units hold, or identical to a
+training text too few units hold, is written again, and what still holds one has it cut out.
 """
 
 from __future__ import annotations
@@ -179,8 +179,10 @@ def _examples(frames: dict[str, pd.DataFrame], stats: DatasetStats, texts: dict[
 # generation ----------------------------------------------------------------------------------------------------
 
 def write_texts(frames: dict[str, pd.DataFrame], stats: DatasetStats, model_dir: Path, options: GenerateOptions, *,
-                device: str = "auto", report: dict | None = None) -> dict[str, pd.DataFrame]:
-    """`frames` (restored, with empty text columns) with every text column written by the dataset's text model."""
+                training: dict[str, pd.DataFrame] | None = None, device: str = "auto",
+                report: dict | None = None) -> dict[str, pd.DataFrame]:
+    """`frames` (restored, with empty text columns) with every text column written by the dataset's text model.
+    `training`: the training tables, whose texts too few units hold no written text may copy."""
     texts = text_columns(stats)
     if not texts:
         return frames
@@ -188,16 +190,18 @@ def write_texts(frames: dict[str, pd.DataFrame], stats: DatasetStats, model_dir:
     info = files.read_json(folder / INFO_FILE)
     model = get_text_model(info["model"], dataset=stats.dataset)
     seed = options.seed if options.seed is not None else 0
-    started, cut, rewritten, total = time.perf_counter(), 0, 0, 0
+    started, cut, rewritten, total, figures = time.perf_counter(), 0, 0, 0, {}
     for table, columns in texts.items():
         for column in columns:
             col = stats.tables[table].columns[column]
-            text_filter = TextFilter.of(col)
+            text_filter = TextFilter.of(col, training[table][column].tolist() if training else None)
             asked = prompts(frames, stats, table, column)
             def ask(which: list[str], seed: int) -> list[str | None]:
-                return model.generate(folder, TextGenerateRequest(
-                    which, text_filter.max_length, col.null_share > 0, seed, device, options.text_temperature,
-                    words=text_filter.words))
+                request = TextGenerateRequest(which, text_filter.max_length, col.null_share > 0, seed, device,
+                                              options.text_temperature, words=text_filter.words)
+                written = model.generate(folder, request)
+                figures.update(request.report)  # the text model's own figures (tokens/s), the last request's
+                return written
 
             written = ask(asked, seed)
             for round_ in range(RETRIES):
@@ -219,7 +223,7 @@ def write_texts(frames: dict[str, pd.DataFrame], stats: DatasetStats, model_dir:
             frames[table][column] = pd.Series(final, index=frames[table].index, dtype=object).astype(
                 _text_dtype(stats.tables[table].dtypes.get(column)))
     if report is not None:
-        report.update({"text_model": info["model"], "text_seconds": time.perf_counter() - started,
+        report.update({**figures, "text_model": info["model"], "text_seconds": time.perf_counter() - started,
                        "texts_rewritten_share": rewritten / max(total, 1), "texts_cut_share": cut / max(total, 1)})
     return frames
 

@@ -157,8 +157,20 @@ def test_the_privacy_gate_fails_written_texts_that_copy_training_texts_and_passe
     copying = unseen.assign(title=train.title.sample(frac=1, random_state=0).to_numpy())  # other years: no row copied
     figures = evaluate_privacy(stats, "works", {"works": train}, {"works": holdout}, {"works": copying}, draws=1)
     assert figures.text_copies[0].exact_copy_share == 1.0 and figures.exact_copy_share < 0.05
+    assert figures.text_copies[0].rare_copy_share > 0.9  # the titles are numbered: nearly all rare
     problems = gate_problems(figures, gate)
     assert len(problems) == 1 and "column 'title'" in problems[0] and "max_text_copy_excess" in problems[0]
     honest = evaluate_privacy(stats, "works", {"works": train}, {"works": holdout}, {"works": unseen}, draws=1)
     assert honest.text_copies[0].exact_copy_share < 0.1 and gate_problems(honest, gate) == []
     assert "text_copies/title" in honest.summary()
+
+
+def test_a_rare_training_text_of_common_words_never_comes_out_whole():
+    texts = pd.Series(["Quiet River"] * 6 + ["Golden Garden"] * 6 + ["Quiet Garden", "Golden River"] +
+                      [f"Quiet {i}" for i in range(100)])
+    column = column_stats(texts, None, requested="text", hint="text", where=WHERE)
+    text_filter = TextFilter.of(column, texts.tolist())
+    assert {"quiet", "garden", "river", "golden"} <= set(column.words)
+    assert text_filter.passes("Quiet River")  # six rows hold it: a common text
+    assert not text_filter.passes("Quiet Garden")  # one row's own text, though its words are common
+    assert text_filter.passes("Garden Quiet") and text_filter.scrub("Quiet Garden") == ""

@@ -56,20 +56,25 @@ class AttributeRisk(BaseModel):
 
 
 class TextCopies(BaseModel):
-    """A free-text column's written texts identical to a training text, beside real unseen texts' share."""
+    """A free-text column's written texts identical to a training text, beside real unseen texts' share: of any
+    training text, and of a rare one (one the stats did not keep as a common text: too few units hold it). The
+    gate judges the rare copies: a common text ("Untitled") written too often is a matter of fidelity, a rare
+    one written at all is some subject's own text."""
 
     column: str
     exact_copy_share: float
     holdout_exact_copy_share: float
+    rare_copy_share: float
+    holdout_rare_copy_share: float
     compared: int  # written texts checked (and as many holdout texts at most)
 
     @property
     def excess(self) -> float:
-        return self.exact_copy_share - self.holdout_exact_copy_share
+        return self.rare_copy_share - self.holdout_rare_copy_share
 
     @property
     def noise(self) -> float:
-        return _share_difference_noise(self.holdout_exact_copy_share, self.compared)
+        return _share_difference_noise(self.holdout_rare_copy_share, self.compared)
 
 
 class PrivacyFigures(BaseModel):
@@ -117,6 +122,8 @@ class PrivacyFigures(BaseModel):
         for copies in self.text_copies:
             out[f"text_copies/{copies.column}"] = copies.exact_copy_share
             out[f"text_copies/{copies.column}/holdout"] = copies.holdout_exact_copy_share
+            out[f"text_rare_copies/{copies.column}"] = copies.rare_copy_share
+            out[f"text_rare_copies/{copies.column}/holdout"] = copies.holdout_rare_copy_share
         for risk in self.attribute_risks:
             out[f"attribute_inference/{risk.column}"] = risk.synthetic_score
             out[f"attribute_inference/{risk.column}/holdout"] = risk.holdout_score
@@ -157,9 +164,10 @@ def gate_problems(figures: PrivacyFigures, gate: PrivacyGate, dcr_share: float |
     if gate.max_text_copy_excess is not None:
         for copies in figures.text_copies:
             if copies.excess - copies.noise > gate.max_text_copy_excess:
-                problems.append(f"column '{copies.column}': {copies.exact_copy_share:.1%} of the written texts are "
-                                f"copies of training texts, against {copies.holdout_exact_copy_share:.1%} of unseen "
-                                f"ones, beyond quality.max_text_copy_excess {gate.max_text_copy_excess}")
+                problems.append(f"column '{copies.column}': {copies.rare_copy_share:.1%} of the written texts are "
+                                f"copies of training texts too few subjects hold, against "
+                                f"{copies.holdout_rare_copy_share:.1%} of unseen ones, beyond "
+                                f"quality.max_text_copy_excess {gate.max_text_copy_excess}")
     if gate.max_dcr_share is not None and dcr_share is not None and dcr_share > gate.max_dcr_share:
         problems.append(f"DCR share {dcr_share:.3f} (all training rows against as many holdout rows) above "
                         f"quality.max_dcr_share {gate.max_dcr_share}")
@@ -219,7 +227,7 @@ def evaluate_privacy(
     share, floor = (float(np.mean([f[k] for f in draw_figures])) for k in (0, 1))
     auc = _membership_auc(pools, points, cap // 2, np.random.default_rng([seed, _MEMBERSHIP]))
     copied, holdout_copied = _exact_copy_shares(layout, sides, max_rows, np.random.default_rng([seed, _COPIES]))
-    texts = [_text_copies(c.name, train[table], validation[table], synthetic[table], max_rows,
+    texts = [_text_copies(c, train[table], validation[table], synthetic[table], max_rows,
                           np.random.default_rng([seed, _COPIES, k]))
              for k, c in enumerate(layout.own) if c.text_form == "text"]
     risks = [_attribute_risk(column, qis, pools, reference, cap // 2,
@@ -466,17 +474,22 @@ def _exact_copy_shares(layout: _Layout, sides: list[_Units], most: int, rng: np.
     return shares[0], shares[1]
 
 
-def _text_copies(column: str, train: pd.DataFrame, validation: pd.DataFrame, synthetic: pd.DataFrame, most: int,
-                 rng: np.random.Generator) -> TextCopies:
-    """Share of written texts (up to `most`), then of holdout texts, identical to some training text."""
-    seen = set(train[column].dropna().astype(str))
-    drawn = []
+def _text_copies(column: ColumnStats, train: pd.DataFrame, validation: pd.DataFrame, synthetic: pd.DataFrame,
+                 most: int, rng: np.random.Generator) -> TextCopies:
+    """Shares of written texts (up to `most`), then of holdout texts, identical to some training text, and to
+    some rare one."""
+    name = column.name
+    seen = set(train[name].dropna().astype(str))
+    rare = seen - {c for c in column.categories or () if isinstance(c, str)}
+    shares = []
     for frame in (synthetic, validation):
-        texts = frame[column].dropna().astype(str).to_numpy()
+        texts = frame[name].dropna().astype(str).to_numpy()
         texts = texts[rng.permutation(len(texts))[:most]]
-        drawn.append(float(np.mean([t in seen for t in texts])) if len(texts) else 0.0)
-    compared = min(most, int(synthetic[column].notna().sum()), int(validation[column].notna().sum()))
-    return TextCopies(column=column, exact_copy_share=drawn[0], holdout_exact_copy_share=drawn[1], compared=compared)
+        shares.append((float(np.mean([t in seen for t in texts])) if len(texts) else 0.0,
+                       float(np.mean([t in rare for t in texts])) if len(texts) else 0.0))
+    compared = min(most, int(synthetic[name].notna().sum()), int(validation[name].notna().sum()))
+    return TextCopies(column=name, exact_copy_share=shares[0][0], holdout_exact_copy_share=shares[1][0],
+                      rare_copy_share=shares[0][1], holdout_rare_copy_share=shares[1][1], compared=compared)
 
 
 def _fingerprints(layout: _Layout, units: _Units) -> np.ndarray:
