@@ -25,7 +25,7 @@ A backend built on these names keeps working while the core changes underneath; 
   `recover_dir` (a folder a killed writer left aside, put back);
 - text models (text_model.py): `TextModel`, registered with the `synth_register_text_models` hook, writes the
   free-text columns of datasets whose backend writes none (`Backend.writes_text`), from `TextTrainRequest` (its
-  `TextExample`s) and `TextGenerateRequest`;
+  `TextExample`s) and `TextGenerateRequest`; `words`, what a word of a text is (the stats' rule);
 - errors: `SynthError` (a problem the user can fix: name the table and column, say what to do), and
   `IncompatibleModel` (the published model cannot be reused or resumed: the data's encoding changed);
 - for a backend's own Python API (fit / sample on DataFrames): `run_on_frames` runs the core's stages on
@@ -83,6 +83,7 @@ from synth_assets.stages.stats import (
     records_per_parent,
 )
 from synth_assets.files import atomic_dir, read_json, read_parquet, recover_dir, write_json, write_parquet
+from synth_assets.free_text import words
 from synth_assets.text_model import TextExample, TextGenerateRequest, TextModel, TextTrainRequest, TextTrainResult
 
 WORKSPACE_DATASET = "frames"  # the dataset name of a Python API's workspace
@@ -133,6 +134,6 @@ __all__ = [
     "SynthError", "IncompatibleModel", "hookimpl",
     "ColumnSpec", "DatasetSpec", "ForeignKey", "SplitSpec", "TableSpec", "DatasetPipeline", "restore_schema",
     "run_on_frames", "open_workspace", "workspace_pipeline", "parse_options", "parse_dataset",
-    "TextModel", "TextExample", "TextTrainRequest", "TextTrainResult", "TextGenerateRequest",
+    "TextModel", "TextExample", "TextTrainRequest", "TextTrainResult", "TextGenerateRequest", "words",
     "PrivacyLedger", "PrivateOptimizer", "BudgetedSteps", "LEDGER_FILE", "start_ledger", "continue_ledger", "save_ledger", "budget_spent", "budget_share",
 ]

@@ -37,19 +37,22 @@ def registered_backends(manager: pluggy.PluginManager | None = None) -> dict[str
 
 @functools.lru_cache(maxsize=8)
 def _registered(manager: pluggy.PluginManager) -> dict[str, tuple[Backend, str]]:
-    found: dict[str, tuple[Backend, str]] = {}
-    for impl in manager.hook.synth_register_backends.get_hookimpls():
+    return _collect(manager.hook.synth_register_backends, Backend, "backend")
+
+
+def _collect(hook, base: type, what: str) -> dict[str, tuple]:
+    """Name -> (instance, name of the plugin that registered it) of everything the plugins return from `hook`:
+    classes (made once here) or instances of `base`, each name registered once."""
+    found: dict[str, tuple] = {}
+    for impl in hook.get_hookimpls():
         for item in impl.function() or []:
-            backend = item() if isinstance(item, type) else item
-            if not isinstance(backend, Backend):
-                raise SynthError(f"plugin '{impl.plugin_name}' registered {item!r}, which is not a Backend")
-            if backend.name in found:
-                raise SynthError(
-                    f"backend '{backend.name}' is registered twice, by '{found[backend.name][1]}'"
-                    f" and '{impl.plugin_name}'",
-                    hint="uninstall one of the two plugins",
-                )
-            found[backend.name] = (backend, impl.plugin_name)
+            made = item() if isinstance(item, type) else item
+            if not isinstance(made, base):
+                raise SynthError(f"plugin '{impl.plugin_name}' registered {item!r}, which is not a {base.__name__}")
+            if made.name in found:
+                raise SynthError(f"{what} '{made.name}' is registered twice, by '{found[made.name][1]}' and "
+                                 f"'{impl.plugin_name}'", hint="uninstall one of the two plugins")
+            found[made.name] = (made, impl.plugin_name)
     return found
 
 
@@ -93,16 +96,8 @@ def get_backend(name: str | None, *, dataset: str | None = None) -> Backend:
 
 @functools.lru_cache(maxsize=8)
 def _text_models(manager: pluggy.PluginManager) -> dict[str, TextModel]:
-    found: dict[str, TextModel] = {}
-    for impl in manager.hook.synth_register_text_models.get_hookimpls():
-        for item in impl.function() or []:
-            model = item() if isinstance(item, type) else item
-            if not isinstance(model, TextModel):
-                raise SynthError(f"plugin '{impl.plugin_name}' registered {item!r}, which is not a TextModel")
-            if model.name in found:
-                raise SynthError(f"text model '{model.name}' is registered twice", hint="uninstall one of the plugins")
-            found[model.name] = model
-    return found
+    return {name: model for name, (model, _) in
+            _collect(manager.hook.synth_register_text_models, TextModel, "text model").items()}
 
 
 def get_text_model(name: str | None, *, dataset: str | None = None, table: str | None = None,

@@ -1,4 +1,6 @@
 import dagster as dg
+import numpy as np
+import pandas as pd
 import pytest
 
 from synth_assets.definitions import build_definitions
@@ -6,7 +8,7 @@ from synth_assets.errors import ConfigError, SynthError
 from synth_assets.plugins import get_backend, registered_backends
 
 from synth_assets.testing import write_project
-from synth_assets.files import read_parquet
+from synth_assets.files import read_json, read_parquet
 
 
 def test_builtin_backend_is_registered_through_its_entry_point():
@@ -81,3 +83,29 @@ def test_each_backend_is_made_once_and_shared(toy_plugin):
     first, again = registered_backends(), registered_backends()
     assert all(first[name][0] is again[name][0] for name in first)
     assert get_backend("tabular_argn") is first["tabular_argn"][0]
+
+
+def test_a_third_party_text_model_writes_the_texts_of_a_third_party_backend(tmp_path, toy_plugin):
+    """Neither plugin knows the other: the core composes the toy backend's columns with the toy text model's."""
+    rng = np.random.default_rng(0)
+    notes = [f"{rng.choice(['quiet', 'golden', 'broken'])} {rng.choice(['river', 'garden'])} {i}" for i in range(300)]
+    notes[5] = "Vondequist river"  # one row's name
+    pd.DataFrame({"note": notes, "score": rng.integers(0, 10, 300)}).to_csv(tmp_path / "t.csv", index=False)
+    root = write_project(tmp_path, """
+        datasets:
+          toy:
+            backend: marginals
+            tables:
+              t: {source: t.csv, columns: {note: {encoding: text}}}
+            train: {text: {model: phrasebook}}
+            generate: {sample_size: 200, seed: 1}
+        """)
+    result = build_definitions(root).resolve_job_def("synthesize_toy").execute_in_process(
+        instance=dg.DagsterInstance.ephemeral())
+    assert result.success and all(e.passed for e in result.get_asset_check_evaluations())
+    store = tmp_path / ".synth" / "toy"
+    out = read_parquet(store / "synthetic" / "CURRENT" / "t.parquet")
+    assert read_json(store / "model" / "CURRENT" / "text_model" / "text_columns.json")["model"] == "phrasebook"
+    written = " ".join(out.note.dropna())
+    assert out.note.notna().all() and {"quiet", "river", "garden"} & set(written.split())
+    assert "vondequist" not in written.lower() and not any(w.isdigit() for w in written.split())  # one row's each

@@ -92,3 +92,10 @@ def synth_register_backends():
     from synth_toy.controls import CopyingBackend, UnseenRowsBackend  # controls of the privacy gate
 
     return [MarginalsBackend, CopyingBackend, UnseenRowsBackend]
+
+
+@hookimpl
+def synth_register_text_models():
+    from synth_toy.text_model import PhrasebookTextModel
+
+    return [PhrasebookTextModel]
