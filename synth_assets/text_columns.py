@@ -203,9 +203,12 @@ def write_texts(frames: dict[str, pd.DataFrame], stats: DatasetStats, model_dir:
                 figures.update(request.report)  # the text model's own figures (tokens/s), the last request's
                 return written
 
+            def refused(text: str | None) -> bool:  # empty where the source never is, or failing the filter
+                return col.null_share == 0 if text is None else not text_filter.passes(text)
+
             written = ask(asked, seed)
             for round_ in range(RETRIES):
-                again = [i for i, t in enumerate(written) if t is not None and not text_filter.passes(t)]
+                again = [i for i, t in enumerate(written) if refused(t)]
                 if not again:
                     break
                 rewritten += len(again)
@@ -215,9 +218,9 @@ def write_texts(frames: dict[str, pd.DataFrame], stats: DatasetStats, model_dir:
             fallback = None if col.null_share > 0 else _most_common_text(col)
             final = []
             for t in written:
-                if t is not None and not text_filter.passes(t):
+                if refused(t):
                     cut += 1
-                    t = text_filter.scrub(t) or fallback
+                    t = (text_filter.scrub(t) if t is not None else None) or fallback
                 final.append(t)
             total += len(final)
             frames[table][column] = pd.Series(final, index=frames[table].index, dtype=object).astype(

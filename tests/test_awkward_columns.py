@@ -123,7 +123,7 @@ def awkward(tmp_path_factory):
     source.to_parquet(folder / "t.parquet")
     (folder / "synth.yaml").write_text(
         "datasets:\n  odd:\n    tables:\n      t: {source: t.parquet}\n"
-        "    train: {max_training_time: 1, max_epochs: 3, model_size: small}\n"
+        "    train: {max_training_time: 1, max_epochs: 3, model_size: small, text: {max_epochs: 2}}\n"
         "    generate: {sample_size: 600, seed: 1}\n")
     pipeline = DatasetPipeline(load_project(folder), "odd")
     pipeline.run_all()

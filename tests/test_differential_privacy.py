@@ -119,7 +119,9 @@ def test_dp_stats_hide_single_subjects_spend_their_epsilon_and_draw_fresh_noise(
         # the median from noisy counts: 45.1 to 50.8 in 90% of 80 draws, 40.8 to 53.5 at the extremes (the true
         # one is 48); ±5 failed one draw in 27, and the test by chance
         assert columns["age"].is_integer and columns["age"].quantiles[50] == pytest.approx(df.age.median(), abs=10)
-        assert set(columns["female"].categories) == {False, True} and columns["female"].null_share == 0
+        # no row is null: the noisy null count passes its cut in 1% of draws (PHANTOM), as a few percent of rows
+        # (2 of 100 draws: 4.2% at most); never more than the noise's tail allows
+        assert set(columns["female"].categories) == {False, True} and columns["female"].null_share < 0.07
         assert sum(columns["region"].category_shares) <= 1 + 1e-9
         assert stats.privacy.mode == "differential_privacy" and stats.privacy.epsilon == 1.0
         assert 0 < stats.privacy.delta < stats.privacy.delta_total <= 1 / 3000 ** 1.2

@@ -3,20 +3,19 @@ core's seam: synth_assets.text_model).
 
 A small GPT-2 trained from scratch with the backend's own training loop (training.fit: AdamW under the time
 budget, early stopping, the best weights kept). Each example is the core's prompt (the row's other values and the
-column's name), then the text as a JSON string (or `null` for an empty cell), so the engines write it under a
-JSON schema: a string of at most the column's protected length, or null. Generation takes vLLM on CUDA where it
-is installed, else transformers.
+column's name), then the text (or a token of its own for an empty cell), then EOS. Generation takes vLLM on CUDA
+where it is installed, else transformers, with no grammar: the tokens themselves keep a text to kept words
+(below), and a text ends at EOS.
 
 Its tokenizer has a token per word, not per piece of a word: the words the stats kept (held by enough units,
 in every casing seen), the prompts' frequent words, and single non-word characters (space, punctuation). A word
-too few units hold is the unknown token in training, and the unknown token can never be written (below), so the
-model cannot spell a rare name or number: what it writes is made of kept words by construction, and learns
-faster than from bytes.
+too few units hold is the unknown token in training, and the engines never write the unknown token (nor any
+word token the column's stats did not keep), so the model cannot spell a rare name or number: what it writes is
+made of kept words by construction, and it learns faster than from bytes.
 """
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
@@ -31,11 +30,11 @@ from synth_llm.training import fit
 
 SETTINGS_FILE = "text_model_settings.json"
 PIECE = r"\w+|[^\w]"  # a word, or one other character
-# the special tokens hold a line break, which the JSON string grammar never lets into a text: a written text
-# cannot hold the unknown token (nor padding or BOS)
+# special tokens with a line break, which no text piece holds (the engines suppress them but EOS when writing)
 BOS, EOS, PAD, UNK = "<|bos|>\n", "<|eos|>\n", "<|pad|>\n", "<|unk|>\n"
+EMPTY = "<|empty|>\n"  # the text of an empty cell
 MIN_PIECE_EXAMPLES = 5  # a prompt's word or a character is a token where this many examples hold it
-JSON_PIECES = ('"', "null", "{", "}", ":", ",", "\n")  # what a prompt and the grammar need, always tokens
+JSON_PIECES = ('"', "{", "}", ":", ",", "\n")  # what a prompt needs, always tokens
 MAX_WINDOW = 512  # tokens of one training example
 # an example holds the longest text with its prompt, or MIN_WINDOW tokens: short rows pack several to an
 # example. Longer windows learned slower (20 s of the tests' artworks: validation loss 0.64–0.88 at four longest
@@ -55,7 +54,7 @@ class LanguageTextModel(TextModel):
     def train(self, request: TextTrainRequest, out_dir: Path) -> TextTrainResult:
         lm.quiet()
         started = time.perf_counter()
-        outputs = {part: [json.dumps(e.text, ensure_ascii=False) for e in examples]
+        outputs = {part: [EMPTY if e.text is None else e.text for e in examples]
                    for part, examples in (("train", request.train), ("validation", request.validation))}
         tokenizer = word_tokenizer([e.prompt for e in request.train], outputs["train"], request.words)
         encoded = {}
@@ -110,10 +109,13 @@ class LanguageTextModel(TextModel):
         tokenizer = AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
         prompts = tokenizer(request.prompts, add_special_tokens=False)["input_ids"]
         prompts = [[tokenizer.bos_token_id, *p[-settings["prompt_tokens"]:]] for p in prompts]
-        schema = {"type": "string", "minLength": 1, "maxLength": max(request.max_length, 1)}  # empty: null
-        if request.nullable:
-            schema = {"anyOf": [schema, {"type": "null"}]}
-        suppressed = _other_words(tokenizer, request.words)
+        # no grammar: every token is a kept word or one character, so a grammar would add only a length, and on
+        # long texts it cost more than the model (the tests' 2,000-character essays: 23 ms a row and step). The
+        # special tokens (but EOS), and the empty cell's where the column has none, are never written
+        never = [tokenizer.bos_token_id, tokenizer.pad_token_id, tokenizer.unk_token_id]
+        if not request.nullable:
+            never.append(tokenizer.convert_tokens_to_ids(EMPTY))
+        suppressed = tuple(sorted({*_other_words(tokenizer, request.words), *never}))
         column = request.prompts[0].rsplit("\n", 1)[-1]  # the core asks for one column at a time
         tokens_for = min(settings.get("column_tokens", {}).get(column, settings["max_new_tokens"]),
                          settings["max_new_tokens"])
@@ -122,10 +124,10 @@ class LanguageTextModel(TextModel):
         with make_engine(_engine_for(device), Path(model_dir), device, request.engine) as engine:
             for start in range(0, len(prompts), GENERATE_BATCH):
                 decoded = engine.decode(DecodeRequest(
-                    prompts=prompts[start:start + GENERATE_BATCH], schema=schema, temperature=request.temperature,
+                    prompts=prompts[start:start + GENERATE_BATCH], schema=None, temperature=request.temperature,
                     max_new_tokens=tokens_for, seed=request.seed + start,
                     suppressed_token_ids=suppressed))
-                texts += [_parse(text) for text in decoded.texts]
+                texts += [_parse(text, request.max_length) for text in decoded.texts]
                 tokens += decoded.tokens
         seconds = time.perf_counter() - started
         request.report.update({"text_tokens_per_second": tokens / max(seconds, 1e-9)})
@@ -134,7 +136,7 @@ class LanguageTextModel(TextModel):
 
 def word_tokenizer(prompts: list[str], outputs: list[str], words: frozenset[str]):
     """A tokenizer with one token per kept word (see the module's docstring), saved and loaded as any Hugging
-    Face tokenizer (tokenizer.json), so both engines and xgrammar take it as it is."""
+    Face tokenizer (tokenizer.json), so both engines take it as it is."""
     import re
     from collections import Counter
 
@@ -153,11 +155,11 @@ def word_tokenizer(prompts: list[str], outputs: list[str], words: frozenset[str]
     kept |= {p for p in in_outputs if re.fullmatch(r"\w+", p) and p.lower() in words}
     kept |= {p for p, n in held.items() if not re.fullmatch(r"\w+", p) and n >= MIN_PIECE_EXAMPLES}
     kept |= set(JSON_PIECES)
-    vocab = {token: i for i, token in enumerate([BOS, EOS, PAD, UNK, *sorted(kept)])}
+    vocab = {token: i for i, token in enumerate([BOS, EOS, PAD, UNK, EMPTY, *sorted(kept)])}
     tokenizer = Tokenizer(models.WordLevel(vocab, unk_token=UNK))
     tokenizer.pre_tokenizer = pre_tokenizers.Split(Regex(PIECE), behavior="isolated")
     tokenizer.decoder = decoders.Fuse()
-    tokenizer.add_special_tokens([BOS, EOS, PAD, UNK])
+    tokenizer.add_special_tokens([BOS, EOS, PAD, UNK, EMPTY])
     return PreTrainedTokenizerFast(tokenizer_object=tokenizer, bos_token=BOS, eos_token=EOS, pad_token=PAD,
                                    unk_token=UNK)
 
@@ -179,7 +181,7 @@ def _other_words(tokenizer, words: frozenset[str]) -> tuple[int, ...]:
     if not words:
         return ()
     return tuple(sorted(i for token, i in tokenizer.get_vocab().items()
-                        if re.fullmatch(r"\w+", token) and token.lower() not in words and token != "null"))
+                        if re.fullmatch(r"\w+", token) and token.lower() not in words))
 
 
 def _engine_for(device: str) -> str:
@@ -193,10 +195,7 @@ def _engine_for(device: str) -> str:
     return "vllm"
 
 
-def _parse(text: str) -> str | None:
-    """A decoded JSON string (or null); a text cut short by the token budget is kept as far as it goes."""
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError:
-        value = text[1:] if text.startswith('"') else None
-    return value if isinstance(value, str) else None
+def _parse(text: str, max_length: int) -> str | None:
+    """A written text (the empty cell's token is skipped when decoding, so it reads as no text), cut to
+    `max_length` characters; an empty text is None."""
+    return text.strip()[:max_length].strip() or None

@@ -16,7 +16,7 @@ from pathlib import Path
 @dataclass(frozen=True)
 class DecodeRequest:
     prompts: list[list[int]]  # token ids of each prompt, BOS first
-    schema: dict  # JSON Schema every output must match
+    schema: dict | None  # JSON Schema every output must match; None: free decoding up to EOS
     temperature: float = 1.0
     top_p: float = 1.0
     max_new_tokens: int = 512

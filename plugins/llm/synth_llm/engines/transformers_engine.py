@@ -40,7 +40,8 @@ class TransformersEngine(Engine):
         import torch
         from xgrammar.contrib.hf import LogitsProcessor
 
-        grammar = self._compiled(json.dumps(request.schema, sort_keys=False))
+        processors = [] if request.schema is None else [
+            LogitsProcessor(self._compiled(json.dumps(request.schema, sort_keys=False)))]
         pad = self.tokenizer.pad_token_id
         width = max(len(p) for p in request.prompts)
         # left padding: every prompt ends where generation starts
@@ -53,7 +54,7 @@ class TransformersEngine(Engine):
             out = self.model.generate(
                 input_ids=ids, attention_mask=mask, max_new_tokens=max(new_tokens, 1), do_sample=True,
                 temperature=request.temperature, top_p=request.top_p, top_k=0,
-                logits_processor=[LogitsProcessor(grammar)],
+                logits_processor=processors,
                 suppress_tokens=list(request.suppressed_token_ids) or None,
                 eos_token_id=self.tokenizer.eos_token_id, pad_token_id=pad)
         generated = out[:, width:]

@@ -108,7 +108,7 @@ class VLLMEngine(Engine):
                 seed=rng.getrandbits(63),
                 stop_token_ids=[self.eos_id],
                 skip_special_tokens=True,
-                structured_outputs=StructuredOutputsParams(json=request.schema),
+                structured_outputs=StructuredOutputsParams(json=request.schema) if request.schema is not None else None,
                 logit_bias={token: -100.0 for token in request.suppressed_token_ids} or None,
             )
             for _ in request.prompts
