@@ -195,40 +195,55 @@ def write_texts(frames: dict[str, pd.DataFrame], stats: DatasetStats, model_dir:
         for column in columns:
             col = stats.tables[table].columns[column]
             text_filter = TextFilter.of(col, training[table][column].tolist() if training else None)
-            asked = prompts(frames, stats, table, column)
-            def ask(which: list[str], seed: int) -> list[str | None]:
-                request = TextGenerateRequest(which, text_filter.max_length, col.null_share > 0, seed, device,
-                                              options.text_temperature, words=text_filter.words)
-                written = model.generate(folder, request)
-                figures.update(request.report)  # the text model's own figures (tokens/s), the last request's
-                return written
-
-            def refused(text: str | None) -> bool:  # empty where the source never is, or failing the filter
-                return col.null_share == 0 if text is None else not text_filter.passes(text)
-
-            written = ask(asked, seed)
-            for round_ in range(RETRIES):
-                again = [i for i, t in enumerate(written) if refused(t)]
-                if not again:
-                    break
-                rewritten += len(again)
-                redone = ask([asked[i] for i in again], seed + round_ + 1)
-                for i, t in zip(again, redone):
-                    written[i] = t
-            fallback = None if col.null_share > 0 else _most_common_text(col)
-            final = []
-            for t in written:
-                if refused(t):
-                    cut += 1
-                    t = (text_filter.scrub(t) if t is not None else None) or fallback
-                final.append(t)
-            total += len(final)
+            writer = _ColumnWriter(model, folder, col, text_filter, device, options.text_temperature, figures)
+            final, again, scrubbed = writer.write(prompts(frames, stats, table, column), seed)
+            rewritten, cut, total = rewritten + again, cut + scrubbed, total + len(final)
             frames[table][column] = pd.Series(final, index=frames[table].index, dtype=object).astype(
                 _text_dtype(stats.tables[table].dtypes.get(column)))
     if report is not None:
         report.update({**figures, "text_model": info["model"], "text_seconds": time.perf_counter() - started,
                        "texts_rewritten_share": rewritten / max(total, 1), "texts_cut_share": cut / max(total, 1)})
     return frames
+
+
+@dataclasses.dataclass
+class _ColumnWriter:
+    """One text column's texts: written, written again where refused (RETRIES rounds), then scrubbed."""
+
+    model: object  # the TextModel
+    folder: Path
+    column: object  # its ColumnStats
+    text_filter: TextFilter
+    device: str
+    temperature: float
+    figures: dict  # the text model's own figures (tokens/s), the last request's
+
+    def write(self, prompts: list[str], seed: int) -> tuple[list[str | None], int, int]:
+        """The texts, how many were written again, and how many were scrubbed."""
+        written, rewritten = self._ask(prompts, seed), 0
+        for round_ in range(RETRIES):
+            again = [i for i, t in enumerate(written) if self._refused(t)]
+            if not again:
+                break
+            rewritten += len(again)
+            for i, t in zip(again, self._ask([prompts[i] for i in again], seed + round_ + 1)):
+                written[i] = t
+        fallback = None if self.column.null_share > 0 else _most_common_text(self.column)
+        refused = [self._refused(t) for t in written]
+        final = [(self.text_filter.scrub(t) if t is not None else None) or fallback if bad else t
+                 for t, bad in zip(written, refused)]
+        return final, rewritten, sum(refused)
+
+    def _ask(self, prompts: list[str], seed: int) -> list[str | None]:
+        request = TextGenerateRequest(prompts, self.text_filter.max_length, self.column.null_share > 0, seed,
+                                      self.device, self.temperature, words=self.text_filter.words)
+        written = self.model.generate(self.folder, request)
+        self.figures.update(request.report)
+        return written
+
+    def _refused(self, text: str | None) -> bool:
+        """Empty where the source never is, or failing the filter."""
+        return self.column.null_share == 0 if text is None else not self.text_filter.passes(text)
 
 
 def _most_common_text(column) -> str:
