@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import time
 from pathlib import Path
 
@@ -128,15 +127,18 @@ def _context(df: pd.DataFrame, stats: DatasetStats, table: str, prefix: str = ""
 
 
 def _value_text(value) -> str | None:
-    if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NaT:
+    if _empty(value):
         return None
-    try:
-        if pd.isna(value):
-            return None
-    except (TypeError, ValueError):
-        pass
     text = format(value, ".6g") if isinstance(value, float) else str(value)
     return text[:MAX_VALUE_CHARACTERS]
+
+
+def _empty(value) -> bool:
+    """None, NaN, NaT or pandas' NA (a cell's value, never a list)."""
+    try:
+        return bool(pd.isna(value))
+    except (TypeError, ValueError):  # an array-like value: not empty
+        return False
 
 
 # training ------------------------------------------------------------------------------------------------------
@@ -170,8 +172,7 @@ def _examples(frames: dict[str, pd.DataFrame], stats: DatasetStats, texts: dict[
     for table, columns in texts.items():
         for column in columns:
             longest = stats.tables[table].columns[column].max_length or 0
-            values = [None if v is None or (isinstance(v, float) and math.isnan(v)) else str(v)[:longest]
-                      for v in frames[table][column].tolist()]
+            values = [None if _empty(v) else str(v)[:longest] for v in frames[table][column].tolist()]
             out += [TextExample(p, v) for p, v in zip(prompts(frames, stats, table, column), values)]
     return out
 

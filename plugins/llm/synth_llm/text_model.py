@@ -16,7 +16,9 @@ made of kept words by construction, and it learns faster than from bytes.
 
 from __future__ import annotations
 
+import re
 import time
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -137,9 +139,6 @@ class LanguageTextModel(TextModel):
 def word_tokenizer(prompts: list[str], outputs: list[str], words: frozenset[str]):
     """A tokenizer with one token per kept word (see the module's docstring), saved and loaded as any Hugging
     Face tokenizer (tokenizer.json), so both engines take it as it is."""
-    import re
-    from collections import Counter
-
     from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
 
@@ -176,8 +175,6 @@ def _column_tokens(examples, outputs: list[list[int]]) -> dict[str, int]:
 
 def _other_words(tokenizer, words: frozenset[str]) -> tuple[int, ...]:
     """The word tokens this column may not hold (prompts' words, other columns' words): none if `words` is empty."""
-    import re
-
     if not words:
         return ()
     return tuple(sorted(i for token, i in tokenizer.get_vocab().items()
