@@ -32,8 +32,8 @@ from synth_assets.stages.stats import DatasetStats, compute_stats
 from synth_assets.options import GenerateOptions, TrainOptions
 from synth_assets.tables import check_keys, read_source, read_sources
 from synth_assets.text_columns import (TEXT_MODEL_DIR, for_backend, keep_seeded_texts, seed_without_texts,
-                                       split_for_backend, text_columns, text_time_share, train_text_model,
-                                       with_empty_texts, write_texts)
+                                       split_for_backend, text_columns, text_model_for, text_time_share,
+                                       train_text_model, with_empty_texts, write_texts)
 
 
 SEEDED_FILE = "generation.json"  # beside the synthetic tables: which columns came from seed data
@@ -147,6 +147,8 @@ class DatasetPipeline:
         self.paths.pull("model")  # the published model, for model_state reuse
         published = releases.current()
         text_share = 0.0 if self.backend.writes_text else text_time_share(stats, options)
+        if text_share:
+            text_model_for(stats, options)  # a missing or unknown text model fails before any training
         backend_options = options.model_copy(update={"max_training_time": options.max_training_time * (1 - text_share)})
         request = TrainRequest(options=backend_options, device=device, progress=progress, previous_model=published,
                                resume_dir=self.paths.root / "model.partial")

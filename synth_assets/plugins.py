@@ -111,6 +111,6 @@ def get_text_model(name: str | None, *, dataset: str | None = None, table: str |
     if name is None:
         return models[sorted(models)[0]]
     if name not in models:
-        raise ConfigError(f"unknown text model '{name}'", dataset=dataset,
+        raise ConfigError(f"unknown text model '{name}'", dataset=dataset, table=table, column=column,
                           hint=f"train.text.model takes one of {', '.join(sorted(models))}")
     return models[name]

@@ -143,12 +143,19 @@ def _empty(value) -> bool:
 
 # training ------------------------------------------------------------------------------------------------------
 
+def text_model_for(stats: DatasetStats, options: TrainOptions):
+    """The text model `train.text.model` names (or the installed one); an error naming the first text column
+    where none is installed or the name is unknown."""
+    table, columns = next(iter(text_columns(stats).items()))
+    return get_text_model(options.text.model, dataset=stats.dataset, table=table, column=columns[0])
+
+
 def train_text_model(split: Split, stats: DatasetStats, options: TrainOptions, out_dir: Path, *, device: str,
                      seconds: float, progress=None) -> dict:
     """Train the text model of every text column into `out_dir` in `seconds`; returns what the model asset
     shows."""
     texts = text_columns(stats)
-    model = get_text_model(options.text.model, dataset=stats.dataset)
+    model = text_model_for(stats, options)
     examples = {partition: _examples(frames, stats, texts) for partition, frames in
                 (("train", split.train), ("validation", split.validation))}
     started = time.perf_counter()

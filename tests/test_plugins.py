@@ -109,3 +109,26 @@ def test_a_third_party_text_model_writes_the_texts_of_a_third_party_backend(tmp_
     written = " ".join(out.note.dropna())
     assert out.note.notna().all() and {"quiet", "river", "garden"} & set(written.split())
     assert "vondequist" not in written.lower() and not any(w.isdigit() for w in written.split())  # one row's each
+
+
+def test_an_unknown_text_model_fails_before_any_training_naming_the_column(tmp_path, toy_plugin):
+    pd.DataFrame({"note": [f"quiet river {i}" for i in range(100)]}).to_csv(tmp_path / "t.csv", index=False)
+    root = write_project(tmp_path, """
+        datasets:
+          toy:
+            backend: marginals
+            tables:
+              t: {source: t.csv, columns: {note: {encoding: text}}}
+            train: {text: {model: nope}}
+        """)
+    from synth_assets.pipeline import DatasetPipeline
+    from synth_assets.project import load_project
+
+    pipeline = DatasetPipeline(load_project(root), "toy")
+    pipeline.split()
+    pipeline.stats()
+    pipeline.encode()
+    with pytest.raises(ConfigError, match="unknown text model 'nope'.*phrasebook") as caught:
+        pipeline.train()
+    assert (caught.value.table, caught.value.column) == ("t", "note")
+    assert pipeline.paths.releases("model").current() is None  # nothing published
