@@ -17,6 +17,7 @@ from pydantic import (BaseModel, ConfigDict, Field, SerializeAsAny, ValidationEr
 
 from synth_assets import object_store
 from synth_assets.errors import ConfigError
+from synth_assets.flow_spec import BlockErrors, FlowSpec
 from synth_assets.options import SOURCE_SUFFIXES, GenerateOptions, TrainOptions, describe_error
 
 NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -280,14 +281,44 @@ class DatasetSpec(StrictModel):
 
 class ProjectSpec(StrictModel):
     datasets: dict[str, DatasetSpec] = Field(default_factory=dict)
+    flows: dict[str, FlowSpec] = Field(default_factory=dict, description="Chains of blocks over a dataset's "
+                                       "synthetic table, a file or another flow's output (synth_assets.flow_spec).")
 
-    @field_validator("datasets")
+    @field_validator("datasets", "flows")
     @classmethod
-    def _dataset_names(cls, datasets: dict[str, DatasetSpec]) -> dict[str, DatasetSpec]:
-        for name in datasets:
+    def _names(cls, entries: dict, info: ValidationInfo) -> dict:
+        for name in entries:
             if not NAME_PATTERN.match(name):
-                raise ValueError(f"dataset name '{name}' must be letters, digits and underscores")
-        return datasets
+                raise ValueError(f"{info.field_name[:-1]} name '{name}' must be letters, digits and underscores")
+        return entries
+
+    @model_validator(mode="after")
+    def _flow_inputs_exist(self) -> "ProjectSpec":
+        for name, flow in self.flows.items():
+            where = f"flows.{name}.input"
+            source = flow.input
+            if source.dataset is not None:
+                if source.dataset not in self.datasets:
+                    raise ValueError(f"{where}.dataset: no dataset '{source.dataset}' (known: "
+                                     f"{', '.join(self.datasets) or 'none'})")
+                tables = self.datasets[source.dataset].tables
+                if source.table is not None and source.table not in tables:
+                    raise ValueError(f"{where}.table: dataset '{source.dataset}' has no table '{source.table}' "
+                                     f"(its tables: {', '.join(tables)})")
+                if source.table is None and len(tables) > 1:
+                    raise ValueError(f"{where}.table: dataset '{source.dataset}' has {len(tables)} tables; name one "
+                                     f"({', '.join(tables)})")
+            if source.flow is not None and source.flow not in self.flows:
+                raise ValueError(f"{where}.flow: no flow '{source.flow}' (known: {', '.join(self.flows)})")
+        for name in self.flows:  # a flow reading itself, through others or not, would never start
+            seen, current = [name], self.flows[name].input.flow
+            while current is not None:
+                if current in seen:
+                    raise ValueError(f"flows.{name}.input.flow: the flows read each other in a circle "
+                                     f"({' -> '.join([*seen, current])})")
+                seen.append(current)
+                current = self.flows[current].input.flow
+        return self
 
 
 class Project:
@@ -323,11 +354,26 @@ class Project:
             ) from None
 
     def source_path(self, dataset: str, table: str) -> Path:
-        source = Path(self.dataset(dataset).tables[table].source).expanduser()
-        return source if source.is_absolute() else self.config_path.parent / source
+        return self.relative_path(self.dataset(dataset).tables[table].source)
 
     def dataset_home(self, dataset: str) -> Path:
         return self.home / dataset
+
+    @property
+    def flows(self) -> dict[str, FlowSpec]:
+        return self.spec.flows
+
+    def flow(self, name: str) -> FlowSpec:
+        try:
+            return self.spec.flows[name]
+        except KeyError:
+            raise ConfigError(f"no flow '{name}' in {self.config_path}",
+                              hint=f"known: {', '.join(self.flows) or 'none'}") from None
+
+    def relative_path(self, source: str) -> Path:
+        """A file the project file names, relative to it unless absolute."""
+        path = Path(source).expanduser()
+        return path if path.is_absolute() else self.config_path.parent / path
 
     def stored_at(self, home: Path | str) -> "Project":
         """The same datasets, writing to another storage root (the `storage` resource's)."""
@@ -392,7 +438,7 @@ def describe_errors(exc: ValidationError, prefix: tuple = ()) -> str:
 
 def _describe(error: dict, prefix: tuple = ()) -> list[str]:
     found = (error.get("ctx") or {}).get("error")
-    if isinstance(found, OptionErrors):  # a dataset's options: name each key under the dataset's path
+    if isinstance(found, (OptionErrors, BlockErrors)):  # a dataset's options, a block's: each key under its path
         where = ".".join(str(part) for part in (*prefix, *error["loc"]))
         return [f"{where}.{problem}" if where else problem for problem in found.problems]
     return [describe_error(error, prefix=prefix)]

@@ -7,6 +7,7 @@ import dagster as dg
 from synth_assets.assets import build_dataset_assets
 from synth_assets.automation import automation_sensor, source_assets
 from synth_assets.config import Project
+from synth_assets.flow_assets import flow_assets
 from synth_assets.project import load_project
 from synth_assets.kubernetes import executor
 from synth_assets.plugins import get_backend
@@ -25,6 +26,7 @@ def datasets_definitions(project: Project, sensor_name: str = "synth_automation"
         schedule = dataset_schedule(name, spec, resample)
         if schedule is not None:
             schedules.append(schedule)
+    assets += flow_assets(project)
     resources = {"storage": shared(SynthStorage(home=project.home_uri)), "compute": shared(ComputeDevice())}
     for spec in project.datasets.values():  # one engine resource per backend in use that has settings
         backend = get_backend(spec.backend)

@@ -31,3 +31,10 @@ def synth_register_text_models():
     instances), each with a unique `name`. They write the free-text columns of datasets whose backend writes no
     text itself; `train: {text: {model: <name>}}` chooses one where several are installed.
     """
+
+
+@hookspec
+def synth_register_blocks():
+    """Return a list of flow block types this plugin provides: subclasses of `synth_assets.blocks.Block`, each
+    with a unique `block_type`; a flow's blocks choose one with `block_type: <name>` (synth_assets.flows).
+    """

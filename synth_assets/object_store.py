@@ -37,7 +37,7 @@ POINTER = "CURRENT"
 HISTORY = "published.json"
 FOLDERS = ("split", "encoded", "quality")  # replaced whole on each run: new token, then the pointer
 FILES = ("stats.json",)
-RELEASED = ("model", "synthetic")  # versioned with write-audit-publish (synth_assets.releases)
+RELEASED = ("model", "synthetic", "output")  # versioned with write-audit-publish (releases); output: a flow's
 ARROW_SCHEMES = ("s3", "gs", "gcs", "hdfs", "viewfs")  # pyarrow's own file systems
 URL = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.-]+)://")
 

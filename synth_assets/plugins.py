@@ -9,6 +9,7 @@ import pluggy
 
 from synth_assets import hookspecs
 from synth_assets.backend import Backend
+from synth_assets.blocks import Block
 from synth_assets.errors import ConfigError, SynthError
 from synth_assets.text_model import TextModel
 
@@ -26,6 +27,7 @@ def reload_plugins() -> pluggy.PluginManager:
     plugin_manager.cache_clear()
     _registered.cache_clear()
     _text_models.cache_clear()
+    _block_types.cache_clear()
     return plugin_manager()
 
 
@@ -114,3 +116,23 @@ def get_text_model(name: str | None, *, dataset: str | None = None, table: str |
         raise ConfigError(f"unknown text model '{name}'", dataset=dataset, table=table, column=column,
                           hint=f"train.text.model takes one of {', '.join(sorted(models))}")
     return models[name]
+
+
+@functools.lru_cache(maxsize=8)
+def _block_types(manager: pluggy.PluginManager) -> dict[str, type[Block]]:
+    found: dict[str, tuple[type[Block], str]] = {}
+    for impl in manager.hook.synth_register_blocks.get_hookimpls():
+        for item in impl.function() or []:
+            if not (isinstance(item, type) and issubclass(item, Block)):
+                raise SynthError(f"plugin '{impl.plugin_name}' registered {item!r}, which is not a Block subclass")
+            if item.block_type in found:
+                raise SynthError(f"block type '{item.block_type}' is registered twice, by '{found[item.block_type][1]}' "
+                                 f"and '{impl.plugin_name}'", hint="uninstall one of the two plugins")
+            found[item.block_type] = (item, impl.plugin_name)
+    return {name: block for name, (block, _) in found.items()}
+
+
+def block_types() -> dict[str, type[Block]]:
+    """Block type name -> its class, from every installed plugin (the built-in blocks included). A block is made
+    per flow run (it holds that run's state), so the registry keeps classes, not instances."""
+    return _block_types(plugin_manager())

@@ -13,7 +13,8 @@ from pydantic import ValidationError
 
 from synth_assets.config import BACKENDS, DatasetSpec, Project, ProjectSpec, default_home, describe_errors
 from synth_assets.errors import ConfigError
-from synth_assets.plugins import get_backend, installed_backends
+from synth_assets.flow_spec import BLOCK_TYPES, FlowSpec
+from synth_assets.plugins import block_types, get_backend, installed_backends
 
 
 def parse_project(raw: Any, origin: str = "synth.yaml") -> ProjectSpec:
@@ -22,10 +23,26 @@ def parse_project(raw: Any, origin: str = "synth.yaml") -> ProjectSpec:
     if not isinstance(raw, dict):
         raise ConfigError(f"{origin}: the top level must be a mapping with a 'datasets' key")
     try:
-        return ProjectSpec.model_validate(raw, context={BACKENDS: installed_backends()})
+        return ProjectSpec.model_validate(raw, context=_installed())
     except ValidationError as exc:
         raise ConfigError(f"{origin}: {describe_errors(exc)}", hint="see docs/project-file.md for the keys synth.yaml accepts") \
             from None
+
+
+def _installed() -> dict:
+    """The validation context: the installed backends and block types."""
+    return {BACKENDS: installed_backends(), BLOCK_TYPES: block_types()}
+
+
+def parse_flow(raw: Any, origin: str, prefix: tuple = ()) -> FlowSpec:
+    """One flow's keys (a SynthFlow component's attributes), checked as in a project file."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{origin}: a flow must be a mapping with 'input' and 'blocks'")
+    try:
+        return FlowSpec.model_validate(raw, context=_installed())
+    except ValidationError as exc:
+        raise ConfigError(f"{origin}: {describe_errors(exc, prefix)}", hint="see docs/flows.md for the keys a flow "
+                                                                            "accepts") from None
 
 
 def parse_dataset(raw: Any, origin: str, prefix: tuple = ()) -> DatasetSpec:
@@ -34,7 +51,7 @@ def parse_dataset(raw: Any, origin: str, prefix: tuple = ()) -> DatasetSpec:
     if not isinstance(raw, dict):
         raise ConfigError(f"{origin}: a dataset must be a mapping with at least 'tables'")
     try:
-        spec = DatasetSpec.model_validate(raw, context={BACKENDS: installed_backends()})
+        spec = DatasetSpec.model_validate(raw, context=_installed())
     except ValidationError as exc:
         raise ConfigError(f"{origin}: {describe_errors(exc, prefix)}", hint="see docs/project-file.md for the keys a dataset "
                                                                             "accepts") from None

@@ -13,6 +13,7 @@ from typing import Iterator
 from synth_assets import files
 from synth_assets.files import recover_dir
 from synth_assets.object_store import FILES  # the outputs that are one file; the others are folders
+from synth_assets.errors import SynthError
 from synth_assets.releases import CURRENT, Releases
 
 
@@ -184,3 +185,57 @@ class DatasetPaths:
     def quality(self) -> Path:
         self.pull("quality")
         return recover_dir(self.root / "quality")
+
+
+FLOWS = "flows"  # under the storage root: one folder per flow
+
+
+class FlowPaths:
+    """Where a flow keeps its output, `<home>/flows/<flow>/output/<version>/<flow>.parquet` (versioned and
+    published as the synthetic tables are), and the checkpoint of a run in progress (`work/`, local only: a run
+    resumes on the machine that was killed). With an object store the output is pushed there on publication."""
+
+    def __init__(self, home: Path, flow: str, store=None):
+        self.flow = flow
+        self.root = Path(home) / FLOWS / flow
+        self.mirror = None
+        if store is not None:
+            from synth_assets.object_store import Mirror
+
+            self.mirror = Mirror(store, self.root, f"{FLOWS}/{flow}")
+
+    @property
+    def work(self) -> Path:
+        return self.root / "work"
+
+    def releases(self) -> Releases:
+        return Releases(self.root / "output", dataset=f"flow {self.flow}", stage="output")
+
+    @contextlib.contextmanager
+    def new_version(self, version: str) -> Iterator[Path]:
+        with self.releases().write(version) as tmp:
+            yield tmp
+        if self.mirror is not None:
+            self.mirror.push_version("output", version)
+
+    def publish(self, version: str, keep: int) -> None:
+        self.releases().publish(version, keep=keep)
+        if self.mirror is not None:
+            self.mirror.push_pointer("output", keep)
+
+    def output_file(self, version: str | None = None) -> Path:
+        """The published output (or `version`'s), fetched from the object store where there is one."""
+        if version is None:
+            if self.mirror is not None:
+                self.mirror.pull("output")
+            folder = self.releases().current()
+            if folder is None:
+                raise SynthError(f"flow '{self.flow}' has no published output yet",
+                                 hint=f"materialize flows/{self.flow} first")
+        else:
+            folder = self.releases().path(version)
+        return folder / f"{self.flow}.parquet"
+
+    def uri(self, version: str) -> str:
+        name = f"output/{version}/{self.flow}.parquet"
+        return self.mirror.uri(name) if self.mirror is not None else str(self.root / name)

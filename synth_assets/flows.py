@@ -1,0 +1,96 @@
+"""A project's flows as runs: where a flow's input is, and one run of it, outside Dagster or inside (the flow
+asset and `python -m synth_assets flow` both call `run_flow`)."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from synth_assets import files
+from synth_assets.audit import Check
+from synth_assets.config import Project
+from synth_assets.errors import SynthError
+from synth_assets.flow_runner import FlowResult, FlowRunner
+from synth_assets.flow_spec import FlowSpec
+from synth_assets.storage import DatasetPaths, FlowPaths
+from synth_assets.tables import read_source
+
+
+@dataclass
+class FlowInputFile:
+    path: Path  # a Parquet file
+    identity: str  # what the input's content is (a published version; a file's size and time)
+
+
+def flow_paths(project: Project, name: str) -> FlowPaths:
+    return FlowPaths(project.home, name, project.store)
+
+
+def flow_input(project: Project, name: str, spec: FlowSpec) -> FlowInputFile:
+    """The Parquet file flow `name` reads. A dataset's published synthetic table (fetched from the object store where
+    the storage root is one); another flow's published output; a source file (a CSV converted to Parquet once per
+    version of the file, beside the flow's output)."""
+    source = spec.input
+    if source.dataset is not None:
+        paths = DatasetPaths(project.dataset_home(source.dataset), source.dataset, mirror=project.mirror(source.dataset))
+        version = paths.releases("synthetic").current_version()
+        table = source.table or (next(iter(project.dataset(source.dataset).tables))
+                                 if source.dataset in project.datasets else None)
+        path = paths.synthetic_table(table) if table else None
+        if path is None or not path.is_file():
+            raise SynthError(f"flow '{name}' reads the synthetic table '{table}' of dataset '{source.dataset}', which "
+                             "is not published yet", dataset=source.dataset,
+                             hint=f"materialize {source.dataset}/synthetic first")
+        return FlowInputFile(path, f"dataset {source.dataset} {table} {version or path.stat().st_mtime_ns}")
+    if source.flow is not None:
+        upstream = flow_paths(project, source.flow)
+        path = upstream.output_file()
+        return FlowInputFile(path, f"flow {source.flow} {upstream.releases().current_version()}")
+    path = project.relative_path(source.source)
+    if not path.is_file():
+        raise SynthError(f"flow '{name}': its source file {path} does not exist", hint="fix input.source")
+    stat = path.stat()
+    identity = f"file {path} {stat.st_size} {stat.st_mtime_ns}"
+    if path.name.lower().endswith(".parquet"):
+        return FlowInputFile(path, identity)
+    converted = flow_paths(project, name).root / "input" / f"{hashlib.sha256(identity.encode()).hexdigest()[:16]}.parquet"
+    if not converted.is_file():  # a CSV is read whole once; a large input is better given as Parquet
+        files.write_parquet(read_source(path, dataset=f"flow {name}", table="input"), converted)
+        for old in converted.parent.iterdir():
+            if old != converted and old.suffix == ".parquet":
+                old.unlink(missing_ok=True)
+    return FlowInputFile(converted, identity)
+
+
+def run_flow(project: Project, name: str, version: str, *, device: str = "auto",
+             log: Callable[[str], None] = print) -> FlowResult:
+    """Run flow `name` into output `version` (not yet published: see `audit_flow` and `publish_flow`)."""
+    spec = project.flow(name)
+    found = flow_input(project, name, spec)
+    runner = FlowRunner(name, spec, input_path=found.path, input_identity=found.identity,
+                        paths=flow_paths(project, name), home=project.home, device=device, log=log)
+    return runner.run(version)
+
+
+def audit_flow(spec: FlowSpec, result: FlowResult) -> list[Check]:
+    """The flow's blocking checks on its written output: enough rows, and no output a block could not make valid."""
+    rows = Check(name="flow_rows", passed=result.rows_out >= spec.min_rows,
+                 description=f"{result.rows_out:,} rows, at least {spec.min_rows:,} wanted (min_rows)"
+                 if result.rows_out < spec.min_rows else f"{result.rows_out:,} rows",
+                 metadata={"rows": result.rows_out, "min_rows": spec.min_rows})
+    bad = {block: n for block, n in result.invalid.items() if n}
+    valid = Check(name="flow_valid_outputs", passed=not bad,
+                  description="; ".join(f"block '{b}': {n:,} rows whose output stayed invalid after its retries"
+                                        for b, n in bad.items()) if bad else "every block's output was valid",
+                  metadata={"invalid_rows": sum(bad.values())})
+    return [rows, valid]
+
+
+def publish_flow(project: Project, name: str, version: str, checks: list[Check]) -> bool:
+    """Publish `version` when every check passed; otherwise leave the last good output published."""
+    if not all(check.passed for check in checks):
+        return False
+    flow_paths(project, name).publish(version, keep=project.flow(name).keep_versions)
+    return True
