@@ -1,11 +1,11 @@
 """synth-assets: synthetic data as Dagster software-defined assets, with pluggable model backends.
 
-The Dagster Components `synth_assets.SynthDataset` and `synth_assets.SynthProjectFile` are imported on first
+The Dagster Components `synth_assets.SynthDataset`, `synth_assets.SynthProjectFile` and `synth_assets.SynthFlow` are imported on first
 use, so that the command line does not load Dagster."""
 
 __version__ = "0.1.0"
 
-_COMPONENTS = ("SynthDataset", "SynthProjectFile")
+_COMPONENTS = ("SynthDataset", "SynthProjectFile", "SynthFlow")
 
 
 def __getattr__(name: str):

@@ -30,9 +30,13 @@ def main(argv: list[str] | None = None) -> int:
     rollback.add_argument("dataset")
     rollback.add_argument("stage", choices=["model", "synthetic"])
     rollback.add_argument("--to", help="the version to publish (default: the release before the current one)")
+    flow = sub.add_parser("flow", help="run one flow of the project file, without Dagster: resumes a killed run's "
+                                       "checkpoint, and publishes the output once its checks pass")
+    flow.add_argument("flow")
+    flow.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     args = parser.parse_args(argv)
     commands = {"plugins": _plugins, "check": _check, "run": _run, "train": _train, "show": _show,
-                "versions": _versions, "rollback": _rollback}
+                "versions": _versions, "rollback": _rollback, "flow": _flow}
     try:
         return commands[args.command](args)
     except SynthError as exc:
@@ -41,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _plugins(args) -> int:
-    from synth_assets.plugins import registered_backends
+    from synth_assets.plugins import block_types, registered_backends
 
     rows = registered_backends()
     if not rows:
@@ -50,6 +54,28 @@ def _plugins(args) -> int:
     for name, (backend, plugin) in sorted(rows.items()):
         supports = ", ".join(backend.capabilities.listed())
         print(f"{name:<16} plugin={plugin:<16} supports: {supports}\n{'':<16} {backend.description}")
+    print("\nflow blocks:")
+    for name, block in sorted(block_types().items()):
+        print(f"{name:<16} {block.description} (keys: {', '.join(block.Config.model_fields)})")
+    return 0
+
+
+def _flow(args) -> int:
+    from synth_assets.flows import audit_flow, publish_flow, run_flow
+    from synth_assets.project import load_project
+    from synth_assets.releases import new_version
+
+    project = load_project()
+    result = run_flow(project, args.flow, new_version(), device=args.device, log=lambda line: print(line, flush=True))
+    checks = audit_flow(project.flow(args.flow), result)
+    for block, figures in result.blocks.items():
+        print(f"  {block:<32} {figures['rows_in']:>12,} in {figures['rows_out']:>12,} out")
+    for check in checks:
+        print(f"  check {check.name}: {'passed' if check.passed else 'FAILED'}: {check.description}")
+    if not publish_flow(project, args.flow, result.version, checks):
+        print(f"version {result.version} not published: a check failed", file=sys.stderr)
+        return 1
+    print(f"published {result.output}")
     return 0
 
 

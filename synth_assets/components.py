@@ -18,8 +18,11 @@ from pydantic import Field
 from synth_assets.component_schema import described
 from synth_assets.config import (AutomationSpec, KubernetesSpec, PartsSpec, PrivacySpec, Project, ProjectSpec,
                                  PublishSpec, QualitySpec, SplitSpec, TableSpec, default_home)
-from synth_assets.project import load_project, parse_dataset
+from synth_assets.project import load_project, parse_dataset, parse_flow
 from synth_assets.definitions import datasets_definitions
+from synth_assets.flow_assets import flow_assets
+from synth_assets.flow_spec import BlockSpec, FlowInput, FlowSpec
+from synth_assets.resources import ComputeDevice, SynthStorage, shared
 from synth_assets.errors import ConfigError
 from synth_assets.options import SOURCE_SUFFIXES, GenerateOptions, TrainOptions
 from synth_assets.plugins import get_backend
@@ -123,3 +126,36 @@ class SynthProjectFile(dg.Component, dg.Resolvable, dg.Model):
     def build_defs(self, context: dg.ComponentLoadContext) -> dg.Definitions:
         config = (context.path / self.path) if self.path else None
         return datasets_definitions(load_project(context.project_root, config_path=config))
+
+
+class SynthFlow(dg.Component, dg.Resolvable, dg.Model):
+    """A flow: blocks chained over a dataset's synthetic table, a file or another flow's output (docs/flows.md),
+    as the asset `flows/<name>`, checkpointed after each batch and published after its blocking checks.
+
+        type: synth_assets.SynthFlow
+        attributes:
+          input: {dataset: customers}
+          blocks:
+            - {block_type: filter, block_config: {column: age, operator: ge, value: 18}}
+    """
+
+    name: str | None = Field(None, description="The flow's name (its asset is flows/<name>); default: this folder's.")
+    input: described(FlowInput) = Field(description=FlowInput.__doc__)
+    blocks: list[described(BlockSpec)] = Field(description="The blocks, in order: block_type, block_config, and "
+                                                           "InstructLab's drop_duplicates and drop_columns.")
+    batch_rows: int | None = Field(None, description=FlowSpec.model_fields["batch_rows"].description)
+    seed: int = Field(0, description=FlowSpec.model_fields["seed"].description)
+    min_rows: int = Field(1, description=FlowSpec.model_fields["min_rows"].description)
+    keep_versions: int = Field(5, description=FlowSpec.model_fields["keep_versions"].description)
+    description: str | None = None
+
+    def build_defs(self, context: dg.ComponentLoadContext) -> dg.Definitions:
+        name = self.name or table_name(context.path)
+        origin = context.path / "defs.yaml"
+        spec = parse_flow(self.model_dump(mode="json", exclude={"name"}, exclude_unset=True), origin=str(origin),
+                          prefix=("attributes",))
+        # the datasets it may read live in other components: checked when the flow runs, not here
+        project = Project(ProjectSpec.model_construct(datasets={}, flows={name: spec}), origin,
+                          *default_home(context.project_root))
+        resources = {"storage": shared(SynthStorage(home=project.home_uri)), "compute": shared(ComputeDevice())}
+        return dg.Definitions(assets=flow_assets(project), resources=resources)

@@ -2,8 +2,6 @@
 tables, another flow, a source file), with blocking checks: the output is written as a new version and published
 only when they pass. A materialization killed midway resumes from its checkpoint the next time."""
 
-from __future__ import annotations
-
 import dagster as dg
 
 from synth_assets.assets import stage_key, user_errors
@@ -67,7 +65,11 @@ def _flow_asset(project: Project, name: str, flows: dict[str, FlowSpec]) -> list
     ]
     kinds = {"parquet", *("llm" for b in spec.blocks if b.block_type == "llm")}
 
+    # automation (the dataset's sensor) runs the flow again once what it reads is republished and passed its checks
+    refresh = dg.AutomationCondition.eager() & dg.AutomationCondition.all_deps_blocking_checks_passed()
+
     @dg.asset(key=key, deps=[upstream], group_name=flow_group(flows, name), kinds=kinds, check_specs=checks,
+              automation_condition=refresh,
               description=(spec.description or f"Flow over {source.describe()}") + f": {chain}. Checkpointed after "
                           "each batch: a run killed midway resumes where it stopped.")
     def flow(context: dg.AssetExecutionContext, storage: SynthStorage, compute: ComputeDevice) -> dg.MaterializeResult:

@@ -36,8 +36,7 @@ def flow_input(project: Project, name: str, spec: FlowSpec) -> FlowInputFile:
     if source.dataset is not None:
         paths = DatasetPaths(project.dataset_home(source.dataset), source.dataset, mirror=project.mirror(source.dataset))
         version = paths.releases("synthetic").current_version()
-        table = source.table or (next(iter(project.dataset(source.dataset).tables))
-                                 if source.dataset in project.datasets else None)
+        table = source.table or _only_table(project, source.dataset, paths)
         path = paths.synthetic_table(table) if table else None
         if path is None or not path.is_file():
             raise SynthError(f"flow '{name}' reads the synthetic table '{table}' of dataset '{source.dataset}', which "
@@ -62,6 +61,19 @@ def flow_input(project: Project, name: str, spec: FlowSpec) -> FlowInputFile:
             if old != converted and old.suffix == ".parquet":
                 old.unlink(missing_ok=True)
     return FlowInputFile(converted, identity)
+
+
+def _only_table(project: Project, dataset: str, paths: DatasetPaths) -> str | None:
+    """A one-table dataset's table: from its spec, or (a dataset of another component) its published tables."""
+    if dataset in project.datasets:
+        return next(iter(project.dataset(dataset).tables))
+    if paths.releases("synthetic").current_version() is None:
+        return None
+    tables = sorted(p.stem for p in paths.synthetic.glob("*.parquet"))
+    if len(tables) > 1:
+        raise SynthError(f"dataset '{dataset}' has {len(tables)} synthetic tables ({', '.join(tables)})",
+                         hint="name one with input.table")
+    return tables[0] if tables else None
 
 
 def run_flow(project: Project, name: str, version: str, *, device: str = "auto",

@@ -26,6 +26,9 @@ A backend built on these names keeps working while the core changes underneath; 
 - text models (text_model.py): `TextModel`, registered with the `synth_register_text_models` hook, writes the
   free-text columns of datasets whose backend writes none (`Backend.writes_text`), from `TextTrainRequest` (its
   `TextExample`s) and `TextGenerateRequest`; `words`, what a word of a text is (the stats' rule);
+- flow blocks (blocks.py): `Block`, registered with the `synth_register_blocks` hook, its `BlockConfig` (the
+  block_config keys), the `BlockContext` the flow runner gives it and the `BlockFigures` a user sees;
+  `DatasetPaths`, where a dataset's stages are stored (a block that reads a dataset's published model);
 - errors: `SynthError` (a problem the user can fix: name the table and column, say what to do), and
   `IncompatibleModel` (the published model cannot be reused or resumed: the data's encoding changed);
 - for a backend's own Python API (fit / sample on DataFrames): `run_on_frames` runs the core's stages on
@@ -56,6 +59,7 @@ from synth_assets.backend import (
     resolve_device,
     tree_problem,
 )
+from synth_assets.blocks import Block, BlockConfig, BlockContext, BlockFigures
 from synth_assets.dp_sgd import PrivateOptimizer, BudgetedSteps
 from synth_assets.config import ColumnSpec, DatasetSpec, ForeignKey, Project, ProjectSpec, SplitSpec, TableSpec
 from synth_assets.errors import IncompatibleModel, SynthError
@@ -67,6 +71,7 @@ from synth_assets.project import parse_dataset
 from synth_assets.privacy_budget import (LEDGER_FILE, PrivacyLedger, budget_share, budget_spent, continue_ledger,
                                          save_ledger, start_ledger)
 from synth_assets.stages.schema import restore_schema
+from synth_assets.storage import DatasetPaths
 from synth_assets.stages.split import PARTITIONS, Split, context_key, parent_first
 from synth_assets.stages.stats import (
     DATETIME_PARTS,
@@ -135,5 +140,6 @@ __all__ = [
     "ColumnSpec", "DatasetSpec", "ForeignKey", "SplitSpec", "TableSpec", "DatasetPipeline", "restore_schema",
     "run_on_frames", "open_workspace", "workspace_pipeline", "parse_options", "parse_dataset",
     "TextModel", "TextExample", "TextTrainRequest", "TextTrainResult", "TextGenerateRequest", "words",
+    "Block", "BlockConfig", "BlockContext", "BlockFigures", "DatasetPaths",
     "PrivacyLedger", "PrivateOptimizer", "BudgetedSteps", "LEDGER_FILE", "start_ledger", "continue_ledger", "save_ledger", "budget_spent", "budget_share",
 ]
