@@ -160,7 +160,8 @@ def run_one_table(tmp_path, monkeypatch):
 @pytest.fixture
 def toy_plugin(tmp_path, monkeypatch):
     """Install tests/toy_plugin as a package announcing itself through the entry-point group, the way
-    `pip install` would, without touching the environment."""
+    `pip install` would, without touching the environment. Yields the environment a process started by the test
+    needs to see it (PYTHONPATH)."""
     from synth_assets.plugins import reload_plugins
 
     site = tmp_path / "site"
@@ -171,6 +172,8 @@ def toy_plugin(tmp_path, monkeypatch):
     monkeypatch.syspath_prepend(str(REPO / "tests" / "toy_plugin"))
     monkeypatch.syspath_prepend(str(site))
     reload_plugins()
-    yield
+    # what a process this test starts (dg launch) needs to find the plugin too
+    yield {"PYTHONPATH": os.pathsep.join([str(site), str(REPO / "tests" / "toy_plugin"),
+                                          os.environ.get("PYTHONPATH", "")])}
     monkeypatch.undo()
     reload_plugins()

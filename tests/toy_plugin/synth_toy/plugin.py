@@ -99,3 +99,10 @@ def synth_register_text_models():
     from synth_toy.text_model import PhrasebookTextModel
 
     return [PhrasebookTextModel]
+
+
+@hookimpl
+def synth_register_blocks():
+    from synth_toy.blocks import Throttle
+
+    return [Throttle]
