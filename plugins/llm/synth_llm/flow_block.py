@@ -31,6 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from synth_assets.plugin_api import Block, BlockConfig, SynthError
 
 LOCAL_BATCH_ROWS = 256  # rows a flow with an llm block processes between checkpoints, by default
+SCHEMA_TOKENS = 256  # an object's answer budget unless the block sets one
 
 
 class _Strict(BaseModel):
@@ -98,7 +99,8 @@ class LLMBlockConfig(BlockConfig):
     engine: Literal["transformers", "vllm"] = Field("transformers", description="A local model's engine.")
     temperature: float = Field(0.7, ge=0)
     top_p: float = Field(1.0, gt=0, le=1)
-    max_new_tokens: int = Field(128, ge=1)
+    max_new_tokens: int | None = Field(None, ge=1, description="The answer's token budget; an answer cut off by it "
+                                       "is invalid (default: what the longest choice takes, or 256 for a schema).")
     max_retries: int = Field(3, ge=0, description="Invalid answers asked again this many times.")
     on_invalid: Literal["drop", "null"] = Field("drop", description="A row whose answer stays invalid: dropped, or "
                                                                     "kept with null outputs.")
@@ -149,6 +151,15 @@ class LLMBlock(Block):
         quiet()
         self.tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
         self.engine = make_engine(self.config.engine, folder, self.context.device)
+
+    def _budget(self) -> int:
+        if self.config.max_new_tokens is not None:
+            return self.config.max_new_tokens
+        choices = self.config.output.choices
+        if choices is None or self.tokenizer is None:
+            return SCHEMA_TOKENS
+        # a choice is written as a JSON string; tokens may split it anywhere, so count its characters at worst
+        return max(len(json.dumps(c)) for c in choices) + 2
 
     def _local_folder(self) -> Path:
         source = self.config.model
@@ -239,7 +250,7 @@ class LLMBlock(Block):
         prompts = [self._tokens(t) for t in texts]
         decoded = self.engine.decode(DecodeRequest(
             prompts=prompts, schema=self.config.output.schema, temperature=self.config.temperature,
-            top_p=self.config.top_p, max_new_tokens=self.config.max_new_tokens, seed=seed))
+            top_p=self.config.top_p, max_new_tokens=self._budget(), seed=seed))
         self.figures.extra["tokens"] += decoded.tokens
         return decoded.texts
 
@@ -269,7 +280,7 @@ class LLMBlock(Block):
         def one(i_text) -> str:
             i, text = i_text
             body = {"model": source.name, "messages": self._messages(text), "temperature": self.config.temperature,
-                    "top_p": self.config.top_p, "max_tokens": self.config.max_new_tokens, "seed": seed + i,
+                    "top_p": self.config.top_p, "max_tokens": self._budget(), "seed": seed + i,
                     "response_format": {"type": "json_schema", "json_schema": {
                         "name": "output", "schema": self.config.output.schema, "strict": True}}}
             request = urllib.request.Request(url, json.dumps(body).encode(), headers)
