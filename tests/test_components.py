@@ -206,3 +206,50 @@ def test_a_value_the_schema_lets_through_is_judged_naming_its_key(dg_project, mo
     for named in ("attributes.tables.sales.order_bye: unknown key", "attributes.quality.max_dcr_share: Input should "
                   "be a valid number", "attributes.parts.rows: Input should be greater than or equal to 1"):
         assert named in message
+
+
+def test_a_flow_component_loads_beside_a_dataset_runs_and_names_its_bad_keys(dg_project, monkeypatch):
+    """A SynthFlow over a file beside its defs.yaml, and one over a SynthDataset of another folder: both load in
+    the user's code location with lineage to what they read; the first materializes; a bad key is named."""
+    exports = dg_project.parent / "exports"
+    gems = dg_project / "shop" / "defs" / "gems"
+    gems.mkdir()
+    (gems / "gem_sales.csv").write_bytes((exports / "gem_sales.csv").read_bytes())
+    (gems / "defs.yaml").write_text(yaml.safe_dump({"type": "synth_assets.SynthDataset", "attributes": {
+        "tables": {"sales": {"source": "gem_sales.csv"}}, **QUICK}}))
+    labelled = dg_project / "shop" / "defs" / "certified_sales"
+    labelled.mkdir()
+    (labelled / "gem_sales.csv").write_bytes((exports / "gem_sales.csv").read_bytes())
+    flow = {"type": "synth_assets.SynthFlow", "attributes": {
+        "input": {"source": "gem_sales.csv"},
+        "blocks": [{"block_type": "filter", "block_config": {"column": "certified", "value": True}},
+                   {"block_type": "derive", "block_config": {"column": "per_carat", "expression": "price / carat"},
+                    "drop_columns": ["depth"]}]}}
+    (labelled / "defs.yaml").write_text(yaml.safe_dump(flow))
+    synthetic_gems = dg_project / "shop" / "defs" / "big_gems"
+    synthetic_gems.mkdir()
+    (synthetic_gems / "defs.yaml").write_text(yaml.safe_dump({"type": "synth_assets.SynthFlow", "attributes": {
+        "input": {"dataset": "gems"}, "blocks": [{"block_type": "filter", "block_config": {
+            "column": "carat", "operator": "gt", "value": 1}}]}}))
+
+    defs = load_user_defs(dg_project, monkeypatch)
+    graph = defs.resolve_asset_graph()
+    assert graph.get(dg.AssetKey(["flows", "big_gems"])).parent_keys == {dg.AssetKey(["gems", "synthetic"])}
+    assert graph.get(dg.AssetKey(["flows", "big_gems"])).group_name == "gems"
+    assert graph.get(dg.AssetKey(["flows", "certified_sales"])).parent_keys == {
+        dg.AssetKey(["flows", "certified_sales", "source"])}
+    result = dg.materialize([*defs.assets], selection=[dg.AssetKey(["flows", "certified_sales"])],
+                            resources=defs.resources, instance=dg.DagsterInstance.ephemeral())
+    assert result.success and all(e.passed for e in result.get_asset_check_evaluations())
+    out = read_parquet(dg_project / ".synth" / "flows" / "certified_sales" / "output" / "CURRENT" /
+                       "certified_sales.parquet")
+    assert out.certified.all() and "per_carat" in out.columns and "depth" not in out.columns
+
+    flow["attributes"]["blocks"][0]["block_config"]["operator"] = "about"
+    (labelled / "defs.yaml").write_text(yaml.safe_dump(flow))
+    with pytest.raises(Exception) as failure:
+        load_user_defs(dg_project, monkeypatch)
+    message, error = "", failure.value
+    while error is not None:  # Dagster wraps the component's error
+        message, error = message + str(error), error.__cause__ or error.__context__
+    assert "attributes.blocks.0.block_config.operator: 'about' is not an operator" in message
