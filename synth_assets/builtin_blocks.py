@@ -126,19 +126,19 @@ class DropDuplicatesConfig(BlockConfig):
 
 class DropDuplicates(Block):
     """Keep the first row of each value of `columns` across the whole flow, not only within a batch. What it has
-    seen is a set of 64-bit row hashes (8 bytes a distinct row, in sorted runs merged as they grow), checkpointed
-    as files; two different rows share a hash with a chance of about n²/2⁶⁵."""
+    seen is a set of 64-bit row hashes (8 bytes a distinct row) in sorted runs, merged as a binary counter merges
+    (a run joins the one before it once that is no more than twice its size), so a hash is rewritten about log n
+    times and a lookup searches about log n runs; each run is a file of the checkpoint, written once. Two different
+    rows share a hash with a chance of about n²/2⁶⁵."""
 
     block_type = "drop_duplicates"
     Config = DropDuplicatesConfig
     description = "Drop the rows whose columns repeat an earlier row's, across the whole flow."
-    MERGE_AT = 8  # sorted runs kept before they are merged into one
 
     def __init__(self, config, context):
         super().__init__(config, context)
         self.runs: list[np.ndarray] = []
-        self.run_files: list[str] = []
-        self.unsaved: list[int] = []  # runs not yet on disk
+        self.run_files: list[str] = []  # "" for a run not yet written
 
     def output_columns(self, columns):
         self.need(columns, *(self.config.columns or []))
@@ -153,31 +153,31 @@ class DropDuplicates(Block):
         for run in self.runs:
             at = np.searchsorted(run, hashes).clip(max=len(run) - 1)
             fresh &= run[at] != hashes
-        kept = np.unique(hashes[fresh])
+        kept = np.sort(hashes[fresh])
         if len(kept):
             self.runs.append(kept)
             self.run_files.append("")
-            self.unsaved.append(len(self.runs) - 1)
-            if len(self.runs) > self.MERGE_AT:
-                self.runs = [np.unique(np.concatenate(self.runs))]
-                self.run_files, self.unsaved = [""], [0]
+            while len(self.runs) > 1 and len(self.runs[-2]) <= 2 * len(self.runs[-1]):
+                merged = np.concatenate(self.runs[-2:])
+                merged.sort(kind="stable")
+                del self.runs[-2:], self.run_files[-2:]
+                self.runs.append(merged)
+                self.run_files.append("")
         return batch[fresh]
 
     def state(self):
-        folder = self.context.state_dir
-        for i in self.unsaved:
-            name = f"seen-{self.figures.rows_in}-{i}.npy"
-            with atomic_path(folder / name) as tmp:
-                with open(tmp, "wb") as f:
-                    np.save(f, self.runs[i])
-            self.run_files[i] = name
-        self.unsaved = []
+        for i, name in enumerate(self.run_files):
+            if not name:
+                name = f"seen-{self.figures.rows_in}-{i}.npy"
+                with atomic_path(self.context.state_dir / name) as tmp:
+                    with open(tmp, "wb") as f:
+                        np.save(f, self.runs[i])
+                self.run_files[i] = name
         return {"files": list(self.run_files)}
 
     def restore(self, state):
         self.run_files = list(state.get("files", []))
         self.runs = [np.load(self.context.state_dir / name) for name in self.run_files]
-        self.unsaved = []
 
 
 class SelectConfig(BlockConfig):
