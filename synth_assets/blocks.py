@@ -47,7 +47,9 @@ class BlockContext:
     flow: str  # the flow's name, for errors and logs
     name: str  # the block's name in the flow (block_name, or <position>_<block_type>)
     seed: int  # the flow's seed
-    home: Path | None = None  # the storage root (a block that reads a dataset's model finds it there)
+    # where a dataset of the project keeps its stages (a block that reads a dataset's published model), fetched from
+    # the object store where the storage root is one
+    dataset_paths: Callable[[str], Any] | None = None
     device: str = "auto"
     log: Callable[[str], None] = print  # progress lines (a Dagster run's log)
     state_dir: Path | None = None  # a folder of the block's own for state too big for JSON (see Block.state)

@@ -52,7 +52,7 @@ class FlowResult:
     columns: list[str] = field(default_factory=list)
 
 
-def make_blocks(name: str, spec: FlowSpec, *, work: Path, home: Path | None, device: str = "auto",
+def make_blocks(name: str, spec: FlowSpec, *, work: Path, dataset_paths=None, device: str = "auto",
                 log: Callable[[str], None] = print) -> list[Block]:
     """The flow's blocks, each with its context; a block's `drop_duplicates` and `drop_columns` keys become blocks
     of their own after it."""
@@ -60,8 +60,8 @@ def make_blocks(name: str, spec: FlowSpec, *, work: Path, home: Path | None, dev
     blocks: list[Block] = []
 
     def add(cls, config, block_name: str) -> None:
-        context = BlockContext(flow=name, name=block_name, seed=spec.seed, home=home, device=device, log=log,
-                               state_dir=work / "state" / block_name)
+        context = BlockContext(flow=name, name=block_name, seed=spec.seed, dataset_paths=dataset_paths, device=device,
+                               log=log, state_dir=work / "state" / block_name)
         blocks.append(cls(config, context))
 
     for block, block_name in zip(spec.blocks, block_names(spec.blocks)):
@@ -88,11 +88,11 @@ class FlowRunner:
     published version, a file's size and time), so that a checkpoint is only resumed over the same input."""
 
     def __init__(self, name: str, spec: FlowSpec, *, input_path: Path, input_identity: str, paths,
-                 home: Path | None = None, device: str = "auto", log: Callable[[str], None] = print):
+                 dataset_paths=None, device: str = "auto", log: Callable[[str], None] = print):
         self.name, self.spec, self.paths, self.log = name, spec, paths, log
         self.input_path, self.input_identity = Path(input_path), input_identity
         self.work = paths.work
-        self.blocks = make_blocks(name, spec, work=self.work, home=home, device=device, log=log)
+        self.blocks = make_blocks(name, spec, work=self.work, dataset_paths=dataset_paths, device=device, log=log)
         preferred = [b.preferred_batch_rows for b in self.blocks if b.preferred_batch_rows]
         self.batch_rows = spec.batch_rows or min([DEFAULT_BATCH_ROWS, *preferred])
 

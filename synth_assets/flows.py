@@ -28,13 +28,18 @@ def flow_paths(project: Project, name: str) -> FlowPaths:
     return FlowPaths(project.home, name, project.store)
 
 
+def dataset_paths(project: Project, dataset: str) -> DatasetPaths:
+    """Where a dataset's stages are, in this project's storage root (its object store, where it is one)."""
+    return DatasetPaths(project.dataset_home(dataset), dataset, mirror=project.mirror(dataset))
+
+
 def flow_input(project: Project, name: str, spec: FlowSpec) -> FlowInputFile:
     """The Parquet file flow `name` reads. A dataset's published synthetic table (fetched from the object store where
     the storage root is one); another flow's published output; a source file (a CSV converted to Parquet once per
     version of the file, beside the flow's output)."""
     source = spec.input
     if source.dataset is not None:
-        paths = DatasetPaths(project.dataset_home(source.dataset), source.dataset, mirror=project.mirror(source.dataset))
+        paths = dataset_paths(project, source.dataset)
         version = paths.releases("synthetic").current_version()
         table = source.table or _only_table(project, source.dataset, paths)
         path = paths.synthetic_table(table) if table else None
@@ -82,7 +87,8 @@ def run_flow(project: Project, name: str, version: str, *, device: str = "auto",
     spec = project.flow(name)
     found = flow_input(project, name, spec)
     runner = FlowRunner(name, spec, input_path=found.path, input_identity=found.identity,
-                        paths=flow_paths(project, name), home=project.home, device=device, log=log)
+                        paths=flow_paths(project, name), dataset_paths=lambda d: dataset_paths(project, d),
+                        device=device, log=log)
     return runner.run(version)
 
 

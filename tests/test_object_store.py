@@ -227,3 +227,42 @@ def test_a_scheme_pyarrow_lacks_goes_through_fsspec(tmp_path, monkeypatch):
     assert stats["tables"]["shop"]["rows"] == len(read_parquet(tmp_path / "split" / "shop" / "split" / "train" /
                                                                   "shop.parquet"))
     memory.rm("/synth-test", recursive=True)
+
+
+def test_a_flow_reads_its_input_from_the_store_and_publishes_its_output_there(tmp_path, monkeypatch, bucket,
+                                                                               toy_plugin):
+    """A dataset's synthetic table in S3, a flow over it and a flow over that flow, each in a pod of its own with
+    an empty disk: each finds its input in the store, and consumers find the outputs there."""
+    from synth_assets.flows import audit_flow, flow_paths, publish_flow, run_flow
+
+    contract_table(400).to_parquet(tmp_path / "shop.parquet")
+    (tmp_path / "synth.yaml").write_text("""
+datasets:
+  shop:
+    backend: marginals
+    tables: {shop: {source: shop.parquet}}
+    generate: {sample_size: 300, seed: 2}
+    quality: {max_dcr_share: 1.0, max_dcr_excess: null, max_membership_auc: null, max_copy_excess: null}
+flows:
+  first:
+    input: {dataset: shop}
+    blocks: [{block_type: sample, block_config: {rows: 100}}]
+  second:
+    input: {flow: first}
+    blocks: [{block_type: drop_duplicates}]
+""")
+    monkeypatch.setenv("SYNTH_HOME", bucket)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("SYNTH_SCRATCH", str(tmp_path / "pods" / "dataset"))
+    DatasetPipeline(load_project(tmp_path), "shop").run_all()
+    for flow in ("first", "second"):
+        monkeypatch.setenv("SYNTH_SCRATCH", str(tmp_path / "pods" / flow))
+        project = load_project(tmp_path)
+        result = run_flow(project, flow, f"20261206T00000{len(flow)}Z-0000abcd", log=lambda line: None)
+        assert publish_flow(project, flow, result.version, audit_flow(project.flow(flow), result))
+        assert result.rows_out == 100
+    fs, root = s3(bucket)
+    written = pq.read_table(f"{root}/flows/second/output/20261206T000006Z-0000abcd/second.parquet", filesystem=fs)
+    assert written.num_rows == 100
+    monkeypatch.setenv("SYNTH_SCRATCH", str(tmp_path / "pods" / "reader"))
+    assert read_parquet(flow_paths(load_project(tmp_path), "second").output_file()).equals(written.to_pandas())

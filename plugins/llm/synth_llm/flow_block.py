@@ -166,12 +166,9 @@ class LLMBlock(Block):
         if source.path is not None:
             folder = Path(source.path).expanduser()
         else:
-            from synth_assets.plugin_api import DatasetPaths
-
-            if self.context.home is None:
-                raise self.error("model.dataset needs the storage root", hint="run the flow from a project")
-            paths = DatasetPaths(Path(self.context.home) / source.dataset, source.dataset)
-            folder = paths.model
+            if self.context.dataset_paths is None:
+                raise self.error("model.dataset needs a project's storage", hint="run the flow from a project")
+            folder = self.context.dataset_paths(source.dataset).model
             if not folder.is_dir():
                 raise self.error(f"dataset '{source.dataset}' has no published model",
                                  hint=f"materialize {source.dataset}/model first")
