@@ -13,6 +13,7 @@ FlowPaths), which the caller audits and publishes, and the checkpoint goes.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -33,6 +34,11 @@ from synth_assets.errors import SynthError
 from synth_assets.flow_spec import DEFAULT_BATCH_ROWS, FlowSpec, block_names
 from synth_assets.options import describe_error
 from synth_assets.plugins import block_types
+
+try:
+    import fcntl
+except ImportError:  # Windows: no lock
+    fcntl = None
 
 CHECKPOINT = "checkpoint.json"
 PROGRESS_SECONDS = 10.0  # a progress line at most this often (and after the last batch)
@@ -116,6 +122,10 @@ class FlowRunner:
         """Process the input (resuming a checkpoint of the same flow and input) and write output `version`.
         `stop_after_batches`: stop there without writing the output, as a killed run would (for tests)."""
         columns = self.columns()
+        with _only_run(self.paths.root, self.name):
+            return self._run(version, columns, stop_after_batches)
+
+    def _run(self, version: str, columns: list[str], stop_after_batches: int | None) -> FlowResult | None:
         started = time.perf_counter()
         checkpoint = self._resume()
         done = checkpoint["batches"] if checkpoint else 0
@@ -140,6 +150,9 @@ class FlowRunner:
                     self._progress(index + 1, rows_read, started)
                     last_log = time.perf_counter()
             batches = index + 1
+            if not parts:  # an input without rows: an empty output with the columns and types the blocks make
+                empty = pq.read_schema(self.input_path).empty_table().to_pandas()
+                parts.append(self._write_part(self._through(self.blocks, empty, 0), "part-empty.parquet"))
             self._progress(batches, rows_read, started)
             for i, block in enumerate(self.blocks):  # rows held back (a sample) go through the blocks after
                 held = block.finish()
@@ -222,6 +235,24 @@ class FlowRunner:
         self.log(f"flow {self.name}: resuming after batch {checkpoint['batches']} ({checkpoint['rows_read']:,} rows "
                  "read) from its checkpoint")
         return checkpoint
+
+
+@contextlib.contextmanager
+def _only_run(folder: Path, name: str):
+    """Hold the flow's lock for a run: a second run of the same flow at once would write over the first's
+    checkpoint. The lock goes with the process, however it ends."""
+    folder.mkdir(parents=True, exist_ok=True)
+    fd = os.open(folder / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        if fcntl is not None:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise SynthError(f"flow '{name}' is running already (another run holds {folder / '.lock'})",
+                                 hint="wait for it to finish, or stop it; a stopped run's checkpoint is resumed") from None
+        yield
+    finally:
+        os.close(fd)
 
 
 def join_parts(parts: list[Path], target: Path) -> int:

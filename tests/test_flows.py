@@ -299,3 +299,37 @@ def test_a_flow_killed_midway_resumes_from_its_checkpoint_and_writes_the_same_ou
     assert f"resuming after batch {done}" in launch.log  # at most the batch in progress was lost
     resumed = read_parquet(flow_paths(project, "slow").output_file())
     pd.testing.assert_frame_equal(resumed, expected)
+
+
+def test_an_input_without_rows_gives_an_empty_output_with_the_columns_and_types(tmp_path):
+    project = project_with(tmp_path, """
+      f:
+        input: {source: empty.parquet}
+        min_rows: 0
+        blocks:
+          - block_type: derive
+            block_config: {column: per_item, expression: "amount / items", dtype: float64}
+    """)
+    orders(10).iloc[:0].to_parquet(tmp_path / "empty.parquet")
+    result, out = run(project, "f")
+    assert result.rows_out == 0 and out.empty
+    assert list(out.columns) == [*orders(1).columns, "per_item"] and str(out["items"].dtype) == "Int64"
+    assert all(check.passed for check in audit_flow(project.flow("f"), result))
+
+
+def test_a_second_run_of_a_flow_at_once_is_refused(tmp_path):
+    import fcntl
+
+    project = project_with(tmp_path, """
+      f:
+        input: {source: orders.parquet}
+        blocks: [{block_type: select, block_config: {columns: [amount]}}]
+    """)
+    folder = flow_paths(project, "f").root
+    folder.mkdir(parents=True)
+    with open(folder / ".lock", "w") as held:  # another process's run, as the lock sees it
+        fcntl.flock(held, fcntl.LOCK_EX)
+        script = (f"from synth_assets.project import load_project; from synth_assets.flows import run_flow; "
+                  f"run_flow(load_project({str(tmp_path)!r}, {str(tmp_path / 'synth.yaml')!r}), 'f', '20261206T000000Z-aaaa')")
+        out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert out.returncode != 0 and "flow 'f' is running already" in out.stderr
