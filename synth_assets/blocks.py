@@ -71,8 +71,6 @@ class Block(ABC):
     block_type: ClassVar[str]
     Config: ClassVar[type[BlockConfig]] = BlockConfig
     description: ClassVar[str] = ""
-    # rows held back until the input ends (a sample): the runner calls `finish` for them
-    holds_rows: ClassVar[bool] = False
     # a block that works best on small batches (a language model's): the flow's default batch becomes this
     preferred_batch_rows: ClassVar[int | None] = None
 
@@ -109,7 +107,8 @@ class Block(ABC):
         block's state: a resumed run must write what an uninterrupted one would."""
 
     def finish(self) -> pd.DataFrame | None:
-        """Rows held back until the input ended (`holds_rows`), passed on to the blocks after this one."""
+        """Rows held back until the input ended (a sample of a number of rows), passed on to the blocks after
+        this one."""
         return None
 
     def close(self) -> None:

@@ -305,7 +305,6 @@ class Sample(Block):
     def __init__(self, config, context):
         super().__init__(config, context)
         c = config
-        self.holds_rows = c.rows is not None
         self.caps = ({k: int(round(c.rows * s)) for k, s in c.shares.items()} if c.shares else
                      {"": c.rows} if c.rows else {})
         self.held: dict[str, pd.DataFrame] = {}
@@ -336,7 +335,8 @@ class Sample(Block):
         t = seen + np.arange(len(rows))
         slot = np.where(t < cap, t, rng.integers(0, t + 1))
         self.seen[key] = seen + len(rows)
-        chosen = pd.DataFrame({"slot": slot, "at": np.arange(len(rows))})[slot < cap].drop_duplicates("slot", keep="last")
+        chosen = pd.DataFrame({"slot": slot, "at": np.arange(len(rows))})[slot < cap]
+        chosen = chosen.drop_duplicates("slot", keep="last")
         if chosen.empty:
             return
         incoming = rows.iloc[chosen["at"].to_numpy()].set_axis(chosen["slot"].to_numpy())
@@ -350,7 +350,7 @@ class Sample(Block):
         return pd.concat(frames, ignore_index=True) if frames else None
 
     def state(self):
-        if not self.holds_rows:
+        if self.config.rows is None:  # a fraction holds nothing back
             return {}
         self.saves += 1
         names = {}

@@ -249,7 +249,8 @@ def _only_run(folder: Path, name: str):
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 raise SynthError(f"flow '{name}' is running already (another run holds {folder / '.lock'})",
-                                 hint="wait for it to finish, or stop it; a stopped run's checkpoint is resumed") from None
+                                 hint="wait for it to finish, or stop it; a stopped run's checkpoint is resumed"
+                                 ) from None
         yield
     finally:
         os.close(fd)

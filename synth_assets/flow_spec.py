@@ -72,9 +72,11 @@ class BlockSpec(_Strict):
     @classmethod
     def _name_inside_config(cls, data: Any) -> Any:
         """InstructLab puts block_name inside block_config; take it from there too."""
-        if isinstance(data, dict) and isinstance(data.get("block_config"), dict) and "block_name" in data["block_config"]:
-            config = dict(data["block_config"])
-            data = {**data, "block_config": config, "block_name": data.get("block_name") or config.pop("block_name")}
+        config = data.get("block_config") if isinstance(data, dict) else None
+        if isinstance(config, dict) and "block_name" in config:
+            config = dict(config)
+            inner = config.pop("block_name")
+            data = {**data, "block_config": config, "block_name": data.get("block_name") or inner}
         return data
 
     @model_validator(mode="after")

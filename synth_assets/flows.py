@@ -59,7 +59,8 @@ def flow_input(project: Project, name: str, spec: FlowSpec) -> FlowInputFile:
     identity = f"file {path} {stat.st_size} {stat.st_mtime_ns}"
     if path.name.lower().endswith(".parquet"):
         return FlowInputFile(path, identity)
-    converted = flow_paths(project, name).root / "input" / f"{hashlib.sha256(identity.encode()).hexdigest()[:16]}.parquet"
+    digest = hashlib.sha256(identity.encode()).hexdigest()[:16]
+    converted = flow_paths(project, name).root / "input" / f"{digest}.parquet"
     if not converted.is_file():  # a CSV is read whole once; a large input is better given as Parquet
         files.write_parquet(read_source(path, dataset=f"flow {name}", table="input"), converted)
         for old in converted.parent.iterdir():

@@ -333,3 +333,19 @@ def test_a_second_run_of_a_flow_at_once_is_refused(tmp_path):
                   f"run_flow(load_project({str(tmp_path)!r}, {str(tmp_path / 'synth.yaml')!r}), 'f', '20261206T000000Z-aaaa')")
         out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert out.returncode != 0 and "flow 'f' is running already" in out.stderr
+
+
+def test_instructlabs_spelling_of_a_flow_reads_the_same(tmp_path):
+    """block_name inside block_config and `operation: operator.ge`, as InstructLab's flow files write them."""
+    project = project_with(tmp_path, """
+      f:
+        input: {source: orders.parquet}
+        blocks:
+          - block_type: filter
+            block_config: {block_name: big_orders, column: amount, operator: operator.ge, value: 100}
+            drop_duplicates: [customer]
+            drop_columns: [rating]
+    """)
+    result, out = run(project, "f")
+    assert list(result.blocks) == ["big_orders", "big_orders.drop_duplicates", "big_orders.drop_columns"]
+    assert (out.amount >= 100).all() and not out.customer.duplicated().any() and "rating" not in out.columns

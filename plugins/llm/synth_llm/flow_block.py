@@ -3,7 +3,7 @@ or a list of choices, written as one or more columns.
 
     - block_type: llm
       block_config:
-        model: {path: /models/qwen2.5-0.5b-instruct}   # or {dataset: panel_llm}, or {url: http://localhost:8000/v1, name: qwen}
+        model: {path: /models/qwen2.5-0.5b-instruct}  # or {dataset: panel_llm}, or {url: ..., name: qwen}
         prompt: "Is a {{ carat }} carat {{ cut }} diamond at {{ price }} dollars cheap or dear? Answer:"
         output: {column: verdict, choices: [cheap, fair, dear]}   # or {schema: {type: object, properties: {...}}}
 
@@ -285,7 +285,8 @@ class LLMBlock(Block):
                 with urllib.request.urlopen(request, timeout=self.config.timeout) as response:
                     reply = json.loads(response.read())
             except urllib.error.HTTPError as exc:
-                raise self.error(f"the server at {url} answered {exc.code}: {exc.read()[:300].decode(errors='replace')}",
+                answer = exc.read()[:300].decode(errors="replace")
+                raise self.error(f"the server at {url} answered {exc.code}: {answer}",
                                  hint="check model.name and that the server takes structured outputs") from None
             except (urllib.error.URLError, TimeoutError, OSError) as exc:
                 raise self.error(f"cannot reach the server at {url}: {getattr(exc, 'reason', exc)}",
