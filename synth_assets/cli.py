@@ -90,7 +90,13 @@ def _check(args) -> int:
             path = project.source_path(name, table)
             if not path.is_file():
                 raise SynthError(f"source file {path} not found", dataset=name, table=table)
+    for name, flow in project.flows.items():
+        if flow.input.source is not None and not project.relative_path(flow.input.source).is_file():
+            raise SynthError(f"flow '{name}': its source file {project.relative_path(flow.input.source)} is not there",
+                             hint="fix input.source")
     print(f"{project.config_path}: {len(project.datasets)} dataset(s) ok: {', '.join(project.datasets)}")
+    if project.flows:
+        print(f"{len(project.flows)} flow(s) ok: {', '.join(project.flows)}")
     if project.store is not None:  # before any run: the bucket is there and these credentials may use it
         project.store.check()
         print(f"storage {project.store.display}: written, read back and deleted a test object "

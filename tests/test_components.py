@@ -153,7 +153,7 @@ def test_the_repository_code_location_loads_the_demo_through_its_component():
                          cwd=REPO, capture_output=True, text=True, timeout=300,
                          env={k: v for k, v in os.environ.items() if k not in ("SYNTH_CONFIG", "SYNTH_HOME")})
     assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == "['diamonds', 'panel', 'panel_llm']"
+    assert out.stdout.strip() == "['diamonds', 'flows', 'panel', 'panel_llm']"  # flows/dear_diamonds too
 
 
 def test_two_llm_datasets_as_separate_components_share_one_engine_resource(dg_project, monkeypatch):
