@@ -34,6 +34,7 @@ def main(argv: list[str] | None = None) -> int:
                                        "checkpoint, and publishes the output once its checks pass")
     flow.add_argument("flow")
     flow.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    flow.add_argument("--restart", action="store_true", help="discard a killed run's checkpoint and start over")
     args = parser.parse_args(argv)
     commands = {"plugins": _plugins, "check": _check, "run": _run, "train": _train, "show": _show,
                 "versions": _versions, "rollback": _rollback, "flow": _flow}
@@ -66,7 +67,8 @@ def _flow(args) -> int:
     from synth_assets.releases import new_version
 
     project = load_project()
-    result = run_flow(project, args.flow, new_version(), device=args.device, log=lambda line: print(line, flush=True))
+    result = run_flow(project, args.flow, new_version(), device=args.device, restart=args.restart,
+                      log=lambda line: print(line, flush=True))
     checks = audit_flow(project.flow(args.flow), result)
     for block, figures in result.blocks.items():
         print(f"  {block:<32} {figures['rows_in']:>12,} in {figures['rows_out']:>12,} out")

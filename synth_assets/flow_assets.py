@@ -3,6 +3,7 @@ tables, another flow, a source file), with blocking checks: the output is writte
 only when they pass. A materialization killed midway resumes from its checkpoint the next time."""
 
 import dagster as dg
+from pydantic import Field
 
 from synth_assets.assets import stage_key, user_errors
 from synth_assets.checks import asset_check_results
@@ -15,6 +16,13 @@ from synth_assets.releases import new_version
 from synth_assets.resources import ComputeDevice, SynthStorage
 
 FLOWS_GROUP = "flows"
+
+
+class FlowRunConfig(dg.Config):
+    """The launchpad of a flow."""
+
+    restart: bool = Field(False, description="Discard the checkpoint a killed or stopped run left, and start over "
+                                             "(by default a run resumes it).")
 PREVIEW_ROWS = 10
 
 
@@ -72,11 +80,13 @@ def _flow_asset(project: Project, name: str, flows: dict[str, FlowSpec]) -> list
               automation_condition=refresh,
               description=(spec.description or f"Flow over {source.describe()}") + f": {chain}. Checkpointed after "
                           "each batch: a run killed midway resumes where it stopped.")
-    def flow(context: dg.AssetExecutionContext, storage: SynthStorage, compute: ComputeDevice) -> dg.MaterializeResult:
+    def flow(context: dg.AssetExecutionContext, config: FlowRunConfig, storage: SynthStorage,
+             compute: ComputeDevice) -> dg.MaterializeResult:
         here = project.stored_at(storage.home)
         version = new_version(context.run_id)
         with user_errors():
-            result = run_flow(here, name, version, device=compute.device, log=context.log.info)
+            result = run_flow(here, name, version, device=compute.device, restart=config.restart,
+                              log=context.log.info)
         audit = audit_flow(spec, result)
         published = publish_flow(here, name, version, audit)
         paths = flow_paths(here, name)

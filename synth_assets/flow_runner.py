@@ -118,11 +118,14 @@ class FlowRunner:
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     # the run -------------------------------------------------------------------------------------------------
-    def run(self, version: str, stop_after_batches: int | None = None) -> FlowResult | None:
-        """Process the input (resuming a checkpoint of the same flow and input) and write output `version`.
-        `stop_after_batches`: stop there without writing the output, as a killed run would (for tests)."""
+    def run(self, version: str, stop_after_batches: int | None = None, restart: bool = False) -> FlowResult | None:
+        """Process the input (resuming a checkpoint of the same flow and input, unless `restart`) and write output
+        `version`. `stop_after_batches`: stop there without writing the output, as a killed run would (for tests)."""
         columns = self.columns()
         with _only_run(self.paths.root, self.name):
+            if restart and self.work.exists():
+                self.log(f"flow {self.name}: restart asked for: the checkpoint of an earlier run is discarded")
+                shutil.rmtree(self.work)
             return self._run(version, columns, stop_after_batches)
 
     def _run(self, version: str, columns: list[str], stop_after_batches: int | None) -> FlowResult | None:
@@ -137,9 +140,12 @@ class FlowRunner:
         try:
             index = -1
             last_log = time.perf_counter()
-            for index, batch in enumerate(files.iter_parquet(self.input_path, self.batch_rows)):
+            reader = pq.ParquetFile(self.input_path)
+            for index, record_batch in enumerate(reader.iter_batches(batch_size=self.batch_rows)):
                 if index < done:  # done before the kill: its output is among the parts
                     continue
+                # through a Table, so the file's pandas metadata (nullable dtypes) applies as in read_parquet
+                batch = pa.Table.from_batches([record_batch]).to_pandas()
                 out = self._through(self.blocks, batch, index)
                 rows_read += len(batch)
                 parts.append(self._write_part(out, f"part-{index:07d}.parquet"))

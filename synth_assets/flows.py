@@ -82,15 +82,16 @@ def _only_table(project: Project, dataset: str, paths: DatasetPaths) -> str | No
     return tables[0] if tables else None
 
 
-def run_flow(project: Project, name: str, version: str, *, device: str = "auto",
+def run_flow(project: Project, name: str, version: str, *, device: str = "auto", restart: bool = False,
              log: Callable[[str], None] = print) -> FlowResult:
-    """Run flow `name` into output `version` (not yet published: see `audit_flow` and `publish_flow`)."""
+    """Run flow `name` into output `version` (not yet published: see `audit_flow` and `publish_flow`), resuming
+    a killed run's checkpoint unless `restart`."""
     spec = project.flow(name)
     found = flow_input(project, name, spec)
     runner = FlowRunner(name, spec, input_path=found.path, input_identity=found.identity,
                         paths=flow_paths(project, name), dataset_paths=lambda d: dataset_paths(project, d),
                         device=device, log=log)
-    return runner.run(version)
+    return runner.run(version, restart=restart)
 
 
 def audit_flow(spec: FlowSpec, result: FlowResult) -> list[Check]:

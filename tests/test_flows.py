@@ -349,3 +349,19 @@ def test_instructlabs_spelling_of_a_flow_reads_the_same(tmp_path):
     result, out = run(project, "f")
     assert list(result.blocks) == ["big_orders", "big_orders.drop_duplicates", "big_orders.drop_columns"]
     assert (out.amount >= 100).all() and not out.customer.duplicated().any() and "rating" not in out.columns
+
+
+def test_restart_discards_a_killed_runs_checkpoint(tmp_path):
+    project = project_with(tmp_path, """
+      f:
+        input: {source: orders.parquet}
+        batch_rows: 1000
+        blocks: [{block_type: sample, block_config: {fraction: 0.5}}]
+    """)
+    spec = project.flow("f")
+    found = flow_input(project, "f", spec)
+    FlowRunner("f", spec, input_path=found.path, input_identity=found.identity, paths=flow_paths(project, "f"),
+               log=lambda line: None).run("20261206T000000Z-aaaaaaaa", stop_after_batches=3)
+    lines = []
+    result = run_flow(project, "f", "20261206T000001Z-bbbbbbbb", restart=True, log=lines.append)
+    assert result.resumed_batches == 0 and any("checkpoint of an earlier run is discarded" in l for l in lines)
