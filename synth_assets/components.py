@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 import yaml
@@ -103,16 +104,20 @@ class SynthDataset(dg.Component, dg.Resolvable, dg.Model):
     automation: described(AutomationSpec) = Field(default_factory=dict, description="Refreshing on source change.")
     kubernetes: described(KubernetesSpec) = Field(default_factory=dict, description=KubernetesSpec.__doc__)
     schedule: str | None = Field(None, description="Cron string for a regeneration schedule.")
+    flows: dict[str, dict[str, Any]] = Field(default_factory=dict, description="Flows after generation (docs/flows.md), "
+                                             "each an asset flows/<name>; `input` defaults to this dataset.")
 
     def build_defs(self, context: dg.ComponentLoadContext) -> dg.Definitions:
         name = self.name or table_name(context.path)
         origin = context.path / "defs.yaml"
-        raw = self.model_dump(mode="json", exclude={"name"}, exclude_unset=True)
+        raw = self.model_dump(mode="json", exclude={"name", "flows"}, exclude_unset=True)
         spec = parse_dataset(raw, origin=str(origin), prefix=("attributes",))
+        flows = {flow: parse_flow({"input": {"dataset": name}, **keys}, origin=str(origin),
+                                  prefix=("attributes", "flows", flow)) for flow, keys in self.flows.items()}
         try:
-            project_spec = ProjectSpec(datasets={name: spec})
-        except ValueError:
-            raise ConfigError(f"{origin}: attributes.name: '{name}' must be letters, digits and underscores") from None
+            project_spec = ProjectSpec(datasets={name: spec}, flows=flows)
+        except ValueError as exc:
+            raise ConfigError(f"{origin}: attributes: {exc}") from None
         project = Project(project_spec, origin, *default_home(context.project_root))
         return datasets_definitions(project, sensor_name=f"synth_automation_{name}")
 

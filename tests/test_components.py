@@ -181,7 +181,7 @@ def test_the_component_schema_lists_every_key_of_a_dataset_with_its_type_and_def
 
     schema = SynthDataset.get_model_cls().model_json_schema()
     attributes = schema["properties"]
-    assert set(attributes) == {"name", *DatasetSpec.model_fields}
+    assert set(attributes) == {"name", "flows", *DatasetSpec.model_fields}  # flows: each as in synth.yaml
     definitions = schema["$defs"]
     quality = definitions["QualitySpecSchema"]["properties"]["max_dcr_excess"]
     assert quality["default"] == 0.02 and quality["description"].startswith("(number or null) Blocking check")
@@ -216,7 +216,9 @@ def test_a_flow_component_loads_beside_a_dataset_runs_and_names_its_bad_keys(dg_
     gems.mkdir()
     (gems / "gem_sales.csv").write_bytes((exports / "gem_sales.csv").read_bytes())
     (gems / "defs.yaml").write_text(yaml.safe_dump({"type": "synth_assets.SynthDataset", "attributes": {
-        "tables": {"sales": {"source": "gem_sales.csv"}}, **QUICK}}))
+        "tables": {"sales": {"source": "gem_sales.csv"}}, **QUICK,
+        "flows": {"ideal_gems": {"blocks": [{"block_type": "filter", "block_config": {"column": "cut",
+                                                                                         "value": "Ideal"}}]}}}}))
     labelled = dg_project / "shop" / "defs" / "certified_sales"
     labelled.mkdir()
     (labelled / "gem_sales.csv").write_bytes((exports / "gem_sales.csv").read_bytes())
@@ -236,6 +238,8 @@ def test_a_flow_component_loads_beside_a_dataset_runs_and_names_its_bad_keys(dg_
     graph = defs.resolve_asset_graph()
     assert graph.get(dg.AssetKey(["flows", "big_gems"])).parent_keys == {dg.AssetKey(["gems", "synthetic"])}
     assert graph.get(dg.AssetKey(["flows", "big_gems"])).group_name == "gems"
+    # a flow declared inside the dataset's own component reads it unless told otherwise
+    assert graph.get(dg.AssetKey(["flows", "ideal_gems"])).parent_keys == {dg.AssetKey(["gems", "synthetic"])}
     assert graph.get(dg.AssetKey(["flows", "certified_sales"])).parent_keys == {
         dg.AssetKey(["flows", "certified_sales", "source"])}
     result = dg.materialize([*defs.assets], selection=[dg.AssetKey(["flows", "certified_sales"])],
