@@ -261,6 +261,11 @@ class DatasetSpec(StrictModel):
                 raise ValueError(f"table '{name}': order_by orders records under a parent, but the table has no "
                                  "foreign_keys")
             for fk in table.foreign_keys:
+                if fk.references == name:  # employee -> manager: a graph, not a tree of tables
+                    raise ValueError(
+                        f"table '{name}': foreign key '{fk.column}' references the table itself; no backend models "
+                        "a table that refers to its own rows yet: remove the foreign key (the column is then "
+                        "modelled as a plain one)")
                 if fk.references not in self.tables:
                     raise ValueError(
                         f"table '{name}': foreign key '{fk.column}' references unknown table '{fk.references}'"

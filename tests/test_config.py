@@ -57,6 +57,15 @@ def test_foreign_key_must_reference_a_table_with_a_primary_key():
         parse_project(body)
 
 
+def test_a_table_whose_foreign_key_references_itself_is_refused_when_the_project_loads():
+    """employee -> manager: it once trained and then failed with "this is a bug in the backend" (issue 25)."""
+    body = {"datasets": {"staff": {"tables": {"employees": {
+        "source": "e.csv", "primary_key": "id", "foreign_keys": [{"column": "manager_id", "references": "employees"}]}}}}}
+    with pytest.raises(ConfigError, match="datasets.staff: .*table 'employees': foreign key 'manager_id' references "
+                                          "the table itself.*remove the foreign key"):
+        parse_project(body)
+
+
 def test_environment_points_at_another_file_and_home(tmp_path, monkeypatch):
     other = write_project(tmp_path / "elsewhere", "datasets:\n  a:\n    tables:\n      t: {source: t.csv}\n")
     monkeypatch.setenv("SYNTH_CONFIG", str(other / "synth.yaml"))

@@ -139,6 +139,9 @@ class TabularARGN:
         rebalancing={"column": c, "probabilities": {category: share}}, imputation={"columns": [...]},
         fairness={"target_column": t, "sensitive_columns": [...]}."""
         if self.pipeline is not None and CONTEXT in self.pipeline.spec.tables:
+            if seed_data is not None:  # never silence: the records would not be the ones asked for
+                raise SynthError("seed_data (a subject's first records, to continue) is not supported on a two-table "
+                                 "model yet", table=TABLE, hint="give subjects as ctx_data to draw their records")
             return self.sample_records(n_samples, ctx_data=ctx_data, **generate_options)[1]
         options = parse_options(ARGNGenerateOptions, {"sample_size": n_samples, **generate_options}, "sample options")
         if self.pipeline is None:

@@ -9,6 +9,7 @@ import pytest
 import yaml
 
 from synth_assets.audit import key_problems, schema_problems
+from synth_assets.errors import SynthError
 from synth_assets.project import load_project
 from synth_assets.pipeline import DatasetPipeline
 from synth_assets.testing import dg_launch
@@ -150,6 +151,9 @@ def test_the_python_api_takes_subjects_and_their_records(panel, tmp_path):
     assert records.groupby("id")["year"].apply(lambda y: y.is_monotonic_increasing).all()
     # reopened from its workspace, the same model: the same records for the same seed
     pd.testing.assert_frame_equal(TabularARGN.load(tmp_path).sample(300, seed=1), model.sample(300, seed=1))
+    # seed records were once dropped without a word, and records nobody asked for came back (issue 25)
+    with pytest.raises(SynthError, match="seed_data .* is not supported on a two-table model yet"):
+        model.sample(seed_data=visits.head(5))
 
 
 def test_an_earlier_records_continuous_number_is_context_on_a_coarser_grid():
