@@ -13,6 +13,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from synth_assets.plugin_api import DifferentialPrivacy, GenerateOptions, Options, TrainOptions
 
 TASKS = ("rel_synth", "rel_semi_synth", "rel_predict")
+AUTO_WINDOW = 512  # a model's context window unless its samples need more
+AUTO_WINDOW_MAX = 2048  # ...up to this; a longer sample needs train.assembler: sequential or a window given
 PLACEHOLDERS = ("schema", "ctx", "out_schema")
 DEFAULT_PROMPT = "{ctx}=>"
 
@@ -41,7 +43,10 @@ class LLMTrainOptions(TrainOptions):
     lora_rank: int | None = Field(None, ge=1, description="Fine-tune base_model with LoRA adapters of this rank (peft).")
     model_size: Literal["tiny", "small", "medium"] = Field(
         "tiny", description="From scratch: tiny (2 layers x 64), small (4 x 128), medium (6 x 256).")
-    context_window: int = Field(512, ge=32, description="Tokens per training example.")
+    context_window: int | None = Field(
+        None, ge=32, description="Tokens per training example. Left out: 512, or as many as the longest sample takes "
+                                 f"(rounded up to 64) where that is more, up to {AUTO_WINDOW_MAX}; a reused or base "
+                                 "model keeps its own.")
     dropout: float = Field(0.1, ge=0, lt=1, description="From scratch: dropout on embeddings and residuals; more "
                                                        "keeps a model of little data from memorising it.")
     batch_size: int | None = Field(None, ge=1, description="Examples per step; null: 4 (packed examples), or 512 "

@@ -228,3 +228,23 @@ def test_model_state_reuse_fine_tunes_the_last_model(tmp_path):
     assert again.progress[0].validation_loss < (first[0].validation_loss + first[-1].validation_loss) / 2
     assert again.progress[0].validation_loss < first[-1].validation_loss + 0.1
     assert again.settings["vocabulary"] == model.training.settings["vocabulary"]
+
+
+def test_the_context_window_follows_the_longest_sample_where_it_is_not_given(tmp_path):
+    """Persons with up to 160 visits: samples of far more than 512 tokens once failed with "raise
+    train.context_window" (issue 25); left out, the window now fits the longest sample."""
+    from synth_llm.backend import auto_window
+    from synth_llm.assemblers import Segment
+
+    persons, visits = contract_tree(80)
+    many = visits.loc[visits.index.repeat(40)].reset_index(drop=True)  # forty times each person's visits
+    many["visit_id"] = np.arange(1, len(many) + 1)
+    model = RelSynth(tables=LINKS, workspace=tmp_path, **{**BRIEF, "context_window": None}).fit(
+        {"persons": persons, "visits": many})
+    window = model.training.settings["context_window"]
+    assert 512 < window <= 2048 and window % 64 == 0
+    assert len(model.generate(sample_size=3, seed=1)["persons"]) == 3
+    # the rule: 512 unless the longest sample (with BOS and EOS) needs more, rounded up to 64, at most 2,048
+    short, long = Segment([1] * 10, [2] * 10), Segment([1] * 300, [2] * 400)
+    assert auto_window({"train": [short]}) == 512 and auto_window({"train": [short], "validation": [long]}) == 704
+    assert auto_window({"train": [Segment([1] * 5000, [])]}) == 2048
