@@ -113,6 +113,9 @@ class GenerateRequest:
     seed_data: pd.DataFrame | None = None  # one row per generated row; its values are kept
     device: str = "auto"
     engine: BaseModel | None = None  # the backend's EngineOptions, from its Dagster resource (None: defaults)
+    # the dataset's encoded stage (the backend's own encoding of both partitions), fetched on first call: for tasks
+    # that start from real samples, which therefore never need a copy inside the model a user may share
+    encoded: Callable[[], Path] | None = field(default=None, compare=False)
     # figures the backend wants shown on the synthetic asset (decode rate, retries, ...): it fills this in.
     # DRAW_SECONDS there is the time spent drawing rows, without imports and model loading
     report: dict[str, Any] = field(default_factory=dict, compare=False)

@@ -349,12 +349,15 @@ class DatasetPipeline:
         model = self._need(self.paths.model, "model")
         if seed_data is None:
             seed_data = self._read_seed_data(options)
+        encoded = lambda: self.paths.encoded  # noqa: E731  # fetched only by a backend that asks for it
         if self.backend.writes_text:
-            request = GenerateRequest(options=options, seed_data=seed_data, device=device, engine=engine)
+            request = GenerateRequest(options=options, seed_data=seed_data, device=device, engine=engine,
+                                      encoded=encoded)
             raw = self.backend.generate(model, stats, request)
         else:  # the backend writes the other columns, a text model the texts (text_columns.py)
             seed_data, seeded_texts = seed_without_texts(seed_data, stats)
-            request = GenerateRequest(options=options, seed_data=seed_data, device=device, engine=engine)
+            request = GenerateRequest(options=options, seed_data=seed_data, device=device, engine=engine,
+                                      encoded=encoded)
             raw = with_empty_texts(self.backend.generate(model, for_backend(stats), request), stats)
         if report is not None:
             report.update(request.report)

@@ -46,7 +46,7 @@ from synth_llm.tasks import Task, dumps
 
 TASK_FILE = "task.json"  # the train options the model was trained with, its context window, its keyed tables
 KEYED = "order_keys"  # the child tables whose records the model writes keyed by their order value (none before)
-REAL_SAMPLES = "samples.jsonl"  # real samples a task generates from: semi-synthetic (train), predict (holdout)
+REAL_SAMPLES = "samples.jsonl"  # where models trained before 2026-12-06 kept a copy of the samples a task starts from
 
 
 class LLMBackend(Backend):
@@ -160,10 +160,6 @@ class LLMBackend(Backend):
         write_json({"options": options.model_dump(mode="json"), "window": window, KEYED: sorted(keyed)},
                    out_dir / TASK_FILE)
         write_json(outcome.history, out_dir / "progress.json")
-        real = {"rel_semi_synth": "train", "rel_predict": "validation"}.get(task.name)
-        if real:
-            (out_dir / REAL_SAMPLES).write_text((encoded_dir / f"{real}.jsonl").read_text(encoding="utf-8"),
-                                                encoding="utf-8")
         parameters = sum(p.numel() for p in model.parameters())
         return TrainResult(
             epochs=outcome.epochs, best_epoch=outcome.best_epoch, best_validation_loss=outcome.best_loss,
@@ -191,7 +187,7 @@ class LLMBackend(Backend):
         task = Task(train_options, tree, stats.dataset, keyed)
         seed = options.seed if options.seed is not None else int(np.random.SeedSequence().entropy % 2**31)
         rng = np.random.default_rng(seed)
-        contexts = self._contexts(task, tree, stats, options, request.seed_data, model_dir, rng)
+        contexts = self._contexts(task, tree, stats, options, request, model_dir, rng)
         given = any(c is not None for c in contexts)
         output, out_schema = output_model(tree, task.output_shape(given), options.directives, keyed)
         full_schema = output_model(tree, full_shape(tree), keyed=keyed)[1]
@@ -233,7 +229,8 @@ class LLMBackend(Backend):
         return frames
 
     def _contexts(self, task: Task, tree: Tree, stats: DatasetStats, options: LLMGenerateOptions,
-                  seed_data: pd.DataFrame | None, model_dir: Path, rng: np.random.Generator) -> list:
+                  request: GenerateRequest, model_dir: Path, rng: np.random.Generator) -> list:
+        seed_data = request.seed_data
         root = tree.table(tree.root)
         if task.name == "rel_synth" and seed_data is None:
             return [None] * (options.sample_size or root.rows)
@@ -263,8 +260,8 @@ class LLMBackend(Backend):
             for column in missing:
                 frames[tree.root][column] = None
             real = to_samples(frames, tree)[0]
-        else:
-            real = _read_samples(model_dir / REAL_SAMPLES)[1]
+        else:  # the dataset's own samples (never a copy in the model): training rows to keep parts of, or the holdout
+            real = _read_samples(self._real_samples(task, request, model_dir, stats.dataset))[1]
         if not real:
             raise SynthError(f"task {task.name} has no samples to start from", dataset=stats.dataset,
                              hint="give the dataset more rows")
@@ -274,6 +271,19 @@ class LLMBackend(Backend):
         elif options.sample_size:
             real = real[: options.sample_size]
         return [task.context(sample, rng) for sample in real]
+
+    @staticmethod
+    def _real_samples(task: Task, request: GenerateRequest, model_dir: Path, dataset: str) -> Path:
+        """Where the samples a task starts from are: semi-synthesis keeps parts of training samples, prediction
+        predicts the holdout's. A model trained before they were read from the encoded stage kept a copy."""
+        partition = "train" if task.name == "rel_semi_synth" else "validation"
+        if request.encoded is not None:
+            return request.encoded() / f"{partition}.jsonl"
+        if (model_dir / REAL_SAMPLES).is_file():
+            return model_dir / REAL_SAMPLES
+        raise SynthError(f"task {task.name} starts from the dataset's samples, and none were handed to generation",
+                         dataset=dataset, hint="generate through the dataset's pipeline (synth.yaml, or the task's "
+                                               "Python API), which hands them over")
 
 
 def auto_window(segments: dict[str, list]) -> int:

@@ -90,6 +90,12 @@ def test_semi_synthetic_rows_keep_their_given_part(tmp_path):
     keys = ["member", "region", "age", "joined"]
     real = set(map(tuple, train[keys].astype(str).to_numpy()))
     assert all(tuple(row) in real for row in out[keys].astype(str).to_numpy())
+    # the samples come from the dataset's encoded stage: the model folder, which a user may share, holds no copy
+    # of a training row (issue 25)
+    folder = model.pipeline.paths.model
+    assert not (folder / "samples.jsonl").exists()
+    first_sample = (model.pipeline.paths.encoded / "train.jsonl").read_text().splitlines()[0]
+    assert not any(first_sample in f.read_text(errors="ignore") for f in folder.rglob("*") if f.is_file())
     nothing_kept = RelSemiSynth(workspace=tmp_path / "none", p_field=0.0, p_child=0.0, **BRIEF).fit(df)
     assert len(nothing_kept.generate(sample_size=10, seed=4)) == 10
 
