@@ -115,6 +115,14 @@ class RelPredict(_Task):
 
     task = "rel_predict"
 
-    def predict(self, data: pd.DataFrame | None = None, n_pred: int = 1, **generate_options):
-        """Predictions for the rows of `data` (a flat table), or for the holdout the model kept aside."""
-        return self._generate(seed_data=data, n_pred=n_pred, **generate_options)
+    def predict(self, data: pd.DataFrame | None = None, n_pred: int = 1, aggregate: bool = False,
+                **generate_options):
+        """Predictions for the rows of `data` (a flat table), or for the holdout the model kept aside. With `n_pred`
+        draws: every draw, indexed by (row, draw), or with `aggregate` one row per row (the draws' most frequent value,
+        or the mean of numbers)."""
+        out = self._generate(seed_data=data, n_pred=n_pred, aggregate_draws=aggregate, **generate_options)
+        if n_pred > 1 and not aggregate and isinstance(out, pd.DataFrame):
+            rows = len(out) // n_pred
+            out.index = pd.MultiIndex.from_product([data.index if data is not None else range(rows), range(n_pred)],
+                                                   names=["row", "draw"])
+        return out

@@ -212,15 +212,16 @@ class LLMBackend(Backend):
                 batch_size=options.batch_size, max_retries=options.max_retries,
                 max_invalid_share=options.max_invalid_share, dataset=stats.dataset)
         samples = [task.combine(c, o) for c, o in zip(contexts, outputs)]
-        if draws > 1:
+        if draws > 1 and options.aggregate_draws:
             samples = [_aggregate(samples[i : i + draws], tree.root, tree) for i in range(0, len(samples), draws)]
+            draws = 1
         frames = from_samples(samples, tree)
         if request.seed_data is not None:  # seed values come out as given, rare ones included; not the targets
             root = frames[tree.root]
             targets = set(train_options.cols_tgt.get(tree.root, []))
             for column in request.seed_data.columns:
-                if column in root.columns and column not in targets:
-                    root[column] = request.seed_data[column].to_numpy()
+                if column in root.columns and column not in targets:  # each draw of a row keeps the row's values
+                    root[column] = np.repeat(request.seed_data[column].to_numpy(), draws)
         request.report.update(report.as_metadata(rows=sum(len(df) for df in frames.values())))
         request.report["engine"] = engine_name
         request.report[DRAW_SECONDS] = report.seconds  # decoding, without loading the model and starting the engine

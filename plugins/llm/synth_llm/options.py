@@ -94,8 +94,11 @@ class LLMGenerateOptions(GenerateOptions):
     sampling_top_p: float = Field(1.0, gt=0, le=1, description="Sample only from the most likely tokens holding this share.")
     directives: dict[str, dict[str, ColumnDirective]] = Field(
         default_factory=dict, description="table -> column -> {impute_na, impute_protected, mask}.")
-    n_pred: int = Field(1, ge=1, description="rel_predict: draws per row; the synthetic table holds their most "
-                                             "frequent value (categories, dates) or mean (numbers).")
+    n_pred: int = Field(1, ge=1, description="rel_predict: draws per row, each its own row (n_pred consecutive rows "
+                                             "per predicted row), or one row where aggregate_draws.")
+    aggregate_draws: bool = Field(False, description="rel_predict with n_pred > 1: one row per predicted row, holding "
+                                                     "the draws' most frequent value (categories, dates) or mean "
+                                                     "(numbers).")
     batch_size: int = Field(64, ge=1, description="Prompts decoded together.")
     max_retries: int = Field(3, ge=0, description="Rounds that regenerate invalid outputs.")
     max_invalid_share: float = Field(0.5, gt=0, le=1, description="Stop with an error when the first round's "

@@ -104,10 +104,19 @@ def test_rel_predict_fills_the_targets_and_keeps_the_rest(tmp_path):
     df = contract_table(600)
     model = RelPredict(workspace=tmp_path, cols_tgt={"data": ["plan", "spend"]}, **BRIEF).fit(df)
     rows = df.drop(columns=["plan", "spend"]).tail(20).reset_index(drop=True)
-    out = model.predict(rows, n_pred=3, seed=5)
+    out = model.predict(rows, n_pred=3, seed=5, aggregate=True)  # one answer per row: the draws' mode or mean
     assert len(out) == 20
     pd.testing.assert_series_equal(out.region.astype(str), rows.region.astype(str), check_names=False)
     assert out.plan.dropna().isin(["basic", "plus", "pro", "_RARE_"]).all() and out.spend.notna().all()
+    # every draw, as draws (they were once collapsed into one answer: issue 25)
+    draws = model.predict(rows, n_pred=3, seed=5)
+    assert len(draws) == 60 and draws.index.names == ["row", "draw"]
+    assert list(draws.index.get_level_values("row").unique()) == list(rows.index)
+    pd.testing.assert_series_equal(draws.xs(1, level="draw").region.astype(str), rows.region.astype(str),
+                                   check_names=False, check_index=False)
+    assert draws.groupby(level="row").spend.nunique().max() > 1  # the draws differ
+    means = draws.groupby(level="row").spend.mean()
+    assert means.between(draws.spend.min(), draws.spend.max()).all()
     holdout = model.predict(seed=5)  # without rows: the holdout the split kept aside
     assert len(holdout) == len(model.pipeline.load_split().validation["data"])
 
