@@ -127,6 +127,13 @@ class TabularARGN:
     def table(self):
         return self.stats.tables[TABLE]
 
+    def _one_table(self, what: str) -> None:
+        """An error, never a wrong answer, for what a two-table model cannot do yet (issue 25)."""
+        if self.pipeline is not None and CONTEXT in self.pipeline.spec.tables:
+            raise SynthError(f"{what} works on one-table models; this one draws records under subjects (ctx_data)",
+                             table=TABLE, hint="fit a one-table model on the columns to predict, or use "
+                                               "sample_records(ctx_data=...) to draw records for given subjects")
+
     # generation -----------------------------------------------------------------------------------
     def sample(self, n_samples: int | None = None, *, seed_data: pd.DataFrame | None = None,
                ctx_data: pd.DataFrame | None = None, **generate_options) -> pd.DataFrame:
@@ -169,6 +176,7 @@ class TabularARGN:
 
     def impute(self, X: pd.DataFrame, columns: list[str] | None = None, seed: int | None = None) -> pd.DataFrame:
         """`X` with the nulls of `columns` (default: every modelled column that has nulls) filled in."""
+        self._one_table("impute")
         columns = columns or [c for c in X.columns if c in self.table.columns and X[c].isna().any()]
         if not columns:
             return X.copy()
@@ -180,6 +188,7 @@ class TabularARGN:
     def predict(self, X: pd.DataFrame, target: str, n_draws: int = 10,
                 agg_fn: Literal["mode", "mean"] = "mode", seed: int | None = None) -> pd.Series:
         """Predict `target` for each row of `X` from `n_draws` conditional draws: their mode or mean."""
+        self._one_table("predict")
         features = X.drop(columns=[target], errors="ignore").reset_index(drop=True)
         repeated = features.loc[features.index.repeat(n_draws)].reset_index(drop=True)
         request = GenerateRequest(options=ARGNGenerateOptions(seed=seed), seed_data=repeated, device=self.device)
@@ -200,6 +209,7 @@ class TabularARGN:
     def predict_proba(self, X: pd.DataFrame, target: str | list[str]) -> pd.DataFrame:
         """P(target | the columns of X) per row: one column per category (per pair of categories for two
         targets, as a column MultiIndex). Targets must be single-token columns (categorical, discrete or binned)."""
+        self._one_table("predict_proba")
         targets = [target] if isinstance(target, str) else list(target)
         if not 1 <= len(targets) <= 2:
             raise SynthError("predict_proba takes one or two target columns")
@@ -210,6 +220,7 @@ class TabularARGN:
 
     def log_prob(self, X: pd.DataFrame) -> np.ndarray:
         """Log-probability of each row under the model (nats; numbers count by their bin or digits)."""
+        self._one_table("log_prob")
         missing = [c for c in self.table.columns if c not in X.columns]
         if missing:
             raise SynthError("log_prob needs every modelled column", table=TABLE, column=missing[0])

@@ -154,6 +154,10 @@ def test_the_python_api_takes_subjects_and_their_records(panel, tmp_path):
     # seed records were once dropped without a word, and records nobody asked for came back (issue 25)
     with pytest.raises(SynthError, match="seed_data .* is not supported on a two-table model yet"):
         model.sample(seed_data=visits.head(5))
+    for call in (lambda: model.predict(visits.head(3), target="docvis"), lambda: model.log_prob(visits.head(3)),
+                 lambda: model.predict_proba(visits.head(3), target="docvis"), lambda: model.impute(visits.head(3))):
+        with pytest.raises(SynthError, match="works on one-table models; this one draws records under subjects"):
+            call()
 
 
 def test_an_earlier_records_continuous_number_is_context_on_a_coarser_grid():
