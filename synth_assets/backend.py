@@ -51,11 +51,12 @@ class Capabilities:
     imputation: bool = False
     fairness: bool = False
     predict: bool = False  # predict / predict_proba in its Python API
+    seed_records: bool = False  # in a tree: continue the given first records of seed_data's subjects
     devices: frozenset[str] = frozenset({"cpu"})  # where it trains and generates
 
     def listed(self) -> list[str]:
         """Everything supported, as words (for `python -m synth_assets plugins`)."""
-        flags = [name for name in (*CONDITIONING, "predict") if getattr(self, name)]
+        flags = [name for name in (*CONDITIONING, "predict", "seed_records") if getattr(self, name)]
         return [*sorted(self.shapes), *flags, *sorted(self.devices)]
 
 
@@ -113,6 +114,9 @@ class GenerateRequest:
     seed_data: pd.DataFrame | None = None  # one row per generated row; its values are kept
     device: str = "auto"
     engine: BaseModel | None = None  # the backend's EngineOptions, from its Dagster resource (None: defaults)
+    # child table of the root -> the first records of seed_data's subjects, to be continued: the table's own columns
+    # and SEED_PARENT, the position of the record's subject among the seed rows; a subject's records in order
+    seed_records: dict[str, pd.DataFrame] | None = None
     # the dataset's encoded stage (the backend's own encoding of both partitions), fetched on first call: for tasks
     # that start from real samples, which therefore never need a copy inside the model a user may share
     encoded: Callable[[], Path] | None = field(default=None, compare=False)
@@ -122,6 +126,7 @@ class GenerateRequest:
 
 
 DRAW_SECONDS = "draw_seconds"
+SEED_PARENT = "@seed_parent"  # a seed record's subject: its position among the seed rows (GenerateRequest.seed_records)
 
 
 def tree_problem(backend: str, foreign_keys: dict[str, Iterable]) -> str | None:

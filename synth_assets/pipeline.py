@@ -339,11 +339,15 @@ class DatasetPipeline:
 
     def generate_frames(self, options: GenerateOptions | None = None, device: str = "auto",
                         seed_data: pd.DataFrame | None = None, report: dict | None = None,
-                        engine=None) -> dict[str, pd.DataFrame]:
+                        engine=None, seed_records: dict[str, pd.DataFrame] | None = None) -> dict[str, pd.DataFrame]:
         """The synthetic tables, in the source's schema with fresh keys, without writing them. `report` receives
-        the backend's own figures; `engine` holds the backend's engine settings (its EngineOptions)."""
+        the backend's own figures; `engine` holds the backend's engine settings (its EngineOptions);
+        `seed_records` the first records of seed_data's subjects to continue (GenerateRequest.seed_records)."""
         options = options or self.spec.generate
         self.backend.check_request(options, seed_data_given=seed_data is not None, dataset=self.name)
+        if seed_records and not self.backend.capabilities.seed_records:
+            raise SynthError(f"backend '{self.backend.name}' does not continue given records", dataset=self.name,
+                             hint="give subjects only, or choose a backend that supports seed records")
         self.backend.check_device(device)
         stats = self.load_stats()
         model = self._need(self.paths.model, "model")
@@ -352,12 +356,12 @@ class DatasetPipeline:
         encoded = lambda: self.paths.encoded  # noqa: E731  # fetched only by a backend that asks for it
         if self.backend.writes_text:
             request = GenerateRequest(options=options, seed_data=seed_data, device=device, engine=engine,
-                                      encoded=encoded)
+                                      encoded=encoded, seed_records=seed_records)
             raw = self.backend.generate(model, stats, request)
         else:  # the backend writes the other columns, a text model the texts (text_columns.py)
             seed_data, seeded_texts = seed_without_texts(seed_data, stats)
             request = GenerateRequest(options=options, seed_data=seed_data, device=device, engine=engine,
-                                      encoded=encoded)
+                                      encoded=encoded, seed_records=seed_records)
             raw = with_empty_texts(self.backend.generate(model, for_backend(stats), request), stats)
         if report is not None:
             report.update(request.report)

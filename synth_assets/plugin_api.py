@@ -50,6 +50,7 @@ from synth_assets.backend import (
     Backend,
     Capabilities,
     DRAW_SECONDS,
+    SEED_PARENT,
     GenerateRequest,
     ProgressCallback,
     ProgressRecord,
@@ -129,7 +130,7 @@ def open_workspace(workspace: Path) -> DatasetPipeline:
 
 
 __all__ = [
-    "FLAT", "SEQUENTIAL", "RELATIONAL", "Backend", "Capabilities", "DRAW_SECONDS", "GenerateRequest", "ProgressCallback",
+    "FLAT", "SEQUENTIAL", "RELATIONAL", "Backend", "Capabilities", "DRAW_SECONDS", "SEED_PARENT", "GenerateRequest", "ProgressCallback",
     "ProgressRecord", "TrainRequest", "TrainResult", "dataset_shape", "resolve_device",
     "Options", "TrainOptions", "GenerateOptions", "DifferentialPrivacy", "Rebalancing", "Imputation", "Fairness",
     "PARTITIONS", "Split", "context_key", "parent_first", "DatasetStats", "TableStats", "ColumnStats", "RARE_THRESHOLD", "RARE_TOKEN", "DATETIME_PARTS", "HINTS",

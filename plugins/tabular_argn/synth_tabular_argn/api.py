@@ -23,6 +23,7 @@ from synth_assets.plugin_api import (
     ForeignKey,
     DatasetSpec,
     DatasetStats,
+    SEED_PARENT,
     GenerateRequest,
     SplitSpec,
     SynthError,
@@ -139,40 +140,72 @@ class TabularARGN:
                ctx_data: pd.DataFrame | None = None, **generate_options) -> pd.DataFrame:
         """Synthetic rows: `n_samples` of them, or one per row of `seed_data`, whose values are kept. A two-table
         model gives records: those of `n_samples` new subjects, or of the subjects in `ctx_data`
-        (`sample_records` gives the subjects too).
+        (`sample_records` gives the subjects too); with `seed_data` there, the first records of some of those
+        subjects, which come out as given, followed by the records drawn after them.
 
         Other options are those of synth.yaml's `generate` section (the fields of `ARGNGenerateOptions`):
         seed, sampling_temperature, sampling_top_p, rare_category_replacement,
         rebalancing={"column": c, "probabilities": {category: share}}, imputation={"columns": [...]},
         fairness={"target_column": t, "sensitive_columns": [...]}."""
         if self.pipeline is not None and CONTEXT in self.pipeline.spec.tables:
-            if seed_data is not None:  # never silence: the records would not be the ones asked for
-                raise SynthError("seed_data (a subject's first records, to continue) is not supported on a two-table "
-                                 "model yet", table=TABLE, hint="give subjects as ctx_data to draw their records")
-            return self.sample_records(n_samples, ctx_data=ctx_data, **generate_options)[1]
+            return self.sample_records(n_samples, ctx_data=ctx_data, seed_data=seed_data, **generate_options)[1]
         options = parse_options(ARGNGenerateOptions, {"sample_size": n_samples, **generate_options}, "sample options")
         if self.pipeline is None:
             raise SynthError("the model is not fitted yet", hint="call fit(df) first")
         return self.pipeline.generate_frames(options, device=self.device, seed_data=seed_data)[TABLE]
 
     def sample_records(self, n_samples: int | None = None, *, ctx_data: pd.DataFrame | None = None,
-                       **generate_options) -> tuple[pd.DataFrame, pd.DataFrame]:
+                       seed_data: pd.DataFrame | None = None, **generate_options) -> tuple[pd.DataFrame, pd.DataFrame]:
         """Two-table models: (subjects, their records). `n_samples` new subjects, or the subjects of `ctx_data`
-        (kept as given, keys included), each with records drawn for it."""
+        (kept as given, keys included), each with records drawn for it. `seed_data`: the first records of some of
+        the `ctx_data` subjects (their foreign key names the subject), in order: they come out exactly as given,
+        and the records after them are drawn following them."""
         if self.pipeline is None or CONTEXT not in self.pipeline.spec.tables:
             raise SynthError("sample_records needs a model fitted with ctx_data and tgt_context_key",
                              hint="use sample() for one table")
         key = self.pipeline.spec.tables[CONTEXT].primary_key
+        spec = self.pipeline.spec.tables[TABLE]
+        fk = spec.foreign_keys[0].column
         given = None if ctx_data is None else ctx_data.drop(columns=[key], errors="ignore").reset_index(drop=True)
+        seed_records = None
+        if seed_data is not None:
+            seed_data = self._ordered_seed_records(seed_data, ctx_data, key, fk, spec.order_by)
+            position = pd.Series(np.arange(len(ctx_data)), index=ctx_data[key].to_numpy())
+            seed_records = {TABLE: seed_data.drop(columns=[fk]).assign(
+                **{SEED_PARENT: position.loc[seed_data[fk].to_numpy()].to_numpy()})}
         options = parse_options(ARGNGenerateOptions, {"sample_size": n_samples, **generate_options}, "sample options")
-        out = self.pipeline.generate_frames(options, device=self.device, seed_data=given)
+        out = self.pipeline.generate_frames(options, device=self.device, seed_data=given, seed_records=seed_records)
         subjects, records = out[CONTEXT], out[TABLE]
         if ctx_data is not None:  # the given subjects keep their keys; their records point at them
             fresh_to_given = dict(zip(subjects[key], ctx_data[key]))
-            fk = self.pipeline.spec.tables[TABLE].foreign_keys[0].column
             records[fk] = records[fk].map(fresh_to_given).astype(ctx_data[key].dtype)
             subjects = ctx_data.reset_index(drop=True).copy()
+        if seed_data is not None:  # the given records as they were given: their subject's first records
+            first = records.groupby(fk, sort=False).cumcount().to_numpy()
+            place = pd.Series(range(len(records)), index=pd.MultiIndex.from_arrays([records[fk].to_numpy(), first]))
+            at = place.loc[list(zip(seed_data[fk], seed_data.groupby(fk, sort=False).cumcount()))].to_numpy()
+            for column in seed_data.columns:
+                records[column] = records[column].astype(object)
+                records.iloc[at, records.columns.get_loc(column)] = seed_data[column].to_numpy(dtype=object)
+                records[column] = records[column].astype(seed_data[column].dtype)
         return subjects, records
+
+    @staticmethod
+    def _ordered_seed_records(seed: pd.DataFrame, ctx_data: pd.DataFrame | None, key: str, fk: str,
+                              order_by: list[str]) -> pd.DataFrame:
+        """The given first records, checked, in each subject's order."""
+        if ctx_data is None:
+            raise SynthError("seed_data on a two-table model holds the first records of given subjects: give the "
+                             "subjects as ctx_data too", table=TABLE)
+        if fk not in seed.columns:
+            raise SynthError(f"seed_data needs the foreign key column '{fk}', naming each record's subject",
+                             table=TABLE, column=fk)
+        unknown = sorted(set(seed[fk]) - set(ctx_data[key]))
+        if unknown:
+            raise SynthError(f"seed records name subjects ctx_data does not hold ({unknown[:3]})", table=TABLE,
+                             column=fk, hint="give each seed record's subject in ctx_data")
+        return seed.sort_values([fk, *order_by], kind="stable").reset_index(drop=True) if order_by else \
+            seed.reset_index(drop=True)
 
     def impute(self, X: pd.DataFrame, columns: list[str] | None = None, seed: int | None = None) -> pd.DataFrame:
         """`X` with the nulls of `columns` (default: every modelled column that has nulls) filled in."""

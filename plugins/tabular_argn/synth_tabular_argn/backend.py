@@ -65,7 +65,8 @@ class TabularARGNBackend(Backend):
     description = ("Autoregressive network over encoded columns (PyTorch; CPU or CUDA): flat tables, and trees of "
                    "tables as sequences of records under their parents.")
     capabilities = Capabilities(shapes=frozenset({FLAT, SEQUENTIAL, RELATIONAL}), seed_data=True, rebalancing=True,
-                                imputation=True, fairness=True, predict=True, devices=frozenset({"cpu", "cuda"}))
+                                imputation=True, fairness=True, predict=True, seed_records=True,
+                                devices=frozenset({"cpu", "cuda"}))
     TrainOptions = ARGNTrainOptions
     GenerateOptions = ARGNGenerateOptions
     column_encodings = COLUMN_ENCODINGS
@@ -187,7 +188,8 @@ class TabularARGNBackend(Backend):
             started = time.perf_counter()
             out = generate_tree(models, stats, request.options, request.seed_data, request.device, window,
                                 lambda options, seed: GenerateRequest(options=options, seed_data=seed,
-                                                                      device=request.device))
+                                                                      device=request.device),
+                                seed_records=request.seed_records)
         request.report[DRAW_SECONDS] = time.perf_counter() - started
         return out
 

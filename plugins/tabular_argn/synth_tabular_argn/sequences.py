@@ -13,6 +13,9 @@ Each table of the tree gets one flat TabularARGN (the same network, encoding and
 
 Generation draws the root rows (or takes the user's seed rows and draws only their counts), then each child
 table step by step: at step t every parent with more than t records gets its record t at once, as a batch.
+Given first records of seed subjects (`seed_records`) are taken as they are at their steps, and the records
+after them are drawn with them as the earlier records they follow; a subject's number of records is drawn
+again until it is at least the number given.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from synth_assets.plugin_api import (
+    SEED_PARENT,
     ColumnStats,
     DatasetStats,
     SynthError,
@@ -38,6 +42,7 @@ POSITION = "@position"
 CONTEXT_EXACT_SHARE = 0.01
 CONTEXT_BINS = 10
 RECORDS = "@records:"  # + child table: how many records of that table a row has
+COUNT_REDRAWS = 30  # draws of a seed subject's number of records, until it is at least its given records'
 SUBJECT = "@subject"  # the root row a model's training row belongs to (DP-SGD clips a subject as one)
 
 
@@ -185,10 +190,12 @@ def model_frames(frames: dict[str, pd.DataFrame], stats: DatasetStats, window: i
 
 
 def generate_tree(models: dict, stats: DatasetStats, options, seed_data: pd.DataFrame | None, device: str,
-                  window: int, make_request) -> dict[str, pd.DataFrame]:
+                  window: int, make_request, seed_records: dict[str, pd.DataFrame] | None = None
+                  ) -> dict[str, pd.DataFrame]:
     """Every table: the root's rows (or the seed rows, with their counts drawn), then each child table record
     by record. `models` holds a loaded model per table; `make_request(options, seed_data)` builds a request.
-    Key columns hold our own keys: row numbers, children pointing at their parent's."""
+    `seed_records`: per child table of the root, given first records of the seed rows (SEED_PARENT: the seed
+    row's position), continued. Key columns hold our own keys: row numbers, children pointing at their parent's."""
     kids = children(stats)
     order = tree_order(stats)
     root = order[0]
@@ -198,6 +205,10 @@ def generate_tree(models: dict, stats: DatasetStats, options, seed_data: pd.Data
     base_seed = options.seed if options.seed is not None else int(np.random.SeedSequence().entropy % 2**31)
     out: dict[str, pd.DataFrame] = {}
     out[root] = models[root].generate(make_request(options.model_copy(update={"seed": base_seed}), seed_data))
+    given = _given_records(seed_records or {}, stats, root, seed_data)
+    for name, (records, counts) in given.items():  # a subject has at least the records given for it
+        out[root] = _enough_records(models[root], out[root], name, counts, seed_data, options, base_seed,
+                                    make_request)
     # children follow their parents only: the root's conditioning options do not name their columns
     child_options = options.model_copy(update={"seed_data": None, "rebalancing": None, "imputation": None,
                                                "fairness": None, "sample_size": None})
@@ -213,16 +224,33 @@ def generate_tree(models: dict, stats: DatasetStats, options, seed_data: pd.Data
         own = list(table.columns)
         history: list[pd.DataFrame] = []  # the records drawn at each step, one row per parent (empty if none)
         drawn = []
+        seeded, seeded_counts = given.get(name, (None, np.zeros(len(parent_rows), dtype=int)))
         for t in range(int(lengths.max(initial=0))):
             active = np.flatnonzero(lengths > t)
-            given = context.iloc[active].reset_index(drop=True)
-            given[POSITION] = t
+            known = context.iloc[active].reset_index(drop=True)
+            known[POSITION] = t
             for k in range(1, window + 1):
                 before = history[t - k].iloc[active] if t - k >= 0 else pd.DataFrame(index=range(len(active)), columns=own)
                 for c in own:
-                    given[previous(k) + c] = before[c].to_numpy() if t - k >= 0 else None
+                    known[previous(k) + c] = before[c].to_numpy() if t - k >= 0 else None
             step_options = child_options.model_copy(update={"seed": base_seed + 7919 * depth + t + 1})
-            step = models[name].generate(make_request(step_options, given))
+            fixed = seeded_counts[active] > t  # parents whose record t is given: its own columns are kept
+            parts = []
+            if (~fixed).any():
+                parts.append(models[name].generate(make_request(step_options, known[~fixed].reset_index(drop=True))))
+            if fixed.any():
+                record = seeded.loc[seeded["__parent"].isin(active[fixed]) & (seeded["__position"] == t)]
+                record = record.set_index("__parent").loc[active[fixed], own].reset_index(drop=True)
+                with_own = pd.concat([known[fixed].reset_index(drop=True), record], axis=1)
+                parts.append(models[name].generate(make_request(step_options, with_own)))
+            step = pd.concat(parts, ignore_index=True) if len(parts) == 2 else parts[0]
+            if len(parts) == 2:  # back in the order of `active`
+                placed = np.concatenate([np.flatnonzero(~fixed), np.flatnonzero(fixed)])
+                step = step.iloc[np.argsort(placed, kind="stable")].reset_index(drop=True)
+            if t > 0 and table.order_by and seeded is not None:  # a continuation never goes back before its seeds
+                after = (~fixed) & (seeded_counts[active] > 0)
+                step = _in_order(models[name], step, known, after, history[t - 1].iloc[active].reset_index(drop=True),
+                                 table.order_by, step_options, make_request)
             step_rows = step[[*own, *(RECORDS + c for c in kids[name])]].copy()
             step_rows["__parent"], step_rows["__position"] = active, t
             drawn.append(step_rows)
@@ -244,3 +272,102 @@ def generate_tree(models: dict, stats: DatasetStats, options, seed_data: pd.Data
             df[table.primary_key] = np.arange(len(df))
         result[name] = df
     return result
+
+
+def _given_records(seed_records: dict[str, pd.DataFrame], stats: DatasetStats, root: str,
+                   seed_data: pd.DataFrame | None) -> dict[str, tuple[pd.DataFrame, np.ndarray]]:
+    """Per child table of the root: its given records with their parent (`__parent`, a seed row's position) and
+    position under it (`__position`), and how many each seed row has."""
+    out = {}
+    for name, records in seed_records.items():
+        table = stats.tables.get(name)
+        fk = parent_of(table, stats) if table is not None else None
+        if fk is None or fk.references != root:
+            raise SynthError("seed records continue a child table of the root table", table=name,
+                             hint=f"give records of a table whose foreign key references '{root}'")
+        if seed_data is None:
+            raise SynthError("seed records need their subjects as seed rows", table=name,
+                             hint="give the subjects too (seed_data of the root table, ctx_data in the Python API)")
+        unknown = [c for c in records.columns if c not in table.columns and c != SEED_PARENT]
+        if unknown:
+            raise SynthError("the seed records hold a column the table does not have", table=name, column=unknown[0])
+        parents = records[SEED_PARENT].to_numpy().astype(int)
+        if len(parents) and (parents.min() < 0 or parents.max() >= len(seed_data)):
+            raise SynthError("a seed record's subject is not among the seed rows", table=name)
+        records = records.reset_index(drop=True).assign(
+            __parent=parents, __position=records.groupby(SEED_PARENT, sort=False).cumcount().to_numpy())
+        for column in table.columns:  # a column left out of the given records is null in them
+            if column not in records.columns:
+                records[column] = None
+        if len(records) and records["__position"].max() >= longest(table):
+            raise SynthError(f"a subject has more given records than the longest sequence kept ({longest(table)})",
+                             table=name, hint="give fewer first records per subject")
+        out[name] = (records, np.bincount(parents, minlength=len(seed_data)))
+    return out
+
+
+def _enough_records(model, rows: pd.DataFrame, name: str, given: np.ndarray, seed_data: pd.DataFrame, options,
+                    base_seed: int, make_request) -> pd.DataFrame:
+    """The root rows with each seed row's number of `name` records drawn again (its other columns kept) until it
+    is at least its given records': a draw from the number of records given that there are at least that many.
+    After COUNT_REDRAWS draws the rest get just their given records."""
+    column = RECORDS + name
+    rows = rows.copy()
+    counts = pd.to_numeric(rows[column]).fillna(0).astype(int).to_numpy()
+    for attempt in range(COUNT_REDRAWS):
+        short = np.flatnonzero(counts < given)
+        if not len(short):
+            break
+        again = model.generate(make_request(options.model_copy(update={"seed": base_seed + 104_729 * (attempt + 1)}),
+                                            seed_data.iloc[short].reset_index(drop=True)))
+        counts[short] = pd.to_numeric(again[column]).fillna(0).astype(int).to_numpy()
+    rows[column] = np.maximum(counts, given)
+    return rows
+
+
+def _in_order(model, step: pd.DataFrame, known: pd.DataFrame, rows: np.ndarray, before: pd.DataFrame,
+              order_by: list[str], options, make_request) -> pd.DataFrame:
+    """Records `rows` of a step drawn again while an `order_by` value falls before the previous record's (the
+    source's records are in that order, and the core sorts them so: a continuation drawn earlier than its given
+    records would come out before them); after COUNT_REDRAWS draws, the previous record's value."""
+    step = step.copy()
+    for attempt in range(COUNT_REDRAWS + 1):
+        bad = rows & _before(step, before, order_by)
+        if not bad.any():
+            return step
+        if attempt == COUNT_REDRAWS:
+            break
+        again = model.generate(make_request(options.model_copy(update={"seed": options.seed + 611_953 * (attempt + 1)}),
+                                            known[bad].reset_index(drop=True)))
+        _put(step, bad, again)
+    for column in order_by:
+        late = rows & _before(step, before, [column])
+        _put(step, late, before.loc[late, [column]])
+    return step
+
+
+def _put(frame: pd.DataFrame, rows: np.ndarray, values: pd.DataFrame) -> None:
+    """`values` into the `rows` (a mask) of `frame`, column by column, each keeping its dtype."""
+    for column in values.columns:
+        merged = frame[column].to_numpy(dtype=object).copy()
+        merged[rows] = values[column].to_numpy(dtype=object)
+        frame[column] = pd.Series(merged, index=frame.index).astype(frame[column].dtype)
+
+
+def _before(step: pd.DataFrame, before: pd.DataFrame, order_by: list[str]) -> np.ndarray:
+    """Rows whose `order_by` values sort before the previous record's (compared column by column, as a sort
+    would; a null compares as unknown: never before)."""
+    earlier = np.zeros(len(step), dtype=bool)
+    decided = np.zeros(len(step), dtype=bool)
+    for column in order_by:
+        if column not in step.columns:
+            continue
+        try:
+            new, old = step[column], before[column].astype(step[column].dtype)
+            less = (new < old).fillna(False).to_numpy(dtype=bool)
+            more = (new > old).fillna(False).to_numpy(dtype=bool)
+        except (TypeError, ValueError):
+            continue
+        earlier |= less & ~decided
+        decided |= less | more
+    return earlier

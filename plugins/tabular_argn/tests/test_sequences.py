@@ -151,9 +151,24 @@ def test_the_python_api_takes_subjects_and_their_records(panel, tmp_path):
     assert records.groupby("id")["year"].apply(lambda y: y.is_monotonic_increasing).all()
     # reopened from its workspace, the same model: the same records for the same seed
     pd.testing.assert_frame_equal(TabularARGN.load(tmp_path).sample(300, seed=1), model.sample(300, seed=1))
-    # seed records were once dropped without a word, and records nobody asked for came back (issue 25)
-    with pytest.raises(SynthError, match="seed_data .* is not supported on a two-table model yet"):
-        model.sample(seed_data=visits.head(5))
+    # given first records of given persons: they come out exactly as given, as the persons' first records, and the
+    # records drawn after them never go back before them (they were once dropped without a word: issue 25)
+    real = visits.sort_values(["id", "year"], kind="stable")
+    long = real.groupby("id").size().loc[lambda n: n >= 4].index[:2]
+    first = real[real["id"].isin(long)].groupby("id").head(2).reset_index(drop=True)
+    first["id"] = first["id"].map(dict(zip(long, [9001, 9002])))
+    subjects, records = model.sample_records(ctx_data=given, seed_data=first, seed=4)
+    assert subjects.equals(given) and records.dtypes.equals(visits.dtypes)
+    for person, seeds in first.groupby("id"):
+        mine = records[records["id"] == person].reset_index(drop=True)
+        assert len(mine) >= 2
+        pd.testing.assert_frame_equal(mine.head(2), seeds.reset_index(drop=True)[list(visits.columns)])
+        assert (mine["year"].iloc[2:] >= seeds["year"].max()).all()
+    assert (records["id"] == 9003).any()  # a person without given records gets records drawn as before
+    with pytest.raises(SynthError, match="seed records name subjects ctx_data does not hold"):
+        model.sample_records(ctx_data=given, seed_data=first.assign(id=1))
+    with pytest.raises(SynthError, match="give the subjects as ctx_data too"):
+        model.sample(seed_data=first)
     for call in (lambda: model.predict(visits.head(3), target="docvis"), lambda: model.log_prob(visits.head(3)),
                  lambda: model.predict_proba(visits.head(3), target="docvis"), lambda: model.impute(visits.head(3))):
         with pytest.raises(SynthError, match="works on one-table models; this one draws records under subjects"):
