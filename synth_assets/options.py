@@ -114,6 +114,10 @@ class GenerateOptions(Options):
     seed_data: str | None = Field(
         None, description="A .csv/.parquet of column values to condition on: one generated row per seed row, "
                           "seed values kept. Relative to the project file.")
+    seed_records: dict[str, str] | None = Field(
+        None, description="In a tree: child table -> a .csv/.parquet of the first records of seed_data's subjects "
+                          "(their foreign key holds the subject's key, a column of seed_data), which come out as "
+                          "given and are continued. Relative to the project file.")
     rebalancing: Rebalancing | None = None
     imputation: Imputation | None = None
     fairness: Fairness | None = None
@@ -125,6 +129,14 @@ class GenerateOptions(Options):
     def _seed_suffix(cls, value: str | None) -> str | None:
         if value is not None and not value.lower().endswith(SOURCE_SUFFIXES):
             raise ValueError(f"'{value}' must end with one of {', '.join(SOURCE_SUFFIXES)}")
+        return value
+
+    @field_validator("seed_records")
+    @classmethod
+    def _records_suffix(cls, value: dict[str, str] | None) -> dict[str, str] | None:
+        for path in (value or {}).values():
+            if not path.lower().endswith(SOURCE_SUFFIXES):
+                raise ValueError(f"'{path}' must end with one of {', '.join(SOURCE_SUFFIXES)}")
         return value
 
 

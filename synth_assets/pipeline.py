@@ -13,7 +13,8 @@ import pandas as pd
 
 from synth_assets import files, storage
 from synth_assets.audit import Check, audit_model, audit_synthetic, failures
-from synth_assets.backend import DRAW_SECONDS, Backend, GenerateRequest, ProgressCallback, TrainRequest, TrainResult
+from synth_assets.backend import (DRAW_SECONDS, SEED_PARENT, Backend, GenerateRequest, ProgressCallback, TrainRequest,
+                                  TrainResult)
 from synth_assets.config import DP_OPTION, DatasetSpec, Project
 from synth_assets.errors import IncompatibleModel, SynthError
 from synth_assets.plugins import get_backend
@@ -245,7 +246,8 @@ class DatasetPipeline:
         """Check the request and split it into parts (`parts.rows` subject rows at most), saved for the part
         steps under `job` (a run's id, or the version)."""
         options = options or self.spec.generate
-        seed_data = seed_data if seed_data is not None else self._read_seed_data(options)
+        if seed_data is None:
+            seed_data = self._read_seed_records(options, self._read_seed_data(options))[0]
         self.backend.check_request(options, seed_data_given=seed_data is not None, dataset=self.name)
         self._need(self.paths.model, "model")
         subject = next(iter(self.spec.tables))  # seed rows condition the first (root) table
@@ -270,16 +272,22 @@ class DatasetPipeline:
         plan = folder.plan()
         part = plan.parts[index]
         options = self.backend.GenerateOptions.model_validate(plan.options)
-        seed_data = seed_data if seed_data is not None else self._read_seed_data(options)
+        seed_records = None
+        if seed_data is None:
+            seed_data, seed_records = self._read_seed_records(options, self._read_seed_data(options))
         if len(plan.parts) > 1:
             if seed_data is not None:
-                seed_data = seed_data.iloc[part.first_seed_row: part.first_seed_row + part.rows].reset_index(drop=True)
+                first = part.first_seed_row
+                seed_data = seed_data.iloc[first: first + part.rows].reset_index(drop=True)
+                seed_records = {table: records[records[SEED_PARENT].between(first, first + part.rows - 1)].assign(
+                    **{SEED_PARENT: lambda r: r[SEED_PARENT] - first}) for table, records in (seed_records or {}).items()}
             else:
                 options = options.model_copy(update={"sample_size": part.rows})
             options = options.model_copy(update={"seed": part.seed})
         started = time.perf_counter()
         backend_report: dict = {}
-        tables = self.generate_frames(options, device=device, seed_data=seed_data, report=backend_report, engine=engine)
+        tables = self.generate_frames(options, device=device, seed_data=seed_data, report=backend_report, engine=engine,
+                                      seed_records=seed_records or None)
         report = {"rows": {t: len(df) for t, df in tables.items()}, "seconds": time.perf_counter() - started,
                   "draw_seconds": backend_report.pop(DRAW_SECONDS, None), "backend": backend_report}
         with self.paths.shared_part(folder.part(part), share) as tmp:
@@ -333,9 +341,38 @@ class DatasetPipeline:
     def _read_seed_data(self, options: GenerateOptions) -> pd.DataFrame | None:
         if not options.seed_data:
             return None
-        seed_path = Path(options.seed_data).expanduser()
-        seed_path = seed_path if seed_path.is_absolute() else self.project.config_path.parent / seed_path
-        return read_source(seed_path, dataset=self.name, table=f"seed data of {self.name}")
+        return read_source(self.project.relative_path(options.seed_data), dataset=self.name,
+                           table=f"seed data of {self.name}")
+
+    def _read_seed_records(self, options: GenerateOptions, seed_data: pd.DataFrame | None
+                           ) -> tuple[pd.DataFrame | None, dict[str, pd.DataFrame] | None]:
+        """generate.seed_records' files, each record linked to its subject's position among the seed rows (through
+        the root's primary key, which the seed rows then no longer need), and the seed rows."""
+        if not options.seed_records:
+            return seed_data, None
+        root = next(name for name, table in self.spec.tables.items() if not table.foreign_keys)
+        key = self.spec.tables[root].primary_key
+        if seed_data is None or key not in seed_data.columns:
+            raise SynthError(f"generate.seed_records continue the records of seed_data's subjects: seed_data needs "
+                             f"the '{root}' table's key column '{key}'", dataset=self.name, table=root, column=key,
+                             hint="set generate.seed_data to the subjects, with their keys")
+        position = pd.Series(range(len(seed_data)), index=seed_data[key].to_numpy())
+        records = {}
+        for table, path in options.seed_records.items():
+            spec = self.spec.tables.get(table)
+            fk = next((f for f in spec.foreign_keys if f.references == root), None) if spec else None
+            if fk is None:
+                raise SynthError(f"generate.seed_records.{table}: not a table whose foreign key references '{root}'",
+                                 dataset=self.name, table=table)
+            frame = read_source(self.project.relative_path(path), dataset=self.name, table=f"seed records of {table}")
+            unknown = sorted(set(frame[fk.column]) - set(position.index)) if fk.column in frame.columns else ["(none)"]
+            if unknown:
+                raise SynthError(f"generate.seed_records.{table}: records whose '{fk.column}' names no subject of "
+                                 f"seed_data ({unknown[:3]})", dataset=self.name, table=table, column=fk.column)
+            frame = frame.sort_values([fk.column, *spec.order_by], kind="stable") if spec.order_by else frame
+            records[table] = frame.drop(columns=[fk.column]).assign(
+                **{SEED_PARENT: position.loc[frame[fk.column].to_numpy()].to_numpy()}).reset_index(drop=True)
+        return seed_data.drop(columns=[key]), records
 
     def generate_frames(self, options: GenerateOptions | None = None, device: str = "auto",
                         seed_data: pd.DataFrame | None = None, report: dict | None = None,
@@ -345,7 +382,7 @@ class DatasetPipeline:
         `seed_records` the first records of seed_data's subjects to continue (GenerateRequest.seed_records)."""
         options = options or self.spec.generate
         self.backend.check_request(options, seed_data_given=seed_data is not None, dataset=self.name)
-        if seed_records and not self.backend.capabilities.seed_records:
+        if (seed_records or options.seed_records) and not self.backend.capabilities.seed_records:
             raise SynthError(f"backend '{self.backend.name}' does not continue given records", dataset=self.name,
                              hint="give subjects only, or choose a backend that supports seed records")
         self.backend.check_device(device)
@@ -353,6 +390,8 @@ class DatasetPipeline:
         model = self._need(self.paths.model, "model")
         if seed_data is None:
             seed_data = self._read_seed_data(options)
+            if seed_records is None:
+                seed_data, seed_records = self._read_seed_records(options, seed_data)
         encoded = lambda: self.paths.encoded  # noqa: E731  # fetched only by a backend that asks for it
         if self.backend.writes_text:
             request = GenerateRequest(options=options, seed_data=seed_data, device=device, engine=engine,
