@@ -198,7 +198,7 @@ def test_the_three_tasks_materialize_through_dg_launch_with_the_checks_on(tmp_pa
     assert len(semi) > 100 and not semi.duplicated(["id", "year"]).any() and semi.year.between(1984, 1988).all()
     predicted = read_parquet(store / "customers_predict" / "synthetic" / "CURRENT" / "customers.parquet")
     assert predicted.plan.notna().all() and predicted.plan.isin(["basic", "plus", "pro"]).all()
-    assert np.isclose(len(predicted), 120, atol=1)  # the holdout's rows
+    assert np.isclose(len(predicted), 2 * 120, atol=2)  # the holdout's rows, two draws each (n_pred 2)
 
 
 @pytest.mark.skipif(not __import__("importlib").util.find_spec("vllm"), reason="vllm is not installed")
