@@ -22,6 +22,7 @@ import pandas as pd
 from pydantic import ValidationError
 
 from synth_assets.plugin_api import (
+    SEED_PARENT,
     DatasetPipeline,
     DatasetSpec,
     SplitSpec,
@@ -83,12 +84,42 @@ class _Task:
         model.pipeline = pipeline
         return model
 
-    def _generate(self, seed_data: pd.DataFrame | None = None, **generate_options):
+    def _generate(self, seed_data: pd.DataFrame | dict[str, pd.DataFrame] | None = None, **generate_options):
         if self.pipeline is None:
             raise SynthError("the model is not fitted yet", hint="call fit(...) first")
         options = parse_options(LLMGenerateOptions, generate_options, "generate options")
-        tables = self.pipeline.generate_frames(options, device=self.device, seed_data=seed_data)
+        seed_records = None
+        if isinstance(seed_data, dict):
+            seed_data, seed_records = self._given_tables(seed_data)
+        tables = self.pipeline.generate_frames(options, device=self.device, seed_data=seed_data,
+                                               seed_records=seed_records)
         return tables[TABLE] if list(tables) == [TABLE] else tables
+
+    def _given_tables(self, frames: dict[str, pd.DataFrame]) -> tuple[pd.DataFrame, dict[str, pd.DataFrame]]:
+        """Given samples as tables (the root's rows, and child records whose foreign key names a root row's key):
+        the root rows without their key, and the records with their row's position (SEED_PARENT)."""
+        specs = self.pipeline.spec.tables
+        root = next(name for name, spec in specs.items() if not spec.foreign_keys)
+        if root not in frames:
+            raise SynthError("the given tables lack the root table", table=root, hint=f"give '{root}' too")
+        key = specs[root].primary_key
+        rows = frames[root].reset_index(drop=True)
+        position = pd.Series(range(len(rows)), index=rows[key].to_numpy()) if key else None
+        records = {}
+        for name, frame in frames.items():
+            if name == root:
+                continue
+            fk = next((f for f in specs[name].foreign_keys if f.references == root), None) if name in specs else None
+            if fk is None or position is None:
+                raise SynthError(f"given records of '{name}': not a table whose foreign key references '{root}'",
+                                 table=name)
+            unknown = sorted(set(frame[fk.column]) - set(position.index))
+            if unknown:
+                raise SynthError(f"given records name rows of '{root}' that are not given ({unknown[:3]})", table=name,
+                                 column=fk.column)
+            records[name] = frame.drop(columns=[fk.column]).assign(
+                **{SEED_PARENT: position.loc[frame[fk.column].to_numpy()].to_numpy()}).reset_index(drop=True)
+        return rows.drop(columns=[key]) if key else rows, records
 
 
 class RelSynth(_Task):
@@ -106,8 +137,11 @@ class RelSemiSynth(_Task):
 
     task = "rel_semi_synth"
 
-    def generate(self, sample_size: int | None = None, **generate_options):
-        return self._generate(sample_size=sample_size, **generate_options)
+    def generate(self, sample_size: int | None = None, *, ctx: pd.DataFrame | dict[str, pd.DataFrame] | None = None,
+                 **generate_options):
+        """`sample_size` samples from real ones, or one per given root row of `ctx` (a table, or tables with their
+        child records): what it gives is kept, what is null or left out is written."""
+        return self._generate(seed_data=ctx, sample_size=None if ctx is not None else sample_size, **generate_options)
 
 
 class RelPredict(_Task):
@@ -115,14 +149,16 @@ class RelPredict(_Task):
 
     task = "rel_predict"
 
-    def predict(self, data: pd.DataFrame | None = None, n_pred: int = 1, aggregate: bool = False,
-                **generate_options):
-        """Predictions for the rows of `data` (a flat table), or for the holdout the model kept aside. With `n_pred`
+    def predict(self, data: pd.DataFrame | dict[str, pd.DataFrame] | None = None, n_pred: int = 1,
+                aggregate: bool = False, **generate_options):
+        """Predictions for the rows of `data` (a table, or tables: root rows and their child records), or for the
+        holdout the model kept aside. With `n_pred`
         draws: every draw, indexed by (row, draw), or with `aggregate` one row per row (the draws' most frequent value,
         or the mean of numbers)."""
         out = self._generate(seed_data=data, n_pred=n_pred, aggregate_draws=aggregate, **generate_options)
         if n_pred > 1 and not aggregate and isinstance(out, pd.DataFrame):
             rows = len(out) // n_pred
-            out.index = pd.MultiIndex.from_product([data.index if data is not None else range(rows), range(n_pred)],
+            out.index = pd.MultiIndex.from_product([data.index if isinstance(data, pd.DataFrame) else range(rows),
+                                                    range(n_pred)],
                                                    names=["row", "draw"])
         return out

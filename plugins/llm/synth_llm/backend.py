@@ -19,6 +19,7 @@ from synth_assets.plugin_api import (
     SEQUENTIAL,
     Backend,
     DRAW_SECONDS,
+    SEED_PARENT,
     Capabilities,
     DatasetStats,
     GenerateRequest,
@@ -54,7 +55,8 @@ class LLMBackend(Backend):
     description = ("A causal language model over tables as JSON (transformers; CPU or CUDA): a small GPT-2 trained "
                    "from scratch, or a local model fine-tuned (LoRA); decoding under the JSON schema with "
                    "transformers or vLLM. Tasks: rel_synth, rel_semi_synth, rel_predict.")
-    capabilities = Capabilities(shapes=frozenset({FLAT, SEQUENTIAL, RELATIONAL}), seed_data=True,
+    # seed records: the child records of given samples, which rel_predict and rel_semi_synth start from
+    capabilities = Capabilities(shapes=frozenset({FLAT, SEQUENTIAL, RELATIONAL}), seed_data=True, seed_records=True,
                                 devices=frozenset({"cpu", "cuda"}))
     TrainOptions = LLMTrainOptions
     GenerateOptions = LLMGenerateOptions
@@ -177,7 +179,7 @@ class LLMBackend(Backend):
         from transformers import AutoTokenizer
 
         from synth_llm.engines import make_engine
-        from synth_llm.generation import generate_outputs
+        from synth_llm.generation import GenerationReport, generate_outputs
 
         options: LLMGenerateOptions = request.options
         saved = read_json(model_dir / TASK_FILE)
@@ -204,13 +206,22 @@ class LLMBackend(Backend):
                              dataset=stats.dataset, hint="train with a larger train.context_window")
         settings = request.engine or LLMEngineOptions()
         engine_name = settings.engine or options.engine  # the deployment's choice wins over the dataset's
+        outputs: list = [None] * len(prompts)
+        reports = []
         with make_engine(engine_name, model_dir, request.device, settings) as engine:
-            outputs, report = generate_outputs(
-                engine, prompts, contexts, task=task, model=output, schema=out_schema,
-                temperature=options.sampling_temperature, top_p=options.sampling_top_p,
-                max_new_tokens=saved["window"] - min((len(p) for p in prompts), default=0), seed=seed,
-                batch_size=options.batch_size, max_retries=options.max_retries,
-                max_invalid_share=options.max_invalid_share, dataset=stats.dataset)
+            # a prediction writes as many records as its context gives: its schema says so, per count
+            for counts, members in _by_record_counts(task, tree, contexts).items():
+                written, part = generate_outputs(
+                    engine, [prompts[i] for i in members], [contexts[i] for i in members], task=task, model=output,
+                    schema=_with_counts(out_schema, tree, counts), temperature=options.sampling_temperature,
+                    top_p=options.sampling_top_p,
+                    max_new_tokens=saved["window"] - min((len(p) for p in prompts), default=0), seed=seed,
+                    batch_size=options.batch_size, max_retries=options.max_retries,
+                    max_invalid_share=options.max_invalid_share, dataset=stats.dataset)
+                for i, one in zip(members, written):
+                    outputs[i] = one
+                reports.append(part)
+        report = GenerationReport.merged(reports)
         samples = [task.combine(c, o) for c, o in zip(contexts, outputs)]
         if draws > 1 and options.aggregate_draws:
             samples = [_aggregate(samples[i : i + draws], tree.root, tree) for i in range(0, len(samples), draws)]
@@ -221,7 +232,10 @@ class LLMBackend(Backend):
             targets = set(train_options.cols_tgt.get(tree.root, []))
             for column in request.seed_data.columns:
                 if column in root.columns and column not in targets:  # each draw of a row keeps the row's values
-                    root[column] = np.repeat(request.seed_data[column].to_numpy(), draws)
+                    given = pd.Series(np.repeat(request.seed_data[column].to_numpy(), draws), index=root.index)
+                    # semi-synthesis writes what is left null; prediction keeps the given row as it is
+                    root[column] = given.where(given.notna(), root[column]) if task.name == "rel_semi_synth" \
+                        else given
         request.report.update(report.as_metadata(rows=sum(len(df) for df in frames.values())))
         request.report["engine"] = engine_name
         request.report[DRAW_SECONDS] = report.seconds  # decoding, without loading the model and starting the engine
@@ -235,6 +249,9 @@ class LLMBackend(Backend):
         root = tree.table(tree.root)
         if task.name == "rel_synth" and seed_data is None:
             return [None] * (options.sample_size or root.rows)
+        if task.name == "rel_synth" and request.seed_records:
+            raise SynthError("rel_synth is given root columns (train.cols_ctx), not child records",
+                             dataset=stats.dataset, hint="give child records to a rel_predict or rel_semi_synth model")
         if task.name == "rel_synth":
             if not task.options.cols_ctx:
                 raise SynthError("generate.seed_data needs a model trained with train.cols_ctx (the seed columns)",
@@ -251,16 +268,11 @@ class LLMBackend(Backend):
                                  hint=f"add it to train.cols_ctx and train again, or drop it from the seed data")
             values = {c: json_values(seed_data[c].reset_index(drop=True), root.columns[c]) for c in task.options.cols_ctx}
             return [{c: values[c][i] for c in task.options.cols_ctx} for i in range(len(seed_data))]
-        if seed_data is not None:
-            if task.name != "rel_predict" or len(tree.children) > 1:
-                raise SynthError(f"generate.seed_data gives root rows only; task {task.name} on this dataset needs "
-                                 "whole samples", dataset=stats.dataset, table=tree.root,
-                                 hint="leave generate.seed_data out: the task draws from the data it was trained on")
-            frames = {tree.root: seed_data.reset_index(drop=True)}
-            missing = [c for c in tree.columns(tree.root) if c not in seed_data.columns]
-            for column in missing:
-                frames[tree.root][column] = None
-            real = to_samples(frames, tree)[0]
+        if seed_data is not None:  # the user's own samples: root rows, and their child records where given
+            samples = _given_samples(seed_data, request.seed_records or {}, tree, stats.dataset)
+            if task.name == "rel_semi_synth":  # what is given is kept, what is null is written
+                return [_present(sample, tree.root, tree) for sample in samples]
+            return [task.context(sample, rng) for sample in samples]
         else:  # the dataset's own samples (never a copy in the model): training rows to keep parts of, or the holdout
             real = _read_samples(self._real_samples(task, request, model_dir, stats.dataset))[1]
         if not real:
@@ -285,6 +297,76 @@ class LLMBackend(Backend):
         raise SynthError(f"task {task.name} starts from the dataset's samples, and none were handed to generation",
                          dataset=dataset, hint="generate through the dataset's pipeline (synth.yaml, or the task's "
                                                "Python API), which hands them over")
+
+
+def _by_record_counts(task: Task, tree: Tree, contexts: list) -> dict[tuple, list[int]]:
+    """Contexts grouped by how many records of each of the root's child tables they give, where the task writes
+    those records (a prediction of their columns); otherwise one group, keyed ()."""
+    children = [c for c in tree.children[tree.root] if task.name == "rel_predict" and c in task.options.cols_tgt]
+    groups: dict[tuple, list[int]] = {}
+    for i, context in enumerate(contexts):
+        key = tuple((c, len((context or {}).get(c, []))) for c in children)
+        groups.setdefault(key, []).append(i)
+    return groups
+
+
+def _with_counts(schema: dict, tree: Tree, counts: tuple) -> dict:
+    """The output schema with each root-level child list held to its count."""
+    if not counts:
+        return schema
+    pinned = json.loads(json.dumps(schema))
+    for child, n in counts:
+        array = pinned.get("properties", {}).get(child)
+        if isinstance(array, dict) and array.get("type") == "array":
+            array["minItems"] = array["maxItems"] = n
+    return pinned
+
+
+def _given_samples(seed_data: pd.DataFrame, seed_records: dict[str, pd.DataFrame], tree: Tree,
+                   dataset: str) -> list[dict]:
+    """The user's samples: each seed row with the seed records of the root's child tables that name it
+    (SEED_PARENT), in order; a column left out is null. Deeper tables get no given records."""
+    root = tree.table(tree.root)
+    frames = {tree.root: _with_columns(seed_data.reset_index(drop=True), tree.columns(tree.root))}
+    if root.primary_key:
+        frames[tree.root][root.primary_key] = np.arange(len(seed_data))
+    for name in tree.children:
+        if name == tree.root:
+            continue
+        table = tree.table(name)
+        given = seed_records.get(name)
+        if given is not None and name not in tree.children[tree.root]:
+            raise SynthError("seed records are given for the root's child tables only", dataset=dataset, table=name)
+        frame = given.rename(columns={SEED_PARENT: tree.link[name]}) if given is not None else \
+            pd.DataFrame({tree.link[name]: pd.Series(dtype="int64")})
+        frame = frame.drop(columns=[table.primary_key], errors="ignore") if table.primary_key else frame  # fresh keys
+        unknown = [c for c in frame.columns if c not in tree.columns(name) and c != tree.link[name]]
+        if unknown:
+            raise SynthError("the seed records hold a column the table does not model", dataset=dataset, table=name,
+                             column=unknown[0])
+        frame = _with_columns(frame.reset_index(drop=True), tree.columns(name))
+        if table.primary_key:
+            frame[table.primary_key] = np.arange(len(frame))
+        frames[name] = frame
+    unknown = sorted(set(seed_records) - set(frames))
+    if unknown:
+        raise SynthError("seed records name a table this dataset does not have", dataset=dataset, table=unknown[0])
+    return to_samples(frames, tree)[0]
+
+
+def _with_columns(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    for column in columns:
+        if column not in frame.columns:
+            frame[column] = None
+    return frame
+
+
+def _present(record: dict, name: str, tree: Tree) -> dict:
+    """A given sample as a semi-synthetic context: its non-null fields, and its records, each likewise."""
+    out = {k: v for k, v in record.items() if k not in tree.children[name] and v is not None}
+    for child in tree.children[name]:
+        out[child] = [_present(r, child, tree) for r in record.get(child, [])]
+    return out
 
 
 def auto_window(segments: dict[str, list]) -> int:

@@ -25,6 +25,18 @@ class GenerationReport:
     seconds: float = 0.0
     problems: dict[str, int] = field(default_factory=dict)  # why outputs were invalid -> how often
 
+    @classmethod
+    def merged(cls, reports: list["GenerationReport"]) -> "GenerationReport":
+        """One report of several generations (groups of prompts decoded one after another)."""
+        out = cls()
+        for part in reports:
+            for name in ("outputs", "valid_first_try", "retried", "tokens", "seconds"):
+                setattr(out, name, getattr(out, name) + getattr(part, name))
+            out.rounds = max(out.rounds, part.rounds)
+            for problem, count in part.problems.items():
+                out.problems[problem] = out.problems.get(problem, 0) + count
+        return out
+
     def as_metadata(self, rows: int) -> dict:
         return {
             "engine_outputs": self.outputs,

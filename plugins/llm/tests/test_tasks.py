@@ -263,3 +263,32 @@ def test_the_context_window_follows_the_longest_sample_where_it_is_not_given(tmp
     short, long = Segment([1] * 10, [2] * 10), Segment([1] * 300, [2] * 400)
     assert auto_window({"train": [short]}) == 512 and auto_window({"train": [short], "validation": [long]}) == 704
     assert auto_window({"train": [Segment([1] * 5000, [])]}) == 2048
+
+
+def test_prediction_and_semi_synthesis_start_from_samples_the_user_gives_with_their_records(tmp_path):
+    """Root rows and their child records, as tables (issue 25): prediction writes the targets of every given record,
+    semi-synthesis keeps what is given and writes what is null."""
+    persons, visits = contract_tree(300)
+    given_persons = pd.DataFrame({"person_id": [7, 8, 9], "female": [True, False, True],
+                                  "region": ["north", "east", "south"], "born": [1960, 1985, 2001]})
+    given_visits = pd.DataFrame({"visit_id": [1, 2, 3], "person_id": [7, 7, 9],
+                                 "day": pd.to_datetime(["2023-02-01", "2023-05-01", "2023-03-03"]),
+                                 "cost": [10.5, 99.0, 30.0], "emergency": [False, True, False]})
+    predictor = RelPredict(tables=LINKS, workspace=tmp_path / "predict", cols_tgt={"visits": ["cost"]}, **BRIEF)
+    predictor.fit({"persons": persons, "visits": visits})
+    out = predictor.predict({"persons": given_persons, "visits": given_visits.drop(columns="cost")}, seed=2)
+    assert out["persons"][["female", "region", "born"]].equals(given_persons[["female", "region", "born"]])
+    written = out["visits"]
+    # each given record, and only those, under its person (people 7 and 9), with its cost predicted
+    assert len(written) == 3 and written["cost"].notna().all()
+    assert written.groupby("person_id").size().tolist() == [2, 1]
+    assert written["day"].tolist() == given_visits["day"].tolist()
+    assert written["emergency"].tolist() == [False, True, False]
+
+    semi = RelSemiSynth(tables=LINKS, workspace=tmp_path / "semi", **BRIEF).fit({"persons": persons, "visits": visits})
+    partial = given_persons.assign(born=[1960, None, None])  # what is null is written
+    out = semi.generate(ctx={"persons": partial, "visits": given_visits}, seed=3)
+    assert out["persons"]["region"].tolist() == ["north", "east", "south"] and out["persons"]["born"].notna().all()
+    assert out["persons"]["born"].iloc[0] == 1960
+    kept = out["visits"][out["visits"]["person_id"] == out["persons"]["person_id"].iloc[0]]
+    assert kept["cost"].head(2).tolist() == [10.5, 99.0]  # person 7's given records, first and as given

@@ -288,6 +288,7 @@ def _given_records(seed_records: dict[str, pd.DataFrame], stats: DatasetStats, r
         if seed_data is None:
             raise SynthError("seed records need their subjects as seed rows", table=name,
                              hint="give the subjects too (seed_data of the root table, ctx_data in the Python API)")
+        records = records.drop(columns=[table.primary_key], errors="ignore") if table.primary_key else records
         unknown = [c for c in records.columns if c not in table.columns and c != SEED_PARENT]
         if unknown:
             raise SynthError("the seed records hold a column the table does not have", table=name, column=unknown[0])
