@@ -184,10 +184,14 @@ class TabularARGN:
             first = records.groupby(fk, sort=False).cumcount().to_numpy()
             place = pd.Series(range(len(records)), index=pd.MultiIndex.from_arrays([records[fk].to_numpy(), first]))
             at = place.loc[list(zip(seed_data[fk], seed_data.groupby(fk, sort=False).cumcount()))].to_numpy()
+            imputed = set(options.imputation.columns) if options.imputation else set()
             for column in seed_data.columns:
+                values = seed_data[column].to_numpy(dtype=object)
+                keep = seed_data[column].notna().to_numpy() if column in imputed else np.ones(len(values), bool)
+                dtype = records[column].dtype if column in imputed else seed_data[column].dtype
                 records[column] = records[column].astype(object)
-                records.iloc[at, records.columns.get_loc(column)] = seed_data[column].to_numpy(dtype=object)
-                records[column] = records[column].astype(seed_data[column].dtype)
+                records.iloc[at[keep], records.columns.get_loc(column)] = values[keep]  # an imputed null stays filled
+                records[column] = records[column].astype(dtype)
         return subjects, records
 
     @staticmethod

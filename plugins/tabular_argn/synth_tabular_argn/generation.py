@@ -131,12 +131,20 @@ class Planner:
         for name in dict.fromkeys(first):  # de-duplicated, first mention wins
             head += self.groups[name]
         order = head + [i for i in self.default_order if i not in set(head)]
+        if not self.flexible and order != self.default_order and self._draws_records():
+            # a record's model (its parent row and earlier records given first) draws in its training order: a
+            # given, rebalanced or fair column keeps its place, each value conditioned on those before it
+            return self.default_order
         if not self.flexible and order != self.default_order:
             raise SynthError(
                 "this model was trained with flexible_generation: false, so it can only draw columns in its "
                 "training order; conditioning on other columns needs a model trained with it on",
                 table=self.table.name, hint="set train.flexible_generation: true and retrain")
         return order
+
+    def _draws_records(self) -> bool:
+        """Whether this is a child table's model: its leading columns are its parent row (sequences.PARENT)."""
+        return any(code.column.startswith("@parent.") for code in self.codes)
 
     def marginal(self, code: ColumnCode) -> np.ndarray:
         """A single-token column's share of each token in the training data (null, infinities, rare, categories)."""

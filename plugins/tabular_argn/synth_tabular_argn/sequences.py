@@ -203,17 +203,18 @@ def generate_tree(models: dict, stats: DatasetStats, options, seed_data: pd.Data
         raise SynthError("a tree of tables has exactly one root table", dataset=stats.dataset,
                          hint="link every other table to it through foreign keys")
     base_seed = options.seed if options.seed is not None else int(np.random.SeedSequence().entropy % 2**31)
+    conditioning = _conditioning_by_table(options, stats)
     out: dict[str, pd.DataFrame] = {}
-    out[root] = models[root].generate(make_request(options.model_copy(update={"seed": base_seed}), seed_data))
+    root_options = options.model_copy(update={"seed": base_seed, **conditioning[root]})
+    out[root] = models[root].generate(make_request(root_options, seed_data))
     given = _given_records(seed_records or {}, stats, root, seed_data)
     for name, (records, counts) in given.items():  # a subject has at least the records given for it
-        out[root] = _enough_records(models[root], out[root], name, counts, seed_data, options, base_seed,
+        out[root] = _enough_records(models[root], out[root], name, counts, seed_data, root_options, base_seed,
                                     make_request)
-    # children follow their parents only: the root's conditioning options do not name their columns
-    child_options = options.model_copy(update={"seed_data": None, "rebalancing": None, "imputation": None,
-                                               "fairness": None, "sample_size": None})
     for depth, name in enumerate(order[1:], start=1):
         table = stats.tables[name]
+        # each table's records get the conditioning that names its columns, at every step
+        child_options = options.model_copy(update={"seed_data": None, "sample_size": None, **conditioning[name]})
         fk = parent_of(table, stats)
         parent = stats.tables[fk.references]
         parent_rows = out[fk.references]
@@ -272,6 +273,40 @@ def generate_tree(models: dict, stats: DatasetStats, options, seed_data: pd.Data
             df[table.primary_key] = np.arange(len(df))
         result[name] = df
     return result
+
+
+def _conditioning_by_table(options, stats: DatasetStats) -> dict[str, dict]:
+    """Rebalancing, imputation and fairness, each for the table whose columns it names (a record column's at every
+    step of that table's records); a column of no table, or fairness across tables, is an error naming it."""
+    owner = {}
+    for name, table in stats.tables.items():
+        for column in table.columns:
+            owner.setdefault(column, name)  # a name two tables share: the first, parents before children
+
+    def table_of(column: str, what: str) -> str:
+        if column not in owner:
+            raise SynthError(f"{what} names no modelled column of any table", dataset=stats.dataset, column=column,
+                             hint=f"choose one of {', '.join(sorted(owner))}")
+        return owner[column]
+
+    out: dict[str, dict] = {name: {"rebalancing": None, "imputation": None, "fairness": None} for name in stats.tables}
+    if options.rebalancing is not None:
+        out[table_of(options.rebalancing.column, "rebalancing")]["rebalancing"] = options.rebalancing
+    if options.imputation is not None:
+        by_table: dict[str, list[str]] = {}
+        for column in options.imputation.columns:
+            by_table.setdefault(table_of(column, "imputation"), []).append(column)
+        for name, columns in by_table.items():
+            out[name]["imputation"] = options.imputation.model_copy(update={"columns": columns})
+    if options.fairness is not None:
+        fairness = options.fairness
+        tables = {table_of(c, "fairness") for c in [fairness.target_column, *fairness.sensitive_columns]}
+        if len(tables) > 1:
+            raise SynthError(f"fairness names columns of several tables ({', '.join(sorted(tables))})",
+                             dataset=stats.dataset, column=fairness.target_column,
+                             hint="give a target and sensitive columns of one table")
+        out[tables.pop()]["fairness"] = fairness
+    return out
 
 
 def _given_records(seed_records: dict[str, pd.DataFrame], stats: DatasetStats, root: str,

@@ -196,6 +196,15 @@ def test_the_python_api_takes_subjects_and_their_records(panel, tmp_path):
         pd.testing.assert_frame_equal(mine.head(2), seeds.reset_index(drop=True)[list(visits.columns)])
         assert (mine["year"].iloc[2:] >= seeds["year"].max()).all()
     assert (records["id"] == 9003).any()  # a person without given records gets records drawn as before
+    # rebalancing, imputation and fairness on record columns, at every record (they were refused: issue 25)
+    records = model.sample(400, seed=5, rebalancing={"column": "outwork", "probabilities": {"1.0": 0.8}})
+    assert records["outwork"].mean() > 0.7 > visits["outwork"].mean()
+    holes = first.assign(hhninc=[None] * len(first), married=[None] * len(first))
+    records = model.sample_records(ctx_data=given, seed_data=holes, imputation={"columns": ["hhninc"]}, seed=6)[1]
+    seeded = records.groupby("id").head(2).loc[lambda r: r["id"].isin(first["id"])]
+    assert seeded["hhninc"].notna().all() and seeded["married"].isna().all()  # imputed, and kept null as given
+    with pytest.raises(SynthError, match="rebalancing names no modelled column of any table"):
+        model.sample(10, rebalancing={"column": "nope", "probabilities": {"a": 0.5}})
     with pytest.raises(SynthError, match="seed records name subjects ctx_data does not hold"):
         model.sample_records(ctx_data=given, seed_data=first.assign(id=1))
     with pytest.raises(SynthError, match="give the subjects as ctx_data too"):
