@@ -223,7 +223,9 @@ def generate_tree(models: dict, stats: DatasetStats, options, seed_data: pd.Data
         context.columns = [PARENT + c for c in context.columns]
         context[PARENT + RECORDS + name] = lengths
         own = list(table.columns)
-        history: list[pd.DataFrame] = []  # the records drawn at each step, one row per parent (empty if none)
+        # the records of the last `window` steps, one row per parent (empty if none): all a step looks back at, so
+        # memory stays bounded however long the histories are
+        history: dict[int, pd.DataFrame] = {}
         drawn = []
         seeded, seeded_counts = given.get(name, (None, np.zeros(len(parent_rows), dtype=int)))
         for t in range(int(lengths.max(initial=0))):
@@ -257,7 +259,8 @@ def generate_tree(models: dict, stats: DatasetStats, options, seed_data: pd.Data
             drawn.append(step_rows)
             full = pd.DataFrame(index=range(len(parent_rows)), columns=own)
             full.iloc[active] = step_rows[own].to_numpy()
-            history.append(full)
+            history[t] = full
+            history.pop(t - window, None)
         records = pd.concat(drawn, ignore_index=True) if drawn else pd.DataFrame(
             columns=[*own, *(RECORDS + c for c in kids[name]), "__parent", "__position"])
         records = records.sort_values(["__parent", "__position"], kind="stable").reset_index(drop=True)
