@@ -15,6 +15,7 @@ from synth_assets import files, storage
 from synth_assets.audit import Check, audit_model, audit_synthetic, failures
 from synth_assets.backend import (DRAW_SECONDS, SEED_PARENT, Backend, GenerateRequest, ProgressCallback, TrainRequest,
                                   TrainResult)
+from synth_assets.seed_records import link_records
 from synth_assets.config import DP_OPTION, DatasetSpec, Project
 from synth_assets.errors import IncompatibleModel, SynthError
 from synth_assets.plugins import get_backend
@@ -346,33 +347,15 @@ class DatasetPipeline:
 
     def _read_seed_records(self, options: GenerateOptions, seed_data: pd.DataFrame | None
                            ) -> tuple[pd.DataFrame | None, dict[str, pd.DataFrame] | None]:
-        """generate.seed_records' files, each record linked to its subject's position among the seed rows (through
-        the root's primary key, which the seed rows then no longer need), and the seed rows."""
+        """generate.seed_records' files linked to the seed rows (seed_records.link_records), and the seed rows."""
         if not options.seed_records:
             return seed_data, None
-        root = next(name for name, table in self.spec.tables.items() if not table.foreign_keys)
-        key = self.spec.tables[root].primary_key
-        if seed_data is None or key not in seed_data.columns:
-            raise SynthError(f"generate.seed_records continue the records of seed_data's subjects: seed_data needs "
-                             f"the '{root}' table's key column '{key}'", dataset=self.name, table=root, column=key,
+        if seed_data is None:
+            raise SynthError("generate.seed_records continue the records of seed_data's subjects", dataset=self.name,
                              hint="set generate.seed_data to the subjects, with their keys")
-        position = pd.Series(range(len(seed_data)), index=seed_data[key].to_numpy())
-        records = {}
-        for table, path in options.seed_records.items():
-            spec = self.spec.tables.get(table)
-            fk = next((f for f in spec.foreign_keys if f.references == root), None) if spec else None
-            if fk is None:
-                raise SynthError(f"generate.seed_records.{table}: not a table whose foreign key references '{root}'",
-                                 dataset=self.name, table=table)
-            frame = read_source(self.project.relative_path(path), dataset=self.name, table=f"seed records of {table}")
-            unknown = sorted(set(frame[fk.column]) - set(position.index)) if fk.column in frame.columns else ["(none)"]
-            if unknown:
-                raise SynthError(f"generate.seed_records.{table}: records whose '{fk.column}' names no subject of "
-                                 f"seed_data ({unknown[:3]})", dataset=self.name, table=table, column=fk.column)
-            frame = frame.sort_values([fk.column, *spec.order_by], kind="stable") if spec.order_by else frame
-            records[table] = frame.drop(columns=[fk.column]).assign(
-                **{SEED_PARENT: position.loc[frame[fk.column].to_numpy()].to_numpy()}).reset_index(drop=True)
-        return seed_data.drop(columns=[key]), records
+        records = {table: read_source(self.project.relative_path(path), dataset=self.name,
+                                      table=f"seed records of {table}") for table, path in options.seed_records.items()}
+        return link_records(self.spec, seed_data, records, dataset=self.name)
 
     def generate_frames(self, options: GenerateOptions | None = None, device: str = "auto",
                         seed_data: pd.DataFrame | None = None, report: dict | None = None,

@@ -29,6 +29,8 @@ A backend built on these names keeps working while the core changes underneath; 
 - flow blocks (blocks.py): `Block`, registered with the `synth_register_blocks` hook, its `BlockConfig` (the
   block_config keys), the `BlockContext` the flow runner gives it and the `BlockFigures` a user sees;
   `DatasetPaths`, where a dataset's stages are stored (a block that reads a dataset's published model);
+- given samples as tables (root rows with their key, child records naming them): `link_records` turns them into
+  a request's seed rows and `seed_records` (SEED_PARENT), as synth.yaml's generate.seed_records does;
 - errors: `SynthError` (a problem the user can fix: name the table and column, say what to do), and
   `IncompatibleModel` (the published model cannot be reused or resumed: the data's encoding changed);
 - for a backend's own Python API (fit / sample on DataFrames): `run_on_frames` runs the core's stages on
@@ -71,6 +73,7 @@ from synth_assets.pipeline import DatasetPipeline
 from synth_assets.project import parse_dataset
 from synth_assets.privacy_budget import (LEDGER_FILE, PrivacyLedger, budget_share, budget_spent, continue_ledger,
                                          save_ledger, start_ledger)
+from synth_assets.seed_records import link_records
 from synth_assets.stages.schema import restore_schema
 from synth_assets.stages.split import PARTITIONS, Split, context_key, parent_first
 from synth_assets.stages.stats import (
@@ -140,6 +143,6 @@ __all__ = [
     "ColumnSpec", "DatasetSpec", "ForeignKey", "SplitSpec", "TableSpec", "DatasetPipeline", "restore_schema",
     "run_on_frames", "open_workspace", "workspace_pipeline", "parse_options", "parse_dataset",
     "TextModel", "TextExample", "TextTrainRequest", "TextTrainResult", "TextGenerateRequest", "words",
-    "Block", "BlockConfig", "BlockContext", "BlockFigures",
+    "Block", "BlockConfig", "BlockContext", "BlockFigures", "link_records",
     "PrivacyLedger", "PrivateOptimizer", "BudgetedSteps", "LEDGER_FILE", "start_ledger", "continue_ledger", "save_ledger", "budget_spent", "budget_share",
 ]

@@ -22,12 +22,12 @@ import pandas as pd
 from pydantic import ValidationError
 
 from synth_assets.plugin_api import (
-    SEED_PARENT,
     DatasetPipeline,
     DatasetSpec,
     SplitSpec,
     SynthError,
     TableSpec,
+    link_records,
     open_workspace,
     parse_options,
     run_on_frames,
@@ -96,30 +96,12 @@ class _Task:
         return tables[TABLE] if list(tables) == [TABLE] else tables
 
     def _given_tables(self, frames: dict[str, pd.DataFrame]) -> tuple[pd.DataFrame, dict[str, pd.DataFrame]]:
-        """Given samples as tables (the root's rows, and child records whose foreign key names a root row's key):
-        the root rows without their key, and the records with their row's position (SEED_PARENT)."""
-        specs = self.pipeline.spec.tables
-        root = next(name for name, spec in specs.items() if not spec.foreign_keys)
+        """Given samples as tables (the root's rows with their key, and child records naming them): the root rows
+        and the records as a request takes them (link_records)."""
+        root = next(name for name, spec in self.pipeline.spec.tables.items() if not spec.foreign_keys)
         if root not in frames:
             raise SynthError("the given tables lack the root table", table=root, hint=f"give '{root}' too")
-        key = specs[root].primary_key
-        rows = frames[root].reset_index(drop=True)
-        position = pd.Series(range(len(rows)), index=rows[key].to_numpy()) if key else None
-        records = {}
-        for name, frame in frames.items():
-            if name == root:
-                continue
-            fk = next((f for f in specs[name].foreign_keys if f.references == root), None) if name in specs else None
-            if fk is None or position is None:
-                raise SynthError(f"given records of '{name}': not a table whose foreign key references '{root}'",
-                                 table=name)
-            unknown = sorted(set(frame[fk.column]) - set(position.index))
-            if unknown:
-                raise SynthError(f"given records name rows of '{root}' that are not given ({unknown[:3]})", table=name,
-                                 column=fk.column)
-            records[name] = frame.drop(columns=[fk.column]).assign(
-                **{SEED_PARENT: position.loc[frame[fk.column].to_numpy()].to_numpy()}).reset_index(drop=True)
-        return rows.drop(columns=[key]) if key else rows, records
+        return link_records(self.pipeline.spec, frames[root], {n: f for n, f in frames.items() if n != root})
 
 
 class RelSynth(_Task):

@@ -23,11 +23,11 @@ from synth_assets.plugin_api import (
     ForeignKey,
     DatasetSpec,
     DatasetStats,
-    SEED_PARENT,
     GenerateRequest,
     SplitSpec,
     SynthError,
     TableSpec,
+    link_records,
     open_workspace,
     parse_options,
     run_on_frames,
@@ -169,10 +169,12 @@ class TabularARGN:
         given = None if ctx_data is None else ctx_data.drop(columns=[key], errors="ignore").reset_index(drop=True)
         seed_records = None
         if seed_data is not None:
-            seed_data = self._ordered_seed_records(seed_data, ctx_data, key, fk, spec.order_by)
-            position = pd.Series(np.arange(len(ctx_data)), index=ctx_data[key].to_numpy())
-            seed_records = {TABLE: seed_data.drop(columns=[fk]).assign(
-                **{SEED_PARENT: position.loc[seed_data[fk].to_numpy()].to_numpy()})}
+            if ctx_data is None:
+                raise SynthError("seed_data on a two-table model holds the first records of given subjects: give "
+                                 "the subjects as ctx_data too", table=TABLE)
+            seed_data = seed_data.sort_values([fk, *spec.order_by], kind="stable").reset_index(drop=True) \
+                if fk in seed_data.columns else seed_data  # in the order link_records gives them
+            given, seed_records = link_records(self.pipeline.spec, ctx_data, {TABLE: seed_data})
         options = parse_options(ARGNGenerateOptions, {"sample_size": n_samples, **generate_options}, "sample options")
         out = self.pipeline.generate_frames(options, device=self.device, seed_data=given, seed_records=seed_records)
         subjects, records = out[CONTEXT], out[TABLE]
@@ -193,23 +195,6 @@ class TabularARGN:
                 records.iloc[at[keep], records.columns.get_loc(column)] = values[keep]  # an imputed null stays filled
                 records[column] = records[column].astype(dtype)
         return subjects, records
-
-    @staticmethod
-    def _ordered_seed_records(seed: pd.DataFrame, ctx_data: pd.DataFrame | None, key: str, fk: str,
-                              order_by: list[str]) -> pd.DataFrame:
-        """The given first records, checked, in each subject's order."""
-        if ctx_data is None:
-            raise SynthError("seed_data on a two-table model holds the first records of given subjects: give the "
-                             "subjects as ctx_data too", table=TABLE)
-        if fk not in seed.columns:
-            raise SynthError(f"seed_data needs the foreign key column '{fk}', naming each record's subject",
-                             table=TABLE, column=fk)
-        unknown = sorted(set(seed[fk]) - set(ctx_data[key]))
-        if unknown:
-            raise SynthError(f"seed records name subjects ctx_data does not hold ({unknown[:3]})", table=TABLE,
-                             column=fk, hint="give each seed record's subject in ctx_data")
-        return seed.sort_values([fk, *order_by], kind="stable").reset_index(drop=True) if order_by else \
-            seed.reset_index(drop=True)
 
     def impute(self, X: pd.DataFrame, columns: list[str] | None = None, seed: int | None = None) -> pd.DataFrame:
         """`X` with the nulls of `columns` (default: every modelled column that has nulls) filled in."""

@@ -205,7 +205,7 @@ def test_the_python_api_takes_subjects_and_their_records(panel, tmp_path):
     assert seeded["hhninc"].notna().all() and seeded["married"].isna().all()  # imputed, and kept null as given
     with pytest.raises(SynthError, match="rebalancing names no modelled column of any table"):
         model.sample(10, rebalancing={"column": "nope", "probabilities": {"a": 0.5}})
-    with pytest.raises(SynthError, match="seed records name subjects ctx_data does not hold"):
+    with pytest.raises(SynthError, match="given records name rows of .context. that are not given"):
         model.sample_records(ctx_data=given, seed_data=first.assign(id=1))
     with pytest.raises(SynthError, match="give the subjects as ctx_data too"):
         model.sample(seed_data=first)
