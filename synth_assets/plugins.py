@@ -42,19 +42,25 @@ def _registered(manager: pluggy.PluginManager) -> dict[str, tuple[Backend, str]]
     return _collect(manager.hook.synth_register_backends, Backend, "backend")
 
 
-def _collect(hook, base: type, what: str) -> dict[str, tuple]:
+def _collect(hook, base: type, what: str, *, classes: bool = False) -> dict[str, tuple]:
     """Name -> (instance, name of the plugin that registered it) of everything the plugins return from `hook`:
-    classes (made once here) or instances of `base`, each name registered once."""
+    classes (made once here) or instances of `base`, each name registered once. With `classes`, the classes
+    themselves, named by their `block_type` (a flow makes its blocks per run)."""
     found: dict[str, tuple] = {}
     for impl in hook.get_hookimpls():
         for item in impl.function() or []:
-            made = item() if isinstance(item, type) else item
-            if not isinstance(made, base):
-                raise SynthError(f"plugin '{impl.plugin_name}' registered {item!r}, which is not a {base.__name__}")
-            if made.name in found:
-                raise SynthError(f"{what} '{made.name}' is registered twice, by '{found[made.name][1]}' and "
+            if classes:
+                made = item if isinstance(item, type) and issubclass(item, base) else None
+            else:
+                made = item() if isinstance(item, type) else item
+            if made is None or not (classes or isinstance(made, base)):
+                raise SynthError(f"plugin '{impl.plugin_name}' registered {item!r}, which is not a {base.__name__}"
+                                 + (" subclass" if classes else ""))
+            name = made.block_type if classes else made.name
+            if name in found:
+                raise SynthError(f"{what} '{name}' is registered twice, by '{found[name][1]}' and "
                                  f"'{impl.plugin_name}'", hint="uninstall one of the two plugins")
-            found[made.name] = (made, impl.plugin_name)
+            found[name] = (made, impl.plugin_name)
     return found
 
 
@@ -120,15 +126,7 @@ def get_text_model(name: str | None, *, dataset: str | None = None, table: str |
 
 @functools.lru_cache(maxsize=8)
 def _block_types(manager: pluggy.PluginManager) -> dict[str, type[Block]]:
-    found: dict[str, tuple[type[Block], str]] = {}
-    for impl in manager.hook.synth_register_blocks.get_hookimpls():
-        for item in impl.function() or []:
-            if not (isinstance(item, type) and issubclass(item, Block)):
-                raise SynthError(f"plugin '{impl.plugin_name}' registered {item!r}, which is not a Block subclass")
-            if item.block_type in found:
-                raise SynthError(f"block type '{item.block_type}' is registered twice, by '{found[item.block_type][1]}' "
-                                 f"and '{impl.plugin_name}'", hint="uninstall one of the two plugins")
-            found[item.block_type] = (item, impl.plugin_name)
+    found = _collect(manager.hook.synth_register_blocks, Block, "block type", classes=True)
     return {name: block for name, (block, _) in found.items()}
 
 
