@@ -5,6 +5,7 @@ import os
 import signal
 import subprocess
 import sys
+import textwrap
 import time
 
 import numpy as np
@@ -220,43 +221,10 @@ def test_the_row_check_keeps_the_last_good_output_published(tmp_path):
 
 
 @pytest.mark.e2e
-def test_a_dataset_with_a_flow_materializes_through_dg_launch(tmp_path, toy_plugin):
-    orders(2000).to_parquet(tmp_path / "orders.parquet")
-    write_project(tmp_path, """
-        datasets:
-          shop:
-            backend: marginals
-            tables:
-              orders: {source: orders.parquet}
-            generate: {sample_size: 3000, seed: 1}
-        flows:
-          web_orders:
-            input: {dataset: shop}
-            blocks:
-              - block_type: filter
-                block_config: {column: channel, value: web}
-              - block_type: throttle
-                block_config: {seconds: 0}
-                drop_columns: [rating]
-          top_web_orders:
-            input: {flow: web_orders}
-            blocks:
-              - block_type: sample
-                block_config: {rows: 100}
-        """)
-    launch = dg_launch(tmp_path, "--job", "synthesize_shop", env=toy_plugin)
-    launch.assert_passed(("schema_matches_source", "shop/synthetic"), ("flow_rows", "flows/web_orders"),
-                         ("flow_valid_outputs", "flows/web_orders"), ("flow_rows", "flows/top_web_orders"))
-    project = load_project(tmp_path, config_path=tmp_path / "synth.yaml").stored_at(tmp_path / "store")
-    web = read_parquet(flow_paths(project, "web_orders").output_file())
-    synthetic = read_parquet(tmp_path / "store" / "shop" / "synthetic" / "CURRENT" / "orders.parquet")
-    assert (web.channel == "web").all() and len(web) == (synthetic.channel == "web").sum()
-    assert "rating" not in web.columns and "batch" in web.columns
-    assert len(read_parquet(flow_paths(project, "top_web_orders").output_file())) == 100
-
-
-@pytest.mark.e2e
-def test_a_flow_killed_midway_resumes_from_its_checkpoint_and_writes_the_same_output(tmp_path, toy_plugin):
+def test_a_flow_killed_midway_resumes_and_a_datasets_flows_materialize_through_dg_launch(tmp_path, toy_plugin):
+    """A flow over a file is killed midway (SIGKILL to dg launch's process group); the next `dg launch` of every
+    asset resumes it from its checkpoint, its output the same as an uninterrupted run's, and materializes a dataset
+    with two chained flows after it (one with the third-party block), every check on."""
     flows = """
       slow:
         input: {source: orders.parquet}
@@ -274,6 +242,30 @@ def test_a_flow_killed_midway_resumes_from_its_checkpoint_and_writes_the_same_ou
     expected = run(project_with(tmp_path / "uninterrupted", flows), "slow")[1]
     folder = tmp_path / "killed"
     project = project_with(folder, flows)
+    orders(2000, seed=1).to_parquet(folder / "shop.parquet")
+    (folder / "synth.yaml").write_text("""
+datasets:
+  shop:
+    backend: marginals
+    tables:
+      orders: {source: shop.parquet}
+    generate: {sample_size: 3000, seed: 1}
+flows:
+  web_orders:
+    input: {dataset: shop}
+    blocks:
+      - block_type: filter
+        block_config: {column: channel, value: web}
+      - block_type: throttle
+        block_config: {seconds: 0}
+        drop_columns: [rating]
+  top_web_orders:
+    input: {flow: web_orders}
+    blocks:
+      - block_type: sample
+        block_config: {rows: 100}
+""" + textwrap.indent(textwrap.dedent(flows), "  "))
+    project = load_project(folder, config_path=folder / "synth.yaml")
     checkpoint = flow_paths(project, "slow").work / "checkpoint.json"
     home = folder / ".dagster_home"
     home.mkdir()
@@ -294,12 +286,17 @@ def test_a_flow_killed_midway_resumes_from_its_checkpoint_and_writes_the_same_ou
     done = read_json(checkpoint)["batches"]
     assert 4 <= done < 26 and not flow_paths(project, "slow").releases().versions()
 
-    launch = dg_launch(folder, "--assets", "flows/slow", store=project.home, env=toy_plugin)
-    launch.assert_passed(("flow_rows", "flows/slow"))
+    launch = dg_launch(folder, "--assets", "*", store=project.home, env=toy_plugin)
+    launch.assert_passed(("flow_rows", "flows/slow"), ("schema_matches_source", "shop/synthetic"),
+                         ("flow_rows", "flows/web_orders"), ("flow_valid_outputs", "flows/web_orders"),
+                         ("flow_rows", "flows/top_web_orders"))
     assert f"resuming after batch {done}" in launch.log  # at most the batch in progress was lost
-    resumed = read_parquet(flow_paths(project, "slow").output_file())
-    pd.testing.assert_frame_equal(resumed, expected)
-
+    pd.testing.assert_frame_equal(read_parquet(flow_paths(project, "slow").output_file()), expected)
+    web = read_parquet(flow_paths(project, "web_orders").output_file())
+    synthetic = read_parquet(project.home / "shop" / "synthetic" / "CURRENT" / "orders.parquet")
+    assert (web.channel == "web").all() and len(web) == (synthetic.channel == "web").sum()
+    assert "rating" not in web.columns and "batch" in web.columns
+    assert len(read_parquet(flow_paths(project, "top_web_orders").output_file())) == 100
 
 def test_an_input_without_rows_gives_an_empty_output_with_the_columns_and_types(tmp_path):
     project = project_with(tmp_path, """
