@@ -32,6 +32,7 @@ from synth_assets.plugin_api import Block, BlockConfig, SynthError
 
 LOCAL_BATCH_ROWS = 256  # rows a flow with an llm block processes between checkpoints, by default
 SCHEMA_TOKENS = 256  # an object's answer budget unless the block sets one
+PROGRESS_SECONDS = 5.0  # a batch that takes longer than this gets a line in the run's log
 
 
 class _Strict(BaseModel):
@@ -214,6 +215,11 @@ class LLMBlock(Block):
         extra["tokens_per_second"] = round(extra["tokens"] / max(extra["decode_seconds"], 1e-9), 1)
         if extra["invalid_rows"] > self.config.max_invalid_share * extra["answers"]:
             self.figures.invalid = extra["invalid_rows"]
+        seconds = time.perf_counter() - started
+        if seconds >= PROGRESS_SECONDS:  # a model's batch can take minutes: say what it did
+            self.context.log(f"flow {self.context.flow}, block {self.context.name}: batch {index}: {len(texts):,} "
+                             f"answers in {seconds:.0f} s, {len(texts) - len(pending):,} valid, "
+                             f"{extra['tokens_per_second']:,} tokens/s so far")
         out = batch.copy()
         for column in self.config.output.columns:
             out[column] = [None if a is None else (a if self.config.output.choices is not None else a[column])

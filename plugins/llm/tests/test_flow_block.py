@@ -140,7 +140,10 @@ def server():
     httpd.shutdown()
 
 
-def test_an_llm_block_asks_a_server_and_asks_again_where_an_answer_is_invalid(tmp_path, server):
+def test_an_llm_block_asks_a_server_and_asks_again_where_an_answer_is_invalid(tmp_path, server, monkeypatch):
+    import synth_llm.flow_block
+
+    monkeypatch.setattr(synth_llm.flow_block, "PROGRESS_SECONDS", 0.0)  # every batch is a slow one here
     p = project(tmp_path, f"""
       - block_type: llm
         block_config:
@@ -150,9 +153,12 @@ def test_an_llm_block_asks_a_server_and_asks_again_where_an_answer_is_invalid(tm
           output: {{column: verdict, choices: [cheap, dear]}}
           concurrency: 4
     """, n=50)
-    result = run_flow(p, "labelled", "20261206T000000Z-aaaaaaaa", log=lambda line: None)
+    lines = []
+    result = run_flow(p, "labelled", "20261206T000000Z-aaaaaaaa", log=lines.append)
     out = read_parquet(result.output)
     assert len(out) == 50 and out.verdict.isin(["cheap", "dear"]).all()
+    # a long batch says what it did in the run's log while the flow goes on
+    assert any("block 1_llm: batch 0: 50 answers in" in line and "50 valid" in line for line in lines)
     figures = result.blocks["1_llm"]
     assert figures["valid_share_first_try"] == 0 and figures["retried"] == 50 and figures["invalid_rows"] == 0
     first = _Server.requests[0]
