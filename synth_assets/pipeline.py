@@ -368,6 +368,9 @@ class DatasetPipeline:
         if (seed_records or options.seed_records) and not self.backend.capabilities.seed_records:
             raise SynthError(f"backend '{self.backend.name}' does not continue given records", dataset=self.name,
                              hint="give subjects only, or choose a backend that supports seed records")
+        if (seed_records or options.seed_records) and len(self.spec.tables) == 1:  # never silence
+            raise SynthError("seed records are the records of child tables, and this dataset has one table",
+                             dataset=self.name, hint="give the rows as seed_data")
         self.backend.check_device(device)
         stats = self.load_stats()
         model = self._need(self.paths.model, "model")

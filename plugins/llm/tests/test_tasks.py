@@ -117,6 +117,8 @@ def test_rel_predict_fills_the_targets_and_keeps_the_rest(tmp_path):
     assert draws.groupby(level="row").spend.nunique().max() > 1  # the draws differ
     means = draws.groupby(level="row").spend.mean()
     assert means.between(draws.spend.min(), draws.spend.max()).all()
+    with pytest.raises(SynthError, match="seed records are the records of child tables, and this dataset has one"):
+        model.pipeline.generate_frames(seed_data=rows, seed_records={"data": rows.head(2)})  # never ignored
     holdout = model.predict(seed=5)  # without rows: the holdout the split kept aside
     assert len(holdout) == len(model.pipeline.load_split().validation["data"])
 
