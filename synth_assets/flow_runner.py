@@ -225,7 +225,6 @@ class FlowRunner:
 
     def _resume(self) -> dict | None:
         path = self.work / CHECKPOINT
-        files.recover_dir(self.work)
         if not path.is_file():
             shutil.rmtree(self.work, ignore_errors=True)
             return None
@@ -268,9 +267,10 @@ def _only_run(folder: Path, name: str):
 def join_parts(parts: list[Path], target: Path) -> int:
     """The parts as one Parquet file, one part in memory at a time; their schemas unified (a column all null in
     one batch, a number whole in one and not in another) to the widest. Returns the rows written."""
-    schemas = [pq.read_schema(p) for p in parts]
+    footers = [pq.read_metadata(p) for p in parts]
+    schemas = [f.schema.to_arrow_schema() for f in footers]
     # pandas' dtypes (nullable integers, categories) as the first part with rows wrote them
-    filled = [s for s, p in zip(schemas, parts) if pq.ParquetFile(p).metadata.num_rows] or schemas
+    filled = [s for s, f in zip(schemas, footers) if f.num_rows] or schemas
     metadata = filled[0].metadata if filled else None
     try:
         schema = pa.unify_schemas([s.remove_metadata() for s in schemas], promote_options="permissive")

@@ -14,7 +14,7 @@ from synth_assets.config import Project
 from synth_assets.errors import SynthError
 from synth_assets.flow_runner import FlowResult, FlowRunner
 from synth_assets.flow_spec import FlowSpec
-from synth_assets.storage import DatasetPaths, FlowPaths
+from synth_assets.storage import DatasetPaths, FlowPaths, dataset_paths
 from synth_assets.tables import read_source
 
 
@@ -26,11 +26,6 @@ class FlowInputFile:
 
 def flow_paths(project: Project, name: str) -> FlowPaths:
     return FlowPaths(project.home, name, project.store)
-
-
-def dataset_paths(project: Project, dataset: str) -> DatasetPaths:
-    """Where a dataset's stages are, in this project's storage root (its object store, where it is one)."""
-    return DatasetPaths(project.dataset_home(dataset), dataset, mirror=project.mirror(dataset))
 
 
 def flow_input(project: Project, name: str, spec: FlowSpec) -> FlowInputFile:

@@ -68,7 +68,7 @@ class DatasetPipeline:
         self.project = project
         self.name = dataset
         self.spec: DatasetSpec = project.dataset(dataset)
-        self.paths = storage.DatasetPaths(project.dataset_home(dataset), dataset, mirror=project.mirror(dataset))
+        self.paths = storage.dataset_paths(project, dataset)
         why = self.spec.unsupported_shape(self.backend)
         if why:
             raise SynthError(why, dataset=dataset)

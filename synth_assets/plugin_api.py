@@ -73,7 +73,7 @@ from synth_assets.pipeline import DatasetPipeline
 from synth_assets.project import parse_dataset
 from synth_assets.privacy_budget import (LEDGER_FILE, PrivacyLedger, budget_share, budget_spent, continue_ledger,
                                          save_ledger, start_ledger)
-from synth_assets.seed_records import link_records
+from synth_assets.seed_records import link_records, root_table
 from synth_assets.stages.schema import restore_schema
 from synth_assets.stages.split import PARTITIONS, Split, context_key, parent_first
 from synth_assets.stages.stats import (
@@ -143,6 +143,6 @@ __all__ = [
     "ColumnSpec", "DatasetSpec", "ForeignKey", "SplitSpec", "TableSpec", "DatasetPipeline", "restore_schema",
     "run_on_frames", "open_workspace", "workspace_pipeline", "parse_options", "parse_dataset",
     "TextModel", "TextExample", "TextTrainRequest", "TextTrainResult", "TextGenerateRequest", "words",
-    "Block", "BlockConfig", "BlockContext", "BlockFigures", "link_records",
+    "Block", "BlockConfig", "BlockContext", "BlockFigures", "link_records", "root_table",
     "PrivacyLedger", "PrivateOptimizer", "BudgetedSteps", "LEDGER_FILE", "start_ledger", "continue_ledger", "save_ledger", "budget_spent", "budget_share",
 ]

@@ -187,6 +187,11 @@ class DatasetPaths:
         return recover_dir(self.root / "quality")
 
 
+def dataset_paths(project, dataset: str) -> DatasetPaths:
+    """Where `dataset` of `project` (a config.Project) keeps its stages, mirrored in its object store if any."""
+    return DatasetPaths(project.dataset_home(dataset), dataset, mirror=project.mirror(dataset))
+
+
 FLOWS = "flows"  # under the storage root: one folder per flow
 
 

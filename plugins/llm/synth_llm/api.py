@@ -30,6 +30,7 @@ from synth_assets.plugin_api import (
     link_records,
     open_workspace,
     parse_options,
+    root_table,
     run_on_frames,
 )
 from synth_llm.options import LLMGenerateOptions, LLMTrainOptions
@@ -98,7 +99,7 @@ class _Task:
     def _given_tables(self, frames: dict[str, pd.DataFrame]) -> tuple[pd.DataFrame, dict[str, pd.DataFrame]]:
         """Given samples as tables (the root's rows with their key, and child records naming them): the root rows
         and the records as a request takes them (link_records)."""
-        root = next(name for name, spec in self.pipeline.spec.tables.items() if not spec.foreign_keys)
+        root = root_table(self.pipeline.spec)
         if root not in frames:
             raise SynthError("the given tables lack the root table", table=root, hint=f"give '{root}' too")
         return link_records(self.pipeline.spec, frames[root], {n: f for n, f in frames.items() if n != root})
