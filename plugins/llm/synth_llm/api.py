@@ -1,4 +1,5 @@
-"""The LLM tasks from Python, on DataFrames: `RelSynth`, `RelSemiSynth`, `RelPredict`.
+"""The LLM tasks from Python, on DataFrames: `RelSynth`, `RelSemiSynth`, `RelPredict`, `RelEvent`,
+`RelEventPredict`.
 
 Each runs the core's stages (split, stats with the privacy rules, samples, training) in a workspace folder, as a
 dataset of synth.yaml would, so the same rules and checks apply:
@@ -145,3 +146,34 @@ class RelPredict(_Task):
                                                     range(n_pred)],
                                                    names=["row", "draw"])
         return out
+
+
+class RelEvent(_Task):
+    """Fully synthetic subjects whose event tables (`event_tables`: child tables of the root ordered by a date or a
+    number) are written as one history in time order."""
+
+    task = "rel_event"
+
+    def generate(self, sample_size: int | None = None, *, min_n_events: int = 0, max_n_events: int | None = None,
+                 forbidden_events: list[str] | tuple[str, ...] = (), **generate_options):
+        """`sample_size` new subjects with their events: each holds min_n_events to max_n_events events, and none
+        of the `forbidden_events` tables."""
+        return self._generate(sample_size=sample_size, min_n_events=min_n_events, max_n_events=max_n_events,
+                              forbidden_events=list(forbidden_events), **generate_options)
+
+
+class RelEventPredict(_Task):
+    """The events that follow a subject's first events."""
+
+    task = "rel_event_predict"
+
+    def predict(self, data: dict[str, pd.DataFrame] | None = None, *, n_events: int | None = None,
+                n_future: int | None = None, n_pred: int = 1, only_future: bool = False,
+                forbidden_events: list[str] | tuple[str, ...] = (), **generate_options) -> dict[str, pd.DataFrame]:
+        """Continuations of the subjects of `data` (the root's rows with their key, and their event records naming
+        them), or of the holdout the model kept aside: each subject's first `n_events` events (all, where None) are
+        its history, and `n_future` events follow (as many as the model chooses, where None). `n_pred`
+        continuations per subject, each its own root row; with `only_future` the event tables hold only the
+        written events."""
+        return self._generate(seed_data=data, n_events=n_events, n_future=n_future, n_pred=n_pred,
+                              only_future=only_future, forbidden_events=list(forbidden_events), **generate_options)

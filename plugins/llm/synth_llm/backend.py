@@ -38,7 +38,9 @@ from synth_assets.plugin_api import (
     resolve_device,
 )
 from synth_llm.columns import json_values
-from synth_llm.options import AUTO_WINDOW, AUTO_WINDOW_MAX, LLMEngineOptions, LLMGenerateOptions, LLMTrainOptions
+from synth_llm.events import EventTask
+from synth_llm.options import (AUTO_WINDOW, AUTO_WINDOW_MAX, EVENT_TASKS, LLMEngineOptions, LLMGenerateOptions,
+                               LLMTrainOptions)
 from synth_llm.samples import Tree, from_samples, to_samples
 from synth_llm.schema import full_shape, output_model
 from synth_llm.order_keys import keyed_tables
@@ -54,7 +56,8 @@ class LLMBackend(Backend):
     name = "llm"
     description = ("A causal language model over tables as JSON (transformers; CPU or CUDA): a small GPT-2 trained "
                    "from scratch, or a local model fine-tuned (LoRA); decoding under the JSON schema with "
-                   "transformers or vLLM. Tasks: rel_synth, rel_semi_synth, rel_predict.")
+                   "transformers or vLLM. Tasks: rel_synth, rel_semi_synth, rel_predict, rel_event, "
+                   "rel_event_predict.")
     # seed records: the child records of given samples, which rel_predict and rel_semi_synth start from
     capabilities = Capabilities(shapes=frozenset({FLAT, SEQUENTIAL, RELATIONAL}), seed_data=True, seed_records=True,
                                 devices=frozenset({"cpu", "cuda"}))
@@ -96,10 +99,10 @@ class LLMBackend(Backend):
         options: LLMTrainOptions = request.options
         tree = Tree.of(stats)
         keyed = keyed_tables(tree) if options.order_keys else {}
-        task = Task(options, tree, stats.dataset, keyed)
+        task = make_task(options, tree, stats.dataset, keyed)
         rng = np.random.default_rng(options.seed)
-        full_schema = output_model(tree, full_shape(tree), keyed=keyed)[1]
-        out_schemas = {given: output_model(tree, task.output_shape(given), keyed=keyed)[1] for given in (False, True)}
+        full_schema = task.full_schema()
+        out_schemas = {given: task.prompt_schema(given) for given in (False, True)}
         texts = {}
         for partition in PARTITIONS:
             keys, samples = _read_samples(encoded_dir / f"{partition}.jsonl")
@@ -186,14 +189,21 @@ class LLMBackend(Backend):
         train_options = LLMTrainOptions.model_validate(saved["options"])
         tree = Tree.of(stats)
         keyed = {t: rule for t, rule in keyed_tables(tree).items() if t in saved.get(KEYED, [])}
-        task = Task(train_options, tree, stats.dataset, keyed)
+        task = make_task(train_options, tree, stats.dataset, keyed)
+        if isinstance(task, EventTask):
+            task.with_generation(options)
+        else:
+            _no_event_options(options, task.name, stats.dataset)
         seed = options.seed if options.seed is not None else int(np.random.SeedSequence().entropy % 2**31)
         rng = np.random.default_rng(seed)
         contexts = self._contexts(task, tree, stats, options, request, model_dir, rng)
         given = any(c is not None for c in contexts)
-        output, out_schema = output_model(tree, task.output_shape(given), options.directives, keyed)
-        full_schema = output_model(tree, full_shape(tree), keyed=keyed)[1]
-        draws = options.n_pred if task.name == "rel_predict" else 1
+        full_schema = task.full_schema()
+        out_schema = task.prompt_schema(given)
+        draws = options.n_pred if task.name in ("rel_predict", "rel_event_predict") else 1
+        if draws > 1 and options.aggregate_draws and task.name != "rel_predict":
+            raise SynthError("generate.aggregate_draws is for task rel_predict: event continuations stay draws",
+                             dataset=stats.dataset, hint="leave aggregate_draws out")
         contexts = [c for c in contexts for _ in range(draws)]
 
         tokenizer = AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
@@ -210,10 +220,11 @@ class LLMBackend(Backend):
         reports = []
         with make_engine(engine_name, model_dir, request.device, settings) as engine:
             # a prediction writes as many records as its context gives: its schema says so, per count
-            for counts, members in _by_record_counts(task, tree, contexts).items():
+            for group, members in task.groups(contexts).items():
+                output, schema = task.generation_schema(group, given, options.directives)
                 written, part = generate_outputs(
                     engine, [prompts[i] for i in members], [contexts[i] for i in members], task=task, model=output,
-                    schema=_with_counts(out_schema, tree, counts), temperature=options.sampling_temperature,
+                    schema=schema, temperature=options.sampling_temperature,
                     top_p=options.sampling_top_p,
                     max_new_tokens=saved["window"] - min((len(p) for p in prompts), default=0), seed=seed,
                     batch_size=options.batch_size, max_retries=options.max_retries,
@@ -238,6 +249,8 @@ class LLMBackend(Backend):
                         else given
         request.report.update(report.as_metadata(rows=sum(len(df) for df in frames.values())))
         request.report["engine"] = engine_name
+        if isinstance(task, EventTask):
+            request.report["events_past_the_time_range"] = task.outside
         request.report[DRAW_SECONDS] = report.seconds  # decoding, without loading the model and starting the engine
         if report.problems:
             request.report["invalid_outputs_by_reason"] = dict(Counter(report.problems).most_common(5))
@@ -247,8 +260,11 @@ class LLMBackend(Backend):
                   request: GenerateRequest, model_dir: Path, rng: np.random.Generator) -> list:
         seed_data = request.seed_data
         root = tree.table(tree.root)
-        if task.name == "rel_synth" and seed_data is None:
+        if task.name in ("rel_synth", "rel_event") and seed_data is None:
             return [None] * (options.sample_size or root.rows)
+        if task.name == "rel_event":
+            raise SynthError("rel_event writes whole samples: it is given no seed data", dataset=stats.dataset,
+                             hint="train task rel_event_predict to continue given subjects and their first events")
         if task.name == "rel_synth" and request.seed_records:
             raise SynthError("rel_synth is given root columns (train.cols_ctx), not child records",
                              dataset=stats.dataset, hint="give child records to a rel_predict or rel_semi_synth model")
@@ -272,7 +288,7 @@ class LLMBackend(Backend):
             samples = _given_samples(seed_data, request.seed_records or {}, tree, stats.dataset)
             if task.name == "rel_semi_synth":  # what is given is kept, what is null is written
                 return [_present(sample, tree.root, tree) for sample in samples]
-            return [task.context(sample, rng) for sample in samples]
+            return [task.generation_context(sample, rng) for sample in samples]
         else:  # the dataset's own samples (never a copy in the model): training rows to keep parts of, or the holdout
             real = _read_samples(self._real_samples(task, request, model_dir, stats.dataset))[1]
         if not real:
@@ -283,7 +299,7 @@ class LLMBackend(Backend):
             real = [real[i] for i in rng.choice(len(real), n, replace=n > len(real))]
         elif options.sample_size:
             real = real[: options.sample_size]
-        return [task.context(sample, rng) for sample in real]
+        return [task.generation_context(sample, rng) for sample in real]
 
     @staticmethod
     def _real_samples(task: Task, request: GenerateRequest, model_dir: Path, dataset: str) -> Path:
@@ -299,27 +315,17 @@ class LLMBackend(Backend):
                                                "Python API), which hands them over")
 
 
-def _by_record_counts(task: Task, tree: Tree, contexts: list) -> dict[tuple, list[int]]:
-    """Contexts grouped by how many records of each of the root's child tables they give, where the task writes
-    those records (a prediction of their columns); otherwise one group, keyed ()."""
-    children = [c for c in tree.children[tree.root] if task.name == "rel_predict" and c in task.options.cols_tgt]
-    groups: dict[tuple, list[int]] = {}
-    for i, context in enumerate(contexts):
-        key = tuple((c, len((context or {}).get(c, []))) for c in children)
-        groups.setdefault(key, []).append(i)
-    return groups
+def make_task(options: LLMTrainOptions, tree: Tree, dataset: str, keyed) -> Task:
+    return (EventTask if options.task in EVENT_TASKS else Task)(options, tree, dataset, keyed)
 
 
-def _with_counts(schema: dict, tree: Tree, counts: tuple) -> dict:
-    """The output schema with each root-level child list held to its count."""
-    if not counts:
-        return schema
-    pinned = json.loads(json.dumps(schema))
-    for child, n in counts:
-        array = pinned.get("properties", {}).get(child)
-        if isinstance(array, dict) and array.get("type") == "array":
-            array["minItems"] = array["maxItems"] = n
-    return pinned
+def _no_event_options(options: LLMGenerateOptions, task: str, dataset: str) -> None:
+    """An event option given to a model of another task is an error, not ignored."""
+    defaults = LLMGenerateOptions()
+    for name in ("min_n_events", "max_n_events", "forbidden_events", "n_events", "n_future", "only_future"):
+        if getattr(options, name) != getattr(defaults, name):
+            raise SynthError(f"generate.{name} is for the event tasks, and this model was trained for {task}",
+                             dataset=dataset, hint="leave it out, or train with task rel_event or rel_event_predict")
 
 
 def _given_samples(seed_data: pd.DataFrame, seed_records: dict[str, pd.DataFrame], tree: Tree,

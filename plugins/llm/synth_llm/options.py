@@ -12,7 +12,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from synth_assets.plugin_api import DifferentialPrivacy, GenerateOptions, Options, TrainOptions
 
-TASKS = ("rel_synth", "rel_semi_synth", "rel_predict")
+TASKS = ("rel_synth", "rel_semi_synth", "rel_predict", "rel_event", "rel_event_predict")
+EVENT_TASKS = ("rel_event", "rel_event_predict")
 AUTO_WINDOW = 512  # a model's context window unless its samples need more
 AUTO_WINDOW_MAX = 2048  # ...up to this; a longer sample needs train.assembler: sequential or a window given
 PLACEHOLDERS = ("schema", "ctx", "out_schema")
@@ -20,9 +21,14 @@ DEFAULT_PROMPT = "{ctx}=>"
 
 
 class LLMTrainOptions(TrainOptions):
-    task: Literal["rel_synth", "rel_semi_synth", "rel_predict"] = Field(
+    task: Literal["rel_synth", "rel_semi_synth", "rel_predict", "rel_event", "rel_event_predict"] = Field(
         "rel_synth", description="rel_synth: whole samples; rel_semi_synth: complete samples from a kept part of "
-                                 "real ones; rel_predict: the target columns from the rest.")
+                                 "real ones; rel_predict: the target columns from the rest; rel_event: whole samples "
+                                 "whose event tables are written as one list of events in time order; "
+                                 "rel_event_predict: the events that follow a root row and its first events.")
+    event_tables: list[str] = Field(default_factory=list, description="rel_event, rel_event_predict: the root's child "
+                                    "tables whose records are events, ordered together by their first order_by "
+                                    "column (dates or numbers); empty: every child of the root with an order_by.")
     cols_ctx: list[str] = Field(default_factory=list, description="rel_synth: root-table columns given at "
                                                                    "generation (generate.seed_data) instead of generated.")
     cols_tgt: dict[str, list[str]] = Field(default_factory=dict, description="rel_predict: table -> columns to predict.")
@@ -67,7 +73,9 @@ class LLMTrainOptions(TrainOptions):
             raise ValueError("cols_ctx is for task rel_synth")
         if self.lora_rank and not self.base_model:
             raise ValueError("lora_rank fine-tunes a base_model: name a local model folder")
-        if self.differential_privacy is not None and self.task != "rel_synth":
+        if self.event_tables and self.task not in EVENT_TASKS:
+            raise ValueError("event_tables is for tasks rel_event and rel_event_predict")
+        if self.differential_privacy is not None and self.task not in ("rel_synth", "rel_event"):
             raise ValueError(f"differential_privacy covers task rel_synth: {self.task} writes real rows into its "
                              "output (semi-synthesis keeps training values, prediction copies the rows it is given)")
         import string
@@ -95,10 +103,23 @@ class LLMGenerateOptions(GenerateOptions):
     directives: dict[str, dict[str, ColumnDirective]] = Field(
         default_factory=dict, description="table -> column -> {impute_na, impute_protected, mask}.")
     n_pred: int = Field(1, ge=1, description="rel_predict: draws per row, each its own row (n_pred consecutive rows "
-                                             "per predicted row), or one row where aggregate_draws.")
+                                             "per predicted row), or one row where aggregate_draws; "
+                                             "rel_event_predict: continuations per subject, each its own root row.")
     aggregate_draws: bool = Field(False, description="rel_predict with n_pred > 1: one row per predicted row, holding "
                                                      "the draws' most frequent value (categories, dates) or mean "
                                                      "(numbers).")
+    min_n_events: int = Field(0, ge=0, description="rel_event, rel_event_predict: events each subject holds at least "
+                                                   "(a prediction's given events count).")
+    max_n_events: int | None = Field(None, ge=0, description="rel_event, rel_event_predict: events each subject holds "
+                                                             "at most; null: the longest histories enough subjects have.")
+    forbidden_events: list[str] = Field(default_factory=list, description="rel_event, rel_event_predict: event "
+                                        "tables never written (the schema leaves them out).")
+    n_events: int | None = Field(None, ge=0, description="rel_event_predict: the first n_events of each subject's "
+                                                         "events are given as its history; null: all of them.")
+    n_future: int | None = Field(None, ge=0, description="rel_event_predict: events written after the history; null: "
+                                                         "as many as the model chooses (none ends the history).")
+    only_future: bool = Field(False, description="rel_event_predict: the event tables hold only the written events, "
+                                                 "not the given history.")
     batch_size: int = Field(64, ge=1, description="Prompts decoded together.")
     max_retries: int = Field(3, ge=0, description="Rounds that regenerate invalid outputs.")
     max_invalid_share: float = Field(0.5, gt=0, le=1, description="Stop with an error when the first round's "

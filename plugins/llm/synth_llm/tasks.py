@@ -17,7 +17,7 @@ from synth_assets.plugin_api import SynthError
 from synth_llm.options import LLMTrainOptions
 from synth_llm.order_keys import OrderKey, from_keyed, to_keyed
 from synth_llm.samples import Tree
-from synth_llm.schema import Shape, full_shape, holds
+from synth_llm.schema import Shape, full_shape, holds, output_model
 
 
 def dumps(value) -> str:
@@ -58,6 +58,31 @@ class Task:
         """What the model writes: after a context, what it lacks; from nothing, the whole sample."""
         return self.given_shape if context_given else self.full_shape
 
+    # schemas -----------------------------------------------------------------------------------------
+    def full_schema(self) -> dict:
+        """The whole sample's JSON Schema, as the prompt's {schema} shows it."""
+        return output_model(self.tree, self.full_shape, keyed=self.keyed)[1]
+
+    def prompt_schema(self, context_given: bool) -> dict:
+        """The output's JSON Schema, as the prompt's {out_schema} shows it."""
+        return output_model(self.tree, self.output_shape(context_given), keyed=self.keyed)[1]
+
+    def groups(self, contexts: list) -> dict[tuple, list[int]]:
+        """Contexts grouped by the output schema they are decoded under: a prediction writes as many records of
+        each of the root's child tables as its context gives; otherwise one group, keyed ()."""
+        tree = self.tree
+        children = [c for c in tree.children[tree.root] if self.name == "rel_predict" and c in self.options.cols_tgt]
+        out: dict[tuple, list[int]] = {}
+        for i, context in enumerate(contexts):
+            key = tuple((c, len((context or {}).get(c, []))) for c in children)
+            out.setdefault(key, []).append(i)
+        return out
+
+    def generation_schema(self, group: tuple, context_given: bool, directives=None) -> tuple[type, dict]:
+        """(pydantic model, JSON Schema) of the outputs of one group of contexts (`groups`)."""
+        model, schema = output_model(self.tree, self.output_shape(context_given), directives, self.keyed)
+        return model, _with_counts(schema, group)
+
     # what is given ---------------------------------------------------------------------------------
     def context(self, sample: dict, rng: np.random.Generator) -> dict | None:
         if self.name == "rel_synth":
@@ -68,6 +93,10 @@ class Task:
         if self.name == "rel_predict":
             return self._without_targets(sample, self.tree.root)
         return self._kept_part(sample, self.tree.root, rng)
+
+    def generation_context(self, sample: dict, rng: np.random.Generator) -> dict | None:
+        """What is given of a sample a generation starts from (the holdout's, or the user's)."""
+        return self.context(sample, rng)
 
     def _without_targets(self, record: dict, name: str) -> dict:
         targets = set(self.options.cols_tgt.get(name, []))
@@ -114,6 +143,18 @@ class Task:
     def prompt(self, context: dict | None, schema: dict, out_schema: dict) -> str:
         return self.options.prompt_template.format(
             ctx=dumps(context) if context is not None else "", schema=dumps(schema), out_schema=dumps(out_schema))
+
+
+def _with_counts(schema: dict, counts: tuple) -> dict:
+    """The output schema with each root-level child list held to its count."""
+    if not counts:
+        return schema
+    pinned = json.loads(json.dumps(schema))
+    for child, n in counts:
+        array = pinned.get("properties", {}).get(child)
+        if isinstance(array, dict) and array.get("type") == "array":
+            array["minItems"] = array["maxItems"] = n
+    return pinned
 
 
 def _restrict(record: dict, name: str, tree: Tree, shape: Shape) -> dict:
