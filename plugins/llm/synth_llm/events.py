@@ -166,16 +166,39 @@ class EventLayout:
         out[EVENTS] = events
         return out
 
-    def timed(self, sample: dict) -> list[tuple[float, str, dict, bool]]:
-        """An event-form sample's events as (time as a number, table, event, inside the table's time range)."""
+    def timed(self, sample: dict, movable: bool = False) -> list[tuple[float, str, dict, bool]]:
+        """An event-form sample's events as (time as a number, table, event, inside the table's time range).
+
+        `movable` (a history written whole): one that runs past the end of the data's time range moves earlier by
+        what it overruns, as far as its start allows, keeping its gaps. The model writes steps, not dates, so
+        it cannot see the end coming; a tiny model left a quarter of rwm5yr's events past 1988 otherwise."""
         if not sample.get(EVENTS):
             return []
-        now, out = self.number(sample[START]), []
-        for event in sample.get(EVENTS, []):
+        now, times = self.number(sample[START]), []
+        for event in sample[EVENTS]:
             (name, item), = event.items()
             now += item[GAP] * self.unit_ns
-            out.append((now, name, item, self.inside(now, name)))
-        return out
+            times.append((now, name, item))
+        if movable:
+            overrun = max(now - self.last(name) for now, name, _ in times)
+            room = max(self.number(sample[START]) - self.first(), 0.0)
+            shift = min(max(overrun, 0.0), room)
+            if self.gap_integer:  # whole units: dates stay on days, integers whole
+                whole = np.ceil(shift / self.unit_ns) * self.unit_ns
+                shift = whole if whole <= room else np.floor(shift / self.unit_ns) * self.unit_ns
+            times = [(now - shift, name, item) for now, name, item in times]
+        return [(now, name, item, self.inside(now, name)) for now, name, item in times]
+
+    def last(self, table: str) -> float:
+        """The latest time a table's events may have, as a number."""
+        col = self.column(table)
+        if self.kind != "datetime":
+            return float(col.max)
+        return float(date_bounds(col)[1].value + (DAY_NS - 1 if self.unit_ns == DAY_NS else 0))
+
+    def first(self) -> float:
+        """The earliest start, as a number."""
+        return float(date_bounds(self.start)[0].value) if self.kind == "datetime" else float(self.start.min)
 
     def inside(self, number: float, table: str) -> bool:
         """Whether a time lies in its column's protected range (and, for a number of few values, is one)."""
@@ -188,7 +211,7 @@ class EventLayout:
             return False
         return not (col.discrete and col.categories) or any(np.isclose(number, float(c)) for c in col.categories)
 
-    def from_events(self, sample: dict, skip: int = 0) -> tuple[dict, int]:
+    def from_events(self, sample: dict, skip: int = 0, movable: bool = False) -> tuple[dict, int]:
         """An event-form sample back with its child tables as lists, each record holding its time, and how many
         events were left out for lying past the data's time range: the source's histories end where its data
         ends, so events written beyond are not observed, as real ones would not be. The first `skip` events
@@ -197,7 +220,7 @@ class EventLayout:
         for name in self.tables:
             out[name] = []
         outside = 0
-        for position, (now, name, item, inside) in enumerate(self.timed(sample)):
+        for position, (now, name, item, inside) in enumerate(self.timed(sample, movable)):
             outside += not inside
             if position < skip or not inside:
                 continue
@@ -379,7 +402,7 @@ class EventTask(Task):
 
     def problem(self, context: dict | None, output: dict) -> str | None:
         whole = self._whole(context, output)[0]
-        inside = sum(1 for *_, ok in self.layout.timed(whole) if ok)
+        inside = sum(1 for *_, ok in self.layout.timed(whole, movable=not self.predicts) if ok)
         if inside < self.limits.min_n_events:
             return (f"{inside} events inside the data's time range, fewer than min_n_events "
                     f"({self.limits.min_n_events})")
@@ -387,6 +410,8 @@ class EventTask(Task):
 
     def combine(self, context: dict | None, output: dict) -> dict:
         whole, given = self._whole(context, output)
-        sample, outside = self.layout.from_events(whole, skip=given if self.only_future else 0)
+        # a prediction's history is given: only what is written after it may fall past the range
+        sample, outside = self.layout.from_events(whole, skip=given if self.only_future else 0,
+                                                  movable=not self.predicts)
         self.outside += outside
         return sample

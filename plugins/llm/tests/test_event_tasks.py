@@ -86,6 +86,25 @@ def test_min_max_and_forbidden_events_are_honoured(event_model):
     assert len(only_visits["orders"]) == 0 and events_per_subject(only_visits).min() >= 1
 
 
+def test_a_written_history_that_runs_past_the_data_moves_earlier_and_a_prediction_is_cut(event_model):
+    from synth_llm.events import EventLayout
+    from synth_llm.samples import Tree
+
+    tree = Tree.of(event_model.pipeline.load_stats())
+    layout = EventLayout.of(tree, None)
+    last = pd.Timestamp(layout.last("visits"), unit="ns").normalize()
+    start = (last - pd.Timedelta(days=3)).strftime("%Y-%m-%d")
+    visit = {"channel": "web", "minutes": 5.0}
+    sample = {"_start": start, "_events": [{"visits": {"_gap": 0, **visit}}, {"visits": {"_gap": 4, **visit}},
+                                           {"visits": {"_gap": 2, **visit}}]}
+    moved, outside = layout.from_events(sample, movable=True)
+    days = pd.to_datetime([r["at"] for r in moved["visits"]])
+    assert outside == 0 and len(days) == 3 and days.max() == last  # moved back 3 days, its gaps kept
+    assert list(np.diff(days).astype("timedelta64[D]").astype(int)) == [4, 2]
+    cut, outside = layout.from_events(sample)  # a prediction's history is real: what runs past is left out
+    assert outside == 2 and len(cut["visits"]) == 1
+
+
 def test_event_options_that_cannot_be_honoured_are_clear_errors(event_model, tmp_path):
     with pytest.raises(SynthError, match="payments.*forbidden_events names no event table"):
         event_model.generate(sample_size=5, forbidden_events=["payments"])

@@ -49,10 +49,10 @@ from synth_tabular_argn.encoding import (
 from synth_tabular_argn.generation import Planner, draw, token_labels
 from synth_tabular_argn.options import ARGNGenerateOptions, ARGNTrainOptions
 from synth_tabular_argn.training import Privacy
-from synth_tabular_argn.sequences import (SUBJECT, generate_tree, given_sub_columns, model_frames, model_tables,
-                                          tree_order)
+from synth_tabular_argn.sequences import (SUBJECT, auto_window, generate_tree, given_sub_columns, model_frames,
+                                          model_tables, tree_order, with_window)
 
-SEQUENCE_WINDOW = 1  # previous records a child's model sees besides its parent row
+ENCODED_WINDOW = 1  # previous records the encoding holds; training widens it (sequences.with_window)
 MIN_BUDGET_SHARE = 0.05  # of the training time, for each model of a tree
 # a child table's model overfits its subjects' histories within a few epochs: it gets this much dropout
 # unless train.dropout says otherwise (bench/RESULTS.md, "Design measurements: sequences")
@@ -82,8 +82,8 @@ class TabularARGNBackend(Backend):
             table = _only_table(stats)
             return _encode_model(table, {p: split.partition(p)[table.name] for p in PARTITIONS}, out_dir,
                                  stats.dataset)
-        tables = model_tables(stats, SEQUENCE_WINDOW)
-        frames = {p: model_frames(split.partition(p), stats, SEQUENCE_WINDOW, subjects=True) for p in PARTITIONS}
+        tables = model_tables(stats, ENCODED_WINDOW)
+        frames = {p: model_frames(split.partition(p), stats, ENCODED_WINDOW, subjects=True) for p in PARTITIONS}
         for name in tables:  # which subject each training row belongs to: DP-SGD clips a subject as one
             subjects = frames["train"][name].pop(SUBJECT).astype("int64").to_frame("subject")
             write_parquet(subjects, out_dir / name / SUBJECTS_FILE)
@@ -101,6 +101,7 @@ class TabularARGNBackend(Backend):
             result = self._train_model(encoded_dir, name, request, out_dir, flexible=None, privacy=privacy)
             return _with_ledger(result, ledger, out_dir)
         names = tree_order(stats)
+        window = request.options.max_sequence_window or auto_window(stats)
         # the time budget shared by the models in proportion to their tokens (rows x sub-columns), at least a
         # twentieth each: a small root table (persons and their number of records) still has to converge
         sizes = {name: _tokens(encoded_dir / name) for name in names}
@@ -126,8 +127,9 @@ class TabularARGNBackend(Backend):
             if child and request.options.dropout is None and dp is None:
                 sub = replace(sub, options=sub.options.model_copy(update={"dropout": SEQUENCE_DROPOUT}))
             results[name] = self._train_model(encoded_dir / name, name, sub, out_dir / name,
-                                              flexible=False if child else None, context=child, privacy=privacy)
-        write_json({"tables": names, "window": SEQUENCE_WINDOW}, out_dir / "tree.json")
+                                              flexible=False if child else None, context=child, privacy=privacy,
+                                              window=window if child else 1)
+        write_json({"tables": names, "window": window}, out_dir / "tree.json")
         parts = list(results.values())
         return _with_ledger(TrainResult(
             epochs=sum(r.epochs for r in parts), best_epoch=parts[-1].best_epoch,
@@ -139,9 +141,10 @@ class TabularARGNBackend(Backend):
         ), ledger, out_dir)
 
     def _train_model(self, encoded_dir: Path, table: str, request: TrainRequest, out_dir: Path,
-                     flexible: bool | None, context: bool = False, privacy: Privacy | None = None) -> TrainResult:
+                     flexible: bool | None, context: bool = False, privacy: Privacy | None = None,
+                     window: int = 1) -> TrainResult:
         """Train one model. `flexible`: None takes the option; `context`: its leading columns are given (a child
-        table's model), and do not count in its loss."""
+        table's model), and do not count in its loss; `window`: a child's earlier records it sees."""
         from synth_tabular_argn.model import ARGNNetwork
         from synth_tabular_argn.training import fit
 
@@ -154,6 +157,7 @@ class TabularARGNBackend(Backend):
         codes = _load_codes(encoded_dir)
         train = read_parquet(encoded_dir / "train.parquet").to_numpy()
         valid = read_parquet(encoded_dir / "validation.parquet").to_numpy()
+        codes, (train, valid) = with_window(codes, [train, valid], window)
         flexible = options.flexible_generation if flexible is None else flexible
         # the per-column-head network, or for wide tables the one with a shared first layer
         model = ARGNNetwork.build(cardinalities(codes), options.model_size, private=privacy is not None).to(device)
@@ -171,7 +175,7 @@ class TabularARGNBackend(Backend):
             stopped_because=stopped, device=str(device), parameters=sum(p.numel() for p in model.parameters()),
             progress=[ProgressRecord(**record) for record in state.history],
             settings={"model_size": options.model_size, "network": model.variant, "hidden": list(model.hidden),
-                      **state.settings},
+                      **({"sequence_window": window} if context else {}), **state.settings},
         )
 
     # generate ------------------------------------------------------------------------------------

@@ -23,6 +23,9 @@ class ARGNTrainOptions(TrainOptions):
     early_stopping_patience: int = Field(4, ge=1, description="Epochs without validation improvement.")
     flexible_generation: bool = Field(
         True, description="Train on a random column order per batch, so any columns can condition the rest.")
+    max_sequence_window: int | None = Field(
+        None, ge=1, le=64, description="Child tables: how many earlier records of the same parent each record's model "
+                                       "sees. Unset: chosen from the data (sequence lengths and columns).")
     differential_privacy: DifferentialPrivacy | None = Field(
         None, description="DP-SGD (opacus): each subject's gradient clipped and noised; training stops before ε "
                           "would pass max_epsilon.")

@@ -6,7 +6,8 @@ Each table of the tree gets one flat TabularARGN (the same network, encoding and
 - a child's model draws one record given its context, which comes first in its column order: the parent
   row's columns (`@parent.<column>`), the parent's number of records of this table, the record's position,
   and the previous `window` records of the same parent (`@previous1.<column>`, ...; empty before the first;
-  continuous numbers on a coarser grid than their own, see `_as_context`).
+  continuous numbers on a coarser grid than their own, see `_as_context`). The encoding holds the previous
+  record only; training widens it to the model's window (`with_window`), so the window is a training option.
   The context is given, never drawn, so it does not count in the model's loss.
   A bounded window keeps long sequences as cheap per record as short ones. Its own children's counts are
   columns of it too, so trees of any depth work the same way.
@@ -42,6 +43,13 @@ POSITION = "@position"
 CONTEXT_EXACT_SHARE = 0.01
 CONTEXT_BINS = 10
 RECORDS = "@records:"  # + child table: how many records of that table a row has
+# the window a model takes unless train.max_sequence_window says: the previous record alone for short histories
+# (rwm5yr's 1-5 records a person: a window of 2 scored as 1 does and generated 28% slower, bench/RESULTS.md
+# "Design measurements"), up to AUTO_WINDOW_MAX records for histories of LONG_HISTORY records or more, as many as
+# keep the earlier records' columns within CONTEXT_COLUMNS
+LONG_HISTORY = 16
+AUTO_WINDOW_MAX = 4
+CONTEXT_COLUMNS = 64
 COUNT_REDRAWS = 30  # draws of a seed subject's number of records, until it is at least its given records'
 SUBJECT = "@subject"  # the root row a model's training row belongs to (DP-SGD clips a subject as one)
 
@@ -87,6 +95,15 @@ def children(stats: DatasetStats) -> dict[str, list[str]]:
 def longest(table: TableStats) -> int:
     """The protected longest sequence of a child table (at least 1)."""
     return max(max(table.sequence_lengths or {1: 1.0}), 1)
+
+
+def auto_window(stats: DatasetStats) -> int:
+    """The window of earlier records a tree's child models see, from the data (see LONG_HISTORY)."""
+    kids = [t for name, t in stats.tables.items() if parent_of(t, stats) is not None]
+    if not kids or max(longest(t) for t in kids) < LONG_HISTORY:
+        return 1
+    widest = max(len(t.columns) for t in kids if longest(t) >= LONG_HISTORY)
+    return int(max(1, min(AUTO_WINDOW_MAX, CONTEXT_COLUMNS // max(widest, 1))))
 
 
 def _as_context(c: ColumnStats, name: str) -> ColumnStats:
@@ -139,6 +156,42 @@ def model_tables(stats: DatasetStats, window: int) -> dict[str, TableStats]:
             dtypes={c: (table.dtypes.get(c) or columns[c].dtype) for c in columns}, columns=columns,
         )
     return out
+
+
+def with_window(codes: list, arrays: list[np.ndarray], window: int) -> tuple[list, list[np.ndarray]]:
+    """A child model's codes and token matrices widened from the previous record to the previous `window`: the
+    columns of record t-k (`@previous<k>.`, k = 2..window) are the `@previous1.` columns of the row k-1 places up,
+    which is the same parent's record t-k+1 (rows run by parent, then position), and empty before the parent's
+    k-th record. Encoded once with the previous record, a model takes its window when it trains."""
+    from synth_tabular_argn.encoding import sub_column_groups
+
+    groups = dict(zip((c.column for c in codes), sub_column_groups(codes)))
+    first = [c for c in codes if c.column.startswith(previous(1))]
+    if window <= 1 or not first or POSITION not in groups:
+        return codes, arrays
+    position = next(c for c in codes if c.column == POSITION)
+    lagged_columns = [i for c in first for i in groups[c.column]]
+    split = lagged_columns[-1] + 1
+    at = codes.index(first[-1]) + 1
+    wider = [c.model_copy(update={"column": previous(k) + c.column[len(previous(1)):]})
+             for k in range(2, window + 1) for c in first]
+    out = []
+    for tokens in arrays:
+        positions = np.asarray(position.values, dtype=np.int64)[tokens[:, groups[POSITION][0]].astype(np.int64)
+                                                                  - position.offset]
+        before = tokens[:, lagged_columns]
+        firsts = positions == 0  # a parent's first record: its previous record is empty, which gives the tokens
+        empty = before[firsts][0] if firsts.any() else np.zeros(len(lagged_columns), dtype=tokens.dtype)
+        parts = [tokens[:, :split]]
+        for k in range(2, window + 1):
+            shifted = np.empty_like(before)
+            if len(before) > k - 1:
+                shifted[k - 1:] = before[: len(before) - (k - 1)]
+            shifted[positions < k - 1] = empty
+            parts.append(shifted)
+        parts.append(tokens[:, split:])
+        out.append(np.concatenate(parts, axis=1))
+    return [*codes[:at], *wider, *codes[at:]], out
 
 
 def model_frames(frames: dict[str, pd.DataFrame], stats: DatasetStats, window: int,

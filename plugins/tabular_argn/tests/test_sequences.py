@@ -232,3 +232,45 @@ def test_an_earlier_records_continuous_number_is_context_on_a_coarser_grid():
     age = ColumnStats(name="age", dtype="int64", kind="numeric", discrete=True, null_share=0.0, n_unique=40,
                       categories=list(range(25, 65)), category_shares=[1 / 40] * 40, min=25, max=64, is_integer=True)
     assert build_code(_as_context(age, "@previous1.age")).values == list(range(25, 65))  # whole values stay exact
+
+
+def alternating_histories(n: int = 300, length: int = 20, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Subjects whose records alternate between two states of their own (a, b, a, b, ...), drawn from five, with a
+    rounded reading that follows the state: a record depends on the one two places back, which the previous
+    record alone cannot tell."""
+    rng = np.random.default_rng(seed)
+    states = np.array(["idle", "run", "wait", "halt", "boot"])
+    subjects = pd.DataFrame({"sid": np.arange(n), "site": rng.choice(["x", "y"], n), "ok": rng.random(n) < 0.5})
+    rows = []
+    for sid in range(n):
+        pair = rng.choice(len(states), 2, replace=False)
+        for t in range(length):
+            state = pair[t % 2]
+            rows.append({"sid": sid, "step": t, "state": states[state],
+                         "reading": round(float(state * 10 + rng.normal(0, 1)), 1)})
+    return subjects, pd.DataFrame(rows)
+
+
+def two_back_share(records: pd.DataFrame) -> float:
+    ordered = records.sort_values(["sid", "step"], kind="stable")
+    back = ordered.groupby("sid")["state"].shift(2)
+    return float((ordered["state"] == back)[back.notna()].mean())
+
+
+@pytest.mark.slow
+def test_long_histories_see_more_than_the_previous_record(tmp_path):
+    """The window of earlier records: chosen from the data (long histories: several records), or set with
+    train.max_sequence_window; a record two places back is learnt only with a window of two or more."""
+    from synth_tabular_argn import TabularARGN
+
+    subjects, records = alternating_histories()
+    assert two_back_share(records) == 1.0
+    shares = {}
+    for window in (None, 1):
+        options = {} if window is None else {"max_sequence_window": window}
+        model = TabularARGN(tgt_context_key="sid", ctx_primary_key="sid", ctx_data=subjects, order_by="step",
+                            max_training_time=0.3, seed=0, workspace=tmp_path / str(window), **options).fit(records)
+        assert model.training.settings["data"]["sequence_window"] == (4 if window is None else 1)
+        shares[window] = two_back_share(model.sample(150, seed=1))
+    # the window of four the data chose reads the pattern; the previous record alone guesses among the states
+    assert shares[None] > 0.9 and shares[1] < 0.6, shares
