@@ -79,6 +79,7 @@ from synth_assets.stages.split import PARTITIONS, Split, context_key, parent_fir
 from synth_assets.stages.stats import (
     DATETIME_PARTS,
     HINTS,
+    ORDER_STEP,
     RARE_THRESHOLD,
     RARE_TOKEN,
     ColumnStats,
@@ -89,6 +90,7 @@ from synth_assets.stages.stats import (
     lat_long_grid,
     lat_long_parts,
     records_per_parent,
+    time_numbers,
 )
 from synth_assets.files import atomic_dir, read_json, read_parquet, recover_dir, write_json, write_parquet
 from synth_assets.free_text import words
@@ -138,6 +140,7 @@ __all__ = [
     "Options", "TrainOptions", "GenerateOptions", "DifferentialPrivacy", "Rebalancing", "Imputation", "Fairness",
     "PARTITIONS", "Split", "context_key", "parent_first", "DatasetStats", "TableStats", "ColumnStats", "RARE_THRESHOLD", "RARE_TOKEN", "DATETIME_PARTS", "HINTS",
     "character_matrix", "lat_long_cell", "lat_long_grid", "lat_long_parts", "records_per_parent",
+    "ORDER_STEP", "time_numbers",
     "write_parquet", "read_parquet", "write_json", "read_json", "atomic_dir", "recover_dir",
     "SynthError", "IncompatibleModel", "hookimpl",
     "ColumnSpec", "DatasetSpec", "ForeignKey", "SplitSpec", "TableSpec", "DatasetPipeline", "restore_schema",

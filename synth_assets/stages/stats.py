@@ -77,6 +77,7 @@ DATE_RESOLUTION_NS = {"day": 86_400e9, "hour": 3_600e9, "minute": 60e9, "second"
 Kind = Literal["categorical", "numeric", "datetime"]
 TextForm = Literal["category", "code", "lat_long", "text"]
 # what a per-column override can ask the stats to treat a column as; backends map their encodings to these
+ORDER_STEP = "@step."  # + order column: the name of its steps between records (TableStats.order_steps)
 HINTS = ("categorical", "code", "lat_long", "text", "numeric", "discrete", "continuous", "datetime")
 NUMERIC_HINTS = ("numeric", "discrete", "continuous")
 TEXT_HINTS = ("code", "lat_long", "text")
@@ -137,6 +138,11 @@ class TableStats(BaseModel):
                           "one enough parents reach count as that one")
     order_increases: bool = Field(False, description="the first order_by column rises strictly under every parent "
                                                      "(no parent's records share a value, none is null)")
+    order_steps: ColumnStats | None = Field(
+        None, description="a child table whose first order_by column is a date or a number without nulls: its step "
+                          "from the previous record of the same parent (days for dates, seconds where they have "
+                          "times of day; the number's own units), protected as any column, for backends that model "
+                          "histories by the time between records")
 
 
 class ValueProtection(BaseModel):
@@ -193,12 +199,17 @@ def compute_stats(spec: DatasetSpec, train: dict[str, pd.DataFrame], *, dataset:
         lengths = None if fk is None else sequence_lengths(
             df[fk.column], train[fk.references][spec.tables[fk.references].primary_key], protection.column(),
             units[fk.references])
+        steps = None
+        if fk is not None and table_spec.order_by and table_spec.order_by[0] in columns:
+            steps = order_steps(df, fk.column, table_spec.order_by, columns[table_spec.order_by[0]], unit,
+                                where=(dataset, name, ORDER_STEP + table_spec.order_by[0]),
+                                protection=protection.column())
         tables[name] = TableStats(
             name=name, rows=len(df), primary_key=table_spec.primary_key, foreign_keys=table_spec.foreign_keys,
             column_order=[str(c) for c in df.columns], dtypes={str(c): str(t) for c, t in df.dtypes.items()},
             columns=columns, empty_columns=empty, order_by=table_spec.order_by, sequence_lengths=lengths,
             order_increases=fk is not None and bool(table_spec.order_by)
-            and rises_strictly(df[fk.column], df[table_spec.order_by[0]]),
+            and rises_strictly(df[fk.column], df[table_spec.order_by[0]]), order_steps=steps,
         )
     return DatasetStats(dataset=dataset, tables=tables, privacy=privacy)
 
@@ -215,14 +226,46 @@ def dataset_protection(spec: DatasetSpec, train: dict[str, pd.DataFrame]) -> tup
                                            subjects=subjects, release=new_release())
     delta_total = dp.delta if dp.delta is not None else default_delta(subjects)
     keys = {name: {t.primary_key, *(fk.column for fk in t.foreign_keys)} for name, t in spec.tables.items()}
+    # each column, each child table's lengths, and an ordered child table's steps between records
     charges = sum(len([c for c in train[name].columns if c not in keys[name]]) + bool(t.foreign_keys)
-                  for name, t in spec.tables.items())
+                  + bool(t.foreign_keys and t.order_by) for name, t in spec.tables.items())
     delta = delta_total * VALUE_PROTECTION_DELTA_SHARE
     protection = Protection(threshold=settings.rare_threshold, epsilon=dp.value_protection_epsilon, delta=delta,
                             columns=max(charges, 1))
     return protection, ValueProtection(mode=protection.mode, rare_threshold=settings.rare_threshold,
                                        epsilon=dp.value_protection_epsilon, delta=delta, delta_total=delta_total,
                                        subjects=subjects, release=new_release())
+
+
+def time_numbers(values: pd.Series, col: ColumnStats) -> tuple[pd.Series, str]:
+    """A date or number column as numbers for steps between records, and their unit: days for dates, seconds
+    for dates with times of day, the number's own units."""
+    if col.kind != "datetime":
+        return pd.to_numeric(values, errors="coerce").astype(float), ""
+    stamps = pd.to_datetime(values, errors="coerce", format="ISO8601" if col.datetime_format else None)
+    if getattr(stamps.dt, "tz", None) is not None:
+        stamps = stamps.dt.tz_convert("UTC").dt.tz_localize(None)
+    with_time = any(part in (col.datetime_parts or []) for part in ("hour", "minute", "second"))
+    unit = "s" if with_time else "D"
+    return (stamps - pd.Timestamp(0)) / pd.Timedelta(1, unit=unit), unit
+
+
+def order_steps(df: pd.DataFrame, parent: str, order_by: list[str], col: ColumnStats, unit: pd.Series | None, *,
+                where: tuple, protection: ColumnProtection) -> ColumnStats | None:
+    """The protected stats of each record's step from the previous record of its parent, in the order column's
+    units (TableStats.order_steps); None where the order column is not a date or number, or has nulls."""
+    if col.kind not in ("datetime", "numeric") or col.null_share > 0 or col.text_form:
+        return None
+    ordered = df.sort_values([parent, *order_by], kind="stable")
+    numbers, _ = time_numbers(ordered[order_by[0]], col)
+    steps = numbers.groupby(ordered[parent].to_numpy()).diff()
+    if col.kind == "datetime" or col.is_integer:
+        steps = steps.round()
+    if steps.notna().sum() < 2:
+        return None
+    units = None if unit is None else pd.Series(unit.loc[ordered.index].to_numpy(), index=steps.index)
+    return column_stats(steps.reset_index(drop=True), None if units is None else units.reset_index(drop=True),
+                        hint="numeric", where=where, protection=protection)
 
 
 def rises_strictly(parents: pd.Series, order: pd.Series) -> bool:

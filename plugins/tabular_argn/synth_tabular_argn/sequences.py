@@ -11,6 +11,10 @@ Each table of the tree gets one flat TabularARGN (the same network, encoding and
   The context is given, never drawn, so it does not count in the model's loss.
   A bounded window keeps long sequences as cheap per record as short ones. Its own children's counts are
   columns of it too, so trees of any depth work the same way.
+- where a child's first `order_by` column is a date or a number of many values (`relative_order`), a record
+  draws its step from the previous record (`@step.<column>`, the stats' protected `order_steps`) and the
+  column itself only in the first record: times since the previous record are what histories repeat, and a
+  history built from non-negative steps never goes back. Earlier records are context with their times whole.
 
 Generation draws the root rows (or takes the user's seed rows and draws only their counts), then each child
 table step by step: at step t every parent with more than t records gets its record t at once, as a batch.
@@ -25,6 +29,8 @@ import numpy as np
 import pandas as pd
 
 from synth_assets.plugin_api import (
+    ORDER_STEP,
+    Imputation,
     SEED_PARENT,
     ColumnStats,
     DatasetStats,
@@ -33,6 +39,7 @@ from synth_assets.plugin_api import (
     context_key,
     parent_first,
     records_per_parent,
+    time_numbers,
 )
 
 # names of the columns a model draws besides the table's own (no source column starts with "@")
@@ -119,6 +126,31 @@ def _as_context(c: ColumnStats, name: str) -> ColumnStats:
     return c.model_copy(update=update)
 
 
+def relative_order(table: TableStats) -> str | None:
+    """The order column a child's model draws as steps from the previous record, or None: a date, or a number
+    of many values (a year of few values keeps its own: steps scored no better on rwm5yr, bench/RESULTS.md)."""
+    if table.order_steps is None or not table.order_by:
+        return None
+    column = table.columns.get(table.order_by[0])
+    if column is None or not (column.kind == "datetime" or (column.kind == "numeric" and not column.discrete)):
+        return None
+    return column.name
+
+
+def _own_columns(table: TableStats) -> dict[str, ColumnStats]:
+    """The columns a child's model draws: the table's, and where its order is relative, the step too (both
+    empty where the other holds the time)."""
+    relative = relative_order(table)
+    if relative is None:
+        return dict(table.columns)
+    columns = dict(table.columns)
+    columns[relative] = columns[relative].model_copy(update={"null_share": max(columns[relative].null_share, 0.01)})
+    steps = table.order_steps
+    columns[ORDER_STEP + relative] = steps.model_copy(update={
+        "name": ORDER_STEP + relative, "null_share": max(steps.null_share, 0.01), "min": max(steps.min or 0.0, 0.0)})
+    return columns
+
+
 def _count_stats(name: str, shares: dict[int, float], low: int = 0) -> ColumnStats:
     values = sorted(k for k in shares if k >= low) or [low]
     total = sum(shares.get(k, 0.0) for k in values) or 1.0
@@ -148,7 +180,7 @@ def model_tables(stats: DatasetStats, window: int) -> dict[str, TableStats]:
             for k in range(1, window + 1):
                 for c in table.columns.values():  # empty before the k-th record: nulls always occur
                     columns[previous(k) + c.name] = _as_context(c, previous(k) + c.name)
-        columns.update(table.columns)
+        columns.update(_own_columns(table) if fk is not None else table.columns)
         for child in kids[name]:
             columns[RECORDS + child] = _count_stats(RECORDS + child, stats.tables[child].sequence_lengths or {0: 1.0})
         out[name] = TableStats(
@@ -227,6 +259,12 @@ def model_frames(frames: dict[str, pd.DataFrame], stats: DatasetStats, window: i
                 lagged = own.groupby(df[fk.column].to_numpy(), sort=False).shift(k)
                 lagged.columns = [previous(k) + c for c in own.columns]
                 parts.append(lagged.reset_index(drop=True))
+            relative = relative_order(table)
+            if relative is not None:  # the time in the first record, the steps after it
+                numbers, _ = time_numbers(own[relative], table.columns[relative])
+                steps = numbers.groupby(df[fk.column].to_numpy(), sort=False).diff()
+                own = own.assign(**{relative: own[relative].where((position == 0).to_numpy()),
+                                    ORDER_STEP + relative: steps.round() if _whole_steps(table) else steps})
             parts.append(own.reset_index(drop=True))
             rows = pd.concat(parts, axis=1)
         else:
@@ -239,6 +277,47 @@ def model_frames(frames: dict[str, pd.DataFrame], stats: DatasetStats, window: i
             per_row = records_per_parent(frames[child][child_fk.column], df[table.primary_key])
             rows[RECORDS + child] = np.minimum(per_row, cap)
         out[name] = rows
+    return out
+
+
+def _whole_steps(table: TableStats) -> bool:
+    column = table.columns[table.order_by[0]]
+    return column.kind == "datetime" or column.is_integer
+
+
+def absolute_times(step: pd.DataFrame, table: TableStats, before: pd.Series | None) -> pd.Series:
+    """A relative order column's values of one step of records: the first record's as drawn, later ones the
+    previous record's (`before`, aligned with `step`) plus the drawn step (none drawn: the same time), kept in
+    the column's protected range and spelled as the column is."""
+    relative = relative_order(table)
+    column = table.columns[relative]
+    if before is None:
+        return step[relative]
+    numbers, unit = time_numbers(before.reset_index(drop=True), column)
+    later = numbers + pd.to_numeric(step[ORDER_STEP + relative], errors="coerce").fillna(0.0).clip(lower=0.0).to_numpy()
+    if column.kind != "datetime":
+        later = later.clip(column.min, column.max)
+        return later.round() if column.is_integer else later.round(column.decimals if column.decimals is not None else 8)
+    stamps = pd.Timestamp(0) + pd.to_timedelta(later, unit=unit)
+    stamps = stamps.clip(pd.Timestamp(int(round(column.min)), unit="ns"), pd.Timestamp(int(round(column.max)), unit="ns"))
+    if column.datetime_format:
+        return pd.Series(stamps.dt.strftime(column.datetime_format), dtype=object)
+    return stamps
+
+
+def _as_steps(record: pd.DataFrame, table: TableStats, before: pd.Series | None) -> pd.DataFrame:
+    """Given records as a relative model holds them: the time in the first record, the step after it."""
+    relative = relative_order(table)
+    column = table.columns[relative]
+    out = record.copy()
+    if before is None:
+        out[ORDER_STEP + relative] = np.nan
+        return out
+    now, _ = time_numbers(record[relative].reset_index(drop=True), column)
+    then, _ = time_numbers(before.reset_index(drop=True), column)
+    steps = (now - then).clip(lower=0.0)
+    out[ORDER_STEP + relative] = (steps.round() if _whole_steps(table) else steps).to_numpy()
+    out[relative] = None
     return out
 
 
@@ -276,6 +355,7 @@ def generate_tree(models: dict, stats: DatasetStats, options, seed_data: pd.Data
         context.columns = [PARENT + c for c in context.columns]
         context[PARENT + RECORDS + name] = lengths
         own = list(table.columns)
+        relative = relative_order(table)
         # the records of the last `window` steps, one row per parent (empty if none): all a step looks back at, so
         # memory stays bounded however long the histories are
         history: dict[int, pd.DataFrame] = {}
@@ -290,20 +370,34 @@ def generate_tree(models: dict, stats: DatasetStats, options, seed_data: pd.Data
                 for c in own:
                     known[previous(k) + c] = before[c].to_numpy() if t - k >= 0 else None
             step_options = child_options.model_copy(update={"seed": base_seed + 7919 * depth + t + 1})
+            if relative is not None:  # a first record's time, and a later one's step, are never drawn empty
+                needed = relative if t == 0 else ORDER_STEP + relative
+                already = step_options.imputation.columns if step_options.imputation else []
+                step_options = step_options.model_copy(update={"imputation": Imputation(columns=[*already, needed])})
             fixed = seeded_counts[active] > t  # parents whose record t is given: its own columns are kept
             parts = []
             if (~fixed).any():
                 parts.append(models[name].generate(make_request(step_options, known[~fixed].reset_index(drop=True))))
+            record = None
             if fixed.any():
                 record = seeded.loc[seeded["__parent"].isin(active[fixed]) & (seeded["__position"] == t)]
                 record = record.set_index("__parent").loc[active[fixed], own].reset_index(drop=True)
-                with_own = pd.concat([known[fixed].reset_index(drop=True), record], axis=1)
+                given_record = record
+                if relative is not None:  # the model is given the record as it draws one: a step after the first
+                    before = history[t - 1].iloc[active[fixed]][relative] if t > 0 else None
+                    given_record = _as_steps(record, table, before)
+                with_own = pd.concat([known[fixed].reset_index(drop=True), given_record], axis=1)
                 parts.append(models[name].generate(make_request(step_options, with_own)))
             step = pd.concat(parts, ignore_index=True) if len(parts) == 2 else parts[0]
             if len(parts) == 2:  # back in the order of `active`
                 placed = np.concatenate([np.flatnonzero(~fixed), np.flatnonzero(fixed)])
                 step = step.iloc[np.argsort(placed, kind="stable")].reset_index(drop=True)
-            if t > 0 and table.order_by and seeded is not None:  # a continuation never goes back before its seeds
+            if relative is not None:  # the times from the steps: a history never goes back
+                before = history[t - 1].iloc[active][relative] if t > 0 else None
+                step[relative] = absolute_times(step, table, before).to_numpy()
+                if record is not None:  # given records keep their times exactly
+                    step.loc[np.flatnonzero(fixed), relative] = record[relative].to_numpy()
+            elif t > 0 and table.order_by and seeded is not None:  # a continuation never goes back before its seeds
                 after = (~fixed) & (seeded_counts[active] > 0)
                 step = _in_order(models[name], step, known, after, history[t - 1].iloc[active].reset_index(drop=True),
                                  table.order_by, step_options, make_request)

@@ -274,3 +274,50 @@ def test_long_histories_see_more_than_the_previous_record(tmp_path):
         shares[window] = two_back_share(model.sample(150, seed=1))
     # the window of four the data chose reads the pattern; the previous record alone guesses among the states
     assert shares[None] > 0.9 and shares[1] < 0.6, shares
+
+
+def regular_visits(n: int = 400, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Patients who come back at a rhythm of their own (weekly or monthly, the plan a column of theirs), from a
+    first visit anywhere in three years, with a rounded bill and a nullable flag."""
+    rng = np.random.default_rng(seed)
+    patients = pd.DataFrame({"pid": np.arange(n), "plan": rng.choice(["weekly", "monthly"], n)})
+    rows = []
+    for pid, plan in zip(patients.pid, patients.plan):
+        day = pd.Timestamp("2020-01-01") + pd.Timedelta(days=int(rng.integers(0, 1000)))
+        for _ in range(int(rng.integers(3, 9))):
+            rows.append({"pid": pid, "day": day, "bill": round(float(rng.gamma(2, 20)), 2),
+                         "paid": None if rng.random() < 0.1 else bool(rng.random() < 0.8)})
+            day += pd.Timedelta(days=7 if plan == "weekly" else 30)
+    return patients, pd.DataFrame(rows)
+
+
+def rhythm_share(patients: pd.DataFrame, visits: pd.DataFrame) -> float:
+    """The share of steps between visits that are the patient's plan's (7 or 30 days)."""
+    ordered = visits.sort_values(["pid", "day"], kind="stable")
+    steps = ordered.groupby("pid")["day"].diff().dt.days
+    plan = ordered["pid"].map(patients.set_index("pid")["plan"]).map({"weekly": 7, "monthly": 30})
+    return float((steps == plan)[steps.notna()].mean())
+
+
+@pytest.mark.slow
+def test_dates_of_a_history_are_drawn_as_steps_from_the_previous_record(tmp_path):
+    """A child ordered by dates draws each record's time since the previous one (the stats' protected steps), so
+    a rhythm of its own comes out, and no history goes back in time; given first records keep their dates."""
+    from synth_tabular_argn import TabularARGN
+
+    patients, visits = regular_visits()
+    assert rhythm_share(patients, visits) == 1.0
+    model = TabularARGN(tgt_context_key="pid", ctx_primary_key="pid", ctx_data=patients, order_by="day",
+                        max_training_time=0.25, seed=0, workspace=tmp_path).fit(visits)
+    steps = model.pipeline.load_stats().tables["data"].order_steps
+    assert steps is not None and steps.min >= 0 and set(steps.categories) >= {7.0, 30.0}
+    synthetic_patients, synthetic = model.sample_records(ctx_data=patients.head(200), seed=1)
+    assert synthetic.groupby("pid")["day"].apply(lambda d: d.is_monotonic_increasing).all()
+    assert rhythm_share(synthetic_patients, synthetic) > 0.8
+    assert synthetic["day"].between(visits["day"].min(), visits["day"].max()).all()
+    first = visits[visits.pid.isin([0, 1, 2])].groupby("pid").head(2).reset_index(drop=True)
+    _, continued = model.sample_records(ctx_data=patients.head(3), seed_data=first, seed=2)
+    for pid, given in first.groupby("pid"):
+        mine = continued[continued.pid == pid].reset_index(drop=True)
+        pd.testing.assert_series_equal(mine["day"].head(2), given["day"].reset_index(drop=True))
+        assert (mine["day"].diff().dropna().dt.days >= 0).all()
