@@ -15,7 +15,8 @@ tables timed by the year: `checkups` (the years with doctor visits: docvis, hhni
 2. The same model asked for 2 to 4 events and no stays: the share of persons honouring it (must be 1).
 3. rel_event_predict, --budget minutes: the holdout persons with 2+ events, their first event given, the next
    one written (n_future 1): the valid share, and how often the written event's table and year equal the real
-   next event's, against always guessing the most common next table.
+   next event's, against always guessing the most common next table and against a draw from the next tables'
+   shares (what a model that learnt only the shares scores, as a sampled prediction is a draw).
 bench/RESULTS.md gets the section "Event tasks (issue 25)" (replaced on a rerun).
 """
 
@@ -185,11 +186,12 @@ def predict_scores(predictor, given: dict, real: pd.DataFrame, ids, seed: int) -
     written.index = written.index.map(fresh)
     second = real[real[KEY].isin(ids)].groupby(KEY).nth(1).set_index(KEY)
     both = second.index.intersection(written.index)
-    majority = second["table"].value_counts(normalize=True).iloc[0]
+    shares = second["table"].value_counts(normalize=True)
     return {"persons": len(ids), "valid first try": report["valid_share_first_try"],
             "written a next event": len(written) / len(ids),
             "next table equal": float((written.loc[both, "table"] == second.loc[both, "table"]).mean()),
-            "always the most common table": float(majority),
+            "always the most common table": float(shares.iloc[0]),
+            "a draw from the tables' shares": float((shares ** 2).sum()),
             "next year equal": float((written.loc[both, TIME] == second.loc[both, TIME]).mean()),
             "predict s": seconds}
 
