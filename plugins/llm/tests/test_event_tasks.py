@@ -167,12 +167,13 @@ def test_event_synthesis_and_event_prediction_materialize_through_dg_launch_with
     for name, frame in event_tree().items():
         frame.to_parquet(tmp_path / f"{name}.parquet")
     tables = {name: {"source": f"{name}.parquet", **links} for name, links in LINKS.items()}
+    brief = {**FAST, "max_training_time": 0.15}  # what is checked here holds by the schema, not by training
     datasets = {
-        "shop_events": {"backend": "llm", "tables": tables, "train": {**FAST, "task": "rel_event"},
+        "shop_events": {"backend": "llm", "tables": tables, "train": {**brief, "task": "rel_event"},
                         "generate": {"sample_size": 100, "seed": 1, "max_n_events": 6},
                         "quality": {"max_dcr_share": 0.7, "max_dcr_excess": None}},
         # the futures of the holdout's customers: their histories are real, so the privacy gate is the user's
-        "shop_futures": {"backend": "llm", "tables": tables, "train": {**FAST, "task": "rel_event_predict"},
+        "shop_futures": {"backend": "llm", "tables": tables, "train": {**brief, "task": "rel_event_predict"},
                          "generate": {"seed": 1, "n_events": 1, "n_future": 2, "only_future": True},
                          "quality": {"max_dcr_share": 0.95, "max_dcr_excess": None, "max_membership_auc": None,
                                      "max_copy_excess": None}},

@@ -303,14 +303,16 @@ class TrainedModel:
 
     def generate(self, request: GenerateRequest) -> pd.DataFrame:
         plan, tokens, rng = self.tokens(request)
-        out = decode_table(tokens, self.codes, self.table, rng)
-        if plan.keep is not None:
-            # seed values are kept as given; only their nulls in imputed columns take generated values
-            imputation = request.options.imputation
-            imputed = set(imputation.columns) if imputation else set()
-            for column in plan.keep.columns:
-                given = plan.keep[column]
-                out[column] = given.where(given.notna(), out[column]) if column in imputed else given
+        if plan.keep is None:
+            return decode_table(tokens, self.codes, self.table, rng)
+        # seed values are kept as given (and not decoded); only their nulls in imputed columns take drawn values
+        imputation = request.options.imputation
+        imputed = set(imputation.columns) if imputation else set()
+        kept = plan.keep[[c for c in plan.keep.columns if c not in imputed]]
+        out = decode_table(tokens, self.codes, self.table, rng, given=kept)
+        for column in plan.keep.columns:
+            given = plan.keep[column]
+            out[column] = given.where(given.notna(), out[column]) if column in imputed else given
         return out
 
 

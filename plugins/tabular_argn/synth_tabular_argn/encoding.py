@@ -538,9 +538,15 @@ def encode_table(df: pd.DataFrame, codes: list[ColumnCode], table: TableStats) -
     return pd.DataFrame(narrow)
 
 
-def decode_table(tokens: np.ndarray, codes: list[ColumnCode], table: TableStats, rng: np.random.Generator) -> pd.DataFrame:
+def decode_table(tokens: np.ndarray, codes: list[ColumnCode], table: TableStats, rng: np.random.Generator,
+                 given: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The columns of drawn tokens as values; `given` columns (seed values that go out as they are, same rows)
+    are taken as they are, not decoded: a child's record step gives more columns than it draws."""
     out = {}
     for code, group in zip(codes, sub_column_groups(codes)):
+        if given is not None and code.column in given.columns:
+            out[code.column] = given[code.column]
+            continue
         part = tokens[:, group]
         out[code.column] = decode_column(part[:, 0] if len(group) == 1 else part, code, table.columns[code.column], rng)
     return pd.DataFrame(out)
