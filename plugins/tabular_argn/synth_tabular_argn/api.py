@@ -196,15 +196,47 @@ class TabularARGN:
                 records[column] = records[column].astype(dtype)
         return subjects, records
 
-    def impute(self, X: pd.DataFrame, columns: list[str] | None = None, seed: int | None = None) -> pd.DataFrame:
-        """`X` with the nulls of `columns` (default: every modelled column that has nulls) filled in."""
-        self._one_table("impute")
+    def impute(self, X: pd.DataFrame, columns: list[str] | None = None, seed: int | None = None, *,
+               ctx_data: pd.DataFrame | None = None) -> pd.DataFrame:
+        """`X` with the nulls of `columns` (default: every modelled column that has nulls) filled in. A two-table
+        model takes records as `X` and their subjects as `ctx_data`: each record is filled given its subject and
+        the records before it, which keep their given values."""
+        if self.pipeline is not None and CONTEXT in self.pipeline.spec.tables:
+            return self._impute_records(X, ctx_data, columns, seed)
         columns = columns or [c for c in X.columns if c in self.table.columns and X[c].isna().any()]
         if not columns:
             return X.copy()
         out = self.sample(seed_data=X, imputation={"columns": columns}, seed=seed)
         out.index = X.index
         return out[list(X.columns)]
+
+    def _impute_records(self, X: pd.DataFrame, ctx_data: pd.DataFrame | None, columns: list[str] | None,
+                        seed: int | None) -> pd.DataFrame:
+        """Records' nulls filled: the records are given to generation as their subjects' first records (seed
+        records) with the columns imputed, and only they are taken back, in X's order and index."""
+        if ctx_data is None:
+            raise SynthError("impute on a two-table model fills records of given subjects: give the subjects as "
+                             "ctx_data", table=TABLE, hint="impute(records, ctx_data=subjects)")
+        records = self.pipeline.load_stats().tables[TABLE]
+        columns = columns or [c for c in X.columns if c in records.columns and X[c].isna().any()]
+        if not columns:
+            return X.copy()
+        spec = self.pipeline.spec.tables[TABLE]
+        fk = spec.foreign_keys[0].column
+        ordered = X.sort_values([fk, *spec.order_by], kind="stable")
+        key = self.pipeline.spec.tables[CONTEXT].primary_key
+        subjects = ctx_data[ctx_data[key].isin(ordered[fk])].reset_index(drop=True)
+        _, drawn = self.sample_records(ctx_data=subjects, seed_data=ordered.reset_index(drop=True),
+                                       imputation={"columns": list(columns)}, seed=seed)
+        # the given records are their subjects' first ones, in the given order; what was drawn after them is not
+        # asked for
+        first = drawn.groupby(fk, sort=False).cumcount()
+        wanted = ordered.groupby(fk, sort=False).cumcount()
+        placed = pd.Series(range(len(drawn)), index=pd.MultiIndex.from_arrays([drawn[fk].to_numpy(), first.to_numpy()]))
+        rows = placed.loc[list(zip(ordered[fk], wanted))].to_numpy()
+        out = drawn.iloc[rows][list(X.columns)]
+        out.index = ordered.index
+        return out.loc[X.index]
 
     # prediction -----------------------------------------------------------------------------------
     def predict(self, X: pd.DataFrame, target: str, n_draws: int = 10,

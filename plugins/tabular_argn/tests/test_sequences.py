@@ -209,8 +209,19 @@ def test_the_python_api_takes_subjects_and_their_records(panel, tmp_path):
         model.sample_records(ctx_data=given, seed_data=first.assign(id=1))
     with pytest.raises(SynthError, match="give the subjects as ctx_data too"):
         model.sample(seed_data=first)
+    # imputation of records: each record's nulls filled given its subject and the records before it; the rest kept
+    some = visits[visits["id"].isin(visits["id"].drop_duplicates().head(40))].sample(frac=1.0, random_state=0)
+    holed = some.assign(hhninc=some["hhninc"].where(np.arange(len(some)) % 3 != 0))
+    filled = model.impute(holed, ctx_data=persons, seed=7)
+    assert filled.index.equals(holed.index) and list(filled.columns) == list(holed.columns)
+    assert filled["hhninc"].notna().all() and filled["hhninc"].dtype == visits["hhninc"].dtype
+    kept = holed["hhninc"].notna()
+    pd.testing.assert_series_equal(filled.loc[kept, "hhninc"], holed.loc[kept, "hhninc"])
+    pd.testing.assert_frame_equal(filled.drop(columns="hhninc"), holed.drop(columns="hhninc"))
+    with pytest.raises(SynthError, match="give the subjects as ctx_data"):
+        model.impute(holed)
     for call in (lambda: model.predict(visits.head(3), target="docvis"), lambda: model.log_prob(visits.head(3)),
-                 lambda: model.predict_proba(visits.head(3), target="docvis"), lambda: model.impute(visits.head(3))):
+                 lambda: model.predict_proba(visits.head(3), target="docvis")):
         with pytest.raises(SynthError, match="works on one-table models; this one draws records under subjects"):
             call()
 
