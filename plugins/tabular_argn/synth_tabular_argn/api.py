@@ -30,10 +30,12 @@ from synth_assets.plugin_api import (
     link_records,
     open_workspace,
     parse_options,
+    read_json,
     run_on_frames,
 )
 from synth_tabular_argn.backend import TabularARGNBackend, TrainedModel
 from synth_tabular_argn.encoding import decode_column, encode_table
+from synth_tabular_argn.sequences import SUBJECT, model_frames, model_tables
 from synth_tabular_argn.options import ARGNGenerateOptions, ARGNTrainOptions
 
 TABLE = "data"
@@ -210,6 +212,36 @@ class TabularARGN:
         out.index = X.index
         return out[list(X.columns)]
 
+    def _log_prob_subjects(self, X: pd.DataFrame, ctx_data: pd.DataFrame | None) -> np.ndarray:
+        if ctx_data is None:
+            raise SynthError("log_prob on a two-table model scores subjects with their records: give the subjects "
+                             "as ctx_data", table=TABLE, hint="log_prob(records, ctx_data=subjects)")
+        key = self.pipeline.spec.tables[CONTEXT].primary_key
+        fk = self.pipeline.spec.tables[TABLE].foreign_keys[0].column
+        stats = self.pipeline.load_stats()
+        missing = [c for name, frame in ((CONTEXT, ctx_data), (TABLE, X)) for c in stats.tables[name].columns
+                   if c not in frame.columns]
+        if missing or key not in ctx_data.columns or fk not in X.columns:
+            raise SynthError("log_prob needs every modelled column, and the keys that link records to subjects",
+                             table=TABLE, column=(missing or [key if key not in ctx_data.columns else fk])[0])
+        strangers = sorted(set(X[fk]) - set(ctx_data[key]))[:3]
+        if strangers:
+            raise SynthError(f"records name subjects that ctx_data does not hold ({strangers})", table=TABLE,
+                             column=fk, hint="give each record's subject in ctx_data")
+        model_dir = self.pipeline.paths.model
+        window = read_json(model_dir / "tree.json")["window"]
+        tables = model_tables(stats, window)
+        frames = model_frames({CONTEXT: ctx_data.reset_index(drop=True), TABLE: X.reset_index(drop=True)}, stats,
+                              window, subjects=True)
+        total = np.zeros(len(ctx_data))
+        for name in (CONTEXT, TABLE):
+            trained = TrainedModel.load(model_dir / name, tables[name], self.device)
+            rows = frames[name]
+            subject = rows.pop(SUBJECT).to_numpy(dtype=np.int64)
+            scores = trained.log_prob(encode_table(rows, trained.codes, tables[name]).to_numpy())
+            np.add.at(total, subject, scores)  # a subject's records add up
+        return total
+
     def _impute_records(self, X: pd.DataFrame, ctx_data: pd.DataFrame | None, columns: list[str] | None,
                         seed: int | None) -> pd.DataFrame:
         """Records' nulls filled: the records are given to generation as their subjects' first records (seed
@@ -272,9 +304,12 @@ class TabularARGN:
         columns = labels[0] if len(targets) == 1 else pd.MultiIndex.from_product(labels, names=targets)
         return pd.DataFrame(probs.reshape(len(X), -1), index=X.index, columns=columns)
 
-    def log_prob(self, X: pd.DataFrame) -> np.ndarray:
-        """Log-probability of each row under the model (nats; numbers count by their bin or digits)."""
-        self._one_table("log_prob")
+    def log_prob(self, X: pd.DataFrame, *, ctx_data: pd.DataFrame | None = None) -> np.ndarray:
+        """Log-probability of each row under the model (nats; numbers count by their bin or digits). A two-table
+        model scores subjects: `ctx_data`'s rows with their records in `X`, one figure per subject, in
+        `ctx_data`'s order (its row with its number of records, then each record given those before it)."""
+        if self.pipeline is not None and CONTEXT in self.pipeline.spec.tables:
+            return self._log_prob_subjects(X, ctx_data)
         missing = [c for c in self.table.columns if c not in X.columns]
         if missing:
             raise SynthError("log_prob needs every modelled column", table=TABLE, column=missing[0])

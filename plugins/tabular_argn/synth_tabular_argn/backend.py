@@ -235,6 +235,7 @@ class TrainedModel:
         self.codes = codes
         self.table = table
         self.planner = Planner(codes, table, config["order"], config.get("flexible_generation", False))
+        self.given = int(config.get("given", 0))  # leading context sub-columns (a child table's model)
 
     @classmethod
     def load(cls, model_dir: Path, table: TableStats, device: str = "auto") -> "TrainedModel":
@@ -292,13 +293,14 @@ class TrainedModel:
         return np.concatenate(out), [token_labels(code) for code in codes]
 
     def log_prob(self, tokens: np.ndarray, chunk: int = 65_536) -> np.ndarray:
-        """Log-probability of each encoded row, in the order the model generates unconditionally."""
+        """Log-probability of each encoded row, in the order the model generates unconditionally; a child
+        table's model scores a record's own columns given its context (which it never draws)."""
         import torch
 
         device = self.model.owner.device
         order = torch.tensor(self.planner.default_order, device=device)
-        parts = [self.model.log_prob(torch.as_tensor(tokens[s : s + chunk].astype(np.int64), device=device), order)
-                 for s in range(0, len(tokens), chunk)]
+        parts = [self.model.log_prob(torch.as_tensor(tokens[s : s + chunk].astype(np.int64), device=device), order,
+                                     self.given) for s in range(0, len(tokens), chunk)]
         return torch.cat(parts).cpu().numpy()
 
     def generate(self, request: GenerateRequest) -> pd.DataFrame:

@@ -154,11 +154,12 @@ class ARGNNetwork(_Network):
         return list(self.heads[:skip])
 
     @torch.no_grad()
-    def log_prob(self, tokens: torch.Tensor, order: torch.Tensor) -> torch.Tensor:
-        """log p(row) under `order`: the sum over columns of log p(token | tokens before it)."""
-        logits = self.forward(tokens, order)
+    def log_prob(self, tokens: torch.Tensor, order: torch.Tensor, skip: int = 0) -> torch.Tensor:
+        """log p(row) under `order`: the sum over columns (but the first `skip`, given) of log p(token | tokens
+        before it)."""
+        logits = self.forward(tokens, order, skip)
         return sum(torch.log_softmax(l, dim=1).gather(1, tokens[:, i : i + 1].long()).squeeze(1)
-                   for i, l in enumerate(logits))
+                   for i, l in enumerate(logits) if l is not None)
 
     def conditional_logits(self, z: torch.Tensor, i: int, prefix: bool = False) -> torch.Tensor:
         """Logits of column i given the embeddings already written into `z` (zeros elsewhere).
@@ -339,9 +340,9 @@ class WideARGNNetwork(_Network):
         return self._nll(tokens, order, skip).mean()
 
     @torch.no_grad()
-    def log_prob(self, tokens: torch.Tensor, order: torch.Tensor) -> torch.Tensor:
-        """log p(row) under `order`: the sum over columns of log p(token | tokens before it)."""
-        return -self._nll(tokens, order)
+    def log_prob(self, tokens: torch.Tensor, order: torch.Tensor, skip: int = 0) -> torch.Tensor:
+        """log p(row) under `order`: the sum over columns (but the first `skip`) of log p(token | tokens before it)."""
+        return -self._nll(tokens, order, skip)
 
     # generation: `z` is the running sum of the written columns' contributions ---------------------------
     def conditional_logits(self, z: torch.Tensor, i: int, prefix: bool = False) -> torch.Tensor:

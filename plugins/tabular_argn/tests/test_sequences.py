@@ -220,7 +220,16 @@ def test_the_python_api_takes_subjects_and_their_records(panel, tmp_path):
     pd.testing.assert_frame_equal(filled.drop(columns="hhninc"), holed.drop(columns="hhninc"))
     with pytest.raises(SynthError, match="give the subjects as ctx_data"):
         model.impute(holed)
-    for call in (lambda: model.predict(visits.head(3), target="docvis"), lambda: model.log_prob(visits.head(3)),
+    # log-likelihood of subjects with their records: one figure per subject; records with values far from the
+    # data's make their subjects less likely
+    scored = persons[persons["id"].isin(some["id"])].reset_index(drop=True)
+    real = model.log_prob(some, ctx_data=scored)
+    assert real.shape == (len(scored),) and np.isfinite(real).all() and (real < 0).all()
+    odd = some.assign(docvis=some["docvis"] * 7 + 40, hospvis=some["hospvis"] + 9)
+    assert (model.log_prob(odd, ctx_data=scored) < real).mean() > 0.9
+    with pytest.raises(SynthError, match="give the subjects as ctx_data"):
+        model.log_prob(some)
+    for call in (lambda: model.predict(visits.head(3), target="docvis"),
                  lambda: model.predict_proba(visits.head(3), target="docvis")):
         with pytest.raises(SynthError, match="works on one-table models; this one draws records under subjects"):
             call()
