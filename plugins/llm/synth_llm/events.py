@@ -93,14 +93,11 @@ class EventLayout:
             if col.min is None or col.max is None:
                 raise SynthError("an event table's time has no protected range", dataset=dataset, table=name,
                                  column=time[name], hint="give the table more records")
-            for reserved in RESERVED:
-                if reserved in tree.table(name).columns:
-                    raise SynthError(f"a column is named '{reserved}', which the event tasks use themselves",
-                                     dataset=dataset, table=name, column=reserved, hint="rename the column")
-        for reserved in RESERVED:
-            if reserved in tree.table(tree.root).columns:
-                raise SynthError(f"a column is named '{reserved}', which the event tasks use themselves",
-                                 dataset=dataset, table=tree.root, column=reserved, hint="rename the column")
+        for name in (tree.root, *names):
+            clash = [r for r in RESERVED if r in tree.table(name).columns]
+            if clash:
+                raise SynthError(f"a column is named '{clash[0]}', which the event tasks use themselves",
+                                 dataset=dataset, table=name, column=clash[0], hint="rename the column")
         kinds = {col.kind for col in columns.values()}
         if len(kinds) > 1:
             raise SynthError("the event tables' times must all be dates or all be numbers", dataset=dataset,

@@ -125,6 +125,9 @@ def test_event_options_that_cannot_be_honoured_are_clear_errors(event_model, tmp
         RelEvent(tables=unordered, workspace=tmp_path / "unordered", **FAST).fit(tables)
     with pytest.raises(SynthError, match="payments.*event_tables names no child table of the root"):
         RelEvent(tables=LINKS, workspace=tmp_path / "named", event_tables=["payments"], **FAST).fit(tables)
+    clashing = {**tables, "visits": tables["visits"].rename(columns={"minutes": "_gap"})}
+    with pytest.raises(SynthError, match="visits.*_gap.*a column is named '_gap'"):
+        RelEvent(tables=LINKS, workspace=tmp_path / "clash", **FAST).fit(clashing)
 
 
 def test_predictions_continue_the_holdouts_first_events(predict_model):

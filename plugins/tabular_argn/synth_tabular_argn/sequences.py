@@ -281,8 +281,8 @@ def model_frames(frames: dict[str, pd.DataFrame], stats: DatasetStats, window: i
 
 
 def _whole_steps(table: TableStats) -> bool:
-    column = table.columns[table.order_by[0]]
-    return column.kind == "datetime" or column.is_integer
+    """Whether steps are whole units, as the stats rounded them (days or seconds of dates, integers' steps)."""
+    return table.order_steps.is_integer
 
 
 def absolute_times(step: pd.DataFrame, table: TableStats, before: pd.Series | None) -> pd.Series:
