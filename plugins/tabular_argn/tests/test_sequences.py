@@ -341,3 +341,24 @@ def test_dates_of_a_history_are_drawn_as_steps_from_the_previous_record(tmp_path
         mine = continued[continued.pid == pid].reset_index(drop=True)
         pd.testing.assert_series_equal(mine["day"].head(2), given["day"].reset_index(drop=True))
         assert (mine["day"].diff().dropna().dt.days >= 0).all()
+
+
+def test_a_drawn_history_past_the_end_of_the_range_moves_earlier_keeping_its_steps():
+    from synth_assets.plugin_api import ColumnStats, TableStats
+    from synth_tabular_argn.sequences import into_range
+
+    low, high = pd.Timestamp("2020-01-01"), pd.Timestamp("2020-12-31")
+    day = ColumnStats(name="day", dtype="datetime64[ns]", kind="datetime", null_share=0.0, n_unique=300,
+                      min=float(low.value), max=float(high.value), datetime_parts=["year", "month", "day"])
+    steps = ColumnStats(name="@step.day", dtype="float64", kind="numeric", null_share=0.3, n_unique=10, min=0.0,
+                        max=30.0, is_integer=True, decimals=0)
+    table = TableStats(name="visits", rows=9, primary_key=None, foreign_keys=[], column_order=["day"],
+                       dtypes={"day": "datetime64[ns]"}, columns={"day": day}, order_by=["day"], order_steps=steps)
+    days = [high - pd.Timedelta(days=3), high + pd.Timedelta(days=2), high + pd.Timedelta(days=5)]
+    records = pd.DataFrame({"day": days * 2 + [low + pd.Timedelta(days=1), high, high + pd.Timedelta(days=10)]})
+    parents = np.repeat([0, 1, 2], 3)
+    moved = pd.to_datetime(into_range(records, table, parents, fixed=np.array([False, True, False])))
+    offsets = (moved - high).dt.days.tolist()
+    assert offsets[:3] == [-8, -3, 0]  # moved 5 days earlier, its steps kept
+    assert offsets[3:6] == [-3, 0, 0]  # given records' history stays: only clipped
+    assert moved[6] == low and offsets[7:] == [-1, 0]  # room for 1 day only, the rest clipped
