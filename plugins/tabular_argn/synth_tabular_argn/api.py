@@ -212,6 +212,17 @@ class TabularARGN:
         out.index = X.index
         return out[list(X.columns)]
 
+    def _predict_records(self, X: pd.DataFrame, target: str, n_draws: int, agg_fn: str, seed: int | None,
+                         ctx_data: pd.DataFrame | None) -> pd.Series:
+        """A record column predicted as `n_draws` imputations of it, aggregated (imputation: `_impute_records`)."""
+        if target not in self.pipeline.load_stats().tables[TABLE].columns:
+            raise SynthError("predict's target is no modelled column of the records", table=TABLE, column=target)
+        unknown = X.assign(**{target: pd.Series([None] * len(X), index=X.index, dtype=object)})
+        base = seed if seed is not None else int(np.random.SeedSequence().entropy % 2**31)
+        draws = pd.concat([self._impute_records(unknown, ctx_data, [target], base + i)[target]
+                           for i in range(n_draws)])
+        return _aggregated(draws, agg_fn).reindex(X.index).rename(target)
+
     def _log_prob_subjects(self, X: pd.DataFrame, ctx_data: pd.DataFrame | None) -> np.ndarray:
         if ctx_data is None:
             raise SynthError("log_prob on a two-table model scores subjects with their records: give the subjects "
@@ -272,9 +283,15 @@ class TabularARGN:
 
     # prediction -----------------------------------------------------------------------------------
     def predict(self, X: pd.DataFrame, target: str, n_draws: int = 10,
-                agg_fn: Literal["mode", "mean"] = "mode", seed: int | None = None) -> pd.Series:
-        """Predict `target` for each row of `X` from `n_draws` conditional draws: their mode or mean."""
-        self._one_table("predict")
+                agg_fn: Literal["mode", "mean"] = "mode", seed: int | None = None, *,
+                ctx_data: pd.DataFrame | None = None) -> pd.Series:
+        """Predict `target` for each row of `X` from `n_draws` conditional draws: their mode or mean. A two-table
+        model predicts a record column from the record's subject (`ctx_data`), the records before it and the
+        record's columns that come before the target (the order its model draws them in)."""
+        if agg_fn not in ("mode", "mean"):
+            raise SynthError(f"agg_fn must be 'mode' or 'mean', not {agg_fn!r}", column=target)
+        if self.pipeline is not None and CONTEXT in self.pipeline.spec.tables:
+            return self._predict_records(X, target, n_draws, agg_fn, seed, ctx_data)
         features = X.drop(columns=[target], errors="ignore").reset_index(drop=True)
         repeated = features.loc[features.index.repeat(n_draws)].reset_index(drop=True)
         request = GenerateRequest(options=ARGNGenerateOptions(seed=seed), seed_data=repeated, device=self.device)
@@ -284,13 +301,7 @@ class TabularARGN:
         part = tokens[:, group]
         draws = decode_column(part[:, 0] if len(group) == 1 else part, code, self.table.columns[target], rng)
         draws = pd.Series(draws.to_numpy(), index=np.repeat(X.index.to_numpy(), n_draws))
-        if agg_fn == "mean":
-            result = pd.to_numeric(draws).groupby(level=0, sort=False).mean()
-        elif agg_fn == "mode":
-            result = draws.groupby(level=0, sort=False).agg(lambda v: v.value_counts(dropna=False).index[0])
-        else:
-            raise SynthError(f"agg_fn must be 'mode' or 'mean', not {agg_fn!r}", column=target)
-        return result.reindex(X.index).rename(target)
+        return _aggregated(draws, agg_fn).reindex(X.index).rename(target)
 
     def predict_proba(self, X: pd.DataFrame, target: str | list[str]) -> pd.DataFrame:
         """P(target | the columns of X) per row: one column per category (per pair of categories for two
@@ -315,3 +326,10 @@ class TabularARGN:
             raise SynthError("log_prob needs every modelled column", table=TABLE, column=missing[0])
         tokens = encode_table(X.reset_index(drop=True), self.trained.codes, self.table).to_numpy()
         return self.trained.log_prob(tokens)
+
+
+def _aggregated(draws: pd.Series, agg_fn: str) -> pd.Series:
+    """Draws indexed by their row, one value a row: their mean, or their most frequent value."""
+    if agg_fn == "mean":
+        return pd.to_numeric(draws).groupby(level=0, sort=False).mean()
+    return draws.groupby(level=0, sort=False).agg(lambda v: v.value_counts(dropna=False).index[0])

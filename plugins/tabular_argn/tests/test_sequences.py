@@ -229,8 +229,16 @@ def test_the_python_api_takes_subjects_and_their_records(panel, tmp_path):
     assert (model.log_prob(odd, ctx_data=scored) < real).mean() > 0.9
     with pytest.raises(SynthError, match="give the subjects as ctx_data"):
         model.log_prob(some)
-    for call in (lambda: model.predict(visits.head(3), target="docvis"),
-                 lambda: model.predict_proba(visits.head(3), target="docvis")):
+    # prediction of a record column: the mode or mean of its imputations, one value a record
+    predicted = model.predict(some, target="outwork", n_draws=3, seed=8, ctx_data=persons)
+    assert predicted.index.equals(some.index) and predicted.isin([0.0, 1.0]).all()
+    share = some["outwork"].mean()  # better than always guessing the more common status (measured 0.64 vs 0.52)
+    assert (predicted == some["outwork"]).mean() > max(share, 1 - share)
+    mean = model.predict(some, target="hhninc", n_draws=3, agg_fn="mean", seed=8, ctx_data=persons)
+    assert mean.notna().all() and mean.between(visits["hhninc"].min(), visits["hhninc"].max()).all()
+    with pytest.raises(SynthError, match="give the subjects as ctx_data"):
+        model.predict(some, target="outwork")
+    for call in (lambda: model.predict_proba(visits.head(3), target="docvis"),):
         with pytest.raises(SynthError, match="works on one-table models; this one draws records under subjects"):
             call()
 
