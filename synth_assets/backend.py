@@ -190,6 +190,11 @@ class Backend(ABC):
             for name in CONDITIONING if name in asked and not getattr(self.capabilities, name)
         }
 
+    def option_problems(self, train: TrainOptions, generate: GenerateOptions) -> list[str]:
+        """What the train and generate sections ask together that this backend cannot honour, each as
+        "generate.<key>: why" (a generate option for another kind of model, say): named when the project loads."""
+        return []
+
     def check_device(self, device: str) -> None:
         if device != "auto" and device not in self.capabilities.devices:
             raise SynthError(f"backend '{self.name}' runs on {', '.join(sorted(self.capabilities.devices))}, not {device}",

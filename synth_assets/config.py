@@ -228,6 +228,8 @@ class DatasetSpec(StrictModel):
         generate = data.get("generate")
         if isinstance(generate, GenerateOptions):
             problems += [f"generate.{name}: {why}" for name, why in backend.unsupported_options(generate).items()]
+            if isinstance(data.get("train"), TrainOptions):
+                problems += backend.option_problems(data["train"], generate)
         if problems:
             raise OptionErrors(problems + _other_problems(data))
         return data

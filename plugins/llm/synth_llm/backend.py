@@ -71,6 +71,9 @@ class LLMBackend(Backend):
     def unsupported_shape(self, foreign_keys) -> str | None:
         return super().unsupported_shape(foreign_keys) or tree_problem(self.name, foreign_keys)
 
+    def option_problems(self, train: LLMTrainOptions, generate: LLMGenerateOptions) -> list[str]:
+        return task_option_problems(train.task, generate)
+
     # encode: the samples ---------------------------------------------------------------------------
     def encode(self, split: Split, stats: DatasetStats, out_dir: Path) -> dict[str, Any]:
         tree = Tree.of(stats)
@@ -190,10 +193,11 @@ class LLMBackend(Backend):
         tree = Tree.of(stats)
         keyed = {t: rule for t, rule in keyed_tables(tree).items() if t in saved.get(KEYED, [])}
         task = make_task(train_options, tree, stats.dataset, keyed)
+        problems = task_option_problems(task.name, options)
+        if problems:
+            raise SynthError(problems[0], dataset=stats.dataset, hint="leave it out, or train with the task it is for")
         if isinstance(task, EventTask):
             task.with_generation(options)
-        else:
-            _no_event_options(options, task.name, stats.dataset)
         seed = options.seed if options.seed is not None else int(np.random.SeedSequence().entropy % 2**31)
         rng = np.random.default_rng(seed)
         contexts = self._contexts(task, tree, stats, options, request, model_dir, rng)
@@ -319,13 +323,21 @@ def make_task(options: LLMTrainOptions, tree: Tree, dataset: str, keyed) -> Task
     return (EventTask if options.task in EVENT_TASKS else Task)(options, tree, dataset, keyed)
 
 
-def _no_event_options(options: LLMGenerateOptions, task: str, dataset: str) -> None:
-    """An event option given to a model of another task is an error, not ignored."""
+EVENT_OPTIONS = ("min_n_events", "max_n_events", "forbidden_events")  # the event tasks' generate options
+PREDICTION_OPTIONS = ("n_events", "n_future", "only_future")  # ...and rel_event_predict's own
+
+
+def task_option_problems(task: str, options: LLMGenerateOptions) -> list[str]:
+    """Generate options given to a model of a task they are not for: errors, never ignored."""
     defaults = LLMGenerateOptions()
-    for name in ("min_n_events", "max_n_events", "forbidden_events", "n_events", "n_future", "only_future"):
-        if getattr(options, name) != getattr(defaults, name):
-            raise SynthError(f"generate.{name} is for the event tasks, and this model was trained for {task}",
-                             dataset=dataset, hint="leave it out, or train with task rel_event or rel_event_predict")
+    given = [name for name in (*EVENT_OPTIONS, *PREDICTION_OPTIONS) if getattr(options, name) != getattr(defaults, name)]
+    if task not in EVENT_TASKS:
+        return [f"generate.{name}: is for the tasks rel_event and rel_event_predict, and train.task is {task}"
+                for name in given]
+    if task == "rel_event":
+        return [f"generate.{name}: is for the task rel_event_predict (continuing given events), and train.task is "
+                f"rel_event" for name in given if name in PREDICTION_OPTIONS]
+    return []
 
 
 def _given_samples(seed_data: pd.DataFrame, seed_records: dict[str, pd.DataFrame], tree: Tree,

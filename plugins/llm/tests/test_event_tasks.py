@@ -117,8 +117,10 @@ def test_event_options_that_cannot_be_honoured_are_clear_errors(event_model, tmp
         pipeline.generate_frames(LLMGenerateOptions(), seed_data=event_tree(5)["customers"].drop(columns="customer_id"))
     tables = event_tree(60)
     synth = RelSynth(tables=LINKS, workspace=tmp_path / "synth", **{**FAST, "max_training_time": 0.02}).fit(tables)
-    with pytest.raises(SynthError, match="generate.min_n_events is for the event tasks"):
+    with pytest.raises(SynthError, match="generate.min_n_events: is for the tasks rel_event and rel_event_predict"):
         synth.generate(sample_size=5, min_n_events=1)
+    with pytest.raises(SynthError, match="generate.n_future: is for the task rel_event_predict"):
+        event_model.generate(sample_size=5, n_future=2)
     unordered = {**LINKS, "visits": {k: v for k, v in LINKS["visits"].items() if k != "order_by"},
                  "orders": {k: v for k, v in LINKS["orders"].items() if k != "order_by"}}
     with pytest.raises(SynthError, match="need event tables.*order_by"):
@@ -162,6 +164,23 @@ def test_predictions_from_given_histories_keep_them_and_write_only_later_events(
         later = future[table]
         assert (later["at"].to_numpy() >= last_given.reindex(later.customer_id).to_numpy()).all()
     assert (events_per_subject(future) <= 2).all()
+
+
+def test_generate_options_for_another_task_are_named_when_the_project_loads(tmp_path):
+    from synth_assets.project import load_project
+
+    tables = {name: {"source": f"{name}.parquet", **links} for name, links in LINKS.items()}
+    datasets = {"shop": {"backend": "llm", "tables": tables, "train": {"task": "rel_synth"},
+                         "generate": {"min_n_events": 2, "forbidden_events": ["orders"]}},
+                "shop_events": {"backend": "llm", "tables": tables, "train": {"task": "rel_event"},
+                                "generate": {"n_future": 3}}}
+    (tmp_path / "synth.yaml").write_text(yaml.safe_dump({"datasets": datasets}, sort_keys=False))
+    with pytest.raises(Exception) as raised:
+        load_project(tmp_path)
+    message = str(raised.value)
+    assert "datasets.shop.generate.min_n_events: is for the tasks rel_event and rel_event_predict" in message
+    assert "datasets.shop.generate.forbidden_events: is for the tasks" in message
+    assert "datasets.shop_events.generate.n_future: is for the task rel_event_predict" in message
 
 
 # through dg launch ---------------------------------------------------------------------------------
