@@ -35,7 +35,7 @@ from synth_assets.plugin_api import (
 )
 from synth_tabular_argn.backend import TabularARGNBackend, TrainedModel
 from synth_tabular_argn.encoding import decode_column, encode_table
-from synth_tabular_argn.sequences import SUBJECT, model_frames, model_tables
+from synth_tabular_argn.sequences import SUBJECT, longest, model_frames, model_tables
 from synth_tabular_argn.options import ARGNGenerateOptions, ARGNTrainOptions
 
 TABLE = "data"
@@ -130,13 +130,6 @@ class TabularARGN:
     def table(self):
         return self.stats.tables[TABLE]
 
-    def _one_table(self, what: str) -> None:
-        """An error, never a wrong answer, for what a two-table model cannot do yet (issue 25)."""
-        if self.pipeline is not None and CONTEXT in self.pipeline.spec.tables:
-            raise SynthError(f"{what} works on one-table models; this one draws records under subjects (ctx_data)",
-                             table=TABLE, hint="fit a one-table model on the columns to predict, or use "
-                                               "sample_records(ctx_data=...) to draw records for given subjects")
-
     # generation -----------------------------------------------------------------------------------
     def sample(self, n_samples: int | None = None, *, seed_data: pd.DataFrame | None = None,
                ctx_data: pd.DataFrame | None = None, **generate_options) -> pd.DataFrame:
@@ -223,17 +216,19 @@ class TabularARGN:
                            for i in range(n_draws)])
         return _aggregated(draws, agg_fn).reindex(X.index).rename(target)
 
-    def _log_prob_subjects(self, X: pd.DataFrame, ctx_data: pd.DataFrame | None) -> np.ndarray:
+    def _model_rows(self, what: str, X: pd.DataFrame, ctx_data: pd.DataFrame | None):
+        """(model tables, the rows each table's model sees, the model folder) for given subjects and their
+        records, checked: scoring or predicting a two-table model's records needs both, in full."""
         if ctx_data is None:
-            raise SynthError("log_prob on a two-table model scores subjects with their records: give the subjects "
-                             "as ctx_data", table=TABLE, hint="log_prob(records, ctx_data=subjects)")
+            raise SynthError(f"{what} on a two-table model reads records with their subjects: give the subjects as "
+                             "ctx_data", table=TABLE, hint=f"{what}(records, ctx_data=subjects)")
         key = self.pipeline.spec.tables[CONTEXT].primary_key
         fk = self.pipeline.spec.tables[TABLE].foreign_keys[0].column
         stats = self.pipeline.load_stats()
         missing = [c for name, frame in ((CONTEXT, ctx_data), (TABLE, X)) for c in stats.tables[name].columns
                    if c not in frame.columns]
         if missing or key not in ctx_data.columns or fk not in X.columns:
-            raise SynthError("log_prob needs every modelled column, and the keys that link records to subjects",
+            raise SynthError(f"{what} needs every modelled column, and the keys that link records to subjects",
                              table=TABLE, column=(missing or [key if key not in ctx_data.columns else fk])[0])
         strangers = sorted(set(X[fk]) - set(ctx_data[key]))[:3]
         if strangers:
@@ -241,9 +236,32 @@ class TabularARGN:
                              column=fk, hint="give each record's subject in ctx_data")
         model_dir = self.pipeline.paths.model
         window = read_json(model_dir / "tree.json")["window"]
-        tables = model_tables(stats, window)
         frames = model_frames({CONTEXT: ctx_data.reset_index(drop=True), TABLE: X.reset_index(drop=True)}, stats,
                               window, subjects=True)
+        return model_tables(stats, window), frames, model_dir
+
+    def _predict_proba_records(self, X: pd.DataFrame, target, ctx_data: pd.DataFrame | None) -> pd.DataFrame:
+        if not isinstance(target, str):
+            raise SynthError("predict_proba on a two-table model takes one target column", table=TABLE)
+        tables, frames, model_dir = self._model_rows("predict_proba", X, ctx_data)
+        trained = TrainedModel.load(model_dir / TABLE, tables[TABLE], self.device)
+        order = [code.column for code in trained.codes]
+        if target not in self.stats.tables[TABLE].columns or target not in order:
+            raise SynthError("predict_proba's target is no column the records' model draws", table=TABLE,
+                             column=target)
+        rows = frames[TABLE]
+        # the context and the record's columns before the target: the order its model learnt to draw in
+        probs, labels = trained.conditional_probabilities(rows[order[: order.index(target)]], [target])
+        # the model's rows are X's records by subject and order, up to the longest history kept
+        spec = self.pipeline.spec.tables[TABLE]
+        fk = spec.foreign_keys[0].column
+        ordered = X[X[fk].notna()].sort_values([fk, *spec.order_by], kind="stable")
+        within = (ordered.groupby(fk, sort=False).cumcount() < longest(self.stats.tables[TABLE])).to_numpy()
+        out = pd.DataFrame(probs.reshape(len(rows), -1), index=ordered.index[within], columns=labels[0])
+        return out.reindex(X.index)
+
+    def _log_prob_subjects(self, X: pd.DataFrame, ctx_data: pd.DataFrame | None) -> np.ndarray:
+        tables, frames, model_dir = self._model_rows("log_prob", X, ctx_data)
         total = np.zeros(len(ctx_data))
         for name in (CONTEXT, TABLE):
             trained = TrainedModel.load(model_dir / name, tables[name], self.device)
@@ -303,10 +321,14 @@ class TabularARGN:
         draws = pd.Series(draws.to_numpy(), index=np.repeat(X.index.to_numpy(), n_draws))
         return _aggregated(draws, agg_fn).reindex(X.index).rename(target)
 
-    def predict_proba(self, X: pd.DataFrame, target: str | list[str]) -> pd.DataFrame:
+    def predict_proba(self, X: pd.DataFrame, target: str | list[str], *,
+                      ctx_data: pd.DataFrame | None = None) -> pd.DataFrame:
         """P(target | the columns of X) per row: one column per category (per pair of categories for two
-        targets, as a column MultiIndex). Targets must be single-token columns (categorical, discrete or binned)."""
-        self._one_table("predict_proba")
+        targets, as a column MultiIndex). Targets must be single-token columns (categorical, discrete or binned).
+        A two-table model takes records as `X` (every modelled column) and their subjects as `ctx_data`, and gives
+        P(target | the subject, the records before, the record's columns before the target) for one target."""
+        if self.pipeline is not None and CONTEXT in self.pipeline.spec.tables:
+            return self._predict_proba_records(X, target, ctx_data)
         targets = [target] if isinstance(target, str) else list(target)
         if not 1 <= len(targets) <= 2:
             raise SynthError("predict_proba takes one or two target columns")

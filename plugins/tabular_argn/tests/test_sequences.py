@@ -238,9 +238,13 @@ def test_the_python_api_takes_subjects_and_their_records(panel, tmp_path):
     assert mean.notna().all() and mean.between(visits["hhninc"].min(), visits["hhninc"].max()).all()
     with pytest.raises(SynthError, match="give the subjects as ctx_data"):
         model.predict(some, target="outwork")
-    for call in (lambda: model.predict_proba(visits.head(3), target="docvis"),):
-        with pytest.raises(SynthError, match="works on one-table models; this one draws records under subjects"):
-            call()
+    # P(a record's column | its person, the records before, its columns before it), exactly, one row a record
+    probabilities = model.predict_proba(some, target="outwork", ctx_data=persons)
+    assert probabilities.index.equals(some.index) and np.allclose(probabilities.sum(axis=1), 1.0)
+    of_truth = [probabilities.loc[i, value] for i, value in zip(some.index, some["outwork"])]
+    assert np.mean(of_truth) > max(share, 1 - share)  # measured 0.75
+    with pytest.raises(SynthError, match="takes one target column"):
+        model.predict_proba(some, target=["outwork", "married"], ctx_data=persons)
 
 
 def test_an_earlier_records_continuous_number_is_context_on_a_coarser_grid():
