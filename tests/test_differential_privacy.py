@@ -143,6 +143,20 @@ def test_a_range_of_values_spread_thin_ends_where_its_values_end_not_at_the_powe
         assert 16 <= bounds["min"] <= 32 and 64 <= bounds["max"] <= 79, (seed, bounds["min"], bounds["max"])
 
 
+def test_steps_between_records_are_kept_where_dp_lets_them_through_and_left_out_where_not(panel_frames):
+    """A child's steps between records (TableStats.order_steps) are one more protected statistic: under DP a
+    table whose steps too few subjects hold gets none (its times stay values), never a failed stats stage."""
+    persons, years = panel_frames
+    spec = spec_of({"tables": PANEL, "train": {"differential_privacy": DP}})
+    stats = compute_stats(spec, {"persons": persons, "years": years}, dataset="d", hints={})
+    steps = stats.tables["years"].order_steps
+    assert steps is not None and steps.min >= 0 and steps.max <= 4  # 1984-1988
+    sparse = years.groupby("id").head(1).reset_index(drop=True)  # one record a person: no step at all
+    sparse = pd.concat([sparse, years[years.id.isin(persons.id.head(3))]]).drop_duplicates().reset_index(drop=True)
+    stats = compute_stats(spec, {"persons": persons, "years": sparse}, dataset="d", hints={})
+    assert stats.tables["years"].order_steps is None and stats.tables["years"].columns
+
+
 def test_dp_stats_count_subjects_not_records(panel_frames):
     persons, years = panel_frames
     # one person holds an age nobody else has, in each of their five records: five records, one subject

@@ -261,11 +261,16 @@ def order_steps(df: pd.DataFrame, parent: str, order_by: list[str], col: ColumnS
     steps = numbers.groupby(ordered[parent].to_numpy()).diff()
     if col.kind == "datetime" or col.is_integer:
         steps = steps.round()
-    if steps.notna().sum() < 2:
-        return None
     units = None if unit is None else pd.Series(unit.loc[ordered.index].to_numpy(), index=steps.index)
-    return column_stats(steps.reset_index(drop=True), None if units is None else units.reset_index(drop=True),
-                        hint="numeric", where=where, protection=protection)
+    held = steps.notna().to_numpy()  # a first record has no step
+    if held.sum() < 2:
+        return None
+    try:
+        return column_stats(steps[held].reset_index(drop=True),
+                            None if units is None else units[held].reset_index(drop=True),
+                            hint="numeric", where=where, protection=protection)
+    except SynthError:  # too few subjects hold a range of steps (under DP's noise): the times stay values
+        return None
 
 
 def rises_strictly(parents: pd.Series, order: pd.Series) -> bool:
