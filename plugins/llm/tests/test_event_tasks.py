@@ -166,6 +166,16 @@ def test_predictions_from_given_histories_keep_them_and_write_only_later_events(
     assert (events_per_subject(future) <= 2).all()
 
 
+def test_rel_event_trains_with_differential_privacy_within_its_budget(tmp_path):
+    model = RelEvent(tables=LINKS, workspace=tmp_path, **{**FAST, "max_training_time": 0.1},
+                     differential_privacy={"max_epsilon": 8.0}).fit(event_tree(1500))
+    privacy = model.training.privacy
+    assert 0 < privacy["epsilon"] <= 8.0 and privacy["steps"] >= 1
+    out = model.generate(sample_size=30, seed=1)
+    for table in ("visits", "orders"):
+        assert out[table].groupby("customer_id")["at"].apply(lambda s: s.is_monotonic_increasing).all()
+
+
 def test_generate_options_for_another_task_are_named_when_the_project_loads(tmp_path):
     from synth_assets.project import load_project
 
