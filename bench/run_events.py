@@ -32,7 +32,6 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "plugins" / "llm"))
 
-import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from bench.judge import judge  # noqa: E402
@@ -93,7 +92,7 @@ def main() -> None:
     train = event_tables(read_parquet(split["train_ctx"]), read_parquet(split["train"]))
     holdout = event_tables(read_parquet(split["holdout_ctx"]), read_parquet(split["holdout"]))
     options = {"max_training_time": args.budget, "seed": args.seed, "model_size": "tiny"}
-    rows, notes = {}, []
+    rows = {}
 
     # 1. rel_event from nothing
     started = time.perf_counter()

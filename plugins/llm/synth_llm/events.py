@@ -262,8 +262,7 @@ class EventLayout:
                  "minItems": least, "maxItems": most if items else 0}
         if len(items) == 1:
             array["items"] = items[0][1]
-        union = Union[tuple(m for m, _ in items)] if items else None
-        item_type = union if union is not None else Any
+        item_type = Union[tuple(m for m, _ in items)] if items else Any
         properties[EVENTS] = array
         fields["e"] = (Annotated[list[item_type], Field(min_length=least, max_length=most if items else 0),
                                  WithJsonSchema(array)], Field(alias=EVENTS))
@@ -277,19 +276,14 @@ class EventLayout:
         columns = [c for c in tree.columns(name) if c != self.time[name]]
         shape = {name: columns, **{c: tree.columns(c) for c in _subtree(tree, tree.children[name])}}
         record_model, record_schema = _table_model(name, tree, shape, directives, keyed)
-        gap = {"type": "integer" if self.gap_integer else "number", "minimum": 0, "maximum": self.gap_max}
-        high = self.gap_max
-
-        def check_gap(v):
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or (self.gap_integer and not isinstance(v, int)):
-                raise ValueError(f"{v!r} is not {'an integer' if self.gap_integer else 'a number'}")
-            if not 0 <= v <= high:
-                raise ValueError(f"{v!r} lies outside 0..{high}")
-            return v
-
+        # a gap is a number as any column's: its rule from stats of 0 to the longest gap the range allows
+        gap = column_rule(ColumnStats(name=GAP, dtype="int64" if self.gap_integer else "float64", kind="numeric",
+                                      null_share=0.0, n_unique=0, min=0.0, max=float(self.gap_max),
+                                      is_integer=self.gap_integer, decimals=self.gap_decimals))
         record = create_model("Event", __base__=record_model,
-                              g=(Annotated[Any, AfterValidator(check_gap), WithJsonSchema(gap)], Field(alias=GAP)))
-        item_schema = {**record_schema, "properties": {GAP: gap, **record_schema["properties"]},
+                              g=(Annotated[Any, AfterValidator(gap.check), WithJsonSchema(gap.schema)],
+                                 Field(alias=GAP)))
+        item_schema = {**record_schema, "properties": {GAP: gap.schema, **record_schema["properties"]},
                        "required": [GAP, *record_schema["required"]]}
         wrapper_schema = {"type": "object", "properties": {name: item_schema}, "required": [name],
                           "additionalProperties": False}

@@ -208,7 +208,7 @@ class TabularARGN:
     def _predict_records(self, X: pd.DataFrame, target: str, n_draws: int, agg_fn: str, seed: int | None,
                          ctx_data: pd.DataFrame | None) -> pd.Series:
         """A record column predicted as `n_draws` imputations of it, aggregated (imputation: `_impute_records`)."""
-        if target not in self.pipeline.load_stats().tables[TABLE].columns:
+        if target not in self.stats.tables[TABLE].columns:
             raise SynthError("predict's target is no modelled column of the records", table=TABLE, column=target)
         unknown = X.assign(**{target: pd.Series([None] * len(X), index=X.index, dtype=object)})
         base = seed if seed is not None else int(np.random.SeedSequence().entropy % 2**31)
@@ -224,7 +224,7 @@ class TabularARGN:
                              "ctx_data", table=TABLE, hint=f"{what}(records, ctx_data=subjects)")
         key = self.pipeline.spec.tables[CONTEXT].primary_key
         fk = self.pipeline.spec.tables[TABLE].foreign_keys[0].column
-        stats = self.pipeline.load_stats()
+        stats = self.stats
         missing = [c for name, frame in ((CONTEXT, ctx_data), (TABLE, X)) for c in stats.tables[name].columns
                    if c not in frame.columns]
         if missing or key not in ctx_data.columns or fk not in X.columns:
@@ -278,7 +278,7 @@ class TabularARGN:
         if ctx_data is None:
             raise SynthError("impute on a two-table model fills records of given subjects: give the subjects as "
                              "ctx_data", table=TABLE, hint="impute(records, ctx_data=subjects)")
-        records = self.pipeline.load_stats().tables[TABLE]
+        records = self.stats.tables[TABLE]
         columns = columns or [c for c in X.columns if c in records.columns and X[c].isna().any()]
         if not columns:
             return X.copy()
