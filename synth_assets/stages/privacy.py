@@ -33,14 +33,13 @@ import pandas as pd
 from pydantic import BaseModel
 
 from synth_assets.errors import SynthError
+from synth_assets.stages.nearest import TIE, nearest
 from synth_assets.stages.quality import _bin_codes, _date_counts, _features, _is_continuous
 from synth_assets.stages.split import context_key
 from synth_assets.stages.stats import ColumnStats, DatasetStats, TableStats
 
 DEFAULT_DRAWS = 5
 CONTEXT_PREFIX = "parent."  # a parent column, as it stands beside its child's records
-NEAREST_BLOCK_CELLS = 4_000_000  # distances held at once while searching nearest points (float32: 16 MB)
-TIE = 1e-12  # distances this close count as a tie, as in quality.dcr
 NULL_TEXT = "\x00null"  # a null, as the text values are compared by
 
 # seeds of the independent random streams, (seed, purpose[, draw]): adding a figure changes no other one
@@ -388,30 +387,11 @@ def _closer_share(points: np.ndarray, train: np.ndarray, holdout: np.ndarray) ->
     """Share of points closer to `train` than to `holdout`, ties counting half (quality.dcr's rule)."""
     if len(points) == 0:
         return float("nan")
-    to_train, _ = _nearest(points, train)
-    to_holdout, _ = _nearest(points, holdout)
+    to_train, _ = nearest(points, train)
+    to_holdout, _ = nearest(points, holdout)
     tie = np.abs(to_train - to_holdout) <= TIE
     return float(((to_train < to_holdout) & ~tie).mean() + 0.5 * tie.mean())
 
-
-def _nearest(points: np.ndarray, pool: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Distance from each point to its nearest in `pool`, and that one's position.
-
-    The search maximises a·b − |b|²/2 (the nearest b, without |a|²) in float32 blocks, which halves the time
-    of the matrix products on 2 cores; the distance to the point found is then taken exactly, in float64, so a
-    copy lies at exactly 0 and ties are ties (the expanded form leaves rounding of ~1e-8 and worse)."""
-    if len(pool) == 0:
-        return np.full(len(points), np.inf), np.zeros(len(points), dtype=np.int64)
-    search, pool32 = points.astype(np.float32), pool.astype(np.float32)
-    half_sq = 0.5 * (pool32**2).sum(axis=1)
-    index = np.empty(len(points), dtype=np.int64)
-    block = max(1, NEAREST_BLOCK_CELLS // len(pool))
-    for start in range(0, len(points), block):
-        score = search[start : start + block] @ pool32.T
-        np.subtract(score, half_sq[None, :], out=score)
-        index[start : start + block] = score.argmax(axis=1)
-    distance = np.sqrt(((points - pool[index]) ** 2).sum(axis=1))
-    return distance, index
 
 
 # membership inference -----------------------------------------------------------------------------
@@ -426,7 +406,7 @@ def _membership_auc(pools: list[_Units], points: list[np.ndarray], most: int, rn
     scores = []
     for side, side_points in ((trn, points[0]), (val, points[1])):
         units = rng.choice(len(side), size=n, replace=False)
-        distance, _ = _nearest(side_points[side.rows(units)], points[2])
+        distance, _ = nearest(side_points[side.rows(units)], points[2])
         owners = side.owners(units)
         scores.append(-np.bincount(owners, weights=distance, minlength=n) / np.bincount(owners, minlength=n))
     labels = np.r_[np.ones(n), np.zeros(n)]
@@ -446,8 +426,8 @@ def _attribute_risk(column: ColumnStats, qis: list[ColumnStats], pools: list[_Un
     guesses = []
     for pool in (syn, val):
         rows = pool.frame.iloc[np.sort(rng.choice(len(pool.frame), size=n, replace=False))].reset_index(drop=True)
-        _, nearest = _nearest(known[0], _features(rows, qis, reference))
-        guesses.append(rows[column.name].iloc[nearest].reset_index(drop=True))
+        _, found = nearest(known[0], _features(rows, qis, reference))
+        guesses.append(rows[column.name].iloc[found].reset_index(drop=True))
     truth = targets[column.name].reset_index(drop=True)
     synthetic_score, holdout_score = (float(_hits(truth, guess, column, reference).mean()) for guess in guesses)
     return AttributeRisk(column=column.name, quasi_identifiers=[c.name for c in qis], synthetic_score=synthetic_score,

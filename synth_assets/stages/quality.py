@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, Field
 
+from synth_assets.stages.nearest import TIE, nearest
 from synth_assets.stages.stats import ColumnStats, TableStats, character_matrix, lat_long_parts, value_decimals
 from synth_assets.stages.text_quality import TextQuality, text_features, text_quality
 
@@ -384,15 +385,6 @@ def _character_onehot(values: pd.Series, characters: list[str]) -> np.ndarray:
     return onehot / np.sqrt(2 * len(characters))
 
 
-def _nearest(points: np.ndarray, pool: np.ndarray, chunk: int = 1024) -> np.ndarray:
-    pool_sq = (pool**2).sum(axis=1)
-    out = np.empty(len(points))
-    for start in range(0, len(points), chunk):
-        block = points[start : start + chunk]
-        d2 = (block**2).sum(axis=1)[:, None] - 2 * block @ pool.T + pool_sq[None, :]
-        out[start : start + chunk] = np.sqrt(np.maximum(d2.min(axis=1), 0.0))
-    return out
-
 
 def dcr(columns: list[ColumnStats], train: pd.DataFrame, validation: pd.DataFrame, synthetic: pd.DataFrame,
         *, max_rows: int = 10_000, seed: int = 0):
@@ -405,9 +397,9 @@ def dcr(columns: list[ColumnStats], train: pd.DataFrame, validation: pd.DataFram
     tr, va = _sample(train, n, rng), _sample(validation, n, rng)
     synthetic = synthetic.iloc[synthetic_sample(len(synthetic), max_rows, seed)].reset_index(drop=True)
     f_tr, f_va, f_sy = (_features(df, columns, train) for df in (tr, va, synthetic))
-    to_train, to_val = _nearest(f_sy, f_tr), _nearest(f_sy, f_va)
-    closer = (to_train < to_val - 1e-12).mean() + 0.5 * (np.abs(to_train - to_val) <= 1e-12).mean()
-    holdout_to_train = _nearest(f_va, f_tr)
+    (to_train, _), (to_val, _) = nearest(f_sy, f_tr), nearest(f_sy, f_va)
+    closer = (to_train < to_val - TIE).mean() + 0.5 * (np.abs(to_train - to_val) <= TIE).mean()
+    holdout_to_train, _ = nearest(f_va, f_tr)
     return float(closer), float(np.median(to_train)), float(np.median(holdout_to_train))
 
 

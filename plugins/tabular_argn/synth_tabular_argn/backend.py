@@ -250,17 +250,33 @@ class TrainedModel:
         model.to(torch.device(resolve_device(device))).eval()
         return cls(model, _load_codes(model_dir), table, config)
 
-    def tokens(self, request: GenerateRequest, stop_after_columns: list[str] | None = None):
-        """Draw tokens under the request's options; returns (plan, tokens, numpy rng for decoding)."""
+    def tokens(self, request: GenerateRequest, stop_after_columns: list[str] | None = None, **given):
+        """Draw tokens under the request's options (and `Planner.plan`'s given tokens); returns (plan, tokens,
+        numpy rng for decoding)."""
         import torch
 
-        plan = self.planner.plan(request, stop_after_columns=stop_after_columns)
+        plan = self.planner.plan(request, stop_after_columns=stop_after_columns, **given)
         options = request.options
         seed = options.seed if options.seed is not None else int(np.random.SeedSequence().entropy % 2**31)
         generator = torch.Generator(device=self.model.owner.device).manual_seed(seed)
         tokens = draw(self.model, plan, temperature=options.sampling_temperature, top_p=options.sampling_top_p,
                       generator=generator)
         return plan, tokens, np.random.default_rng(seed)
+
+    def encode(self, frame: pd.DataFrame) -> dict[str, np.ndarray]:
+        """The frame's columns as this model's tokens: what `draw_after` is given."""
+        return self.planner.encode(frame)
+
+    def draw_after(self, options, given: dict[str, np.ndarray], keep: pd.DataFrame | None = None) -> pd.DataFrame:
+        """Rows drawn after the `given` columns' tokens (one row per row of tokens): the values of the columns
+        drawn, and of `keep`'s (values of given columns that go out as they are, imputed where null). A child
+        table's steps encode their parents' rows and earlier records once, not at every step."""
+        imputed = set(options.imputation.columns) if options.imputation else set()
+        present = {c: keep[c].notna().to_numpy() for c in imputed & set(keep.columns)} if keep is not None else {}
+        plan, tokens, rng = self.tokens(GenerateRequest(options=options), given_tokens=given, given_present=present)
+        drawn = [c.column for c in self.codes if c.column not in given or (keep is not None and c.column in imputed
+                                                                             and c.column in keep.columns)]
+        return _with_given(decode_table(tokens, self.codes, self.table, rng, columns=drawn), keep, imputed, self.codes)
 
     def conditional_probabilities(self, features: pd.DataFrame, targets: list[str], chunk: int = 16_384):
         """P(targets | features) for each row: shape (n, k1) or (n, k1, k2), and each target's token labels."""
@@ -310,12 +326,21 @@ class TrainedModel:
         # seed values are kept as given (and not decoded); only their nulls in imputed columns take drawn values
         imputation = request.options.imputation
         imputed = set(imputation.columns) if imputation else set()
-        kept = plan.keep[[c for c in plan.keep.columns if c not in imputed]]
-        out = decode_table(tokens, self.codes, self.table, rng, given=kept)
-        for column in plan.keep.columns:
-            given = plan.keep[column]
-            out[column] = given.where(given.notna(), out[column]) if column in imputed else given
+        drawn = [c.column for c in self.codes if c.column not in plan.keep.columns or c.column in imputed]
+        return _with_given(decode_table(tokens, self.codes, self.table, rng, columns=drawn), plan.keep, imputed,
+                           self.codes)
+
+
+def _with_given(out: pd.DataFrame, given: pd.DataFrame | None, imputed: set[str], codes: list[ColumnCode]):
+    """Drawn values with the given ones put back (as given, or drawn where an imputed column's given is null), in
+    the model's column order, then any other given column."""
+    if given is None:
         return out
+    for column in given.columns:
+        values = given[column].reset_index(drop=True)
+        out[column] = values.where(values.notna(), out[column]) if column in imputed else values
+    modelled = [c.column for c in codes if c.column in out.columns]
+    return out[[*modelled, *(c for c in out.columns if c not in set(modelled))]]
 
 
 def _load_codes(folder: Path) -> list[ColumnCode]:

@@ -539,13 +539,13 @@ def encode_table(df: pd.DataFrame, codes: list[ColumnCode], table: TableStats) -
 
 
 def decode_table(tokens: np.ndarray, codes: list[ColumnCode], table: TableStats, rng: np.random.Generator,
-                 given: pd.DataFrame | None = None) -> pd.DataFrame:
-    """The columns of drawn tokens as values; `given` columns (seed values that go out as they are, same rows)
-    are taken as they are, not decoded: a child's record step gives more columns than it draws."""
+                 columns: list[str] | None = None) -> pd.DataFrame:
+    """The columns of drawn tokens as values: all, or those named in `columns` (a child's record step gives more
+    columns than it draws, and seed values go out as they are)."""
     out = {}
+    wanted = None if columns is None else set(columns)
     for code, group in zip(codes, sub_column_groups(codes)):
-        if given is not None and code.column in given.columns:
-            out[code.column] = given[code.column]
+        if wanted is not None and code.column not in wanted:
             continue
         part = tokens[:, group]
         out[code.column] = decode_column(part[:, 0] if len(group) == 1 else part, code, table.columns[code.column], rng)

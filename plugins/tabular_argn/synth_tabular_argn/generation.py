@@ -66,9 +66,17 @@ class Planner:
         return code
 
     # plans ----------------------------------------------------------------------------------------
-    def plan(self, request: GenerateRequest, *, stop_after_columns: list[str] | None = None) -> Plan:
+    def plan(self, request: GenerateRequest, *, stop_after_columns: list[str] | None = None,
+             given_tokens: dict[str, np.ndarray] | None = None, given_present: dict[str, np.ndarray] | None = None
+             ) -> Plan:
+        """The plan of a request; `given_tokens` (column -> tokens, (n, sub-columns)) are seed columns the caller
+        has encoded already (`encode`): a child table's steps encode their parents' rows once, not at every step.
+        `given_present`: where an imputed one of them holds a value (default: where its token is not null's)."""
         seed, options = request.seed_data, request.options
-        n = len(seed) if seed is not None else (options.sample_size or self.table.rows)
+        if given_tokens:
+            n = len(next(iter(given_tokens.values())))
+        else:
+            n = len(seed) if seed is not None else (options.sample_size or self.table.rows)
         rules: dict[int, Rule] = {}
         first: list[str] = []  # columns drawn before the rest, in this order
         keep = None
@@ -76,23 +84,27 @@ class Planner:
         imputed = set(options.imputation.columns) if options.imputation else set()
         for name in imputed:
             self._column(name, "imputation")
+        given = dict(given_tokens or {})
+        # where an imputed given column holds a value: a seed's non-nulls, a given token other than null's
+        present = {name: tokens[:, 0] != 0 for name, tokens in given.items() if self.by_name[name].has_null}
+        present.update(given_present or {})
         if seed is not None:
             seed = seed.reset_index(drop=True)
             keep = seed
-            given = [c for c in seed.columns if c in self.by_name]
             unknown = [c for c in seed.columns if c not in self.table.column_order]
             if unknown:
                 raise SynthError("seed data has a column the table does not have", table=self.table.name,
                                  column=unknown[0], hint=f"table columns: {', '.join(self.table.column_order)}")
-            # fully given columns first, then the ones with nulls to impute
-            given.sort(key=lambda c: c in imputed)
-            for name in given:
-                code = self.by_name[name]
-                tokens = encode_column(seed[name], code, self.table.columns[name]).reshape(len(seed), -1)
-                mask = seed[name].notna().to_numpy() if name in imputed else None
-                for j, sub in enumerate(self.groups[name]):
-                    rules[sub] = Rule(fixed=tokens[:, j], fixed_mask=mask)
-                first.append(name)
+            columns = [c for c in seed.columns if c in self.by_name]
+            given.update(self.encode(seed[columns]))
+            present.update({name: seed[name].notna().to_numpy() for name in columns})
+        # fully given columns first, then the ones with nulls to impute
+        for name in sorted(given, key=lambda c: c in imputed):
+            tokens = given[name]
+            mask = present.get(name) if name in imputed else None
+            for j, sub in enumerate(self.groups[name]):
+                rules[sub] = Rule(fixed=tokens[:, j], fixed_mask=mask)
+            first.append(name)
 
         for name in imputed:
             code = self.by_name[name]
@@ -145,6 +157,11 @@ class Planner:
     def _draws_records(self) -> bool:
         """Whether this is a child table's model: its leading columns are its parent row (sequences.PARENT)."""
         return any(code.column.startswith("@parent.") for code in self.codes)
+
+    def encode(self, frame: pd.DataFrame) -> dict[str, np.ndarray]:
+        """Each column of `frame` as this model's tokens, shape (n, sub-columns)."""
+        return {name: encode_column(frame[name], self.by_name[name], self.table.columns[name]).reshape(len(frame), -1)
+                for name in frame.columns}
 
     def marginal(self, code: ColumnCode) -> np.ndarray:
         """A single-token column's share of each token in the training data (null, infinities, rare, categories)."""

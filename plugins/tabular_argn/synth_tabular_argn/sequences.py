@@ -294,7 +294,8 @@ def absolute_times(step: pd.DataFrame, table: TableStats, before: pd.Series | No
     if before is None:
         return step[relative]
     numbers, unit = time_numbers(before.reset_index(drop=True), column)
-    later = numbers + pd.to_numeric(step[ORDER_STEP + relative], errors="coerce").fillna(0.0).clip(lower=0.0).to_numpy()
+    drawn = step.get(ORDER_STEP + relative, pd.Series(np.nan, index=step.index))  # none where all were given
+    later = numbers + pd.to_numeric(drawn, errors="coerce").fillna(0.0).clip(lower=0.0).to_numpy()
     return _spelled(later, column, unit)
 
 
@@ -371,6 +372,7 @@ def generate_tree(models: dict, stats: DatasetStats, options, seed_data: pd.Data
                                     make_request)
     for depth, name in enumerate(order[1:], start=1):
         table = stats.tables[name]
+        model = models[name]
         # each table's records get the conditioning that names its columns, at every step
         child_options = options.model_copy(update={"seed_data": None, "sample_size": None, **conditioning[name]})
         fk = parent_of(table, stats)
@@ -380,62 +382,55 @@ def generate_tree(models: dict, stats: DatasetStats, options, seed_data: pd.Data
         context = parent_rows[list(parent.columns)].copy()
         context.columns = [PARENT + c for c in context.columns]
         context[PARENT + RECORDS + name] = lengths
+        parents_tokens = model.encode(context)  # once: each step takes its parents' rows
         own = list(table.columns)
         relative = relative_order(table)
-        # the records of the last `window` steps, one row per parent (empty if none): all a step looks back at, so
-        # memory stays bounded however long the histories are
-        history: dict[int, pd.DataFrame] = {}
+        earlier = _EarlierRecords(model, own, window, len(parent_rows))
+        last: dict[str, np.ndarray] = {c: np.full(len(parent_rows), None, dtype=object) for c in own}
         drawn = []
         seeded, seeded_counts = given.get(name, (None, np.zeros(len(parent_rows), dtype=int)))
         for t in range(int(lengths.max(initial=0))):
             active = np.flatnonzero(lengths > t)
-            # the step's context in one frame: built column by column, pandas spent a second per thousand steps
-            lagged = {POSITION: np.full(len(active), t)}
-            for k in range(1, window + 1):
-                before = history[t - k].iloc[active] if t - k >= 0 else None
-                for c in own:
-                    lagged[previous(k) + c] = before[c].to_numpy() if before is not None \
-                        else np.full(len(active), None, dtype=object)
-            known = pd.concat([context.iloc[active].reset_index(drop=True), pd.DataFrame(lagged)], axis=1)
+            known = {c: tokens[active] for c, tokens in parents_tokens.items()}
+            known.update(model.encode(pd.DataFrame({POSITION: np.full(len(active), t)})))
+            known.update(earlier.tokens(t, active))
             step_options = child_options.model_copy(update={"seed": base_seed + 7919 * depth + t + 1})
             if relative is not None:  # a first record's time, and a later one's step, are never drawn empty
                 needed = relative if t == 0 else ORDER_STEP + relative
                 already = step_options.imputation.columns if step_options.imputation else []
                 step_options = step_options.model_copy(update={"imputation": Imputation(columns=[*already, needed])})
+            before = {c: pd.Series(values[active]) for c, values in last.items()}  # each parent's record t-1
             fixed = seeded_counts[active] > t  # parents whose record t is given: its own columns are kept
             parts = []
             if (~fixed).any():
-                parts.append(models[name].generate(make_request(step_options, known[~fixed].reset_index(drop=True))))
+                parts.append(model.draw_after(step_options, _rows(known, ~fixed)))
             record = None
             if fixed.any():
                 record = seeded.loc[seeded["__parent"].isin(active[fixed]) & (seeded["__position"] == t)]
                 record = record.set_index("__parent").loc[active[fixed], own].reset_index(drop=True)
                 given_record = record
                 if relative is not None:  # the model is given the record as it draws one: a step after the first
-                    before = history[t - 1].iloc[active[fixed]][relative] if t > 0 else None
-                    given_record = _as_steps(record, table, before)
-                with_own = pd.concat([known[fixed].reset_index(drop=True), given_record], axis=1)
-                parts.append(models[name].generate(make_request(step_options, with_own)))
+                    given_record = _as_steps(record, table, before[relative][fixed] if t > 0 else None)
+                with_own = {**_rows(known, fixed), **model.encode(given_record)}
+                parts.append(model.draw_after(step_options, with_own, keep=record))
             step = pd.concat(parts, ignore_index=True) if len(parts) == 2 else parts[0]
             if len(parts) == 2:  # back in the order of `active`
                 placed = np.concatenate([np.flatnonzero(~fixed), np.flatnonzero(fixed)])
                 step = step.iloc[np.argsort(placed, kind="stable")].reset_index(drop=True)
             if relative is not None:  # the times from the steps: a history never goes back
-                before = history[t - 1].iloc[active][relative] if t > 0 else None
-                step[relative] = absolute_times(step, table, before).to_numpy()
+                step[relative] = absolute_times(step, table, before[relative] if t > 0 else None).to_numpy()
                 if record is not None:  # given records keep their times exactly
                     step.loc[np.flatnonzero(fixed), relative] = record[relative].to_numpy()
             elif t > 0 and table.order_by and seeded is not None:  # a continuation never goes back before its seeds
                 after = (~fixed) & (seeded_counts[active] > 0)
-                step = _in_order(models[name], step, known, after, history[t - 1].iloc[active].reset_index(drop=True),
-                                 table.order_by, step_options, make_request)
+                step = _in_order(lambda opts, rows: model.draw_after(opts, _rows(known, rows)), step, after,
+                                 pd.DataFrame(before), table.order_by, step_options)
             step_rows = step[[*own, *(RECORDS + c for c in kids[name])]].copy()
             step_rows["__parent"], step_rows["__position"] = active, t
             drawn.append(step_rows)
-            full = pd.DataFrame(index=range(len(parent_rows)), columns=own)
-            full.iloc[active] = step_rows[own].to_numpy()
-            history[t] = full
-            history.pop(t - window, None)
+            for c in own:
+                last[c][active] = step_rows[c].to_numpy()
+            earlier.add(t, active, step_rows[own])
         records = pd.concat(drawn, ignore_index=True) if drawn else pd.DataFrame(
             columns=[*own, *(RECORDS + c for c in kids[name]), "__parent", "__position"])
         records = records.sort_values(["__parent", "__position"], kind="stable").reset_index(drop=True)
@@ -542,11 +537,12 @@ def _enough_records(model, rows: pd.DataFrame, name: str, given: np.ndarray, see
     return rows
 
 
-def _in_order(model, step: pd.DataFrame, known: pd.DataFrame, rows: np.ndarray, before: pd.DataFrame,
-              order_by: list[str], options, make_request) -> pd.DataFrame:
-    """Records `rows` of a step drawn again while an `order_by` value falls before the previous record's (the
-    source's records are in that order, and the core sorts them so: a continuation drawn earlier than its given
-    records would come out before them); after COUNT_REDRAWS draws, the previous record's value."""
+def _in_order(redraw, step: pd.DataFrame, rows: np.ndarray, before: pd.DataFrame, order_by: list[str],
+              options) -> pd.DataFrame:
+    """Records `rows` of a step drawn again (`redraw(options, mask)`) while an `order_by` value falls before the
+    previous record's (the source's records are in that order, and the core sorts them so: a continuation drawn
+    earlier than its given records would come out before them); after COUNT_REDRAWS draws, the previous record's
+    value."""
     step = step.copy()
     for attempt in range(COUNT_REDRAWS + 1):
         bad = rows & _before(step, before, order_by)
@@ -554,13 +550,47 @@ def _in_order(model, step: pd.DataFrame, known: pd.DataFrame, rows: np.ndarray, 
             return step
         if attempt == COUNT_REDRAWS:
             break
-        again = model.generate(make_request(options.model_copy(update={"seed": options.seed + 611_953 * (attempt + 1)}),
-                                            known[bad].reset_index(drop=True)))
+        again = redraw(options.model_copy(update={"seed": options.seed + 611_953 * (attempt + 1)}), bad)
         _put(step, bad, again)
     for column in order_by:
         late = rows & _before(step, before, [column])
         _put(step, late, before.loc[late, [column]])
     return step
+
+
+def _rows(tokens: dict[str, np.ndarray], rows: np.ndarray) -> dict[str, np.ndarray]:
+    """Some rows (a mask or positions) of each column's tokens."""
+    return {column: values[rows] for column, values in tokens.items()}
+
+
+class _EarlierRecords:
+    """The tokens of each parent's last `window` records as context (`@previous<k>.` columns), encoded once
+    when drawn: at step t, record t-k is the k-th earlier one. Memory: `window` steps of tokens."""
+
+    def __init__(self, model, own: list[str], window: int, n_parents: int):
+        self.model, self.own, self.window, self.n = model, own, window, n_parents
+        self.steps: dict[int, dict[str, np.ndarray]] = {}
+        # every `@previous<k>.` column is encoded as `@previous1.` is (with_window copies its codes); before a
+        # parent's k-th record its columns are empty
+        self.empty = model.encode(pd.DataFrame({previous(1) + c: [None] for c in own}))
+
+    def add(self, t: int, active: np.ndarray, records: pd.DataFrame) -> None:
+        tokens = self.model.encode(records.set_axis([previous(1) + c for c in self.own], axis=1).reset_index(drop=True))
+        full = {}
+        for column, values in tokens.items():
+            full[column] = np.repeat(self.empty[column], self.n, axis=0)
+            full[column][active] = values
+        self.steps[t] = full
+        self.steps.pop(t - self.window, None)
+
+    def tokens(self, t: int, active: np.ndarray) -> dict[str, np.ndarray]:
+        out = {}
+        for k in range(1, self.window + 1):
+            for c in self.own:
+                name = previous(1) + c
+                values = self.steps[t - k][name][active] if t - k >= 0 else np.repeat(self.empty[name], len(active), 0)
+                out[previous(k) + c] = values
+        return out
 
 
 def _put(frame: pd.DataFrame, rows: np.ndarray, values: pd.DataFrame) -> None:
