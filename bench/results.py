@@ -31,7 +31,7 @@ def _fmt(value, column: str) -> str:
         return value
     if column in ("training s",):
         return f"{value:,.1f}"
-    if column in ("generation rows/s", "peak MB"):
+    if column in ("generation rows/s", "rows/s before the audit", "peak MB"):
         return f"{value:,.0f}"
     return f"{value:.3f}"
 

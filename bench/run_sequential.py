@@ -150,8 +150,9 @@ def main(argv: list[str] | None = None) -> None:
                     "parent_child": ours["holdout_parent_child_accuracy"],
                     "qa_coherence": run["qa"]["accuracy"].get("coherence_max")}
         run["qa_coherence"] = run["qa"]["accuracy"].get("coherence")
+        run.setdefault("rows_per_second_before_audit", run.get("rows_per_second"))  # the reference audits nothing
         run["context_dcr_share"] = context_dcr_share(args.peer_python, args.qa_script, split, args.key, folder)
-    extra = {"coherence (qa)": "qa_coherence", "records per subject": "length_accuracy",
+    extra = {"rows/s before the audit": "rows_per_second_before_audit", "coherence (qa)": "qa_coherence", "records per subject": "length_accuracy",
              "coherence (ours)": "our_coherence", "parent-child": "parent_child",
              "DCR share (context table)": "context_dcr_share"}
     table = comparison_table(runs, extra, ceilings)

@@ -151,14 +151,18 @@ def _own_columns(table: TableStats) -> dict[str, ColumnStats]:
     return columns
 
 
-def _count_stats(name: str, shares: dict[int, float], low: int = 0) -> ColumnStats:
+def _count_stats(name: str, shares: dict[int, float], low: int = 0, by_digits: bool = True) -> ColumnStats:
+    """A count (of records, a record's position) as a column: a category per value kept, or where it reaches
+    LONG_HISTORY (and `by_digits`), a number written digit by digit, so that in a small table 23 records lie near
+    24 (the encoding's DIGIT_LEADING_ROWS_PER_TOKEN); any count up to the longest kept may then come out."""
     values = sorted(k for k in shares if k >= low) or [low]
     total = sum(shares.get(k, 0.0) for k in values) or 1.0
+    digits = by_digits and values[-1] >= LONG_HISTORY
     return ColumnStats(
-        name=name, dtype="int64", kind="numeric", discrete=True, null_share=0.0, n_unique=len(values),
+        name=name, dtype="int64", kind="numeric", discrete=not digits, null_share=0.0, n_unique=len(values),
         categories=values, category_shares=[shares.get(k, 0.0) / total for k in values], rare_share=0.0,
         min=float(values[0]), max=float(values[-1]), quantiles=[float(values[0]), float(values[-1])],
-        is_integer=True, decimals=0,
+        is_integer=True, decimals=0, requested_encoding="numeric_digit" if digits else None,
     )
 
 
@@ -176,7 +180,8 @@ def model_tables(stats: DatasetStats, window: int) -> dict[str, TableStats]:
                 columns[PARENT + c.name] = c.model_copy(update={"name": PARENT + c.name})
             columns[PARENT + RECORDS + name] = _count_stats(PARENT + RECORDS + name, table.sequence_lengths or {1: 1.0}, 1)
             cap = longest(table)
-            columns[POSITION] = _count_stats(POSITION, {k: 1.0 for k in range(cap)})
+            # a token per position: with_window reads each record's position from its token
+            columns[POSITION] = _count_stats(POSITION, {k: 1.0 for k in range(cap)}, by_digits=False)
             for k in range(1, window + 1):
                 for c in table.columns.values():  # empty before the k-th record: nulls always occur
                     columns[previous(k) + c.name] = _as_context(c, previous(k) + c.name)

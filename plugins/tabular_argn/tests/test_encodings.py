@@ -318,3 +318,18 @@ def test_a_short_training_generates_every_encoding(run_one_table, rng):
     assert pd.to_datetime(out.day, format="%Y-%m-%d").between("2022-01-01", "2023-12-31").all()
     assert out.seen.between(df.seen.min(), df.seen.max()).all()
     assert out.price.between(stats.columns["price"].min, stats.columns["price"].max).all()
+
+
+def test_a_small_tables_numbers_start_with_a_coarse_digit_that_round_trips(rng):
+    """A number's leading digit holds a token per DIGIT_LEADING_ROWS_PER_TOKEN training rows at most: in a small
+    table neighbouring values share tokens (weights 40.0-139.9 kg by tens of kilograms, then kilograms, then
+    tenths), where a large table gives each kilogram its own; both give the values back exactly (within the
+    protected range)."""
+    weights = pd.Series(rng.uniform(40, 140, N).round(1))
+    stats = table_stats(pd.DataFrame({"weight": weights})).columns["weight"]
+    small, large = build_code(stats, rows=1_600), build_code(stats, rows=40_000)
+    assert [k for _, k in small.sub_columns] == [10, 10, 10]
+    assert [k for _, k in large.sub_columns] == [100, 10]
+    for code in (small, large):
+        out = decode_column(encode_column(weights, code, stats), code, stats, np.random.default_rng(0))
+        np.testing.assert_allclose(out.to_numpy(dtype=float), weights.clip(stats.min, stats.max).to_numpy())
