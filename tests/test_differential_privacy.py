@@ -19,7 +19,7 @@ from synth_assets.errors import ConfigError, SynthError
 from synth_assets.pipeline import DatasetPipeline
 from synth_assets.privacy_budget import LEDGER_FILE, PrivacyLedger
 from synth_assets.stages.nearest import nearest
-from synth_assets.stages.quality import _features
+from synth_assets.stages.quality import FeatureSpace
 from synth_assets.stages.split import split_tables
 from synth_assets.stages.stats import compute_stats, sequence_lengths
 from synth_assets.stages.value_protection import Protection
@@ -346,7 +346,8 @@ def test_planted_canaries_never_come_out_and_the_attack_does_not_single_them_out
     # rows the model never saw
     stats = pipeline.load_stats().tables["survey"]
     columns = list(stats.columns.values())
-    to_synthetic = lambda rows: nearest(_features(rows, columns, train), _features(out, columns, train))[0]  # noqa: E731
+    space = FeatureSpace(columns, train)
+    to_synthetic = lambda rows: nearest(space.points(rows), space.points(out))[0]  # noqa: E731
     unseen = to_synthetic(split.validation["survey"])
     assert to_synthetic(planted_in_training).min() > np.quantile(unseen, 0.5)
 

@@ -34,7 +34,7 @@ from pydantic import BaseModel
 
 from synth_assets.errors import SynthError
 from synth_assets.stages.nearest import TIE, nearest
-from synth_assets.stages.quality import _bin_codes, _date_counts, _features, _is_continuous
+from synth_assets.stages.quality import FeatureSpace, _bin_codes, _date_counts, _is_continuous
 from synth_assets.stages.split import context_key
 from synth_assets.stages.stats import ColumnStats, DatasetStats, TableStats
 
@@ -220,7 +220,8 @@ def evaluate_privacy(
     cap = layout.unit_cap(trn, max_rows)
     pools = [side.sample(cap, np.random.default_rng([seed, _POOLS, k])) for k, side in enumerate(sides)]
     reference = trn.frame  # quantiles and categories of the features: the whole training table
-    points = [_features(pool.frame, layout.columns, reference) for pool in pools]
+    space = FeatureSpace(layout.columns, reference)
+    points = [space.points(pool.frame) for pool in pools]
 
     draw_figures = [_dcr_draw(pools, points, np.random.default_rng([seed, _DRAWS, d])) for d in range(draws)]
     share, floor = (float(np.mean([f[k] for f in draw_figures])) for k in (0, 1))
@@ -422,11 +423,12 @@ def _attribute_risk(column: ColumnStats, qis: list[ColumnStats], pools: list[_Un
     trn, val, syn = pools
     targets = trn.sample(max(most, 1), rng).frame
     n = min(len(val.frame), len(syn.frame))
-    known = [_features(targets, qis, reference)]
+    space = FeatureSpace(qis, reference)
+    known = [space.points(targets)]
     guesses = []
     for pool in (syn, val):
         rows = pool.frame.iloc[np.sort(rng.choice(len(pool.frame), size=n, replace=False))].reset_index(drop=True)
-        _, found = nearest(known[0], _features(rows, qis, reference))
+        _, found = nearest(known[0], space.points(rows))
         guesses.append(rows[column.name].iloc[found].reset_index(drop=True))
     truth = targets[column.name].reset_index(drop=True)
     synthetic_score, holdout_score = (float(_hits(truth, guess, column, reference).mean()) for guess in guesses)

@@ -341,34 +341,55 @@ def _bivariate(reference: np.ndarray, others: list[np.ndarray], n_codes: np.ndar
     return scores
 
 
-def _features(df: pd.DataFrame, columns: list[ColumnStats], reference: pd.DataFrame) -> np.ndarray:
-    """Rows as points: numbers by their position among the reference's quantiles, categories one-hot."""
-    parts = []
-    for c in columns:
-        if _is_continuous(c):
-            numbers = _as_number(df[c.name], c)
-            parts.append(_quantile_position(numbers, _as_number(reference[c.name], c)))
-            parts.append(numbers.isna().to_numpy(dtype=float)[:, None])
-        elif c.text_form == "lat_long":
-            points, ref = lat_long_parts(df[c.name].astype("string")), lat_long_parts(reference[c.name].astype("string"))
-            parts += [_quantile_position(points[axis], ref[axis]) for axis in ("lat", "long")]
-            parts.append(points.lat.isna().to_numpy(dtype=float)[:, None])
-        elif c.text_form == "code" and c.characters:
-            parts.append(_character_onehot(df[c.name], c.characters))
-        else:
-            top = reference[c.name].dropna().astype(str).value_counts().index[:50]
-            text = df[c.name].astype(str).where(df[c.name].notna(), NULL_BIN)
-            onehot = (text.to_numpy()[:, None] == np.asarray(list(top) + [NULL_BIN], dtype=object)[None, :])
-            # one-hot vectors are sqrt(2) apart; scale so a category change weighs like a full numeric range
-            parts.append(onehot.astype(float) / np.sqrt(2))
-    return np.hstack(parts) if parts else np.zeros((len(df), 0))
+class FeatureSpace:
+    """Rows as points for nearest-neighbour distances: numbers by their position among the reference's
+    percentiles, categories one-hot over the reference's most held. What it takes from the reference is learnt
+    once, so the privacy figures' samples do not read the whole training table again each."""
+
+    def __init__(self, columns: list[ColumnStats], reference: pd.DataFrame):
+        self.columns = columns
+        self.learnt: dict[str, object] = {}
+        for c in columns:
+            if _is_continuous(c):
+                self.learnt[c.name] = _percentiles(_as_number(reference[c.name], c))
+            elif c.text_form == "lat_long":
+                ref = lat_long_parts(reference[c.name].astype("string"))
+                self.learnt[c.name] = (_percentiles(ref.lat), _percentiles(ref.long))
+            elif not (c.text_form == "code" and c.characters):
+                top = reference[c.name].dropna().astype(str).value_counts().index[:50]
+                self.learnt[c.name] = np.asarray(list(top) + [NULL_BIN], dtype=object)
+
+    def points(self, df: pd.DataFrame) -> np.ndarray:
+        parts = []
+        for c in self.columns:
+            learnt = self.learnt.get(c.name)
+            if _is_continuous(c):
+                numbers = _as_number(df[c.name], c)
+                parts.append(_position(numbers, learnt))
+                parts.append(numbers.isna().to_numpy(dtype=float)[:, None])
+            elif c.text_form == "lat_long":
+                points = lat_long_parts(df[c.name].astype("string"))
+                parts += [_position(points[axis], grid) for axis, grid in zip(("lat", "long"), learnt)]
+                parts.append(points.lat.isna().to_numpy(dtype=float)[:, None])
+            elif learnt is None:  # codes, character by character
+                parts.append(_character_onehot(df[c.name], c.characters))
+            else:
+                text = df[c.name].astype(str).where(df[c.name].notna(), NULL_BIN)
+                onehot = text.to_numpy()[:, None] == learnt[None, :]
+                # one-hot vectors are sqrt(2) apart; scale so a category change weighs like a full numeric range
+                parts.append(onehot.astype(float) / np.sqrt(2))
+        return np.hstack(parts) if parts else np.zeros((len(df), 0))
 
 
-def _quantile_position(numbers: pd.Series, reference: pd.Series) -> np.ndarray:
-    """Each number's position in [0, 1] among the reference's percentiles, as a column; 0 where missing."""
+def _percentiles(reference: pd.Series) -> np.ndarray:
+    """The reference's percentiles (0 to 100) of its finite numbers (-inf and +inf land at 0 and 1)."""
     ref = reference.to_numpy(dtype=float, na_value=np.nan)
-    ref = ref[np.isfinite(ref)]  # -inf and +inf land at 0 and 1
-    grid = np.quantile(ref, np.linspace(0, 1, 101)) if len(ref) else np.zeros(101)
+    ref = ref[np.isfinite(ref)]
+    return np.quantile(ref, np.linspace(0, 1, 101)) if len(ref) else np.zeros(101)
+
+
+def _position(numbers: pd.Series, grid: np.ndarray) -> np.ndarray:
+    """Each number's position in [0, 1] among the percentiles `grid`, as a column; 0 where missing."""
     position = np.interp(numbers.to_numpy(dtype=float), grid, np.linspace(0, 1, 101))
     return np.nan_to_num(position, nan=0.0)[:, None]
 
@@ -396,7 +417,8 @@ def dcr(columns: list[ColumnStats], train: pd.DataFrame, validation: pd.DataFram
     n = min(len(train), len(validation), max_rows)
     tr, va = _sample(train, n, rng), _sample(validation, n, rng)
     synthetic = synthetic.iloc[synthetic_sample(len(synthetic), max_rows, seed)].reset_index(drop=True)
-    f_tr, f_va, f_sy = (_features(df, columns, train) for df in (tr, va, synthetic))
+    space = FeatureSpace(columns, train)
+    f_tr, f_va, f_sy = (space.points(df) for df in (tr, va, synthetic))
     (to_train, _), (to_val, _) = nearest(f_sy, f_tr), nearest(f_sy, f_va)
     closer = (to_train < to_val - TIE).mean() + 0.5 * (np.abs(to_train - to_val) <= TIE).mean()
     holdout_to_train, _ = nearest(f_va, f_tr)
