@@ -418,7 +418,7 @@ def generate_tree(models: dict, stats: DatasetStats, options, seed_data: pd.Data
                     given_record = _as_steps(record, table, before[relative][fixed] if t > 0 else None)
                 with_own = {**_rows(known, fixed), **model.encode(given_record)}
                 parts.append(model.draw_after(step_options, with_own, keep=record))
-            step = pd.concat(parts, ignore_index=True) if len(parts) == 2 else parts[0]
+            step = _stacked(parts) if len(parts) == 2 else parts[0]
             if len(parts) == 2:  # back in the order of `active`
                 placed = np.concatenate([np.flatnonzero(~fixed), np.flatnonzero(fixed)])
                 step = step.iloc[np.argsort(placed, kind="stable")].reset_index(drop=True)
@@ -436,7 +436,7 @@ def generate_tree(models: dict, stats: DatasetStats, options, seed_data: pd.Data
             for c in own:
                 last[c][active] = step_rows[c].to_numpy()
             earlier.add(t, active, step_rows[own])
-        records = pd.concat(drawn, ignore_index=True) if drawn else pd.DataFrame(
+        records = _stacked(drawn) if drawn else pd.DataFrame(
             columns=[*own, *(RECORDS + c for c in kids[name]), "__parent", "__position"])
         records = records.sort_values(["__parent", "__position"], kind="stable").reset_index(drop=True)
         if relative is not None and len(records):
@@ -561,6 +561,14 @@ def _in_order(redraw, step: pd.DataFrame, rows: np.ndarray, before: pd.DataFrame
         late = rows & _before(step, before, [column])
         _put(step, late, before.loc[late, [column]])
     return step
+
+
+def _stacked(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    """Frames one under another, each column's dtype from the frames that hold a value of it (a column all null in
+    one step, or missing from its given records, neither turns the rest to objects nor warns)."""
+    columns = list(dict.fromkeys(c for frame in frames for c in frame.columns))
+    held = [frame.dropna(axis=1, how="all") for frame in frames]
+    return pd.concat(held, ignore_index=True).reindex(columns=columns)
 
 
 def _rows(tokens: dict[str, np.ndarray], rows: np.ndarray) -> dict[str, np.ndarray]:
