@@ -65,12 +65,23 @@ class TableSpec(StrictModel):
     foreign_keys: list[ForeignKey] = Field(default_factory=list)
     order_by: list[str] = Field(default_factory=list, description="Columns that order a child table's records "
                                                                   "under their parent (e.g. year).")
+    time_steps: bool = Field(
+        True, description="Where the first order_by column is a date or a number of many values, the stats keep each "
+                          "record's step from the previous one, and a backend may draw times as steps; false: as "
+                          "values.")
     columns: dict[str, ColumnSpec] = Field(default_factory=dict)
 
     @field_validator("order_by", mode="before")
     @classmethod
     def _one_or_many(cls, value: Any) -> Any:
         return [value] if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _steps_need_an_order(self) -> "TableSpec":
+        if not self.time_steps and not self.order_by:
+            raise ValueError("time_steps: false is about the times in order_by, and this table has no order_by: "
+                             "give order_by, or leave time_steps out")
+        return self
 
     @field_validator("source")
     @classmethod

@@ -200,7 +200,7 @@ def compute_stats(spec: DatasetSpec, train: dict[str, pd.DataFrame], *, dataset:
             df[fk.column], train[fk.references][spec.tables[fk.references].primary_key], protection.column(),
             units[fk.references])
         steps = None
-        if fk is not None and table_spec.order_by and table_spec.order_by[0] in columns:
+        if fk is not None and table_spec.order_by and table_spec.time_steps and table_spec.order_by[0] in columns:
             steps = order_steps(df, fk.column, table_spec.order_by, columns[table_spec.order_by[0]], unit,
                                 where=(dataset, name, ORDER_STEP + table_spec.order_by[0]),
                                 protection=protection.column())
@@ -228,7 +228,7 @@ def dataset_protection(spec: DatasetSpec, train: dict[str, pd.DataFrame]) -> tup
     keys = {name: {t.primary_key, *(fk.column for fk in t.foreign_keys)} for name, t in spec.tables.items()}
     # each column, each child table's lengths, and an ordered child table's steps between records
     charges = sum(len([c for c in train[name].columns if c not in keys[name]]) + bool(t.foreign_keys)
-                  + bool(t.foreign_keys and t.order_by) for name, t in spec.tables.items())
+                  + bool(t.foreign_keys and t.order_by and t.time_steps) for name, t in spec.tables.items())
     delta = delta_total * VALUE_PROTECTION_DELTA_SHARE
     protection = Protection(threshold=settings.rare_threshold, epsilon=dp.value_protection_epsilon, delta=delta,
                             columns=max(charges, 1))

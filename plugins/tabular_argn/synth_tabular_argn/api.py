@@ -47,8 +47,9 @@ class TabularARGN:
 
     Training options are those of synth.yaml's `train` section (the fields of `ARGNTrainOptions`:
     `max_training_time` in minutes, `max_epochs`, `model_size`, `seed`, ...). `columns` overrides
-    encodings, e.g. {"zip": "character"}. The fitted model lives in `workspace` (a temporary folder unless
-    given); `TabularARGN.load(workspace)` opens it again.
+    encodings, e.g. {"zip": "character"}. `time_steps=False` keeps the times of `order_by` values instead of steps
+    from the previous record. The fitted model lives in `workspace` (a temporary folder unless given);
+    `TabularARGN.load(workspace)` opens it again.
     """
 
     def __init__(
@@ -61,6 +62,7 @@ class TabularARGN:
         ctx_primary_key: str | None = None,
         ctx_data: pd.DataFrame | None = None,
         order_by: str | list[str] | None = None,
+        time_steps: bool = True,
         device: str = "auto",
         workspace: str | Path | None = None,
         **train_options,
@@ -78,6 +80,10 @@ class TabularARGN:
         self.ctx_primary_key = ctx_primary_key or tgt_context_key
         self.ctx_data = ctx_data
         self.order_by = [order_by] if isinstance(order_by, str) else list(order_by or [])
+        self.time_steps = time_steps  # records' times as steps from the previous record, where they fit
+        if not time_steps and not self.order_by:
+            raise SynthError("time_steps=False is about the times in order_by, and no order_by is given", table=TABLE,
+                             hint="give order_by, or leave time_steps out")
         self.device = device
         self.workspace = Path(workspace) if workspace else Path(tempfile.mkdtemp(prefix="tabular-argn-"))
         self.backend = TabularARGNBackend()
@@ -96,8 +102,9 @@ class TabularARGN:
         frames = {TABLE: X.reset_index(drop=True)}
         if self.ctx_data is not None:  # the records under their subjects
             tables = {CONTEXT: TableSpec(source=f"{CONTEXT}.parquet", primary_key=self.ctx_primary_key),
-                      TABLE: tables[TABLE].model_copy(update={"order_by": self.order_by, "foreign_keys": [
-                          ForeignKey(column=self.tgt_context_key, references=CONTEXT)]})}
+                      TABLE: tables[TABLE].model_copy(update={
+                          "order_by": self.order_by, "time_steps": self.time_steps,
+                          "foreign_keys": [ForeignKey(column=self.tgt_context_key, references=CONTEXT)]})}
             frames[CONTEXT] = self.ctx_data.reset_index(drop=True)
         spec = DatasetSpec(
             backend=self.backend.name, tables=tables,

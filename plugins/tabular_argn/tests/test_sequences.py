@@ -10,7 +10,7 @@ import yaml
 
 from synth_assets.audit import key_problems, schema_problems
 from synth_assets.errors import SynthError
-from synth_assets.project import load_project
+from synth_assets.project import load_project, parse_project
 from synth_assets.pipeline import DatasetPipeline
 from synth_assets.testing import dg_launch
 from synth_assets.files import read_parquet
@@ -353,6 +353,26 @@ def test_dates_of_a_history_are_drawn_as_steps_from_the_previous_record(tmp_path
         mine = continued[continued.pid == pid].reset_index(drop=True)
         pd.testing.assert_series_equal(mine["day"].head(2), given["day"].reset_index(drop=True))
         assert (mine["day"].diff().dropna().dt.days >= 0).all()
+
+
+def test_time_steps_false_keeps_the_times_as_values(tmp_path):
+    """`time_steps: false` (synth.yaml's table option; `time_steps=False` here): the stats keep no steps, the
+    records' model draws every record's date itself, and the dates still come out in order under each patient.
+    Without order_by it is refused, naming the table."""
+    from synth_tabular_argn import TabularARGN
+
+    patients, visits = regular_visits(120)
+    model = TabularARGN(tgt_context_key="pid", ctx_primary_key="pid", ctx_data=patients, order_by="day",
+                        time_steps=False, max_training_time=0.05, seed=0, workspace=tmp_path).fit(visits)
+    assert model.pipeline.load_stats().tables["data"].order_steps is None
+    codes = json.loads((model.pipeline.paths.model / "data" / "codes.json").read_text())
+    assert not [c["column"] for c in codes if c["column"].startswith("@step.")]
+    _, synthetic = model.sample_records(ctx_data=patients.head(40), seed=1)
+    assert synthetic.groupby("pid")["day"].apply(lambda d: d.is_monotonic_increasing).all()
+    with pytest.raises(SynthError, match="no order_by is given"):
+        TabularARGN(tgt_context_key="pid", ctx_data=patients, time_steps=False)
+    with pytest.raises(SynthError, match="tables.visits: time_steps: false is about the times in order_by"):
+        parse_project({"datasets": {"d": {"tables": {"visits": {"source": "v.csv", "time_steps": False}}}}})
 
 
 def test_a_drawn_history_past_the_end_of_the_range_moves_earlier_keeping_its_steps():
