@@ -394,7 +394,6 @@ def _closer_share(points: np.ndarray, train: np.ndarray, holdout: np.ndarray) ->
     return float(((to_train < to_holdout) & ~tie).mean() + 0.5 * tie.mean())
 
 
-
 # membership inference -----------------------------------------------------------------------------
 
 def _membership_auc(pools: list[_Units], points: list[np.ndarray], most: int, rng: np.random.Generator) -> float:

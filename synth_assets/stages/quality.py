@@ -406,7 +406,6 @@ def _character_onehot(values: pd.Series, characters: list[str]) -> np.ndarray:
     return onehot / np.sqrt(2 * len(characters))
 
 
-
 def dcr(columns: list[ColumnStats], train: pd.DataFrame, validation: pd.DataFrame, synthetic: pd.DataFrame,
         *, max_rows: int = 10_000, seed: int = 0):
     """DCR share with equally many training and validation rows, ties split evenly. Its own seeded samples, so
