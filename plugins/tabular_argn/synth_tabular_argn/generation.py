@@ -86,7 +86,8 @@ class Planner:
             self._column(name, "imputation")
         given = dict(given_tokens or {})
         # where an imputed given column holds a value: a seed's non-nulls, a given token other than null's
-        present = {name: tokens[:, 0] != 0 for name, tokens in given.items() if self.by_name[name].has_null}
+        present = {name: tokens[:, 0] != 0 for name, tokens in given.items()
+                   if name in imputed and self.by_name[name].has_null}
         present.update(given_present or {})
         if seed is not None:
             seed = seed.reset_index(drop=True)
@@ -97,7 +98,7 @@ class Planner:
                                  column=unknown[0], hint=f"table columns: {', '.join(self.table.column_order)}")
             columns = [c for c in seed.columns if c in self.by_name]
             given.update(self.encode(seed[columns]))
-            present.update({name: seed[name].notna().to_numpy() for name in columns})
+            present.update({name: seed[name].notna().to_numpy() for name in columns if name in imputed})
         # fully given columns first, then the ones with nulls to impute
         for name in sorted(given, key=lambda c: c in imputed):
             tokens = given[name]
