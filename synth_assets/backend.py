@@ -120,6 +120,10 @@ class GenerateRequest:
     # the dataset's encoded stage (the backend's own encoding of both partitions), fetched on first call: for tasks
     # that start from real samples, which therefore never need a copy inside the model a user may share
     encoded: Callable[[], Path] | None = field(default=None, compare=False)
+    # for a backend that writes free text itself (`Backend.writes_text`): table -> column -> the TextFilter every
+    # written text must pass (kept words and characters, the length, no rare training text). A backend may write
+    # a text that fails again; the core cuts from it what still fails
+    text_filters: dict[str, dict[str, Any]] = field(default_factory=dict, compare=False)
     # figures the backend wants shown on the synthetic asset (decode rate, retries, ...): it fills this in.
     # DRAW_SECONDS there is the time spent drawing rows, without imports and model loading
     report: dict[str, Any] = field(default_factory=dict, compare=False)

@@ -33,9 +33,10 @@ from synth_assets.stages.split import PARTITIONS, Split, context_key, split_tabl
 from synth_assets.stages.stats import DatasetStats, compute_stats
 from synth_assets.options import GenerateOptions, TrainOptions
 from synth_assets.tables import check_keys, read_source, read_sources
-from synth_assets.text_columns import (TEXT_MODEL_DIR, for_backend, keep_seeded_texts, seed_without_texts,
-                                       split_for_backend, text_columns, text_model_for, text_time_share,
-                                       train_text_model, with_empty_texts, write_texts)
+from synth_assets.text_columns import (TEXT_MODEL_DIR, filter_written_texts, for_backend, keep_seeded_texts,
+                                       seed_without_texts, split_for_backend, text_columns, text_filters,
+                                       text_model_for, text_time_share, train_text_model, with_empty_texts,
+                                       write_texts)
 
 
 SEEDED_FILE = "generation.json"  # beside the synthetic tables: which columns came from seed data
@@ -379,9 +380,11 @@ class DatasetPipeline:
             if seed_records is None:
                 seed_data, seed_records = self._read_seed_records(options, seed_data)
         encoded = lambda: self.paths.encoded  # noqa: E731  # fetched only by a backend that asks for it
+        filters = {}
         if self.backend.writes_text:
+            filters = text_filters(stats, self.load_split().train) if text_columns(stats) else {}
             request = GenerateRequest(options=options, seed_data=seed_data, device=device, engine=engine,
-                                      encoded=encoded, seed_records=seed_records)
+                                      encoded=encoded, seed_records=seed_records, text_filters=filters)
             raw = self.backend.generate(model, stats, request)
         else:  # the backend writes the other columns, a text model the texts (text_columns.py)
             seed_data, seeded_texts = seed_without_texts(seed_data, stats)
@@ -391,6 +394,9 @@ class DatasetPipeline:
         if report is not None:
             report.update(request.report)
         tables = restore_tables(raw, stats, dataset=self.name)
+        if filters:
+            tables = filter_written_texts(tables, stats, filters, report=report)
+            tables = keep_seeded_texts(tables, stats, seed_without_texts(seed_data, stats)[1])
         if not self.backend.writes_text and text_columns(stats):
             tables = write_texts(tables, stats, model, options, training=self.load_split().train, device=device,
                                  report=report)

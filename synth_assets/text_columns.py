@@ -75,10 +75,11 @@ def seed_without_texts(seed_data: pd.DataFrame | None, stats: DatasetStats
 
 def keep_seeded_texts(frames: dict[str, pd.DataFrame], stats: DatasetStats,
                       given: pd.DataFrame | None) -> dict[str, pd.DataFrame]:
-    """The seed rows' own texts, where they give one, in place of the written ones (one row per seed row)."""
-    if given is None:
-        return frames
+    """The seed rows' own texts, where they give one, in place of the written ones (where the backend wrote one
+    row per seed row; a backend that writes several per seed row, or texts itself, keeps its own)."""
     root = frames[_root(stats)]
+    if given is None or len(given) != len(root):
+        return frames
     for column in given.columns:
         root[column] = given[column].where(given[column].notna(), root[column].to_numpy()).to_numpy()
     return frames
@@ -236,11 +237,8 @@ class _ColumnWriter:
             rewritten += len(again)
             for i, t in zip(again, self._ask([prompts[i] for i in again], seed + round_ + 1)):
                 written[i] = t
-        fallback = None if self.column.null_share > 0 else _most_common_text(self.column)
-        refused = [self._refused(t) for t in written]
-        final = [(self.text_filter.scrub(t) if t is not None else None) or fallback if bad else t
-                 for t, bad in zip(written, refused)]
-        return final, rewritten, sum(refused)
+        final, scrubbed = passed_texts(written, self.column, self.text_filter)
+        return final, rewritten, scrubbed
 
     def _ask(self, prompts: list[str], seed: int) -> list[str | None]:
         request = TextGenerateRequest(prompts, self.text_filter.max_length, self.column.null_share > 0, seed,
@@ -250,8 +248,50 @@ class _ColumnWriter:
         return written
 
     def _refused(self, text: str | None) -> bool:
-        """Empty where the source never is, or failing the filter."""
-        return self.column.null_share == 0 if text is None else not self.text_filter.passes(text)
+        return refused(text, self.column, self.text_filter)
+
+
+def refused(text: str | None, column, text_filter: TextFilter) -> bool:
+    """Empty where the source never is, or failing the filter."""
+    return column.null_share == 0 if text is None else not text_filter.passes(text)
+
+
+def passed_texts(written: list[str | None], column, text_filter: TextFilter) -> tuple[list[str | None], int]:
+    """The texts as they may come out, and how many were cut: a refused text without what the filter refuses,
+    or where that leaves nothing, empty (the column has empty cells) or the column's most common text."""
+    fallback = None if column.null_share > 0 else _most_common_text(column)
+    bad = [refused(t, column, text_filter) for t in written]
+    final = [(text_filter.scrub(t) if t is not None else None) or fallback if cut else t
+             for t, cut in zip(written, bad)]
+    return final, sum(bad)
+
+
+def text_filters(stats: DatasetStats, training: dict[str, pd.DataFrame] | None) -> dict[str, dict[str, TextFilter]]:
+    """Table -> text column -> what a written text may hold, and which training texts it may not copy."""
+    return {table: {column: TextFilter.of(stats.tables[table].columns[column],
+                                          training[table][column].tolist() if training else None)
+                    for column in columns}
+            for table, columns in text_columns(stats).items()}
+
+
+def filter_written_texts(frames: dict[str, pd.DataFrame], stats: DatasetStats,
+                         filters: dict[str, dict[str, TextFilter]], *,
+                         report: dict | None = None) -> dict[str, pd.DataFrame]:
+    """`frames` (restored) with the texts a backend wrote itself (`Backend.writes_text`) through the same
+    filter as a text model's (`text_filters`): the guarantee is the core's, whichever plugin wrote them."""
+    cut, total = 0, 0
+    for table, columns in text_columns(stats).items():
+        for column in columns:
+            col = stats.tables[table].columns[column]
+            values = frames[table][column]
+            final, scrubbed = passed_texts([None if _empty(v) else str(v) for v in values], col,
+                                           filters[table][column])
+            cut, total = cut + scrubbed, total + len(final)
+            frames[table][column] = pd.Series(final, index=values.index, dtype=object).astype(
+                _text_dtype(stats.tables[table].dtypes.get(column)))
+    if report is not None and total:
+        report["texts_cut_share"] = cut / total
+    return frames
 
 
 def _most_common_text(column) -> str:

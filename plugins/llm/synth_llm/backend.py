@@ -37,7 +37,7 @@ from synth_assets.plugin_api import (
     write_json,
     resolve_device,
 )
-from synth_llm.columns import json_values
+from synth_llm.columns import cut_text, json_values
 from synth_llm.events import EventTask
 from synth_llm.options import (AUTO_WINDOW, AUTO_WINDOW_MAX, EVENT_TASKS, LLMEngineOptions, LLMGenerateOptions,
                                LLMTrainOptions)
@@ -67,6 +67,8 @@ class LLMBackend(Backend):
     kinds = frozenset({"pytorch", "transformers"})
     column_encodings = {"categorical": "categorical", "code": "code", "numeric": "numeric", "discrete": "discrete",
                         "continuous": "continuous", "datetime": "datetime"}
+    # a free-text column is a free string of the row's JSON (synth_llm.columns), written with the rest of the row
+    writes_text = True
 
     def unsupported_shape(self, foreign_keys) -> str | None:
         return super().unsupported_shape(foreign_keys) or tree_problem(self.name, foreign_keys)
@@ -176,7 +178,7 @@ class LLMBackend(Backend):
             settings={"task": task.name, "model": options.base_model or f"gpt2 {options.model_size} (from scratch)",
                       "lora_rank": options.lora_rank, "vocabulary": len(tokenizer), "context_window": window,
                       "dropout": None if source is not None or options.base_model else options.dropout,
-                      "assembler": assembler, **outcome.settings},
+                      "assembler": assembler, **_text_columns(stats), **outcome.settings},
             privacy=ledger.summary() if ledger is not None else None,
         )
 
@@ -232,7 +234,8 @@ class LLMBackend(Backend):
                     top_p=options.sampling_top_p,
                     max_new_tokens=saved["window"] - min((len(p) for p in prompts), default=0), seed=seed,
                     batch_size=options.batch_size, max_retries=options.max_retries,
-                    max_invalid_share=options.max_invalid_share, dataset=stats.dataset)
+                    max_invalid_share=options.max_invalid_share, dataset=stats.dataset,
+                    refused_text=_text_refusal(tree, request.text_filters))
                 for i, one in zip(members, written):
                     outputs[i] = one
                 reports.append(part)
@@ -394,6 +397,37 @@ def auto_window(segments: dict[str, list]) -> int:
     the fixed 512 stopped training with "the sample ... takes 516 tokens"."""
     longest = max((2 + len(s.prompt) + len(s.output) for parts in segments.values() for s in parts), default=0)
     return min(max(AUTO_WINDOW, -(-longest // 64) * 64), AUTO_WINDOW_MAX)
+
+
+def _text_refusal(tree: Tree, filters: dict):
+    """Whether an output holds a text the core's filters refuse (read as `from_samples` will read it), or None
+    without free-text columns."""
+    if not filters:
+        return None
+
+    def refused(name: str, record) -> bool:
+        if not isinstance(record, dict):
+            return False
+        for column, text_filter in filters.get(name, {}).items():
+            text = record.get(column)
+            if isinstance(text, str) and not text_filter.passes(cut_text(text, text_filter.max_length)):
+                return True
+        for child in tree.children.get(name, []):
+            records = record.get(child)
+            records = records.values() if isinstance(records, dict) else records or []
+            if any(refused(child, r) for r in records):
+                return True
+        return False
+
+    return lambda output: refused(tree.root, output)
+
+
+def _text_columns(stats: DatasetStats) -> dict:
+    """Which free-text columns this model writes (as free strings of its rows), for the model's metadata."""
+    texts = {name: [c for c, col in table.columns.items() if col.text_form == "text"]
+             for name, table in stats.tables.items()}
+    texts = {name: columns for name, columns in texts.items() if columns}
+    return {"text_columns": {"model": "llm (free strings of the rows' JSON)", "columns": texts}} if texts else {}
 
 
 def _prompts(task: Task, samples: list[dict], full_schema: dict, out_schemas: dict, rng) -> tuple[list[str], list[str]]:

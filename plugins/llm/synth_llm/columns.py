@@ -1,8 +1,13 @@
 """One column's values as JSON, and the rule an output value must obey, both from the stats alone.
 
 The stats already obey the privacy rules: a category not listed becomes `RARE_TOKEN`, numbers are clipped to
-the protected range, dates too, and code text keeps per position only the characters enough units hold. So the
-values a sample holds, and the values a schema admits, never reveal what rare-value protection hides.
+the protected range, dates too, code text keeps per position only the characters enough units hold, and free
+text only the words and characters enough units hold, up to the protected length. So the values a sample
+holds, and the values a schema admits, never reveal what rare-value protection hides.
+
+Free text is a free string in the schema, of the column's kept words (lower, capitalised or upper case) with
+its kept other characters between them: the grammar cannot spell a rare name. A text longer than the protected
+length is cut to it when read back (a grammar that counts characters cannot also hold a word list).
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
-from synth_assets.plugin_api import RARE_TOKEN, ColumnStats, SynthError
+from synth_assets.plugin_api import RARE_TOKEN, WORD, ColumnStats, SynthError, TextFilter
 
 DATE_FORMAT = "%Y-%m-%d"
 DATETIME_FORMAT = "%Y-%m-%d %H:%M:%S"
@@ -54,6 +59,10 @@ def _has_time(col: ColumnStats) -> bool:
     return any(part in (col.datetime_parts or []) for part in ("hour", "minute", "second"))
 
 
+def _is_free_text(col: ColumnStats) -> bool:
+    return col.text_form == "text"
+
+
 def _is_categorical_number(col: ColumnStats) -> bool:
     return col.kind == "numeric" and col.discrete and bool(col.categories)
 
@@ -69,7 +78,9 @@ def check_supported(col: ColumnStats, table: str) -> None:
 def json_values(series: pd.Series, col: ColumnStats) -> list:
     """The column's values as JSON-ready Python values, protected as the stats say; None for nulls."""
     present = series.notna()
-    if col.kind == "categorical" and col.text_form == "code":
+    if _is_free_text(col):
+        out = [_sample_text(str(v), col) for v in series.astype(object)]
+    elif col.kind == "categorical" and col.text_form == "code":
         out = [_code_value(str(v), col.characters or []) for v in series.astype(object)]
     elif col.kind == "categorical":
         kept = {_key(c): canonical(c) for c in col.categories or []}
@@ -96,6 +107,35 @@ def json_values(series: pd.Series, col: ColumnStats) -> list:
         text = stamps.dt.strftime(DATETIME_FORMAT if _has_time(col) else DATE_FORMAT)
         out = list(text.astype(object))
     return [v if ok and v is not None and v == v else None for v, ok in zip(out, present)]
+
+
+def text_characters(col: ColumnStats) -> str:
+    """The characters a free-text column's JSON strings hold: those the stats kept, but for what JSON writes
+    escaped (quotes, backslashes, control characters: line breaks and tabs become spaces in the samples)."""
+    return "".join(c for c in col.text_characters or "" if c not in '"\\' and ord(c) >= 0x20)
+
+
+def _sample_text(text: str, col: ColumnStats) -> str:
+    """A training text as a sample holds it: without the words and characters the stats did not keep (a rare
+    name is never in a sample, so the model cannot learn to spell it), white space as single spaces, and each
+    word in a casing the grammar writes ("McDonald" as "Mcdonald")."""
+    kept = set(text_characters(col))
+    text = "".join(c if c in kept else " " if c.isspace() else "" for c in text)
+    return WORD.sub(lambda m: _usual_casing(m.group(0)), TextFilter.of(col).scrub(text))
+
+
+def _usual_casing(word: str) -> str:
+    return word if word in (word.lower(), word.capitalize(), word.upper()) else word.capitalize()
+
+
+def cut_text(text: str, length: int) -> str:
+    """A text cut to `length` characters, without the piece of a word the cut would leave."""
+    if len(text) <= length:
+        return text
+    cut = text[:length]
+    if WORD.fullmatch(text[length - 1 : length + 1] or ""):  # the cut falls inside a word
+        cut = WORD.sub(lambda m: "" if m.end() == len(cut) else m.group(0), cut)
+    return cut.strip()
 
 
 def _code_value(text: str, characters: list[str]) -> str:
@@ -129,6 +169,9 @@ def from_json(values: list, col: ColumnStats) -> pd.Series:
         # the source's grain: a model may write more digits than it learned
         digits = col.decimals if col.decimals is not None else MAX_FLOAT_DECIMALS
         return numbers.round(min(digits, MAX_FLOAT_DECIMALS))
+    if _is_free_text(col):  # cut to the protected length; an empty text is no text
+        cut = [cut_text(v, col.max_length or 0) if isinstance(v, str) else v for v in values]
+        return pd.Series([v if v != "" else None for v in cut], dtype=object)
     return pd.Series(values, dtype=object)
 
 
@@ -141,7 +184,19 @@ def column_rule(col: ColumnStats, *, impute_na: bool = False, impute_protected: 
                 mask: list | tuple = ()) -> ColumnRule:
     masked = {_key(_python(v)) for v in mask}
     nullable = col.null_share > 0 and not impute_na
-    if col.kind == "categorical" and col.text_form == "code":
+    if _is_free_text(col):
+        if mask:
+            raise SynthError("free text has no values to mask", table=None, column=col.name,
+                             hint="remove the column's mask directive")
+        base = {"type": "string", "pattern": text_pattern(col)}
+        text_filter = TextFilter.of(col)
+        between = set(text_characters(col))
+
+        def check_value(v):
+            if not isinstance(v, str) or text_filter.unknown_words(v) or not set(WORD.sub("", v)) <= between:
+                raise ValueError(f"{v!r} is not a text of kept words and characters")
+            return v
+    elif col.kind == "categorical" and col.text_form == "code":
         pattern = _code_pattern(col.characters or [])
         base = {"type": "string", "pattern": pattern}
         compiled = re.compile(pattern)
@@ -214,6 +269,25 @@ def _code_pattern(characters: list[str]) -> str:
             continue
         pattern = f"(?:[{''.join(_class_char(c) for c in kept)}]{pattern})?"
     return f"^{pattern}$"
+
+
+def text_pattern(col: ColumnStats) -> str:
+    """Kept words, in their usual casings, with runs of the kept characters that are no word's between them (and
+    before and after): every word of a text that matches is a kept word, since a word never runs into the next."""
+    between = "".join(_class_char(c) for c in text_characters(col) if not WORD.fullmatch(c))
+    gap = f"[{between}]" if between else None
+    kept = "|".join(_casings(w) for w in col.words or ())
+    if not kept:
+        return f"^{gap}*$" if gap else "^$"
+    if not gap:
+        return f"^(?:{kept})?$"
+    return f"^{gap}*(?:(?:{kept})(?:{gap}+(?:{kept}))*)?{gap}*$"
+
+
+def _casings(word: str) -> str:
+    """A kept word (lower case) as a pattern of its usual casings: lower, capitalised, upper. A grammar of any
+    casing let a barely trained model spell "FisChEr" from pieces of other words."""
+    return "|".join(re.escape(w) for w in dict.fromkeys((word, word.capitalize(), word.upper())))
 
 
 def _class_char(ch: str) -> str:

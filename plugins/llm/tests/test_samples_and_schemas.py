@@ -10,6 +10,7 @@ import pytest
 from synth_assets.plugin_api import RARE_TOKEN, SynthError, parse_dataset, workspace_pipeline
 from synth_assets.testing import contract_table, contract_tree
 from synth_llm.assemblers import IGNORE, Segment, assemble
+from synth_llm.columns import json_values
 from synth_llm.engines import Decoded, Engine
 from synth_llm.generation import generate_outputs
 from synth_llm.options import ColumnDirective, LLMTrainOptions
@@ -302,6 +303,45 @@ def test_whole_numbers_are_spelled_as_the_grammar_spells_them(tmp_path):
     _, schema = output_model(t, full_shape(t))
     grammar = xgr.Grammar.from_json_schema(json.dumps(schema), any_whitespace=False, separators=(",", ":"))
     assert all(xgr.testing._is_grammar_accept_string(grammar, dumps(s)) for s in samples[:50])
+
+
+def test_free_text_is_a_string_of_kept_words_that_the_grammar_cannot_spell_a_rare_name_in(tmp_path):
+    """A text column is a free string of the words enough rows hold, in the casings the grammar writes, with the
+    kept characters between them: a rare surname is in no sample, and the grammar cannot write it."""
+    import xgrammar as xgr
+
+    r = np.random.default_rng(0)
+    titles = [f"{r.choice(['Quiet', 'Golden', 'Red'])} {r.choice(['River', 'Bridge'])} (no. {r.integers(1, 3)})"
+              for _ in range(300)]
+    titles[:2] = ["Quiet Vondequist River", "Red \"River\"\tBridge"]  # a surname; quotes and a tab
+    df = pd.DataFrame({"title": titles, "n": r.integers(0, 5, 300)})
+    stats, split = stats_of(tmp_path, {"t": df}, {"t": {"columns": {"title": {"encoding": "text"}}}})
+    t = Tree.of(stats)
+    samples, _ = to_samples(split.train, t)
+    assert not any("vondequist" in s["title"].lower() for s in samples)
+    # the quotes and the tab are no plain characters of a JSON string
+    assert json_values(pd.Series(titles[:2]), stats.tables["t"].columns["title"]) == ["Quiet River",
+                                                                                    "Red River Bridge"]
+    model, schema = output_model(t, full_shape(t))
+    grammar = xgr.Grammar.from_json_schema(json.dumps(schema), any_whitespace=False, separators=(",", ":"))
+    assert all(xgr.testing._is_grammar_accept_string(grammar, dumps(s)) for s in samples)
+    for text, allowed in (("GOLDEN bridge (no. 2)", True), ("Quiet Vondequist", False), ("Quietriver", False),
+                          ("QuIeT River", False), ("Red River!", False)):
+        sample = dumps({"title": text, "n": 1})
+        assert xgr.testing._is_grammar_accept_string(grammar, sample) == allowed, text
+    model.model_validate({"title": "GOLDEN bridge (no. 2)", "n": 1})
+    with pytest.raises(Exception, match="kept words"):
+        model.model_validate({"title": "Quiet Vondequist", "n": 1})
+
+
+def test_outputs_whose_text_the_core_refuses_are_written_again_then_kept(tree):
+    refuse = lambda output: output["region"] == "north"  # noqa: E731  # stands for a copied rare training text
+    north = GOOD.replace("east", "north")
+    engine = ScriptedEngine([[GOOD, north, north, GOOD], [GOOD, north], [north]])
+    outputs, report = loop(tree, engine, refused_text=refuse)
+    assert engine.asked == [4, 2, 1]  # the last round's refused text is kept: the core cuts it
+    assert [o["region"] for o in outputs] == ["east", "east", "north", "east"]
+    assert report.valid_first_try == 4 and report.texts_refused == 3
 
 
 # records keyed by their order value ------------------------------------------------------------------------------

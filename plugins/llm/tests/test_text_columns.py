@@ -1,5 +1,6 @@
-"""Free-text columns in a TabularARGN dataset, written by this plugin's text model: through `dg launch` with the
-checks on, on a table with booleans, nulls and a child table; a planted canary never comes out."""
+"""Free-text columns in a TabularARGN dataset, written by this plugin's text model, and in an LLM dataset, written
+as free strings of its rows' JSON: through one `dg launch` with the checks on, on a table with booleans, nulls and
+a child table; a planted canary never comes out of either."""
 
 import re
 
@@ -52,8 +53,8 @@ def artworks(n: int = 500, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 @pytest.fixture(scope="module")
 def launched(tmp_path_factory):
-    """The text model trains for a number of passes, not seconds: what it learns does not depend on how busy the
-    machine is."""
+    """One table pair as two datasets, one of each backend, in one launch. Both models train for a number of passes,
+    not seconds: what they learn does not depend on how busy the machine is."""
     folder = tmp_path_factory.mktemp("texts")
     works, loans = artworks()
     works.to_csv(folder / "works.csv", index=False)
@@ -62,7 +63,7 @@ def launched(tmp_path_factory):
         datasets:
           art:
             backend: tabular_argn
-            tables:
+            tables: &art_tables
               works: {source: works.csv, primary_key: work_id, columns: {description: {encoding: text}}}
               loans:
                 source: loans.csv
@@ -70,14 +71,21 @@ def launched(tmp_path_factory):
                 foreign_keys: [{column: work_id, references: works}]
             train: {max_training_time: 2, max_epochs: 10, text: {model_size: tiny, time_share: 0.5, max_epochs: 8}}
             generate: {sample_size: 300, seed: 1}
+          art_llm:
+            backend: llm
+            tables: *art_tables
+            train: {max_training_time: 2, max_epochs: 30, model_size: tiny, cols_ctx: [year, title]}
+            generate: {sample_size: 150, seed: 1}
         """)
-    launch = dg_launch(folder, "--assets", "group:art")
-    return launch, folder / "store" / "art", works, loans
+    launch = dg_launch(folder, "--assets", "group:art or group:art_llm")
+    return launch, folder / "store", works, loans
 
 
-def test_texts_are_written_from_kept_words_through_dg_launch(launched):
+@pytest.mark.parametrize("dataset", ["art", "art_llm"])
+def test_texts_are_written_from_kept_words_through_dg_launch(launched, dataset):
     launch, store, works, loans = launched
-    launch.assert_passed(("schema_matches_source", "art/synthetic"))
+    launch.assert_passed(("schema_matches_source", f"{dataset}/synthetic"), ("privacy_gate", f"{dataset}/synthetic"))
+    store = store / dataset
     out = read_parquet(store / "synthetic" / "CURRENT" / "works.parquet")
     out_loans = read_parquet(store / "synthetic" / "CURRENT" / "loans.parquet")
     stats = read_json(store / "stats.json")["tables"]
@@ -95,14 +103,25 @@ def test_texts_are_written_from_kept_words_through_dg_launch(launched):
 
 def test_the_model_says_which_model_wrote_which_column(launched):
     _, store, _, _ = launched
-    info = read_json(store / "model" / "CURRENT" / "text_model" / "text_columns.json")
+    info = read_json(store / "art" / "model" / "CURRENT" / "text_model" / "text_columns.json")
     assert info["model"] == "language_model"
     assert info["columns"] == {"works": ["title", "description"], "loans": ["note"]}
+    # the LLM writes its rows' texts itself: no text model beside it
+    assert not (store / "art_llm" / "model" / "CURRENT" / "text_model").exists()
+
+
+def test_the_llm_writes_new_texts_not_a_list_of_training_texts(launched):
+    """A text column of an LLM dataset is a free string of the row's JSON, not an enum of kept texts: texts no
+    training row holds come out, made of kept words."""
+    _, store, works, _ = launched
+    out = read_parquet(store / "art_llm" / "synthetic" / "CURRENT" / "works.parquet")
+    written = set(out.title.dropna())
+    assert len(written - set(works.title)) >= 3
 
 
 def test_the_quality_report_judges_every_text_column(launched):
     _, store, _, _ = launched
-    report = (store / "quality" / "report.md").read_text()
+    report = (store / "art" / "quality" / "report.md").read_text()
     assert "Free-text columns" in report
     for column in ("title", "description", "note"):
         assert f"Written `" in report and f".{column}` beside real ones" in report
@@ -111,24 +130,26 @@ def test_the_quality_report_judges_every_text_column(launched):
     assert 0.5 < length <= 1 and 0.5 < word_similarity <= 1
 
 
-def test_a_planted_canary_never_comes_out(launched):
+@pytest.mark.parametrize("dataset", ["art", "art_llm"])
+def test_a_planted_canary_never_comes_out(launched, dataset):
     _, store, _, _ = launched
-    texts = " ".join(read_parquet(store / "synthetic" / "CURRENT" / "works.parquet").title.dropna())
+    texts = " ".join(read_parquet(store / dataset / "synthetic" / "CURRENT" / "works.parquet").title.dropna())
     assert not any(w.lower() in texts.lower() for w in CANARY.split())
     pieces = {CANARY[i:i + 8].lower() for i in range(len(CANARY) - 7)}
     assert not any(piece in texts.lower() for piece in pieces)
     assert not re.search("zyxw|plimb|vonde", texts, re.IGNORECASE)
 
 
-def test_seed_rows_keep_their_own_texts_and_get_the_rest_written(launched, monkeypatch):
+@pytest.mark.parametrize("dataset", ["art", "art_llm"])
+def test_seed_rows_keep_their_own_texts_and_get_the_rest_written(launched, monkeypatch, dataset):
     from synth_assets.pipeline import DatasetPipeline
     from synth_assets.project import load_project
 
     _, store, _, _ = launched
-    monkeypatch.setenv("SYNTH_CONFIG", str(store.parent.parent / "synth.yaml"))
-    monkeypatch.setenv("SYNTH_HOME", str(store.parent))
+    monkeypatch.setenv("SYNTH_CONFIG", str(store.parent / "synth.yaml"))
+    monkeypatch.setenv("SYNTH_HOME", str(store))
     seed = pd.DataFrame({"year": [1990, 2005, 1970], "title": ["Quiet Harbour", None, "My Own Title"]})
-    out = DatasetPipeline(load_project(), "art").generate_frames(seed_data=seed)["works"]
+    out = DatasetPipeline(load_project(), dataset).generate_frames(seed_data=seed)["works"]
     assert out.year.tolist() == [1990, 2005, 1970]
     assert out.title[0] == "Quiet Harbour" and out.title[2] == "My Own Title"  # the user's, as given
     assert isinstance(out.title[1], str) and out.title[1]  # written where the seed gives none
