@@ -63,6 +63,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--gen-rows", type=int, default=None, help="rows to generate; default: as many as the holdout")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--work", type=Path, default=Path("/tmp/bench_text"))
+    ap.add_argument("--llm", action="store_true",
+                    help="also run ours with backend llm (ours-llm): the texts are free strings of its rows' JSON")
+    ap.add_argument("--backend", default="tabular_argn", help=argparse.SUPPRESS)  # the ours step's
     ap.add_argument("--reuse-reference", action="store_true",
                     help="keep the reference's result in <work>/reference if it ran on the same rows and settings")
     out = ap.add_mutually_exclusive_group()
@@ -102,21 +105,28 @@ def read(path: Path):
 
 # --- 2. ours ----------------------------------------------------------------------------------------------------
 
-def run_ours(args, split, gen_rows: int) -> dict:
+def run_ours(args, split, gen_rows: int, backend: str = "tabular_argn") -> dict:
     """run_ours.py's pipeline in its own process (this file with --ours-step), then the generation report's text
-    figures."""
+    figures. With backend llm the texts come with the rows: its text seconds are the whole generation's (without
+    loading the model), its text model's training the whole training."""
     from bench.run_bench import run_engine
 
-    out = args.work / "ours"
+    name = "ours" if backend == "tabular_argn" else f"ours-{backend}"
+    out = args.work / name
     (out / "result.json").unlink(missing_ok=True)
     cmd = [sys.executable, __file__, "--ours-step", "--train", str(split.train_path), "--out", str(out),
            "--table", split.table, "--budget", f"{args.budget:g}", "--gen-rows", str(gen_rows),
-           "--seed", str(args.seed), "--text-columns", *args.text_columns]
-    result = run_engine("ours", cmd, out)
+           "--seed", str(args.seed), "--backend", backend, "--text-columns", *args.text_columns]
+    result = run_engine(name, cmd, out)
     report_file = out / "home" / split.table / "synthetic" / "CURRENT" / "generation.json"
     if report_file.is_file():  # the published version's report; run_ours.py keeps the same one in result.json
         result["backend_report"] = json.loads(report_file.read_text()).get("backend_report") or result["backend_report"]
         result["generation_report_file"] = str(report_file)
+    if backend != "tabular_argn":
+        result.update(text_seconds=result.get("sampling_seconds"), text_train_seconds=result.get("train_stage_seconds"),
+                      text_epochs=result.get("epochs"), text_stopped_because=result.get("stopped_because"),
+                      text_parameters=result.get("parameters"))
+        return with_text_rate(result)
     text = (result.get("train_settings") or {}).get("text_model") or {}
     result.update(text_seconds=result["backend_report"].get("text_seconds"), text_train_seconds=text.get("seconds"),
                   text_epochs=text.get("epochs"), text_stopped_because=text.get("stopped_because"),
@@ -146,7 +156,8 @@ def ours_step(args) -> None:
 
     run_ours.write_project = with_columns  # main() looks it up by name
     sys.argv = ["run_ours.py", "--train", str(args.train), "--out", str(args.out), "--table", args.table,
-                "--budget", f"{args.budget:g}", "--gen-rows", str(args.gen_rows), "--seed", str(args.seed)]
+                "--budget", f"{args.budget:g}", "--gen-rows", str(args.gen_rows), "--seed", str(args.seed),
+                "--backend", args.backend]
     run_ours.main()
 
 
@@ -419,11 +430,12 @@ def results_section(summary: dict) -> str:
     if any_qa:
         rows.append(["holdout (ceiling)", *["–"] * 6, cell(any_qa["accuracy"].get("overall_max")), "–", "–",
                      cell(summary.get("holdout_rows_identical_to_training")), "–"])
-    if {"ours", "reference"} <= set(ran):
-        ours, ref = ran["ours"], ran["reference"]
-        rows.append(["ours / reference", *[ratio(ours.get(k), ref.get(k)) for k in (
-            "training_seconds", "text_train_seconds", "generation_seconds", "text_seconds", "text_rows_per_second",
-            "text_characters_per_second")], *["–"] * 5])
+    for ours_name in ("ours", "ours-llm"):
+        if {ours_name, "reference"} <= set(ran):
+            ours, ref = ran[ours_name], ran["reference"]
+            rows.append([f"{ours_name} / reference", *[ratio(ours.get(k), ref.get(k)) for k in (
+                "training_seconds", "text_train_seconds", "generation_seconds", "text_seconds", "text_rows_per_second",
+                "text_characters_per_second")], *["–"] * 5])
     lines += ["", markdown_table(columns, rows), ""]
 
     text_columns = ["column", "texts from", "identical to a training text", "new", "distinct per row", "mean chars",
@@ -450,7 +462,14 @@ def engine_note(name: str, run: dict) -> str:
     if "failed" in run:
         return f"failed: `{run['failed']}`"
     stages = run.get("stage_seconds", {})
-    if name == "ours":
+    if name == "ours-llm":
+        report = run.get("backend_report", {})
+        text = (f"train stage {run['train_stage_seconds']:.1f}s (gpt2 {run.get('parameters', 0):,} parameters, "
+                f"{run.get('epochs')} epochs, {run.get('stopped_because')}; the texts are free strings of its rows' "
+                f"JSON, so its text columns' seconds are the whole generation's); generation report: " + ", ".join(
+                    f"{k} {cell(report[k])}" for k in ("valid_share_first_try", "outputs_written_again_for_a_text",
+                                                       "texts_cut_share", "tokens_per_second") if k in report))
+    elif name == "ours":
         text = (f"train stage {run['train_stage_seconds']:.1f}s, of which the text model (gpt2 "
                 f"{run.get('text_parameters', 0):,} parameters) {cell(run.get('text_train_seconds'), 1)}s, "
                 f"{run.get('text_epochs')} epochs ({run.get('text_stopped_because')}); TabularARGN {run.get('epochs')} "
@@ -519,7 +538,10 @@ def bench(args) -> dict:
                "text_columns": args.text_columns,
                "data": f"{args.data.name}, {split.train_rows:,} train / {split.holdout_rows:,} holdout rows "
                        f"(seed {args.seed}; without {', '.join(args.drop) or 'nothing'})"}
-    summary["runs"] = {"ours": run_ours(args, split, gen_rows), "reference": run_reference(args, split, gen_rows)}
+    summary["runs"] = {"ours": run_ours(args, split, gen_rows)}
+    if args.llm:
+        summary["runs"]["ours-llm"] = run_ours(args, split, gen_rows, backend="llm")
+    summary["runs"]["reference"] = run_reference(args, split, gen_rows)
     return judge_all(args, split, summary)
 
 
