@@ -52,9 +52,9 @@ class ForeignKey(StrictModel):
 class ColumnSpec(StrictModel):
     """Per-column overrides; anything not given is inferred from the data."""
 
-    encoding: str = Field("auto", description="auto, text (free text, written by a text model), or one of the "
-                                              "backend's `column_encodings` (TabularARGN: categorical, numeric, "
-                                              "numeric_discrete, ...).")
+    encoding: str = Field("auto", description="auto, text (free text, written by a text model or by the "
+                                              "backend itself), or one of the backend's `column_encodings` "
+                                              "(TabularARGN: categorical, numeric, numeric_discrete, ...).")
     sensitive: bool = Field(False, description="The privacy evaluation measures how well the other columns (the "
                                                "quasi-identifiers) reveal this one's value for training rows.")
 
@@ -236,6 +236,7 @@ class DatasetSpec(StrictModel):
             except ValidationError as exc:
                 problems += [describe_error(e, prefix=(section,)) for e in exc.errors()]
         problems += _unknown_encodings(data.get("tables"), backend)
+        problems += _private_text_problems(data.get("tables"), backend, data.get("train"))
         generate = data.get("generate")
         if isinstance(generate, GenerateOptions):
             problems += [f"generate.{name}: {why}" for name, why in backend.unsupported_options(generate).items()]
@@ -427,18 +428,33 @@ def _other_problems(data: dict) -> list[str]:
     return []
 
 
-def _unknown_encodings(tables: Any, backend) -> list[str]:
-    """Per-column `encoding:` words the backend does not know."""
-    problems = []
-    known = ["auto", *backend.encoding_hints()]
+def _column_encodings(tables: Any) -> list[tuple[str, str, str]]:
+    """(table, column, `encoding:` word) of each column override, from a spec still being validated."""
+    out = []
     for table, spec in (tables or {}).items() if isinstance(tables, dict) else ():
         columns = spec.get("columns") if isinstance(spec, dict) else getattr(spec, "columns", None)
         for column, override in (columns or {}).items() if isinstance(columns, dict) else ():
             word = override.get("encoding", "auto") if isinstance(override, dict) else getattr(override, "encoding", "auto")
-            if word not in known:
-                problems.append(f"tables.{table}.columns.{column}.encoding: backend '{backend.name}' takes "
-                                f"{', '.join(known)}; not {word!r}")
-    return problems
+            out.append((table, column, word))
+    return out
+
+
+def _unknown_encodings(tables: Any, backend) -> list[str]:
+    """Per-column `encoding:` words the backend does not know."""
+    known = ["auto", *backend.encoding_hints()]
+    return [f"tables.{table}.columns.{column}.encoding: backend '{backend.name}' takes {', '.join(known)}; not "
+            f"{word!r}" for table, column, word in _column_encodings(tables) if word not in known]
+
+
+def _private_text_problems(tables: Any, backend, train: Any) -> list[str]:
+    """With differential privacy, free text needs a backend that writes it under its own DP-SGD: a text model
+    beside the backend trains without it."""
+    if getattr(train, DP_OPTION, None) is None or backend.writes_text:
+        return []
+    return [f"tables.{table}.columns.{column}.encoding: free text is not covered by backend '{backend.name}''s "
+            f"differential privacy (its texts come from a text model trained without it): use backend llm, whose "
+            f"DP-SGD covers the texts it writes, or encode the column as categorical"
+            for table, column, word in _column_encodings(tables) if word == "text"]
 
 
 class OptionErrors(ValueError):

@@ -22,6 +22,12 @@ TEXT_AUTO_MIN_WORDS = 2
 TEXT_AUTO_MIN_LETTER_WORDS = 0.5
 LETTERS = re.compile(r"[^\W\d_]+")
 MAX_KEPT_WORDS = 50_000
+# with differential privacy a subject's text adds at most this many of its distinct words, and of its characters
+# other than a word's (spaces, punctuation), to the counts that decide which are kept (the noise grows with the
+# square root of each; fewer where the texts are short: a word and its space take about CHARACTERS_PER_WORD)
+DP_WORDS_PER_SUBJECT = 16
+DP_CHARACTERS_PER_SUBJECT = 8
+CHARACTERS_PER_WORD = 5
 
 
 def words(text: str) -> list[str]:

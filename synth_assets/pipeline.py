@@ -382,7 +382,9 @@ class DatasetPipeline:
         encoded = lambda: self.paths.encoded  # noqa: E731  # fetched only by a backend that asks for it
         filters = {}
         if self.backend.writes_text:
-            filters = text_filters(stats, self.load_split().train) if text_columns(stats) else {}
+            # with DP what is released depends on the private model and stats alone: no look at training texts
+            private = stats.privacy.mode == "differential_privacy"
+            filters = text_filters(stats, None if private else self.load_split().train) if text_columns(stats) else {}
             request = GenerateRequest(options=options, seed_data=seed_data, device=device, engine=engine,
                                       encoded=encoded, seed_records=seed_records, text_filters=filters)
             raw = self.backend.generate(model, stats, request)

@@ -59,6 +59,17 @@ def test_a_backend_without_differential_privacy_refuses_the_section_naming_it(to
                                           "train": {"differential_privacy": {"max_epsilon": 4}}}}})
 
 
+def test_free_text_under_dp_needs_a_backend_whose_dp_sgd_writes_it():
+    """TabularARGN's texts come from a text model trained without DP-SGD: refused when the project loads, naming
+    the column; the LLM backend writes its texts under its own DP-SGD, so it takes the column."""
+    dataset = {"tables": {"t": {"source": "t.csv", "columns": {"title": {"encoding": "text"}}}},
+               "train": {"differential_privacy": {"max_epsilon": 4}}}
+    with pytest.raises(ConfigError, match="tables.t.columns.title.encoding: free text is not covered by backend "
+                                          "'tabular_argn''s differential privacy.*use backend llm"):
+        spec_of({**dataset, "backend": "tabular_argn"})
+    assert spec_of({**dataset, "backend": "llm"}).differential_privacy.max_epsilon == 4
+
+
 def test_dp_needs_value_protection_and_leaves_room_for_training():
     with pytest.raises(ConfigError, match="privacy.value_protection: false leaves every value of the stats unprotected"):
         spec_of({"tables": {"t": {"source": "t.csv"}}, "privacy": {"value_protection": False},

@@ -59,12 +59,20 @@ def test_the_encoding_forces_text_or_a_category():
     assert caught.value.column == "c"
 
 
-def test_differential_privacy_refuses_text_naming_the_column_and_keeps_auto_text_a_category():
+def test_differential_privacy_keeps_the_words_many_subjects_hold_and_finds_no_text_by_itself():
+    """With DP a text column is one the project file names: its words and other characters are kept by noisy
+    counts of the subjects holding them (each adds a bounded number), its letters are the kept words', and its
+    length comes from noisy counts too."""
     dp = Protection(epsilon=1.0, delta=1e-6)
-    assert column_stats(titles(), None, where=WHERE, protection=dp.column()).text_form != "text"
-    with pytest.raises(SynthError, match="not covered by differential privacy") as caught:
-        column_stats(titles(), None, requested="text", hint="text", where=WHERE, protection=dp.column())
-    assert caught.value.column == "c"
+    texts = pd.concat([titles(4000, seed=1), pd.Series(["Quiet River #Vondequist"])], ignore_index=True)
+    assert column_stats(texts, None, where=WHERE, protection=dp.column()).text_form != "text"
+    stats = column_stats(texts, None, requested="text", hint="text", where=WHERE, protection=dp.column())
+    assert stats.text_form == "text"
+    assert {"quiet", "distant", "golden", "broken", "river", "garden", "bridge"} <= set(stats.words)
+    assert "vondequist" not in stats.words and "#" not in stats.text_characters  # held by one subject
+    assert set("QuietRiver ") <= set(stats.text_characters) and "V" in stats.text_characters  # "river"'s letters
+    assert 15 <= stats.max_length <= 20 and len(stats.text_lengths) == 21
+    assert stats.text_lengths[0] <= stats.text_lengths[10] <= stats.text_lengths[-1] <= stats.max_length
 
 
 def test_the_filter_passes_kept_words_and_cuts_the_rest():

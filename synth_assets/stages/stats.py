@@ -44,8 +44,10 @@ from synth_assets.config import DatasetSpec, ForeignKey
 from synth_assets.errors import SynthError
 from synth_assets.privacy_budget import VALUE_PROTECTION_DELTA_SHARE, default_delta, new_release
 from synth_assets.stages.split import context_key, table_order
-from synth_assets.free_text import MAX_KEPT_WORDS, TEXT_AUTO_MIN_RARE_SHARE, reads_as_text, words
-from synth_assets.stages.value_protection import LAT_LONG_SHARES, TEXT_SHARES, ColumnProtection, Protection, ValueTree
+from synth_assets.free_text import (CHARACTERS_PER_WORD, DP_CHARACTERS_PER_SUBJECT, DP_WORDS_PER_SUBJECT,
+                                    MAX_KEPT_WORDS, TEXT_AUTO_MIN_RARE_SHARE, WORD, reads_as_text, words)
+from synth_assets.stages.value_protection import (FREE_TEXT_SHARES, LAT_LONG_SHARES, TEXT_SHARES, ColumnProtection,
+                                                  Protection, ValueTree)
 
 RARE_THRESHOLD = 5  # the default of privacy.rare_threshold
 RARE_TOKEN = "_RARE_"
@@ -427,6 +429,10 @@ def _parse_dates(series: pd.Series) -> tuple[pd.Series | None, str | None]:
 def _text_stats(values: pd.Series, unit: pd.Series | None, forced: str | None, where: tuple,
                 protection: ColumnProtection) -> dict:
     """`values` (and `unit`) are what the queries see: every row, or with DP one value per subject."""
+    if forced == "text" and protection.budget is not None:  # its own split of the column's budget
+        categories, shares, rare_share = _protected_categories(values, unit, protection, FREE_TEXT_SHARES["values"])
+        return dict(categories=categories, category_shares=shares, rare_share=rare_share, text_form="text",
+                    **_free_text_stats(values, unit, protection))
     categories, shares, rare_share = _protected_categories(values, unit, protection, TEXT_SHARES["values"])
     out = dict(categories=categories, category_shares=shares, rare_share=rare_share)
     form = {"categorical": "category", "code": "code", "lat_long": "lat_long", "text": "text"}.get(forced)
@@ -446,10 +452,6 @@ def _text_stats(values: pd.Series, unit: pd.Series | None, forced: str | None, w
     if form is None and _free_text(values, rare_share, protection):
         form = "text"
     if form == "text":
-        if protection.budget is not None:
-            raise SynthError("free text is not covered by differential privacy yet", dataset=where[0],
-                             table=where[1], column=where[2], hint="encode the column as categorical (texts held "
-                             "by too few subjects become _RARE_), or drop it from the source")
         return dict(out, text_form="text", **_free_text_stats(values, unit, protection))
     length = _protected_length(values.dropna().str.len(), unit, protection)
     if form is None:
@@ -465,8 +467,8 @@ def _text_stats(values: pd.Series, unit: pd.Series | None, forced: str | None, w
 
 
 def _free_text(values: pd.Series, rare_share: float, protection: ColumnProtection) -> bool:
-    """Whether a string column reads as free text (names, titles, comments): see free_text.py. Never with
-    differential privacy, whose stats have no rule for text yet: there it stays a category."""
+    """Whether a string column reads as free text (names, titles, comments): see free_text.py. Never found
+    with differential privacy, whose rule would look at every text: there `encoding: text` asks for it."""
     present = values.dropna()
     if protection.budget is not None or present.empty or rare_share < TEXT_AUTO_MIN_RARE_SHARE:
         return False
@@ -475,16 +477,44 @@ def _free_text(values: pd.Series, rare_share: float, protection: ColumnProtectio
 
 def _free_text_stats(values: pd.Series, unit: pd.Series | None, protection: ColumnProtection) -> dict:
     """The facts a text model and the privacy filter need: the words and characters enough units hold, the
-    length enough reach, and the length's quantiles."""
+    length enough reach, and the length's quantiles. With DP (one text per subject): words and characters as
+    noisy counts of the subjects holding them (`kept_sets`): the characters of kept words, and the other
+    characters (spaces, punctuation) counted apart, the length's quantiles from its noisy counts."""
     present = values.dropna()
     lengths = present.str.len()
-    held_words = present.map(words).explode().dropna()
-    kept_words = protection.kept(held_words, unit, TEXT_SHARES["values"]).index[:MAX_KEPT_WORDS]
-    held_characters = present.map(lambda text: sorted(set(text))).explode().dropna()
-    kept_characters = protection.kept(held_characters, unit, TEXT_SHARES["characters"]).index
-    quantiles = np.quantile(lengths.to_numpy(), np.linspace(0, 1, 21)).tolist() if len(lengths) else []
+    if protection.budget is not None:
+        held = protection.kept(lengths, None, FREE_TEXT_SHARES["length"]).sort_index()
+        quantiles = _weighted_quantiles(held.index.to_numpy(dtype=float), held.to_numpy(dtype=float))
+        max_length = int(held.index.max()) if len(held) else 0
+        # how many words and other characters a subject adds: as many as a text of the (noisy) median length
+        # holds, within the caps; the fewer, the less noise
+        median = quantiles[10] if quantiles else 0.0
+        most_words = int(np.clip(np.ceil(median / CHARACTERS_PER_WORD) + 1, 2, DP_WORDS_PER_SUBJECT))
+        most_between = int(np.clip(np.ceil(median / (2 * CHARACTERS_PER_WORD)) + 1, 2, DP_CHARACTERS_PER_SUBJECT))
+        kept_words = protection.kept_sets(present.map(lambda t: set(words(t))), FREE_TEXT_SHARES["words"],
+                                          most_words).index[:MAX_KEPT_WORDS]
+        between = protection.kept_sets(present.map(lambda t: set(WORD.sub("", t))), FREE_TEXT_SHARES["characters"],
+                                       most_between).index
+        # a kept word's letters, in any casing the texts may write it in
+        kept_characters = {*between, *(c for w in kept_words for c in f"{w}{str(w).upper()}" if WORD.fullmatch(c))}
+    else:
+        held_words = present.map(words).explode().dropna()
+        kept_words = protection.kept(held_words, unit, TEXT_SHARES["values"]).index[:MAX_KEPT_WORDS]
+        held_characters = present.map(lambda text: sorted(set(text))).explode().dropna()
+        kept_characters = protection.kept(held_characters, unit, TEXT_SHARES["characters"]).index
+        quantiles = np.quantile(lengths.to_numpy(), np.linspace(0, 1, 21)).tolist() if len(lengths) else []
+        max_length = _protected_length(lengths, unit, protection)
     return dict(words=[str(w) for w in kept_words], text_characters="".join(sorted(map(str, kept_characters))),
-                text_lengths=quantiles, max_length=_protected_length(lengths, unit, protection))
+                text_lengths=quantiles, max_length=max_length)
+
+
+def _weighted_quantiles(values: np.ndarray, weights: np.ndarray) -> list[float]:
+    """Twenty-one quantiles (0 to 1) of `values` held `weights` times each (noisy counts: negatives as none)."""
+    weights = np.clip(weights, 0.0, None)
+    if not len(values) or weights.sum() <= 0:
+        return []
+    cumulative = np.cumsum(weights) / weights.sum()
+    return [float(values[min(np.searchsorted(cumulative, q), len(values) - 1)]) for q in np.linspace(0, 1, 21)]
 
 
 def _enough(protection: ColumnProtection) -> str:

@@ -45,6 +45,8 @@ PHANTOM = 0.01
 PHANTOM_LEVEL0 = 1e-6
 # shares of a text column's ρ: values, nulls, length (codes), characters (codes, split over positions)
 TEXT_SHARES = {"values": 0.6, "nulls": 0.1, "length": 0.1, "characters": 0.2}
+# ...and of a free-text column's: whole texts (the common ones), the words, nulls, length, characters
+FREE_TEXT_SHARES = {"values": 0.15, "words": 0.45, "nulls": 0.1, "length": 0.1, "characters": 0.2}
 LAT_LONG_SHARES = {"cells": 0.9, "nulls": 0.1}
 THRESHOLD_DELTA_SHARE = 0.5  # of value protection's δ, for the thresholds over values seen; the rest converts ρ
 # a number's bins of one value each are its values only where those standing out of the noise hold this share of
@@ -153,6 +155,23 @@ class ColumnProtection:
         noisy = holders + self._noise(budget.sigma, len(holders))
         kept = noisy[noisy >= max(self.threshold, unknown_domain_threshold(budget))]
         return kept.sort_values(ascending=False, kind="stable")
+
+    def kept_sets(self, sets: pd.Series, share: float, most: int) -> pd.Series:
+        """With DP: the items (words, characters) of each subject's set (one set per subject), with the noisy
+        count of subjects holding each, most held first. A subject adds at most `most` of its items (drawn at
+        random), so it moves at most `most` counts by one: the noise grows by sqrt(most) (Gaussian, L2), and the
+        cut by a union over its items, so none held by one subject alone passes but with probability δ."""
+        budget = self._part(share)
+        rng = self.protection.rng
+        held = [list(items) if len(items) <= most else list(rng.choice(sorted(items), most, replace=False))
+                for items in sets.dropna() if len(items)]
+        counts = pd.Series([item for items in held for item in items], dtype=object).value_counts()
+        if counts.empty:
+            return counts.astype(float)
+        sigma = budget.sigma * math.sqrt(most)
+        cut = 1.0 + sigma * NormalDist().inv_cdf(1.0 - max(budget.delta / most, 1e-300))
+        noisy = counts + self._noise(sigma, len(counts))
+        return noisy[noisy >= max(self.threshold, cut)].sort_values(ascending=False, kind="stable")
 
     # a count over a fixed domain ---------------------------------------------------------------------------
     def count(self, exact: int, share: float = 1.0) -> float:

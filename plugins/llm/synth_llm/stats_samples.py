@@ -41,7 +41,9 @@ def stats_frames(stats: DatasetStats, rng: np.random.Generator) -> dict[str, pd.
 def column_values(col: ColumnStats, rows: int, rng: np.random.Generator) -> pd.Series:
     """`rows` values of one column, drawn from its kept values and shares, or between its quantiles; nulls at the
     column's null share."""
-    if col.kind == "categorical" and col.text_form == "code":
+    if col.text_form == "text":
+        values = pd.Series([_text_of_kept_words(col, rng) for _ in range(rows)], dtype=object)
+    elif col.kind == "categorical" and col.text_form == "code":
         characters = [kept or "x" for kept in col.characters or []] or ["x"]
         values = pd.Series(["".join(rng.choice(list(kept)) for kept in characters) for _ in range(rows)], dtype=object)
     elif col.categories and (col.kind == "categorical" or col.discrete):
@@ -57,6 +59,22 @@ def column_values(col: ColumnStats, rows: int, rng: np.random.Generator) -> pd.S
         values = pd.Series(pd.to_datetime(np.round(numbers).astype("int64"), unit="ns")) if col.kind == "datetime" \
             else pd.Series(numbers)
     return values.where(rng.random(rows) >= col.null_share, None) if col.null_share > 0 else values
+
+
+def _text_of_kept_words(col: ColumnStats, rng: np.random.Generator) -> str:
+    """Kept words (most held first, so drawn more often) to a length drawn from the length's quantiles, in the
+    casings texts write, between single spaces."""
+    kept = col.words or []
+    if not kept:
+        return ""
+    quantiles = np.asarray(col.text_lengths or [col.max_length or 1], dtype=float)
+    length = np.interp(rng.random(), np.linspace(0, 1, len(quantiles)), quantiles)
+    weights = 1.0 / np.arange(1, len(kept) + 1)  # Zipf: the order is all the stats say of how often
+    text = ""
+    while len(text) < length:
+        word = kept[rng.choice(len(kept), p=weights / weights.sum())]
+        text += (" " if text else "") + (word.capitalize() if rng.random() < 0.5 else word)
+    return text[: col.max_length or len(text)].strip()
 
 
 def _normalised(shares: list[float]) -> np.ndarray:

@@ -37,6 +37,29 @@ def test_a_model_trained_from_scratch_with_dp_counts_epsilon_and_learns_no_canar
     assert len(out) == 40 and not out.plan.astype(str).str.contains(CANARY[:6]).any()
 
 
+def test_free_text_under_dp_is_written_from_the_words_the_noisy_counts_keep(tmp_path):
+    """A text column in a DP dataset: its words kept by noisy counts of subjects, the tokenizer learnt from texts
+    drawn from those, the model under DP-SGD; a one-row surname reaches neither the stats nor the output."""
+    import numpy as np
+
+    df = with_canary()
+    r = np.random.default_rng(0)
+    df["title"] = [f"{r.choice(['Quiet', 'Golden', 'Broken'])} {r.choice(['River', 'Garden'])}" for _ in range(len(df))]
+    df.loc[1, "title"] = "Quiet Vondequist"
+    model = RelSynth(workspace=tmp_path, differential_privacy=DP, tables={"data": {"columns": {
+        "title": {"encoding": "text"}}}}, **FAST).fit(df)
+    stats = model.pipeline.load_stats().tables["data"].columns["title"]
+    assert stats.text_form == "text" and {"quiet", "river"} <= set(stats.words) and "vondequist" not in stats.words
+    ledger = PrivacyLedger.model_validate_json((model.pipeline.paths.model / LEDGER_FILE).read_text())
+    assert ledger.epsilon() <= 8.0
+    vocabulary = json.loads((model.pipeline.paths.model / "tokenizer.json").read_text())["model"]["vocab"]
+    assert not any("ondeq" in token.lower() for token in vocabulary)
+    out = model.generate(sample_size=60, seed=1)
+    written = out.title.dropna()
+    assert len(written) > 30 and all(set(w.lower() for w in t.split()) <= set(stats.words) for t in written)
+    assert not written.str.contains("ondeq", case=False).any()
+
+
 def test_lora_fine_tuning_with_dp_trains_the_adapters_only(tmp_path):
     from synth_llm.model import new_model, train_tokenizer
 
