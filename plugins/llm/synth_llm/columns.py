@@ -79,7 +79,7 @@ def json_values(series: pd.Series, col: ColumnStats) -> list:
     """The column's values as JSON-ready Python values, protected as the stats say; None for nulls."""
     present = series.notna()
     if _is_free_text(col):
-        out = [_sample_text(str(v), col) for v in series.astype(object)]
+        out = _sample_texts(series, col)
     elif col.kind == "categorical" and col.text_form == "code":
         out = [_code_value(str(v), col.characters or []) for v in series.astype(object)]
     elif col.kind == "categorical":
@@ -272,16 +272,29 @@ def _code_pattern(characters: list[str]) -> str:
 
 
 def text_pattern(col: ColumnStats) -> str:
-    """Kept words, in their usual casings, with runs of the kept characters that are no word's between them (and
-    before and after): every word of a text that matches is a kept word, since a word never runs into the next."""
+    """At least one kept word, in its usual casings, with runs of the kept characters that are no word's between
+    words (and before and after): every word of a text that matches is a kept word, since a word never runs into
+    the next. No text is null (where the column has nulls), never empty: a barely trained model wrote empty
+    titles, which came out as the column's most common one."""
     between = "".join(_class_char(c) for c in text_characters(col) if not WORD.fullmatch(c))
     gap = f"[{between}]" if between else None
     kept = "|".join(_casings(w) for w in col.words or ())
-    if not kept:
+    if not kept:  # no word is held by enough units: what is left of texts
         return f"^{gap}*$" if gap else "^$"
     if not gap:
-        return f"^(?:{kept})?$"
-    return f"^{gap}*(?:(?:{kept})(?:{gap}+(?:{kept}))*)?{gap}*$"
+        return f"^(?:{kept})$"
+    return f"^{gap}*(?:{kept})(?:{gap}+(?:{kept}))*{gap}*$"
+
+
+def _sample_texts(series: pd.Series, col: ColumnStats) -> list:
+    """The column's texts as samples hold them (`_sample_text`); one left without a word is no text (null), or
+    in a column that has none, the column's most common text."""
+    fallback = None
+    if col.null_share == 0 and col.words:
+        kept = [c for c in col.categories or [] if isinstance(c, str) and c and WORD.search(c)]
+        fallback = _sample_text(kept[0], col) if kept else col.words[0]
+    texts = [_sample_text(str(v), col) for v in series.astype(object)]
+    return [t if WORD.search(t) or not col.words else fallback for t in texts]
 
 
 def _casings(word: str) -> str:

@@ -326,7 +326,7 @@ def test_free_text_is_a_string_of_kept_words_that_the_grammar_cannot_spell_a_rar
     grammar = xgr.Grammar.from_json_schema(json.dumps(schema), any_whitespace=False, separators=(",", ":"))
     assert all(xgr.testing._is_grammar_accept_string(grammar, dumps(s)) for s in samples)
     for text, allowed in (("GOLDEN bridge (no. 2)", True), ("Quiet Vondequist", False), ("Quietriver", False),
-                          ("QuIeT River", False), ("Red River!", False)):
+                          ("QuIeT River", False), ("Red River!", False), ("", False), ("( )", False)):
         sample = dumps({"title": text, "n": 1})
         assert xgr.testing._is_grammar_accept_string(grammar, sample) == allowed, text
     model.model_validate({"title": "GOLDEN bridge (no. 2)", "n": 1})
