@@ -120,6 +120,8 @@ class ARGNNetwork(_Network):
         owner = torch.repeat_interleave(torch.arange(len(widths)), torch.tensor(widths))
         self.register_buffer("owner", owner, persistent=False)
         self.register_buffer("slices", torch.tensor([0, *torch.tensor(widths).cumsum(0).tolist()]), persistent=False)
+        # the same as plain numbers: generation reads them at every column of every step
+        self.edges = [0, *torch.tensor(widths).cumsum(0).tolist()]
 
     def embed(self, tokens: torch.Tensor) -> torch.Tensor:
         return torch.cat([emb(tokens[..., j]) for j, emb in enumerate(self.embeddings)], dim=-1)
@@ -169,7 +171,7 @@ class ARGNNetwork(_Network):
         head = self.heads[i]
         if not prefix:
             return head(z)
-        width = int(self.slices[i])
+        width = self.edges[i]
         first = head[0]
         x = nn.functional.linear(z[:, :width], first.weight[:, :width], first.bias)
         for layer in list(head)[1:]:
@@ -178,10 +180,10 @@ class ARGNNetwork(_Network):
 
     def write(self, z: torch.Tensor, i: int, tokens: torch.Tensor) -> None:
         """Put column i's embedding of `tokens` into `z`, so later columns condition on it."""
-        z[:, int(self.slices[i]) : int(self.slices[i + 1])] = self.embeddings[i](tokens)
+        z[:, self.edges[i] : self.edges[i + 1]] = self.embeddings[i](tokens)
 
     def empty_context(self, n: int) -> torch.Tensor:
-        return torch.zeros(n, int(self.slices[-1]), device=self.owner.device)
+        return torch.zeros(n, self.edges[-1], device=self.owner.device)
 
 
 class WideARGNNetwork(_Network):

@@ -388,23 +388,27 @@ def generate_tree(models: dict, stats: DatasetStats, options, seed_data: pd.Data
         context.columns = [PARENT + c for c in context.columns]
         context[PARENT + RECORDS + name] = lengths
         parents_tokens = model.encode(context)  # once: each step takes its parents' rows
+        steps = int(lengths.max(initial=0))
+        positions = model.encode(pd.DataFrame({POSITION: np.arange(steps)}))  # once: step t takes row t
         own = list(table.columns)
         relative = relative_order(table)
         earlier = _EarlierRecords(model, own, window, len(parent_rows))
         last: dict[str, np.ndarray] = {c: np.full(len(parent_rows), None, dtype=object) for c in own}
         drawn = []
         seeded, seeded_counts = given.get(name, (None, np.zeros(len(parent_rows), dtype=int)))
-        for t in range(int(lengths.max(initial=0))):
+        for t in range(steps):
             active = np.flatnonzero(lengths > t)
             known = {c: tokens[active] for c, tokens in parents_tokens.items()}
-            known.update(model.encode(pd.DataFrame({POSITION: np.full(len(active), t)})))
+            known.update({c: np.repeat(tokens[t : t + 1], len(active), axis=0) for c, tokens in positions.items()})
             known.update(earlier.tokens(t, active))
             step_options = child_options.model_copy(update={"seed": base_seed + 7919 * depth + t + 1})
             if relative is not None:  # a first record's time, and a later one's step, are never drawn empty
                 needed = relative if t == 0 else ORDER_STEP + relative
                 already = step_options.imputation.columns if step_options.imputation else []
                 step_options = step_options.model_copy(update={"imputation": Imputation(columns=[*already, needed])})
-            before = {c: pd.Series(values[active]) for c, values in last.items()}  # each parent's record t-1
+            def before(column: str) -> pd.Series:  # each active parent's record t-1
+                return pd.Series(last[column][active])
+
             fixed = seeded_counts[active] > t  # parents whose record t is given: its own columns are kept
             parts = []
             if (~fixed).any():
@@ -415,7 +419,7 @@ def generate_tree(models: dict, stats: DatasetStats, options, seed_data: pd.Data
                 record = record.set_index("__parent").loc[active[fixed], own].reset_index(drop=True)
                 given_record = record
                 if relative is not None:  # the model is given the record as it draws one: a step after the first
-                    given_record = _as_steps(record, table, before[relative][fixed] if t > 0 else None)
+                    given_record = _as_steps(record, table, before(relative)[fixed] if t > 0 else None)
                 with_own = {**_rows(known, fixed), **model.encode(given_record)}
                 parts.append(model.draw_after(step_options, with_own, keep=record))
             step = _stacked(parts) if len(parts) == 2 else parts[0]
@@ -423,13 +427,13 @@ def generate_tree(models: dict, stats: DatasetStats, options, seed_data: pd.Data
                 placed = np.concatenate([np.flatnonzero(~fixed), np.flatnonzero(fixed)])
                 step = step.iloc[np.argsort(placed, kind="stable")].reset_index(drop=True)
             if relative is not None:  # the times from the steps: a history never goes back
-                step[relative] = absolute_times(step, table, before[relative] if t > 0 else None).to_numpy()
+                step[relative] = absolute_times(step, table, before(relative) if t > 0 else None).to_numpy()
                 if record is not None:  # given records keep their times exactly
                     step.loc[np.flatnonzero(fixed), relative] = record[relative].to_numpy()
             elif t > 0 and table.order_by and seeded is not None:  # a continuation never goes back before its seeds
                 after = (~fixed) & (seeded_counts[active] > 0)
                 step = _in_order(lambda opts, rows: model.draw_after(opts, _rows(known, rows)), step, after,
-                                 pd.DataFrame(before), table.order_by, step_options)
+                                 pd.DataFrame({c: before(c) for c in own}), table.order_by, step_options)
             step_rows = step[[*own, *(RECORDS + c for c in kids[name])]].copy()
             step_rows["__parent"], step_rows["__position"] = active, t
             drawn.append(step_rows)
