@@ -35,8 +35,8 @@ from synth_assets.options import GenerateOptions, TrainOptions
 from synth_assets.tables import check_keys, read_source, read_sources
 from synth_assets.text_columns import (TEXT_MODEL_DIR, filter_written_texts, for_backend, keep_seeded_texts,
                                        seed_without_texts, split_for_backend, text_columns, text_filters,
-                                       text_model_for, text_time_share, train_text_model, with_empty_texts,
-                                       write_texts)
+                                       text_model_for, text_time_share, texts_written_by, train_text_model,
+                                       with_empty_texts, write_texts)
 
 
 SEEDED_FILE = "generation.json"  # beside the synthetic tables: which columns came from seed data
@@ -497,7 +497,8 @@ class DatasetPipeline:
                       max_rows=self.spec.quality.max_rows), results[name].unavailable, default={})
                   for name in stats.tables}
         report = render_report(self.name, self.spec.backend, results, self.spec.quality.max_dcr_share,
-                               self.protection(), drawn={name: set(pictures) for name, pictures in charts.items()})
+                               self.protection(), drawn={name: set(pictures) for name, pictures in charts.items()},
+                               texts_by=texts_written_by(stats, self.backend, self.spec.train))
         with self.paths.output("quality") as tmp:
             files.write_text(report, tmp / "report.md")
             for name, pictures in charts.items():

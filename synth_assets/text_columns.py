@@ -185,6 +185,19 @@ def _examples(frames: dict[str, pd.DataFrame], stats: DatasetStats, texts: dict[
     return out
 
 
+def texts_written_by(stats: DatasetStats, backend, options: TrainOptions) -> str | None:
+    """What writes the free-text columns, in words for the report: the backend itself, or the text model the
+    dataset's options choose; None without text columns."""
+    texts = text_columns(stats)
+    if not texts:
+        return None
+    columns = ", ".join(f"{t}.{c}" for t, cs in texts.items() for c in cs)
+    if backend.writes_text:
+        return f"the backend `{backend.name}` itself ({columns})"
+    return (f"the text model `{text_model_for(stats, options).name}` ({columns}), the other columns by the "
+            f"backend `{backend.name}`")
+
+
 # generation ----------------------------------------------------------------------------------------------------
 
 def write_texts(frames: dict[str, pd.DataFrame], stats: DatasetStats, model_dir: Path, options: GenerateOptions, *,

@@ -41,9 +41,11 @@ def score(value: float | None, spec: str = ".3f") -> str:
 
 
 def render_report(dataset: str, backend: str, results: dict[str, TableQuality], max_dcr_share: float,
-                  protection: dict | None = None, drawn: dict[str, set[str]] | None = None) -> str:
+                  protection: dict | None = None, drawn: dict[str, set[str]] | None = None,
+                  texts_by: str | None = None) -> str:
     """`protection`: how the stats protected values and what the model's training spent (`privacy_lines`);
-    `drawn`: the charts each table has (all of them when not given)."""
+    `drawn`: the charts each table has (all of them when not given); `texts_by`: what wrote the free-text
+    columns."""
     lines = [f"# Quality report: {dataset}", "", f"Backend: `{backend}`", ""]
     lines += [
         "| table | rows compared | accuracy | holdout ceiling | univariate | bivariate | DCR share | discriminator AUC |",
@@ -85,7 +87,7 @@ def render_report(dataset: str, backend: str, results: dict[str, TableQuality], 
                   + (f"{s.repeated_order_share:.3f} ({s.training_repeated_order_share:.3f}) |"
                      if s.repeated_order_share is not None else "– |")
                   for t, s in sequences.items()]
-    lines += text_lines(results)
+    lines += text_lines(results, texts_by)
     lines += privacy_lines(results, protection or {})
     for q in results.values():
         lines += ["", f"## {q.table}", ""]
@@ -111,13 +113,14 @@ def render_report(dataset: str, backend: str, results: dict[str, TableQuality], 
     return "\n".join(lines) + "\n"
 
 
-def text_lines(results: dict[str, TableQuality]) -> list[str]:
-    """Free-text columns: lengths, words and copies (synthetic against training, the holdout's beside), and a
-    few written texts beside real ones."""
+def text_lines(results: dict[str, TableQuality], texts_by: str | None = None) -> list[str]:
+    """Free-text columns: what wrote them, lengths, words and copies (synthetic against training, the holdout's
+    beside), and a few written texts beside real ones."""
     texts = [(t, q) for t, quality in results.items() for q in quality.text.values()]
     if not texts:
         return []
     lines = [
+        *(["", f"Free-text columns written by {texts_by}."] if texts_by else []),
         "", "Free-text columns (synthetic / holdout ceiling): length and word-frequency similarity to the training",
         "texts, mean characters and words (training's in brackets), and copies of a training text (the holdout's",
         "own share beside: common texts such as 'Untitled' are copies in real data too).", "",

@@ -103,6 +103,11 @@ def test_texts_are_written_from_kept_words_through_dg_launch(launched, dataset):
 
 def test_the_model_says_which_model_wrote_which_column(launched):
     _, store, _, _ = launched
+    report = (store / "art" / "quality" / "report.md").read_text()
+    assert ("Free-text columns written by the text model `language_model` (works.title, works.description, "
+            "loans.note), the other columns by the backend `tabular_argn`.") in report
+    assert ("Free-text columns written by the backend `llm` itself"
+            in (store / "art_llm" / "quality" / "report.md").read_text())
     info = read_json(store / "art" / "model" / "CURRENT" / "text_model" / "text_columns.json")
     assert info["model"] == "language_model"
     assert info["columns"] == {"works": ["title", "description"], "loans": ["note"]}
