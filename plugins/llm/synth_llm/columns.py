@@ -173,8 +173,8 @@ def from_json(values: list, col: ColumnStats) -> pd.Series:
         # the source's grain: a model may write more digits than it learned
         digits = col.decimals if col.decimals is not None else MAX_FLOAT_DECIMALS
         return numbers.round(min(digits, MAX_FLOAT_DECIMALS))
-    if _is_free_text(col):  # cut to the protected length; an empty text is no text
-        cut = [cut_text(v, col.max_length or 0) if isinstance(v, str) else v for v in values]
+    if _is_free_text(col):  # cut to the protected length, without white space around; an empty text is no text
+        cut = [cut_text(v, col.max_length or 0).strip() if isinstance(v, str) else v for v in values]
         return pd.Series([v if v != "" else None for v in cut], dtype=object)
     return pd.Series(values, dtype=object)
 
