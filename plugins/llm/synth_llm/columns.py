@@ -27,7 +27,6 @@ DATETIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 MONTH_DAY = r"-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12]\d|3[01])"
 TIME = r" (?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d"
 MAX_FLOAT_DECIMALS = 6  # a continuous number with no grain in its source is written with this many
-RARE_WORD = "\ufffd"  # a training text's word too few units hold, in samples: no character a grammar writes
 
 
 @dataclass(frozen=True)
@@ -117,15 +116,12 @@ def text_characters(col: ColumnStats) -> str:
 
 
 def _sample_text(text: str, col: ColumnStats) -> str:
-    """A training text as a sample holds it: a word the stats did not keep as RARE_WORD (a rare name is never in
-    a sample, so the model cannot learn to spell it, but it learns that a word stood there: the grammar never
-    writes RARE_WORD, so a kept word takes its place and texts keep their length), without the characters the
-    stats did not keep, white space as single spaces, each word in a casing the grammar writes ("McDonald" as
-    "Mcdonald"), cut to the protected length."""
-    kept, held = set(text_characters(col)), set(col.words or ())
-    text = WORD.sub(lambda m: _usual_casing(m.group(0)) if m.group(0).lower() in held else RARE_WORD, text)
-    text = "".join(c if c in kept or c == RARE_WORD else " " if c.isspace() else "" for c in text)
-    return cut_text(re.sub(r"\s+", " ", text).strip(), col.max_length or 0)
+    """A training text as a sample holds it: without the words and characters the stats did not keep (a rare
+    name is never in a sample, so the model cannot learn to spell it), white space as single spaces, and each
+    word in a casing the grammar writes ("McDonald" as "Mcdonald")."""
+    kept = set(text_characters(col))
+    text = "".join(c if c in kept else " " if c.isspace() else "" for c in text)
+    return WORD.sub(lambda m: _usual_casing(m.group(0)), TextFilter.of(col).scrub(text))
 
 
 def _usual_casing(word: str) -> str:

@@ -10,7 +10,7 @@ import pytest
 from synth_assets.plugin_api import RARE_TOKEN, SynthError, parse_dataset, workspace_pipeline
 from synth_assets.testing import contract_table, contract_tree
 from synth_llm.assemblers import IGNORE, Segment, assemble
-from synth_llm.columns import RARE_WORD, json_values
+from synth_llm.columns import json_values
 from synth_llm.engines import Decoded, Engine
 from synth_llm.generation import generate_outputs
 from synth_llm.options import ColumnDirective, LLMTrainOptions
@@ -319,14 +319,12 @@ def test_free_text_is_a_string_of_kept_words_that_the_grammar_cannot_spell_a_rar
     t = Tree.of(stats)
     samples, _ = to_samples(split.train, t)
     assert not any("vondequist" in s["title"].lower() for s in samples)
-    # a rare word leaves its place (RARE_WORD), not its letters; the quotes and the tab are no plain characters of
-    # a JSON string
-    assert json_values(pd.Series(titles[:2]), stats.tables["t"].columns["title"]) == [f"Quiet {RARE_WORD} River",
+    # the quotes and the tab are no plain characters of a JSON string
+    assert json_values(pd.Series(titles[:2]), stats.tables["t"].columns["title"]) == ["Quiet River",
                                                                                     "Red River Bridge"]
     model, schema = output_model(t, full_shape(t))
     grammar = xgr.Grammar.from_json_schema(json.dumps(schema), any_whitespace=False, separators=(",", ":"))
-    assert all(xgr.testing._is_grammar_accept_string(grammar, dumps(s)) for s in samples if RARE_WORD not in dumps(s))
-    assert not xgr.testing._is_grammar_accept_string(grammar, dumps({"title": f"Quiet {RARE_WORD} River", "n": 1}))
+    assert all(xgr.testing._is_grammar_accept_string(grammar, dumps(s)) for s in samples)
     for text, allowed in (("GOLDEN bridge (no. 2)", True), ("Quiet Vondequist", False), ("Quietriver", False),
                           ("QuIeT River", False), ("Red River!", False), ("", False), ("( )", False)):
         sample = dumps({"title": text, "n": 1})
