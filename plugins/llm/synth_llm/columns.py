@@ -119,9 +119,10 @@ def _sample_text(text: str, col: ColumnStats) -> str:
     """A training text as a sample holds it: without the words and characters the stats did not keep (a rare
     name is never in a sample, so the model cannot learn to spell it), white space as single spaces, and each
     word in a casing the grammar writes ("McDonald" as "Mcdonald")."""
-    kept = set(text_characters(col))
+    kept, held = set(text_characters(col)), set(col.words or ())
     text = "".join(c if c in kept else " " if c.isspace() else "" for c in text)
-    return WORD.sub(lambda m: _usual_casing(m.group(0)), TextFilter.of(col).scrub(text))
+    text = WORD.sub(lambda m: _usual_casing(m.group(0)) if m.group(0).lower() in held else "", text)
+    return cut_text(re.sub(r"\s+", " ", text).strip(), col.max_length or 0)  # at a word: no piece of one
 
 
 def _usual_casing(word: str) -> str:
@@ -274,7 +275,7 @@ def _code_pattern(characters: list[str]) -> str:
 def text_pattern(col: ColumnStats) -> str:
     """At least one kept word, in its usual casings, with runs of the kept characters that are no word's between
     words (and before and after): every word of a text that matches is a kept word, since a word never runs into
-    the next. No text is null (where the column has nulls), never empty: a barely trained model wrote empty
+    the next. Never empty (an empty cell is null, where the column has nulls): a barely trained model wrote empty
     titles, which came out as the column's most common one."""
     between = "".join(_class_char(c) for c in text_characters(col) if not WORD.fullmatch(c))
     gap = f"[{between}]" if between else None
