@@ -71,9 +71,20 @@ class TextFilter:
                 and not self.unknown_words(text) and text not in self.rare_texts)
 
     def scrub(self, text: str) -> str:
-        """The text without its unknown characters and words, its white space tidied, cut to the length; empty
-        where that leaves a rare training text."""
+        """The text without its unknown characters and words, its white space tidied, cut to the length at a word;
+        empty where that leaves a rare training text."""
         text = "".join(c for c in text if c in self.characters)
         text = WORD.sub(lambda m: m.group(0) if m.group(0).lower() in self.words else "", text)
-        text = re.sub(r"\s+", " ", text).strip()[: self.max_length].strip()
+        text = cut_at_word(re.sub(r"\s+", " ", text).strip(), self.max_length)
         return "" if text in self.rare_texts else text
+
+
+def cut_at_word(text: str, length: int) -> str:
+    """A text cut to `length` characters, without the piece of a word the cut would leave (a piece of a kept
+    word is no kept word)."""
+    if len(text) <= length:
+        return text
+    cut = text[:length]
+    if WORD.fullmatch(text[length - 1 : length + 1] or ""):  # the cut falls inside a word
+        cut = WORD.sub(lambda m: "" if m.end() == len(cut) else m.group(0), cut)
+    return cut.strip()

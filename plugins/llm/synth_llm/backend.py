@@ -36,8 +36,9 @@ from synth_assets.plugin_api import (
     tree_problem,
     write_json,
     resolve_device,
+    cut_at_word,
 )
-from synth_llm.columns import cut_text, json_values
+from synth_llm.columns import json_values
 from synth_llm.events import EventTask
 from synth_llm.options import (AUTO_WINDOW, AUTO_WINDOW_MAX, EVENT_TASKS, LLMEngineOptions, LLMGenerateOptions,
                                LLMTrainOptions)
@@ -410,7 +411,7 @@ def _text_refusal(tree: Tree, filters: dict):
             return False
         for column, text_filter in filters.get(name, {}).items():
             text = record.get(column)
-            if isinstance(text, str) and not text_filter.passes(cut_text(text, text_filter.max_length)):
+            if isinstance(text, str) and not text_filter.passes(cut_at_word(text, text_filter.max_length)):
                 return True
         for child in tree.children.get(name, []):
             records = record.get(child)

@@ -20,7 +20,7 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
-from synth_assets.plugin_api import RARE_TOKEN, WORD, ColumnStats, SynthError, TextFilter
+from synth_assets.plugin_api import RARE_TOKEN, WORD, ColumnStats, SynthError, TextFilter, cut_at_word
 
 DATE_FORMAT = "%Y-%m-%d"
 DATETIME_FORMAT = "%Y-%m-%d %H:%M:%S"
@@ -119,24 +119,13 @@ def _sample_text(text: str, col: ColumnStats) -> str:
     """A training text as a sample holds it: without the words and characters the stats did not keep (a rare
     name is never in a sample, so the model cannot learn to spell it), white space as single spaces, and each
     word in a casing the grammar writes ("McDonald" as "Mcdonald")."""
-    kept, held = set(text_characters(col)), set(col.words or ())
+    kept = set(text_characters(col))
     text = "".join(c if c in kept else " " if c.isspace() else "" for c in text)
-    text = WORD.sub(lambda m: _usual_casing(m.group(0)) if m.group(0).lower() in held else "", text)
-    return cut_text(re.sub(r"\s+", " ", text).strip(), col.max_length or 0)  # at a word: no piece of one
+    return WORD.sub(lambda m: _usual_casing(m.group(0)), TextFilter.of(col).scrub(text))
 
 
 def _usual_casing(word: str) -> str:
     return word if word in (word.lower(), word.capitalize(), word.upper()) else word.capitalize()
-
-
-def cut_text(text: str, length: int) -> str:
-    """A text cut to `length` characters, without the piece of a word the cut would leave."""
-    if len(text) <= length:
-        return text
-    cut = text[:length]
-    if WORD.fullmatch(text[length - 1 : length + 1] or ""):  # the cut falls inside a word
-        cut = WORD.sub(lambda m: "" if m.end() == len(cut) else m.group(0), cut)
-    return cut.strip()
 
 
 def _code_value(text: str, characters: list[str]) -> str:
@@ -171,7 +160,7 @@ def from_json(values: list, col: ColumnStats) -> pd.Series:
         digits = col.decimals if col.decimals is not None else MAX_FLOAT_DECIMALS
         return numbers.round(min(digits, MAX_FLOAT_DECIMALS))
     if _is_free_text(col):  # cut to the protected length, without white space around; an empty text is no text
-        cut = [cut_text(v, col.max_length or 0).strip() if isinstance(v, str) else v for v in values]
+        cut = [cut_at_word(v, col.max_length or 0).strip() if isinstance(v, str) else v for v in values]
         return pd.Series([v if v != "" else None for v in cut], dtype=object)
     return pd.Series(values, dtype=object)
 
