@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from synth_assets.plugin_api import RARE_TOKEN, ColumnStats, DatasetStats, context_key, parent_first
+from synth_assets.plugin_api import RARE_TOKEN, ColumnStats, DatasetStats, context_key, cut_at_word, parent_first
 
 MAX_ROWS = 20_000  # root rows drawn at most: enough for the merges, few enough to tokenize in seconds
 
@@ -42,7 +42,7 @@ def column_values(col: ColumnStats, rows: int, rng: np.random.Generator) -> pd.S
     """`rows` values of one column, drawn from its kept values and shares, or between its quantiles; nulls at the
     column's null share."""
     if col.text_form == "text":
-        values = pd.Series([_text_of_kept_words(col, rng) for _ in range(rows)], dtype=object)
+        values = pd.Series(_texts_of_kept_words(col, rows, rng), dtype=object)
     elif col.kind == "categorical" and col.text_form == "code":
         characters = [kept or "x" for kept in col.characters or []] or ["x"]
         values = pd.Series(["".join(rng.choice(list(kept)) for kept in characters) for _ in range(rows)], dtype=object)
@@ -61,20 +61,23 @@ def column_values(col: ColumnStats, rows: int, rng: np.random.Generator) -> pd.S
     return values.where(rng.random(rows) >= col.null_share, None) if col.null_share > 0 else values
 
 
-def _text_of_kept_words(col: ColumnStats, rng: np.random.Generator) -> str:
-    """Kept words (most held first, so drawn more often) to a length drawn from the length's quantiles, in the
-    casings texts write, between single spaces."""
-    kept = col.words or []
-    if not kept:
-        return ""
+def _texts_of_kept_words(col: ColumnStats, rows: int, rng: np.random.Generator) -> list[str]:
+    """`rows` texts of kept words (most held first, so drawn more often), each about a length drawn from the
+    length's quantiles, in the casings texts write, between single spaces, cut at a word to the protected length.
+    The words are drawn all at once: a draw per word with the vocabulary's probabilities took a pass over the
+    whole vocabulary each time."""
+    kept = np.asarray(col.words or [], dtype=object)
+    if not len(kept):
+        return [""] * rows
     quantiles = np.asarray(col.text_lengths or [col.max_length or 1], dtype=float)
-    length = np.interp(rng.random(), np.linspace(0, 1, len(quantiles)), quantiles)
+    lengths = np.interp(rng.random(rows), np.linspace(0, 1, len(quantiles)), quantiles)
     weights = 1.0 / np.arange(1, len(kept) + 1)  # Zipf: the order is all the stats say of how often
-    text = ""
-    while len(text) < length:
-        word = kept[rng.choice(len(kept), p=weights / weights.sum())]
-        text += (" " if text else "") + (word.capitalize() if rng.random() < 0.5 else word)
-    return text[: col.max_length or len(text)].strip()
+    drawn = kept[rng.choice(len(kept), size=max(rows, 1) * 8, p=weights / weights.sum())]
+    average = float(np.mean([len(w) for w in drawn])) + 1.0  # a word and its space
+    counts = np.clip(np.ceil(lengths / average), 1, 8).astype(int)
+    words = [w.capitalize() if up else w for w, up in zip(drawn, rng.random(len(drawn)) < 0.5)]
+    ends = np.cumsum(counts)
+    return [cut_at_word(" ".join(words[end - n : end]), col.max_length or 0) for n, end in zip(counts, ends)]
 
 
 def _normalised(shares: list[float]) -> np.ndarray:
