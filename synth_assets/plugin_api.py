@@ -26,8 +26,8 @@ A backend built on these names keeps working while the core changes underneath; 
 - text models (text_model.py): `TextModel`, registered with the `synth_register_text_models` hook, writes the
   free-text columns of datasets whose backend writes none (`Backend.writes_text`), from `TextTrainRequest` (its
   `TextExample`s) and `TextGenerateRequest`; `words` and `WORD`, what a word of a text is (the stats' rule),
-  `cut_at_word`, and `TextFilter`, what a written text may hold (a backend that writes text itself keeps its
-  training samples to it);
+  `cut_at_word`, `TextFilter`, what a written text may hold (a backend that writes text itself keeps its
+  training samples to it), and `text_columns`, a dataset's free-text columns per table;
 - flow blocks (blocks.py): `Block`, registered with the `synth_register_blocks` hook, its `BlockConfig` (the
   block_config keys), the `BlockContext` the flow runner gives it and the `BlockFigures` a user sees;
   `DatasetPaths`, where a dataset's stages are stored (a block that reads a dataset's published model);
@@ -96,6 +96,7 @@ from synth_assets.stages.stats import (
 )
 from synth_assets.files import atomic_dir, read_json, read_parquet, recover_dir, write_json, write_parquet
 from synth_assets.free_text import WORD, TextFilter, cut_at_word, words
+from synth_assets.text_columns import text_columns
 from synth_assets.text_model import TextExample, TextGenerateRequest, TextModel, TextTrainRequest, TextTrainResult
 
 WORKSPACE_DATASET = "frames"  # the dataset name of a Python API's workspace
@@ -148,6 +149,7 @@ __all__ = [
     "ColumnSpec", "DatasetSpec", "ForeignKey", "SplitSpec", "TableSpec", "DatasetPipeline", "restore_schema",
     "run_on_frames", "open_workspace", "workspace_pipeline", "parse_options", "parse_dataset",
     "TextModel", "TextExample", "TextTrainRequest", "TextTrainResult", "TextGenerateRequest", "words", "WORD", "TextFilter", "cut_at_word",
+    "text_columns",
     "Block", "BlockConfig", "BlockContext", "BlockFigures", "link_records", "root_table",
     "PrivacyLedger", "PrivateOptimizer", "BudgetedSteps", "LEDGER_FILE", "start_ledger", "continue_ledger", "save_ledger", "budget_spent", "budget_share",
 ]

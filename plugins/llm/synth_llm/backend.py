@@ -37,6 +37,7 @@ from synth_assets.plugin_api import (
     write_json,
     resolve_device,
     cut_at_word,
+    text_columns,
 )
 from synth_llm.columns import json_values
 from synth_llm.events import EventTask
@@ -425,9 +426,7 @@ def _text_refusal(tree: Tree, filters: dict):
 
 def _text_columns(stats: DatasetStats) -> dict:
     """Which free-text columns this model writes (as free strings of its rows), for the model's metadata."""
-    texts = {name: [c for c, col in table.columns.items() if col.text_form == "text"]
-             for name, table in stats.tables.items()}
-    texts = {name: columns for name, columns in texts.items() if columns}
+    texts = text_columns(stats)
     return {"text_columns": {"model": "llm (free strings of the rows' JSON)", "columns": texts}} if texts else {}
 
 
