@@ -17,7 +17,8 @@ from __future__ import annotations
 import math
 import secrets
 import warnings
-from dataclasses import dataclass
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -34,6 +35,9 @@ AUTO_NOISE = (0.3, 20.0)
 PREFERRED_NOISE = 1.5
 FIRST_CALIBRATION = 10  # steps before the auto noise first looks at the seconds per step
 RECALIBRATE_EVERY = 100
+# private weights are averaged over about the last 1 / (1 - decay) steps (5 minutes at ε 4, judge's accuracy:
+# diamonds 0.888 against 0.882 without, rwm5yr 0.875 against 0.871; one run each, side by side)
+WEIGHT_AVERAGE_DECAY = 0.99
 
 
 def embedding_norms(layer, activations, backprops):
@@ -56,6 +60,50 @@ def embedding_norms(layer, activations, backprops):
     gram = torch.bmm(grads, grads.transpose(1, 2))
     same = (ids[:, :, None] == ids[:, None, :]).to(gram.dtype)
     return {layer.weight: (gram * same).sum(dim=(1, 2)).clamp(min=0).sqrt()}
+
+
+class WeightAverage:
+    """An exponential moving average of a model's trainable weights over its private steps. Averaging the noisy
+    iterates is post-processing (it reads only weights DP-SGD already released), so it costs no privacy, and it
+    averages out much of the noise each step adds. The decay warms up as (1 + t) / (10 + t), so that the first
+    steps' random weights soon fade. A resumed training starts a new average from the weights it resumes.
+    Validation and the kept checkpoint use the average; the steps go on from the model's own weights."""
+
+    def __init__(self, decay: float = WEIGHT_AVERAGE_DECAY):
+        self.decay, self.steps, self.weights = decay, 0, None
+
+    def update(self, model) -> None:
+        import torch
+
+        self.steps += 1
+        trained = {n: p for n, p in model.named_parameters() if p.requires_grad}
+        with torch.no_grad():
+            if self.weights is None:
+                self.weights = {n: p.detach().clone() for n, p in trained.items()}
+                return
+            decay = min(self.decay, (1 + self.steps) / (10 + self.steps))
+            for name, p in trained.items():
+                self.weights[name].lerp_(p.detach(), 1 - decay)
+
+    @contextmanager
+    def swapped_in(self, model):
+        """The model holds the averaged weights inside the block, its own again after it."""
+        import torch
+
+        if self.weights is None:
+            yield
+            return
+        params = dict(model.named_parameters())
+        own = {n: params[n].detach().clone() for n in self.weights}
+        with torch.no_grad():
+            for n, w in self.weights.items():
+                params[n].copy_(w)
+        try:
+            yield
+        finally:
+            with torch.no_grad():
+                for n, w in own.items():
+                    params[n].copy_(w)
 
 
 @dataclass
@@ -85,6 +133,7 @@ class PrivateOptimizer:
     steps_left: int = 0
     steps_taken: int = 0
     started: float = 0.0
+    average: WeightAverage = field(default_factory=WeightAverage)
 
     @classmethod
     def wrap(cls, model, optimizer, dp, ledger, *, model_name: str, samples: int, batch: int,
@@ -155,6 +204,7 @@ class PrivateOptimizer:
                 warnings.filterwarnings("ignore", message="Full backward hook is firing")
                 DPTensorFastGradientClipping(self.module, self.optimizer, per_sample, "mean").backward()
         self.optimizer.step()
+        self.average.update(model)
         self.ledger.record_steps(self.model_name, self.noise, self.sample_rate)
         self.steps_left -= 1
         self.steps_taken += 1
@@ -208,6 +258,11 @@ class BudgetedSteps:
 
     def spent_share(self) -> float:
         return self.private.spent_share()
+
+    def averaged(self, model):
+        """A block in which `model` holds its weights averaged over the private steps (for validation and the
+        checkpoint)."""
+        return self.private.average.swapped_in(model)
 
     def close(self) -> None:
         self.private.close()

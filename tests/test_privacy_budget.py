@@ -86,3 +86,24 @@ def test_null_noise_is_the_least_that_spends_the_budget_but_no_more_than_1_5_unl
     # a budget too tight for three passes at 1.5 (whatever the batch): more noise, three passes
     noise, passes = chosen_noise(1.2, seconds=1e6, max_epochs=10_000, samples=1_000, batch=16)
     assert noise > 1.5 and passes >= 3
+
+
+def test_private_weights_are_judged_and_kept_as_their_average_and_the_steps_go_on_from_their_own():
+    import torch
+
+    from synth_assets.dp_sgd import WeightAverage
+
+    model = torch.nn.Sequential(torch.nn.Linear(2, 1, bias=False), torch.nn.Linear(1, 1, bias=False))
+    model[1].requires_grad_(False)  # a weight no step changes is left as it is
+    frozen = model[1].weight.detach().clone()
+    average = WeightAverage(decay=0.5)
+    weights = [torch.tensor([[1.0, 0.0]]), torch.tensor([[3.0, 2.0]]), torch.tensor([[5.0, 4.0]])]
+    for t, weight in enumerate(weights, start=1):
+        with torch.no_grad():
+            model[0].weight.copy_(weight)
+        average.update(model)
+    # the decay warms up as (1 + t) / (10 + t): 3/12 at the second step, 4/13 at the third
+    expected = (weights[0] * 3 / 12 + weights[1] * 9 / 12) * 4 / 13 + weights[2] * 9 / 13
+    with average.swapped_in(model):
+        assert torch.allclose(model[0].weight, expected) and torch.equal(model[1].weight, frozen)
+    assert torch.equal(model[0].weight, weights[-1])  # the model's own weights again after the block

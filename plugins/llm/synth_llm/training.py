@@ -14,6 +14,7 @@ whichever runs out first. A budget-bound run thus ends at a low rate, where the 
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import time
@@ -147,24 +148,27 @@ def fit(model, train: Examples, valid: Examples, request: TrainRequest, save_bes
                 continue
             last_check = now
             epoch += 1
-            loss = validation_loss(model, valid, batch, device)
-            outcome.history.append(ProgressRecord(
-                epoch=epoch, train_loss=float(np.mean(train_losses)), validation_loss=loss, seconds=now - started,
-                learning_rate=optimizer.param_groups[0]["lr"]).model_dump())
-            train_losses = []
-            if request.progress:
-                request.progress(ProgressRecord(**outcome.history[-1]))
-            if loss < outcome.best_loss - MIN_IMPROVEMENT * abs(outcome.best_loss if math.isfinite(outcome.best_loss) else 1):
-                outcome.best_loss, outcome.best_epoch, since_best, best_at = loss, epoch, 0, now - started
-                best_state = copy.deepcopy({k: v.detach().cpu() for k, v in model.state_dict().items()})
-                if request.resume_dir is not None:
-                    with atomic_dir(request.resume_dir) as tmp:
-                        save_best(model, tmp)
-                        write_json(outcome.history, Path(tmp) / "progress.json")
-                        if privacy is not None:  # every step so far: a resumed training continues the count
-                            save_ledger(privacy.ledger, Path(tmp))
-            else:
-                since_best += 1
+            # a private model is judged, and kept, with its weights averaged over its steps
+            with private.averaged(model) if private is not None else contextlib.nullcontext():
+                loss = validation_loss(model, valid, batch, device)
+                outcome.history.append(ProgressRecord(
+                    epoch=epoch, train_loss=float(np.mean(train_losses)), validation_loss=loss, seconds=now - started,
+                    learning_rate=optimizer.param_groups[0]["lr"]).model_dump())
+                train_losses = []
+                if request.progress:
+                    request.progress(ProgressRecord(**outcome.history[-1]))
+                best = outcome.best_loss
+                if loss < best - MIN_IMPROVEMENT * abs(best if math.isfinite(best) else 1):
+                    outcome.best_loss, outcome.best_epoch, since_best, best_at = loss, epoch, 0, now - started
+                    best_state = copy.deepcopy({k: v.detach().cpu() for k, v in model.state_dict().items()})
+                    if request.resume_dir is not None:
+                        with atomic_dir(request.resume_dir) as tmp:
+                            save_best(model, tmp)
+                            write_json(outcome.history, Path(tmp) / "progress.json")
+                            if privacy is not None:  # every step so far: a resumed training continues the count
+                                save_ledger(privacy.ledger, Path(tmp))
+                else:
+                    since_best += 1
             if out_of_budget:
                 stop = "privacy budget"
             elif since_best >= options.early_stopping_patience and now - started - best_at >= PATIENCE_SHARE * budget:

@@ -17,6 +17,7 @@ import json
 import math
 import shutil
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -168,15 +169,19 @@ def fit(model, train_tokens: np.ndarray, valid_tokens: np.ndarray, groups: list[
             # a network whose full validation fits in that time is validated as always
             per_row = (time.perf_counter() - epoch_started) / max(seen, 1) / 3
             checked = valid[: max(batch * 8, int(0.1 * budget / max(per_row, 1e-9)))]
-        val_loss = evaluate(model, checked, data_order, batch * 8, given) if len(checked) else total / max(seen, 1)
+        # a private model is judged, and kept, with its weights averaged over its steps
+        with private.averaged(model) if private is not None else nullcontext():
+            val_loss = evaluate(model, checked, data_order, batch * 8, given) if len(checked) else total / max(seen, 1)
+            better = val_loss < state.best_loss - 1e-4
+            if better:
+                best_weights = {k: v.detach().to("cpu").clone() for k, v in model.state_dict().items()}
         plateau.step(val_loss)
         record = {"epoch": epoch, "train_loss": total / max(seen, 1), "validation_loss": val_loss,
                   "seconds": round(time.perf_counter() - started, 2), "learning_rate": optimizer.param_groups[0]["lr"]}
         state.history.append(record)
         state.epoch = epoch
-        if val_loss < state.best_loss - 1e-4:
+        if better:
             state.best_loss, state.best_epoch = val_loss, epoch
-            best_weights = {k: v.detach().to("cpu").clone() for k, v in model.state_dict().items()}
         if request.progress:
             request.progress(ProgressRecord(**record))
         if out_of_budget:
