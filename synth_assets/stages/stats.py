@@ -32,6 +32,7 @@ word on (`requested_encoding`) for the backend's own choice.
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
 import numpy as np
@@ -64,6 +65,10 @@ N_QUANTILES = 101
 # digits after the point counted up to this many; a column needing more (float32 artefacts like 3.04999995231628)
 # has no grain to keep
 MAX_DECIMALS = 8
+# with DP, a number's decimals take this share of its budget, and are the fewest beyond which the values' noisy
+# counts by their decimals stay within this many of their noise's standard deviations
+DECIMALS_SHARE = 0.05
+DECIMALS_Z = 3.0
 # continuous numbers list the values held by at least this share of rows (and by enough units); at most this many
 HEAPED_MIN_SHARE = 0.001
 HEAPED_MAX_VALUES = 250
@@ -701,8 +706,10 @@ def _private_numeric_stats(values: pd.Series, protection: ColumnProtection, forc
     """A number's stats from its noisy value tree (one value per subject): range, quantiles, nulls, infinities,
     and where the tree's bins are the values themselves (whole numbers, few of them), the values of a discrete
     number. No heaped values: their exact positions would cost a query of their own."""
+    if not grain["is_integer"]:
+        grain = dict(grain, decimals=_private_decimals(values, protection))
     step = 1.0 if grain["is_integer"] else 10.0 ** -grain["decimals"] if grain["decimals"] < MAX_DECIMALS else 0.0
-    tree = protection.value_tree(values, step)
+    tree = protection.value_tree(values, step, share=1 - DECIMALS_SHARE)
     numbers = _tree_range(tree, where, protection, "values")
     n = max(len(values), 1)
     out = dict(numbers, **grain, null_share=tree.nulls / n,
@@ -720,6 +727,22 @@ def _private_numeric_stats(values: pd.Series, protection: ColumnProtection, forc
                     category_shares=[float(c) / total for c in exact.to_numpy()], rare_share=0.0,
                     min=float(min(exact.index)), max=float(max(exact.index)))
     return out
+
+
+def _private_decimals(values: pd.Series, protection: ColumnProtection) -> int:
+    """With DP, the decimals the values are written with, from noisy counts of the subjects' values by their
+    decimals (a fixed domain: 0 to MAX_DECIMALS, or more): the fewest beyond which the counts do not stand out of
+    their noise. The decimals every value is written with would let a few odd values make a column continuous
+    (rwm5yr's years of schooling: halves, and 0.4% imputed means such as 11.44142), and DP's value tree then
+    found no grid to count on; values with more decimals are rounded to the grid, as a model's output is."""
+    decimals = value_decimals(values.to_numpy(dtype=float))
+    exact = np.bincount(decimals[np.isfinite(decimals)].astype(np.int64), minlength=MAX_DECIMALS + 2).astype(float)
+    noisy = protection.noisy_counts(exact, DECIMALS_SHARE)
+    for digits in range(MAX_DECIMALS):
+        beyond = noisy[digits + 1:]
+        if beyond.sum() < DECIMALS_Z * protection.sigma(DECIMALS_SHARE) * math.sqrt(len(beyond)):
+            return digits
+    return MAX_DECIMALS
 
 
 def _tree_range(tree: ValueTree, where: tuple, protection: ColumnProtection, what: str) -> dict:

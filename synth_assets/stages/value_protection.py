@@ -15,12 +15,13 @@ Three modes behind one interface (`Protection`, and per column `ColumnProtection
     with probability δ_q (the δ of the thresholds, split over such queries). Also the null count.
   - Numbers and dates: a value tree over a fixed domain, so no δ is spent on it: level 0 counts nulls, ±inf, 0
     and each sign × power of two (|x| in [2^k, 2^(k+1)), whatever the data); level 1 splits each level-0 bin
-    that enough subjects hold into at most 256 bins, no finer than the column's grain (whole numbers: 1). Then
-    min, max, quantiles and, where the bins are the grain itself, the exact values a discrete number takes,
-    are read off the noisy counts.
+    that enough subjects hold (and its neighbours, where their fine bins find values) into at most 256 bins, no
+    finer than the column's grain (whole numbers: 1; other numbers: the decimals from noisy counts, see
+    stats._private_decimals). Then min, max, quantiles and, where the bins are the grain itself, the exact values
+    a discrete number takes, are read off the noisy counts (values and groups of bins that stand out: _standing).
   Shares of kept values come from the noisy counts, so nothing on disk is an unprotected statistic of a column.
-  Format facts (dtype, decimals, whether a number is whole, a date's resolution, text forms) are the schema:
-  public, like the column's name. So is the number of subjects.
+  Format facts (dtype, decimals without DP, whether a number is whole, a date's resolution, text forms) are the
+  schema: public, like the column's name. So is the number of subjects.
 The noise comes from the operating system's entropy, never from a configured seed: knowing the noise would undo it.
 """
 
@@ -43,6 +44,9 @@ TREE_SHARE = 0.3  # of a number's ρ, for level 0; level 1 gets the rest
 # Level 0 is stricter: one phantom power of two far out would stretch a range by orders of magnitude
 PHANTOM = 0.01
 PHANTOM_LEVEL0 = 1e-6
+# groups of fine bins (value_protection._standing) are tested at every width and in every bin: all of them together
+# let a group of noise alone through with this chance, or a range would often stretch into empty space
+PHANTOM_GROUPS = 0.001
 # shares of a text column's ρ: values, nulls, length (codes), characters (codes, split over positions)
 TEXT_SHARES = {"values": 0.6, "nulls": 0.1, "length": 0.1, "characters": 0.2}
 # ...and of a free-text column's: whole texts (the common ones), the words, nulls, length, characters
@@ -182,6 +186,15 @@ class ColumnProtection:
         noisy = exact + self._noise(budget.sigma)
         return float(noisy) if noisy >= max(self.threshold, phantom_cut(budget.sigma, 1)) else 0.0
 
+    def sigma(self, share: float) -> float:
+        """With DP, the noise of a count taking `share` of the column's budget."""
+        return self._part(share).sigma
+
+    def noisy_counts(self, exact: np.ndarray, share: float) -> np.ndarray:
+        """With DP, counts over a fixed domain (each subject in one of them), each with the Gaussian noise of its
+        share of the budget, none cut: what they tell is read off by the caller (post-processing)."""
+        return exact + self._noise(self.sigma(share), len(exact))
+
     # numbers and dates -------------------------------------------------------------------------------------
     def value_range(self, numbers: pd.Series, unit: pd.Series | None) -> dict:
         """min, max and quantiles of finite `numbers`, clipped to the threshold-th most extreme subject's values
@@ -224,30 +237,74 @@ def exact_range(numbers: pd.Series, unit: pd.Series | None, k: int) -> dict:
 
 # the value tree ------------------------------------------------------------------------------------------
 
-def _extent(edges: np.ndarray, noisy: np.ndarray, there: np.ndarray, sigma: float, threshold: int,
-            heavy_bins: int) -> tuple[float, float]:
-    """Where a power-of-two bin's values lie: from the first to the last of its bins that stand out of the noise.
-    Where none does (values spread thin: ages held by 48 subjects each, cents), groups of 2, 4, 8, ... neighbouring
-    bins are tried, whose sums stand out sooner (their noise grows as the square root of their width), and the
-    finest grouping with a group that stands out decides; the bin's own edges only where no grouping does. Before,
-    a column of ages 18 to 79 got 127 as its maximum in one draw of twenty. Post-processing of the noisy counts: no
-    further privacy cost. Each grouping gets its share of PHANTOM, so that noise alone passes one rarely."""
-    inside = np.flatnonzero(there)
-    if len(inside):
-        return float(edges[inside[0]]), float(edges[inside[-1] + 1])
+def _standing(noisy: np.ndarray, sigma: float, threshold: int, tests: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each fine bin's count, from the finest grouping of neighbouring bins in which it stands out of the noise:
+    first the bins on their own (a value that is there), then groups of 2, 4, 8, ... bins, where a group's bins
+    not found yet share what the group holds beyond the noise of those bins (their summed noisy counts, whose
+    noise grows as the square root of their number). Values spread thin (ages held by 48 subjects each, cents,
+    a tail of large counts) are then found as ranges; before, only the bins standing out on their own counted, and
+    the tails beyond them were lost (8% of rwm5yr's ages above 60, 11% of its doctor visits above 7). Bins no
+    grouping finds get 0. Post-processing of the noisy counts: no further privacy cost. Single bins pass by chance
+    with probability PHANTOM over all `tests` bins of their level; the groupings share PHANTOM_GROUPS.
+    Returns (counts, which bins stand out on their own)."""
     bins = len(noisy)
+    alone = noisy >= max(threshold, phantom_cut(sigma, bins * tests))
+    counts = np.where(alone, noisy, 0.0)
+    found = alone.copy()
     groupings = max(int(math.ceil(math.log2(bins))), 1)
     width = 2
-    while width < bins:
+    while width < 2 * bins and not found.all():
         starts = np.arange(0, bins, width)
-        sums = np.add.reduceat(noisy, starts)
-        cut = max(threshold, phantom_cut(sigma * math.sqrt(width), len(starts) * heavy_bins, PHANTOM / groupings))
-        standing = np.flatnonzero(sums >= cut)
-        if len(standing):
-            first, last = starts[standing[0]], min(starts[standing[-1]] + width, bins)
-            return float(edges[first]), float(edges[last])
+        z = NormalDist().inv_cdf(1.0 - PHANTOM_GROUPS / groupings / (len(starts) * tests))
+        open_ = ~found
+        rest = np.add.reduceat(np.where(open_, noisy, 0.0), starts)
+        size = np.add.reduceat(open_.astype(float), starts)
+        standing = (size > 0) & (rest >= np.maximum(threshold, z * sigma * np.sqrt(np.maximum(size, 1.0))))
+        for start in starts[standing]:
+            stop = min(start + width, bins)
+            _place(noisy, open_, start, stop, rest[start // width], sigma * z, counts)
+            found[start:stop] = True
         width *= 2
-    return float(edges[0]), float(edges[-1])
+    return counts, alone
+
+
+def _place(noisy: np.ndarray, open_: np.ndarray, low: int, high: int, mass: float, cut: float,
+           out: np.ndarray) -> None:
+    """Spread `mass` over the open bins of [low, high), halving: a half whose open bins' noisy sum stands out of
+    their noise (`cut`·√bins: `cut` is the noise's σ times the group's z) keeps its share by that sum, a half that
+    does not is left empty where the other stands out; where neither does, evenly. So a group that stands out for
+    the values in one corner of it does not stretch the range to its far edge (ages 64 to 79 found as the group
+    64 to 95)."""
+    inside = np.flatnonzero(open_[low:high]) + low
+    if len(inside) == 0:
+        return
+    if len(inside) == 1 or high - low <= 1:
+        out[inside] = mass / len(inside)
+        return
+    middle = (low + high) // 2
+    halves = []
+    for a, b in ((low, middle), (middle, high)):
+        n = int(open_[a:b].sum())
+        total = float(noisy[a:b][open_[a:b]].sum())
+        if n and total >= cut * math.sqrt(n):
+            halves.append((a, b, total))
+    if not halves:
+        out[inside] = mass / len(inside)
+        return
+    held = sum(t for _, _, t in halves)
+    for a, b, total in halves:
+        _place(noisy, open_, a, b, mass * total / held, cut, out)
+
+
+def _fine_bins(inside: np.ndarray, low: float, high: float, grain: float) -> tuple[np.ndarray, np.ndarray]:
+    """Level 1 of the value tree within one power of two: its edges and exact counts."""
+    if grain > 0 and (high - low) / grain <= GRAIN_BINS:
+        # a bin per value of the grain's grid, counted by index so no value falls on an edge
+        first, last = math.ceil(low / grain - 1e-9), math.ceil(high / grain - 1e-9) - 1
+        index = np.clip(np.round(inside / grain).astype(np.int64) - first, 0, max(last - first, 0))
+        return (np.arange(first, last + 2) - 0.5) * grain, np.bincount(index, minlength=last - first + 1).astype(float)
+    sub = np.linspace(low, high, SUB_BINS + 1)
+    return sub, np.histogram(inside, bins=sub)[0].astype(float)
 
 
 def level0_edges() -> np.ndarray:
@@ -272,6 +329,7 @@ class ValueTree:
     grain: float
     threshold: int
     held_share: float = 1.0  # of the level-0 bins' noisy counts, the share their level-1 bins that stand out hold
+    ranges: bool = False  # some values were found only as groups of bins (a range, not values of their own)
 
     @classmethod
     def build(cls, values: np.ndarray, grain: float, budget: Budget, threshold: int,
@@ -285,42 +343,45 @@ class ValueTree:
         exact = np.array([null.sum(), (values == -np.inf).sum(), (values == np.inf).sum(), zero.sum(), *counts0])
         noisy = exact + rng.normal(0.0, top.sigma, size=len(exact))
         cut0 = max(threshold, phantom_cut(top.sigma, len(exact), PHANTOM_LEVEL0))
-        noisy[noisy < cut0] = 0.0
-        heavy = np.flatnonzero(noisy[4:] > 0)
+        # a power of two next to one that stands out may pass a laxer cut (it stretches a range by at most twice),
+        # but is kept only where its own fine bins find values; then its neighbour is tried in turn
+        near = max(threshold, phantom_cut(top.sigma, len(exact)))
+        level0, noisy = noisy[4:], np.where(noisy >= cut0, noisy, 0.0)
+        heavy = list(np.flatnonzero(noisy[4:] > 0))
+        tests = len(heavy) + 2
         edges, counts, held, extents = [], [], [], []
         held_mass = all_mass = max(float(noisy[3]), 0.0)  # exact zeros are a value of their own
-        for b in heavy:
+        ranges = False
+        tried, waiting = set(heavy), list(heavy)
+        while waiting:
+            b = waiting.pop(0)
+            probe = b not in heavy
             low, high = edges0[b], edges0[b + 1]
-            inside = body[(body >= low) & (body < high)]
-            if grain > 0 and (high - low) / grain <= GRAIN_BINS:
-                # a bin per value of the grain's grid, counted by index so no value falls on an edge
-                first, last = math.ceil(low / grain - 1e-9), math.ceil(high / grain - 1e-9) - 1
-                index = np.clip(np.round(inside / grain).astype(np.int64) - first, 0, max(last - first, 0))
-                exact1 = np.bincount(index, minlength=last - first + 1).astype(float)
-                sub = (np.arange(first, last + 2) - 0.5) * grain
-            else:
-                sub = np.linspace(low, high, SUB_BINS + 1)
-                exact1 = np.histogram(inside, bins=sub)[0].astype(float)
-            edges.append(sub)
+            sub, exact1 = _fine_bins(body[(body >= low) & (body < high)], low, high, grain)
             noisy1 = exact1 + rng.normal(0.0, fine.sigma, size=len(exact1))
-            # which bins hold values for sure (a bin nobody holds passes with probability PHANTOM). The level-0 count
-            # spreads over them where they hold most of it; else over every bin by its noisy count less the noise's
-            # scale (so the noise of many empty bins adds little mass where there is none); evenly where neither
-            # leaves anything. The level-0 counts keep the tails.
-            there = noisy1 >= max(threshold, phantom_cut(fine.sigma, len(noisy1) * len(heavy)))
-            if noisy1[there].sum() >= 0.5 * noisy[4 + b]:
-                shape = np.where(there, noisy1, 0.0)
-            else:
-                shape = np.clip(noisy1 - fine.sigma, 0.0, None)
-            shape = shape / shape.sum() if shape.sum() > 0 else np.full(len(shape), 1.0 / len(shape))
+            # the level-0 count spreads over the bins (or groups of bins) that stand out of the noise, by their
+            # counts; where none does, by halves (_place), and a probed neighbour is dropped instead
+            spread, there = _standing(noisy1, fine.sigma, threshold, tests)
+            if spread.sum() <= 0:
+                if probe:
+                    continue
+                z = NormalDist().inv_cdf(1.0 - PHANTOM / tests)
+                _place(noisy1, np.ones(len(noisy1), dtype=bool), 0, len(noisy1), 1.0, fine.sigma * z, spread)
+            inside = np.flatnonzero(spread)
+            ranges = ranges or bool(np.any((spread > 0) & ~there))
+            edges.append(sub)
             held.append(there)
-            extents.append(_extent(sub, noisy1, there, fine.sigma, threshold, len(heavy)))
-            counts.append(noisy[4 + b] * shape)
+            extents.append((float(sub[inside[0]]), float(sub[inside[-1] + 1])))
+            counts.append(level0[b] * spread / spread.sum())
             held_mass += float(noisy1[there].sum())
-            all_mass += float(noisy[4 + b])  # the best count of what the bin holds: noise of empty bins left out
+            all_mass += float(level0[b])  # the best count of what the bin holds: noise of empty bins left out
+            for neighbour in (b - 1, b + 1):
+                if 0 <= neighbour < len(level0) and neighbour not in tried and level0[neighbour] >= near:
+                    tried.add(neighbour)
+                    waiting.append(neighbour)
         return cls(nulls=float(noisy[0]), infinities={"-inf": float(noisy[1]), "inf": float(noisy[2])},
                    edges=edges, counts=counts, held=held, extents=extents, zeros=float(noisy[3]), grain=grain,
-                   threshold=threshold, held_share=held_mass / all_mass if all_mass > 0 else 1.0)
+                   threshold=threshold, held_share=held_mass / all_mass if all_mass > 0 else 1.0, ranges=ranges)
 
     @property
     def present(self) -> float:
@@ -360,9 +421,11 @@ class ValueTree:
         return dict(min=lo, max=hi, quantiles=[float(q) for q in quantiles])
 
     def exact_values(self) -> pd.Series | None:
-        """Where every bin is one step of the grain: the values that stand out of the noise with their counts, most
-        held first (a discrete number's values); else None."""
-        if self.held_share < HELD_SHARE_FOR_VALUES or self.grid_counts() is None:
+        """Where every bin is one step of the grain and every count kept is a value standing out of the noise on
+        its own: those values with their counts, most held first (a discrete number's values); else None. A tail
+        found only as ranges (rwm5yr's doctor visits: 0 to 7 as values, 8 to 15 as a range) makes the number
+        continuous, so the tail keeps its share instead of being left out."""
+        if self.ranges or self.held_share < HELD_SHARE_FOR_VALUES or self.grid_counts() is None:
             return None
         return self.grid_counts(held=True)
 
