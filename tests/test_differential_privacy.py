@@ -397,5 +397,6 @@ def test_null_noise_spends_the_budget_over_the_steps_training_has(tmp_path, monk
     assert 3.5 < result.privacy["epsilon"] <= 4.0
     noise = result.settings["differential_privacy"]["noise_multiplier"]
     assert noise.startswith("auto: ")
+    assert result.settings["model_size"] == "small"  # a private network is small unless train.model_size asks
     ledger = PrivacyLedger.model_validate_json((pipeline.paths.model / LEDGER_FILE).read_text())
     assert all(0.3 <= step.noise_multiplier <= 20 for step in ledger.training)

@@ -146,7 +146,7 @@ class TabularARGNBackend(Backend):
         """Train one model. `flexible`: None takes the option; `context`: its leading columns are given (a child
         table's model), and do not count in its loss; `window`: a child's earlier records it sees."""
         from synth_tabular_argn.model import ARGNNetwork
-        from synth_tabular_argn.training import fit
+        from synth_tabular_argn.training import continued_config, fit
 
         import torch
 
@@ -159,8 +159,14 @@ class TabularARGNBackend(Backend):
         valid = read_parquet(encoded_dir / "validation.parquet").to_numpy()
         codes, (train, valid) = with_window(codes, [train, valid], window)
         flexible = options.flexible_generation if flexible is None else flexible
-        # the per-column-head network, or for wide tables the one with a shared first layer
-        model = ARGNNetwork.build(cardinalities(codes), options.model_size, private=privacy is not None).to(device)
+        # the per-column-head network, or for wide tables the one with a shared first layer. DP-SGD's noise grows
+        # with the weights it is added to: a private network is small unless asked (5 minutes at ε 4, judge's
+        # accuracy: rwm5yr 0.928 against 0.911 medium, diamonds 0.886 against 0.885); a continued one keeps its size
+        size = options.model_size
+        if size == "auto":
+            continued = continued_config(request)
+            size = continued[1]["model_size"] if continued else "small" if privacy is not None else "medium"
+        model = ARGNNetwork.build(cardinalities(codes), size, private=privacy is not None).to(device)
         config = {**model.config(), "backend": self.name, "table": table,
                   "order": list(range(model.n_columns)), "flexible_generation": flexible,
                   "given": given_sub_columns(codes) if context else 0}
@@ -174,7 +180,7 @@ class TabularARGNBackend(Backend):
             epochs=state.epoch, best_epoch=state.best_epoch, best_validation_loss=state.best_loss, seconds=seconds,
             stopped_because=stopped, device=str(device), parameters=sum(p.numel() for p in model.parameters()),
             progress=[ProgressRecord(**record) for record in state.history],
-            settings={"model_size": options.model_size, "network": model.variant, "hidden": list(model.hidden),
+            settings={"model_size": size, "network": model.variant, "hidden": list(model.hidden),
                       **({"sequence_window": window} if context else {}), **state.settings},
         )
 

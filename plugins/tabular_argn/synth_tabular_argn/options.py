@@ -13,9 +13,10 @@ from synth_assets.plugin_api import DifferentialPrivacy, GenerateOptions, TrainO
 
 
 class ARGNTrainOptions(TrainOptions):
-    model_size: Literal["small", "medium", "large"] = Field(
-        "medium", description="Hidden layers per column: small (64, 16), medium (128, 32), large (256, 64). "
-                              "Wide tables (about 55+ numeric columns) get a shared first layer, linear in columns.")
+    model_size: Literal["auto", "small", "medium", "large"] = Field(
+        "auto", description="Hidden layers per column: small (64, 16), medium (128, 32), large (256, 64); auto: "
+                            "medium, or small under differential_privacy. Wide tables (about 55+ numeric columns) "
+                            "get a shared first layer, linear in columns.")
     batch_size: int | None = Field(None, ge=1, description="Rows per batch; chosen from the data size if unset.")
     learning_rate: float | None = Field(None, gt=0, description="AdamW's; chosen from the batch size if unset.")
     dropout: float | None = Field(

@@ -232,8 +232,8 @@ def evaluate(model, rows, order, batch: int, skip: int = 0) -> float:
     return total / len(rows)
 
 
-def _checkpoint_source(request: TrainRequest, model) -> Path | None:
-    """The folder to reuse or resume from, checked against the model's shape; None when starting anew."""
+def continued_config(request: TrainRequest) -> tuple[Path, dict] | None:
+    """The checkpoint to reuse or resume from, with its network's config; None when starting anew."""
     options = request.options
     if options.model_state == "reset":
         return None
@@ -245,13 +245,21 @@ def _checkpoint_source(request: TrainRequest, model) -> Path | None:
     needed = STATE_FILE if options.model_state == "resume" else BEST_WEIGHTS
     for folder in candidates:
         if folder is not None and (Path(folder) / needed).is_file():
-            config = json.loads((Path(folder) / "config.json").read_text())
-            if not model.same_shape(config):
-                raise IncompatibleModel(
-                    f"cannot {options.model_state} the last model: the data's encoding or the model size changed",
-                    hint="set train.model_state: reset to train a new model")
-            return Path(folder)
-    return None  # nothing to reuse or resume yet: a fresh start
+            return Path(folder), json.loads((Path(folder) / "config.json").read_text())
+    return None
+
+
+def _checkpoint_source(request: TrainRequest, model) -> Path | None:
+    """The folder to reuse or resume from, checked against the model's shape; None when starting anew."""
+    continued = continued_config(request)
+    if continued is None:
+        return None  # nothing to reuse or resume yet: a fresh start
+    folder, config = continued
+    if not model.same_shape(config):
+        raise IncompatibleModel(
+            f"cannot {request.options.model_state} the last model: the data's encoding or the model size changed",
+            hint="set train.model_state: reset to train a new model")
+    return folder
 
 
 def _save_state(folder: Path, config: dict, model, best_weights, optimizer, plateau, shuffler, state: Progress,
