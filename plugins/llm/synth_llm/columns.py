@@ -156,6 +156,10 @@ def from_json(values: list, col: ColumnStats) -> pd.Series:
         numbers = pd.to_numeric(pd.Series(values, dtype=object), errors="coerce")
         if col.is_integer:
             return numbers.round()
+        if _is_categorical_number(col):
+            # a kept value as the stats hold it: rounded to the grain, 11.8182401657104 (an imputed mean) would
+            # be a value the source never holds, and the audit refuses the table
+            return numbers
         # the source's grain: a model may write more digits than it learned
         digits = col.decimals if col.decimals is not None else MAX_FLOAT_DECIMALS
         return numbers.round(min(digits, MAX_FLOAT_DECIMALS))

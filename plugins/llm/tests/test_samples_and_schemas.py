@@ -305,6 +305,24 @@ def test_whole_numbers_are_spelled_as_the_grammar_spells_them(tmp_path):
     assert all(xgr.testing._is_grammar_accept_string(grammar, dumps(s)) for s in samples[:50])
 
 
+def test_a_number_kept_as_values_comes_back_as_those_values_however_many_decimals_they_have(tmp_path):
+    """Years of schooling in halves, with imputed means of float32 precision among them (rwm5yr's 11.8182401657104):
+    written as the enum spells them and read back unrounded, every value is one the stats keep."""
+    from synth_llm.columns import from_json
+
+    r = np.random.default_rng(0)
+    kept = [9.0, 10.5, 11.5, 11.8182401657104, 10.8054895401001]
+    df = pd.DataFrame({"educ": r.choice(kept, 600), "n": r.integers(0, 3, 600)})
+    stats, split = stats_of(tmp_path, {"t": df}, {})
+    col = stats.tables["t"].columns["educ"]
+    assert col.discrete and col.decimals == 8
+    t = Tree.of(stats)
+    samples, _ = to_samples(split.train, t)
+    written = [json.loads(dumps(s))["educ"] for s in samples]
+    back = from_json(written, col)
+    assert set(back) <= set(col.categories) and 11.8182401657104 in set(back)
+
+
 def test_free_text_is_a_string_of_kept_words_that_the_grammar_cannot_spell_a_rare_name_in(tmp_path):
     """A text column is a free string of the words enough rows hold, in the casings the grammar writes, with the
     kept characters between them: a rare surname is in no sample, and the grammar cannot write it."""
