@@ -126,7 +126,7 @@ def test_dp_stats_hide_single_subjects_spend_their_epsilon_and_draw_fresh_noise(
         # 62 ages held by about 48 subjects each: the noise would hide most of them as values, so the ages are a
         # range with quantiles (whole numbers, as the source); two values held by half the subjects each are kept
         # (a bin nobody holds passes the cut with probability PHANTOM, 1%: 16 or 17 at worst, never the 127 at the
-        # power of two's edge that one draw in twenty gave before value_protection._extent)
+        # power of two's edge that one draw in twenty gave before neighbouring bins were grouped: _standing)
         assert not columns["age"].discrete and 16 <= columns["age"].min < columns["age"].max <= 79
         # the median from noisy counts: 45.1 to 50.8 in 90% of 80 draws, 40.8 to 53.5 at the extremes (the true
         # one is 48); ±5 failed one draw in 27, and the test by chance

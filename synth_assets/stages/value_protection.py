@@ -324,7 +324,7 @@ class ValueTree:
     edges: list[np.ndarray]  # per kept level-0 bin, its level-1 edges
     counts: list[np.ndarray]  # the level-0 bin's noisy count spread over them by their own noisy counts
     held: list[np.ndarray]  # which of them stand out of the noise: values that are there
-    extents: list[tuple[float, float]]  # per kept level-0 bin, where its values lie (see _extent)
+    extents: list[tuple[float, float]]  # per kept level-0 bin, where its values lie (see _standing)
     zeros: float
     grain: float
     threshold: int
@@ -401,9 +401,9 @@ class ValueTree:
         return low[order][keep], high[order][keep], count[order][keep]
 
     def range(self) -> dict | None:
-        """min and max: the outermost bins (or groups of bins, see _extent) that stand out of the noise, so they are
-        values enough subjects reach; the quantiles from the noisy counts (values spread evenly within a bin), within
-        them. None when no bin stands out."""
+        """min and max: the outermost bins (or groups of bins, see _standing) that stand out of the noise, so they
+        are values or ranges enough subjects reach; the quantiles from the noisy counts (values spread evenly within
+        a bin), within them. None when no bin stands out."""
         low, high, count = self.bins()
         total = count.sum()
         if total <= 0:
