@@ -410,9 +410,10 @@ class ValueTree:
             return None
         spans = ([(0.0, 0.0)] if self.zeros > 0 else []) + list(self.extents)
         lo, hi = float(min(a for a, _ in spans)), float(max(b for _, b in spans))
-        if self.grain > 0:  # a value of the grid, as the data hold them
-            lo, hi = math.ceil(lo / self.grain - 1e-9) * self.grain, math.floor(hi / self.grain + 1e-9) * self.grain
-            hi = max(hi, lo)
+        if self.grain > 0:  # a value of the grid, as the data hold them, and as rounding writes it (190 × 0.01 is
+            # 1.9000000000000001, above the 1.9 a model's output rounds to: the audit refused such a table)
+            lo = round(math.ceil(lo / self.grain - 1e-9) * self.grain, 12)
+            hi = max(round(math.floor(hi / self.grain + 1e-9) * self.grain, 12), lo)
         # the cumulative count at each bin's edges: a piecewise linear distribution function
         xs = np.ravel(np.column_stack([low, high]))
         cumulative = np.cumsum(count)
