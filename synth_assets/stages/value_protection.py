@@ -255,7 +255,7 @@ def _standing(noisy: np.ndarray, sigma: float, threshold: int, tests: int) -> tu
     width = 2
     while width < 2 * bins and not found.all():
         starts = np.arange(0, bins, width)
-        z = NormalDist().inv_cdf(1.0 - PHANTOM_GROUPS / groupings / (len(starts) * tests))
+        z = phantom_cut(1.0, len(starts) * tests, PHANTOM_GROUPS / groupings)  # in units of the noise
         open_ = ~found
         rest = np.add.reduceat(np.where(open_, noisy, 0.0), starts)
         size = np.add.reduceat(open_.astype(float), starts)
@@ -365,8 +365,8 @@ class ValueTree:
             if spread.sum() <= 0:
                 if probe:
                     continue
-                z = NormalDist().inv_cdf(1.0 - PHANTOM / tests)
-                _place(noisy1, np.ones(len(noisy1), dtype=bool), 0, len(noisy1), 1.0, fine.sigma * z, spread)
+                _place(noisy1, np.ones(len(noisy1), dtype=bool), 0, len(noisy1), 1.0, phantom_cut(fine.sigma, tests),
+                       spread)
             inside = np.flatnonzero(spread)
             ranges = ranges or bool(np.any((spread > 0) & ~there))
             edges.append(sub)
