@@ -208,6 +208,8 @@ class PrivateOptimizer:
         self.ledger.record_steps(self.model_name, self.noise, self.sample_rate)
         self.steps_left -= 1
         self.steps_taken += 1
+        if self.steps_left <= 0:  # counted by the RDP bound: the PRV bound may allow some more
+            self.steps_left = self.ledger.steps_within(self.epsilon_cap, self.noise, self.sample_rate)
         if self.auto and (self.steps_taken == FIRST_CALIBRATION or self.steps_taken % RECALIBRATE_EVERY == 0):
             self.recalibrate()
 
@@ -221,10 +223,10 @@ class PrivateOptimizer:
         coming = int(min(self.most_steps - self.steps_taken, max(self.seconds - elapsed, 0.0) / max(per_step, 1e-6)))
         if coming < 1:
             return
-        self.noise = self.ledger.noise_for_steps(self.epsilon_cap, self.sample_rate, coming,
-                                                 (AUTO_NOISE[0], self.ceiling))
-        self.optimizer.noise_multiplier = self.noise
-        self.steps_left = self.ledger.steps_within(self.epsilon_cap, self.noise, self.sample_rate)
+        noise = self.ledger.noise_for_steps(self.epsilon_cap, self.sample_rate, coming, (AUTO_NOISE[0], self.ceiling))
+        if noise != self.noise:  # the same noise: the steps counted for it still hold
+            self.noise = self.optimizer.noise_multiplier = noise
+            self.steps_left = self.ledger.steps_within(self.epsilon_cap, self.noise, self.sample_rate)
 
     def settings(self, unit: str) -> dict:
         used = sorted({round(t.noise_multiplier, 3) for t in self.ledger.training if t.model == self.model_name})

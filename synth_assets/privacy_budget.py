@@ -4,7 +4,10 @@ what is left of the budget.
 A model's guarantee is (ε, δ) for one subject (a root row with all its records), and it adds up over:
 - value protection: the stats stage's noisy counts and histograms, pure ε (plus the δ of its thresholds);
 - training: every DP-SGD step of every model of the dataset (a tree trains one per table, on the same
-  subjects), composed with opacus's RDP accountant and turned into ε at the δ left for training.
+  subjects), composed by opacus's accountants and turned into ε at the δ left for training: the lesser of the
+  RDP accountant's bound and the PRV accountant's upper bound. Both bound the same steps, so the lesser holds;
+  PRV's is about 7% tighter (19% more steps at ε 3), but it costs up to seconds a call and can fail, so the
+  searches run on RDP and PRV only adds the steps RDP no longer allows.
 The two are added (basic composition). A model reused or resumed carries its ledger on, so ε only grows.
 
 opacus is imported lazily: only a backend that trains with DP needs it.
@@ -13,6 +16,7 @@ opacus is imported lazily: only a backend that trains with DP needs it.
 from __future__ import annotations
 
 import functools
+import math
 import uuid
 from pathlib import Path
 
@@ -27,6 +31,10 @@ VALUE_PROTECTION_DELTA_SHARE = 0.5
 MIN_PRIVATE_EPOCHS = 3
 MIN_PRIVATE_BATCH = 16
 LEDGER_FILE = "privacy.json"  # beside a checkpoint
+# PRV's cost grows with the distinct (noise, rate) pairs it composes: noises are floored to this grid for it (less
+# noise: a larger ε, so the bound still holds), which keeps recalibrated noises to a few pairs
+PRV_NOISE_GRID = 0.02
+PRV_EPSILON_ERROR = 0.01  # opacus's default: its upper bound is the estimate plus at most this
 
 
 def default_delta(subjects: int) -> float:
@@ -67,7 +75,12 @@ class PrivacyLedger(BaseModel):
         return float(sum(self.value_protection.values()))
 
     def training_epsilon(self, extra: tuple[float, float, int] | None = None) -> float:
-        """ε of every DP-SGD step taken (and of `extra` = (noise, rate, steps) more), at the training's δ."""
+        """ε of every DP-SGD step taken (and of `extra` = (noise, rate, steps) more), at the training's δ: the lesser
+        of the RDP and the PRV accountants' bounds."""
+        return min(self._rdp_epsilon(extra), _prv_epsilon(self._steps(extra), self.training_delta))
+
+    def _rdp_epsilon(self, extra: tuple[float, float, int] | None = None) -> float:
+        """The RDP accountant's bound alone: fast, so the searches run on it."""
         rdp = self._rdp(extra)
         if rdp is None:
             return 0.0
@@ -111,25 +124,20 @@ class PrivacyLedger(BaseModel):
 
     def steps_within(self, epsilon: float | None, noise_multiplier: float, sample_rate: float,
                      most: int = 10**9) -> int:
-        """How many more steps at this noise and rate keep the total ε at most `epsilon` (None: no cap)."""
+        """How many more steps at this noise and rate keep the total ε at most `epsilon` (None: no cap). Counted by
+        the RDP bound while it allows any; then by the PRV bound, which allows some more (a training that has used
+        up RDP's count asks again, and goes on with PRV's)."""
         if epsilon is None:
             return most
         room = epsilon - self.value_protection_epsilon()
-        if room <= 0 or self.training_epsilon() > room:
+        if room <= 0:
             return 0
-        low, high = 0, 1
-        while high < most and self.training_epsilon((noise_multiplier, sample_rate, high)) <= room:
-            low, high = high, high * 2
-        high = min(high, most)
-        while high - low > 1:  # ε grows with every step: the last count still within the budget
-            middle = (low + high) // 2
-            if self.training_epsilon((noise_multiplier, sample_rate, middle)) <= room:
-                low = middle
-            else:
-                high = middle
-        if high == most and self.training_epsilon((noise_multiplier, sample_rate, high)) <= room:
-            return most
-        return low
+        steps = _last_within(lambda n: self._rdp_epsilon((noise_multiplier, sample_rate, n)) <= room, 0, most)
+        if steps > 0:
+            return steps
+        # to within 1%: each PRV call can take a second
+        return _last_within(lambda n: self.training_epsilon((noise_multiplier, sample_rate, n)) <= room, 0, most,
+                            within=0.01)
 
     def noise_for_steps(self, epsilon: float | None, sample_rate: float, steps: int,
                         bounds: tuple[float, float]) -> float:
@@ -139,7 +147,8 @@ class PrivacyLedger(BaseModel):
         if epsilon is None:
             return low
         room = epsilon - self.value_protection_epsilon()
-        fits = lambda noise: self.training_epsilon((noise, sample_rate, steps)) <= room  # noqa: E731
+        # the RDP bound alone: a fast search, and a noise that fits it fits the lesser bound too
+        fits = lambda noise: self._rdp_epsilon((noise, sample_rate, steps)) <= room  # noqa: E731
         if not fits(high):
             return high
         if fits(low):
@@ -170,13 +179,64 @@ class PrivacyLedger(BaseModel):
                 "epsilon_value_protection": round(self.value_protection_epsilon(), 4),
                 "steps": sum(t.steps for t in self.training)}
 
-    def _rdp(self, extra):
+    def _steps(self, extra) -> list[tuple[float, float, int]]:
+        """(noise, rate, steps) of every step taken, and of `extra`."""
         entries = [(t.noise_multiplier, t.sample_rate, t.steps) for t in self.training]
         if extra is not None and extra[2] > 0:
             entries.append(extra)
+        return entries
+
+    def _rdp(self, extra):
+        entries = self._steps(extra)
         if not entries:
             return None
         return sum(steps * _step_rdp(q, sigma) for sigma, q, steps in entries)
+
+
+def _last_within(fits, low: int, most: int, within: float = 0.0) -> int:
+    """The largest count in [low, most] that `fits` (which holds up to some count and fails beyond it), or one
+    short of it by at most the share `within`: a count that fits, never one that does not; `low` when none above
+    it does. Doubling, then bisection."""
+    high = max(low, 1)
+    while high < most and fits(high):
+        low, high = high, high * 2
+    high = min(high, most)
+    if high > low and high == most and fits(high):
+        return most
+    while high - low > max(1, int(low * within)):
+        middle = (low + high) // 2
+        low, high = (middle, high) if fits(middle) else (low, middle)
+    return low
+
+
+def _prv_epsilon(entries: list[tuple[float, float, int]], delta: float) -> float:
+    """opacus's PRV accountant's upper bound on ε of these steps, or infinity where it fails (it can, at some
+    settings: "Discrete mean differs"), so the RDP bound stands alone."""
+    if not entries:
+        return 0.0
+    merged: dict[tuple[float, float], int] = {}
+    for sigma, q, steps in entries:
+        key = (math.floor(sigma / PRV_NOISE_GRID) * PRV_NOISE_GRID, q)
+        merged[key] = merged.get(key, 0) + steps
+    if any(sigma <= 0 for sigma, _ in merged):
+        return math.inf
+    return _prv_composed(tuple(sorted((sigma, q, steps) for (sigma, q), steps in merged.items())), delta)
+
+
+@functools.lru_cache(maxsize=512)
+def _prv_composed(history: tuple[tuple[float, float, int], ...], delta: float) -> float:
+    import warnings
+
+    from opacus.accountants import PRVAccountant
+
+    accountant = PRVAccountant()
+    accountant.history = list(history)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return float(accountant.get_epsilon(delta, eps_error=PRV_EPSILON_ERROR))
+    except Exception:  # noqa: BLE001 - any failure of the numerical composition leaves the RDP bound
+        return math.inf
 
 
 def _orders() -> list[float]:

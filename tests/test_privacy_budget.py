@@ -1,10 +1,13 @@
-"""The privacy ledger's arithmetic: ε over DP-SGD steps (opacus's RDP accountant), steps that fit a budget, what
+"""The privacy ledger's arithmetic: ε over DP-SGD steps (opacus's RDP and PRV accountants), steps that fit a budget, what
 a continued training counts, and the stats' ρ for their ε."""
 
 import math
 
 import pytest
 
+from opacus.accountants import PRVAccountant
+
+import synth_assets.privacy_budget as budget
 from synth_assets.privacy_budget import PrivacyLedger, default_delta
 from synth_assets.stages.value_protection import rho_for
 
@@ -17,14 +20,39 @@ def ledger() -> PrivacyLedger:
 
 def test_the_steps_that_fit_a_budget_are_the_most_that_stay_within_it():
     book = ledger()
-    steps = book.steps_within(4.0, 1.5, 0.05)
-    assert steps > 0
-    assert book.value_protection_epsilon() + book.training_epsilon((1.5, 0.05, steps)) <= 4.0
-    assert book.value_protection_epsilon() + book.training_epsilon((1.5, 0.05, steps + 1)) > 4.0
-    book.record_steps("t", 1.5, 0.05, steps)
+    by_rdp = book.steps_within(4.0, 1.5, 0.05)  # counted by the RDP bound first (fast)
+    assert by_rdp > 0
+    assert book.value_protection_epsilon() + book._rdp_epsilon((1.5, 0.05, by_rdp)) <= 4.0
+    assert book.value_protection_epsilon() + book._rdp_epsilon((1.5, 0.05, by_rdp + 1)) > 4.0
+    book.record_steps("t", 1.5, 0.05, by_rdp)
+    assert book.epsilon() <= 4.0
+    more = book.steps_within(4.0, 1.5, 0.05)  # then the PRV bound, tighter, allows more
+    assert more > 0.05 * by_rdp
+    book.record_steps("t", 1.5, 0.05, more)
     assert book.epsilon() <= 4.0 and book.steps_within(4.0, 1.5, 0.05) == 0
+    # the most within 1%: a hundredth more steps would pass the budget
+    assert book.value_protection_epsilon() + book.training_epsilon((1.5, 0.05, 1 + (by_rdp + more) // 100)) > 4.0
     assert ledger().steps_within(None, 1.5, 0.05, most=123) == 123  # no cap
     assert ledger().steps_within(0.9, 1.5, 0.05) == 0  # the stats took more than that
+
+
+def test_epsilon_is_the_lesser_of_the_rdp_and_prv_bounds_and_rdp_stands_when_prv_fails(monkeypatch):
+    book = ledger()
+    book.record_steps("t", 1.5, 0.05, 400)
+    book.record_steps("t", 1.37, 0.05, 100)  # a recalibrated noise: floored to the PRV grid, never rounded up
+    rdp = book._rdp_epsilon()
+    assert book.training_epsilon() < rdp
+    prv = PRVAccountant()
+    prv.history = [(1.5, 0.05, 400), (1.37, 0.05, 100)]
+    assert book.training_epsilon() >= prv.get_epsilon(book.training_delta) - 1e-9
+    budget._prv_composed.cache_clear()
+
+    def fails(*args, **kwargs):
+        raise ValueError("Discrete mean differs")
+
+    monkeypatch.setattr(PRVAccountant, "get_epsilon", fails)
+    assert book.training_epsilon() == rdp
+    budget._prv_composed.cache_clear()
 
 
 def test_a_continued_training_counts_what_its_checkpoint_spent_once():

@@ -1,6 +1,6 @@
 """DP-SGD for TabularARGN (opacus): each subject's gradient clipped to `max_grad_norm`, Gaussian noise of
 `noise_multiplier` times that added to their sum, subjects drawn by Poisson sampling, and every step counted in
-the dataset's privacy ledger (opacus's RDP accountant), which stops training before ε would pass the budget.
+the dataset's privacy ledger (opacus's RDP and PRV accountants), which stops training before ε would pass the budget.
 
 - Ghost clipping (synth_assets.dp_sgd, opacus): each subject's gradient norm comes from each Linear and
   Embedding layer's inputs and output gradients, without holding per-subject gradients. On diamonds a step costs
