@@ -413,3 +413,10 @@ def test_null_noise_spends_the_budget_over_the_steps_training_has(tmp_path, monk
     assert result.settings["model_size"] == "small"  # a private network is small unless train.model_size asks
     ledger = PrivacyLedger.model_validate_json((pipeline.paths.model / LEDGER_FILE).read_text())
     assert all(0.3 <= step.noise_multiplier <= 20 for step in ledger.training)
+    # no steps spent on random column orders unless asked: conditioning on a later column is refused with the fix,
+    # on the leading ones it works
+    assert result.settings["flexible_generation"] is False
+    with pytest.raises(SynthError, match="flexible_generation: true"):
+        pipeline.generate(seed_data=pd.DataFrame({"income": [1000.0] * 5}), publish=False)
+    given = pd.DataFrame({"female": [True] * 20})
+    assert pipeline.generate(seed_data=given, publish=False).tables["survey"]["female"].tolist() == [True] * 20

@@ -151,8 +151,10 @@ class Planner:
         if not self.flexible and order != self.default_order:
             raise SynthError(
                 "this model was trained with flexible_generation: false, so it can only draw columns in its "
-                "training order; conditioning on other columns needs a model trained with it on",
-                table=self.table.name, hint="set train.flexible_generation: true and retrain")
+                "training order (under differential privacy it is off unless set); conditioning on other columns "
+                "needs a model trained with it on", table=self.table.name,
+                hint="set train.flexible_generation: true and retrain (with differential privacy, training again "
+                     "spends ε), or give only the leading columns of the table")
         return order
 
     def _draws_records(self) -> bool:

@@ -22,8 +22,10 @@ class ARGNTrainOptions(TrainOptions):
     dropout: float | None = Field(
         None, ge=0, lt=1, description="Share of hidden units dropped while training; chosen from the data size if unset.")
     early_stopping_patience: int = Field(4, ge=1, description="Epochs without validation improvement.")
-    flexible_generation: bool = Field(
-        True, description="Train on a random column order per batch, so any columns can condition the rest.")
+    flexible_generation: bool | None = Field(
+        None, description="Train on a random column order in half the batches, so any columns can condition the "
+                          "rest. Unset: on, but off under differential privacy, where those batches spend ε on "
+                          "orders that unconditional generation never draws.")
     max_sequence_window: int | None = Field(
         None, ge=1, le=64, description="Child tables: how many earlier records of the same parent each record's model "
                                        "sees. Unset: chosen from the data (sequence lengths and columns).")
