@@ -84,9 +84,13 @@ class PrivacyLedger(BaseModel):
         rdp = self._rdp(extra)
         if rdp is None:
             return 0.0
+        import warnings
+
         from opacus.accountants.analysis import rdp as analysis
 
-        epsilon, _ = analysis.get_privacy_spent(orders=_orders(), rdp=rdp, delta=self.training_delta)
+        with warnings.catch_warnings():  # "optimal order is the largest alpha": searches probe far-off settings
+            warnings.filterwarnings("ignore", message="Optimal order")
+            epsilon, _ = analysis.get_privacy_spent(orders=_orders(), rdp=rdp, delta=self.training_delta)
         return float(epsilon)
 
     def epsilon(self) -> float:
@@ -141,24 +145,35 @@ class PrivacyLedger(BaseModel):
 
     def noise_for_steps(self, epsilon: float | None, sample_rate: float, steps: int,
                         bounds: tuple[float, float]) -> float:
-        """The least noise multiplier within `bounds` at which `steps` more steps keep the total ε at most `epsilon`
-        (the most noise when even that does not; the least without a cap)."""
+        """The least noise multiplier within `bounds` at which `steps` more steps keep the total ε at most about
+        `epsilon` (the most noise when even that does not; the least without a cap). A choice, not the guarantee:
+        `steps_within` counts the steps that keep within the budget at whatever noise is chosen."""
         low, high = bounds
         if epsilon is None:
             return low
         room = epsilon - self.value_protection_epsilon()
-        # the RDP bound alone: a fast search, and a noise that fits it fits the lesser bound too
-        fits = lambda noise: self._rdp_epsilon((noise, sample_rate, steps)) <= room  # noqa: E731
-        if not fits(high):
-            return high
-        if fits(low):
-            return low
-        for _ in range(20):  # ε falls as the noise grows: bisect to within 2%
-            if high / low < 1.02:
-                break
-            middle = (low * high) ** 0.5
-            low, high = (low, middle) if fits(middle) else (middle, high)
-        return high
+
+        def least(tightness: float) -> float:
+            """Bisection on the RDP bound (fast), scaled by how much tighter the lesser bound is."""
+            fits = lambda noise: self._rdp_epsilon((noise, sample_rate, steps)) * tightness <= room  # noqa: E731
+            lo, hi = low, high
+            if not fits(hi):
+                return hi
+            if fits(lo):
+                return lo
+            for _ in range(20):  # ε falls as the noise grows: bisect to within 2%
+                if hi / lo < 1.02:
+                    break
+                middle = (lo * hi) ** 0.5
+                lo, hi = (lo, middle) if fits(middle) else (middle, hi)
+            return hi
+
+        by_rdp = least(1.0)
+        if by_rdp >= high:  # not even the most noise fits these steps (PRV's cost grows with them: not asked)
+            return by_rdp
+        rdp = self._rdp_epsilon((by_rdp, sample_rate, steps))
+        # one PRV call: the lesser bound's ratio to RDP's there, about the same at the noises nearby
+        return least(self.training_epsilon((by_rdp, sample_rate, steps)) / rdp) if rdp > 0 else by_rdp
 
     def batch_within(self, epsilon: float | None, noise_multiplier: float, samples: int, batch: int,
                      epochs: float = MIN_PRIVATE_EPOCHS, least: int = MIN_PRIVATE_BATCH) -> int:

@@ -101,7 +101,11 @@ def chosen_noise(epsilon_cap: float, *, seconds: float, max_epochs: int, samples
                                     model_name="t", samples=samples, batch=batch, epsilon_cap=epsilon_cap,
                                     device="cpu", seconds=seconds, max_epochs=max_epochs)
     private.close()
-    return private.noise, private.steps_left * private.sample_rate  # the noise, the passes the budget allows
+    # the steps counted by RDP, then (once those are taken, as training does) the ones the PRV bound adds
+    steps = private.steps_left
+    book.record_steps("t", private.noise, private.sample_rate, steps)
+    steps += book.steps_within(epsilon_cap, private.noise, private.sample_rate)
+    return private.noise, steps * private.sample_rate  # the noise, the passes the budget allows
 
 
 def test_null_noise_is_the_least_that_spends_the_budget_but_no_more_than_1_5_unless_three_passes_need_it():
