@@ -117,7 +117,7 @@ class TabularARGNBackend(Backend):
                 left = max(shares[name] / sum(shares[n] for n in names[k:]), 0.5 / (len(names) - k))
                 subjects = read_parquet(encoded_dir / name / SUBJECTS_FILE)["subject"].to_numpy()
                 privacy = Privacy(ledger, name, dp.max_epsilon, budget_share(dp.max_epsilon, ledger.epsilon(), left),
-                                  None if k == 0 else subjects, stats.privacy.subjects)
+                                  None if k == 0 else subjects, stats.privacy.subjects, in_tree=True)
             sub = replace(request, options=request.options.model_copy(update={"max_training_time": share}),
                           previous_model=request.previous_model / name if request.previous_model else None,
                           resume_dir=request.resume_dir / name if request.resume_dir else None)

@@ -25,7 +25,7 @@ import numpy as np
 
 from synth_assets.plugin_api import (IncompatibleModel, ProgressRecord, SynthError, TrainRequest, atomic_dir,
                                      budget_spent, continue_ledger, recover_dir, save_ledger)
-from synth_tabular_argn.private_training import LEARNING_RATE_SCALE, RECORDS_BATCH_SCALE, PrivateSteps, Subjects
+from synth_tabular_argn.private_training import LEARNING_RATE_SCALE, TREE_BATCH_SCALE, PrivateSteps, Subjects
 
 # With flexible generation, this share of batches sees a random column order (so any columns can
 # condition the rest); the others see the data order, which unconditional generation uses (pure random
@@ -56,6 +56,7 @@ class Privacy:
     epsilon_cap: float | None
     subject_ids: np.ndarray | None
     total_subjects: int
+    in_tree: bool = False  # one of a tree's models (they take larger batches)
 
 
 def fit(model, train_tokens: np.ndarray, valid_tokens: np.ndarray, groups: list[list[int]], request: TrainRequest,
@@ -80,7 +81,7 @@ def fit(model, train_tokens: np.ndarray, valid_tokens: np.ndarray, groups: list[
     # narrow integer tensors; a batch is widened to int64 only when it is used
     train = torch.as_tensor(train_tokens, device=device)
     valid = torch.as_tensor(valid_tokens, device=device)
-    batch = options.batch_size or default_batch_size(len(train)) * (RECORDS_BATCH_SCALE if privacy and given else 1)
+    batch = options.batch_size or default_batch_size(len(train)) * (TREE_BATCH_SCALE if privacy and privacy.in_tree else 1)
     # DP-SGD's noise regularizes as it is: dropout on top only hides more of the signal (rwm5yr's years at ε 4,
     # 5 minutes: accuracy 0.913 and coherence 0.884 without it, 0.871 and 0.710 with the sequences' 0.5)
     dropout = options.dropout if options.dropout is not None else 0.0 if privacy else default_dropout(len(train))
