@@ -116,7 +116,8 @@ def main(argv: list[str] | None = None) -> None:
     # another seed is another split: its runs get folders of their own, so seed 0's reference stays reusable
     suffix = "" if args.seed == 0 else f"-seed{args.seed}"
     if not args.reference_only:
-        out = work / f"ours{suffix}"
+        # runs with other train options get folders of their own, so that two can run side by side
+        out = work / ("ours" + suffix + "".join(f"-{option}" for option in args.ours_train))
         runs["ours"] = run_engine("ours", [sys.executable, str(REPO / "bench" / "run_ours.py"), *common,
                                            "--out", str(out), "--table", RECORDS, "--order-by", *args.order_by,
                                            "--train-option", *args.ours_train], out)
