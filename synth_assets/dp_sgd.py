@@ -133,6 +133,7 @@ class PrivateOptimizer:
     steps_left: int = 0
     steps_taken: int = 0
     started: float = 0.0
+    tightness: float = 1.0  # the lesser ε bound's ratio to RDP's (privacy_budget.PrivacyLedger.tightness)
     average: WeightAverage = field(default_factory=WeightAverage)
 
     @classmethod
@@ -153,11 +154,13 @@ class PrivateOptimizer:
         batch = ledger.batch_within(epsilon_cap, dp.noise_multiplier or PREFERRED_NOISE, samples, batch)
         rate = min(1.0, batch / max(samples, 1))
         most_steps = max(1, round(max_epochs / rate))
-        ceiling, noise = dp.noise_multiplier, dp.noise_multiplier
+        ceiling, noise, tightness = dp.noise_multiplier, dp.noise_multiplier, 1.0
         if auto:
-            ceiling = ledger.noise_for_steps(epsilon_cap, rate, math.ceil(MIN_PRIVATE_EPOCHS / rate),
-                                             (PREFERRED_NOISE, AUTO_NOISE[1]))
+            passes = math.ceil(MIN_PRIVATE_EPOCHS / rate)
+            ceiling = ledger.noise_for_steps(epsilon_cap, rate, passes, (PREFERRED_NOISE, AUTO_NOISE[1]))
             noise = ledger.noise_for_steps(epsilon_cap, rate, most_steps, (AUTO_NOISE[0], ceiling))
+            # how much tighter the lesser bound is than RDP's there, measured once: recalibrations scale RDP by it
+            tightness = ledger.tightness(noise, rate, passes) if epsilon_cap is not None else 1.0
         expected = max(1, round(rate * samples))
         module = GradSampleModuleFastGradientClipping(model, max_grad_norm=dp.max_grad_norm, use_ghost_clipping=True,
                                                       loss_reduction="mean")
@@ -166,7 +169,8 @@ class PrivateOptimizer:
                                                   expected_batch_size=expected, loss_reduction="mean",
                                                   generator=generator)
         out = cls(module, wrapped, torch.Generator().manual_seed(secrets.randbits(63)), rate, expected, ledger,
-                  model_name, epsilon_cap, noise, auto, ceiling, seconds, most_steps, started=time.perf_counter())
+                  model_name, epsilon_cap, noise, auto, ceiling, seconds, most_steps, started=time.perf_counter(),
+                  tightness=tightness)
         out.steps_left = ledger.steps_within(epsilon_cap, noise, rate)
         return out
 
@@ -223,10 +227,16 @@ class PrivateOptimizer:
         coming = int(min(self.most_steps - self.steps_taken, max(self.seconds - elapsed, 0.0) / max(per_step, 1e-6)))
         if coming < 1:
             return
-        noise = self.ledger.noise_for_steps(self.epsilon_cap, self.sample_rate, coming, (AUTO_NOISE[0], self.ceiling))
-        if noise != self.noise:  # the same noise: the steps counted for it still hold
-            self.noise = self.optimizer.noise_multiplier = noise
-            self.steps_left = self.ledger.steps_within(self.epsilon_cap, self.noise, self.sample_rate)
+        noise = self.ledger.noise_for_steps(self.epsilon_cap, self.sample_rate, coming, (AUTO_NOISE[0], self.ceiling),
+                                            tightness=self.tightness)
+        if noise == self.noise:  # the steps counted for it still hold
+            return
+        if self.ledger.rdp_steps_within(self.epsilon_cap, noise, self.sample_rate) == 0:
+            # the steps RDP allows are taken: the rest are PRV's at the noise they were counted at (another noise
+            # would mean another PRV search, seconds every hundred steps)
+            return
+        self.noise = self.optimizer.noise_multiplier = noise
+        self.steps_left = self.ledger.steps_within(self.epsilon_cap, self.noise, self.sample_rate)
 
     def settings(self, unit: str) -> dict:
         used = sorted({round(t.noise_multiplier, 3) for t in self.ledger.training if t.model == self.model_name})
