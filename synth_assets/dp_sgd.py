@@ -134,6 +134,7 @@ class PrivateOptimizer:
     steps_taken: int = 0
     started: float = 0.0
     tightness: float = 1.0  # the lesser ε bound's ratio to RDP's (privacy_budget.PrivacyLedger.tightness)
+    prv_steps: bool = False  # RDP's steps are taken: the steps left are those the PRV bound adds
     average: WeightAverage = field(default_factory=WeightAverage)
 
     @classmethod
@@ -154,13 +155,14 @@ class PrivateOptimizer:
         batch = ledger.batch_within(epsilon_cap, dp.noise_multiplier or PREFERRED_NOISE, samples, batch)
         rate = min(1.0, batch / max(samples, 1))
         most_steps = max(1, round(max_epochs / rate))
-        ceiling, noise, tightness = dp.noise_multiplier, dp.noise_multiplier, 1.0
+        ceiling, noise = dp.noise_multiplier, dp.noise_multiplier
+        passes = math.ceil(MIN_PRIVATE_EPOCHS / rate)
         if auto:
-            passes = math.ceil(MIN_PRIVATE_EPOCHS / rate)
             ceiling = ledger.noise_for_steps(epsilon_cap, rate, passes, (PREFERRED_NOISE, AUTO_NOISE[1]))
             noise = ledger.noise_for_steps(epsilon_cap, rate, most_steps, (AUTO_NOISE[0], ceiling))
-            # how much tighter the lesser bound is than RDP's there, measured once: recalibrations scale RDP by it
-            tightness = ledger.tightness(noise, rate, passes) if epsilon_cap is not None else 1.0
+        # how much tighter the lesser bound is than RDP's there, measured once: recalibrations scale RDP by it, and
+        # the share of the budget spent counts the steps PRV will add
+        tightness = ledger.tightness(noise, rate, passes) if epsilon_cap is not None else 1.0
         expected = max(1, round(rate * samples))
         module = GradSampleModuleFastGradientClipping(model, max_grad_norm=dp.max_grad_norm, use_ghost_clipping=True,
                                                       loss_reduction="mean")
@@ -183,9 +185,14 @@ class PrivateOptimizer:
         return self.steps_left <= 0
 
     def spent_share(self) -> float:
-        """The share of the steps the budget allows that this training has taken (0 without a cap)."""
+        """The share of the steps the budget allows that this training has taken (0 without a cap). While RDP's
+        steps last, PRV's are reckoned: ε grows about with the square root of the steps, so a bound tighter by a
+        factor t allows about 1/t² times the steps (the learning rate's schedule follows this share, and would
+        otherwise sit at its floor for PRV's steps)."""
         planned = self.steps_taken + self.steps_left
-        return self.steps_taken / planned if self.epsilon_cap is not None and planned > 0 else 0.0
+        if not self.prv_steps:
+            planned = planned / self.tightness ** 2
+        return min(1.0, self.steps_taken / planned) if self.epsilon_cap is not None and planned > 0 else 0.0
 
     def draw(self, samples: int) -> np.ndarray:
         """A Poisson sample: each of `samples` subjects in this step's batch with the sampling rate."""
@@ -214,6 +221,7 @@ class PrivateOptimizer:
         self.steps_taken += 1
         if self.steps_left <= 0:  # counted by the RDP bound: the PRV bound may allow some more
             self.steps_left = self.ledger.steps_within(self.epsilon_cap, self.noise, self.sample_rate)
+            self.prv_steps = True
         if self.auto and (self.steps_taken == FIRST_CALIBRATION or self.steps_taken % RECALIBRATE_EVERY == 0):
             self.recalibrate()
 
@@ -237,6 +245,7 @@ class PrivateOptimizer:
             return
         self.noise = self.optimizer.noise_multiplier = noise
         self.steps_left = self.ledger.steps_within(self.epsilon_cap, self.noise, self.sample_rate)
+        self.prv_steps = False  # RDP still allowed steps at this noise: they are what steps_within counted
 
     def settings(self, unit: str) -> dict:
         used = sorted({round(t.noise_multiplier, 3) for t in self.ledger.training if t.model == self.model_name})
