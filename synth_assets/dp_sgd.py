@@ -235,7 +235,14 @@ class PrivateOptimizer:
         coming = int(min(self.most_steps - self.steps_taken, max(self.seconds - elapsed, 0.0) / max(per_step, 1e-6)))
         if coming < 1:
             return
-        noise = self.ledger.noise_for_steps(self.epsilon_cap, self.sample_rate, coming, (AUTO_NOISE[0], self.ceiling),
+        bounds = (AUTO_NOISE[0], self.ceiling)
+        if self.steps_taken == FIRST_CALIBRATION and self.epsilon_cap is not None:
+            # the ratio measured again where training is headed, the steps the time holds (PRV is tighter on more
+            # steps at less noise: measured at three passes it chose too little noise, and diamonds' budget ended
+            # 70 of 300 seconds early)
+            by_rdp = self.ledger.noise_for_steps(self.epsilon_cap, self.sample_rate, coming, bounds, tightness=1.0)
+            self.tightness = self.ledger.tightness(by_rdp, self.sample_rate, coming)
+        noise = self.ledger.noise_for_steps(self.epsilon_cap, self.sample_rate, coming, bounds,
                                             tightness=self.tightness)
         if noise == self.noise:  # the steps counted for it still hold
             return
