@@ -34,7 +34,7 @@ LEDGER_FILE = "privacy.json"  # beside a checkpoint
 # PRV's cost grows with the distinct (noise, rate) pairs it composes: noises are floored to this grid for it (less
 # noise: a larger ε, so the bound still holds), which keeps recalibrated noises to a few pairs
 PRV_NOISE_GRID = 0.02
-# its upper bound is the estimate plus at most this: twice opacus's default, which takes twice the time
+# its upper bound is the estimate plus at most this: twice opacus's default, at half the time a call
 PRV_EPSILON_ERROR = 0.02
 
 

@@ -20,13 +20,14 @@ from synth_assets.plugin_api import BudgetedSteps, PrivateOptimizer
 
 # A private model's batch: a flat table's as a plain model's, a tree's models' twice that. Larger batches shrink
 # DP-SGD's noise against the signal (σ·C/B), but a budget spent in fewer steps trains less far; measured with the
-# budget's steps counted by PRV and no random column orders (5 minutes at ε 4, judge's accuracy): diamonds 0.916,
-# 0.917 and 0.918 at 256 rows a step, 0.906 and 0.907 at 512, 0.897 at 1,024; rwm5yr (persons and their years)
-# 0.929 and 0.931 with twice the plain batch in both models, 0.919 with the plain batches, 0.913 with the plain
-# batch for the persons only and 0.936 in a second run of that (runs of one setting spread by 0.02)
+# budget's steps counted by PRV and no random column orders (5 minutes at ε 4, judge's accuracy): diamonds 0.896 to
+# 0.921 (mean 0.912, eight runs) at 256 rows a step, 0.906 and 0.907 at 512, 0.897 at 1,024; rwm5yr (persons and
+# their years) 0.922 to 0.934 (mean 0.930, six runs) with twice the plain batch in both models, 0.919 with the
+# plain batches, 0.913 and 0.936 with the plain batch for the persons only
 TREE_BATCH_SCALE = 2
-# a private model's learning rate, this many times a plain one's: its clipped, noisy steps are few (diamonds, 5 minutes at ε 4: accuracy 0.927
-# with 1,024 rows a step at 1e-2, 0.917 with 2,048 at 4e-3, 0.891 with 512 at 2e-3, on 2026-12-05's code)
+# a private model's learning rate, this many times a plain one's: its clipped, noisy steps are few (diamonds, 5
+# minutes at ε 4: accuracy 0.927 with 1,024 rows a step at 1e-2, 0.917 with 2,048 at 4e-3, 0.891 with 512 at 2e-3,
+# on 2026-12-05's code)
 LEARNING_RATE_SCALE = 3.5
 
 
