@@ -158,8 +158,8 @@ class PrivateOptimizer:
         ceiling, noise = dp.noise_multiplier, dp.noise_multiplier
         passes = math.ceil(MIN_PRIVATE_EPOCHS / rate)
         if auto:
-            ceiling = ledger.noise_for_steps(epsilon_cap, rate, passes, (PREFERRED_NOISE, AUTO_NOISE[1]))
-            noise = ledger.noise_for_steps(epsilon_cap, rate, most_steps, (AUTO_NOISE[0], ceiling))
+            ceiling, _ = ledger.noise_for_steps(epsilon_cap, rate, passes, (PREFERRED_NOISE, AUTO_NOISE[1]))
+            noise, _ = ledger.noise_for_steps(epsilon_cap, rate, most_steps, (AUTO_NOISE[0], ceiling))
         # how much tighter the lesser bound is than RDP's there, measured once: recalibrations scale RDP by it, and
         # the share of the budget spent counts the steps PRV will add
         tightness = ledger.tightness(noise, rate, passes) if epsilon_cap is not None else 1.0
@@ -235,15 +235,13 @@ class PrivateOptimizer:
         coming = int(min(self.most_steps - self.steps_taken, max(self.seconds - elapsed, 0.0) / max(per_step, 1e-6)))
         if coming < 1:
             return
-        bounds = (AUTO_NOISE[0], self.ceiling)
-        if self.steps_taken == FIRST_CALIBRATION and self.epsilon_cap is not None:
-            # the ratio measured again where training is headed, the steps the time holds (PRV is tighter on more
-            # steps at less noise: measured at three passes it chose too little noise, and diamonds' budget ended
-            # 70 of 300 seconds early)
-            by_rdp = self.ledger.noise_for_steps(self.epsilon_cap, self.sample_rate, coming, bounds, tightness=1.0)
-            self.tightness = self.ledger.tightness(by_rdp, self.sample_rate, coming)
-        noise = self.ledger.noise_for_steps(self.epsilon_cap, self.sample_rate, coming, bounds,
-                                            tightness=self.tightness)
+        # at the first calibration the ratio is measured again where training is headed, the steps the time holds
+        # (PRV is tighter on more steps at less noise: measured at three passes it chose too little noise, and
+        # diamonds' budget ended 70 of 300 seconds early)
+        given = None if self.steps_taken == FIRST_CALIBRATION else self.tightness
+        noise, measured = self.ledger.noise_for_steps(self.epsilon_cap, self.sample_rate, coming,
+                                                      (AUTO_NOISE[0], self.ceiling), given)
+        self.tightness = measured or self.tightness
         if noise == self.noise:  # the steps counted for it still hold
             return
         if self.ledger.rdp_steps_within(self.epsilon_cap, noise, self.sample_rate) == 0:

@@ -155,14 +155,16 @@ class PrivacyLedger(BaseModel):
         return _last_within(lambda n: self._rdp_epsilon((noise_multiplier, sample_rate, n)) <= room, 0, most)
 
     def noise_for_steps(self, epsilon: float | None, sample_rate: float, steps: int,
-                        bounds: tuple[float, float], tightness: float | None = None) -> float:
+                        bounds: tuple[float, float], tightness: float | None = None) -> tuple[float, float | None]:
         """The least noise multiplier within `bounds` at which `steps` more steps keep the total ε at most about
-        `epsilon` (the most noise when even that does not; the least without a cap). A choice, not the guarantee:
-        `steps_within` counts the steps that keep within the budget at whatever noise is chosen. The search runs on
-        the RDP bound scaled by `tightness`, the lesser bound's ratio to it (None: measured here, one PRV call)."""
+        `epsilon` (the most noise when even that does not; the least without a cap), and the ratio it searched by.
+        A choice, not the guarantee: `steps_within` counts the steps that keep within the budget at whatever noise
+        is chosen. The search runs on the RDP bound scaled by `tightness`, the lesser bound's ratio to it; None:
+        measured here at the noise RDP alone would choose (one PRV call), and returned (None where not even the most
+        noise fits: PRV's cost grows with the steps, and it is not asked)."""
         low, high = bounds
         if epsilon is None:
-            return low
+            return low, tightness
         room = epsilon - self.value_protection_epsilon()
 
         def least(scale: float) -> float:
@@ -181,10 +183,10 @@ class PrivacyLedger(BaseModel):
 
         if tightness is None:
             by_rdp = least(1.0)
-            if by_rdp >= high:  # not even the most noise fits these steps (PRV's cost grows with them: not asked)
-                return by_rdp
+            if by_rdp >= high:  # not even the most noise fits these steps
+                return by_rdp, None
             tightness = self.tightness(by_rdp, sample_rate, steps)
-        return least(tightness)
+        return least(tightness), tightness
 
     def tightness(self, noise_multiplier: float, sample_rate: float, steps: int) -> float:
         """The lesser bound's ratio to the RDP bound with `steps` more steps (one PRV call): about the same at the
