@@ -16,6 +16,8 @@ A backend built on these names keeps working while the core changes underneath; 
   (`RARE_THRESHOLD`, `RARE_TOKEN`), and the value helpers the stats use for text codes, coordinates and dates;
   a backend chooses its own encodings from them, and maps the per-column `encoding:` words it takes to `HINTS`
   (`Backend.column_encodings`);
+- training with torch: `resolve_device` (the one device rule) and `adamw` (the one optimiser: AdamW, fused where
+  torch has the kernel);
 - differential privacy's bookkeeping: `start_ledger` (the ledger a DP training adds its steps to), `continue_ledger`
   (what a reused or resumed checkpoint spent, added), `PrivacyLedger.steps_within` (how many DP-SGD steps the budget leaves),
   `save_ledger` (beside the checkpoint, as `LEDGER_FILE`), `budget_spent`, `budget_share` (a tree's models);
@@ -69,6 +71,7 @@ from synth_assets.dp_sgd import PrivateOptimizer, BudgetedSteps
 from synth_assets.config import ColumnSpec, DatasetSpec, ForeignKey, Project, ProjectSpec, SplitSpec, TableSpec
 from synth_assets.errors import IncompatibleModel, SynthError
 from synth_assets.hookspecs import hookimpl
+from synth_assets.optimizer import adamw
 from synth_assets.options import (DifferentialPrivacy, Fairness, GenerateOptions, Imputation, Options, Rebalancing,
                                   TrainOptions)
 from synth_assets.pipeline import DatasetPipeline
@@ -139,7 +142,7 @@ def open_workspace(workspace: Path) -> DatasetPipeline:
 
 __all__ = [
     "FLAT", "SEQUENTIAL", "RELATIONAL", "Backend", "Capabilities", "DRAW_SECONDS", "SEED_PARENT", "GenerateRequest", "ProgressCallback",
-    "ProgressRecord", "TrainRequest", "TrainResult", "dataset_shape", "resolve_device",
+    "ProgressRecord", "TrainRequest", "TrainResult", "dataset_shape", "resolve_device", "adamw",
     "Options", "TrainOptions", "GenerateOptions", "DifferentialPrivacy", "Rebalancing", "Imputation", "Fairness",
     "PARTITIONS", "Split", "context_key", "parent_first", "DatasetStats", "TableStats", "ColumnStats", "RARE_THRESHOLD", "RARE_TOKEN", "DATETIME_PARTS", "HINTS",
     "character_matrix", "lat_long_cell", "lat_long_grid", "lat_long_parts", "records_per_parent",

@@ -177,7 +177,10 @@ def test_dp_stats_keep_a_thin_tail_as_a_range_and_a_grid_that_a_few_odd_values_l
                  else float(np.mean(np.array(tail.quantiles) > 7.5)))
         assert above >= 0.025 and tail.max >= 12, (above, tail.max)
         grid = columns["schooling"]
-        assert grid.decimals == 1 and grid.discrete and set(grid.categories) <= set(halves), grid
+        # a value nobody holds passes the noise in 1% of draws by design (value_protection.PHANTOM), with about the
+        # cut's count: 1% of the rows (27.2 or 11.4 among the halves once in a hundred draws)
+        phantoms = sum(s for c, s in zip(grid.categories, grid.category_shares) if c not in halves)
+        assert grid.decimals == 1 and grid.discrete and set(halves) <= set(grid.categories) and phantoms < 0.02, grid
 
 
 def test_a_dp_range_ends_on_the_grid_as_rounding_writes_it():

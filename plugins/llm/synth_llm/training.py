@@ -23,8 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from synth_assets.plugin_api import (ProgressRecord, SynthError, TrainRequest, atomic_dir, budget_spent, save_ledger,
-                                     write_json)
+from synth_assets.plugin_api import (ProgressRecord, SynthError, TrainRequest, adamw, atomic_dir, budget_spent,
+                                     save_ledger, write_json)
 from synth_llm.assemblers import Examples
 from synth_llm.private_training import PRIVATE_BATCH, PrivateSteps
 
@@ -94,7 +94,7 @@ def fit(model, train: Examples, valid: Examples, request: TrainRequest, save_bes
     options = request.options
     model.to(device).train()
     trainable = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(trainable, lr=options.learning_rate, weight_decay=0.01)
+    optimizer = adamw(trainable, lr=options.learning_rate, weight_decay=0.01)
     batch = options.batch_size or (PRIVATE_BATCH if privacy else DEFAULT_BATCH)
     private = None
     if privacy is not None:

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from synth_assets.plugin_api import (IncompatibleModel, ProgressRecord, SynthError, TrainRequest, atomic_dir,
+from synth_assets.plugin_api import (IncompatibleModel, ProgressRecord, SynthError, TrainRequest, adamw, atomic_dir,
                                      budget_spent, continue_ledger, recover_dir, save_ledger)
 from synth_tabular_argn.private_training import LEARNING_RATE_SCALE, TREE_BATCH_SCALE, PrivateSteps, Subjects
 
@@ -88,7 +88,7 @@ def fit(model, train_tokens: np.ndarray, valid_tokens: np.ndarray, groups: list[
     dropout = options.dropout if options.dropout is not None else 0.0 if privacy else default_dropout(len(train))
     set_dropout(model, dropout)
     learning_rate = options.learning_rate or default_learning_rate(batch) * (LEARNING_RATE_SCALE if privacy else 1)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate, weight_decay=1e-4)
+    optimizer = adamw(model.parameters(), lr=learning_rate, weight_decay=1e-4)
     shuffler = torch.Generator(device="cpu").manual_seed(options.seed or 0)
     state = Progress()
     best_weights = None
