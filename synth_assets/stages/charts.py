@@ -64,9 +64,10 @@ def _figure(width: float, height: float):
     return plt, plt.figure(figsize=(width, height), dpi=80)
 
 
-def _png(plt, figure) -> bytes:
+def _png(plt, figure, tight: bool = True) -> bytes:
     buffer = io.BytesIO()
-    figure.tight_layout()
+    if tight:
+        figure.tight_layout()
     figure.savefig(buffer, format="png")
     plt.close(figure)
     return buffer.getvalue()
@@ -96,6 +97,7 @@ def _distributions(columns: list[ColumnStats], bins: dict) -> bytes:
     across = min(n, 4)
     down = int(np.ceil(n / across))
     plt, figure = _figure(4.2 * across, 3.0 * down)
+    _grid_margins(figure, across, down)
     for i, column in enumerate(columns, start=1):
         labels, codes = bins[column.name]
         keep = [j for j in range(len(labels)) if any(shares(c, len(labels))[j] > 0 for c in codes)]
@@ -109,7 +111,24 @@ def _distributions(columns: list[ColumnStats], bins: dict) -> bytes:
         ax.tick_params(axis="y", labelsize=7)
         if i == 1:
             ax.legend(fontsize=7)
-    return _png(plt, figure)
+    return _png(plt, figure, tight=False)
+
+
+# room around each small multiple, in inches: its labels are at most 14 characters of 7 points, turned 60 degrees
+# (0.7 in below the axes, half that to the left of the first bar), its title 10 points above it
+GRID_MARGINS = {"left": 0.5, "right": 0.1, "top": 0.3, "bottom": 0.8, "across": 0.5, "down": 1.1}
+
+
+def _grid_margins(figure, across: int, down: int) -> None:
+    """Fixed margins for a grid of small multiples. tight_layout measured every label of every axes first: a
+    third of the time of a 16-column chart, the quality stage's largest cost."""
+    m = GRID_MARGINS
+    width, height = figure.get_size_inches()
+    axes_width = (width - m["left"] - m["right"] - (across - 1) * m["across"]) / across
+    axes_height = (height - m["top"] - m["bottom"] - (down - 1) * m["down"]) / down
+    figure.subplots_adjust(left=m["left"] / width, right=1 - m["right"] / width, top=1 - m["top"] / height,
+                           bottom=m["bottom"] / height, wspace=m["across"] / axes_width,
+                           hspace=m["down"] / axes_height)
 
 
 def _correlations(columns: list[ColumnStats], bins: dict) -> bytes:
