@@ -69,7 +69,7 @@ def launched(tmp_path_factory):
                 source: loans.csv
                 primary_key: loan_id
                 foreign_keys: [{column: work_id, references: works}]
-            train: {max_training_time: 2, max_epochs: 10, text: {model_size: tiny, time_share: 0.5, max_epochs: 8}}
+            train: {max_training_time: 2, max_epochs: 10, text: {model_size: tiny, time_share: 0.5, max_epochs: 5}}
             generate: {sample_size: 300, seed: 1}
           art_llm:
             backend: llm
