@@ -236,8 +236,10 @@ def open_launchpad(page, materialize_button):
 
     materialize_button.locator("xpath=ancestor::div[1]").get_by_role("button", name="arrow_drop_down").click()
     page.get_by_role("menuitem", name="Open launchpad").click()
-    dialog = page.get_by_role("dialog")
-    expect(dialog.get_by_text("Launchpad")).to_be_visible()
+    # the launchpad's dialog by its header: the dropdown's menu is a dialog too, for as long as it fades out
+    header = page.get_by_text(re.compile(r"^Launchpad \("))
+    expect(header).to_be_visible()
+    dialog = page.get_by_role("dialog").filter(has=header)
     editor = dialog.locator(".CodeMirror").first
     expect(editor.locator(".CodeMirror-line").first).to_be_visible()
     return dialog, editor
