@@ -42,12 +42,12 @@ chromium:
 # file's tests, and the trained fixtures they share, on one worker
 TEST_WORKERS ?= 2
 test: install chromium
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 # the inner loop: no end-to-end runs (dg launch, the browser, killed processes), no test of ten seconds or more,
 # none of the LLM backend's; `make test` (what CI runs) still runs every test
 test-fast: install
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile -m "not e2e and not slow and not llm"
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder -m "not e2e and not slow and not llm"
 
 check: install
 	$(BIN)/dg check defs

@@ -26,12 +26,23 @@ S3_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "test
 DEMO = REPO / "data" / "demo" / "diamonds.csv.gz"
 
 
+# how heavy a test is, by its marker: an end-to-end run (other processes, a launch) or one of ten seconds or more
+WEIGHTS = {"e2e": 3, "slow": 1}
+
+
 def pytest_collection_modifyitems(config, items):
-    """The LLM backend's tests carry the `llm` marker, by their folder."""
+    """The LLM backend's tests carry the `llm` marker, by their folder. The heaviest files come first: the workers
+    take files in this order (`--no-loadscope-reorder`), so one that takes a minute never starts last while the
+    other worker has nothing left (ordered by their number of tests, a one-test browser file ended the run alone)."""
     llm = REPO / "plugins" / "llm"
     for item in items:
         if llm in Path(item.fspath).parents:
             item.add_marker(pytest.mark.llm)
+    weight: dict[str, int] = {}
+    for item in items:
+        heaviest = max((w for name, w in WEIGHTS.items() if item.get_closest_marker(name)), default=0)
+        weight[item.fspath] = weight.get(item.fspath, 0) + heaviest
+    items.sort(key=lambda item: -weight[item.fspath])  # stable: each file's tests stay together, in their order
 
 
 @pytest.fixture(scope="session")
