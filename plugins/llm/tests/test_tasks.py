@@ -15,6 +15,9 @@ FAST = {"max_training_time": 0.25, "max_epochs": 200, "model_size": "tiny", "con
 # three seconds: for tests of what the tasks do with given values, which the schema-constrained decoding keeps
 # valid whatever the model learned
 BRIEF = {**FAST, "max_training_time": 0.05}
+# nine seconds: for the launches, whose figures hold by the schema (keys, years, plans, valid rows) and whose
+# privacy gates only get safer with less training
+LAUNCH = {**FAST, "max_training_time": 0.15}
 LINKS = {"persons": {"primary_key": "person_id"},
          "visits": {"primary_key": "visit_id", "order_by": "day",
                     "foreign_keys": [{"column": "person_id", "references": "persons"}]}}
@@ -172,20 +175,20 @@ def test_the_three_tasks_materialize_through_dg_launch_with_the_checks_on(tmp_pa
     years = {"persons": {"source": "panel_persons.parquet", **PANEL["persons"]},  # records keyed by year
              "records": {"source": "panel_records.parquet", **PANEL["records"]}}
     datasets = {
-        # 60 holdout persons: the DCR share of a 15-second model moves by about ±0.06 from run to run. And 240
+        # 60 holdout persons: the DCR share of a model of seconds moves by about ±0.06 from run to run. And 240
         # training persons fill most of the 390 (female, region, born) cells: a model that learns them writes
         # training persons more often than unseen ones (excess 0.14 with two cores to itself, within the noise
         # when it has one), so the DCR excess is left to the gate's own tests (tests/test_differential_privacy.py)
-        "visits_synth": {"backend": "llm", "tables": tree, "train": FAST, "generate": {"sample_size": 150, "seed": 1},
+        "visits_synth": {"backend": "llm", "tables": tree, "train": LAUNCH, "generate": {"sample_size": 150, "seed": 1},
                          "quality": {"max_dcr_share": 0.7, "max_dcr_excess": None}},
         # semi-synthetic rows keep half their real fields, so they sit nearer their training rows by design:
         # its privacy gate is the user's explicit, looser threshold, without the attacks
-        "panel_semi": {"backend": "llm", "tables": years, "train": {**FAST, "task": "rel_semi_synth"},
+        "panel_semi": {"backend": "llm", "tables": years, "train": {**LAUNCH, "task": "rel_semi_synth"},
                         "generate": {"sample_size": 100, "seed": 1, "engine": "vllm"},
                         "quality": {"max_dcr_share": 0.95, "max_dcr_excess": None, "max_membership_auc": None,
                                     "max_copy_excess": None}},
         "customers_predict": {"backend": "llm", "tables": {"customers": {"source": "customers.parquet"}},
-                              "train": {**FAST, "task": "rel_predict", "cols_tgt": {"customers": ["plan"]}},
+                              "train": {**LAUNCH, "task": "rel_predict", "cols_tgt": {"customers": ["plan"]}},
                               "generate": {"n_pred": 2, "seed": 1, "directives": {"customers": {
                                   "plan": {"impute_na": True, "impute_protected": True}}}}},
     }
@@ -215,7 +218,7 @@ def test_the_engine_resource_chooses_the_engine_for_every_dataset(tmp_path, monk
     # are in tests/test_differential_privacy.py and test_llm_contract.py
     open_gates = {"max_dcr_share": 1.0, "max_dcr_excess": None, "max_membership_auc": None, "max_copy_excess": None}
     body = {"datasets": {"shop": {"backend": "llm", "tables": {"customers": {"source": "customers.parquet"}},
-                                  "train": FAST, "generate": {"sample_size": 80, "seed": 1, "engine": "transformers"},
+                                  "train": LAUNCH, "generate": {"sample_size": 80, "seed": 1, "engine": "transformers"},
                                   "quality": open_gates}}}
     (tmp_path / "synth.yaml").write_text(yaml.safe_dump(body))
     monkeypatch.delenv("SYNTH_CONFIG", raising=False)

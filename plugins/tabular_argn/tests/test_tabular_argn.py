@@ -18,7 +18,7 @@ def trained(tmp_path_factory, diamonds):
     sample.to_csv(root / "gems.csv", index=False)
     (root / "synth.yaml").write_text(
         "datasets:\n  gems:\n    tables:\n      gems: {source: gems.csv}\n"
-        "    train: {max_training_time: 5, max_epochs: 25, seed: 11}\n"
+        "    train: {max_training_time: 5, max_epochs: 15, seed: 11}\n"  # accuracy 0.920 (25: 0.925), bivariate 0.883
         "    generate: {sample_size: 3000, seed: 5}\n")
     import os
     os.environ.pop("SYNTH_CONFIG", None)
@@ -81,7 +81,7 @@ def test_training_stops_on_its_budget_and_keeps_the_best_checkpoint(trained):
     import json
 
     progress = json.loads((pipeline.paths.model / "progress.json").read_text())
-    assert len(progress) <= 25
+    assert len(progress) <= 15
     best = min(p["validation_loss"] for p in progress)
     assert np.isfinite(best)
 
