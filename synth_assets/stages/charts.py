@@ -115,8 +115,8 @@ def _distributions(columns: list[ColumnStats], bins: dict) -> bytes:
 
 
 # room around each small multiple, in inches: its labels are at most 14 characters of 7 points, turned 60 degrees
-# (0.7 in below the axes, half that to the left of the first bar), its title 10 points above it
-GRID_MARGINS = {"left": 0.5, "right": 0.1, "top": 0.3, "bottom": 0.8, "across": 0.5, "down": 1.1}
+# (0.8 in below the axes with the ticks, half that to the left of the first bar), its title 10 points above it
+GRID_MARGINS = {"left": 0.5, "right": 0.1, "top": 0.3, "bottom": 1.0, "across": 0.5, "down": 1.3}
 
 
 def _grid_margins(figure, across: int, down: int) -> None:
