@@ -64,11 +64,12 @@ def _figure(width: float, height: float):
     return plt, plt.figure(figsize=(width, height), dpi=80)
 
 
-def _png(plt, figure, tight: bool = True) -> bytes:
+def _png(plt, figure, tight: bool = True, **savefig) -> bytes:
+    """The figure as PNG bytes, laid out by tight_layout unless `tight` is False (a layout of its own)."""
     buffer = io.BytesIO()
     if tight:
         figure.tight_layout()
-    figure.savefig(buffer, format="png")
+    figure.savefig(buffer, format="png", **savefig)
     plt.close(figure)
     return buffer.getvalue()
 
@@ -145,10 +146,7 @@ def _correlations(columns: list[ColumnStats], bins: dict) -> bytes:
         ax.set_xticks(range(len(names)), [_short(n, 10) for n in names], rotation=70, fontsize=7)
         ax.set_yticks(range(len(names)), [_short(n, 10) for n in names], fontsize=7)
     figure.colorbar(image, ax=figure.axes, shrink=0.8, label="Cramér's V")
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", bbox_inches="tight")  # tight_layout cannot place the shared colour bar
-    plt.close(figure)
-    return buffer.getvalue()
+    return _png(plt, figure, tight=False, bbox_inches="tight")  # tight_layout cannot place the shared colour bar
 
 
 def _accuracy(quality: TableQuality) -> bytes:

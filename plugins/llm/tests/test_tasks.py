@@ -15,7 +15,7 @@ FAST = {"max_training_time": 0.25, "max_epochs": 200, "model_size": "tiny", "con
 # three seconds: for tests of what the tasks do with given values, which the schema-constrained decoding keeps
 # valid whatever the model learned
 BRIEF = {**FAST, "max_training_time": 0.05}
-# nine seconds: for the launches, whose figures hold by the schema (keys, years, plans, valid rows) and whose
+# nine seconds: for the runs through Dagster, whose figures hold by the schema (keys, years, plans, valid rows) and whose
 # privacy gates only get safer with less training
 LAUNCH = {**FAST, "max_training_time": 0.15}
 LINKS = {"persons": {"primary_key": "person_id"},
