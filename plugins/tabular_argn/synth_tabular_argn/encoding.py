@@ -222,9 +222,21 @@ def decode_column(tokens: np.ndarray, code: ColumnCode, stats: ColumnStats, rng:
         out = out.astype(float)
         out[is_infinite] = np.asarray(code.infinities, dtype=float)[infinity[is_infinite]]
     if is_null.any():
-        out = out.astype(object) if out.dtype.kind in "iub" else out
-        out[is_null] = None
+        out = _with_nulls(out, is_null)
     return out
+
+
+def _with_nulls(values: pd.Series, is_null: np.ndarray) -> pd.Series:
+    """`values` with nulls where `is_null`: NaN in floats, None in objects (integers and booleans become
+    objects), NaT in dates. Through numpy where it can: a masked pandas assignment costs a millisecond."""
+    kind = values.dtype.kind
+    if kind in "fiubO":
+        out = values.to_numpy(dtype=float if kind == "f" else object, copy=True)
+        out[is_null] = np.nan if kind == "f" else None
+        return pd.Series(out, dtype=float if kind == "f" else object)
+    values = values.copy()
+    values[is_null] = None
+    return values
 
 
 # categorical and numeric_discrete --------------------------------------------------------------------
@@ -242,9 +254,11 @@ def _encode_categories(values: pd.Series, code: ColumnCode, stats: ColumnStats) 
         return order[np.where(nearer_left, left, pos)]
     is_text = code.has_rare or stats.dtype.split("[")[0] in TEXT_DTYPES
     lookup = {(str(v) if is_text else v): i for i, v in enumerate(code.values)}
-    keys = values.astype(str) if is_text else values
+    # what Series.map(lookup) does inside, without building a Series of the lookup per call (a child's record
+    # steps encode a few hundred values at a time, and the Series cost more than the lookup)
+    found = pd.Index(list(lookup)).get_indexer(values.astype(str) if is_text else values)
     fallback = -1 if code.has_rare else 0  # rare text -> the rare token; anything else -> most frequent
-    return keys.map(lookup).fillna(fallback).to_numpy(dtype=np.int64)
+    return np.where(found >= 0, np.fromiter(lookup.values(), dtype=np.int64, count=len(lookup))[found], fallback)
 
 
 def _decode_categories(body: np.ndarray, code: ColumnCode, stats: ColumnStats, rng) -> pd.Series:
