@@ -276,8 +276,8 @@ class TrainedModel:
                       generator=generator)
         return plan, tokens, np.random.default_rng(seed)
 
-    def encode(self, frame: pd.DataFrame) -> dict[str, np.ndarray]:
-        """The frame's columns as this model's tokens: what `draw_after` is given."""
+    def encode(self, frame: pd.DataFrame | dict[str, pd.Series]) -> dict[str, np.ndarray]:
+        """The frame's columns (or columns by name) as this model's tokens: what `draw_after` is given."""
         return self.planner.encode(frame)
 
     def draw_after(self, options, given: dict[str, np.ndarray], keep: pd.DataFrame | None = None) -> pd.DataFrame:

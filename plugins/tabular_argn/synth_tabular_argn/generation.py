@@ -161,10 +161,10 @@ class Planner:
         """Whether this is a child table's model: its leading columns are its parent row (sequences.PARENT)."""
         return any(code.column.startswith("@parent.") for code in self.codes)
 
-    def encode(self, frame: pd.DataFrame) -> dict[str, np.ndarray]:
-        """Each column of `frame` as this model's tokens, shape (n, sub-columns)."""
-        return {name: encode_column(frame[name], self.by_name[name], self.table.columns[name]).reshape(len(frame), -1)
-                for name in frame.columns}
+    def encode(self, frame: pd.DataFrame | dict[str, pd.Series]) -> dict[str, np.ndarray]:
+        """Each column of `frame` (a frame, or columns by name) as this model's tokens, shape (n, sub-columns)."""
+        return {name: encode_column(values, self.by_name[name], self.table.columns[name]).reshape(len(values), -1)
+                for name, values in frame.items()}
 
     def marginal(self, code: ColumnCode) -> np.ndarray:
         """A single-token column's share of each token in the training data (null, infinities, rare, categories)."""

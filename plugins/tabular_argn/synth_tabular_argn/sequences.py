@@ -299,8 +299,11 @@ def absolute_times(step: pd.DataFrame, table: TableStats, before: pd.Series | No
     if before is None:
         return step[relative]
     numbers, unit = time_numbers(before.reset_index(drop=True), column)
-    drawn = step.get(ORDER_STEP + relative, pd.Series(np.nan, index=step.index))  # none where all were given
-    later = numbers + pd.to_numeric(drawn, errors="coerce").fillna(0.0).clip(lower=0.0).to_numpy()
+    if ORDER_STEP + relative in step.columns:  # through numpy: this runs at every step of every history
+        drawn = np.asarray(pd.to_numeric(step[ORDER_STEP + relative].to_numpy(), errors="coerce"), dtype=float)
+        later = numbers + np.clip(np.where(np.isnan(drawn), 0.0, drawn), 0.0, None)
+    else:  # none where all were given
+        later = numbers
     return _spelled(later, column, unit)
 
 
@@ -393,14 +396,19 @@ def generate_tree(models: dict, stats: DatasetStats, options, seed_data: pd.Data
         own = list(table.columns)
         relative = relative_order(table)
         earlier = _EarlierRecords(model, own, window, len(parent_rows))
+        # a later record's time comes from its step: given empty, as training saw it, its sub-columns are not drawn
+        # (NAFLD's days are three of a record's eight: their heads were a third of the drawing)
+        empty_time = model.encode(pd.DataFrame({relative: [None]})) if relative is not None else {}
         last: dict[str, np.ndarray] = {c: np.full(len(parent_rows), None, dtype=object) for c in own}
-        drawn = []
+        drawn, drawn_parents = [], []  # each step's records, and the parent of each
         seeded, seeded_counts = given.get(name, (None, np.zeros(len(parent_rows), dtype=int)))
         for t in range(steps):
             active = np.flatnonzero(lengths > t)
             known = {c: tokens[active] for c, tokens in parents_tokens.items()}
             known.update({c: np.repeat(tokens[t : t + 1], len(active), axis=0) for c, tokens in positions.items()})
             known.update(earlier.tokens(t, active))
+            if t > 0:
+                known.update({c: np.repeat(tokens, len(active), axis=0) for c, tokens in empty_time.items()})
             step_options = child_options.model_copy(update={"seed": base_seed + 7919 * depth + t + 1})
             if relative is not None:  # a first record's time, and a later one's step, are never drawn empty
                 needed = relative if t == 0 else ORDER_STEP + relative
@@ -434,14 +442,15 @@ def generate_tree(models: dict, stats: DatasetStats, options, seed_data: pd.Data
                 after = (~fixed) & (seeded_counts[active] > 0)
                 step = _in_order(lambda opts, rows: model.draw_after(opts, _rows(known, rows)), step, after,
                                  pd.DataFrame({c: before(c) for c in own}), table.order_by, step_options)
-            step_rows = step[[*own, *(RECORDS + c for c in kids[name])]].copy()
-            step_rows["__parent"], step_rows["__position"] = active, t
+            step_rows = step[[*own, *(RECORDS + c for c in kids[name])]]
             drawn.append(step_rows)
+            drawn_parents.append(active)
             for c in own:
                 last[c][active] = step_rows[c].to_numpy()
-            earlier.add(t, active, step_rows[own])
-        records = _stacked(drawn) if drawn else pd.DataFrame(
-            columns=[*own, *(RECORDS + c for c in kids[name]), "__parent", "__position"])
+            earlier.add(t, active, step_rows)
+        records = _stacked(drawn) if drawn else pd.DataFrame(columns=[*own, *(RECORDS + c for c in kids[name])])
+        records["__parent"] = np.concatenate([np.zeros(0, dtype=np.int64), *drawn_parents])
+        records["__position"] = np.repeat(np.arange(len(drawn_parents)), [len(a) for a in drawn_parents]).astype(np.int64)
         records = records.sort_values(["__parent", "__position"], kind="stable").reset_index(drop=True)
         if relative is not None and len(records):
             records[relative] = into_range(records, table, records["__parent"].to_numpy(dtype=np.int64),
@@ -592,7 +601,8 @@ class _EarlierRecords:
         self.empty = model.encode(pd.DataFrame({previous(1) + c: [None] for c in own}))
 
     def add(self, t: int, active: np.ndarray, records: pd.DataFrame) -> None:
-        tokens = self.model.encode(records.set_axis([previous(1) + c for c in self.own], axis=1).reset_index(drop=True))
+        """Step t's records (one per `active` parent, their own columns among others)."""
+        tokens = self.model.encode({previous(1) + c: records[c] for c in self.own})
         full = {}
         for column, values in tokens.items():
             full[column] = np.repeat(self.empty[column], self.n, axis=0)
