@@ -20,7 +20,7 @@ import pytest
 
 from synth_assets.config import DatasetSpec, ForeignKey, SplitSpec, TableSpec
 from synth_assets.errors import SynthError
-from synth_assets.stages.privacy import DEFAULT_DRAWS, PrivacyFigures, evaluate_privacy
+from synth_assets.stages.privacy import DEFAULT_DRAWS, PrivacyFigures, evaluate_privacy, roc_auc
 from synth_assets.stages.split import split_tables
 from synth_assets.stages.stats import DatasetStats, compute_stats
 
@@ -235,3 +235,16 @@ def test_ties_count_half_and_baselines_judge_a_table_of_one_binary_column(panel)
     assert figures.unit == "rows"  # a root table: its primary key is a key, not a feature
     assert figures.dcr_draws == [(0.5, 0.5), (0.5, 0.5)] and figures.membership_auc == 0.5
     assert figures.exact_copy_share == figures.holdout_exact_copy_share == 1.0
+
+
+def test_the_membership_auc_is_the_roc_auc_with_ties_counting_half():
+    """The membership attack's AUC (ranks through pandas) is sklearn's roc_auc_score, ties included."""
+    from sklearn.metrics import roc_auc_score
+
+    r = np.random.default_rng(4)
+    for members, others in [(r.normal(0.3, 1, 300), r.normal(0, 1, 200)),  # apart: above one half
+                            (r.integers(0, 4, 250).astype(float), r.integers(0, 5, 250).astype(float)),  # many ties
+                            (np.zeros(10), np.zeros(7))]:  # all tied: one half
+        expected = roc_auc_score(np.r_[np.ones(len(members)), np.zeros(len(others))], np.r_[members, others])
+        assert roc_auc(members, others) == pytest.approx(expected, abs=1e-12)
+    assert roc_auc(np.array([3.0, 4.0]), np.array([1.0, 2.0])) == 1.0

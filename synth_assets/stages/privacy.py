@@ -399,8 +399,6 @@ def _closer_share(points: np.ndarray, train: np.ndarray, holdout: np.ndarray) ->
 def _membership_auc(pools: list[_Units], points: list[np.ndarray], most: int, rng: np.random.Generator) -> float:
     """ROC AUC of −(distance to the synthetic data) telling training units (members) from as many validation
     units; a subject's distance is the mean of its records'."""
-    from sklearn.metrics import roc_auc_score
-
     trn, val, syn = pools
     n = min(len(trn), len(val), max(most, 1))
     scores = []
@@ -409,8 +407,16 @@ def _membership_auc(pools: list[_Units], points: list[np.ndarray], most: int, rn
         distance, _ = nearest(side_points[side.rows(units)], points[2])
         owners = side.owners(units)
         scores.append(-np.bincount(owners, weights=distance, minlength=n) / np.bincount(owners, minlength=n))
-    labels = np.r_[np.ones(n), np.zeros(n)]
-    return float(roc_auc_score(labels, np.concatenate(scores)))
+    return roc_auc(*scores)
+
+
+def roc_auc(positives: np.ndarray, negatives: np.ndarray) -> float:
+    """ROC AUC of scores telling `positives` from `negatives`: the Mann-Whitney U over both counts, ties counting
+    half, from pandas' average ranks (as sklearn's roc_auc_score gives; importing sklearn alone took 1.3 s of a
+    publication's audit)."""
+    ranks = pd.Series(np.concatenate([positives, negatives])).rank().to_numpy()
+    n, m = len(positives), len(negatives)
+    return float((ranks[:n].sum() - n * (n + 1) / 2) / (n * m))
 
 
 # attribute inference ------------------------------------------------------------------------------
