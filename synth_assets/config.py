@@ -131,8 +131,10 @@ class PrivacySpec(StrictModel):
 
 class PartsSpec(StrictModel):
     rows: int = Field(
-        1_000_000, ge=1, description="A sample of more subject rows than this is generated in parts of at most this "
-                                     "many, each its own step with its own seed, run in parallel and then joined.")
+        1_000_000, ge=1, description="A sample of more rows than this (of all its tables: a subject counts with as "
+                                     "many records as training had a subject on average) is generated in parts of at "
+                                     "most this many, each its own step with its own seed, run in parallel and then "
+                                     "joined.")
 
 
 class PublishSpec(StrictModel):

@@ -52,9 +52,19 @@ class Plan(BaseModel):
     seeded_columns: dict[str, list[str]] = {}
 
 
-def plan_parts(total: int, part_rows: int, seed: int | None) -> list[Part]:
-    """`total` subject rows in parts of at most `part_rows`, of near-equal size, each with a seed of its own."""
-    count = max(1, math.ceil(total / part_rows))
+def subjects_per_part(stats: DatasetStats, root: str, part_rows: int) -> int:
+    """How many subjects (rows of the root table `root`) a part of at most `part_rows` rows holds: a subject comes
+    with its records in every other table, as many as training had a subject on average, so that a part's memory
+    is bounded by its rows of all tables (NAFLD's 26 records a subject made a part of a million subjects 27 million
+    rows)."""
+    per_subject = sum(table.rows for table in stats.tables.values()) / max(stats.tables[root].rows, 1)
+    return max(1, int(part_rows // max(per_subject, 1.0)))
+
+
+def plan_parts(total: int, per_part: int, seed: int | None) -> list[Part]:
+    """`total` subject rows in parts of at most `per_part` subjects, of near-equal size, each with a seed of its
+    own."""
+    count = max(1, math.ceil(total / per_part))
     if count == 1:
         return [Part(index=0, rows=None, seed=seed)]
     sizes = [total // count + (i < total % count) for i in range(count)]

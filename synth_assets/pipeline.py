@@ -20,7 +20,7 @@ from synth_assets.config import DP_OPTION, DatasetSpec, Project
 from synth_assets.errors import IncompatibleModel, SynthError
 from synth_assets.plugins import get_backend
 from synth_assets.parts import (PLAN, REPORT as PART_REPORT, STALE_SECONDS, PartsFolder, Plan, join_parts,
-                                plan_parts)
+                                plan_parts, subjects_per_part)
 from synth_assets.releases import new_version
 from synth_assets.privacy_budget import LEDGER_FILE, PrivacyLedger
 from synth_assets.stages.privacy import PrivacyFigures, PrivacyGate, evaluate_privacy
@@ -245,17 +245,18 @@ class DatasetPipeline:
 
     def plan_generation(self, options: GenerateOptions | None = None, *, seed_data: pd.DataFrame | None = None,
                         job: str, version: str, share: bool = True) -> Plan:
-        """Check the request and split it into parts (`parts.rows` subject rows at most), saved for the part
-        steps under `job` (a run's id, or the version)."""
+        """Check the request and split it into parts (`parts.rows` rows at most, a subject counting with its
+        records: `subjects_per_part`), saved for the part steps under `job` (a run's id, or the version)."""
         options = options or self.spec.generate
         if seed_data is None:
             seed_data = self._read_seed_records(options, self._read_seed_data(options))[0]
         self.backend.check_request(options, seed_data_given=seed_data is not None, dataset=self.name)
         self._need(self.paths.model, "model")
         subject = next(iter(self.spec.tables))  # seed rows condition the first (root) table
-        total = len(seed_data) if seed_data is not None else options.sample_size or self.load_stats().tables[subject].rows
+        stats = self.load_stats()
+        total = len(seed_data) if seed_data is not None else options.sample_size or stats.tables[subject].rows
         plan = Plan(version=version, options=options.model_dump(mode="json"),
-                    parts=plan_parts(total, self.spec.parts.rows, options.seed),
+                    parts=plan_parts(total, subjects_per_part(stats, subject, self.spec.parts.rows), options.seed),
                     seeded_columns={subject: [str(c) for c in seed_data.columns]} if seed_data is not None else {})
         folder = self.parts_folder(job)
         folder.write_plan(plan)

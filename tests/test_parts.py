@@ -1,5 +1,6 @@
 """Large samples in parts: each part its own step and seed, joined with keys that stay unique and resolve."""
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -8,7 +9,7 @@ import pytest
 
 from synth_assets.audit import audit_synthetic, key_problems, schema_problems
 from synth_assets.project import load_project
-from synth_assets.parts import joined_schema, plan_parts
+from synth_assets.parts import joined_schema, plan_parts, subjects_per_part
 from synth_assets.pipeline import DatasetPipeline
 from synth_assets.testing import contract_table, contract_tree
 
@@ -66,10 +67,15 @@ datasets:
 def test_a_tree_generated_in_parts_has_unique_keys_that_resolve_and_ordered_records(tmp_path, monkeypatch):
     monkeypatch.delenv("SYNTH_HOME", raising=False)
     monkeypatch.delenv("SYNTH_CONFIG", raising=False)
-    pipeline = tree_project(tmp_path, parts_rows=100, sample_size=1050)
+    pipeline = tree_project(tmp_path, parts_rows=320, sample_size=1050)
     generated = pipeline.generate(device="cpu")
-    assert generated.parts == 11 and generated.rows["persons"] == 1050
     tables, stats = generated.tables, pipeline.load_stats()
+    # a part holds parts.rows rows of both tables: a person counts with their visits (about 2 a person), so that
+    # a part's memory is bounded whatever the length of the histories
+    per_part = subjects_per_part(stats, "persons", 320)
+    assert per_part == 320 // ((stats.tables["persons"].rows + stats.tables["visits"].rows) / stats.tables["persons"].rows)
+    assert 80 <= per_part <= 120 and generated.parts == math.ceil(1050 / per_part) and generated.rows["persons"] == 1050
+    assert sum(generated.rows.values()) / generated.parts < 320 * 1.15
     persons, visits = tables["persons"], tables["visits"]
     assert persons["person_id"].tolist() == [f"s{i:04d}" for i in range(1, 1051)]  # one numbering, one width
     assert key_problems(tables, stats) == {"persons": [], "visits": []}
@@ -80,7 +86,8 @@ def test_a_tree_generated_in_parts_has_unique_keys_that_resolve_and_ordered_reco
     same = position[1:] == position[:-1]
     assert (visits["day"].diff().iloc[1:][same] >= pd.Timedelta(0)).all()
     # no part repeats another: each drew with its own seed
-    first, second = (persons.iloc[i * 95:(i + 1) * 95].drop(columns="person_id").reset_index(drop=True)
+    size = 1050 // generated.parts  # the parts' sizes differ by one at most
+    first, second = (persons.iloc[i * size:(i + 1) * size].drop(columns="person_id").reset_index(drop=True)
                      for i in (0, 1))
     assert not first.equals(second)
     # the parts' folder is gone once they are joined
