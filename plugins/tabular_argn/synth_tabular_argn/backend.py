@@ -53,7 +53,9 @@ from synth_tabular_argn.sequences import (SUBJECT, auto_window, generate_tree, g
                                           model_tables, tree_order, with_window)
 
 ENCODED_WINDOW = 1  # previous records the encoding holds; training widens it (sequences.with_window)
-MIN_BUDGET_SHARE = 0.05  # of the training time, for each model of a tree
+# of the training time, for each model of a tree: a small root table (subjects, their numbers of records and their
+# histories' first times) converges in epochs, not seconds, and what a model leaves goes to the next
+MIN_BUDGET_SHARE = 0.2
 # a child table's model overfits its subjects' histories within a few epochs: it gets this much dropout
 # unless train.dropout says otherwise (bench/RESULTS.md, "Design measurements: sequences")
 SEQUENCE_DROPOUT = 0.5
@@ -102,13 +104,16 @@ class TabularARGNBackend(Backend):
             return _with_ledger(result, ledger, out_dir)
         names = tree_order(stats)
         window = request.options.max_sequence_window or auto_window(stats)
-        # the time budget shared by the models in proportion to their tokens (rows x sub-columns), at least a
-        # twentieth each: a small root table (persons and their number of records) still has to converge
+        # the time budget shared by the models in proportion to their tokens (rows x sub-columns), at least
+        # MIN_BUDGET_SHARE each; a model that converges sooner leaves its time to the models after it
         sizes = {name: _tokens(encoded_dir / name) for name in names}
         shares = {name: max(size / (sum(sizes.values()) or 1), MIN_BUDGET_SHARE) for name, size in sizes.items()}
         results = {}
+        started = time.monotonic()
         for k, name in enumerate(names):
-            share = request.options.max_training_time * shares[name] / sum(shares.values())
+            total = request.options.max_training_time
+            remaining = max(total - (time.monotonic() - started) / 60.0, total / 20)  # never nothing: a twentieth
+            share = remaining * shares[name] / sum(shares[n] for n in names[k:])
             privacy = None
             if dp is not None:
                 # each model may bring ε to its share of what is left: its share of the time, but at least half an

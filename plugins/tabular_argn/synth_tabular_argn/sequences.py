@@ -50,6 +50,10 @@ POSITION = "@position"
 CONTEXT_EXACT_SHARE = 0.01
 CONTEXT_BINS = 10
 RECORDS = "@records:"  # + child table: how many records of that table a row has
+# + child table whose order is relative: the time of a row's first record of it, drawn with the row (with its
+# number of records and its own columns) and given to that record, which would otherwise learn it from one row in
+# a history's length: NAFLD's short histories began a thousand days too early
+FIRST = "@first:"
 # the window a model takes unless train.max_sequence_window says: the previous record alone for short histories
 # (rwm5yr's 1-5 records a person: a window of 2 scored as 1 does and generated 28% slower, bench/RESULTS.md
 # "Design measurements"), up to AUTO_WINDOW_MAX records for histories of LONG_HISTORY records or more, as many as
@@ -151,6 +155,27 @@ def _own_columns(table: TableStats) -> dict[str, ColumnStats]:
     return columns
 
 
+def _row_columns(name: str, kids: dict[str, list[str]], stats: DatasetStats) -> list[str]:
+    """What a table's model draws for each row besides its own columns: each child table's number of records, and
+    where that child's order is relative, its first record's time."""
+    out = []
+    for child in kids[name]:
+        out.append(RECORDS + child)
+        if relative_order(stats.tables[child]) is not None:
+            out.append(FIRST + child)
+    return out
+
+
+def _first_stats(child: TableStats) -> ColumnStats | None:
+    """The parent's column FIRST + child: the child's relative order column as its stats protect it, empty for a
+    parent without records of it; None where the child's order is not relative."""
+    relative = relative_order(child)
+    if relative is None:
+        return None
+    none = (child.sequence_lengths or {}).get(0, 0.0)
+    return child.columns[relative].model_copy(update={"name": FIRST + child.name, "null_share": float(none)})
+
+
 def _count_stats(name: str, shares: dict[int, float], low: int = 0, by_digits: bool = True) -> ColumnStats:
     """A count (of records, a record's position) as a column: a category per value kept, or where it reaches
     LONG_HISTORY (and `by_digits`), a number written digit by digit, so that in a small table 23 records lie near
@@ -188,6 +213,9 @@ def model_tables(stats: DatasetStats, window: int) -> dict[str, TableStats]:
         columns.update(_own_columns(table) if fk is not None else table.columns)
         for child in kids[name]:
             columns[RECORDS + child] = _count_stats(RECORDS + child, stats.tables[child].sequence_lengths or {0: 1.0})
+            first = _first_stats(stats.tables[child])
+            if first is not None:
+                columns[FIRST + child] = first
         out[name] = TableStats(
             name=name, rows=table.rows, primary_key=None, foreign_keys=[], column_order=list(columns),
             dtypes={c: (table.dtypes.get(c) or columns[c].dtype) for c in columns}, columns=columns,
@@ -281,6 +309,11 @@ def model_frames(frames: dict[str, pd.DataFrame], stats: DatasetStats, window: i
             cap = max(stats.tables[child].sequence_lengths or {0: 1.0})
             per_row = records_per_parent(frames[child][child_fk.column], df[table.primary_key])
             rows[RECORDS + child] = np.minimum(per_row, cap)
+            relative = relative_order(stats.tables[child])
+            if relative is not None:  # its records come in their time order: the first is the earliest
+                kept = frames[child][[child_fk.column, relative]].dropna(subset=[child_fk.column])
+                earliest = kept.sort_values(relative, kind="stable").groupby(child_fk.column, sort=False)[relative].first()
+                rows[FIRST + child] = earliest.reindex(df[table.primary_key].to_numpy()).to_numpy()
         out[name] = rows
     return out
 
@@ -399,6 +432,9 @@ def generate_tree(models: dict, stats: DatasetStats, options, seed_data: pd.Data
         # a later record's time comes from its step: given empty, as training saw it, its sub-columns are not drawn
         # (NAFLD's days are three of a record's eight: their heads were a third of the drawing)
         empty_time = model.encode(pd.DataFrame({relative: [None]})) if relative is not None else {}
+        # the first record's time, drawn with its parent (a model trained before FIRST has none: it draws it)
+        first_time = parent_rows[FIRST + name] if relative is not None and FIRST + name in parent_rows.columns else None
+        extra = [c for c in _row_columns(name, kids, stats) if c in model.planner.by_name]
         last: dict[str, np.ndarray] = {c: np.full(len(parent_rows), None, dtype=object) for c in own}
         drawn, drawn_parents = [], []  # each step's records, and the parent of each
         seeded, seeded_counts = given.get(name, (None, np.zeros(len(parent_rows), dtype=int)))
@@ -420,7 +456,11 @@ def generate_tree(models: dict, stats: DatasetStats, options, seed_data: pd.Data
             fixed = seeded_counts[active] > t  # parents whose record t is given: its own columns are kept
             parts = []
             if (~fixed).any():
-                parts.append(model.draw_after(step_options, _rows(known, ~fixed)))
+                given_rows, first = _rows(known, ~fixed), None
+                if t == 0 and first_time is not None:  # kept as drawn with the parent; drawn here where empty
+                    first = pd.DataFrame({relative: first_time.to_numpy()[active[~fixed]]})
+                    given_rows.update(model.encode(first))
+                parts.append(model.draw_after(step_options, given_rows, keep=first))
             record = None
             if fixed.any():
                 record = seeded.loc[seeded["__parent"].isin(active[fixed]) & (seeded["__position"] == t)]
@@ -442,13 +482,13 @@ def generate_tree(models: dict, stats: DatasetStats, options, seed_data: pd.Data
                 after = (~fixed) & (seeded_counts[active] > 0)
                 step = _in_order(lambda opts, rows: model.draw_after(opts, _rows(known, rows)), step, after,
                                  pd.DataFrame({c: before(c) for c in own}), table.order_by, step_options)
-            step_rows = step[[*own, *(RECORDS + c for c in kids[name])]]
+            step_rows = step[[*own, *extra]]
             drawn.append(step_rows)
             drawn_parents.append(active)
             for c in own:
                 last[c][active] = step_rows[c].to_numpy()
             earlier.add(t, active, step_rows)
-        records = _stacked(drawn) if drawn else pd.DataFrame(columns=[*own, *(RECORDS + c for c in kids[name])])
+        records = _stacked(drawn) if drawn else pd.DataFrame(columns=[*own, *extra])
         records["__parent"] = np.concatenate([np.zeros(0, dtype=np.int64), *drawn_parents])
         records["__position"] = np.repeat(np.arange(len(drawn_parents)), [len(a) for a in drawn_parents]).astype(np.int64)
         records = records.sort_values(["__parent", "__position"], kind="stable").reset_index(drop=True)
@@ -461,7 +501,7 @@ def generate_tree(models: dict, stats: DatasetStats, options, seed_data: pd.Data
     for name in order:
         df = out[name]
         table = stats.tables[name]
-        keep = [c for c in df.columns if not c.startswith(RECORDS)]
+        keep = [c for c in df.columns if not c.startswith((RECORDS, FIRST))]
         df = df[keep].reset_index(drop=True)
         if table.primary_key:
             df[table.primary_key] = np.arange(len(df))

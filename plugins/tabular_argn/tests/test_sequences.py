@@ -310,14 +310,16 @@ def test_long_histories_see_more_than_the_previous_record(tmp_path):
 
 
 def regular_visits(n: int = 400, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Patients who come back at a rhythm of their own (weekly or monthly, the plan a column of theirs), from a
-    first visit anywhere in three years, with a rounded bill and a nullable flag."""
+    """Patients who come back at a rhythm of their own (weekly or monthly, the plan a column of theirs), 3 to 8
+    times, from a first visit in three years: the more visits, the earlier the first (as in a study whose patients
+    are seen until it ends), with a rounded bill and a nullable flag."""
     rng = np.random.default_rng(seed)
     patients = pd.DataFrame({"pid": np.arange(n), "plan": rng.choice(["weekly", "monthly"], n)})
     rows = []
     for pid, plan in zip(patients.pid, patients.plan):
-        day = pd.Timestamp("2020-01-01") + pd.Timedelta(days=int(rng.integers(0, 1000)))
-        for _ in range(int(rng.integers(3, 9))):
+        visits = int(rng.integers(3, 9))
+        day = pd.Timestamp("2020-01-01") + pd.Timedelta(days=int((8 - visits) * 150 + rng.integers(0, 250)))
+        for _ in range(visits):
             rows.append({"pid": pid, "day": day, "bill": round(float(rng.gamma(2, 20)), 2),
                          "paid": None if rng.random() < 0.1 else bool(rng.random() < 0.8)})
             day += pd.Timedelta(days=7 if plan == "weekly" else 30)
@@ -348,6 +350,9 @@ def test_dates_of_a_history_are_drawn_as_steps_from_the_previous_record(tmp_path
     assert synthetic.groupby("pid")["day"].apply(lambda d: d.is_monotonic_increasing).all()
     assert rhythm_share(synthetic_patients, synthetic) > 0.8
     assert synthetic["day"].between(visits["day"].min(), visits["day"].max()).all()
+    # a history starts when its length says: the first day is drawn with the patient's number of visits
+    start = lambda v: v.groupby("pid")["day"].agg(["size", "min"]).corr(method="spearman").iloc[0, 1]  # noqa: E731
+    assert start(visits) < -0.9 and start(synthetic) < -0.6, (start(visits), start(synthetic))
     first = visits[visits.pid.isin([0, 1, 2])].groupby("pid").head(2).reset_index(drop=True)
     _, continued = model.sample_records(ctx_data=patients.head(3), seed_data=first, seed=2)
     for pid, given in first.groupby("pid"):
