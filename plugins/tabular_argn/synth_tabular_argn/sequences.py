@@ -2,7 +2,8 @@
 
 Each table of the tree gets one flat TabularARGN (the same network, encoding and training as a flat table):
 - the root's model draws its rows, with one more column per child table: how many records of it the row
-  has (`@records:<child>`, at most the stats' protected longest);
+  has (`@records:<child>`, at most the stats' protected longest), and where the child's order is relative (below)
+  a second: its first record's time (`@first:<child>`), which that record is given;
 - a child's model draws one record given its context, which comes first in its column order: the parent
   row's columns (`@parent.<column>`), the parent's number of records of this table, the record's position,
   and the previous `window` records of the same parent (`@previous1.<column>`, ...; empty before the first;
