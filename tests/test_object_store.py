@@ -44,7 +44,7 @@ datasets:
       visits: {source: visits.parquet, foreign_keys: [{column: person_id, references: persons}], order_by: day}
     train: {max_training_time: 0.1, max_epochs: 3}
     generate: {sample_size: 250, seed: 4}
-    parts: {rows: 100}
+    parts: {rows: 320}
     quality: {max_dcr_share: 1.0}
 """)
     monkeypatch.setenv("SYNTH_HOME", bucket)
@@ -55,7 +55,7 @@ datasets:
     pod("encoded").encode()
     pod("model").train()
     assert any(pod("look").paths.model.rglob("weights.safetensors"))  # the published model, fetched to read it
-    # generation in parts, each step in a pod of its own
+    # generation in parts (320 rows: about 100 persons with their visits), each step in a pod of its own
     job, version = "run0001", "20261125T120000Z-0000abcd"
     plan = pod("plan").plan_generation(job=job, version=version)
     assert len(plan.parts) == 3
