@@ -183,6 +183,9 @@ class TabularARGNBackend(Backend):
                   "given": given_sub_columns(codes) if context else 0}
         request = replace(request, options=options.model_copy(update={"flexible_generation": flexible}))
         state, stopped, seconds = fit(model, train, valid, sub_column_groups(codes), request, out_dir, config, privacy)
+        if privacy is None:  # under DP the training rows' token shares would spend ε (calibration.py)
+            state.settings["calibration_max_shift"] = round(
+                _calibrate(model, train, config["given"], out_dir, options.seed or 0), 4)
         write_json([c.model_dump() for c in codes], out_dir / "codes.json")
         if (encoded_dir / "table.json").is_file():
             write_json(read_json(encoded_dir / "table.json"), out_dir / "table.json")
@@ -214,6 +217,20 @@ class TabularARGNBackend(Backend):
                                 seed_records=request.seed_records)
         request.report[DRAW_SECONDS] = time.perf_counter() - started
         return out
+
+
+def _calibrate(model, train: np.ndarray, given: int, out_dir: Path, seed: int) -> float:
+    """The best checkpoint with its output biases calibrated to the training rows' token shares, saved in its
+    place (the resumable last state stays as trained). Returns the largest shift."""
+    from safetensors.torch import load_file, save_file
+
+    from synth_tabular_argn.calibration import calibrate_output_biases
+    from synth_tabular_argn.training import BEST_WEIGHTS
+
+    model.load_state_dict(load_file(str(out_dir / BEST_WEIGHTS)))
+    shift = calibrate_output_biases(model, train, given, seed=seed)
+    save_file({k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}, str(out_dir / BEST_WEIGHTS))
+    return shift
 
 
 def _with_ledger(result: TrainResult, ledger, out_dir: Path) -> TrainResult:

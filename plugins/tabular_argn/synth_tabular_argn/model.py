@@ -178,6 +178,11 @@ class ARGNNetwork(_Network):
             x = layer(x)
         return x
 
+    @torch.no_grad()
+    def shift_output_bias(self, i: int, delta: torch.Tensor) -> None:
+        """Add `delta` to column i's logits, whatever it is given (calibration.py)."""
+        self.heads[i][-1].bias += delta.to(self.heads[i][-1].bias)
+
     def write(self, z: torch.Tensor, i: int, tokens: torch.Tensor) -> None:
         """Put column i's embedding of `tokens` into `z`, so later columns condition on it."""
         z[:, self.edges[i] : self.edges[i + 1]] = self.embeddings[i](tokens)
@@ -355,6 +360,13 @@ class WideARGNNetwork(_Network):
         h = self.dropout(torch.relu(torch.addmm(self.second_bias[q][slot], x, self.second[q][slot])))
         k = self.cardinalities[i]
         return torch.addmm(self.last_bias[q][slot, :, :k], h, self.last[q][slot, :, :k])
+
+    @torch.no_grad()
+    def shift_output_bias(self, i: int, delta: torch.Tensor) -> None:
+        """Add `delta` to column i's logits, whatever it is given (calibration.py)."""
+        q, slot = self._head_slot[i]
+        bias = self.last_bias[q]
+        bias[slot, 0, : self.cardinalities[i]] += delta.to(bias)
 
     def write(self, z: torch.Tensor, i: int, tokens: torch.Tensor) -> None:
         """Add column i's contribution for `tokens` to `z`, so later columns condition on it. Each column is

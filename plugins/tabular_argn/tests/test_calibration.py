@@ -1,0 +1,75 @@
+"""Output biases calibrated after training: a model's mean predictions are the training rows' token shares, in both
+networks, for a child model's drawn columns only, and never under differential privacy."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from synth_tabular_argn.calibration import calibrate_output_biases
+from synth_tabular_argn.model import ARGNNetwork, WideARGNNetwork
+from synth_tabular_argn.training import evaluate
+
+
+def skewed_tokens(n: int = 3000, seed: int = 0) -> np.ndarray:
+    """Three columns whose tokens an untrained network predicts about uniformly: 70/20/10, a second that follows
+    the first, and a third with a token no row holds."""
+    r = np.random.default_rng(seed)
+    a = r.choice(3, n, p=[0.7, 0.2, 0.1])
+    b = np.where(r.random(n) < 0.8, a, r.integers(0, 3, n))
+    c = r.choice(4, n, p=[0.5, 0.3, 0.2, 0.0])
+    return np.stack([a, b, c], axis=1)
+
+
+def mean_predictions(model, tokens, given=0):
+    with torch.no_grad():
+        order = torch.arange(tokens.shape[1])
+        part = torch.as_tensor(tokens, dtype=torch.long)
+        logits = model.forward(part, order, given) if model.variant == "per_head" else model.forward(part, order)
+        return [torch.softmax(logits[i], 1).mean(0).numpy() if i >= given else None for i in range(tokens.shape[1])]
+
+
+@pytest.mark.parametrize("network", [ARGNNetwork, WideARGNNetwork])
+def test_an_untrained_networks_mean_predictions_become_the_token_shares(network):
+    torch.manual_seed(0)
+    tokens = skewed_tokens()
+    model = network([3, 3, 4], "small").eval()
+    shares = [np.bincount(tokens[:, i], minlength=k) / len(tokens) for i, k in enumerate([3, 3, 4])]
+    before = mean_predictions(model, tokens)
+    assert max(np.abs(b - s).max() for b, s in zip(before, shares)) > 0.3  # uniform-ish against 0.7
+    loss_before = evaluate(model, torch.as_tensor(tokens), torch.arange(3), 1024)
+    shift = calibrate_output_biases(model, tokens)
+    after = mean_predictions(model, tokens)
+    for i in range(3):
+        np.testing.assert_allclose(after[i], shares[i], atol=0.01)
+    assert 0 < shift <= 5.0
+    # the token no row holds all but disappears, and the rows cost fewer nats than before
+    assert after[2][3] < 0.01
+    assert evaluate(model, torch.as_tensor(tokens), torch.arange(3), 1024) < loss_before
+
+
+def test_a_child_models_given_columns_are_left_alone():
+    torch.manual_seed(1)
+    tokens = skewed_tokens()
+    model = ARGNNetwork([3, 3, 4], "small").eval()
+    given_head = [p.clone() for p in model.heads[0].parameters()]
+    calibrate_output_biases(model, tokens, given=1)
+    assert all(torch.equal(a, b) for a, b in zip(given_head, model.heads[0].parameters()))
+    after = mean_predictions(model, tokens, given=1)
+    np.testing.assert_allclose(after[1], np.bincount(tokens[:, 1], minlength=3) / len(tokens), atol=0.01)
+
+
+def test_training_reports_the_calibration_and_a_private_model_gets_none(tmp_path):
+    from synth_tabular_argn import TabularARGN
+
+    r = np.random.default_rng(2)
+    df = pd.DataFrame({"plan": r.choice(["basic", "plus", "pro"], 800, p=[0.7, 0.2, 0.1]),
+                       "member": r.random(800) < 0.3, "age": r.integers(18, 80, 800)})
+    # one epoch: the biases have not settled, and calibration moves them; the drawn plans keep the shares
+    model = TabularARGN(max_training_time=1, max_epochs=1, seed=3, workspace=tmp_path / "plain").fit(df)
+    assert model.training.settings["calibration_max_shift"] > 0
+    drawn = model.sample(4000, seed=1)["plan"].value_counts(normalize=True)
+    assert abs(drawn["basic"] - 0.7) < 0.04 and abs(drawn["pro"] - 0.1) < 0.03
+    private = TabularARGN(max_training_time=1, max_epochs=1, seed=3, workspace=tmp_path / "dp",
+                          differential_privacy={"max_epsilon": 4.0}).fit(df)
+    assert "calibration_max_shift" not in private.training.settings
