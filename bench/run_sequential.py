@@ -112,16 +112,17 @@ def main(argv: list[str] | None = None) -> None:
         f"{split['records']:,} records for training, in {work}")
     common = ["--train", str(split["train"]), "--ctx", str(split["train_ctx"]), "--ctx-key", args.key,
               "--budget", f"{args.budget:g}", "--gen-rows", str(split["subjects"]), "--seed", str(args.seed)]
-    runs = {}
+    runs, folders = {}, {}
     # another seed is another split: its runs get folders of their own, so seed 0's reference stays reusable
     suffix = "" if args.seed == 0 else f"-seed{args.seed}"
     if not args.reference_only:
         # runs with other train options get folders of their own, so that two can run side by side
-        out = work / ("ours" + suffix + "".join(f"-{option}" for option in args.ours_train))
+        out = folders["ours"] = work / ("ours" + suffix + "".join(f"-{option}" for option in args.ours_train))
         runs["ours"] = run_engine("ours", [sys.executable, str(REPO / "bench" / "run_ours.py"), *common,
                                            "--out", str(out), "--table", RECORDS, "--order-by", *args.order_by,
                                            "--train-option", *args.ours_train], out)
-    reference_result = work / f"reference{suffix}" / "result.json"
+    folders["reference"] = work / f"reference{suffix}"
+    reference_result = folders["reference"] / "result.json"
     if not args.ours_only:
         reused = None
         if args.reuse and reference_result.exists():
@@ -132,13 +133,15 @@ def main(argv: list[str] | None = None) -> None:
             say(f"reference: reusing {reference_result}")
             runs["reference"] = {**reused, "reused": True}
         else:
-            out = work / f"reference{suffix}"
+            out = folders["reference"]
             runs["reference"] = run_engine("reference", [args.peer_python, str(REPO / "bench" / "run_reference.py"),
                                                          *common, "--out", str(out), "--fingerprint",
                                                          split["fingerprint"]], out)
     ceilings = {}
     for name, run in runs.items():
-        folder = work / f"{name}{suffix}"
+        # the folder the engine wrote: a run with other train options has its own (judging `ours` there once
+        # scored the default run's tables under every variant's name)
+        folder = folders[name]
         say(f"{name}: scoring with qa_eval.py and our sequence scores")
         run["qa"] = judge(args.peer_python, args.qa_script, folder / "synthetic.parquet", split["train"],
                           split["holdout"], folder / "qa-report.html",
