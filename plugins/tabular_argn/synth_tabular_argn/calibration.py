@@ -53,10 +53,16 @@ def _mean_predictions(model, tokens: np.ndarray, order, given: int, columns) -> 
     """Each column's predicted token probabilities, averaged over the rows, given the real tokens before it."""
     import torch
 
+    from synth_tabular_argn.model import WIDE_EVAL_ELEMENTS
+
     sums = {i: np.zeros(model.cardinalities[i]) for i in columns}
+    batch = BATCH
+    if model.variant != "per_head":  # the wide network holds every column's hidden layer at once (columns x rows x H)
+        limit = WIDE_EVAL_ELEMENTS["cuda" if order.is_cuda else "cpu"]
+        batch = max(1, min(BATCH, limit // (model.n_columns * model.hidden[0])))
     with torch.no_grad():
-        for start in range(0, len(tokens), BATCH):
-            part = torch.as_tensor(tokens[start : start + BATCH].astype(np.int64), device=order.device)
+        for start in range(0, len(tokens), batch):
+            part = torch.as_tensor(tokens[start : start + batch].astype(np.int64), device=order.device)
             logits = model.forward(part, order, given) if model.variant == "per_head" else model.forward(part, order)
             for i in columns:
                 sums[i] += torch.softmax(logits[i].float(), dim=1).sum(0).cpu().numpy()
