@@ -21,6 +21,8 @@ import os
 import sys
 from pathlib import Path
 
+import pandas as pd
+
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
@@ -32,6 +34,14 @@ from bench.tables import HOLDOUT_SHARE, fingerprint, read_parquet, read_table, t
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "rwm5yr.csv.gz"
 RECORDS = "records"
 CONTEXT = "context"  # the name run_ours.py gives the context table
+
+
+def _replace(df: pd.DataFrame, path: Path) -> None:
+    """Write `path` whole or not at all: two runs side by side (variants on two cores) write the same split, and
+    one once read the other's half-written file."""
+    partial = path.with_name(f".{path.name}.{os.getpid()}")
+    df.to_parquet(partial, index=False)
+    os.replace(partial, path)
 
 
 def split_subjects(source: Path, key: str, work: Path, seed: int) -> dict:
@@ -47,8 +57,8 @@ def split_subjects(source: Path, key: str, work: Path, seed: int) -> dict:
     for part, in_part in (("train", lambda k: ~k.isin(holdout)), ("holdout", lambda k: k.isin(holdout))):
         paths[part] = work / f"{part}.parquet"
         paths[f"{part}_ctx"] = work / f"{part}-ctx.parquet"
-        records[in_part(records[key])].reset_index(drop=True).to_parquet(paths[part], index=False)
-        ctx[in_part(ctx[key])].reset_index(drop=True).to_parquet(paths[f"{part}_ctx"], index=False)
+        _replace(records[in_part(records[key])].reset_index(drop=True), paths[part])
+        _replace(ctx[in_part(ctx[key])].reset_index(drop=True), paths[f"{part}_ctx"])
     train_ctx = read_parquet(paths["train_ctx"])
     return {**paths, "context_columns": constant, "subjects": len(train_ctx),
             "records": len(read_parquet(paths["train"])),
