@@ -54,9 +54,11 @@ def split_subjects(source: Path, key: str, work: Path, seed: int) -> dict:
     holdout = set(subjects[: round(len(subjects) * HOLDOUT_SHARE)])
     work.mkdir(parents=True, exist_ok=True)
     paths = {}
+    # each seed's split in files of its own: runs of two seeds side by side once judged one against the other's
+    seeded = "" if seed == 0 else f"-seed{seed}"
     for part, in_part in (("train", lambda k: ~k.isin(holdout)), ("holdout", lambda k: k.isin(holdout))):
-        paths[part] = work / f"{part}.parquet"
-        paths[f"{part}_ctx"] = work / f"{part}-ctx.parquet"
+        paths[part] = work / f"{part}{seeded}.parquet"
+        paths[f"{part}_ctx"] = work / f"{part}-ctx{seeded}.parquet"
         _replace(records[in_part(records[key])].reset_index(drop=True), paths[part])
         _replace(ctx[in_part(ctx[key])].reset_index(drop=True), paths[f"{part}_ctx"])
     train_ctx = read_parquet(paths["train_ctx"])
