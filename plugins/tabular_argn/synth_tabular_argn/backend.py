@@ -58,9 +58,9 @@ ENCODED_WINDOW = 1  # previous records the encoding holds; training widens it (s
 MIN_BUDGET_SHARE = 0.2
 # every model of a tree gets this much dropout unless train.dropout says otherwise: a child's model overfits its
 # subjects' histories within a few epochs, and the subjects' model stops early on its few rows. 0.3 for both (with
-# calibrated output biases): NAFLD 0.863 / 0.865 on two splits against 0.856 / 0.857 (the root's 0.189 from its
-# size, the child's 0.5 of rwm5yr's first measurements), rwm5yr 0.969 / 0.974 against 0.969 / 0.970, coherence up
-# on both (bench/RESULTS.md, "Option variants, judged in their own folders", and "Design measurements")
+# calibrated output biases) against the root's size rule (0.189 on NAFLD) and 0.5 for children: NAFLD 0.863 / 0.857
+# on two splits against 0.856-0.861 / 0.857, rwm5yr 0.969 / 0.972 against 0.969-0.971 / 0.970, in less training
+# time (bench/RESULTS.md, "Option variants, judged in their own folders", and "Design measurements")
 TREE_DROPOUT = 0.3
 SUBJECTS_FILE = "subjects.parquet"  # beside a tree model's encoding: each training row's subject
 
