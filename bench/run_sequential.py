@@ -21,8 +21,6 @@ import os
 import sys
 from pathlib import Path
 
-import pandas as pd
-
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
@@ -30,18 +28,11 @@ from bench.judge import judge  # noqa: E402
 from bench.results import command_line, comparison_table, machine, update_results_file  # noqa: E402
 from bench.run_bench import PEER_PYTHON, QA_SCRIPT, run_engine, say  # noqa: E402
 from bench.tables import HOLDOUT_SHARE, fingerprint, read_parquet, read_table, table_name  # noqa: E402
+from synth_assets.files import write_parquet  # noqa: E402
 
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "rwm5yr.csv.gz"
 RECORDS = "records"
 CONTEXT = "context"  # the name run_ours.py gives the context table
-
-
-def _replace(df: pd.DataFrame, path: Path) -> None:
-    """Write `path` whole or not at all: two runs side by side (variants on two cores) write the same split, and
-    one once read the other's half-written file."""
-    partial = path.with_name(f".{path.name}.{os.getpid()}")
-    df.to_parquet(partial, index=False)
-    os.replace(partial, path)
 
 
 def split_subjects(source: Path, key: str, work: Path, seed: int) -> dict:
@@ -59,8 +50,9 @@ def split_subjects(source: Path, key: str, work: Path, seed: int) -> dict:
     for part, in_part in (("train", lambda k: ~k.isin(holdout)), ("holdout", lambda k: k.isin(holdout))):
         paths[part] = work / f"{part}{seeded}.parquet"
         paths[f"{part}_ctx"] = work / f"{part}-ctx{seeded}.parquet"
-        _replace(records[in_part(records[key])].reset_index(drop=True), paths[part])
-        _replace(ctx[in_part(ctx[key])].reset_index(drop=True), paths[f"{part}_ctx"])
+        # whole or not at all (the project's atomic writer): two runs side by side once read a half-written split
+        write_parquet(records[in_part(records[key])].reset_index(drop=True), paths[part])
+        write_parquet(ctx[in_part(ctx[key])].reset_index(drop=True), paths[f"{part}_ctx"])
     train_ctx = read_parquet(paths["train_ctx"])
     return {**paths, "context_columns": constant, "subjects": len(train_ctx),
             "records": len(read_parquet(paths["train"])),
