@@ -35,6 +35,11 @@ RECORDS = "records"
 CONTEXT = "context"  # the name run_ours.py gives the context table
 
 
+def seed_suffix(seed: int) -> str:
+    """What a seed other than 0 adds to the names of its split's files and its runs' folders."""
+    return "" if seed == 0 else f"-seed{seed}"
+
+
 def split_subjects(source: Path, key: str, work: Path, seed: int) -> dict:
     """Context (the key and the columns constant within every subject) and records, split 80/20 by subject."""
     df = read_table(source)
@@ -46,17 +51,16 @@ def split_subjects(source: Path, key: str, work: Path, seed: int) -> dict:
     work.mkdir(parents=True, exist_ok=True)
     paths = {}
     # each seed's split in files of its own: runs of two seeds side by side once judged one against the other's
-    seeded = "" if seed == 0 else f"-seed{seed}"
+    seeded = seed_suffix(seed)
     for part, in_part in (("train", lambda k: ~k.isin(holdout)), ("holdout", lambda k: k.isin(holdout))):
         paths[part] = work / f"{part}{seeded}.parquet"
         paths[f"{part}_ctx"] = work / f"{part}-ctx{seeded}.parquet"
         # whole or not at all (the project's atomic writer): two runs side by side once read a half-written split
         write_parquet(records[in_part(records[key])].reset_index(drop=True), paths[part])
         write_parquet(ctx[in_part(ctx[key])].reset_index(drop=True), paths[f"{part}_ctx"])
-    train_ctx = read_parquet(paths["train_ctx"])
-    return {**paths, "context_columns": constant, "subjects": len(train_ctx),
-            "records": len(read_parquet(paths["train"])),
-            "fingerprint": fingerprint(read_parquet(paths["train"]))}
+    train = read_parquet(paths["train"])
+    return {**paths, "context_columns": constant, "subjects": len(read_parquet(paths["train_ctx"])),
+            "records": len(train), "fingerprint": fingerprint(train)}
 
 
 def context_dcr_share(python: str, qa_script: Path, split: dict, key: str, folder: Path) -> float | None:
@@ -118,7 +122,7 @@ def main(argv: list[str] | None = None) -> None:
               "--budget", f"{args.budget:g}", "--gen-rows", str(split["subjects"]), "--seed", str(args.seed)]
     runs, folders = {}, {}
     # another seed is another split: its runs get folders of their own, so seed 0's reference stays reusable
-    suffix = "" if args.seed == 0 else f"-seed{args.seed}"
+    suffix = seed_suffix(args.seed)
     if not args.reference_only:
         # runs with other train options get folders of their own, so that two can run side by side
         out = folders["ours"] = work / ("ours" + suffix + "".join(f"-{option}" for option in args.ours_train))
