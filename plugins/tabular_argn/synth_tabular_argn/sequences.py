@@ -9,6 +9,8 @@ Each table of the tree gets one flat TabularARGN (the same network, encoding and
   and the previous `window` records of the same parent (`@previous1.<column>`, ...; empty before the first;
   continuous numbers on a coarser grid than their own, see `_as_context`). The encoding holds the previous
   record only; training widens it to the model's window (`with_window`), so the window is a training option.
+  In long histories a record also sees which kept values of each few-valued column its parent's earlier records
+  held (`@seen.<column>=<value>`, 0 or 1), however far back: a window forgets which tests a patient has.
   The context is given, never drawn, so it does not count in the model's loss.
   A bounded window keeps long sequences as cheap per record as short ones. Its own children's counts are
   columns of it too, so trees of any depth work the same way.
@@ -62,6 +64,11 @@ FIRST = "@first:"
 LONG_HISTORY = 16
 AUTO_WINDOW_MAX = 4
 CONTEXT_COLUMNS = 64
+# a record of a long history sees which values of its few-valued columns (at most SEEN_MAX_VALUES kept) its earlier
+# records held: NAFLD's subjects mixed more kinds of test than real ones (4.3 against 3.8 for 20-40 records)
+# once a window of 4 had forgotten the first
+SEEN = "@seen."
+SEEN_MAX_VALUES = 12
 COUNT_REDRAWS = 30  # draws of a seed subject's number of records, until it is at least its given records'
 SUBJECT = "@subject"  # the root row a model's training row belongs to (DP-SGD clips a subject as one)
 
@@ -72,7 +79,30 @@ def previous(k: int) -> str:
 
 def is_context(column: str) -> bool:
     """A column a child's model is given (its parent row, the position, earlier records), never draws."""
-    return column.startswith((PARENT, "@previous")) or column == POSITION
+    return column.startswith((PARENT, "@previous", SEEN)) or column == POSITION
+
+
+def seen_columns(table: TableStats) -> dict[str, tuple[str, object]]:
+    """A child table's `@seen.` context columns: name -> (its own column, the kept value), for histories of
+    LONG_HISTORY records or more and columns of 2 to SEEN_MAX_VALUES kept values (categories, few-valued numbers)."""
+    if longest(table) < LONG_HISTORY:
+        return {}
+    out = {}
+    for c in table.columns.values():
+        values = c.categories or []
+        if (c.kind == "categorical" and c.text_form != "text" or c.discrete) and 2 <= len(values) <= SEEN_MAX_VALUES:
+            out.update({f"{SEEN}{c.name}={v}": (c.name, v) for v in values})
+    return out
+
+
+def seen_before(own: pd.DataFrame, parents: np.ndarray, seen: dict[str, tuple[str, object]]) -> pd.DataFrame:
+    """Per record (rows run by parent, then position), whether an earlier record of its parent held each value."""
+    out = {}
+    for name, (column, value) in seen.items():
+        hit = (own[column].astype(object) == value).to_numpy(dtype=np.int64)
+        held = pd.Series(hit).groupby(parents, sort=False).cumsum().to_numpy() - hit
+        out[name] = (held > 0).astype(np.int64)
+    return pd.DataFrame(out, index=own.index)
 
 
 def given_sub_columns(codes) -> int:
@@ -211,6 +241,8 @@ def model_tables(stats: DatasetStats, window: int) -> dict[str, TableStats]:
             for k in range(1, window + 1):
                 for c in table.columns.values():  # empty before the k-th record: nulls always occur
                     columns[previous(k) + c.name] = _as_context(c, previous(k) + c.name)
+            for seen in seen_columns(table):
+                columns[seen] = _count_stats(seen, {0: 0.5, 1: 0.5}, by_digits=False)
         columns.update(_own_columns(table) if fk is not None else table.columns)
         for child in kids[name]:
             columns[RECORDS + child] = _count_stats(RECORDS + child, stats.tables[child].sequence_lengths or {0: 1.0})
@@ -293,6 +325,7 @@ def model_frames(frames: dict[str, pd.DataFrame], stats: DatasetStats, window: i
                 lagged = own.groupby(df[fk.column].to_numpy(), sort=False).shift(k)
                 lagged.columns = [previous(k) + c for c in own.columns]
                 parts.append(lagged.reset_index(drop=True))
+            parts.append(seen_before(own, df[fk.column].to_numpy(), seen_columns(table)).reset_index(drop=True))
             relative = relative_order(table)
             if relative is not None:  # the time in the first record, the steps after it
                 numbers, _ = time_numbers(own[relative], table.columns[relative])
@@ -430,6 +463,7 @@ def generate_tree(models: dict, stats: DatasetStats, options, seed_data: pd.Data
         own = list(table.columns)
         relative = relative_order(table)
         earlier = _EarlierRecords(model, own, window, len(parent_rows))
+        seen = _SeenValues(model, table, len(parent_rows))
         # a later record's time comes from its step: given empty, as training saw it, its sub-columns are not drawn
         # (NAFLD's days are three of a record's eight: their heads were a third of the drawing)
         empty_time = model.encode(pd.DataFrame({relative: [None]})) if relative is not None else {}
@@ -444,6 +478,7 @@ def generate_tree(models: dict, stats: DatasetStats, options, seed_data: pd.Data
             known = {c: tokens[active] for c, tokens in parents_tokens.items()}
             known.update({c: np.repeat(tokens[t : t + 1], len(active), axis=0) for c, tokens in positions.items()})
             known.update(earlier.tokens(t, active))
+            known.update(seen.tokens(active))
             if t > 0:
                 known.update({c: np.repeat(tokens, len(active), axis=0) for c, tokens in empty_time.items()})
             step_options = child_options.model_copy(update={"seed": base_seed + 7919 * depth + t + 1})
@@ -489,6 +524,7 @@ def generate_tree(models: dict, stats: DatasetStats, options, seed_data: pd.Data
             for c in own:
                 last[c][active] = step_rows[c].to_numpy()
             earlier.add(t, active, step_rows)
+            seen.add(active, step_rows)
         records = _stacked(drawn) if drawn else pd.DataFrame(columns=[*own, *extra])
         records["__parent"] = np.concatenate([np.zeros(0, dtype=np.int64), *drawn_parents])
         records["__position"] = np.repeat(np.arange(len(drawn_parents)), [len(a) for a in drawn_parents]).astype(np.int64)
@@ -659,6 +695,23 @@ class _EarlierRecords:
                 values = self.steps[t - k][name][active] if t - k >= 0 else np.repeat(self.empty[name], len(active), 0)
                 out[previous(k) + c] = values
         return out
+
+
+class _SeenValues:
+    """Per parent, whether its records so far held each value of the model's `@seen.` columns (none for a model
+    trained without them), as context tokens."""
+
+    def __init__(self, model, table: TableStats, n_parents: int):
+        self.columns = {name: what for name, what in seen_columns(table).items() if name in model.planner.by_name}
+        self.held = {name: np.zeros(n_parents, dtype=np.int64) for name in self.columns}
+        self.values = model.encode(pd.DataFrame({name: [0, 1] for name in self.columns})) if self.columns else {}
+
+    def add(self, active: np.ndarray, records: pd.DataFrame) -> None:
+        for name, (column, value) in self.columns.items():
+            self.held[name][active] |= (records[column].astype(object) == value).to_numpy(dtype=np.int64)
+
+    def tokens(self, active: np.ndarray) -> dict[str, np.ndarray]:
+        return {name: self.values[name][self.held[name][active]] for name in self.columns}
 
 
 def _put(frame: pd.DataFrame, rows: np.ndarray, values: pd.DataFrame) -> None:

@@ -267,12 +267,17 @@ def test_an_earlier_records_continuous_number_is_context_on_a_coarser_grid():
     assert build_code(_as_context(age, "@previous1.age")).values == list(range(25, 65))  # whole values stay exact
 
 
-def alternating_histories(n: int = 300, length: int = 20, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Subjects whose records alternate between two states of their own (a, b, a, b, ...), drawn from five, with a
-    rounded reading that follows the state: a record depends on the one two places back, which the previous
+STATES = ["idle", "run", "wait", "halt", "boot", "load", "sync", "save", "scan", "send", "poll", "lock", "free",
+          "fail", "exit"]
+
+
+def alternating_histories(n: int = 300, length: int = 20, seed: int = 0, kinds: int = 5
+                          ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Subjects whose records alternate between two states of their own (a, b, a, b, ...), drawn from `kinds`, with
+    a rounded reading that follows the state: a record depends on the one two places back, which the previous
     record alone cannot tell."""
     rng = np.random.default_rng(seed)
-    states = np.array(["idle", "run", "wait", "halt", "boot"])
+    states = np.array(STATES[:kinds])
     subjects = pd.DataFrame({"sid": np.arange(n), "site": rng.choice(["x", "y"], n), "ok": rng.random(n) < 0.5})
     rows = []
     for sid in range(n):
@@ -293,10 +298,12 @@ def two_back_share(records: pd.DataFrame) -> float:
 @pytest.mark.slow
 def test_long_histories_see_more_than_the_previous_record(tmp_path):
     """The window of earlier records: chosen from the data (long histories: several records), or set with
-    train.max_sequence_window; a record two places back is learnt only with a window of two or more."""
+    train.max_sequence_window; a record two places back is learnt only with a window of two or more (of fifteen
+    states, more than the values a record is told its subject has held: see the test below)."""
     from synth_tabular_argn import TabularARGN
+    from synth_tabular_argn.sequences import SEEN_MAX_VALUES
 
-    subjects, records = alternating_histories()
+    subjects, records = alternating_histories(kinds=SEEN_MAX_VALUES + 3)
     assert two_back_share(records) == 1.0
     shares = {}
     for window in (None, 1):
@@ -307,6 +314,20 @@ def test_long_histories_see_more_than_the_previous_record(tmp_path):
         shares[window] = two_back_share(model.sample(150, seed=1))
     # the window of four the data chose reads the pattern; the previous record alone guesses among the states
     assert shares[None] > 0.9 and shares[1] < 0.6, shares
+
+
+def test_a_long_history_remembers_which_values_its_subject_held_beyond_its_window(tmp_path):
+    """In a long history each record is told which values of a few-valued column its subject's earlier records
+    held, however far back: with a window of the previous record alone, a subject alternating between two of five
+    states keeps to its two (without it, a quarter of records two places back matched and a subject held five)."""
+    from synth_tabular_argn import TabularARGN
+
+    subjects, records = alternating_histories(kinds=5)
+    model = TabularARGN(tgt_context_key="sid", ctx_primary_key="sid", ctx_data=subjects, order_by="step",
+                        max_training_time=0.3, seed=0, workspace=tmp_path, max_sequence_window=1).fit(records)
+    out = model.sample(150, seed=1)
+    assert two_back_share(out) > 0.9
+    assert out.groupby("sid")["state"].nunique().mean() < 2.3  # two states a subject, as in training
 
 
 def regular_visits(n: int = 400, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
