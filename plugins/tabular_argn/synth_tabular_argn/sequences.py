@@ -11,6 +11,9 @@ Each table of the tree gets one flat TabularARGN (the same network, encoding and
   record only; training widens it to the model's window (`with_window`), so the window is a training option.
   In long histories a record also sees which kept values of each few-valued column its parent's earlier records
   held (`@seen.<column>=<value>`, 0 or 1), however far back: a window forgets which tests a patient has.
+- after each continuous number of a child's record (not a relative order column) its model draws whether the value
+  is the previous record's exactly (`@same.<column>`); where it is, generation copies it. Earlier records reach
+  the model on a coarse grid, so readings carried forward, or written twice on one day, were lost.
   The context is given, never drawn, so it does not count in the model's loss.
   A bounded window keeps long sequences as cheap per record as short ones. Its own children's counts are
   columns of it too, so trees of any depth work the same way.
@@ -68,6 +71,7 @@ CONTEXT_COLUMNS = 64
 # records held: NAFLD's subjects mixed more kinds of test than real ones (4.3 against 3.8 for 20-40 records)
 # once a window of 4 had forgotten the first
 SEEN = "@seen."
+SAME = "@same."  # + a continuous number: whether a record repeats the previous record's value exactly
 SEEN_MAX_VALUES = 12
 COUNT_REDRAWS = 30  # draws of a seed subject's number of records, until it is at least its given records'
 SUBJECT = "@subject"  # the root row a model's training row belongs to (DP-SGD clips a subject as one)
@@ -186,6 +190,33 @@ def _own_columns(table: TableStats) -> dict[str, ColumnStats]:
     return columns
 
 
+def same_columns(table: TableStats) -> dict[str, str]:
+    """A child table's `@same.` columns: name -> its continuous number (not the relative order column, whose steps
+    say it)."""
+    relative = relative_order(table)
+    return {SAME + c.name: c.name for c in table.columns.values()
+            if c.kind == "numeric" and not c.discrete and c.name != relative}
+
+
+def _with_same(columns: dict[str, ColumnStats], table: TableStats) -> dict[str, ColumnStats]:
+    """A child's own columns with each `@same.` flag right after its number: drawn after it, so that scoring or
+    predicting the number is never told whether it repeats."""
+    same = {number: name for name, number in same_columns(table).items()}
+    out = {}
+    for name, c in columns.items():
+        out[name] = c
+        if name in same:
+            out[same[name]] = _count_stats(same[name], {0: 0.5, 1: 0.5}, by_digits=False)
+    return out
+
+
+def repeats_previous(own: pd.DataFrame, parents: np.ndarray, same: dict[str, str]) -> pd.DataFrame:
+    """Per record (rows run by parent, then position), whether each number is its parent's previous record's."""
+    before = own[list(same.values())].groupby(parents, sort=False).shift(1)
+    return pd.DataFrame({name: (own[number] == before[number]).to_numpy(dtype=np.int64)
+                         for name, number in same.items()}, index=own.index)
+
+
 def _row_columns(name: str, kids: dict[str, list[str]], stats: DatasetStats) -> list[str]:
     """What a table's model draws for each row besides its own columns: each child table's number of records, and
     where that child's order is relative, its first record's time."""
@@ -243,7 +274,7 @@ def model_tables(stats: DatasetStats, window: int) -> dict[str, TableStats]:
                     columns[previous(k) + c.name] = _as_context(c, previous(k) + c.name)
             for seen in seen_columns(table):
                 columns[seen] = _count_stats(seen, {0: 0.5, 1: 0.5}, by_digits=False)
-        columns.update(_own_columns(table) if fk is not None else table.columns)
+        columns.update(_with_same(_own_columns(table), table) if fk is not None else table.columns)
         for child in kids[name]:
             columns[RECORDS + child] = _count_stats(RECORDS + child, stats.tables[child].sequence_lengths or {0: 1.0})
             first = _first_stats(stats.tables[child])
@@ -326,6 +357,7 @@ def model_frames(frames: dict[str, pd.DataFrame], stats: DatasetStats, window: i
                 lagged.columns = [previous(k) + c for c in own.columns]
                 parts.append(lagged.reset_index(drop=True))
             parts.append(seen_before(own, df[fk.column].to_numpy(), seen_columns(table)).reset_index(drop=True))
+            parts.append(repeats_previous(own, df[fk.column].to_numpy(), same_columns(table)).reset_index(drop=True))
             relative = relative_order(table)
             if relative is not None:  # the time in the first record, the steps after it
                 numbers, _ = time_numbers(own[relative], table.columns[relative])
@@ -464,6 +496,7 @@ def generate_tree(models: dict, stats: DatasetStats, options, seed_data: pd.Data
         relative = relative_order(table)
         earlier = _EarlierRecords(model, own, window, len(parent_rows))
         seen = _SeenValues(model, table, len(parent_rows))
+        same = same_columns(table)
         # a later record's time comes from its step: given empty, as training saw it, its sub-columns are not drawn
         # (NAFLD's days are three of a record's eight: their heads were a third of the drawing)
         empty_time = model.encode(pd.DataFrame({relative: [None]})) if relative is not None else {}
@@ -518,6 +551,9 @@ def generate_tree(models: dict, stats: DatasetStats, options, seed_data: pd.Data
                 after = (~fixed) & (seeded_counts[active] > 0)
                 step = _in_order(lambda opts, rows: model.draw_after(opts, _rows(known, rows)), step, after,
                                  pd.DataFrame({c: before(c) for c in own}), table.order_by, step_options)
+            if t > 0:  # numbers drawn as the previous record's take its value exactly
+                _repeat_previous(step, ~fixed, {c: before(c) for c in same.values()},
+                                 [name for name in same if name in model.planner.by_name])
             step_rows = step[[*own, *extra]]
             drawn.append(step_rows)
             drawn_parents.append(active)
@@ -712,6 +748,16 @@ class _SeenValues:
 
     def tokens(self, active: np.ndarray) -> dict[str, np.ndarray]:
         return {name: self.values[name][self.held[name][active]] for name in self.columns}
+
+
+def _repeat_previous(step: pd.DataFrame, drawn: np.ndarray, before: dict[str, pd.Series], flags: list[str]) -> None:
+    """In the `drawn` rows of a step, each number whose `@same.` flag came out 1 set to the previous record's."""
+    for name in flags:
+        number = name[len(SAME):]
+        previous_values = before[number].to_numpy(dtype=object)
+        rows = drawn & (pd.to_numeric(step[name], errors="coerce").to_numpy() == 1) & pd.notna(previous_values)
+        if rows.any():
+            _put(step, rows, pd.DataFrame({number: previous_values[rows]}))
 
 
 def _put(frame: pd.DataFrame, rows: np.ndarray, values: pd.DataFrame) -> None:

@@ -330,6 +330,44 @@ def test_a_long_history_remembers_which_values_its_subject_held_beyond_its_windo
     assert out.groupby("sid")["state"].nunique().mean() < 2.3  # two states a subject, as in training
 
 
+def carried_forward(n: int = 400, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Patients with 3 to 6 readings of a continuous number, each the previous one again (carried forward) in about
+    three records of five, else a new reading, beside a nullable flag."""
+    rng = np.random.default_rng(seed)
+    patients = pd.DataFrame({"pid": np.arange(n), "ward": rng.choice(["a", "b"], n)})
+    rows = []
+    for pid in range(n):
+        reading = round(float(rng.normal(80, 15)), 1)
+        for visit in range(int(rng.integers(3, 7))):
+            if visit and rng.random() > 0.6:
+                reading = round(float(rng.normal(80, 15)), 1)
+            rows.append({"pid": pid, "visit": visit, "reading": reading,
+                         "fasting": None if rng.random() < 0.1 else bool(rng.random() < 0.5)})
+    return patients, pd.DataFrame(rows)
+
+
+def repeat_share(records: pd.DataFrame) -> float:
+    ordered = records.sort_values(["pid", "visit"], kind="stable")
+    before = ordered.groupby("pid")["reading"].shift(1)
+    return float((ordered["reading"] == before)[before.notna()].mean())
+
+
+def test_readings_carried_forward_come_out_carried_forward(tmp_path):
+    """A record's model draws whether a continuous number repeats the previous record's exactly, and generation
+    copies it: earlier records reach the model on a coarse grid, so without it a repeated reading came out as a
+    new one near it (0.01 of records repeated the previous reading, against the data's 0.6)."""
+    from synth_tabular_argn import TabularARGN
+
+    patients, records = carried_forward()
+    assert 0.55 < repeat_share(records) < 0.65
+    model = TabularARGN(tgt_context_key="pid", ctx_primary_key="pid", ctx_data=patients, order_by="visit",
+                        max_training_time=0.2, seed=0, workspace=tmp_path).fit(records)
+    out = model.sample(300, seed=1)
+    assert 0.45 < repeat_share(out) < 0.75
+    assert out["reading"].dtype == records["reading"].dtype and out["fasting"].isna().any()
+    assert (out["reading"].round(1) == out["reading"]).all()  # as rounded as the source
+
+
 def regular_visits(n: int = 400, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Patients who come back at a rhythm of their own (weekly or monthly, the plan a column of theirs), 3 to 8
     times, from a first visit in three years: the more visits, the earlier the first (as in a study whose patients
