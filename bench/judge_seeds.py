@@ -16,10 +16,13 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import tempfile
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # bench.tables, run from the peer venv
+from bench.tables import read_parquet  # noqa: E402
 
 
 def main() -> None:
@@ -31,20 +34,19 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     args = ap.parse_args()
 
-    import pandas as pd
     from mostlyai import qa
     from mostlyai.qa.random_state import set_random_state
 
-    def table(name: str) -> pd.DataFrame:
-        return pd.read_parquet(args.split / f"{name}{args.suffix}.parquet")
+    def table(name: str):
+        return read_parquet(args.split / f"{name}{args.suffix}.parquet")
 
     real = {"trn_tgt_data": table("train"), "hol_tgt_data": table("holdout"),
             "trn_ctx_data": table("train-ctx"), "hol_ctx_data": table("holdout-ctx")}
     means = {}
     with tempfile.TemporaryDirectory() as work:
         for folder in args.engines:
-            synthetic = {"syn_tgt_data": pd.read_parquet(folder / "synthetic.parquet"),
-                         "syn_ctx_data": pd.read_parquet(folder / "synthetic-ctx.parquet")}
+            synthetic = {"syn_tgt_data": read_parquet(folder / "synthetic.parquet"),
+                         "syn_ctx_data": read_parquet(folder / "synthetic-ctx.parquet")}
             scores = []
             for seed in args.seeds:
                 set_random_state(seed)
