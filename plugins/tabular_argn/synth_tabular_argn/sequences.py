@@ -11,12 +11,12 @@ Each table of the tree gets one flat TabularARGN (the same network, encoding and
   record only; training widens it to the model's window (`with_window`), so the window is a training option.
   In long histories a record also sees which kept values of each few-valued column its parent's earlier records
   held (`@seen.<column>=<value>`, 0 or 1), however far back: a window forgets which tests a patient has.
-- after each continuous number of a child's record (not a relative order column) its model draws whether the value
-  is the previous record's exactly (`@same.<column>`); where it is, generation copies it. Earlier records reach
-  the model on a coarse grid, so readings carried forward, or written twice on one day, were lost.
   The context is given, never drawn, so it does not count in the model's loss.
   A bounded window keeps long sequences as cheap per record as short ones. Its own children's counts are
   columns of it too, so trees of any depth work the same way.
+- after each continuous number of a child's record (not a relative order column) its model draws whether the value
+  is the previous record's exactly (`@same.<column>`); where it is, generation copies it. Earlier records reach
+  the model on a coarse grid, so readings carried forward, or written twice on one day, were lost.
 - where a child's first `order_by` column is a date or a number of many values (`relative_order`), a record
   draws its step from the previous record (`@step.<column>`, the stats' protected `order_steps`) and the
   column itself only in the first record: times since the previous record are what histories repeat, and a
@@ -71,8 +71,8 @@ CONTEXT_COLUMNS = 64
 # records held: NAFLD's subjects mixed more kinds of test than real ones (4.3 against 3.8 for 20-40 records)
 # once a window of 4 had forgotten the first
 SEEN = "@seen."
-SAME = "@same."  # + a continuous number: whether a record repeats the previous record's value exactly
 SEEN_MAX_VALUES = 12
+SAME = "@same."  # + a continuous number: whether a record repeats the previous record's value exactly
 COUNT_REDRAWS = 30  # draws of a seed subject's number of records, until it is at least its given records'
 SUBJECT = "@subject"  # the root row a model's training row belongs to (DP-SGD clips a subject as one)
 
@@ -496,7 +496,8 @@ def generate_tree(models: dict, stats: DatasetStats, options, seed_data: pd.Data
         relative = relative_order(table)
         earlier = _EarlierRecords(model, own, window, len(parent_rows))
         seen = _SeenValues(model, table, len(parent_rows))
-        same = same_columns(table)
+        # the model's `@same.` flags (none for a model trained without them), by the number each is drawn after
+        repeats = {number: name for name, number in same_columns(table).items() if name in model.planner.by_name}
         # a later record's time comes from its step: given empty, as training saw it, its sub-columns are not drawn
         # (NAFLD's days are three of a record's eight: their heads were a third of the drawing)
         empty_time = model.encode(pd.DataFrame({relative: [None]})) if relative is not None else {}
@@ -552,8 +553,8 @@ def generate_tree(models: dict, stats: DatasetStats, options, seed_data: pd.Data
                 step = _in_order(lambda opts, rows: model.draw_after(opts, _rows(known, rows)), step, after,
                                  pd.DataFrame({c: before(c) for c in own}), table.order_by, step_options)
             if t > 0:  # numbers drawn as the previous record's take its value exactly
-                _repeat_previous(step, ~fixed, {c: before(c) for c in same.values()},
-                                 [name for name in same if name in model.planner.by_name])
+                for number, flag in repeats.items():
+                    _repeat_previous(step, ~fixed, number, flag, before(number))
             step_rows = step[[*own, *extra]]
             drawn.append(step_rows)
             drawn_parents.append(active)
@@ -750,14 +751,12 @@ class _SeenValues:
         return {name: self.values[name][self.held[name][active]] for name in self.columns}
 
 
-def _repeat_previous(step: pd.DataFrame, drawn: np.ndarray, before: dict[str, pd.Series], flags: list[str]) -> None:
-    """In the `drawn` rows of a step, each number whose `@same.` flag came out 1 set to the previous record's."""
-    for name in flags:
-        number = name[len(SAME):]
-        previous_values = before[number].to_numpy(dtype=object)
-        rows = drawn & (pd.to_numeric(step[name], errors="coerce").to_numpy() == 1) & pd.notna(previous_values)
-        if rows.any():
-            _put(step, rows, pd.DataFrame({number: previous_values[rows]}))
+def _repeat_previous(step: pd.DataFrame, drawn: np.ndarray, number: str, flag: str, before: pd.Series) -> None:
+    """In the `drawn` rows of a step, `number` set to the previous record's (`before`) where its flag came out 1."""
+    previous_values = before.to_numpy(dtype=object)
+    rows = drawn & (pd.to_numeric(step[flag], errors="coerce").to_numpy() == 1) & pd.notna(previous_values)
+    if rows.any():
+        _put(step, rows, pd.DataFrame({number: previous_values[rows]}))
 
 
 def _put(frame: pd.DataFrame, rows: np.ndarray, values: pd.DataFrame) -> None:
