@@ -1,9 +1,9 @@
 """The judge's accuracy and coherence of synthetic records, scored several times with its random state set.
 
-    /tmp/peer-venv/bin/python bench/judge_seeds.py SPLIT ENGINE_FOLDER ... [--suffix -seed1] [--key id] [--seeds 1 2 3]
+    /tmp/peer-venv/bin/python bench/judge_seeds.py SPLIT ENGINE_FOLDER ... [--suffix=-seed1] [--key id] [--seeds 1 2 3]
 
 Runs in the peer venv (it imports mostlyai-qa; the project never does). SPLIT is run_sequential.py's folder of a
-dataset (train.parquet, train-ctx.parquet, holdout.parquet, holdout-ctx.parquet; `--suffix -seed1` for the files
+dataset (train.parquet, train-ctx.parquet, holdout.parquet, holdout-ctx.parquet; `--suffix=-seed1` for the files
 of another split seed); each ENGINE_FOLDER holds an engine's synthetic.parquet and synthetic-ctx.parquet.
 
 Why: on records with a context the judge draws one pair of consecutive records per subject at random, with a random
@@ -29,7 +29,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("split", type=Path)
     ap.add_argument("engines", type=Path, nargs="+")
-    ap.add_argument("--suffix", default="", help="the split files' suffix, e.g. -seed1")
+    ap.add_argument("--suffix", default="", help="the split files' suffix, e.g. --suffix=-seed1 (with the =)")
     ap.add_argument("--key", default="id")
     ap.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     args = ap.parse_args()
