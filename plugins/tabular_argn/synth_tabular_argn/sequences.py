@@ -191,30 +191,35 @@ def _own_columns(table: TableStats) -> dict[str, ColumnStats]:
 
 
 def same_columns(table: TableStats) -> dict[str, str]:
-    """A child table's `@same.` columns: name -> its continuous number (not the relative order column, whose steps
-    say it)."""
+    """A child table's continuous numbers (not the relative order column, whose steps say it) -> their `@same.`
+    flag."""
     relative = relative_order(table)
-    return {SAME + c.name: c.name for c in table.columns.values()
+    return {c.name: SAME + c.name for c in table.columns.values()
             if c.kind == "numeric" and not c.discrete and c.name != relative}
+
+
+def _flag_stats(name: str) -> ColumnStats:
+    """A 0/1 column of a model (`@seen.`, `@same.`): both values always possible."""
+    return _count_stats(name, {0: 0.5, 1: 0.5}, by_digits=False)
 
 
 def _with_same(columns: dict[str, ColumnStats], table: TableStats) -> dict[str, ColumnStats]:
     """A child's own columns with each `@same.` flag right after its number: drawn after it, so that scoring or
     predicting the number is never told whether it repeats."""
-    same = {number: name for name, number in same_columns(table).items()}
+    same = same_columns(table)
     out = {}
     for name, c in columns.items():
         out[name] = c
         if name in same:
-            out[same[name]] = _count_stats(same[name], {0: 0.5, 1: 0.5}, by_digits=False)
+            out[same[name]] = _flag_stats(same[name])
     return out
 
 
 def repeats_previous(own: pd.DataFrame, parents: np.ndarray, same: dict[str, str]) -> pd.DataFrame:
     """Per record (rows run by parent, then position), whether each number is its parent's previous record's."""
-    before = own[list(same.values())].groupby(parents, sort=False).shift(1)
-    return pd.DataFrame({name: (own[number] == before[number]).to_numpy(dtype=np.int64)
-                         for name, number in same.items()}, index=own.index)
+    before = own[list(same)].groupby(parents, sort=False).shift(1)
+    return pd.DataFrame({flag: (own[number] == before[number]).to_numpy(dtype=np.int64)
+                         for number, flag in same.items()}, index=own.index)
 
 
 def _row_columns(name: str, kids: dict[str, list[str]], stats: DatasetStats) -> list[str]:
@@ -273,7 +278,7 @@ def model_tables(stats: DatasetStats, window: int) -> dict[str, TableStats]:
                 for c in table.columns.values():  # empty before the k-th record: nulls always occur
                     columns[previous(k) + c.name] = _as_context(c, previous(k) + c.name)
             for seen in seen_columns(table):
-                columns[seen] = _count_stats(seen, {0: 0.5, 1: 0.5}, by_digits=False)
+                columns[seen] = _flag_stats(seen)
         columns.update(_with_same(_own_columns(table), table) if fk is not None else table.columns)
         for child in kids[name]:
             columns[RECORDS + child] = _count_stats(RECORDS + child, stats.tables[child].sequence_lengths or {0: 1.0})
@@ -497,7 +502,7 @@ def generate_tree(models: dict, stats: DatasetStats, options, seed_data: pd.Data
         earlier = _EarlierRecords(model, own, window, len(parent_rows))
         seen = _SeenValues(model, table, len(parent_rows))
         # the model's `@same.` flags (none for a model trained without them), by the number each is drawn after
-        repeats = {number: name for name, number in same_columns(table).items() if name in model.planner.by_name}
+        repeats = {number: flag for number, flag in same_columns(table).items() if flag in model.planner.by_name}
         # a later record's time comes from its step: given empty, as training saw it, its sub-columns are not drawn
         # (NAFLD's days are three of a record's eight: their heads were a third of the drawing)
         empty_time = model.encode(pd.DataFrame({relative: [None]})) if relative is not None else {}
