@@ -196,6 +196,25 @@ def test_a_dp_range_ends_on_the_grid_as_rounding_writes_it():
         assert bounds["min"] == round(bounds["min"], 2) and bounds["max"] == round(bounds["max"], 2), (seed, bounds)
 
 
+def test_dp_quantiles_of_a_skewed_number_hold_its_distribution():
+    """Prices (log-normal whole numbers, 30,000 subjects) under each column's share of value protection's ε 1 in a
+    table of ten: the quantiles come from the fine bins' raw noisy counts, within a percent or two of the mass at
+    every percentile. Before, the counts of the bins standing out of the noise (and groups of the rest) shaped them,
+    and the quantiles were off by 4 to 13% of the mass (diamonds' 75th percentile of prices 4,572 where the data's
+    is 5,311), which the calibration of a private model to them would then have copied."""
+    from synth_assets.stages.value_protection import Budget, ValueTree
+
+    prices = np.round(np.exp(np.random.default_rng(0).normal(8.0, 1.0, 30_000)))
+    ordered = np.sort(prices)
+    errors = []
+    for seed in range(10):
+        quantiles = ValueTree.build(prices, 1.0, Budget(rho=1 / (2 * 17.0 ** 2), delta=1e-6), 5,
+                                    np.random.default_rng(seed)).range()["quantiles"]
+        held_below = np.searchsorted(ordered, quantiles, side="right") / len(ordered)
+        errors.append(np.abs(held_below - np.linspace(0, 1, 101))[1:-1].max())
+    assert np.mean(errors) < 0.035 and max(errors) < 0.06, errors
+
+
 def test_steps_between_records_are_kept_where_dp_lets_them_through_and_left_out_where_not(panel_frames):
     """A child's steps between records (TableStats.order_steps) are one more protected statistic: under DP a
     table whose steps too few subjects hold gets none (its times stay values), never a failed stats stage."""

@@ -296,6 +296,25 @@ def _place(noisy: np.ndarray, open_: np.ndarray, low: int, high: int, mass: floa
         _place(noisy, open_, a, b, mass * total / held, cut, out)
 
 
+def _shape(noisy: np.ndarray, first: int, last: int, total: float) -> np.ndarray:
+    """`total` spread over the fine bins `first` to `last` by their raw noisy counts, their running sum made
+    non-decreasing. Unbiased where _standing's counts are not: a bin standing
+    out alone keeps its upward noise and its unfound neighbours share what their group holds, which moved whole
+    percent of a column's mass (diamonds' prices: the 75th percentile 4,572 where the data's is 5,311). A running
+    sum's noise grows only as the square root of the bins it spans, so the quantiles hold to a fraction of a
+    percent. Post-processing of the same noisy counts: no further privacy cost."""
+    out = np.zeros(len(noisy))
+    running = np.cumsum(noisy[first : last + 1])
+    # the mean of the running maximum and the running minimum from the end: non-decreasing, and where the sum
+    # already rises, the sum itself
+    rising = 0.5 * (np.maximum.accumulate(running) + np.minimum.accumulate(running[::-1])[::-1])
+    per_bin = np.diff(np.r_[0.0, np.maximum(rising, 0.0)])
+    if per_bin.sum() <= 0:
+        per_bin = np.ones(last - first + 1)
+    out[first : last + 1] = total * per_bin / per_bin.sum()
+    return out
+
+
 def _fine_bins(inside: np.ndarray, low: float, high: float, grain: float) -> tuple[np.ndarray, np.ndarray]:
     """Level 1 of the value tree within one power of two: its edges and exact counts."""
     if grain > 0 and (high - low) / grain <= GRAIN_BINS:
@@ -325,6 +344,8 @@ class ValueTree:
     counts: list[np.ndarray]  # the level-0 bin's noisy count spread over them by their own noisy counts
     held: list[np.ndarray]  # which of them stand out of the noise: values that are there
     extents: list[tuple[float, float]]  # per kept level-0 bin, where its values lie (see _standing)
+    raw: list[np.ndarray]  # per kept level-0 bin, its fine bins' noisy counts as drawn (the quantiles' shape)
+    found: list[tuple[int, int]]  # per kept level-0 bin, its first and last fine bin _standing found
     zeros: float
     grain: float
     threshold: int
@@ -349,7 +370,7 @@ class ValueTree:
         level0, noisy = noisy[4:], np.where(noisy >= cut0, noisy, 0.0)
         heavy = list(np.flatnonzero(noisy[4:] > 0))
         tests = len(heavy) + 2
-        edges, counts, held, extents = [], [], [], []
+        edges, counts, held, extents, raw, found = [], [], [], [], [], []
         held_mass = all_mass = max(float(noisy[3]), 0.0)  # exact zeros are a value of their own
         ranges = False
         tried, waiting = set(heavy), list(heavy)
@@ -373,6 +394,8 @@ class ValueTree:
             held.append(there)
             extents.append((float(sub[inside[0]]), float(sub[inside[-1] + 1])))
             counts.append(level0[b] * spread / spread.sum())
+            raw.append(noisy1)
+            found.append((int(inside[0]), int(inside[-1])))
             held_mass += float(noisy1[there].sum())
             all_mass += float(level0[b])  # the best count of what the bin holds: noise of empty bins left out
             for neighbour in (b - 1, b + 1):
@@ -380,7 +403,8 @@ class ValueTree:
                     tried.add(neighbour)
                     waiting.append(neighbour)
         return cls(nulls=float(noisy[0]), infinities={"-inf": float(noisy[1]), "inf": float(noisy[2])},
-                   edges=edges, counts=counts, held=held, extents=extents, zeros=float(noisy[3]), grain=grain,
+                   edges=edges, counts=counts, held=held, extents=extents, raw=raw, found=found, zeros=float(noisy[3]),
+                   grain=grain,
                    threshold=threshold, held_share=held_mass / all_mass if all_mass > 0 else 1.0, ranges=ranges)
 
     @property
@@ -388,23 +412,35 @@ class ValueTree:
         """Subjects with a finite value."""
         return self.zeros + float(sum(c.sum() for c in self.counts))
 
-    def bins(self, held: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def bins(self, held: bool = False, shaped: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Every bin with a count as (low edge, high edge, count), zeros as a bin of width 0, in rising order; with
-        `held`, only the bins that stand out of the noise."""
+        `held`, only the bins that stand out of the noise; `shaped`: counts by the raw noisy counts (`shapes`)."""
         lows = [np.array([0.0])] + [e[:-1] for e in self.edges]
         highs = [np.array([0.0])] + [e[1:] for e in self.edges]
-        counts = [np.array([self.zeros])] + list(self.counts)
+        counts = [np.array([self.zeros])] + list(self.shapes() if shaped else self.counts)
         there = [np.array([self.zeros > 0])] + list(self.held)
         low, high, count, mask = (np.concatenate(x) for x in (lows, highs, counts, there))
         order = np.argsort(low, kind="stable")
         keep = (count[order] > 0) & (mask[order] if held else True)
         return low[order][keep], high[order][keep], count[order][keep]
 
+    def shapes(self) -> list[np.ndarray]:
+        """Each kept level-0 bin's count spread by its fine bins' raw noisy counts (`_shape`): over the whole bin,
+        but from the first found value in the lowest bin and up to the last in the highest (where min and max are)."""
+        lowest = int(np.argmin([e[0] for e in self.edges])) if self.edges else -1
+        highest = int(np.argmax([e[0] for e in self.edges])) if self.edges else -1
+        out = []
+        for k, (noisy, (first, last), counts) in enumerate(zip(self.raw, self.found, self.counts)):
+            first = first if k == lowest and self.zeros <= 0 else 0
+            last = last if k == highest else len(noisy) - 1
+            out.append(_shape(noisy, first, last, float(counts.sum())))
+        return out
+
     def range(self) -> dict | None:
         """min and max: the outermost bins (or groups of bins, see _standing) that stand out of the noise, so they
-        are values or ranges enough subjects reach; the quantiles from the noisy counts (values spread evenly within
-        a bin), within them. None when no bin stands out."""
-        low, high, count = self.bins()
+        are values or ranges enough subjects reach; the quantiles from the raw noisy counts between them (`_shape`;
+        values spread evenly within a bin). None when no bin stands out."""
+        low, high, count = self.bins(shaped=True)
         total = count.sum()
         if total <= 0:
             return None

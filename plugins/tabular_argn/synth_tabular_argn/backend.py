@@ -7,7 +7,7 @@ import json
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
@@ -49,7 +49,7 @@ from synth_tabular_argn.encoding import (
 from synth_tabular_argn.generation import Planner, draw, token_labels
 from synth_tabular_argn.options import ARGNGenerateOptions, ARGNTrainOptions
 from synth_tabular_argn.training import Privacy
-from synth_tabular_argn.sequences import (SUBJECT, auto_window, generate_tree, given_sub_columns, model_frames,
+from synth_tabular_argn.sequences import (FIRST, SUBJECT, auto_window, generate_tree, given_sub_columns, model_frames,
                                           model_tables, tree_order, with_window)
 
 ENCODED_WINDOW = 1  # previous records the encoding holds; training widens it (sequences.with_window)
@@ -186,9 +186,13 @@ class TabularARGNBackend(Backend):
                   "given": given_sub_columns(codes) if context else 0}
         request = replace(request, options=options.model_copy(update={"flexible_generation": flexible}))
         state, stopped, seconds = fit(model, train, valid, sub_column_groups(codes), request, out_dir, config, privacy)
-        if privacy is None:  # under DP the training rows' token shares would spend ε (calibration.py)
+        if privacy is None:
             state.settings["calibration_max_shift"] = round(
-                _calibrate(model, train, config["given"], out_dir, options.seed or 0), 4)
+                _calibrate(model, out_dir, lambda m: _to_training_shares(m, train, config["given"], options.seed)), 4)
+        elif not context:  # under DP: to the protected stats' shares (a child's are one record per subject: not its)
+            table = TableStats.model_validate(read_json(encoded_dir / "table.json"))
+            state.settings["calibration_max_shift"] = round(
+                _calibrate(model, out_dir, lambda m: _to_protected_shares(m, codes, table, config, options.seed)), 4)
         write_json([c.model_dump() for c in codes], out_dir / "codes.json")
         if (encoded_dir / "table.json").is_file():
             write_json(read_json(encoded_dir / "table.json"), out_dir / "table.json")
@@ -222,18 +226,43 @@ class TabularARGNBackend(Backend):
         return out
 
 
-def _calibrate(model, train: np.ndarray, given: int, out_dir: Path, seed: int) -> float:
-    """The best checkpoint with its output biases calibrated to the training rows' token shares, saved in its
-    place (the resumable last state stays as trained). Returns the largest shift."""
+def _calibrate(model, out_dir: Path, shift: Callable[[Any], float]) -> float:
+    """The best checkpoint with its output biases calibrated by `shift` (calibration.py), saved in its place (the
+    resumable last state stays as trained). Returns the largest shift."""
     from safetensors.torch import load_file, save_file
 
-    from synth_tabular_argn.calibration import calibrate_output_biases
     from synth_tabular_argn.training import BEST_WEIGHTS
 
     model.load_state_dict(load_file(str(out_dir / BEST_WEIGHTS)))
-    shift = calibrate_output_biases(model, train, given, seed=seed)
+    largest = shift(model)
     save_file({k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}, str(out_dir / BEST_WEIGHTS))
-    return shift
+    return largest
+
+
+def _to_training_shares(model, train: np.ndarray, given: int, seed: int | None) -> float:
+    from synth_tabular_argn.calibration import calibrate_output_biases
+
+    return calibrate_output_biases(model, train, given, seed=seed or 0)
+
+
+def _to_protected_shares(model, codes: list[ColumnCode], table: TableStats, config: dict, seed: int | None) -> float:
+    """A private model calibrated to its protected stats' shares, against its own unconditional draws."""
+    import torch
+
+    from synth_tabular_argn.calibration import OWN_DRAWS, calibrate_to_protected_shares, protected_shares
+
+    planner = Planner(codes, table, config["order"], config["flexible_generation"])
+    # a root's first times of its children's histories have the stats of all their records' times: not theirs
+    own = [c for c in codes if not c.column.startswith(FIRST)]
+    shares = protected_shares(own, table, {c: group[0] for c, group in planner.groups.items()}, planner.marginal)
+    model.eval()
+
+    def own_draws(k: int) -> np.ndarray:
+        plan = planner.plan(GenerateRequest(options=ARGNGenerateOptions(sample_size=OWN_DRAWS)))
+        generator = torch.Generator(device=model.owner.device).manual_seed((seed or 0) * 7919 + k)
+        return draw(model, plan, temperature=1.0, top_p=1.0, generator=generator)
+
+    return calibrate_to_protected_shares(model, own_draws, shares) if shares else 0.0
 
 
 def _with_ledger(result: TrainResult, ledger, out_dir: Path) -> TrainResult:

@@ -8,12 +8,21 @@ have settled: on NAFLD's 1,280 training subjects the root model's mean predictio
 0.955). Calibrated, the same model's lengths scored 0.972 and the whole tree 0.860-0.864 against 0.848 (bench/
 RESULTS.md). A flat table that trains to convergence hardly moves (diamonds 0.967 to 0.969).
 
-The shares are the training rows' own, which the stats publish for categories anyway; under differential privacy
-they would spend ε, so private models are left as trained."""
+The shares are the training rows' own, which the stats publish for categories anyway. Under differential privacy
+those would spend ε, so a private model is calibrated instead to the shares its protected stats imply (categories'
+noisy shares, numbers' noisy quantiles: `protected_shares`), against its own draws rather than the training rows
+(`calibrate_to_protected_shares`): post-processing of what is private already, at no further cost in ε. DP-SGD's
+noise leaves the marginals off (diamonds at ε 4: prices 0.93, depths 0.96 where the same judge gives a non-private
+model 0.99); calibrated, the judge's accuracy of two such models rose 0.922 → 0.936 and 0.896 → 0.912."""
 
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
+
+from synth_assets.plugin_api import TableStats
+from synth_tabular_argn.encoding import ColumnCode
 
 # a sample of the training rows is enough for shares of a few percent, and bounds the passes' time
 MAX_ROWS = 50_000
@@ -22,6 +31,7 @@ MAX_ROWS = 50_000
 PASSES = 3
 MAX_SHIFT = 5.0  # in nats, either way: no token is forced in or ruled out beyond what the network learned
 BATCH = 4_096
+OWN_DRAWS = 20_000  # rows a private model draws per pass: a share of 0.5% is then about 100 rows' worth
 
 
 def calibrate_output_biases(model, tokens: np.ndarray, given: int = 0, *, seed: int = 0) -> float:
@@ -47,6 +57,76 @@ def calibrate_output_biases(model, tokens: np.ndarray, given: int = 0, *, seed: 
             total[i] += shift
             model.shift_output_bias(i, torch.as_tensor(shift, dtype=torch.float32))
     return max((float(np.abs(t).max()) for t in total.values()), default=0.0)
+
+
+def calibrate_to_protected_shares(model, draw: Callable[[int], np.ndarray], shares: dict[int, np.ndarray],
+                                  passes: int = PASSES + 1) -> float:
+    """Shift the output biases of the sub-columns in `shares` (index -> each token's share) so the model's own
+    draws hold those shares. `draw(k)` draws rows of tokens for pass k (OWN_DRAWS of them, as generation does);
+    each pass draws again, as a shift of one column moves those drawn after it. Returns the largest shift."""
+    import torch
+
+    total = {i: np.zeros(len(target)) for i, target in shares.items()}
+    order = torch.arange(model.n_columns, device=model.owner.device)
+    for k in range(passes):
+        # the mean prediction over the model's own draws is its marginal, with less noise than counting tokens
+        means = _mean_predictions(model, draw(k), order, 0, list(shares))
+        for i, target in shares.items():
+            shift = np.log(np.maximum(target, 1e-12)) - np.log(np.maximum(means[i], 1e-12))
+            shift = np.clip(total[i] + shift, -MAX_SHIFT, MAX_SHIFT) - total[i]
+            total[i] += shift
+            model.shift_output_bias(i, torch.as_tensor(shift, dtype=torch.float32))
+    return max((float(np.abs(t).max()) for t in total.values()), default=0.0)
+
+
+def protected_shares(codes: list[ColumnCode], table: TableStats, first_sub_columns: dict[str, int],
+                     marginal: Callable[[ColumnCode], np.ndarray]) -> dict[int, np.ndarray]:
+    """Each column's first sub-column (index) with the share of each of its tokens that the protected stats imply:
+    a category's (`marginal`, the planner's), a number's leading digits' and quantile bins' from its quantiles
+    (their distribution function, linear between them). Columns whose shares the stats do not tell (dates, codes,
+    text, numbers with exact values of their own) are left out."""
+    out = {}
+    for code in codes:
+        stats = table.columns.get(code.column)
+        if stats is None:
+            continue
+        if code.encoding in ("categorical", "numeric_discrete") and stats.category_shares:
+            out[first_sub_columns[code.column]] = marginal(code)
+        elif code.encoding in ("numeric_digit", "numeric_binned") and stats.quantiles and not code.exact:
+            out[first_sub_columns[code.column]] = _number_shares(code, stats)
+    return out
+
+
+def _number_shares(code: ColumnCode, stats) -> np.ndarray:
+    """A number's first sub-column: null and infinities as the stats hold them, then each token's range of values
+    (a leading digit's, a bin's) weighed by the quantiles' distribution function."""
+    if code.encoding == "numeric_digit":
+        scale, step = 10.0**code.decimals, 10**code.digit_top
+        starts = code.digit_base + step * np.arange(code.digit_top_size + 1)
+        edges = (starts - 0.5) / scale  # a value rounds to its grid point: half a step either side
+    else:
+        edges = np.asarray(code.edges, dtype=float)
+    cdf = _distribution(stats.quantiles)(edges)
+    cdf[0], cdf[-1] = 0.0, 1.0  # what lies beyond the outer tokens is clipped into them
+    mass = np.diff(cdf)
+    infinite = [(stats.infinite_shares or {}).get(name, 0.0) for name in code.infinities]
+    present = max(1.0 - stats.null_share - sum(infinite), 0.0)
+    head = ([stats.null_share] if code.has_null else []) + infinite + ([0.0] if code.has_rare else [])
+    shares = np.asarray(head + list(present * mass), dtype=float)
+    return shares / shares.sum()
+
+
+def _distribution(quantiles: list[float]) -> Callable[[np.ndarray], np.ndarray]:
+    """The distribution function the quantiles (0 to 100 percent) describe, linear between them; a value many
+    quantiles share (a heaped value) holds their mass at that value."""
+    q = np.asarray(quantiles, dtype=float)
+    levels = np.linspace(0.0, 1.0, len(q))
+    values, first = np.unique(q, return_index=True)
+    last = len(q) - 1 - np.unique(q[::-1], return_index=True)[1]
+    # a step at each value many quantiles share: just below it the lowest level, at it the highest
+    xs = np.ravel(np.column_stack([np.nextafter(values, -np.inf), values]))
+    ys = np.ravel(np.column_stack([levels[first], levels[last]]))
+    return lambda x: np.interp(x, xs, ys)
 
 
 def _mean_predictions(model, tokens: np.ndarray, order, given: int, columns) -> dict[int, np.ndarray]:
