@@ -109,6 +109,9 @@ class ColumnStats(BaseModel):
     min: float | None = None
     max: float | None = None
     quantiles: list[float] | None = None
+    quantile_noise: float | None = Field(
+        None, description="with DP: how far the quantiles may be off, as a share of the mass (two standard errors of "
+                          "the noisy running count they come from, at its widest)")
     rest_quantiles: list[float] | None = Field(
         None, description="a continuous number's quantiles without its exactly held values (`categories`)")
     is_integer: bool = False
@@ -712,7 +715,7 @@ def _private_numeric_stats(values: pd.Series, protection: ColumnProtection, forc
     tree = protection.value_tree(values, step, share=1 - DECIMALS_SHARE)
     numbers = _tree_range(tree, where, protection, "values")
     n = max(len(values), 1)
-    out = dict(numbers, **grain, null_share=tree.nulls / n,
+    out = dict(numbers, **grain, null_share=tree.nulls / n, quantile_noise=tree.quantile_noise,
                infinite_shares={k: v / n for k, v in tree.infinities.items() if v > 0} or None)
     exact = tree.exact_values()
     discrete = exact is not None and len(exact) < DISCRETE_AUTO_MAX_VALUES and forced != "continuous"

@@ -349,6 +349,7 @@ class ValueTree:
     zeros: float
     grain: float
     threshold: int
+    sigma: float = 0.0  # the fine bins' noise
     held_share: float = 1.0  # of the level-0 bins' noisy counts, the share their level-1 bins that stand out hold
     ranges: bool = False  # some values were found only as groups of bins (a range, not values of their own)
 
@@ -404,7 +405,7 @@ class ValueTree:
                     waiting.append(neighbour)
         return cls(nulls=float(noisy[0]), infinities={"-inf": float(noisy[1]), "inf": float(noisy[2])},
                    edges=edges, counts=counts, held=held, extents=extents, raw=raw, found=found, zeros=float(noisy[3]),
-                   grain=grain,
+                   grain=grain, sigma=fine.sigma,
                    threshold=threshold, held_share=held_mass / all_mass if all_mass > 0 else 1.0, ranges=ranges)
 
     @property
@@ -425,16 +426,26 @@ class ValueTree:
         return low[order][keep], high[order][keep], count[order][keep]
 
     def shapes(self) -> list[np.ndarray]:
-        """Each kept level-0 bin's count spread by its fine bins' raw noisy counts (`_shape`): over the whole bin,
-        but from the first found value in the lowest bin and up to the last in the highest (where min and max are)."""
+        """Each kept level-0 bin's count spread by its fine bins' raw noisy counts (`_shape`, over `_shape_spans`)."""
+        return [_shape(noisy, first, last, float(counts.sum()))
+                for noisy, (first, last), counts in zip(self.raw, self._shape_spans(), self.counts)]
+
+    @property
+    def quantile_noise(self) -> float:
+        """Two standard errors of the running count the quantiles come from, at its widest (half way through the
+        widest shape), as a share of the subjects holding a value. At ε 1 for ten columns: diamonds' 34,500 prices
+        0.056 (their worst quantile off by 0.038 of the mass), its other numbers 0.007 to 0.018; 2,400 of its rows
+        0.09 to 0.85 (off by 0.04 to 0.25)."""
+        widest = max((last - first + 1 for first, last in self._shape_spans()), default=0)
+        return float(2.0 * self.sigma * math.sqrt(widest / 2.0) / max(self.present, 1.0))
+
+    def _shape_spans(self) -> list[tuple[int, int]]:
+        """Per kept level-0 bin, the fine bins its shape spreads over: the whole bin, but from the first found
+        value in the lowest bin and up to the last in the highest (where min and max are)."""
         lowest = int(np.argmin([e[0] for e in self.edges])) if self.edges else -1
         highest = int(np.argmax([e[0] for e in self.edges])) if self.edges else -1
-        out = []
-        for k, (noisy, (first, last), counts) in enumerate(zip(self.raw, self.found, self.counts)):
-            first = first if k == lowest and self.zeros <= 0 else 0
-            last = last if k == highest else len(noisy) - 1
-            out.append(_shape(noisy, first, last, float(counts.sum())))
-        return out
+        return [(first if k == lowest and self.zeros <= 0 else 0, last if k == highest else len(noisy) - 1)
+                for k, (noisy, (first, last)) in enumerate(zip(self.raw, self.found))]
 
     def range(self) -> dict | None:
         """min and max: the outermost bins (or groups of bins, see _standing) that stand out of the noise, so they

@@ -82,3 +82,31 @@ def test_training_reports_the_calibration_and_a_private_model_is_calibrated_to_i
         assert abs(shares[plan] - share) < 0.025, (plan, shares[plan], share)
     deciles = np.quantile(drawn["age"], np.linspace(0.1, 0.9, 9))
     assert np.abs(deciles - np.asarray(stats["age"].quantiles)[10:91:10]).max() <= 3, deciles
+
+
+def test_a_number_whose_noisy_quantiles_are_too_rough_is_not_calibrated_to_them():
+    """On 2,000 rows at ε 4 a price's noisy quantiles may be off by a fifth of the mass (ColumnStats.quantile_noise
+    says so): calibrating to them cost diamonds' prices 0.25 of their univariate score once. Its plan's noisy shares
+    are fine, and are kept."""
+    from synth_assets.project import parse_project
+    from synth_assets.stages.stats import compute_stats
+    from synth_tabular_argn.calibration import MAX_QUANTILE_NOISE, protected_shares
+    from synth_tabular_argn.encoding import COLUMN_ENCODINGS, build_codes
+    from synth_tabular_argn.generation import Planner
+
+    r = np.random.default_rng(4)
+    df = pd.DataFrame({"plan": r.choice(["basic", "plus", "pro"], 2000, p=[0.7, 0.2, 0.1]),
+                       "price": np.round(np.exp(r.normal(8.0, 1.0, 2000)))})
+    spec = parse_project({"datasets": {"d": {"tables": {"t": {"source": "t.csv"}}, "split": {"validation_share": 0.01},
+                                             "train": {"differential_privacy": {"max_epsilon": 4.0}}}}}).datasets["d"]
+    table = compute_stats(spec, {"t": df}, dataset="d", hints=COLUMN_ENCODINGS).tables["t"]
+    assert table.columns["price"].quantile_noise > MAX_QUANTILE_NOISE
+    codes = build_codes(table, "d")
+    planner = Planner(codes, table, list(range(sum(len(c.sub_columns) for c in codes))), False)
+    first = {name: group[0] for name, group in planner.groups.items()}
+    assert set(protected_shares(codes, table, first, planner.marginal)) == {first["plan"]}
+    # the same number with quantiles as close as a large table's: calibrated, its shares summing to one
+    close = table.model_copy(update={"columns": {**table.columns, "price": table.columns["price"].model_copy(
+        update={"quantile_noise": 0.01})}})
+    shares = protected_shares(codes, close, first, planner.marginal)
+    assert set(shares) == {first["plan"], first["price"]} and abs(shares[first["price"]].sum() - 1) < 1e-9
