@@ -56,10 +56,7 @@ def calibrate_output_biases(model, tokens: np.ndarray, given: int = 0, *, seed: 
         means = _mean_predictions(model, tokens, order, given, columns)
         for i in columns:
             # a token no sampled row holds (a null or rare token the column does not use) goes down MAX_SHIFT
-            shift = np.log(np.maximum(shares[i], 1e-12)) - np.log(np.maximum(means[i], 1e-12))
-            shift = np.clip(total[i] + shift, -MAX_SHIFT, MAX_SHIFT) - total[i]
-            total[i] += shift
-            model.shift_output_bias(i, torch.as_tensor(shift, dtype=torch.float32))
+            _shift(model, i, shares[i], means[i], total)
     return max((float(np.abs(t).max()) for t in total.values()), default=0.0)
 
 
@@ -76,11 +73,18 @@ def calibrate_to_protected_shares(model, draw: Callable[[int], np.ndarray], shar
         # the mean prediction over the model's own draws is its marginal, with less noise than counting tokens
         means = _mean_predictions(model, draw(k), order, 0, list(shares))
         for i, target in shares.items():
-            shift = np.log(np.maximum(target, 1e-12)) - np.log(np.maximum(means[i], 1e-12))
-            shift = np.clip(total[i] + shift, -MAX_SHIFT, MAX_SHIFT) - total[i]
-            total[i] += shift
-            model.shift_output_bias(i, torch.as_tensor(shift, dtype=torch.float32))
+            _shift(model, i, target, means[i], total)
     return max((float(np.abs(t).max()) for t in total.values()), default=0.0)
+
+
+def _shift(model, i: int, target: np.ndarray, mean: np.ndarray, total: dict[int, np.ndarray]) -> None:
+    """Move sub-column i's logits by log(target / mean prediction), keeping its shifts' sum within MAX_SHIFT."""
+    import torch
+
+    shift = np.log(np.maximum(target, 1e-12)) - np.log(np.maximum(mean, 1e-12))
+    shift = np.clip(total[i] + shift, -MAX_SHIFT, MAX_SHIFT) - total[i]
+    total[i] += shift
+    model.shift_output_bias(i, torch.as_tensor(shift, dtype=torch.float32))
 
 
 def protected_shares(codes: list[ColumnCode], table: TableStats, first_sub_columns: dict[str, int],
