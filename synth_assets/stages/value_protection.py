@@ -298,11 +298,10 @@ def _place(noisy: np.ndarray, open_: np.ndarray, low: int, high: int, mass: floa
 
 def _shape(noisy: np.ndarray, first: int, last: int, total: float) -> np.ndarray:
     """`total` spread over the fine bins `first` to `last` by their raw noisy counts, their running sum made
-    non-decreasing. Unbiased where _standing's counts are not: a bin standing
-    out alone keeps its upward noise and its unfound neighbours share what their group holds, which moved whole
-    percent of a column's mass (diamonds' prices: the 75th percentile 4,572 where the data's is 5,311). A running
-    sum's noise grows only as the square root of the bins it spans, so the quantiles hold to a fraction of a
-    percent. Post-processing of the same noisy counts: no further privacy cost."""
+    non-decreasing. Unbiased where _standing's counts are not: a bin standing out alone keeps its upward noise, and
+    its unfound neighbours share what their group holds, which moved whole percent of a column's mass (diamonds'
+    prices: the 75th percentile 4,572 where the data's is 5,311). A running sum's noise grows only as the square
+    root of the bins it spans (ValueTree.quantile_noise). Post-processing of the same noisy counts: no ε."""
     out = np.zeros(len(noisy))
     running = np.cumsum(noisy[first : last + 1])
     # the mean of the running maximum and the running minimum from the end: non-decreasing, and where the sum
@@ -441,10 +440,14 @@ class ValueTree:
 
     def _shape_spans(self) -> list[tuple[int, int]]:
         """Per kept level-0 bin, the fine bins its shape spreads over: the whole bin, but from the first found
-        value in the lowest bin and up to the last in the highest (where min and max are)."""
-        lowest = int(np.argmin([e[0] for e in self.edges])) if self.edges else -1
-        highest = int(np.argmax([e[0] for e in self.edges])) if self.edges else -1
-        return [(first if k == lowest and self.zeros <= 0 else 0, last if k == highest else len(noisy) - 1)
+        value in the lowest bin and up to the last in the highest, where min and max are (unless exact zeros lie
+        beyond that bin: then the range reaches on to 0)."""
+        lows = [e[0] for e in self.edges]
+        lowest = int(np.argmin(lows)) if lows else -1
+        highest = int(np.argmax(lows)) if lows else -1
+        zeros = self.zeros > 0
+        return [(first if k == lowest and not (zeros and self.edges[k][0] >= 0) else 0,
+                 last if k == highest and not (zeros and self.edges[k][-1] <= 0) else len(noisy) - 1)
                 for k, (noisy, (first, last)) in enumerate(zip(self.raw, self.found))]
 
     def range(self) -> dict | None:
