@@ -23,6 +23,7 @@ from synth_assets.errors import SynthError
 from synth_assets.stages.privacy import DEFAULT_DRAWS, PrivacyFigures, evaluate_privacy, roc_auc
 from synth_assets.stages.split import split_tables
 from synth_assets.stages.stats import DatasetStats, compute_stats
+from synth_assets.testing import survey_table
 
 DEMO = Path(__file__).resolve().parents[1] / "data" / "demo"
 
@@ -184,6 +185,27 @@ def test_the_same_seed_gives_the_same_figures(diamonds):
                            for seed in (7, 7, 8))
     assert first == again
     assert first.dcr_draws != other.dcr_draws
+
+
+def test_the_dcr_noise_covers_what_real_unseen_rows_score_by_chance():
+    """The gate fails an excess only beyond its noise, meant as two standard deviations of what a generator that
+    leaks nothing scores. Forty small tables (the contract suite's size: 400 validation rows, 300 synthetic),
+    each with real unseen rows posing as synthetic: the noise each reports is about twice the spread of their
+    excesses (the draws, which judge the same validation rows again, are not taken for independent evidence),
+    and at most two of the forty lie beyond it. bench/privacy_noise.py runs this at 300 replications."""
+    excesses, noises = [], []
+    spec = DatasetSpec(backend="tabular_argn", tables={"survey": TableSpec(source="survey.parquet")})
+    for replication in range(40):
+        rows = survey_table(2_300, seed=replication)
+        split = split_tables(spec, {"survey": rows.iloc[:2_000]})
+        stats = compute_stats(spec, split.train, dataset="survey", hints={})
+        figures = evaluate_privacy(stats, "survey", split.train, split.validation,
+                                   {"survey": rows.iloc[2_000:]}, seed=replication)
+        excesses.append(figures.dcr_excess)
+        noises.append(figures.dcr_excess_noise)
+    spread, noise = np.std(excesses, ddof=1), np.mean(noises)
+    assert 1.8 * spread < noise < 3.5 * spread, (spread, noise)
+    assert sum(excess > noise for excess, noise in zip(excesses, noises)) <= 2
 
 
 # subjects: persons with their years ---------------------------------------------------------------
