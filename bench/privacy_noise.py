@@ -97,6 +97,13 @@ def replicate(case: str, replication: int, cache: dict) -> dict:
 def summarise(case: str, rows: list[dict]) -> dict:
     df = pd.DataFrame(rows)
     out = {"case": case, "replications": len(df), "compared": int(df.compared.median())}
+    # the DCR noise up to 6488226: each draw's share and floor taken for independent proportions near 0.5
+    df["dcr_excess_independent_noise"] = 2.0 * np.sqrt(0.5 / df.compared / df.draws)
+    independent = df["dcr_excess_independent_noise"]
+    out["dcr_excess_independent_draws"] = {
+        "reported_noise": round(float(independent.mean()), 4),
+        "noise_over_sd": round(float(independent.mean() / df.dcr_excess.std()), 2),
+        "beyond_noise": round(float((df.dcr_excess > independent).mean()), 4)}
     for figure, centre in (("dcr_excess", 0.0), ("membership_auc", 0.5)):
         noise = df[f"{figure}_noise"]
         out[figure] = {
