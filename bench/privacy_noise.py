@@ -8,8 +8,9 @@ population (the survey table's generator, diamonds, or the demo panel's persons 
 of its training rows. The quality stage's privacy figures (synth_assets.stages.privacy) are computed on it, as
 `privacy_gate` computes them. A calibrated noise is about two standard deviations of what such a generator
 scores: the spread of dcr_excess and membership_auc over replications is set beside the noise the figures
-report, and the share of replications the gate would fail with a threshold of 0 (excess beyond its noise;
-the default threshold, 0.02, adds to that margin).
+report, the share of replications whose figure lies beyond its noise (above 0 for the excess, above 0.5 for the
+AUC), and the share the default gate fails (max_dcr_excess 0.02 and max_membership_auc 0.6, each beyond three
+standard errors).
 """
 
 from __future__ import annotations
@@ -26,8 +27,8 @@ import pandas as pd
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from synth_assets.config import DatasetSpec, ForeignKey, SplitSpec, TableSpec  # noqa: E402
-from synth_assets.stages.privacy import evaluate_privacy  # noqa: E402
+from synth_assets.config import DatasetSpec, ForeignKey, QualitySpec, SplitSpec, TableSpec  # noqa: E402
+from synth_assets.stages.privacy import PrivacyGate, evaluate_privacy, gate_problems  # noqa: E402
 from synth_assets.stages.split import split_tables  # noqa: E402
 from synth_assets.stages.stats import compute_stats  # noqa: E402
 from synth_assets.testing import survey_table  # noqa: E402
@@ -89,21 +90,29 @@ def replicate(case: str, replication: int, cache: dict) -> dict:
     split = split_tables(spec, frames)
     stats = compute_stats(spec, split.train, dataset=case, hints={})
     figures = evaluate_privacy(stats, table, split.train, split.validation, unseen, seed=replication)
-    return {"dcr_excess": figures.dcr_excess, "dcr_excess_noise": figures.dcr_excess_noise,
+    defaults = QualitySpec()  # the gate as a project without a quality section has it
+    gate = PrivacyGate(max_dcr_excess=defaults.max_dcr_excess, max_membership_auc=defaults.max_membership_auc)
+    return {"gate_failed": bool(gate_problems(figures, gate)),
+            "dcr_excess": figures.dcr_excess, "dcr_excess_noise": figures.dcr_excess_noise,
             "membership_auc": figures.membership_auc, "membership_auc_noise": figures.membership_auc_noise,
             "compared": figures.compared, "draws": figures.draws}
 
 
 def summarise(case: str, rows: list[dict]) -> dict:
     df = pd.DataFrame(rows)
-    out = {"case": case, "replications": len(df), "compared": int(df.compared.median())}
+    out = {"case": case, "replications": len(df), "compared": int(df.compared.median()),
+           "gate_fails": round(float(df.gate_failed.mean()), 4)}  # the default gate, DCR excess and membership
     # the DCR noise up to 6488226: each draw's share and floor taken for independent proportions near 0.5
     df["dcr_excess_independent_noise"] = 2.0 * np.sqrt(0.5 / df.compared / df.draws)
     independent = df["dcr_excess_independent_noise"]
     out["dcr_excess_independent_draws"] = {
         "reported_noise": round(float(independent.mean()), 4),
         "noise_over_sd": round(float(independent.mean() / df.dcr_excess.std()), 2),
-        "beyond_noise": round(float((df.dcr_excess > independent).mean()), 4)}
+        "beyond_noise": round(float((df.dcr_excess > independent).mean()), 4),
+        # the default gate up to 6488226: each figure beyond its threshold by more than two standard errors
+        "gate_fails": round(float(((df.dcr_excess - independent > QualitySpec().max_dcr_excess)
+                                   | (df.membership_auc - df.membership_auc_noise > QualitySpec().max_membership_auc)
+                                   ).mean()), 4)}
     for figure, centre in (("dcr_excess", 0.0), ("membership_auc", 0.5)):
         noise = df[f"{figure}_noise"]
         out[figure] = {

@@ -14,7 +14,8 @@ def synthetic_check_specs(asset: dg.AssetKey, spec: DatasetSpec) -> list[dg.Asse
                                       "the source's stats; keys are unique and every foreign key resolves."),
         dg.AssetCheckSpec(PRIVACY_CHECK, asset=asset, blocking=True,
                           description=f"The privacy gate, each figure against real unseen data judged the same way "
-                                      f"and beyond its noise: the DCR share above its floor (quality.max_dcr_excess "
+                                      f"and beyond three standard errors: the DCR share above its floor "
+                                      f"(quality.max_dcr_excess "
                                       f"{spec.quality.max_dcr_excess}), a membership attack's AUC "
                                       f"(quality.max_membership_auc {spec.quality.max_membership_auc}), exact copies "
                                       f"of training subjects above the holdout's (quality.max_copy_excess "

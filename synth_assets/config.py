@@ -102,17 +102,20 @@ class QualitySpec(StrictModel):
     )
     max_dcr_excess: float | None = Field(
         0.02, ge=0, le=1, description="Blocking check: the DCR share above its floor (real unseen rows judged the "
-                                      "same way, in the same run), beyond its sampling noise. null: not gated.")
+                                      "same way, in the same run), by more than three standard errors. "
+                                      "null: not gated.")
     max_membership_auc: float | None = Field(
         0.6, ge=0.5, le=1, description="Blocking check: the AUC of a membership attack telling training subjects "
-                                       "from unseen ones through the synthetic data, beyond its noise. null: not gated.")
+                                       "from unseen ones through the synthetic data, by more than three standard "
+                                       "errors. null: not gated.")
     max_copy_excess: float | None = Field(
         0.01, ge=0, le=1, description="Blocking check: the share of synthetic subjects identical to a training one, "
-                                      "above the share of unseen ones identical to one, beyond its noise. null: not gated.")
+                                      "above the share of unseen ones identical to one, by more than three standard "
+                                      "errors. null: not gated.")
     max_text_copy_excess: float | None = Field(
         0.02, ge=0, le=1, description="Blocking check: per free-text column, the share of written texts identical to "
-                                      "a training text too few subjects hold, above unseen texts' share, beyond its "
-                                      "noise. null: not gated.")
+                                      "a training text too few subjects hold, above unseen texts' share, by more than "
+                                      "three standard errors. null: not gated.")
     privacy_draws: int = Field(5, ge=1, le=50, description="Seeded draws the DCR share and its floor are averaged over.")
     max_rows: int = Field(10_000, ge=100, description="Rows sampled from each table to compute the scores.")
 

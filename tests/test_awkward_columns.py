@@ -289,7 +289,7 @@ def test_a_parent_of_keys_only_and_a_column_null_in_nearly_every_row_through_dg_
     tables = {"persons": {"source": "persons.parquet", "primary_key": "pid"},
               "visits": {"source": "visits.parquet", "foreign_keys": [{"column": "pid", "references": "persons"}]}}
     train = {"tabular_argn": {"max_training_time": 0.1, "max_epochs": 3},
-             "llm": {"max_training_time": 0.2, "max_epochs": 200, "model_size": "tiny", "context_window": 256}}
+             "llm": {"max_training_time": 1.0, "max_epochs": 14, "model_size": "tiny", "context_window": 256}}
     datasets = {f"keys_{backend}": {"backend": backend, "tables": tables, "train": options,
                                      "generate": {"sample_size": 100, "seed": 1}} for backend, options in train.items()}
     (tmp_path / "synth.yaml").write_text(yaml.safe_dump({"datasets": datasets}, sort_keys=False))
