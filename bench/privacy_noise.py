@@ -1,6 +1,7 @@
 """Is the privacy gate's noise calibrated? Real unseen rows posing as synthetic, many times over.
 
     .venv/bin/python bench/privacy_noise.py [--replications 200] [--cases survey-2500 diamonds-6000 ...]
+        [--copied 0.25]
 
 Each replication draws a fresh training, validation and "synthetic" sample of a case's sizes from one real
 population (the survey table's generator, diamonds, or the demo panel's persons with their years), the
@@ -10,7 +11,8 @@ of its training rows. The quality stage's privacy figures (synth_assets.stages.p
 scores: the spread of dcr_excess and membership_auc over replications is set beside the noise the figures
 report, the share of replications whose figure lies beyond its noise (above 0 for the excess, above 0.5 for the
 AUC), and the share the default gate fails (max_dcr_excess 0.02 and max_membership_auc 0.6, each beyond three
-standard errors).
+standard errors). With --copied, that share of the "synthetic" units are training units as they are: how
+often the gate catches a generator that copies (its power), before and after.
 """
 
 from __future__ import annotations
@@ -78,7 +80,26 @@ def draw(frames: dict[str, pd.DataFrame], units: int, extra: int, rng: np.random
     return tuple({name: rows.iloc[o].reset_index(drop=True)} for o in (order[:units], order[units:units + extra]))
 
 
-def replicate(case: str, replication: int, cache: dict) -> dict:
+def with_copies(split_train: dict[str, pd.DataFrame], unseen: dict[str, pd.DataFrame], share: float,
+                rng: np.random.Generator) -> dict[str, pd.DataFrame]:
+    """The positive control: `share` of the "synthetic" units replaced by training units as they are (persons
+    with all their records)."""
+    if share == 0:
+        return unseen
+    if "persons" in unseen:
+        n = round(share * len(unseen["persons"]))
+        copied = rng.choice(split_train["persons"]["id"].to_numpy(), size=n, replace=False)
+        kept = unseen["persons"]["id"].to_numpy()[n:]
+        return {t: pd.concat([split_train[t][split_train[t]["id"].isin(copied)], unseen[t][unseen[t]["id"].isin(kept)]],
+                             ignore_index=True) for t in ("persons", "years")}
+    [(name, rows)] = unseen.items()
+    n = round(share * len(rows))
+    source = split_train[name]
+    copied = source.iloc[rng.choice(len(source), size=n, replace=False)]
+    return {name: pd.concat([copied, rows.iloc[n:]], ignore_index=True)}
+
+
+def replicate(case: str, replication: int, cache: dict, copied: float = 0.0) -> dict:
     kind, units, share, synthetic = CASES[case]
     key = (kind, replication if kind == "survey" else 0)
     if key not in cache:
@@ -89,7 +110,8 @@ def replicate(case: str, replication: int, cache: dict) -> dict:
     spec, table = spec_of(kind, share, replication)
     split = split_tables(spec, frames)
     stats = compute_stats(spec, split.train, dataset=case, hints={})
-    figures = evaluate_privacy(stats, table, split.train, split.validation, unseen, seed=replication)
+    synthetic = with_copies(split.train, unseen, copied, rng)
+    figures = evaluate_privacy(stats, table, split.train, split.validation, synthetic, seed=replication)
     defaults = QualitySpec()  # the gate as a project without a quality section has it
     gate = PrivacyGate(max_dcr_excess=defaults.max_dcr_excess, max_membership_auc=defaults.max_membership_auc)
     return {"gate_failed": bool(gate_problems(figures, gate)),
@@ -130,14 +152,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--replications", type=int, default=200)
     parser.add_argument("--cases", nargs="+", default=list(CASES), choices=list(CASES))
+    parser.add_argument("--copied", type=float, default=0.0,
+                        help="the share of synthetic units that are training units as they are: the gate's power")
     parser.add_argument("--out", type=Path, default=None, help="a JSON file for the summaries")
     args = parser.parse_args()
     summaries, cache = [], {}
     for case in args.cases:
         started, rows = time.time(), []
         for r in range(args.replications):
-            rows.append(replicate(case, r, cache))
+            rows.append(replicate(case, r, cache, args.copied))
         summary = summarise(case, rows)
+        summary["copied"] = args.copied
         summary["seconds"] = round(time.time() - started, 1)
         summaries.append(summary)
         print(json.dumps(summary), flush=True)
