@@ -186,6 +186,8 @@ def privacy_lines(results: dict[str, TableQuality], protection: dict) -> list[st
         "members (0.5: no signal). Exact copies: synthetic rows (subjects) identical to a training one, beside",
         "the holdout's. Attribute inference, for columns marked `sensitive`: the share of training rows whose",
         "value the nearest synthetic row on the other columns gives away, beside the same attack with holdout rows.",
+        "The privacy gate fails a figure only beyond its threshold (`quality:`) by more than three standard errors:",
+        "what chance does not explain.",
         "",
         "| table | DCR share | floor | excess | membership AUC | exact copies (holdout) |",
         "|---|---:|---:|---:|---:|---:|",
