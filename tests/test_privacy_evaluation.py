@@ -188,8 +188,8 @@ def test_the_same_seed_gives_the_same_figures(diamonds):
 
 
 def test_the_dcr_noise_covers_what_real_unseen_rows_score_by_chance():
-    """The gate fails an excess only beyond its noise, meant as two standard deviations of what a generator that
-    leaks nothing scores. Forty small tables (the contract suite's size: 400 validation rows, 300 synthetic),
+    """The noise the DCR excess reports is meant as two standard deviations of what a generator that leaks nothing
+    scores (the gate allows one and a half of it). Forty small tables (the contract suite's size: 400 validation rows, 300 synthetic),
     each with real unseen rows posing as synthetic: the noise each reports is about twice the spread of their
     excesses (the draws, which judge the same validation rows again, are not taken for independent evidence),
     and at most two of the forty lie beyond it. bench/privacy_noise.py runs this at 300 replications."""

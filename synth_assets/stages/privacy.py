@@ -141,8 +141,9 @@ def gate_problems(figures: PrivacyFigures, gate: PrivacyGate, dcr_share: float |
     """What the gate finds wrong with a table's figures, each with what to do. A figure fails when it lies above
     its threshold by more than three standard errors (GATE_MARGIN noises): the gate holds against a real signal,
     not against chance, so real unseen data passes it on any table, and a small table's wide noise does not fail
-    an honest model (its copies still do: they lie far above). Two standard errors, the noise the figures report,
-    would block about one honest run in forty on a small table (bench/RESULTS.md, "privacy gate noise")."""
+    an honest model (its copies still do: they lie far above). At two standard errors (the noise the figures
+    report) chance alone blocked honest runs on small tables now and then (bench/RESULTS.md, "privacy gate
+    noise")."""
     problems = []
     if gate.max_dcr_excess is not None and _beyond(figures.dcr_excess, gate.max_dcr_excess, figures.dcr_excess_noise):
         problems.append(f"DCR share {figures.dcr_share:.3f} lies {figures.dcr_excess:+.3f} above its floor "
@@ -411,9 +412,8 @@ def _dcr_excess_noise(judged: tuple[_Tally, _Tally], draw_figures: list[tuple[fl
     """Two standard errors of the excess: the share's and the floor's over the units judged (which units the
     pools hold: repeated draws cannot average that away), plus the draws' own spread over their number (which
     training and validation rows each draw judges against). The second term counts part of the first again:
-    over real unseen rows posing as synthetic (bench/privacy_noise.py, 150 replications each of four tables)
-    this is 2.25 to 2.6 standard deviations of the excess, and the gate at a threshold of 0 fails 0 to 2.7% of
-    them; the first term alone was 1.8 to 2.1, failing up to 4.7%."""
+    over real unseen rows posing as synthetic (bench/privacy_noise.py, five tables) this is 2.0 to 2.5 standard
+    deviations of the excess; the first term alone was 1.8 to 2.1."""
     excesses = [share - floor for share, floor in draw_figures]
     spread = float(np.var(excesses, ddof=1)) / len(excesses) if len(excesses) > 1 else 0.0
     return 2.0 * math.sqrt(judged[0].variance() + judged[1].variance() + spread)
