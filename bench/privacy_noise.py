@@ -36,6 +36,7 @@ from synth_assets.stages.stats import compute_stats  # noqa: E402
 from synth_assets.testing import survey_table  # noqa: E402
 
 DEMO = REPO / "data" / "demo"
+DEFAULTS = QualitySpec()  # the gate as a project without a quality section has it
 
 # name: (population, training + validation units, validation share, synthetic units)
 CASES = {
@@ -100,21 +101,20 @@ def with_copies(split_train: dict[str, pd.DataFrame], unseen: dict[str, pd.DataF
 
 
 def replicate(case: str, replication: int, cache: dict, copied: float = 0.0) -> dict:
-    kind, units, share, synthetic = CASES[case]
+    kind, units, share, synthetic_units = CASES[case]
     key = (kind, replication if kind == "survey" else 0)
     if key not in cache:
         cache.clear()
-        cache[key] = population(kind, seed=replication, size=units + synthetic)
+        cache[key] = population(kind, seed=replication, size=units + synthetic_units)
     rng = np.random.default_rng([17, replication])
-    frames, unseen = draw(cache[key], units, synthetic, rng)
+    frames, unseen = draw(cache[key], units, synthetic_units, rng)
     spec, table = spec_of(kind, share, replication)
     split = split_tables(spec, frames)
     stats = compute_stats(spec, split.train, dataset=case, hints={})
     synthetic = with_copies(split.train, unseen, copied, rng)
     figures = evaluate_privacy(stats, table, split.train, split.validation, synthetic, seed=replication)
-    defaults = QualitySpec()  # the gate as a project without a quality section has it
-    gate = PrivacyGate(max_dcr_excess=defaults.max_dcr_excess, max_membership_auc=defaults.max_membership_auc)
-    copies = PrivacyGate(max_copy_excess=defaults.max_copy_excess)
+    gate = PrivacyGate(max_dcr_excess=DEFAULTS.max_dcr_excess, max_membership_auc=DEFAULTS.max_membership_auc)
+    copies = PrivacyGate(max_copy_excess=DEFAULTS.max_copy_excess)
     return {"gate_failed": bool(gate_problems(figures, gate)), "copy_gate_failed": bool(gate_problems(figures, copies)),
             "dcr_excess": figures.dcr_excess, "dcr_excess_noise": figures.dcr_excess_noise,
             "membership_auc": figures.membership_auc, "membership_auc_noise": figures.membership_auc_noise,
@@ -134,8 +134,8 @@ def summarise(case: str, rows: list[dict]) -> dict:
         "noise_over_sd": round(float(independent.mean() / df.dcr_excess.std()), 2),
         "beyond_noise": round(float((df.dcr_excess > independent).mean()), 4),
         # the default gate up to 6488226: each figure beyond its threshold by more than two standard errors
-        "gate_fails": round(float(((df.dcr_excess - independent > QualitySpec().max_dcr_excess)
-                                   | (df.membership_auc - df.membership_auc_noise > QualitySpec().max_membership_auc)
+        "gate_fails": round(float(((df.dcr_excess - independent > DEFAULTS.max_dcr_excess)
+                                   | (df.membership_auc - df.membership_auc_noise > DEFAULTS.max_membership_auc)
                                    ).mean()), 4)}
     for figure, centre in (("dcr_excess", 0.0), ("membership_auc", 0.5)):
         noise = df[f"{figure}_noise"]
@@ -144,7 +144,7 @@ def summarise(case: str, rows: list[dict]) -> dict:
             "sd": round(float(df[figure].std()), 4),
             "reported_noise": round(float(noise.mean()), 4),  # meant as two standard deviations
             "noise_over_sd": round(float(noise.mean() / df[figure].std()), 2),
-            "beyond_noise": round(float((df[figure] - centre > noise).mean()), 4),  # gate at threshold 0
+            "beyond_noise": round(float((df[figure] - centre > noise).mean()), 4),  # beyond two standard errors
             "max": round(float(df[figure].max()), 4),
         }
     return out
