@@ -699,7 +699,11 @@ def _stacked(frames: list[pd.DataFrame]) -> pd.DataFrame:
     """Frames one under another, each column's dtype from the frames that hold a value of it (a column all null in
     one step, or missing from its given records, neither turns the rest to objects nor warns)."""
     columns = list(dict.fromkeys(c for frame in frames for c in frame.columns))
-    held = [frame.dropna(axis=1, how="all") for frame in frames]
+    held = []
+    for frame in frames:  # numpy's ints and booleans hold no null: only the other columns are looked at
+        keep = [c for c, values in frame.items()
+                if isinstance(values.dtype, np.dtype) and values.dtype.kind in "iub" or pd.notna(values.to_numpy()).any()]
+        held.append(frame[keep] if len(keep) < frame.shape[1] else frame)
     return pd.concat(held, ignore_index=True).reindex(columns=columns)
 
 
@@ -749,8 +753,9 @@ class _SeenValues:
         self.values = model.encode(pd.DataFrame({name: [0, 1] for name in self.columns})) if self.columns else {}
 
     def add(self, active: np.ndarray, records: pd.DataFrame) -> None:
-        for name, (column, value) in self.columns.items():
-            self.held[name][active] |= (records[column].astype(object) == value).to_numpy(dtype=np.int64)
+        values = {column: records[column].to_numpy(dtype=object) for column, _ in self.columns.values()}
+        for name, (column, value) in self.columns.items():  # each column read once, not once per value
+            self.held[name][active] |= (values[column] == value).astype(np.int64)
 
     def tokens(self, active: np.ndarray) -> dict[str, np.ndarray]:
         return {name: self.values[name][self.held[name][active]] for name in self.columns}
@@ -767,9 +772,15 @@ def _repeat_previous(step: pd.DataFrame, drawn: np.ndarray, number: str, flag: s
 def _put(frame: pd.DataFrame, rows: np.ndarray, values: pd.DataFrame) -> None:
     """`values` into the `rows` (a mask) of `frame`, column by column, each keeping its dtype."""
     for column in values.columns:
+        dtype = frame[column].dtype
+        if isinstance(dtype, np.dtype) and dtype.kind == "f":  # floats (most numbers) stay in numpy: no objects
+            merged = frame[column].to_numpy(copy=True)
+            merged[rows] = pd.to_numeric(values[column]).to_numpy(dtype=float)
+            frame[column] = merged
+            continue
         merged = frame[column].to_numpy(dtype=object).copy()
         merged[rows] = values[column].to_numpy(dtype=object)
-        frame[column] = pd.Series(merged, index=frame.index).astype(frame[column].dtype)
+        frame[column] = pd.Series(merged, index=frame.index).astype(dtype)
 
 
 def _before(step: pd.DataFrame, before: pd.DataFrame, order_by: list[str]) -> np.ndarray:
