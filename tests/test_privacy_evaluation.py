@@ -250,6 +250,26 @@ def test_a_copied_subject_is_its_parent_row_and_all_its_records(panel):
     assert dropped == pytest.approx(np.mean(years.groupby("id").size() == 1), abs=0.03)
 
 
+def test_a_copy_is_a_copy_whatever_dtype_holds_its_numbers(diamonds):
+    """The copies a generator writes come back in its own dtypes: whole numbers as floats, nullable integers,
+    -0.0 for 0.0, None for NaN. Each is still a copy; a number off by a cent is not."""
+    train = diamonds.train["diamonds"]
+    options = dict(max_rows=2_000, draws=1)
+
+    def copy_share(rows: pd.DataFrame) -> float:
+        return diamonds.evaluate("diamonds", {"diamonds": rows}, **options).exact_copy_share
+
+    assert copy_share(train.astype({"price": float, "carat": object})) == 1.0
+    assert copy_share(train.astype({"price": "Int64"})) == 1.0
+    assert copy_share(train.assign(price=train["price"] + 0.01)) == 0.0
+    # training rows with nulls and zeros, copied as None and -0.0
+    held = train.assign(depth=train["depth"].where(train.index % 3 > 0), x=train["x"] * 0.0)
+    written = held.assign(depth=held["depth"].astype(object).where(held["depth"].notna(), None), x=-held["x"])
+    figures = evaluate_privacy(diamonds.stats, "diamonds", {"diamonds": held}, diamonds.validation,
+                               {"diamonds": written}, **options)
+    assert figures.exact_copy_share == 1.0
+
+
 def test_ties_count_half_and_baselines_judge_a_table_of_one_binary_column(panel):
     """Persons hold one modelled column, female: every unseen person ties with a training one and with a holdout
     one. The share sits at 0.5 (a tie counts half), and the exact-copy share at 1, as its baseline does."""

@@ -548,8 +548,18 @@ def _fingerprints(layout: _Layout, units: _Units) -> np.ndarray:
 def _row_hashes(frame: pd.DataFrame, columns: list[ColumnStats]) -> np.ndarray:
     if not columns:
         return np.zeros(len(frame), dtype=np.uint64)
-    text = pd.DataFrame({c.name: _comparable(frame[c.name], c).to_numpy() for c in columns}, index=range(len(frame)))
-    return pd.util.hash_pandas_object(text, index=False).to_numpy()
+    parts = {c.name: _hashable_numbers(frame[c.name]) if c.kind == "numeric" else _comparable(frame[c.name], c).to_numpy()
+             for c in columns}
+    return pd.util.hash_pandas_object(pd.DataFrame(parts, index=range(len(frame))), index=False).to_numpy()
+
+
+def _hashable_numbers(values: pd.Series) -> np.ndarray:
+    """Numbers as the bits of their float64, equal exactly where the numbers are (326 and 326.0 alike, -0.0 and
+    0.0 alike, every null one NaN): what `_comparable` gives, without writing each number as text (most of the
+    exact-copy figures' time on a long history's 40,000 records)."""
+    numbers = pd.to_numeric(values, errors="coerce").to_numpy(dtype=float, na_value=np.nan) + 0.0
+    numbers[np.isnan(numbers)] = np.nan
+    return numbers.view(np.uint64)
 
 
 def _comparable(values: pd.Series, column: ColumnStats) -> pd.Series:
