@@ -753,9 +753,13 @@ class _SeenValues:
         self.values = model.encode(pd.DataFrame({name: [0, 1] for name in self.columns})) if self.columns else {}
 
     def add(self, active: np.ndarray, records: pd.DataFrame) -> None:
+        # each column read once, not once per value; a null (None, NaN, pd.NA from given records) holds no value
         values = {column: records[column].to_numpy(dtype=object) for column, _ in self.columns.values()}
-        for name, (column, value) in self.columns.items():  # each column read once, not once per value
-            self.held[name][active] |= (values[column] == value).astype(np.int64)
+        present = {column: pd.notna(held) for column, held in values.items()}
+        for name, (column, value) in self.columns.items():
+            hit = np.zeros(len(records), dtype=np.int64)
+            hit[present[column]] = values[column][present[column]] == value
+            self.held[name][active] |= hit
 
     def tokens(self, active: np.ndarray) -> dict[str, np.ndarray]:
         return {name: self.values[name][self.held[name][active]] for name in self.columns}

@@ -328,6 +328,11 @@ def test_a_long_history_remembers_which_values_its_subject_held_beyond_its_windo
     out = model.sample(150, seed=1)
     assert two_back_share(out) > 0.9
     assert out.groupby("sid")["state"].nunique().mean() < 2.3  # two states a subject, as in training
+    # given first records in a nullable dtype, one of them null: the values held so far count what is there
+    first = records[records.sid.isin([0, 1])].groupby("sid").head(3).reset_index(drop=True).astype({"state": "string"})
+    first.loc[1, "state"] = pd.NA
+    _, continued = model.sample_records(ctx_data=subjects.head(2), seed_data=first, seed=2)
+    assert continued.groupby("sid").size().min() >= 3 and continued["state"].notna().sum() >= len(continued) - 1
 
 
 def carried_forward(n: int = 400, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
