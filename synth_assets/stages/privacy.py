@@ -557,9 +557,14 @@ def _hashable_numbers(values: pd.Series) -> np.ndarray:
     """Numbers as the bits of their float64, equal exactly where the numbers are (326 and 326.0 alike, -0.0 and
     0.0 alike, every null one NaN): what `_comparable` gives, without writing each number as text (most of the
     exact-copy figures' time on a long history's 40,000 records)."""
-    numbers = pd.to_numeric(values, errors="coerce").to_numpy(dtype=float, na_value=np.nan) + 0.0
+    numbers = _floats(values) + 0.0
     numbers[np.isnan(numbers)] = np.nan
     return numbers.view(np.uint64)
+
+
+def _floats(values: pd.Series) -> np.ndarray:
+    """A number column's values as float64, NaN where null or not a number."""
+    return pd.to_numeric(values, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
 
 
 def _comparable(values: pd.Series, column: ColumnStats) -> pd.Series:
@@ -569,7 +574,7 @@ def _comparable(values: pd.Series, column: ColumnStats) -> pd.Series:
         counts, missing, unit_ns = _date_counts(values, column)
         text = (counts.astype(object) * unit_ns).astype(str)  # Python integers: no overflow at any unit
     elif column.kind == "numeric":
-        numbers = pd.to_numeric(values, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+        numbers = _floats(values)
         text, missing = numbers.astype(str), np.isnan(numbers)
     else:
         text, missing = values.astype(str).to_numpy(dtype=object), values.isna().to_numpy()
