@@ -755,7 +755,7 @@ class _SeenValues:
     def add(self, active: np.ndarray, records: pd.DataFrame) -> None:
         # each column read once, not once per value; a null (None, NaN, pd.NA from given records) holds no value
         values = {column: records[column].to_numpy(dtype=object) for column, _ in self.columns.values()}
-        present = {column: pd.notna(held) for column, held in values.items()}
+        present = {column: pd.notna(column_values) for column, column_values in values.items()}
         for name, (column, value) in self.columns.items():
             hit = np.zeros(len(records), dtype=np.int64)
             hit[present[column]] = values[column][present[column]] == value
